@@ -1,0 +1,50 @@
+# shale — build, test and run targets.
+# Deno is pinned; when `deno` is not on PATH it is installed from npm into
+# .tools/ (ignored by git), never globally.
+DENO_VERSION := 2.9.6
+TOOLS := .tools
+LOCAL_DENO := $(TOOLS)/node_modules/.bin/deno
+DENO := $(shell command -v deno 2>/dev/null || echo $(LOCAL_DENO))
+export DENO_NO_UPDATE_CHECK := 1
+
+.PHONY: setup test ci fmt lint check unit run build bench bench-http bench-large crash-test fuzz soak clean
+
+setup: $(DENO)
+
+$(LOCAL_DENO):
+	mkdir -p $(TOOLS)
+	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund deno@$(DENO_VERSION)
+	$(LOCAL_DENO) --version
+
+fmt: setup
+	$(DENO) fmt
+
+lint: setup
+	$(DENO) lint
+
+check: setup
+	$(DENO) task check
+
+unit: setup
+	$(DENO) task test
+
+# The README's test command: formatting, lint, types, then every test.
+test: setup
+	$(DENO) fmt --check
+	$(DENO) lint
+	$(DENO) task check
+	$(DENO) task test
+
+ci: test
+
+run: setup
+	$(DENO) task start
+
+build: setup
+	$(DENO) task compile
+
+bench: setup
+	$(DENO) task bench
+
+clean:
+	rm -rf dist data bench/out

@@ -1,0 +1,232 @@
+/**
+ * Byte coding shared by every on-disk format: LEB128 varints, fixed-width
+ * little-endian integers, byte comparison. A leaf module: imports nothing.
+ *
+ * Numbers up to 2^53 are handled as JS numbers (seqnos, offsets, expiry
+ * times all stay below that), so no BigInt on hot paths.
+ *
+ * @module
+ */
+
+/** Compares two byte strings in unsigned lexicographic order. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    const d = a[i] - b[i];
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+/** True when the two byte strings are equal. */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** True when `key` starts with `prefix`. */
+export function hasPrefix(key: Uint8Array, prefix: Uint8Array): boolean {
+  if (key.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) {
+    if (key[i] !== prefix[i]) return false;
+  }
+  return true;
+}
+
+/**
+ * The smallest key greater than every key with this prefix, or undefined when
+ * there is none (the prefix is empty or all 0xFF).
+ */
+export function prefixEnd(prefix: Uint8Array): Uint8Array | undefined {
+  let i = prefix.length - 1;
+  while (i >= 0 && prefix[i] === 0xff) i--;
+  if (i < 0) return undefined;
+  const end = prefix.slice(0, i + 1);
+  end[i]++;
+  return end;
+}
+
+/** Number of bytes the varint encoding of `v` takes. */
+export function varintLength(v: number): number {
+  let n = 1;
+  while (v >= 0x80) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+/** A growable byte buffer with append helpers; `finish()` returns the bytes. */
+export class ByteWriter {
+  buf: Uint8Array;
+  pos = 0;
+  private view: DataView;
+
+  constructor(initial = 256) {
+    this.buf = new Uint8Array(initial);
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  /** Makes room for `n` more bytes. */
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = v;
+  }
+
+  u32(v: number): void {
+    this.ensure(4);
+    this.view.setUint32(this.pos, v, true);
+    this.pos += 4;
+  }
+
+  /** Writes a non-negative integer below 2^53 as 8 little-endian bytes. */
+  u64(v: number): void {
+    this.ensure(8);
+    this.view.setUint32(this.pos, v % 0x100000000, true);
+    this.view.setUint32(this.pos + 4, Math.floor(v / 0x100000000), true);
+    this.pos += 8;
+  }
+
+  varint(v: number): void {
+    this.ensure(10);
+    while (v >= 0x80) {
+      this.buf[this.pos++] = (v % 128) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    this.buf[this.pos++] = v;
+  }
+
+  bytes(b: Uint8Array): void {
+    this.ensure(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  /** A varint length followed by the bytes. */
+  lengthPrefixed(b: Uint8Array): void {
+    this.varint(b.length);
+    this.bytes(b);
+  }
+
+  /** Drops everything written so far, keeping the allocation. */
+  reset(): void {
+    this.pos = 0;
+  }
+
+  /** The bytes written so far (a view, valid until the next write). */
+  view_(): Uint8Array {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  /** A copy of the bytes written so far. */
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.pos);
+  }
+}
+
+/**
+ * A cursor over bytes. Every read checks bounds and throws a RangeError
+ * naming the field; callers turn that into a CorruptionError with file and
+ * offset.
+ */
+export class ByteReader {
+  pos: number;
+  readonly end: number;
+  constructor(readonly buf: Uint8Array, start = 0, end = buf.length) {
+    this.pos = start;
+    this.end = end;
+  }
+
+  get remaining(): number {
+    return this.end - this.pos;
+  }
+
+  private need(n: number, what: string): void {
+    if (this.pos + n > this.end) {
+      throw new RangeError(`${what} runs past the end at offset ${this.pos}`);
+    }
+  }
+
+  u8(what = "byte"): number {
+    this.need(1, what);
+    return this.buf[this.pos++];
+  }
+
+  u32(what = "u32"): number {
+    this.need(4, what);
+    const v = readU32(this.buf, this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  u64(what = "u64"): number {
+    this.need(8, what);
+    const v = readU64(this.buf, this.pos);
+    this.pos += 8;
+    return v;
+  }
+
+  varint(what = "varint"): number {
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 8; i++) {
+      this.need(1, what);
+      const b = this.buf[this.pos++];
+      result += (b & 0x7f) * mul;
+      if (b < 0x80) return result;
+      mul *= 128;
+    }
+    throw new RangeError(
+      `${what} is longer than 8 bytes at offset ${this.pos}`,
+    );
+  }
+
+  /** A view (no copy) of the next `n` bytes. */
+  bytes(n: number, what = "bytes"): Uint8Array {
+    this.need(n, what);
+    const b = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
+
+  lengthPrefixed(what = "length-prefixed bytes"): Uint8Array {
+    const n = this.varint(what + " length");
+    return this.bytes(n, what);
+  }
+}
+
+/** Reads a little-endian u32. */
+export function readU32(b: Uint8Array, off: number): number {
+  return (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) |
+    (b[off + 3] << 24)) >>> 0;
+}
+
+/** Writes a little-endian u32. */
+export function writeU32(b: Uint8Array, off: number, v: number): void {
+  b[off] = v & 0xff;
+  b[off + 1] = (v >>> 8) & 0xff;
+  b[off + 2] = (v >>> 16) & 0xff;
+  b[off + 3] = (v >>> 24) & 0xff;
+}
+
+/** Reads a little-endian u64 that is known to stay below 2^53. */
+export function readU64(b: Uint8Array, off: number): number {
+  return readU32(b, off) + readU32(b, off + 4) * 0x100000000;
+}
+
+/** Writes a non-negative integer below 2^53 as a little-endian u64. */
+export function writeU64(b: Uint8Array, off: number, v: number): void {
+  writeU32(b, off, v % 0x100000000);
+  writeU32(b, off + 4, Math.floor(v / 0x100000000));
+}

@@ -1,0 +1,113 @@
+/**
+ * Error classes for shale. Every error the engine throws on purpose is a
+ * {@link ShaleError} with a snake_case `code`, so the HTTP layer can map codes
+ * to statuses in one table and pass the code straight into its JSON body.
+ *
+ * @module
+ */
+
+/** Every code a {@link ShaleError} can carry. */
+export type ErrorCode =
+  | "invalid_argument"
+  | "key_too_long"
+  | "value_too_large"
+  | "precondition_failed"
+  | "corruption"
+  | "closed"
+  | "read_only"
+  | "disk_full"
+  | "locked"
+  | "io_error";
+
+/** Base class of every error shale raises deliberately. */
+export class ShaleError extends Error {
+  /** A stable, machine-readable snake_case code. */
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Input the caller should not have sent (bad sizes, bad options). */
+export class InvalidArgumentError extends ShaleError {
+  constructor(
+    message: string,
+    code: "invalid_argument" | "key_too_long" | "value_too_large" =
+      "invalid_argument",
+  ) {
+    super(code, message);
+  }
+}
+
+/** A conditional write whose expected version did not match. */
+export class PreconditionFailedError extends ShaleError {
+  /** Index of the first failing condition inside a batch (0 for a single op). */
+  readonly index: number;
+  constructor(message: string, index = 0) {
+    super("precondition_failed", message);
+    this.index = index;
+  }
+}
+
+/** Stored bytes failed a checksum or a structural check. Names file and offset. */
+export class CorruptionError extends ShaleError {
+  readonly file: string;
+  readonly offset: number;
+  constructor(file: string, offset: number, what: string) {
+    super("corruption", `${what} (file ${file}, offset ${offset})`);
+    this.file = file;
+    this.offset = offset;
+  }
+}
+
+/** The database was closed. */
+export class ClosedError extends ShaleError {
+  constructor() {
+    super("closed", "database is closed");
+  }
+}
+
+/** Writes are refused: a previous write or fsync failed, see `reason`. */
+export class ReadOnlyError extends ShaleError {
+  constructor(reason: string, options?: ErrorOptions) {
+    super("read_only", `database is read-only: ${reason}`, options);
+  }
+}
+
+/** The disk (or quota) is full; nothing was written. */
+export class DiskFullError extends ShaleError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("disk_full", message, options);
+  }
+}
+
+/** Another process holds the data directory's lock. */
+export class LockedError extends ShaleError {
+  constructor(dir: string) {
+    super(
+      "locked",
+      `data directory ${dir} is locked by another process (LOCK file held)`,
+    );
+  }
+}
+
+/** Returns true when an OS error means "no space left on device" or quota exceeded. */
+export function isDiskFull(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: string }).code;
+  return code === "ENOSPC" || code === "EDQUOT" ||
+    /No space left on device|os error 28|Disk quota exceeded|os error 122/i
+      .test(err.message);
+}
+
+/** Wraps an OS error from a write path in the matching ShaleError. */
+export function wrapIoError(err: unknown, what: string): ShaleError {
+  if (err instanceof ShaleError) return err;
+  const msg = err instanceof Error ? err.message : String(err);
+  if (isDiskFull(err)) {
+    return new DiskFullError(`${what}: disk full (${msg})`, { cause: err });
+  }
+  return new ShaleError("io_error", `${what}: ${msg}`, { cause: err });
+}

@@ -1,0 +1,340 @@
+/**
+ * The one module through which shale touches files. Everything else takes a
+ * {@link FileSystem}, so tests can swap in {@link FaultyFileSystem} to fail
+ * writes or fsyncs at chosen points, or to simulate a power cut that drops
+ * every byte not yet fsync'd.
+ *
+ * Reads are synchronous positional reads (`node:fs` readSync with a
+ * position): a page-cache hit costs a few microseconds, an order of
+ * magnitude less than any async read. Deno implements them as seek + read on
+ * the shared file position, so a read handle must never be shared with async
+ * reads or with another thread.
+ *
+ * @module
+ */
+import * as nodeFs from "node:fs";
+import { LockedError, wrapIoError } from "./errors.ts";
+
+/** A file opened for appending (WAL, manifest, table being written). */
+export interface WritableFile {
+  readonly path: string;
+  /** Bytes written so far (the append position). */
+  readonly size: number;
+  /** Appends all of `data` (synchronously: it goes to the page cache). */
+  append(data: Uint8Array): void;
+  /** fdatasync: durable once this resolves. Runs off the event loop. */
+  sync(): Promise<void>;
+  close(): void;
+}
+
+/** A file opened for synchronous positional reads. */
+export interface ReadableFile {
+  readonly path: string;
+  readonly size: number;
+  /** Reads exactly `len` bytes at `pos` into a new buffer, or fewer at end of file. */
+  readAt(pos: number, len: number): Uint8Array;
+  close(): void;
+}
+
+/** A held lock on a data directory. */
+export interface DirLock {
+  release(): void;
+}
+
+/** File operations used by the engine. Paths are absolute or relative to cwd. */
+export interface FileSystem {
+  /** Creates (truncating) or opens a file for appending. */
+  openWritable(path: string, opts?: { truncate?: boolean }): WritableFile;
+  openReadable(path: string): ReadableFile;
+  readFile(path: string): Uint8Array;
+  exists(path: string): boolean;
+  size(path: string): number;
+  /** Truncates a file to `len` bytes and syncs it. */
+  truncate(path: string, len: number): Promise<void>;
+  rename(from: string, to: string): void;
+  remove(path: string): void;
+  readDir(dir: string): string[];
+  mkdirp(dir: string): void;
+  /** fsyncs a directory so renames and creations in it are durable. */
+  syncDir(dir: string): Promise<void>;
+  /** Takes an exclusive, non-blocking lock; throws LockedError when held elsewhere. */
+  lock(path: string): DirLock;
+}
+
+class RealWritable implements WritableFile {
+  #file: Deno.FsFile;
+  size: number;
+  constructor(readonly path: string, file: Deno.FsFile, size: number) {
+    this.#file = file;
+    this.size = size;
+  }
+  append(data: Uint8Array): void {
+    let off = 0;
+    try {
+      while (off < data.length) {
+        off += this.#file.writeSync(data.subarray(off));
+      }
+    } catch (err) {
+      // A partial append leaves torn bytes; the caller treats the store as
+      // failed, and replay truncates the torn tail.
+      this.size += off;
+      throw wrapIoError(err, `append to ${this.path}`);
+    }
+    this.size += data.length;
+  }
+  async sync(): Promise<void> {
+    try {
+      await this.#file.syncData();
+    } catch (err) {
+      throw wrapIoError(err, `fdatasync ${this.path}`);
+    }
+  }
+  close(): void {
+    try {
+      this.#file.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+class RealReadable implements ReadableFile {
+  #fd: number;
+  constructor(readonly path: string, fd: number, readonly size: number) {
+    this.#fd = fd;
+  }
+  readAt(pos: number, len: number): Uint8Array {
+    const buf = new Uint8Array(len);
+    let got = 0;
+    while (got < len) {
+      const n = nodeFs.readSync(this.#fd, buf, got, len - got, pos + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got === len ? buf : buf.subarray(0, got);
+  }
+  close(): void {
+    try {
+      nodeFs.closeSync(this.#fd);
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/** The real file system. */
+export class RealFileSystem implements FileSystem {
+  openWritable(path: string, opts?: { truncate?: boolean }): WritableFile {
+    try {
+      const file = Deno.openSync(path, {
+        write: true,
+        create: true,
+        truncate: opts?.truncate ?? false,
+        append: !(opts?.truncate ?? false),
+      });
+      const size = file.statSync().size;
+      return new RealWritable(path, file, size);
+    } catch (err) {
+      throw wrapIoError(err, `open ${path} for writing`);
+    }
+  }
+  openReadable(path: string): ReadableFile {
+    const fd = nodeFs.openSync(path, "r");
+    const size = nodeFs.fstatSync(fd).size;
+    return new RealReadable(path, fd, size);
+  }
+  readFile(path: string): Uint8Array {
+    return Deno.readFileSync(path);
+  }
+  exists(path: string): boolean {
+    try {
+      Deno.statSync(path);
+      return true;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return false;
+      throw err;
+    }
+  }
+  size(path: string): number {
+    return Deno.statSync(path).size;
+  }
+  async truncate(path: string, len: number): Promise<void> {
+    const f = await Deno.open(path, { write: true });
+    try {
+      await f.truncate(len);
+      await f.syncData();
+    } finally {
+      f.close();
+    }
+  }
+  rename(from: string, to: string): void {
+    Deno.renameSync(from, to);
+  }
+  remove(path: string): void {
+    try {
+      Deno.removeSync(path);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  readDir(dir: string): string[] {
+    return [...Deno.readDirSync(dir)].map((e) => e.name);
+  }
+  mkdirp(dir: string): void {
+    Deno.mkdirSync(dir, { recursive: true });
+  }
+  async syncDir(dir: string): Promise<void> {
+    const f = await Deno.open(dir, { read: true });
+    try {
+      await f.sync();
+    } finally {
+      f.close();
+    }
+  }
+  lock(path: string): DirLock {
+    const file = Deno.openSync(path, { read: true, write: true, create: true });
+    if (!file.tryLockSync(true)) {
+      file.close();
+      throw new LockedError(path.replace(/\/LOCK$/, ""));
+    }
+    return {
+      release() {
+        try {
+          file.unlockSync();
+        } finally {
+          file.close();
+        }
+      },
+    };
+  }
+}
+
+/** The shared real file system. */
+export const realFs: FileSystem = new RealFileSystem();
+
+/** Kinds of operation a fault can be injected into. */
+export type FaultOp = "append" | "sync" | "rename" | "open" | "syncDir";
+
+/**
+ * A file system for tests: delegates to the real one, remembers how many
+ * bytes of each file are known durable, and can
+ * - throw on chosen operations (`failWhen`), e.g. the 3rd fsync of a WAL;
+ * - simulate a power cut (`powerCut()`): every file is cut back to its last
+ *   fsync'd length, files never synced lose all their bytes, and every later
+ *   operation throws, as if the process died with the machine.
+ */
+export class FaultyFileSystem implements FileSystem {
+  #inner: FileSystem;
+  #synced = new Map<string, number>();
+  #dead = false;
+  /** Return an Error to make that operation fail (it is thrown), or undefined. */
+  failWhen: ((op: FaultOp, path: string) => Error | undefined) | undefined;
+
+  constructor(inner: FileSystem = realFs) {
+    this.#inner = inner;
+  }
+
+  #check(op: FaultOp, path: string): void {
+    if (this.#dead) throw new Error("power is off");
+    const err = this.failWhen?.(op, path);
+    if (err) throw err;
+  }
+
+  openWritable(path: string, opts?: { truncate?: boolean }): WritableFile {
+    this.#check("open", path);
+    const inner = this.#inner.openWritable(path, opts);
+    if (opts?.truncate || !this.#synced.has(path)) {
+      // A file we have not seen synced is durable only up to what existed
+      // before this process touched it.
+      this.#synced.set(path, opts?.truncate ? 0 : inner.size);
+    }
+    const fs = this;
+    return {
+      path,
+      get size() {
+        return inner.size;
+      },
+      append(data: Uint8Array) {
+        fs.#check("append", path);
+        inner.append(data);
+      },
+      async sync() {
+        fs.#check("sync", path);
+        const len = inner.size;
+        await inner.sync();
+        fs.#check("sync", path);
+        fs.#synced.set(path, len);
+      },
+      close() {
+        inner.close();
+      },
+    };
+  }
+  openReadable(path: string): ReadableFile {
+    if (this.#dead) throw new Error("power is off");
+    return this.#inner.openReadable(path);
+  }
+  readFile(path: string): Uint8Array {
+    if (this.#dead) throw new Error("power is off");
+    return this.#inner.readFile(path);
+  }
+  exists(path: string): boolean {
+    return this.#inner.exists(path);
+  }
+  size(path: string): number {
+    return this.#inner.size(path);
+  }
+  async truncate(path: string, len: number): Promise<void> {
+    this.#check("sync", path);
+    await this.#inner.truncate(path, len);
+    this.#synced.set(path, len);
+  }
+  rename(from: string, to: string): void {
+    this.#check("rename", from);
+    this.#inner.rename(from, to);
+    const s = this.#synced.get(from);
+    this.#synced.delete(from);
+    if (s !== undefined) this.#synced.set(to, s);
+  }
+  remove(path: string): void {
+    if (this.#dead) throw new Error("power is off");
+    this.#inner.remove(path);
+    this.#synced.delete(path);
+  }
+  readDir(dir: string): string[] {
+    return this.#inner.readDir(dir);
+  }
+  mkdirp(dir: string): void {
+    this.#inner.mkdirp(dir);
+  }
+  async syncDir(dir: string): Promise<void> {
+    this.#check("syncDir", dir);
+    await this.#inner.syncDir(dir);
+  }
+  lock(path: string): DirLock {
+    return this.#inner.lock(path);
+  }
+
+  /** True after {@link powerCut}. */
+  get dead(): boolean {
+    return this.#dead;
+  }
+
+  /**
+   * Simulates losing power now: cuts every tracked file back to its durable
+   * length and fails every later operation. Returns the number of bytes dropped.
+   */
+  async powerCut(): Promise<number> {
+    this.#dead = true;
+    let dropped = 0;
+    for (const [path, len] of this.#synced) {
+      if (!this.#inner.exists(path)) continue;
+      const size = this.#inner.size(path);
+      if (size > len) {
+        dropped += size - len;
+        await this.#inner.truncate(path, len);
+      }
+    }
+    return dropped;
+  }
+}

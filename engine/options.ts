@@ -1,0 +1,117 @@
+/**
+ * Options accepted by `open()`, with their defaults in one place.
+ *
+ * @module
+ */
+import type { FileSystem } from "./fs.ts";
+
+/** How writes reach the disk. */
+export type SyncMode = "always" | "interval" | "none";
+
+/** Options for opening a database. Every field is optional. */
+export interface DbOptions {
+  /**
+   * `always` (default): a write resolves after fdatasync (group commit shares
+   * one fsync between all writes waiting for it). `interval`: fdatasync every
+   * `syncIntervalMs`. `none`: left to the OS.
+   */
+  sync?: SyncMode;
+  /** Period of the `interval` sync mode. Default 100 ms. */
+  syncIntervalMs?: number;
+  /** Memtable size that triggers a flush. Default 8 MiB. */
+  memtableBytes?: number;
+  /** Frozen memtables allowed before writes wait for a flush. Default 2. */
+  maxImmutableMemtables?: number;
+  /** Target size of a data block. Default 4 KiB. */
+  blockSize?: number;
+  /** Bloom filter bits per key (10 gives about 1% false positives). */
+  bloomBitsPerKey?: number;
+  /** Block cache capacity in bytes. Default 64 MiB. */
+  blockCacheBytes?: number;
+  /** Open table files kept at once (LRU). Default 500. */
+  maxOpenTables?: number;
+  /** Largest key accepted. Default (and maximum) 4096 bytes. */
+  maxKeyBytes?: number;
+  /** Largest value accepted. Default 16 MiB. */
+  maxValueBytes?: number;
+  /** Target size of one table file written by compaction. Default 8 MiB. */
+  tableTargetBytes?: number;
+  /** Target size of level 1; each deeper level is 10x. Default 64 MiB. */
+  baseLevelBytes?: number;
+  /** L0 table count that triggers compaction. Default 4. */
+  l0CompactionTrigger?: number;
+  /** L0 table count at which writes are delayed. Default 8. */
+  l0SlowdownTrigger?: number;
+  /** L0 table count at which writes wait for compaction. Default 12. */
+  l0StopTrigger?: number;
+  /**
+   * Where flushes and compactions run: `worker` (default, a Web Worker on
+   * another core) or `inline` (on the calling thread; tests use it with a
+   * fault-injecting file system).
+   */
+  background?: "worker" | "inline";
+  /** Skip corrupt WAL records in the middle of a log instead of failing. */
+  salvage?: boolean;
+  /** Clock for expiry, ms since the epoch. Default Date.now. */
+  clock?: () => number;
+  /** File system; tests inject a faulty one. */
+  fs?: FileSystem;
+}
+
+/** DbOptions with every default filled in. */
+export type ResolvedOptions = Required<Omit<DbOptions, "fs">> & {
+  fs: FileSystem | undefined;
+};
+
+/** Hard ceiling on key size, whatever the options say. */
+export const MAX_KEY_BYTES = 4096;
+
+/** Fills in defaults and validates ranges. */
+export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
+  const r: ResolvedOptions = {
+    sync: o.sync ?? "always",
+    syncIntervalMs: o.syncIntervalMs ?? 100,
+    memtableBytes: o.memtableBytes ?? 8 << 20,
+    maxImmutableMemtables: o.maxImmutableMemtables ?? 2,
+    blockSize: o.blockSize ?? 4096,
+    bloomBitsPerKey: o.bloomBitsPerKey ?? 10,
+    blockCacheBytes: o.blockCacheBytes ?? 64 << 20,
+    maxOpenTables: o.maxOpenTables ?? 500,
+    maxKeyBytes: o.maxKeyBytes ?? MAX_KEY_BYTES,
+    maxValueBytes: o.maxValueBytes ?? 16 << 20,
+    tableTargetBytes: o.tableTargetBytes ?? 8 << 20,
+    baseLevelBytes: o.baseLevelBytes ?? 64 << 20,
+    l0CompactionTrigger: o.l0CompactionTrigger ?? 4,
+    l0SlowdownTrigger: o.l0SlowdownTrigger ?? 8,
+    l0StopTrigger: o.l0StopTrigger ?? 12,
+    background: o.background ?? "worker",
+    salvage: o.salvage ?? false,
+    clock: o.clock ?? Date.now,
+    fs: o.fs,
+  };
+  if (!["always", "interval", "none"].includes(r.sync)) {
+    throw new RangeError(
+      `sync must be always, interval or none, got ${r.sync}`,
+    );
+  }
+  if (r.maxKeyBytes < 1 || r.maxKeyBytes > MAX_KEY_BYTES) {
+    throw new RangeError(`maxKeyBytes must be 1..${MAX_KEY_BYTES}`);
+  }
+  for (
+    const k of [
+      "memtableBytes",
+      "blockSize",
+      "blockCacheBytes",
+      "maxOpenTables",
+      "tableTargetBytes",
+      "baseLevelBytes",
+      "l0CompactionTrigger",
+      "syncIntervalMs",
+    ] as const
+  ) {
+    if (!(Number.isFinite(r[k]) && r[k] > 0)) {
+      throw new RangeError(`${k} must be a positive number`);
+    }
+  }
+  return r;
+}
