@@ -248,22 +248,23 @@ export class FaultyFileSystem implements FileSystem {
       // before this process touched it.
       this.#synced.set(path, opts?.truncate ? 0 : inner.size);
     }
-    const fs = this;
+    const check = (op: FaultOp) => this.#check(op, path);
+    const synced = this.#synced;
     return {
       path,
       get size() {
         return inner.size;
       },
       append(data: Uint8Array) {
-        fs.#check("append", path);
+        check("append");
         inner.append(data);
       },
       async sync() {
-        fs.#check("sync", path);
+        check("sync");
         const len = inner.size;
         await inner.sync();
-        fs.#check("sync", path);
-        fs.#synced.set(path, len);
+        check("sync");
+        synced.set(path, len);
       },
       close() {
         inner.close();
