@@ -1,7 +1,37 @@
 /**
  * shale: a persistent key/value store built on a log-structured merge tree.
  *
+ * ```ts
+ * import { open } from "./mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * const db = await open(dir, { background: "inline" });
+ * const enc = new TextEncoder();
+ * await db.put(enc.encode("hello"), enc.encode("world"));
+ * console.log(new TextDecoder().decode(db.get(enc.encode("hello"))!.value));
+ * await db.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
  * @module
  */
+export { Db, open } from "./engine/db.ts";
+export type {
+  BatchOp,
+  PutOptions,
+  ReadResult,
+  RecoveryInfo,
+  ScanItem,
+  ScanOptions,
+  Snapshot,
+} from "./engine/db.ts";
 export * from "./engine/errors.ts";
 export type { DbOptions, SyncMode } from "./engine/options.ts";
+export {
+  ENCODING_RAW,
+  ENCODING_U64LE,
+  ENCODING_V8,
+  KIND_DELETE,
+  KIND_PUT,
+} from "./engine/entry.ts";
+export { FaultyFileSystem, realFs } from "./engine/fs.ts";
+export type { FileSystem } from "./engine/fs.ts";

@@ -1,0 +1,96 @@
+/**
+ * Where background jobs run. `WorkerRunner` posts each job to a Web Worker
+ * (engine/worker.ts) so table building never blocks the event loop;
+ * `InlineRunner` runs the same code on the calling thread through the
+ * caller's file system, which lets tests inject faults into flushes.
+ *
+ * @module
+ */
+import type { ErrorCode } from "./errors.ts";
+import { CorruptionError, ShaleError } from "./errors.ts";
+import type { FileSystem } from "./fs.ts";
+import type { Job, JobResult } from "./jobs.ts";
+import { runJob } from "./jobs.ts";
+
+/** Runs jobs one at a time, in order. */
+export interface JobRunner {
+  run(job: Job): Promise<JobResult>;
+  close(): void;
+}
+
+/** Runs jobs on the calling thread. */
+export class InlineRunner implements JobRunner {
+  constructor(readonly fs: FileSystem) {}
+  run(job: Job): Promise<JobResult> {
+    return runJob(this.fs, job);
+  }
+  close(): void {}
+}
+
+/** An error as it crosses the worker boundary. */
+export interface WireError {
+  code?: ErrorCode;
+  message: string;
+  file?: string;
+  offset?: number;
+}
+
+/** Rebuilds a typed error from the worker's description. */
+export function errorFromWire(e: WireError): Error {
+  if (e.code === "corruption" && e.file !== undefined) {
+    const err = new CorruptionError(e.file, e.offset ?? 0, "");
+    err.message = e.message;
+    return err;
+  }
+  if (e.code) return new ShaleError(e.code, e.message);
+  return new Error(e.message);
+}
+
+/** Runs jobs in a dedicated Web Worker, one at a time. */
+export class WorkerRunner implements JobRunner {
+  #worker: Worker;
+  #nextId = 1;
+  #waiting = new Map<
+    number,
+    { resolve: (r: JobResult) => void; reject: (e: Error) => void }
+  >();
+
+  constructor() {
+    this.#worker = new Worker(new URL("./worker.ts", import.meta.url).href, {
+      type: "module",
+    });
+    this.#worker.onmessage = (ev: MessageEvent) => {
+      const msg = ev.data as {
+        id: number;
+        result?: JobResult;
+        error?: WireError;
+      };
+      const w = this.#waiting.get(msg.id);
+      if (!w) return;
+      this.#waiting.delete(msg.id);
+      if (msg.error) w.reject(errorFromWire(msg.error));
+      else w.resolve(msg.result!);
+    };
+    this.#worker.onerror = (ev: ErrorEvent) => {
+      ev.preventDefault();
+      const err = new Error(`background worker failed: ${ev.message}`);
+      for (const w of this.#waiting.values()) w.reject(err);
+      this.#waiting.clear();
+    };
+  }
+
+  run(job: Job): Promise<JobResult> {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject });
+      this.#worker.postMessage({ id, job });
+    });
+  }
+
+  close(): void {
+    this.#worker.terminate();
+    const err = new Error("background worker closed");
+    for (const w of this.#waiting.values()) w.reject(err);
+    this.#waiting.clear();
+  }
+}

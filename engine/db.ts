@@ -1,0 +1,1032 @@
+/**
+ * The database: open and recover, the write path with group commit, reads at
+ * a snapshot, scans, memtable flushes, and close.
+ *
+ * Threads: everything here runs on the main thread. Reads are synchronous
+ * (memtables, then tables through synchronous positional reads). Table
+ * building runs in a background worker; the main thread only installs its
+ * result with one manifest edit.
+ *
+ * Write path (see ../shared/DESIGN.md): validate and check conditions
+ * against every accepted write (including those still waiting for fsync) →
+ * assign a seqno and append the WAL record to an in-memory buffer → the
+ * commit loop writes everything buffered with one write and one fdatasync →
+ * apply to the memtable → resolve. Nothing becomes visible before it is
+ * durable in the chosen sync mode.
+ *
+ * @module
+ */
+import type { JobRunner } from "./background.ts";
+import { InlineRunner, WorkerRunner } from "./background.ts";
+import { ByteWriter, compareBytes, prefixEnd } from "./coding.ts";
+import { BlockCache } from "./cache.ts";
+import type { Entry, EntryIterator } from "./entry.ts";
+import { isLive, KIND_DELETE, KIND_PUT, MAX_SEQ } from "./entry.ts";
+import {
+  ClosedError,
+  InvalidArgumentError,
+  PreconditionFailedError,
+  ReadOnlyError,
+  ShaleError,
+  wrapIoError,
+} from "./errors.ts";
+import type { FileSystem, WritableFile } from "./fs.ts";
+import { realFs } from "./fs.ts";
+import type { ScanItem } from "./iterator.ts";
+import { LevelIterator, MergingIterator, visibleEntries } from "./iterator.ts";
+import type { FlushResult, TableSettings } from "./jobs.ts";
+import type { ManifestState, TableMeta, VersionEdit } from "./manifest.ts";
+import {
+  applyEdit,
+  emptyState,
+  ManifestWriter,
+  NUM_LEVELS,
+  readManifest,
+} from "./manifest.ts";
+import { Memtable } from "./memtable.ts";
+import type { DbOptions, ResolvedOptions } from "./options.ts";
+import { resolveOptions } from "./options.ts";
+import { TableCache } from "./table_cache.ts";
+import type { TableProps } from "./sstable/writer.ts";
+import type { Version } from "./version.ts";
+import {
+  compareL0,
+  findTableIndex,
+  overlaps,
+  Version as VersionClass,
+  versionFromState,
+  VersionSet,
+} from "./version.ts";
+import {
+  createLog,
+  encodeBatch,
+  frameRecord,
+  readWalEntries,
+  RECORD_BATCH,
+  WAL_MAGIC,
+} from "./wal.ts";
+
+export type { ScanItem } from "./iterator.ts";
+
+/** A key's newest visible value. `version` is the seqno of its last write. */
+export interface ReadResult {
+  value: Uint8Array;
+  version: number;
+  encoding: number;
+  /** ms since the epoch, 0 for never. */
+  expiresAt: number;
+}
+
+/** A point in time that reads can be made at; release it when done. */
+export interface Snapshot {
+  readonly seq: number;
+  release(): void;
+}
+
+/** Range and direction of a scan. `prefix` combines with start/end. */
+export interface ScanOptions {
+  /** Inclusive lower bound. */
+  start?: Uint8Array;
+  /** Exclusive upper bound. */
+  end?: Uint8Array;
+  prefix?: Uint8Array;
+  reverse?: boolean;
+  limit?: number;
+  snapshot?: Snapshot;
+}
+
+/**
+ * One operation of an atomic batch. `ifVersion`: a number means the key's
+ * current version must equal it; null means the key must not exist.
+ */
+export type BatchOp =
+  | {
+    type: "put";
+    key: Uint8Array;
+    value: Uint8Array;
+    expiresAt?: number;
+    encoding?: number;
+    ifVersion?: number | null;
+  }
+  | { type: "delete"; key: Uint8Array; ifVersion?: number | null }
+  | { type: "check"; key: Uint8Array; ifVersion: number | null };
+
+/** Options of a single put. */
+export interface PutOptions {
+  expiresAt?: number;
+  encoding?: number;
+  ifVersion?: number | null;
+}
+
+/** What recovery found and did. */
+export interface RecoveryInfo {
+  ms: number;
+  walFiles: number;
+  walRecords: number;
+  tornTails: { file: string; offset: number; bytes: number; reason: string }[];
+  skipped: { file: string; offset: number; reason: string }[];
+  removedFiles: string[];
+}
+
+interface PendingWrite {
+  seq: number;
+  entries: Entry[];
+  resolve: (seq: number) => void;
+  reject: (err: Error) => void;
+}
+
+interface Immutable {
+  mem: Memtable;
+  walNumbers: number[];
+}
+
+function fileName(n: number, ext: string): string {
+  return `${String(n).padStart(6, "0")}.${ext}`;
+}
+
+/** Binary-string form of a key, for Map lookups of in-flight writes. */
+function keyId(key: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < key.length; i++) s += String.fromCharCode(key[i]);
+  return s;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Opens (creating if needed) the database in `dir`. */
+export function open(dir: string, options?: DbOptions): Promise<Db> {
+  return Db.open(dir, options);
+}
+
+/**
+ * A shale database. Create one with {@link open}.
+ */
+export class Db {
+  readonly dir: string;
+  readonly options: ResolvedOptions;
+  #fs: FileSystem;
+  #lock: { release(): void };
+  #closed = false;
+  #failure: ShaleError | undefined;
+
+  #mem = new Memtable();
+  #imm: Immutable[] = []; // newest first
+  #wal!: WritableFile;
+  #walNumber = 0;
+  #walBuf = new ByteWriter(64 * 1024);
+  #queue: PendingWrite[] = [];
+  #committing = false;
+  #commitDone: Promise<void> = Promise.resolve();
+  #inflight = new Map<string, { seq: number; live: boolean }>();
+  #walDirty = false;
+  #intervalTimer: number | undefined;
+
+  #lastSeq = 0;
+  #visibleSeq = 0;
+  #nextFile = 1;
+  #snapshots = new Map<number, number>();
+
+  #state: ManifestState;
+  #manifest!: ManifestWriter;
+  #manifestChain: Promise<void> = Promise.resolve();
+  #versions: VersionSet;
+  #tables: TableCache;
+  #blockCache: BlockCache;
+  #flushRunner: JobRunner;
+  #flushing: Promise<void> | undefined;
+  #stallWaiters: (() => void)[] = [];
+
+  recovery: RecoveryInfo = {
+    ms: 0,
+    walFiles: 0,
+    walRecords: 0,
+    tornTails: [],
+    skipped: [],
+    removedFiles: [],
+  };
+  #counters = {
+    puts: 0,
+    deletes: 0,
+    batches: 0,
+    gets: 0,
+    scans: 0,
+    writeGroups: 0,
+    walSyncs: 0,
+    walBytes: 0,
+    flushes: 0,
+    flushBytes: 0,
+    stalls: 0,
+    stallMs: 0,
+    preconditionFailures: 0,
+  };
+
+  private constructor(
+    dir: string,
+    options: ResolvedOptions,
+    fs: FileSystem,
+    lock: { release(): void },
+    state: ManifestState,
+  ) {
+    this.dir = dir;
+    this.options = options;
+    this.#fs = fs;
+    this.#lock = lock;
+    this.#state = state;
+    this.#blockCache = new BlockCache(options.blockCacheBytes);
+    this.#tables = new TableCache(
+      fs,
+      dir,
+      this.#blockCache,
+      options.maxOpenTables,
+    );
+    this.#versions = new VersionSet(versionFromState(state));
+    this.#versions.onObsolete = (n) => this.#deleteTable(n);
+    this.#flushRunner = options.background === "inline"
+      ? new InlineRunner(fs)
+      : new WorkerRunner();
+  }
+
+  /** Opens (creating if needed) the database in `dir`. */
+  static async open(dir: string, options?: DbOptions): Promise<Db> {
+    const started = performance.now();
+    const opts = resolveOptions(options);
+    const fs = opts.fs ?? realFs;
+    fs.mkdirp(dir);
+    const lock = fs.lock(`${dir}/LOCK`);
+    let db: Db | undefined;
+    try {
+      const found = readManifest(fs, dir);
+      const state = found?.state ?? emptyState();
+      db = new Db(dir, opts, fs, lock, state);
+      await db.#recover(found?.manifestFile);
+      db.recovery.ms = performance.now() - started;
+      return db;
+    } catch (err) {
+      if (db) db.#abandon();
+      else lock.release();
+      throw err;
+    }
+  }
+
+  async #recover(oldManifest: string | undefined): Promise<void> {
+    const fs = this.#fs;
+    const names = fs.readDir(this.dir);
+    let maxNumber = 0;
+    const logs: number[] = [];
+    for (const name of names) {
+      const m = /^(\d{6,})\.(log|sst)$/.exec(name);
+      if (!m) continue;
+      const n = Number(m[1]);
+      maxNumber = Math.max(maxNumber, n);
+      if (m[2] === "log" && n >= this.#state.logNumber) logs.push(n);
+    }
+    const mf = oldManifest ? Number(oldManifest.slice(9)) : 0;
+    this.#nextFile = Math.max(
+      this.#state.nextFileNumber,
+      maxNumber + 1,
+      mf + 1,
+    );
+    this.#lastSeq = this.#state.lastSeq;
+    logs.sort((a, b) => a - b);
+
+    // Replay every WAL segment the manifest does not cover, oldest first,
+    // into one memtable that will be flushed in the background.
+    const replayed = new Memtable();
+    const replayedLogs: number[] = [];
+    for (const n of logs) {
+      const path = `${this.dir}/${fileName(n, "log")}`;
+      const { entries, log } = readWalEntries(fs, path, {
+        salvage: this.options.salvage,
+      });
+      this.recovery.walFiles++;
+      this.recovery.walRecords += log.records.length;
+      for (const s of log.skipped) {
+        this.recovery.skipped.push({ file: path, ...s });
+      }
+      if (log.tornTail) {
+        // Never acknowledged: a write is acknowledged only after its
+        // record (and everything before it) was fdatasync'd.
+        this.recovery.tornTails.push({ file: path, ...log.tornTail });
+        await fs.truncate(path, log.validEnd);
+      }
+      for (const e of entries) {
+        replayed.add(e);
+        if (e.seq > this.#lastSeq) this.#lastSeq = e.seq;
+      }
+      replayedLogs.push(n);
+    }
+    this.#visibleSeq = this.#lastSeq;
+
+    const firstLive = replayed.count > 0 ? replayedLogs : [];
+    if (replayed.count > 0) {
+      this.#imm.push({ mem: replayed, walNumbers: firstLive });
+    }
+    this.#walNumber = this.#nextFile++;
+    this.#wal = await createLog(
+      fs,
+      `${this.dir}/${fileName(this.#walNumber, "log")}`,
+      WAL_MAGIC,
+    );
+    this.#state.logNumber = firstLive.length > 0
+      ? firstLive[0]
+      : this.#walNumber;
+    this.#state.lastSeq = this.#lastSeq;
+    const manifestNumber = this.#nextFile++;
+    this.#state.nextFileNumber = this.#nextFile;
+    this.#manifest = await ManifestWriter.create(
+      fs,
+      this.dir,
+      manifestNumber,
+      this.#state,
+    );
+    this.#removeUnreferenced(new Set(firstLive));
+    this.#startIntervalSync();
+    this.#maybeScheduleFlush();
+  }
+
+  /** Deletes files the new manifest does not reference (crash leftovers). */
+  #removeUnreferenced(liveLogs: Set<number>): void {
+    const live = new Set<number>();
+    for (const level of this.#state.levels) {
+      for (const n of level.keys()) live.add(n);
+    }
+    for (const name of this.#fs.readDir(this.dir)) {
+      let remove = false;
+      const m = /^(\d{6,})\.(log|sst)$/.exec(name);
+      if (m) {
+        const n = Number(m[1]);
+        remove = m[2] === "sst"
+          ? !live.has(n)
+          : n !== this.#walNumber && !liveLogs.has(n);
+      } else if (/^MANIFEST-\d+$/.test(name)) {
+        remove = name !== this.#manifest.name;
+      } else if (name.endsWith(".tmp")) {
+        remove = true;
+      }
+      if (remove) {
+        this.#fs.remove(`${this.dir}/${name}`);
+        this.recovery.removedFiles.push(name);
+      }
+    }
+  }
+
+  #startIntervalSync(): void {
+    if (this.options.sync !== "interval") return;
+    this.#intervalTimer = setInterval(() => {
+      if (!this.#walDirty || this.#failure) return;
+      this.#walDirty = false;
+      this.#wal.sync().then(
+        () => this.#counters.walSyncs++,
+        (err) => this.#fail(wrapIoError(err, "interval WAL sync")),
+      );
+    }, this.options.syncIntervalMs);
+    Deno.unrefTimer(this.#intervalTimer);
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /** Writes `value` under `key`; resolves with the write's version (seqno). */
+  put(key: Uint8Array, value: Uint8Array, opts?: PutOptions): Promise<number> {
+    return this.batch([{
+      type: "put",
+      key,
+      value,
+      expiresAt: opts?.expiresAt,
+      encoding: opts?.encoding,
+      ifVersion: opts?.ifVersion,
+    }]);
+  }
+
+  /** Deletes `key` (a tombstone); resolves with the delete's version. */
+  delete(
+    key: Uint8Array,
+    opts?: { ifVersion?: number | null },
+  ): Promise<number> {
+    return this.batch([{ type: "delete", key, ifVersion: opts?.ifVersion }]);
+  }
+
+  /**
+   * Applies every op atomically with one seqno, or none of them. Conditions
+   * are checked against every earlier accepted write. A batch of checks only
+   * writes nothing and resolves with the current visible seqno.
+   */
+  async batch(ops: readonly BatchOp[]): Promise<number> {
+    this.#checkWritable();
+    const entries = this.#validate(ops);
+    await this.#waitForRoom();
+    this.#checkWritable();
+    this.#checkConditions(ops);
+    if (entries.length === 0) return this.#visibleSeq;
+    return this.#enqueue(entries, ops.length > 1);
+  }
+
+  #validate(ops: readonly BatchOp[]): Entry[] {
+    if (!Array.isArray(ops) || ops.length === 0) {
+      throw new InvalidArgumentError("a batch needs at least one op");
+    }
+    const entries: Entry[] = [];
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i];
+      this.#checkKey(op.key);
+      if (op.type === "put") {
+        if (!(op.value instanceof Uint8Array)) {
+          throw new InvalidArgumentError(`op ${i}: value must be bytes`);
+        }
+        if (op.value.length > this.options.maxValueBytes) {
+          throw new InvalidArgumentError(
+            `op ${i}: value of ${op.value.length} bytes exceeds the limit of ${this.options.maxValueBytes}`,
+            "value_too_large",
+          );
+        }
+        const expiresAt = op.expiresAt ?? 0;
+        if (!Number.isSafeInteger(expiresAt) || expiresAt < 0) {
+          throw new InvalidArgumentError(
+            `op ${i}: expiresAt must be a non-negative integer`,
+          );
+        }
+        const encoding = op.encoding ?? 0;
+        if (!Number.isInteger(encoding) || encoding < 0 || encoding > 255) {
+          throw new InvalidArgumentError(`op ${i}: encoding must be 0..255`);
+        }
+        entries.push({
+          key: op.key,
+          seq: 0,
+          kind: KIND_PUT,
+          encoding,
+          expiresAt,
+          value: op.value,
+        });
+      } else if (op.type === "delete") {
+        entries.push({
+          key: op.key,
+          seq: 0,
+          kind: KIND_DELETE,
+          encoding: 0,
+          expiresAt: 0,
+          value: EMPTY,
+        });
+      } else if (op.type !== "check") {
+        throw new InvalidArgumentError(
+          `op ${i}: type must be put, delete or check`,
+        );
+      }
+      const v = op.ifVersion;
+      if (
+        v !== undefined && v !== null && !(Number.isSafeInteger(v) && v >= 0)
+      ) {
+        throw new InvalidArgumentError(
+          `op ${i}: ifVersion must be a version number or null`,
+        );
+      }
+      if (op.type === "check" && v === undefined) {
+        throw new InvalidArgumentError(`op ${i}: a check needs ifVersion`);
+      }
+    }
+    return entries;
+  }
+
+  #checkKey(key: Uint8Array): void {
+    if (!(key instanceof Uint8Array) || key.length === 0) {
+      throw new InvalidArgumentError("key must be 1 or more bytes");
+    }
+    if (key.length > this.options.maxKeyBytes) {
+      throw new InvalidArgumentError(
+        `key of ${key.length} bytes exceeds the limit of ${this.options.maxKeyBytes}`,
+        "key_too_long",
+      );
+    }
+  }
+
+  #checkConditions(ops: readonly BatchOp[]): void {
+    for (let i = 0; i < ops.length; i++) {
+      const want = ops[i].ifVersion;
+      if (want === undefined) continue;
+      const have = this.version(ops[i].key);
+      if (want === null ? have !== null : have !== want) {
+        this.#counters.preconditionFailures++;
+        throw new PreconditionFailedError(
+          want === null
+            ? `op ${i}: key exists (version ${have})`
+            : `op ${i}: expected version ${want}, found ${have ?? "none"}`,
+          i,
+        );
+      }
+    }
+  }
+
+  #checkWritable(): void {
+    if (this.#closed) throw new ClosedError();
+    if (this.#failure) throw this.#failure;
+  }
+
+  #enqueue(entries: Entry[], isBatch: boolean): Promise<number> {
+    const seq = ++this.#lastSeq;
+    for (const e of entries) {
+      e.seq = seq;
+      this.#inflight.set(keyId(e.key), {
+        seq,
+        live: e.kind === KIND_PUT &&
+          (e.expiresAt === 0 || e.expiresAt > this.options.clock()),
+      });
+      if (e.kind === KIND_PUT) this.#counters.puts++;
+      else this.#counters.deletes++;
+    }
+    if (isBatch) this.#counters.batches++;
+    const payload = new ByteWriter(64);
+    encodeBatch(payload, seq, entries);
+    frameRecord(this.#walBuf, RECORD_BATCH, payload.view_());
+    return new Promise<number>((resolve, reject) => {
+      this.#queue.push({ seq, entries, resolve, reject });
+      if (!this.#committing) {
+        this.#committing = true;
+        this.#commitDone = this.#commitLoop();
+      }
+    });
+  }
+
+  /**
+   * Group commit: while writes are queued, take all of them, write their
+   * records with one write and one fdatasync, apply them to the memtable and
+   * resolve them. Writes arriving during the fsync form the next group.
+   */
+  async #commitLoop(): Promise<void> {
+    await Promise.resolve(); // let writes of this tick join the first group
+    try {
+      while (this.#queue.length > 0 && !this.#failure) {
+        if (this.#mem.bytes >= this.options.memtableBytes) {
+          await this.#rotate();
+          if (this.#failure) break;
+        }
+        const group = this.#queue;
+        this.#queue = [];
+        const data = this.#walBuf.finish();
+        this.#walBuf.reset();
+        try {
+          this.#wal.append(data);
+          this.#counters.walBytes += data.length;
+          if (this.options.sync === "always") {
+            await this.#wal.sync();
+            this.#counters.walSyncs++;
+          } else {
+            this.#walDirty = true;
+          }
+        } catch (err) {
+          this.#fail(wrapIoError(err, "WAL write"));
+          for (const w of group) {
+            this.#dropInflight(w), w.reject(this.#failure!);
+          }
+          break;
+        }
+        this.#counters.writeGroups++;
+        for (const w of group) {
+          for (const e of w.entries) this.#mem.add(e);
+          this.#visibleSeq = w.seq;
+          this.#dropInflight(w);
+        }
+        for (const w of group) w.resolve(w.seq);
+      }
+    } finally {
+      if (this.#failure) {
+        for (const w of this.#queue) {
+          this.#dropInflight(w), w.reject(this.#failure);
+        }
+        this.#queue = [];
+        this.#walBuf.reset();
+      }
+      this.#committing = false;
+    }
+  }
+
+  #dropInflight(w: PendingWrite): void {
+    for (const e of w.entries) {
+      const id = keyId(e.key);
+      if (this.#inflight.get(id)?.seq === w.seq) this.#inflight.delete(id);
+    }
+  }
+
+  /** Turns the store read-only after a failed write or fsync. */
+  #fail(err: ShaleError): void {
+    if (this.#failure) return;
+    this.#failure = err.code === "disk_full"
+      ? err
+      : new ReadOnlyError(err.message, { cause: err });
+  }
+
+  /** Freezes the memtable and starts a new one with a new WAL segment. */
+  async #rotate(): Promise<void> {
+    const n = this.#nextFile++;
+    let wal: WritableFile;
+    try {
+      wal = await createLog(
+        this.#fs,
+        `${this.dir}/${fileName(n, "log")}`,
+        WAL_MAGIC,
+      );
+      await this.#fs.syncDir(this.dir);
+    } catch (err) {
+      this.#fail(wrapIoError(err, "new WAL segment"));
+      return;
+    }
+    this.#wal.close();
+    this.#imm.unshift({ mem: this.#mem, walNumbers: [this.#walNumber] });
+    this.#mem = new Memtable();
+    this.#wal = wal;
+    this.#walNumber = n;
+    this.#maybeScheduleFlush();
+  }
+
+  /**
+   * Backpressure: waits while too many frozen memtables await their flush,
+   * so memory stays bounded when writes outpace the disk.
+   */
+  async #waitForRoom(): Promise<void> {
+    if (this.#imm.length < this.options.maxImmutableMemtables) return;
+    const started = performance.now();
+    this.#counters.stalls++;
+    while (
+      this.#imm.length >= this.options.maxImmutableMemtables &&
+      !this.#closed && !this.#failure
+    ) {
+      await new Promise<void>((r) => this.#stallWaiters.push(r));
+    }
+    this.#counters.stallMs += performance.now() - started;
+  }
+
+  #wakeStalled(): void {
+    const waiters = this.#stallWaiters;
+    this.#stallWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  // ---------------------------------------------------------------- flush
+
+  #tableSettings(): TableSettings {
+    return {
+      dir: this.dir,
+      blockSize: this.options.blockSize,
+      bloomBitsPerKey: this.options.bloomBitsPerKey,
+    };
+  }
+
+  #maybeScheduleFlush(): void {
+    if (this.#flushing || this.#imm.length === 0 || this.#closed) return;
+    if (this.#failure) return;
+    this.#flushing = this.#flushOldest().finally(() => {
+      this.#flushing = undefined;
+      this.#wakeStalled();
+      this.#maybeScheduleFlush();
+    });
+  }
+
+  async #flushOldest(): Promise<void> {
+    const imm = this.#imm[this.#imm.length - 1];
+    const fileNumber = this.#nextFile++;
+    let result: FlushResult;
+    try {
+      result = await this.#flushRunner.run({
+        type: "flush",
+        ...this.#tableSettings(),
+        walPaths: imm.walNumbers.map((n) =>
+          `${this.dir}/${fileName(n, "log")}`
+        ),
+        salvage: this.options.salvage,
+        fileNumber,
+      }) as FlushResult;
+    } catch (err) {
+      if (this.#closed) return;
+      this.#fail(wrapIoError(err, "memtable flush"));
+      return;
+    }
+    const remaining = this.#imm.slice(0, -1);
+    const logNumber = remaining.length > 0
+      ? remaining[remaining.length - 1].walNumbers[0]
+      : this.#walNumber;
+    const edit: VersionEdit = {
+      logNumber,
+      nextFileNumber: this.#nextFile,
+      lastSeq: this.#lastSeq,
+      added: result.table ? [this.#metaFrom(result.table, 0)] : [],
+    };
+    try {
+      await this.#logAndApply(edit);
+    } catch (err) {
+      this.#fail(wrapIoError(err, "manifest write"));
+      return;
+    }
+    this.#imm = remaining;
+    this.#counters.flushes++;
+    this.#counters.flushBytes += result.table?.fileSize ?? 0;
+    for (const n of imm.walNumbers) {
+      this.#fs.remove(`${this.dir}/${fileName(n, "log")}`);
+    }
+  }
+
+  #metaFrom(p: TableProps, level: number): TableMeta {
+    return {
+      fileNumber: p.fileNumber,
+      level,
+      size: p.fileSize,
+      entries: p.entries,
+      minSeq: p.minSeq,
+      maxSeq: p.maxSeq,
+      smallest: p.smallestKey,
+      largest: p.largestKey,
+    };
+  }
+
+  /**
+   * Appends an edit to the manifest (durably), then installs the new
+   * Version. Edits are serialised so they reach the manifest in order.
+   */
+  #logAndApply(edit: VersionEdit): Promise<void> {
+    const run = this.#manifestChain.then(async () => {
+      await this.#manifest.append(edit);
+      applyEdit(this.#state, edit);
+      this.#versions.install(this.#buildVersion(edit));
+    });
+    this.#manifestChain = run.catch(() => {});
+    return run;
+  }
+
+  #buildVersion(edit: VersionEdit): Version {
+    const cur = this.#versions.current;
+    const levels: TableMeta[][] = cur.levels.map((l) => [...l]);
+    for (const d of edit.deleted ?? []) {
+      levels[d.level] = levels[d.level].filter((t) =>
+        t.fileNumber !== d.fileNumber
+      );
+    }
+    for (const t of edit.added ?? []) levels[t.level].push(t);
+    levels[0].sort(compareL0);
+    for (let l = 1; l < NUM_LEVELS; l++) {
+      levels[l].sort((a, b) => compareBytes(a.smallest, b.smallest));
+    }
+    return new VersionClass(levels);
+  }
+
+  #deleteTable(n: number): void {
+    this.#tables.evict(n);
+    if (this.#closed) return;
+    try {
+      this.#fs.remove(`${this.dir}/${fileName(n, "sst")}`);
+    } catch {
+      // Left for the next open, which removes unreferenced files.
+    }
+  }
+
+  /**
+   * Test and admin hook: freezes the memtable (if it holds anything) and
+   * waits until every frozen memtable is flushed to a table.
+   */
+  async flush(): Promise<void> {
+    this.#checkWritable();
+    while (this.#committing) await this.#commitDone;
+    if (this.#mem.count > 0) {
+      this.#committing = true;
+      try {
+        await this.#rotate();
+      } finally {
+        this.#committing = false;
+      }
+      if (this.#queue.length > 0 && !this.#committing) {
+        this.#committing = true;
+        this.#commitDone = this.#commitLoop();
+      }
+    }
+    while (this.#flushing) await this.#flushing;
+    if (this.#failure) throw this.#failure;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** The newest visible value of `key`, or undefined (absent, deleted or expired). */
+  get(key: Uint8Array, opts?: { snapshot?: Snapshot }): ReadResult | undefined {
+    if (this.#closed) throw new ClosedError();
+    this.#checkKey(key);
+    this.#counters.gets++;
+    const e = this.#find(key, opts?.snapshot?.seq ?? this.#visibleSeq);
+    if (e === undefined || !isLive(e, this.options.clock())) return undefined;
+    return {
+      value: e.value,
+      version: e.seq,
+      encoding: e.encoding,
+      expiresAt: e.expiresAt,
+    };
+  }
+
+  /**
+   * The version of `key`'s latest accepted write, counting writes still
+   * waiting for their fsync; null when absent, deleted or expired.
+   */
+  version(key: Uint8Array): number | null {
+    if (this.#closed) throw new ClosedError();
+    this.#checkKey(key);
+    if (this.#inflight.size > 0) {
+      const p = this.#inflight.get(keyId(key));
+      if (p) return p.live ? p.seq : null;
+    }
+    const e = this.#find(key, MAX_SEQ);
+    return e !== undefined && isLive(e, this.options.clock()) ? e.seq : null;
+  }
+
+  /** The newest entry (tombstones included) for key at or below seq. */
+  #find(key: Uint8Array, seq: number): Entry | undefined {
+    let e = this.#mem.get(key, seq);
+    if (e) return e;
+    for (const imm of this.#imm) {
+      e = imm.mem.get(key, seq);
+      if (e) return e;
+    }
+    const levels = this.#versions.current.levels;
+    for (const t of levels[0]) {
+      if (
+        compareBytes(key, t.smallest) < 0 || compareBytes(key, t.largest) > 0
+      ) continue;
+      e = this.#tables.get(t.fileNumber).get(key, seq);
+      if (e) return e;
+    }
+    for (let l = 1; l < NUM_LEVELS; l++) {
+      const level = levels[l];
+      if (level.length === 0) continue;
+      const i = findTableIndex(level, key);
+      if (i >= level.length || compareBytes(key, level[i].smallest) < 0) {
+        continue;
+      }
+      e = this.#tables.get(level[i].fileNumber).get(key, seq);
+      if (e) return e;
+    }
+    return undefined;
+  }
+
+  /**
+   * Scans keys in order (or reverse) at one snapshot, yielding the newest
+   * visible version of each key. Synchronous; the scan pins the tables it
+   * reads until it finishes or is abandoned with `return()`.
+   */
+  *scan(opts: ScanOptions = {}): Generator<ScanItem> {
+    if (this.#closed) throw new ClosedError();
+    let lower = opts.start;
+    let upper = opts.end;
+    if (opts.prefix !== undefined && opts.prefix.length > 0) {
+      if (!lower || compareBytes(opts.prefix, lower) > 0) lower = opts.prefix;
+      const pe = prefixEnd(opts.prefix);
+      if (pe && (!upper || compareBytes(pe, upper) < 0)) upper = pe;
+    }
+    if (lower && upper && compareBytes(lower, upper) >= 0) return;
+    const limit = opts.limit ?? Infinity;
+    if (!(limit > 0)) return;
+    this.#counters.scans++;
+    const snapshotSeq = opts.snapshot?.seq ?? this.#visibleSeq;
+    const version = this.#versions.pin();
+    const pinned: number[] = [];
+    const openTable = (t: TableMeta): EntryIterator => {
+      const r = this.#tables.pin(t.fileNumber);
+      pinned.push(t.fileNumber);
+      return r.iterator();
+    };
+    try {
+      const children: EntryIterator[] = [this.#mem.iterator()];
+      for (const imm of this.#imm) children.push(imm.mem.iterator());
+      for (const t of version.levels[0]) {
+        if (overlaps(t, lower, upper)) children.push(openTable(t));
+      }
+      for (let l = 1; l < NUM_LEVELS; l++) {
+        const tables = version.levels[l].filter((t) =>
+          overlaps(t, lower, upper)
+        );
+        if (tables.length > 0) {
+          children.push(new LevelIterator(tables, openTable));
+        }
+      }
+      const merged = new MergingIterator(children, opts.reverse ?? false);
+      yield* visibleEntries(merged, {
+        snapshotSeq,
+        now: this.options.clock(),
+        lower,
+        upper,
+        reverse: opts.reverse ?? false,
+        limit,
+      });
+    } finally {
+      for (const n of pinned) this.#tables.unpin(n);
+      this.#versions.unpin(version);
+    }
+  }
+
+  /** A snapshot at the newest visible write; reads through it see nothing newer. */
+  snapshot(): Snapshot {
+    if (this.#closed) throw new ClosedError();
+    const seq = this.#visibleSeq;
+    this.#snapshots.set(seq, (this.#snapshots.get(seq) ?? 0) + 1);
+    let released = false;
+    return {
+      seq,
+      release: () => {
+        if (released) return;
+        released = true;
+        const n = (this.#snapshots.get(seq) ?? 1) - 1;
+        if (n > 0) this.#snapshots.set(seq, n);
+        else this.#snapshots.delete(seq);
+      },
+    };
+  }
+
+  /** The oldest seqno a live snapshot still reads at (or the visible seqno). */
+  oldestSnapshotSeq(): number {
+    let min = this.#visibleSeq;
+    for (const s of this.#snapshots.keys()) if (s < min) min = s;
+    return min;
+  }
+
+  /** The last seqno handed out. */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** The newest seqno visible to readers. */
+  get visibleSeq(): number {
+    return this.#visibleSeq;
+  }
+
+  // ---------------------------------------------------------------- status
+
+  /** Whether the store takes writes, and why not. */
+  health(): { ok: boolean; reason?: string; code?: string } {
+    if (this.#closed) return { ok: false, reason: "closed", code: "closed" };
+    if (this.#failure) {
+      return {
+        ok: false,
+        reason: this.#failure.message,
+        code: this.#failure.code,
+      };
+    }
+    return { ok: true };
+  }
+
+  /** Counters and sizes, as a JSON-serialisable object. */
+  stats(): Record<string, unknown> {
+    const v = this.#versions.current;
+    const levels = v.levels.map((tables, level) => ({
+      level,
+      tables: tables.length,
+      bytes: v.levelBytes(level),
+    }));
+    return {
+      ops: { ...this.#counters },
+      seq: { last: this.#lastSeq, visible: this.#visibleSeq },
+      memtable: {
+        bytes: this.#mem.bytes,
+        entries: this.#mem.count,
+        immutable: this.#imm.length,
+        immutableBytes: this.#imm.reduce((s, i) => s + i.mem.bytes, 0),
+      },
+      wal: { number: this.#walNumber, bytes: this.#wal.size },
+      levels,
+      tables: { open: this.#tables.size, opens: this.#tables.opens },
+      blockCache: this.#blockCache.stats(),
+      snapshots: [...this.#snapshots.values()].reduce((a, b) => a + b, 0),
+      recovery: {
+        ms: Math.round(this.recovery.ms * 1000) / 1000,
+        walFiles: this.recovery.walFiles,
+        walRecords: this.recovery.walRecords,
+        tornTails: this.recovery.tornTails.length,
+        skippedRecords: this.recovery.skipped.length,
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- close
+
+  /**
+   * Stops taking writes, finishes queued ones (synced), waits for background
+   * work, closes files and releases the directory lock.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    while (this.#committing) await this.#commitDone;
+    this.#closed = true;
+    this.#wakeStalled();
+    if (this.#intervalTimer !== undefined) clearInterval(this.#intervalTimer);
+    if (!this.#failure && this.options.sync !== "always") {
+      try {
+        await this.#wal.sync();
+      } catch (err) {
+        this.#fail(wrapIoError(err, "WAL sync on close"));
+      }
+    }
+    while (this.#flushing) await this.#flushing;
+    await this.#manifestChain;
+    this.#abandon();
+  }
+
+  /** Releases every resource without waiting for anything. */
+  #abandon(): void {
+    this.#closed = true;
+    if (this.#intervalTimer !== undefined) clearInterval(this.#intervalTimer);
+    this.#flushRunner.close();
+    this.#tables.closeAll();
+    this.#wal?.close();
+    this.#manifest?.close();
+    this.#lock.release();
+  }
+}

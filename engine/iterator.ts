@@ -1,0 +1,224 @@
+/**
+ * Iterators that combine sources: a heap merge of many sorted sources, a
+ * concatenation over one sorted level, and the filter that turns internal
+ * entries into what a user sees at one snapshot (newest visible version per
+ * key, tombstones and expired entries hidden).
+ *
+ * @module
+ */
+import { compareBytes, equalBytes } from "./coding.ts";
+import type { Entry, EntryIterator } from "./entry.ts";
+import { compareEntries, isLive, MAX_SEQ } from "./entry.ts";
+import type { TableMeta } from "./manifest.ts";
+import { findTableIndex } from "./version.ts";
+
+/**
+ * Merges sorted children into one stream, moving in one direction only:
+ * ascending internal order, or descending when `reverse`.
+ */
+export class MergingIterator {
+  #heap: EntryIterator[] = [];
+  #sign: number;
+
+  constructor(readonly children: EntryIterator[], readonly reverse: boolean) {
+    this.#sign = reverse ? -1 : 1;
+  }
+
+  /** Positions every child at `bound`: first >= bound ascending, last < bound descending. */
+  start(bound: Uint8Array | undefined): void {
+    for (const c of this.children) {
+      if (!this.reverse) bound ? c.seek(bound, MAX_SEQ) : c.seekToFirst();
+      else bound ? c.seekBefore(bound) : c.seekToLast();
+    }
+    this.#heap = this.children.filter((c) => c.valid());
+    for (let i = (this.#heap.length >> 1) - 1; i >= 0; i--) this.#down(i);
+  }
+
+  valid(): boolean {
+    return this.#heap.length > 0;
+  }
+
+  entry(): Entry {
+    return this.#heap[0].entry();
+  }
+
+  /** Moves one step in the iterator's direction. */
+  step(): void {
+    const top = this.#heap[0];
+    if (this.reverse) top.prev();
+    else top.next();
+    if (!top.valid()) {
+      const last = this.#heap.pop()!;
+      if (this.#heap.length === 0) return;
+      this.#heap[0] = last;
+    }
+    this.#down(0);
+  }
+
+  #less(a: EntryIterator, b: EntryIterator): boolean {
+    const x = a.entry();
+    const y = b.entry();
+    return this.#sign * compareEntries(x.key, x.seq, y.key, y.seq) < 0;
+  }
+
+  #down(i: number): void {
+    const h = this.#heap;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= h.length) return;
+      let m = l;
+      if (l + 1 < h.length && this.#less(h[l + 1], h[l])) m = l + 1;
+      if (!this.#less(h[m], h[i])) return;
+      [h[i], h[m]] = [h[m], h[i]];
+      i = m;
+    }
+  }
+}
+
+/**
+ * Concatenates the tables of one sorted, non-overlapping level, opening each
+ * table only when the cursor reaches it.
+ */
+export class LevelIterator implements EntryIterator {
+  #index = -1;
+  #cur: EntryIterator | undefined;
+
+  constructor(
+    readonly tables: readonly TableMeta[],
+    readonly openTable: (t: TableMeta) => EntryIterator,
+  ) {}
+
+  #open(i: number): EntryIterator | undefined {
+    this.#index = i;
+    this.#cur = i >= 0 && i < this.tables.length
+      ? this.openTable(this.tables[i])
+      : undefined;
+    return this.#cur;
+  }
+
+  #skipForward(): void {
+    while (this.#cur && !this.#cur.valid()) {
+      this.#open(this.#index + 1)?.seekToFirst();
+    }
+  }
+
+  #skipBackward(): void {
+    while (this.#cur && !this.#cur.valid()) {
+      this.#open(this.#index - 1)?.seekToLast();
+    }
+  }
+
+  seek(key: Uint8Array, seq = MAX_SEQ): void {
+    this.#open(findTableIndex(this.tables, key))?.seek(key, seq);
+    this.#skipForward();
+  }
+  seekToFirst(): void {
+    this.#open(0)?.seekToFirst();
+    this.#skipForward();
+  }
+  seekToLast(): void {
+    this.#open(this.tables.length - 1)?.seekToLast();
+    this.#skipBackward();
+  }
+  seekBefore(key: Uint8Array): void {
+    let i = findTableIndex(this.tables, key);
+    if (
+      i >= this.tables.length || compareBytes(this.tables[i].smallest, key) >= 0
+    ) i--;
+    const it = this.#open(i);
+    if (it) it.seekBefore(key);
+    this.#skipBackward();
+  }
+  valid(): boolean {
+    return this.#cur !== undefined && this.#cur.valid();
+  }
+  next(): void {
+    this.#cur!.next();
+    this.#skipForward();
+  }
+  prev(): void {
+    this.#cur!.prev();
+    this.#skipBackward();
+  }
+  entry(): Entry {
+    return this.#cur!.entry();
+  }
+}
+
+/** What a scan yields: the newest visible version of one key. */
+export interface ScanItem {
+  key: Uint8Array;
+  value: Uint8Array;
+  version: number;
+  encoding: number;
+  expiresAt: number;
+}
+
+/** Bounds and snapshot of a visible-entry scan. */
+export interface VisibleScan {
+  snapshotSeq: number;
+  now: number;
+  /** Inclusive lower bound. */
+  lower?: Uint8Array;
+  /** Exclusive upper bound. */
+  upper?: Uint8Array;
+  reverse: boolean;
+  limit: number;
+}
+
+function toItem(e: Entry): ScanItem {
+  return {
+    key: e.key,
+    value: e.value,
+    version: e.seq,
+    encoding: e.encoding,
+    expiresAt: e.expiresAt,
+  };
+}
+
+/**
+ * Yields, in key order (or reverse), the newest version of each key with
+ * seq <= snapshotSeq, skipping keys whose newest such version is a tombstone
+ * or has expired.
+ */
+export function* visibleEntries(
+  it: MergingIterator,
+  s: VisibleScan,
+): Generator<ScanItem> {
+  let count = 0;
+  if (s.limit <= 0) return;
+  if (!s.reverse) {
+    it.start(s.lower);
+    let lastKey: Uint8Array | undefined;
+    for (; it.valid(); it.step()) {
+      const e = it.entry();
+      if (s.upper && compareBytes(e.key, s.upper) >= 0) return;
+      if (e.seq > s.snapshotSeq) continue;
+      if (lastKey !== undefined && equalBytes(e.key, lastKey)) continue;
+      lastKey = e.key;
+      if (!isLive(e, s.now)) continue;
+      yield toItem(e);
+      if (++count >= s.limit) return;
+    }
+    return;
+  }
+  // Descending: a key's versions arrive oldest first, so the newest visible
+  // one is the last with seq <= snapshot before the key changes.
+  it.start(s.upper);
+  let curKey: Uint8Array | undefined;
+  let cand: Entry | undefined;
+  for (; it.valid(); it.step()) {
+    const e = it.entry();
+    if (s.lower && compareBytes(e.key, s.lower) < 0) break;
+    if (curKey === undefined || !equalBytes(e.key, curKey)) {
+      if (cand && isLive(cand, s.now)) {
+        yield toItem(cand);
+        if (++count >= s.limit) return;
+      }
+      curKey = e.key;
+      cand = undefined;
+    }
+    if (e.seq <= s.snapshotSeq) cand = { ...e };
+  }
+  if (cand && isLive(cand, s.now)) yield toItem(cand);
+}

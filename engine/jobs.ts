@@ -1,0 +1,81 @@
+/**
+ * Background jobs: pure file work that runs off the main thread (in a Web
+ * Worker) or inline in tests. A job reads input files and writes output
+ * tables; it never touches the manifest. The main thread installs what it
+ * returns with one manifest edit.
+ *
+ * @module
+ */
+import { compareEntries } from "./entry.ts";
+import type { FileSystem } from "./fs.ts";
+import type { TableProps } from "./sstable/writer.ts";
+import { TableWriter } from "./sstable/writer.ts";
+import { readWalEntries } from "./wal.ts";
+
+/** Settings every table-writing job needs. */
+export interface TableSettings {
+  dir: string;
+  blockSize: number;
+  bloomBitsPerKey: number;
+}
+
+/** Turn one frozen memtable (rebuilt from its WAL segments) into an L0 table. */
+export interface FlushJob extends TableSettings {
+  type: "flush";
+  walPaths: string[];
+  salvage: boolean;
+  fileNumber: number;
+}
+
+/** Any background job. */
+export type Job = FlushJob;
+
+/** What a flush produced; `table` is undefined when the segments held nothing. */
+export interface FlushResult {
+  type: "flush";
+  table: TableProps | undefined;
+}
+
+/** Any job's result. */
+export type JobResult = FlushResult;
+
+/**
+ * Rebuilds a frozen memtable from its WAL segments and writes it as one
+ * table. The segments hold exactly the records that were applied to that
+ * memtable (the WAL is rotated together with the memtable), so no bytes need
+ * to cross threads.
+ */
+export async function runFlush(
+  fs: FileSystem,
+  job: FlushJob,
+): Promise<FlushResult> {
+  const entries = [];
+  for (const path of job.walPaths) {
+    for (
+      const e of readWalEntries(fs, path, { salvage: job.salvage }).entries
+    ) {
+      entries.push(e);
+    }
+  }
+  if (entries.length === 0) return { type: "flush", table: undefined };
+  entries.sort((a, b) => compareEntries(a.key, a.seq, b.key, b.seq));
+  const w = TableWriter.create(fs, job.dir, job.fileNumber, {
+    blockSize: job.blockSize,
+    bloomBitsPerKey: job.bloomBitsPerKey,
+  });
+  try {
+    for (const e of entries) w.add(e);
+    return { type: "flush", table: await w.finish() };
+  } catch (err) {
+    w.abandon();
+    throw err;
+  }
+}
+
+/** Runs any job. */
+export function runJob(fs: FileSystem, job: Job): Promise<JobResult> {
+  switch (job.type) {
+    case "flush":
+      return runFlush(fs, job);
+  }
+}

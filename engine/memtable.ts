@@ -1,0 +1,217 @@
+/**
+ * The memtable: a skip list of entries in internal order (user key
+ * ascending, seqno descending), bounded by an approximate byte size.
+ *
+ * Only the main thread touches a memtable. Entries are applied after they
+ * are durable, in seqno order, and never removed: a frozen memtable stays
+ * readable until its table is installed.
+ *
+ * @module
+ */
+import { compareBytes } from "./coding.ts";
+import type { Entry, EntryIterator } from "./entry.ts";
+import { MAX_SEQ } from "./entry.ts";
+
+const MAX_HEIGHT = 12;
+/** Fixed per-entry overhead counted against the byte budget (node, arrays). */
+const ENTRY_OVERHEAD = 80;
+
+interface Node extends Entry {
+  next: (Node | null)[];
+}
+
+function makeNode(e: Entry, height: number): Node {
+  return {
+    key: e.key,
+    seq: e.seq,
+    kind: e.kind,
+    encoding: e.encoding,
+    expiresAt: e.expiresAt,
+    value: e.value,
+    next: new Array<Node | null>(height).fill(null),
+  };
+}
+
+/** Compares a node against (key, seq) in internal order. */
+function cmpNode(n: Node, key: Uint8Array, seq: number): number {
+  const c = compareBytes(n.key, key);
+  return c !== 0 ? c : seq - n.seq;
+}
+
+/** A skip list memtable. */
+export class Memtable {
+  #head: Node;
+  #height = 1;
+  #rand = 0x9e3779b9;
+  #bytes = 0;
+  #count = 0;
+  /** Smallest and largest seqno applied (0 when empty). */
+  minSeq = 0;
+  maxSeq = 0;
+
+  constructor() {
+    this.#head = makeNode({
+      key: new Uint8Array(0),
+      seq: MAX_SEQ,
+      kind: 0,
+      encoding: 0,
+      expiresAt: 0,
+      value: new Uint8Array(0),
+    }, MAX_HEIGHT);
+  }
+
+  /** Approximate memory used, in bytes. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Number of entries (versions). */
+  get count(): number {
+    return this.#count;
+  }
+
+  #randomHeight(): number {
+    // xorshift32; a branching factor of 4 like LevelDB.
+    let h = 1;
+    let x = this.#rand;
+    for (;;) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      if (h >= MAX_HEIGHT || (x & 3) !== 0) break;
+      h++;
+    }
+    this.#rand = x >>> 0 || 1;
+    return h;
+  }
+
+  /**
+   * The last node before (key, seq) at each level in `prev`, and returns the
+   * first node >= (key, seq).
+   */
+  #findGreaterOrEqual(
+    key: Uint8Array,
+    seq: number,
+    prev: Node[] | null,
+  ): Node | null {
+    let x = this.#head;
+    for (let level = this.#height - 1; level >= 0; level--) {
+      for (;;) {
+        const next = x.next[level];
+        if (next !== null && cmpNode(next, key, seq) < 0) x = next;
+        else break;
+      }
+      if (prev) prev[level] = x;
+    }
+    return x.next[0];
+  }
+
+  /** The last node < (key, seq), or the head. */
+  #findLessThan(key: Uint8Array, seq: number): Node {
+    let x = this.#head;
+    for (let level = this.#height - 1; level >= 0; level--) {
+      for (;;) {
+        const next = x.next[level];
+        if (next !== null && cmpNode(next, key, seq) < 0) x = next;
+        else break;
+      }
+    }
+    return x;
+  }
+
+  #findLast(): Node {
+    let x = this.#head;
+    for (let level = this.#height - 1; level >= 0; level--) {
+      for (;;) {
+        const next = x.next[level];
+        if (next !== null) x = next;
+        else break;
+      }
+    }
+    return x;
+  }
+
+  /** Inserts one entry. (key, seq) pairs are unique: seqnos never repeat for a key. */
+  add(e: Entry): void {
+    const prev = new Array<Node>(MAX_HEIGHT);
+    this.#findGreaterOrEqual(e.key, e.seq, prev);
+    const height = this.#randomHeight();
+    if (height > this.#height) {
+      for (let i = this.#height; i < height; i++) prev[i] = this.#head;
+      this.#height = height;
+    }
+    const node = makeNode(e, height);
+    for (let i = 0; i < height; i++) {
+      node.next[i] = prev[i].next[i];
+      prev[i].next[i] = node;
+    }
+    this.#bytes += e.key.length + e.value.length + ENTRY_OVERHEAD;
+    this.#count++;
+    if (this.minSeq === 0 || e.seq < this.minSeq) this.minSeq = e.seq;
+    if (e.seq > this.maxSeq) this.maxSeq = e.seq;
+  }
+
+  /**
+   * The newest entry for `key` with seq <= `snapshotSeq`, tombstones
+   * included, or undefined.
+   */
+  get(key: Uint8Array, snapshotSeq: number): Entry | undefined {
+    const n = this.#findGreaterOrEqual(key, snapshotSeq, null);
+    if (n !== null && compareBytes(n.key, key) === 0) return n;
+    return undefined;
+  }
+
+  /** A cursor over the memtable; stays valid while entries are added. */
+  iterator(): EntryIterator {
+    return new MemtableIterator(this);
+  }
+
+  /** @internal used by the iterator. */
+  _seek(key: Uint8Array, seq: number): Node | null {
+    return this.#findGreaterOrEqual(key, seq, null);
+  }
+  /** @internal */
+  _first(): Node | null {
+    return this.#head.next[0];
+  }
+  /** @internal */
+  _last(): Node | null {
+    const n = this.#findLast();
+    return n === this.#head ? null : n;
+  }
+  /** @internal */
+  _before(key: Uint8Array, seq: number): Node | null {
+    const n = this.#findLessThan(key, seq);
+    return n === this.#head ? null : n;
+  }
+}
+
+class MemtableIterator implements EntryIterator {
+  #node: Node | null = null;
+  constructor(readonly mem: Memtable) {}
+  seek(key: Uint8Array, seq = MAX_SEQ): void {
+    this.#node = this.mem._seek(key, seq);
+  }
+  seekToFirst(): void {
+    this.#node = this.mem._first();
+  }
+  seekToLast(): void {
+    this.#node = this.mem._last();
+  }
+  seekBefore(key: Uint8Array): void {
+    this.#node = this.mem._before(key, MAX_SEQ);
+  }
+  valid(): boolean {
+    return this.#node !== null;
+  }
+  next(): void {
+    this.#node = this.#node!.next[0];
+  }
+  prev(): void {
+    const n = this.#node!;
+    this.#node = this.mem._before(n.key, n.seq);
+  }
+  entry(): Entry {
+    return this.#node!;
+  }
+}

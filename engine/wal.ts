@@ -1,0 +1,288 @@
+/**
+ * Log framing shared by WAL segments (`NNNNNN.log`) and the manifest
+ * (`MANIFEST-NNNNNN`), plus the WAL's write-batch payload. Byte layouts are in
+ * engine/FORMAT.md ("Log files").
+ *
+ * ```
+ * file   := header record*
+ * header := magic u32le | version u8 | 0 u8 0 u8 0 u8          (8 bytes)
+ * record := crc u32le | length u32le | type u8 | payload[length]
+ *           crc = CRC32(length bytes | type | payload)
+ * ```
+ *
+ * Records are appended whole and the log is only ever fdatasync'd after an
+ * append, so a crash can only tear the *last* record(s). Replay therefore
+ * treats a bad record that reaches the end of the file (or is followed only
+ * by zero bytes) as a torn tail: never acknowledged, truncated and reported.
+ * A bad record with valid-looking data after it is corruption in the middle.
+ *
+ * @module
+ */
+import { ByteReader, ByteWriter, readU32, writeU32 } from "./coding.ts";
+import { crc32 } from "./crc.ts";
+import type { Entry } from "./entry.ts";
+import { KIND_DELETE, KIND_PUT } from "./entry.ts";
+import { CorruptionError } from "./errors.ts";
+import type { FileSystem, WritableFile } from "./fs.ts";
+
+/** Magic of a WAL segment: "SHWL" read as a little-endian u32. */
+export const WAL_MAGIC = 0x4c574853;
+/** Magic of a manifest: "SHMF" read as a little-endian u32. */
+export const MANIFEST_MAGIC = 0x464d4853;
+/** Version byte of the log framing. */
+export const LOG_VERSION = 1;
+/** Size of the file header. */
+export const LOG_HEADER_SIZE = 8;
+/** crc + length + type. */
+export const RECORD_HEADER_SIZE = 9;
+/** Record type of a WAL write batch. */
+export const RECORD_BATCH = 1;
+/** Record type of a manifest version edit. */
+export const RECORD_EDIT = 2;
+/** Largest record accepted on replay: a sanity bound against garbage lengths. */
+export const MAX_RECORD_BYTES = 1 << 30;
+
+/** The 8-byte header that starts every log file. */
+export function logHeader(magic: number): Uint8Array {
+  const h = new Uint8Array(LOG_HEADER_SIZE);
+  writeU32(h, 0, magic);
+  h[4] = LOG_VERSION;
+  return h;
+}
+
+/** Appends one framed record (header + payload) to `w`. */
+export function frameRecord(
+  w: ByteWriter,
+  type: number,
+  payload: Uint8Array,
+): void {
+  const start = w.pos;
+  w.u32(0); // crc, patched below
+  w.u32(payload.length);
+  w.u8(type);
+  w.bytes(payload);
+  const crc = crc32(w.buf.subarray(start + 4, w.pos));
+  writeU32(w.buf, start, crc);
+}
+
+/** Creates a new log file with its header, synced, ready for appends. */
+export async function createLog(
+  fs: FileSystem,
+  path: string,
+  magic: number,
+): Promise<WritableFile> {
+  const f = fs.openWritable(path, { truncate: true });
+  f.append(logHeader(magic));
+  await f.sync();
+  return f;
+}
+
+/** One record read back from a log. */
+export interface LogRecord {
+  type: number;
+  payload: Uint8Array;
+  offset: number;
+}
+
+/** What replaying a log found. */
+export interface LogReadResult {
+  records: LogRecord[];
+  /** Offset just past the last good record. */
+  validEnd: number;
+  fileSize: number;
+  /** Set when a torn tail was found (bytes from validEnd to fileSize). */
+  tornTail?: { offset: number; bytes: number; reason: string };
+  /** Corrupt records skipped because `salvage` was on. */
+  skipped: { offset: number; reason: string }[];
+}
+
+function allZero(b: Uint8Array, from: number): boolean {
+  for (let i = from; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * Parses a whole log file. A bad record at the tail is reported in
+ * `tornTail`; a bad record in the middle throws CorruptionError naming the
+ * file and offset, unless `salvage` is set, in which case it is skipped by
+ * scanning forward for the next record whose checksum holds.
+ */
+export function parseLog(
+  bytes: Uint8Array,
+  file: string,
+  magic: number,
+  opts: { salvage?: boolean } = {},
+): LogReadResult {
+  const result: LogReadResult = {
+    records: [],
+    validEnd: LOG_HEADER_SIZE,
+    fileSize: bytes.length,
+    skipped: [],
+  };
+  if (bytes.length < LOG_HEADER_SIZE) {
+    // A log torn before its header was synced holds nothing acknowledged.
+    result.validEnd = 0;
+    if (bytes.length > 0) {
+      result.tornTail = {
+        offset: 0,
+        bytes: bytes.length,
+        reason: "file shorter than its header",
+      };
+    }
+    return result;
+  }
+  if (readU32(bytes, 0) !== magic) {
+    throw new CorruptionError(file, 0, "log header has the wrong magic number");
+  }
+  if (bytes[4] !== LOG_VERSION) {
+    throw new CorruptionError(
+      file,
+      4,
+      `log format version ${
+        bytes[4]
+      } is not supported (expected ${LOG_VERSION})`,
+    );
+  }
+  let pos = LOG_HEADER_SIZE;
+  while (pos < bytes.length) {
+    const bad = checkRecord(bytes, pos);
+    if (bad === undefined) {
+      const len = readU32(bytes, pos + 4);
+      result.records.push({
+        type: bytes[pos + 8],
+        payload: bytes.subarray(
+          pos + RECORD_HEADER_SIZE,
+          pos + RECORD_HEADER_SIZE + len,
+        ),
+        offset: pos,
+      });
+      pos += RECORD_HEADER_SIZE + len;
+      result.validEnd = pos;
+      continue;
+    }
+    const next = findNextRecord(bytes, pos + 1);
+    if (next === -1 || allZero(bytes, pos)) {
+      result.tornTail = {
+        offset: pos,
+        bytes: bytes.length - pos,
+        reason: bad,
+      };
+      return result;
+    }
+    if (!opts.salvage) {
+      throw new CorruptionError(
+        file,
+        pos,
+        `${bad}; valid records follow, so this is not a torn tail (open with salvage to skip it)`,
+      );
+    }
+    result.skipped.push({ offset: pos, reason: bad });
+    pos = next;
+  }
+  return result;
+}
+
+/** Returns why the record at `pos` is bad, or undefined when it is good. */
+function checkRecord(bytes: Uint8Array, pos: number): string | undefined {
+  if (pos + RECORD_HEADER_SIZE > bytes.length) {
+    return "record header runs past the end of the file";
+  }
+  const len = readU32(bytes, pos + 4);
+  if (len > MAX_RECORD_BYTES) return `record length ${len} is implausible`;
+  const end = pos + RECORD_HEADER_SIZE + len;
+  if (end > bytes.length) return "record runs past the end of the file";
+  const crc = crc32(bytes.subarray(pos + 4, end));
+  if (crc !== readU32(bytes, pos)) return "record checksum mismatch";
+  return undefined;
+}
+
+/** The offset of the next record at or after `from` whose checksum holds, or -1. */
+function findNextRecord(bytes: Uint8Array, from: number): number {
+  for (let p = from; p + RECORD_HEADER_SIZE <= bytes.length; p++) {
+    const len = readU32(bytes, p + 4);
+    if (len === 0 && bytes[p + 8] === 0) continue; // zero fill is not a record
+    if (checkRecord(bytes, p) === undefined) return p;
+  }
+  return -1;
+}
+
+/**
+ * Encodes a write batch: every op of one write shares one seqno.
+ *
+ * ```
+ * batch := seq u64le | count varint | op*
+ * op    := kind u8 | encoding u8 | expiresAt varint | key (varint len + bytes)
+ *          [ value (varint len + bytes) ]   -- puts only
+ * ```
+ */
+export function encodeBatch(
+  w: ByteWriter,
+  seq: number,
+  ops: readonly Entry[],
+): void {
+  w.u64(seq);
+  w.varint(ops.length);
+  for (const op of ops) {
+    w.u8(op.kind);
+    w.u8(op.encoding);
+    w.varint(op.expiresAt);
+    w.lengthPrefixed(op.key);
+    if (op.kind === KIND_PUT) w.lengthPrefixed(op.value);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Decodes a batch payload into entries (views into `payload`). */
+export function decodeBatch(
+  payload: Uint8Array,
+  file: string,
+  offset: number,
+): Entry[] {
+  const r = new ByteReader(payload);
+  try {
+    const seq = r.u64("batch seqno");
+    const count = r.varint("batch count");
+    const out: Entry[] = [];
+    for (let i = 0; i < count; i++) {
+      const kind = r.u8("op kind");
+      if (kind !== KIND_PUT && kind !== KIND_DELETE) {
+        throw new RangeError(`unknown op kind ${kind}`);
+      }
+      const encoding = r.u8("op encoding");
+      const expiresAt = r.varint("op expiry");
+      const key = r.lengthPrefixed("op key");
+      const value = kind === KIND_PUT ? r.lengthPrefixed("op value") : EMPTY;
+      out.push({ key, seq, kind, encoding, expiresAt, value });
+    }
+    if (r.remaining !== 0) throw new RangeError("trailing bytes after batch");
+    return out;
+  } catch (err) {
+    if (err instanceof RangeError) {
+      throw new CorruptionError(file, offset, `bad WAL batch: ${err.message}`);
+    }
+    throw err;
+  }
+}
+
+/** Reads every batch of a WAL segment (used by recovery and by flushes). */
+export function readWalEntries(
+  fs: FileSystem,
+  path: string,
+  opts: { salvage?: boolean } = {},
+): { entries: Entry[]; log: LogReadResult } {
+  const bytes = fs.readFile(path);
+  const log = parseLog(bytes, path, WAL_MAGIC, opts);
+  const entries: Entry[] = [];
+  for (const rec of log.records) {
+    if (rec.type !== RECORD_BATCH) {
+      throw new CorruptionError(
+        path,
+        rec.offset,
+        `unknown WAL record type ${rec.type}`,
+      );
+    }
+    for (const e of decodeBatch(rec.payload, path, rec.offset)) entries.push(e);
+  }
+  return { entries, log };
+}

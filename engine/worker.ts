@@ -1,0 +1,41 @@
+/**
+ * Web Worker entry for background jobs (flushes, compactions). It receives
+ * `{id, job}` messages, runs each job with the real file system, and answers
+ * `{id, result}` or `{id, error}`. Jobs run one at a time, in arrival order.
+ *
+ * @module
+ */
+/// <reference lib="deno.worker" />
+import type { WireError } from "./background.ts";
+import { CorruptionError, ShaleError } from "./errors.ts";
+import { realFs } from "./fs.ts";
+import type { Job } from "./jobs.ts";
+import { runJob } from "./jobs.ts";
+
+function toWire(err: unknown): WireError {
+  if (err instanceof CorruptionError) {
+    return {
+      code: err.code,
+      message: err.message,
+      file: err.file,
+      offset: err.offset,
+    };
+  }
+  if (err instanceof ShaleError) {
+    return { code: err.code, message: err.message };
+  }
+  return { message: err instanceof Error ? err.message : String(err) };
+}
+
+let chain = Promise.resolve();
+self.onmessage = (ev: MessageEvent) => {
+  const { id, job } = ev.data as { id: number; job: Job };
+  chain = chain.then(async () => {
+    try {
+      const result = await runJob(realFs, job);
+      self.postMessage({ id, result });
+    } catch (err) {
+      self.postMessage({ id, error: toWire(err) });
+    }
+  });
+};
