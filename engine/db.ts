@@ -19,6 +19,17 @@
 import type { JobRunner } from "./background.ts";
 import { InlineRunner, WorkerRunner } from "./background.ts";
 import { ByteWriter, compareBytes, prefixEnd } from "./coding.ts";
+import type {
+  CompactionJob,
+  CompactionPick,
+  CompactionResult,
+} from "./compaction.ts";
+import {
+  levelScore,
+  levelTarget,
+  pickCompaction,
+  pickFor,
+} from "./compaction.ts";
 import { BlockCache } from "./cache.ts";
 import type { Entry, EntryIterator } from "./entry.ts";
 import { isLive, KIND_DELETE, KIND_PUT, MAX_SEQ } from "./entry.ts";
@@ -179,7 +190,7 @@ export class Db {
   #commitDone: Promise<void> = Promise.resolve();
   #inflight = new Map<string, { seq: number; live: boolean }>();
   #walDirty = false;
-  #intervalTimer: number | undefined;
+  #intervalTimer: ReturnType<typeof setInterval> | undefined;
 
   #lastSeq = 0;
   #visibleSeq = 0;
@@ -194,6 +205,9 @@ export class Db {
   #blockCache: BlockCache;
   #flushRunner: JobRunner;
   #flushing: Promise<void> | undefined;
+  #compactRunner: JobRunner;
+  #compacting: Promise<void> | undefined;
+  #lagTimer: ReturnType<typeof setInterval> | undefined;
   #stallWaiters: (() => void)[] = [];
 
   recovery: RecoveryInfo = {
@@ -217,7 +231,16 @@ export class Db {
     flushBytes: 0,
     stalls: 0,
     stallMs: 0,
+    slowdowns: 0,
     preconditionFailures: 0,
+    userBytes: 0,
+    compactions: 0,
+    trivialMoves: 0,
+    compactBytesRead: 0,
+    compactBytesWritten: 0,
+    compactMs: 0,
+    compactDropped: 0,
+    maxEventLoopStallMs: 0,
   };
 
   private constructor(
@@ -241,9 +264,28 @@ export class Db {
     );
     this.#versions = new VersionSet(versionFromState(state));
     this.#versions.onObsolete = (n) => this.#deleteTable(n);
-    this.#flushRunner = options.background === "inline"
-      ? new InlineRunner(fs)
-      : new WorkerRunner();
+    const inline = options.background === "inline";
+    this.#flushRunner = inline ? new InlineRunner(fs) : new WorkerRunner();
+    this.#compactRunner = inline ? new InlineRunner(fs) : new WorkerRunner();
+    this.#startLagMonitor();
+  }
+
+  /**
+   * Measures how late a short timer fires: the longest event-loop stall,
+   * reported in stats, is how we know background work never blocks reads.
+   */
+  #startLagMonitor(): void {
+    const period = 20;
+    let expected = performance.now() + period;
+    this.#lagTimer = setInterval(() => {
+      const now = performance.now();
+      const late = now - expected;
+      if (late > this.#counters.maxEventLoopStallMs) {
+        this.#counters.maxEventLoopStallMs = Math.round(late * 1000) / 1000;
+      }
+      expected = now + period;
+    }, period);
+    Deno.unrefTimer(this.#lagTimer as unknown as number);
   }
 
   /** Opens (creating if needed) the database in `dir`. */
@@ -342,6 +384,7 @@ export class Db {
     this.#removeUnreferenced(new Set(firstLive));
     this.#startIntervalSync();
     this.#maybeScheduleFlush();
+    this.#maybeScheduleCompaction();
   }
 
   /** Deletes files the new manifest does not reference (crash leftovers). */
@@ -380,7 +423,7 @@ export class Db {
         (err) => this.#fail(wrapIoError(err, "interval WAL sync")),
       );
     }, this.options.syncIntervalMs);
-    Deno.unrefTimer(this.#intervalTimer);
+    Deno.unrefTimer(this.#intervalTimer as unknown as number);
   }
 
   // ---------------------------------------------------------------- writes
@@ -530,6 +573,7 @@ export class Db {
       });
       if (e.kind === KIND_PUT) this.#counters.puts++;
       else this.#counters.deletes++;
+      this.#counters.userBytes += e.key.length + e.value.length;
     }
     if (isBatch) this.#counters.batches++;
     const payload = new ByteWriter(64);
@@ -640,16 +684,27 @@ export class Db {
    * so memory stays bounded when writes outpace the disk.
    */
   async #waitForRoom(): Promise<void> {
-    if (this.#imm.length < this.options.maxImmutableMemtables) return;
+    const l0 = this.#versions.current.levels[0].length;
+    if (
+      l0 >= this.options.l0SlowdownTrigger && l0 < this.options.l0StopTrigger
+    ) {
+      // Slowdown: give compaction a millisecond per write instead of
+      // letting L0 (and read amplification) grow until a hard stop.
+      this.#counters.slowdowns++;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    if (!this.#mustStall()) return;
     const started = performance.now();
     this.#counters.stalls++;
-    while (
-      this.#imm.length >= this.options.maxImmutableMemtables &&
-      !this.#closed && !this.#failure
-    ) {
+    while (this.#mustStall() && !this.#closed && !this.#failure) {
       await new Promise<void>((r) => this.#stallWaiters.push(r));
     }
     this.#counters.stallMs += performance.now() - started;
+  }
+
+  #mustStall(): boolean {
+    return this.#imm.length >= this.options.maxImmutableMemtables ||
+      this.#versions.current.levels[0].length >= this.options.l0StopTrigger;
   }
 
   #wakeStalled(): void {
@@ -675,7 +730,141 @@ export class Db {
       this.#flushing = undefined;
       this.#wakeStalled();
       this.#maybeScheduleFlush();
+      this.#maybeScheduleCompaction();
     });
+  }
+
+  // ---------------------------------------------------------- compaction
+
+  #maybeScheduleCompaction(): void {
+    if (this.#compacting || this.#closed || this.#failure) return;
+    const pick = pickCompaction(
+      this.#versions.current,
+      this.options,
+      this.#state.compactPointers,
+    );
+    if (!pick) return;
+    this.#compacting = this.#compact(pick).finally(() => {
+      this.#compacting = undefined;
+      this.#wakeStalled();
+      this.#maybeScheduleCompaction();
+    });
+  }
+
+  /** Runs one compaction and installs its result; failures turn the store read-only. */
+  async #compact(pick: CompactionPick): Promise<void> {
+    const started = performance.now();
+    const deleted = [...pick.inputs, ...pick.overlapping].map((t) => ({
+      level: t.level,
+      fileNumber: t.fileNumber,
+    }));
+    const pointer = pick.inputs.reduce(
+      (m, t) => compareBytes(t.largest, m) > 0 ? t.largest : m,
+      pick.inputs[0].largest,
+    );
+    const compactPointers = [{ level: pick.level, key: pointer }];
+    let edit: VersionEdit;
+    if (pick.inputs.length === 1 && pick.overlapping.length === 0) {
+      // Trivial move: nothing to merge, so relink the file one level down.
+      const t = pick.inputs[0];
+      edit = {
+        deleted,
+        added: [{ ...t, level: pick.outputLevel }],
+        compactPointers,
+      };
+      this.#counters.trivialMoves++;
+    } else {
+      let bytes = 0;
+      for (const t of deleted) bytes += this.#tableSize(t.fileNumber);
+      const reserve = Math.ceil(bytes * 1.5 / this.options.tableTargetBytes) +
+        2;
+      const outputNumbers: number[] = [];
+      for (let i = 0; i < reserve; i++) outputNumbers.push(this.#nextFile++);
+      const job: CompactionJob = {
+        type: "compact",
+        dir: this.dir,
+        blockSize: this.options.blockSize,
+        bloomBitsPerKey: this.options.bloomBitsPerKey,
+        tableTargetBytes: this.options.tableTargetBytes,
+        inputs: deleted.map((d) => d.fileNumber),
+        outputLevel: pick.outputLevel,
+        outputNumbers,
+        smallestSnapshot: this.oldestSnapshotSeq(),
+        now: this.options.clock(),
+        deeper: pick.deeper,
+      };
+      let result: CompactionResult;
+      try {
+        result = await this.#compactRunner.run(job) as CompactionResult;
+      } catch (err) {
+        if (this.#closed) return;
+        this.#fail(wrapIoError(err, "compaction"));
+        return;
+      }
+      edit = {
+        deleted,
+        added: result.outputs.map((o) => this.#metaFrom(o, pick.outputLevel)),
+        compactPointers,
+        nextFileNumber: this.#nextFile,
+      };
+      this.#counters.compactions++;
+      this.#counters.compactBytesRead += result.bytesRead;
+      this.#counters.compactDropped += result.dropped;
+      for (const o of result.outputs) {
+        this.#counters.compactBytesWritten += o.fileSize;
+      }
+    }
+    try {
+      await this.#logAndApply(edit);
+    } catch (err) {
+      this.#fail(wrapIoError(err, "manifest write"));
+      return;
+    }
+    this.#counters.compactMs += performance.now() - started;
+  }
+
+  #tableSize(fileNumber: number): number {
+    for (const t of this.#versions.current.allTables()) {
+      if (t.fileNumber === fileNumber) return t.size;
+    }
+    return 0;
+  }
+
+  /**
+   * Compacts every table overlapping [start, end] (unbounded when omitted)
+   * down through the levels, after flushing the memtable. Used by tests and
+   * admin tooling; automatic compaction is paused while it runs.
+   */
+  async compactRange(start?: Uint8Array, end?: Uint8Array): Promise<void> {
+    await this.flush();
+    for (let level = 0; level < NUM_LEVELS - 1; level++) {
+      while (this.#compacting) await this.#compacting;
+      this.#checkWritable();
+      const v = this.#versions.current;
+      let inputs = v.levels[level].filter((t) => overlaps(t, start, end));
+      if (inputs.length === 0) continue;
+      if (level === 0) inputs = [...v.levels[0]];
+      const run = this.#compact(pickFor(v, level, inputs));
+      this.#compacting = run.finally(() => {
+        this.#compacting = undefined;
+        this.#wakeStalled();
+      });
+      await this.#compacting;
+      if (this.#failure) throw this.#failure;
+    }
+    this.#maybeScheduleCompaction();
+  }
+
+  /** Waits until no flush or compaction is running or needed. For tests. */
+  async compactUntilIdle(): Promise<void> {
+    for (;;) {
+      this.#maybeScheduleFlush();
+      this.#maybeScheduleCompaction();
+      const busy = this.#flushing ?? this.#compacting;
+      if (!busy) break;
+      await busy;
+    }
+    if (this.#failure) throw this.#failure;
   }
 
   async #flushOldest(): Promise<void> {
@@ -713,7 +902,8 @@ export class Db {
       this.#fail(wrapIoError(err, "manifest write"));
       return;
     }
-    this.#imm = remaining;
+    // Rotations during the awaits above added newer memtables at the front.
+    this.#imm = this.#imm.filter((x) => x !== imm);
     this.#counters.flushes++;
     this.#counters.flushBytes += result.table?.fileSize ?? 0;
     for (const n of imm.walNumbers) {
@@ -970,9 +1160,16 @@ export class Db {
       level,
       tables: tables.length,
       bytes: v.levelBytes(level),
+      targetBytes: level === 0 ? 0 : levelTarget(this.options, level),
+      score: Math.round(levelScore(v, this.options, level) * 1000) / 1000,
     }));
+    const c = this.#counters;
+    const diskBytes = c.walBytes + c.flushBytes + c.compactBytesWritten;
     return {
-      ops: { ...this.#counters },
+      ops: { ...c },
+      writeAmplification: c.userBytes > 0
+        ? Math.round(diskBytes / c.userBytes * 1000) / 1000
+        : 0,
       seq: { last: this.#lastSeq, visible: this.#visibleSeq },
       memtable: {
         bytes: this.#mem.bytes,
@@ -982,7 +1179,11 @@ export class Db {
       },
       wal: { number: this.#walNumber, bytes: this.#wal.size },
       levels,
-      tables: { open: this.#tables.size, opens: this.#tables.opens },
+      tables: {
+        open: this.#tables.size,
+        opens: this.#tables.opens,
+        ...this.#tables.stats,
+      },
       blockCache: this.#blockCache.stats(),
       snapshots: [...this.#snapshots.values()].reduce((a, b) => a + b, 0),
       recovery: {
@@ -1014,7 +1215,9 @@ export class Db {
         this.#fail(wrapIoError(err, "WAL sync on close"));
       }
     }
-    while (this.#flushing) await this.#flushing;
+    while (this.#flushing || this.#compacting) {
+      await (this.#flushing ?? this.#compacting);
+    }
     await this.#manifestChain;
     this.#abandon();
   }
@@ -1023,7 +1226,9 @@ export class Db {
   #abandon(): void {
     this.#closed = true;
     if (this.#intervalTimer !== undefined) clearInterval(this.#intervalTimer);
+    if (this.#lagTimer !== undefined) clearInterval(this.#lagTimer);
     this.#flushRunner.close();
+    this.#compactRunner.close();
     this.#tables.closeAll();
     this.#wal?.close();
     this.#manifest?.close();

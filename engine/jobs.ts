@@ -6,6 +6,8 @@
  *
  * @module
  */
+import type { CompactionJob, CompactionResult } from "./compaction.ts";
+import { runCompaction } from "./compaction.ts";
 import { compareEntries } from "./entry.ts";
 import type { FileSystem } from "./fs.ts";
 import type { TableProps } from "./sstable/writer.ts";
@@ -28,7 +30,7 @@ export interface FlushJob extends TableSettings {
 }
 
 /** Any background job. */
-export type Job = FlushJob;
+export type Job = FlushJob | CompactionJob;
 
 /** What a flush produced; `table` is undefined when the segments held nothing. */
 export interface FlushResult {
@@ -37,7 +39,7 @@ export interface FlushResult {
 }
 
 /** Any job's result. */
-export type JobResult = FlushResult;
+export type JobResult = FlushResult | CompactionResult;
 
 /**
  * Rebuilds a frozen memtable from its WAL segments and writes it as one
@@ -77,5 +79,7 @@ export function runJob(fs: FileSystem, job: Job): Promise<JobResult> {
   switch (job.type) {
     case "flush":
       return runFlush(fs, job);
+    case "compact":
+      return runCompaction(fs, job);
   }
 }

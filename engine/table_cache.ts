@@ -6,7 +6,8 @@
  */
 import type { BlockCache } from "./cache.ts";
 import type { FileSystem } from "./fs.ts";
-import { TableReader } from "./sstable/reader.ts";
+import type { TableStats } from "./sstable/reader.ts";
+import { newTableStats, TableReader } from "./sstable/reader.ts";
 import { tableFileName } from "./sstable/writer.ts";
 
 interface Slot {
@@ -18,6 +19,8 @@ interface Slot {
 export class TableCache {
   #open = new Map<number, Slot>();
   opens = 0;
+  /** Bloom and block-read counters summed over every reader. */
+  readonly stats: TableStats = newTableStats();
 
   constructor(
     readonly fs: FileSystem,
@@ -45,6 +48,7 @@ export class TableCache {
       tableFileName(this.dir, fileNumber),
       fileNumber,
       this.blockCache,
+      { stats: this.stats },
     );
     this.opens++;
     slot = { reader, pins: 0 };

@@ -1,0 +1,272 @@
+/**
+ * Leveled compaction: picking what to compact (pure functions of a Version)
+ * and running a compaction (file work only; runs in the background worker).
+ *
+ * Shape: L0 holds up to `l0CompactionTrigger` tables, possibly overlapping.
+ * L1's target size is `baseLevelBytes`, each deeper level 10x the one above,
+ * down to L6. The level whose size most exceeds its target goes first; within
+ * a level a compact pointer rotates through the key space.
+ *
+ * @module
+ */
+import { compareBytes, equalBytes } from "./coding.ts";
+import { BlockCache } from "./cache.ts";
+import type { Entry, EntryIterator } from "./entry.ts";
+import { KIND_DELETE, KIND_PUT } from "./entry.ts";
+import type { FileSystem } from "./fs.ts";
+import { MergingIterator } from "./iterator.ts";
+import type { TableMeta } from "./manifest.ts";
+import { NUM_LEVELS } from "./manifest.ts";
+import { TableReader } from "./sstable/reader.ts";
+import type { TableProps } from "./sstable/writer.ts";
+import { tableFileName, TableWriter } from "./sstable/writer.ts";
+import type { Version } from "./version.ts";
+import { overlaps } from "./version.ts";
+
+/** Sizes that shape the tree. */
+export interface LevelShape {
+  l0CompactionTrigger: number;
+  baseLevelBytes: number;
+}
+
+/** Target size of level `l` (>= 1): base, then 10x per level. */
+export function levelTarget(shape: LevelShape, l: number): number {
+  return shape.baseLevelBytes * 10 ** (l - 1);
+}
+
+/** A level's compaction score: >= 1 means it should be compacted. */
+export function levelScore(v: Version, shape: LevelShape, l: number): number {
+  if (l === 0) return v.levels[0].length / shape.l0CompactionTrigger;
+  if (l === NUM_LEVELS - 1) return 0; // the last level has nowhere to go
+  return v.levelBytes(l) / levelTarget(shape, l);
+}
+
+/** A chosen compaction: inputs from `level` merged into `level + 1`. */
+export interface CompactionPick {
+  level: number;
+  inputs: TableMeta[];
+  /** Overlapping tables of the output level. */
+  overlapping: TableMeta[];
+  outputLevel: number;
+  /** Key ranges of tables in deeper levels, to decide if a tombstone can go. */
+  deeper: { smallest: Uint8Array; largest: Uint8Array }[];
+}
+
+function rangeOf(
+  tables: readonly TableMeta[],
+): { lo: Uint8Array; hi: Uint8Array } {
+  let lo = tables[0].smallest;
+  let hi = tables[0].largest;
+  for (const t of tables) {
+    if (compareBytes(t.smallest, lo) < 0) lo = t.smallest;
+    if (compareBytes(t.largest, hi) > 0) hi = t.largest;
+  }
+  return { lo, hi };
+}
+
+/** Builds the pick for compacting `inputs` of `level` into `level + 1`. */
+export function pickFor(
+  v: Version,
+  level: number,
+  inputs: TableMeta[],
+): CompactionPick {
+  const outputLevel = level + 1;
+  const { lo, hi } = rangeOf(inputs);
+  const overlapping = v.levels[outputLevel].filter((t) => overlaps(t, lo, hi));
+  const all = overlapping.length ? [...inputs, ...overlapping] : inputs;
+  const r = rangeOf(all);
+  const deeper: CompactionPick["deeper"] = [];
+  for (let l = outputLevel + 1; l < NUM_LEVELS; l++) {
+    for (const t of v.levels[l]) {
+      if (overlaps(t, r.lo, r.hi)) {
+        deeper.push({ smallest: t.smallest, largest: t.largest });
+      }
+    }
+  }
+  return { level, inputs, overlapping, outputLevel, deeper };
+}
+
+/**
+ * Picks the most urgent compaction, or undefined when every level is within
+ * its target. L0 takes all its tables (they may overlap each other, so a
+ * subset could leave an older version above a newer one).
+ */
+export function pickCompaction(
+  v: Version,
+  shape: LevelShape,
+  pointers: readonly (Uint8Array | undefined)[],
+): CompactionPick | undefined {
+  let best = -1;
+  let bestScore = 1;
+  for (let l = 0; l < NUM_LEVELS - 1; l++) {
+    const s = levelScore(v, shape, l);
+    if (s >= bestScore) {
+      best = l;
+      bestScore = s;
+    }
+  }
+  if (best < 0) return undefined;
+  if (best === 0) return pickFor(v, 0, [...v.levels[0]]);
+  const tables = v.levels[best];
+  const ptr = pointers[best];
+  let t = tables[0];
+  if (ptr) {
+    t = tables.find((x) => compareBytes(x.smallest, ptr) > 0) ?? tables[0];
+  }
+  return pickFor(v, best, [t]);
+}
+
+/** A compaction as sent to the worker. */
+export interface CompactionJob {
+  type: "compact";
+  dir: string;
+  blockSize: number;
+  bloomBitsPerKey: number;
+  tableTargetBytes: number;
+  /** Input table file numbers, newest source first (L0 newest first, then the level below). */
+  inputs: number[];
+  outputLevel: number;
+  /** File numbers reserved for outputs, used in order. */
+  outputNumbers: number[];
+  /** Oldest seqno a live snapshot reads at: newer versions are all kept. */
+  smallestSnapshot: number;
+  /** Clock reading: puts expired by then become tombstones. */
+  now: number;
+  deeper: { smallest: Uint8Array; largest: Uint8Array }[];
+}
+
+/** What a compaction wrote and read. */
+export interface CompactionResult {
+  type: "compact";
+  outputs: TableProps[];
+  bytesRead: number;
+  entriesIn: number;
+  entriesOut: number;
+  dropped: number;
+}
+
+function inDeeperLevel(
+  key: Uint8Array,
+  deeper: CompactionJob["deeper"],
+): boolean {
+  for (const r of deeper) {
+    if (
+      compareBytes(key, r.smallest) >= 0 && compareBytes(key, r.largest) <= 0
+    ) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Merges the inputs into new tables of the output level. Per key, versions
+ * arrive newest first; a version is dropped when a newer one of the same key
+ * is already visible to every snapshot. An expired put is written as a
+ * tombstone (it must still hide older versions below), and a tombstone is
+ * dropped when every snapshot sees it and no deeper level may hold the key.
+ * Outputs split at the target size, but only between keys, so each key's
+ * versions stay in one table of the level.
+ */
+export async function runCompaction(
+  fs: FileSystem,
+  job: CompactionJob,
+): Promise<CompactionResult> {
+  const cache = new BlockCache(0);
+  const readers = job.inputs.map((n) =>
+    TableReader.open(fs, tableFileName(job.dir, n), n, cache)
+  );
+  const result: CompactionResult = {
+    type: "compact",
+    outputs: [],
+    bytesRead: 0,
+    entriesIn: 0,
+    entriesOut: 0,
+    dropped: 0,
+  };
+  let writer: TableWriter | undefined;
+  let nextOutput = 0;
+  try {
+    for (const r of readers) result.bytesRead += r.props.fileSize;
+    const merged = new MergingIterator(
+      readers.map((r): EntryIterator => r.iterator()),
+      false,
+    );
+    merged.start(undefined);
+    let curKey: Uint8Array | undefined;
+    let lastSeqForKey = Infinity;
+    let outBytes = 0;
+    const tomb: Entry = {
+      key: new Uint8Array(0),
+      seq: 0,
+      kind: KIND_DELETE,
+      encoding: 0,
+      expiresAt: 0,
+      value: new Uint8Array(0),
+    };
+    for (; merged.valid(); merged.step()) {
+      let e = merged.entry();
+      result.entriesIn++;
+      const newKey = curKey === undefined || !equalBytes(e.key, curKey);
+      if (newKey) {
+        curKey = e.key.slice();
+        lastSeqForKey = Infinity;
+        if (writer && outBytes >= job.tableTargetBytes) {
+          result.outputs.push(await writer.finish());
+          writer = undefined;
+        }
+      }
+      // A newer version of this key is visible to every snapshot.
+      const shadowed = lastSeqForKey <= job.smallestSnapshot;
+      lastSeqForKey = e.seq;
+      if (shadowed) {
+        result.dropped++;
+        continue;
+      }
+      if (
+        e.kind === KIND_PUT && e.expiresAt !== 0 && e.expiresAt <= job.now
+      ) {
+        tomb.key = e.key;
+        tomb.seq = e.seq;
+        e = tomb;
+      }
+      if (
+        e.kind === KIND_DELETE && e.seq <= job.smallestSnapshot &&
+        !inDeeperLevel(e.key, job.deeper)
+      ) {
+        result.dropped++;
+        continue;
+      }
+      if (!writer) {
+        if (nextOutput >= job.outputNumbers.length) {
+          throw new Error("compaction ran out of reserved file numbers");
+        }
+        writer = TableWriter.create(
+          fs,
+          job.dir,
+          job.outputNumbers[nextOutput++],
+          { blockSize: job.blockSize, bloomBitsPerKey: job.bloomBitsPerKey },
+        );
+        outBytes = 0;
+      }
+      writer.add(e);
+      outBytes += e.key.length + e.value.length + 16;
+      result.entriesOut++;
+    }
+    if (writer) {
+      result.outputs.push(await writer.finish());
+      writer = undefined;
+    }
+    return result;
+  } catch (err) {
+    writer?.abandon();
+    // Outputs already finished are not in the manifest: remove them now
+    // (open would remove them too).
+    for (const o of result.outputs) {
+      fs.remove(tableFileName(job.dir, o.fileNumber));
+    }
+    throw err;
+  } finally {
+    for (const r of readers) r.close();
+  }
+}
