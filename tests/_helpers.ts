@@ -1,0 +1,215 @@
+/**
+ * Shared test helpers: a seeded PRNG whose seed is printed when a test
+ * fails, temporary directories that are always removed, byte helpers and a
+ * sorted-Map model of a key/value store.
+ *
+ * @module
+ */
+import { compareBytes } from "../engine/coding.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** UTF-8 bytes of a string. */
+export function enc(s: string): Uint8Array {
+  return encoder.encode(s);
+}
+
+/** The string a UTF-8 byte string decodes to. */
+export function dec(b: Uint8Array): string {
+  return decoder.decode(b);
+}
+
+/** Bytes from a list of numbers: `bytes(0, 0xff)`. */
+export function bytes(...values: number[]): Uint8Array {
+  return Uint8Array.from(values);
+}
+
+/** Lowercase hex of a byte string (model keys, failure messages). */
+export function hex(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i++) s += b[i].toString(16).padStart(2, "0");
+  return s;
+}
+
+/** Bytes of a hex string. */
+export function unhex(s: string): Uint8Array {
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) {
+    out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  }
+  return out;
+}
+
+/** Concatenates byte strings. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** A small, fast, seeded PRNG (mulberry32). Same seed, same sequence. */
+export class Rng {
+  #state: number;
+  constructor(readonly seed: number) {
+    this.#state = seed >>> 0;
+  }
+
+  /** A float in [0, 1). */
+  next(): number {
+    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** An integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+
+  /** An integer in [lo, hi] (inclusive). */
+  range(lo: number, hi: number): number {
+    return lo + this.int(hi - lo + 1);
+  }
+
+  /** True with probability p. */
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+
+  /** One element of a non-empty array. */
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)];
+  }
+
+  /** `n` random bytes. */
+  bytes(n: number): Uint8Array {
+    const b = new Uint8Array(n);
+    for (let i = 0; i < n; i++) b[i] = this.int(256);
+    return b;
+  }
+}
+
+/**
+ * The seed for a test: `SHALE_SEED` when set (to replay a failure), else
+ * `fallback`, so default runs are deterministic.
+ */
+export function testSeed(fallback: number): number {
+  const env = Deno.env.get("SHALE_SEED");
+  return env !== undefined ? Number(env) : fallback;
+}
+
+/**
+ * Runs `fn` with a PRNG seeded by `seed`; when it throws, the error message
+ * is prefixed with the seed and how to replay it.
+ */
+export async function withSeed<T>(
+  seed: number,
+  fn: (rng: Rng) => T | Promise<T>,
+): Promise<T> {
+  try {
+    return await fn(new Rng(seed));
+  } catch (err) {
+    const msg = `seed ${seed} (replay with SHALE_SEED=${seed})`;
+    console.error(`\nFAILED with ${msg}`);
+    if (err instanceof Error) err.message = `[${msg}] ${err.message}`;
+    throw err;
+  }
+}
+
+/** Runs `fn` with a fresh temporary directory, removed afterwards whatever happens. */
+export async function withTempDir<T>(
+  fn: (dir: string) => T | Promise<T>,
+): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "shale_test_" });
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** One key/value pair of the model. */
+export interface ModelEntry {
+  key: Uint8Array;
+  value: Uint8Array;
+  version: number;
+  expiresAt: number;
+}
+
+/** Range options the model understands (the same as Db.scan's). */
+export interface ModelScan {
+  start?: Uint8Array;
+  end?: Uint8Array;
+  prefix?: Uint8Array;
+  reverse?: boolean;
+  limit?: number;
+}
+
+function startsWith(key: Uint8Array, prefix: Uint8Array): boolean {
+  if (key.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) {
+    if (key[i] !== prefix[i]) return false;
+  }
+  return true;
+}
+
+/**
+ * A plain sorted-Map model of a key/value store: what a correct shale must
+ * answer. Keys are stored by hex; `scan` sorts by unsigned byte order.
+ */
+export class SortedModel {
+  #map = new Map<string, ModelEntry>();
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  set(key: Uint8Array, value: Uint8Array, version: number, expiresAt = 0) {
+    this.#map.set(hex(key), {
+      key: key.slice(),
+      value: value.slice(),
+      version,
+      expiresAt,
+    });
+  }
+
+  delete(key: Uint8Array): void {
+    this.#map.delete(hex(key));
+  }
+
+  /** The live entry for `key` at time `now` (expired entries are absent). */
+  get(key: Uint8Array, now = 0): ModelEntry | undefined {
+    const e = this.#map.get(hex(key));
+    if (!e) return undefined;
+    if (e.expiresAt !== 0 && e.expiresAt <= now) return undefined;
+    return e;
+  }
+
+  /** Every live entry matching the range, in order, then limited. */
+  scan(o: ModelScan = {}, now = 0): ModelEntry[] {
+    let out = [...this.#map.values()].filter((e) => {
+      if (e.expiresAt !== 0 && e.expiresAt <= now) return false;
+      if (o.start && compareBytes(e.key, o.start) < 0) return false;
+      if (o.end && compareBytes(e.key, o.end) >= 0) return false;
+      if (o.prefix && !startsWith(e.key, o.prefix)) return false;
+      return true;
+    });
+    out.sort((a, b) => compareBytes(a.key, b.key));
+    if (o.reverse) out.reverse();
+    if (o.limit !== undefined) out = out.slice(0, Math.max(0, o.limit));
+    return out;
+  }
+
+  /** A deep copy (for snapshot checks). */
+  clone(): SortedModel {
+    const m = new SortedModel();
+    for (const [k, e] of this.#map) m.#map.set(k, e);
+    return m;
+  }
+}

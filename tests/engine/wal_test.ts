@@ -1,0 +1,432 @@
+import assert from "node:assert/strict";
+import { ByteWriter } from "../../engine/coding.ts";
+import { crc32 } from "../../engine/crc.ts";
+import type { Entry } from "../../engine/entry.ts";
+import {
+  ENCODING_U64LE,
+  ENCODING_V8,
+  KIND_DELETE,
+  KIND_PUT,
+} from "../../engine/entry.ts";
+import { CorruptionError } from "../../engine/errors.ts";
+import { realFs } from "../../engine/fs.ts";
+import {
+  createLog,
+  decodeBatch,
+  encodeBatch,
+  frameRecord,
+  LOG_HEADER_SIZE,
+  LOG_VERSION,
+  logHeader,
+  MANIFEST_MAGIC,
+  parseLog,
+  readWalEntries,
+  RECORD_BATCH,
+  RECORD_EDIT,
+  RECORD_HEADER_SIZE,
+  WAL_MAGIC,
+} from "../../engine/wal.ts";
+import { bytes, concat, enc, withTempDir } from "../_helpers.ts";
+
+const FILE = "/data/000007.log";
+
+/** A WAL image: header followed by one framed record per payload. */
+function logOf(payloads: Uint8Array[], magic = WAL_MAGIC): Uint8Array {
+  const w = new ByteWriter();
+  w.bytes(logHeader(magic));
+  for (const p of payloads) frameRecord(w, RECORD_BATCH, p);
+  return w.finish();
+}
+
+/** Offsets at which each record of `payloads` starts in logOf(payloads). */
+function offsetsOf(payloads: Uint8Array[]): number[] {
+  const out: number[] = [];
+  let pos = LOG_HEADER_SIZE;
+  for (const p of payloads) {
+    out.push(pos);
+    pos += RECORD_HEADER_SIZE + p.length;
+  }
+  return out;
+}
+
+const THREE = [enc("first record"), enc("second"), enc("third and last")];
+
+function corruptionAt(file: string, offset: number) {
+  return (err: unknown) => {
+    assert.ok(err instanceof CorruptionError, `got ${err}`);
+    assert.equal(err.code, "corruption");
+    assert.equal(err.file, file);
+    assert.equal(err.offset, offset);
+    assert.ok(err.message.includes(file), "message names the file");
+    assert.ok(err.message.includes(String(offset)), "message names the offset");
+    return true;
+  };
+}
+
+Deno.test("the log header is magic, version and three zero bytes", () => {
+  const h = logHeader(WAL_MAGIC);
+  assert.equal(h.length, LOG_HEADER_SIZE);
+  assert.equal(new TextDecoder().decode(h.subarray(0, 4)), "SHWL");
+  assert.equal(h[4], LOG_VERSION);
+  assert.deepEqual([...h.subarray(5)], [0, 0, 0]);
+  assert.equal(
+    new TextDecoder().decode(logHeader(MANIFEST_MAGIC).subarray(0, 4)),
+    "SHMF",
+  );
+});
+
+Deno.test("a framed record is crc, length, type and payload, with the crc over length..payload", () => {
+  const w = new ByteWriter();
+  frameRecord(w, RECORD_EDIT, bytes(1, 2, 3));
+  const b = w.finish();
+  assert.equal(b.length, RECORD_HEADER_SIZE + 3);
+  assert.deepEqual([...b.subarray(4, 8)], [3, 0, 0, 0]);
+  assert.equal(b[8], RECORD_EDIT);
+  assert.deepEqual([...b.subarray(9)], [1, 2, 3]);
+  const crc = crc32(b.subarray(4));
+  assert.equal(new DataView(b.buffer).getUint32(0, true), crc);
+});
+
+Deno.test("an empty file parses as an empty log with nothing torn", () => {
+  const r = parseLog(new Uint8Array(0), FILE, WAL_MAGIC);
+  assert.equal(r.records.length, 0);
+  assert.equal(r.tornTail, undefined);
+  assert.equal(r.validEnd, 0);
+});
+
+Deno.test("a log with only its header has no records", () => {
+  const r = parseLog(logOf([]), FILE, WAL_MAGIC);
+  assert.equal(r.records.length, 0);
+  assert.equal(r.tornTail, undefined);
+  assert.equal(r.validEnd, LOG_HEADER_SIZE);
+  assert.equal(r.fileSize, LOG_HEADER_SIZE);
+});
+
+Deno.test("a log with one record returns its type, payload and offset", () => {
+  const r = parseLog(logOf([enc("hello")]), FILE, WAL_MAGIC);
+  assert.equal(r.records.length, 1);
+  assert.equal(r.records[0].type, RECORD_BATCH);
+  assert.equal(r.records[0].offset, LOG_HEADER_SIZE);
+  assert.deepEqual(r.records[0].payload, enc("hello"));
+  assert.equal(r.validEnd, r.fileSize);
+});
+
+Deno.test("a record with an empty payload round trips", () => {
+  const r = parseLog(logOf([new Uint8Array(0), enc("x")]), FILE, WAL_MAGIC);
+  assert.equal(r.records.length, 2);
+  assert.equal(r.records[0].payload.length, 0);
+});
+
+Deno.test("many records parse back in order with their offsets", () => {
+  const payloads = Array.from({ length: 100 }, (_, i) => enc(`rec-${i}`));
+  const r = parseLog(logOf(payloads), FILE, WAL_MAGIC);
+  assert.deepEqual(
+    r.records.map((x) => new TextDecoder().decode(x.payload)),
+    payloads.map((_, i) => `rec-${i}`),
+  );
+  assert.deepEqual(r.records.map((x) => x.offset), offsetsOf(payloads));
+});
+
+Deno.test("a file torn inside its header is an empty log with a torn tail", () => {
+  const r = parseLog(logOf([]).subarray(0, 5), FILE, WAL_MAGIC);
+  assert.equal(r.records.length, 0);
+  assert.equal(r.validEnd, 0);
+  assert.deepEqual(r.tornTail?.offset, 0);
+  assert.deepEqual(r.tornTail?.bytes, 5);
+});
+
+Deno.test("a tail torn inside a record header is reported and the earlier records kept", () => {
+  const full = logOf(THREE);
+  const last = offsetsOf(THREE)[2];
+  for (let cut = 1; cut < RECORD_HEADER_SIZE; cut++) {
+    const r = parseLog(full.subarray(0, last + cut), FILE, WAL_MAGIC);
+    assert.equal(r.records.length, 2, `cut ${cut}`);
+    assert.equal(r.validEnd, last);
+    assert.equal(r.tornTail?.offset, last);
+    assert.equal(r.tornTail?.bytes, cut);
+    assert.match(r.tornTail!.reason, /header runs past the end/);
+  }
+});
+
+Deno.test("a tail torn inside a record payload is reported and the earlier records kept", () => {
+  const full = logOf(THREE);
+  const last = offsetsOf(THREE)[2];
+  for (let cut = full.length - 1; cut >= last + RECORD_HEADER_SIZE; cut--) {
+    const r = parseLog(full.subarray(0, cut), FILE, WAL_MAGIC);
+    assert.equal(r.records.length, 2, `cut at ${cut}`);
+    assert.equal(r.tornTail?.offset, last);
+    assert.equal(r.tornTail?.bytes, cut - last);
+    assert.match(r.tornTail!.reason, /runs past the end/);
+  }
+});
+
+Deno.test("a flipped bit anywhere in the last record is a torn tail", () => {
+  const full = logOf(THREE);
+  const last = offsetsOf(THREE)[2];
+  for (let i = last; i < full.length; i++) {
+    for (const bit of [0, 7]) {
+      const b = full.slice();
+      b[i] ^= 1 << bit;
+      const r = parseLog(b, FILE, WAL_MAGIC);
+      assert.equal(r.records.length, 2, `byte ${i} bit ${bit}`);
+      assert.equal(r.tornTail?.offset, last);
+      assert.equal(r.validEnd, last);
+    }
+  }
+});
+
+Deno.test("a flipped bit in a middle record is corruption naming the file and offset", () => {
+  const full = logOf(THREE);
+  const [, second] = offsetsOf(THREE);
+  for (const i of [second, second + 4, second + 8, second + 10]) {
+    const b = full.slice();
+    b[i] ^= 0x10;
+    assert.throws(
+      () => parseLog(b, FILE, WAL_MAGIC),
+      corruptionAt(FILE, second),
+      `flip at ${i}`,
+    );
+  }
+});
+
+Deno.test("a flipped bit in the first record is corruption at offset 8", () => {
+  const b = logOf(THREE);
+  b[LOG_HEADER_SIZE + RECORD_HEADER_SIZE] ^= 1;
+  assert.throws(
+    () => parseLog(b, FILE, WAL_MAGIC),
+    corruptionAt(FILE, LOG_HEADER_SIZE),
+  );
+});
+
+Deno.test("the corruption message says how to salvage", () => {
+  const b = logOf(THREE);
+  b[offsetsOf(THREE)[1] + 9] ^= 1;
+  assert.throws(() => parseLog(b, FILE, WAL_MAGIC), /salvage/);
+});
+
+Deno.test("salvage skips a corrupt middle record, reports it and keeps the rest", () => {
+  const b = logOf(THREE);
+  const [, second] = offsetsOf(THREE);
+  b[second + 9] ^= 1;
+  const r = parseLog(b, FILE, WAL_MAGIC, { salvage: true });
+  assert.deepEqual(r.records.map((x) => x.payload), [THREE[0], THREE[2]]);
+  assert.equal(r.skipped.length, 1);
+  assert.equal(r.skipped[0].offset, second);
+  assert.match(r.skipped[0].reason, /checksum/);
+  assert.equal(r.tornTail, undefined);
+  assert.equal(r.validEnd, b.length);
+});
+
+Deno.test("salvage skips several corrupt records and still detects a torn tail", () => {
+  const payloads = Array.from({ length: 6 }, (_, i) => enc(`payload ${i}`));
+  const offs = offsetsOf(payloads);
+  const b = logOf(payloads);
+  b[offs[1] + 10] ^= 4;
+  b[offs[3] + 10] ^= 4;
+  const torn = b.subarray(0, b.length - 3);
+  const r = parseLog(torn, FILE, WAL_MAGIC, { salvage: true });
+  assert.deepEqual(
+    r.records.map((x) => new TextDecoder().decode(x.payload)),
+    ["payload 0", "payload 2", "payload 4"],
+  );
+  assert.deepEqual(r.skipped.map((s) => s.offset), [offs[1], offs[3]]);
+  assert.equal(r.tornTail?.offset, offs[5]);
+});
+
+Deno.test("a zero-filled tail after the last record is a torn tail, not corruption", () => {
+  const full = logOf(THREE);
+  const b = concat(full, new Uint8Array(4096));
+  const r = parseLog(b, FILE, WAL_MAGIC);
+  assert.equal(r.records.length, 3);
+  assert.equal(r.validEnd, full.length);
+  assert.equal(r.tornTail?.offset, full.length);
+  assert.equal(r.tornTail?.bytes, 4096);
+});
+
+Deno.test("a last record overwritten with zeros is a torn tail", () => {
+  const b = logOf(THREE);
+  const last = offsetsOf(THREE)[2];
+  b.fill(0, last);
+  const r = parseLog(b, FILE, WAL_MAGIC);
+  assert.equal(r.records.length, 2);
+  assert.equal(r.tornTail?.offset, last);
+});
+
+Deno.test("a zero-filled hole followed by valid records is corruption", () => {
+  const b = logOf(THREE);
+  const [, second, third] = offsetsOf(THREE);
+  b.fill(0, second, third);
+  assert.throws(() => parseLog(b, FILE, WAL_MAGIC), corruptionAt(FILE, second));
+});
+
+Deno.test("an implausible record length at the tail is a torn tail", () => {
+  const b = logOf(THREE);
+  const last = offsetsOf(THREE)[2];
+  new DataView(b.buffer).setUint32(last + 4, 0xfffffff0, true);
+  const r = parseLog(b, FILE, WAL_MAGIC);
+  assert.equal(r.records.length, 2);
+  assert.match(r.tornTail!.reason, /implausible|past the end/);
+});
+
+Deno.test("a wrong magic number is corruption at offset 0", () => {
+  const b = logOf(THREE);
+  b[0] ^= 0xff;
+  assert.throws(() => parseLog(b, FILE, WAL_MAGIC), corruptionAt(FILE, 0));
+  assert.throws(
+    () => parseLog(logOf(THREE), FILE, MANIFEST_MAGIC),
+    /wrong magic/,
+    "a WAL is not accepted as a manifest",
+  );
+});
+
+Deno.test("an unknown format version is corruption at offset 4", () => {
+  const b = logOf(THREE);
+  b[4] = LOG_VERSION + 1;
+  assert.throws(() => parseLog(b, FILE, WAL_MAGIC), corruptionAt(FILE, 4));
+  assert.throws(() => parseLog(b, FILE, WAL_MAGIC), /version 2/);
+});
+
+function entry(
+  key: Uint8Array,
+  kind: number,
+  value: Uint8Array = new Uint8Array(0),
+  extra: Partial<Entry> = {},
+): Entry {
+  return { key, seq: 0, kind, encoding: 0, expiresAt: 0, value, ...extra };
+}
+
+function roundTrip(seq: number, ops: Entry[]): Entry[] {
+  const w = new ByteWriter();
+  encodeBatch(w, seq, ops);
+  return decodeBatch(w.finish(), FILE, 8);
+}
+
+Deno.test("a batch round trips keys with 0x00 and 0xFF and empty values", () => {
+  const ops = [
+    entry(bytes(0x00), KIND_PUT, new Uint8Array(0)),
+    entry(bytes(0xff, 0xff), KIND_PUT, bytes(0x00, 0xff)),
+    entry(bytes(0x00, 0x61, 0xff), KIND_DELETE),
+    entry(new Uint8Array(4096).fill(0xff), KIND_PUT, new Uint8Array(70_000)),
+  ];
+  const got = roundTrip(42, ops);
+  assert.equal(got.length, ops.length);
+  for (let i = 0; i < ops.length; i++) {
+    assert.equal(got[i].seq, 42, "every op shares the batch seqno");
+    assert.deepEqual(got[i].key, ops[i].key);
+    assert.deepEqual(got[i].value, ops[i].value);
+    assert.equal(got[i].kind, ops[i].kind);
+  }
+});
+
+Deno.test("a batch keeps expiry and value-encoding fields", () => {
+  const ops = [
+    entry(enc("a"), KIND_PUT, enc("v"), {
+      expiresAt: 1_700_000_000_123,
+      encoding: ENCODING_V8,
+    }),
+    entry(enc("b"), KIND_PUT, new Uint8Array(8), {
+      encoding: ENCODING_U64LE,
+    }),
+    entry(enc("c"), KIND_PUT, enc("z"), {
+      encoding: 255,
+      expiresAt: Number.MAX_SAFE_INTEGER,
+    }),
+  ];
+  const got = roundTrip(Number.MAX_SAFE_INTEGER, ops);
+  assert.equal(got[0].seq, Number.MAX_SAFE_INTEGER);
+  assert.deepEqual(
+    got.map((e) => [e.encoding, e.expiresAt]),
+    [[ENCODING_V8, 1_700_000_000_123], [ENCODING_U64LE, 0], [
+      255,
+      Number.MAX_SAFE_INTEGER,
+    ]],
+  );
+});
+
+Deno.test("a delete in a batch decodes with an empty value", () => {
+  const [d] = roundTrip(1, [entry(enc("gone"), KIND_DELETE, enc("ignored"))]);
+  assert.equal(d.kind, KIND_DELETE);
+  assert.equal(d.value.length, 0);
+});
+
+Deno.test("a truncated batch payload is corruption naming file and record offset", () => {
+  const w = new ByteWriter();
+  encodeBatch(w, 5, [entry(enc("key"), KIND_PUT, enc("value"))]);
+  const payload = w.finish();
+  for (let cut = 0; cut < payload.length; cut++) {
+    assert.throws(
+      () => decodeBatch(payload.subarray(0, cut), FILE, 123),
+      corruptionAt(FILE, 123),
+      `cut ${cut}`,
+    );
+  }
+});
+
+Deno.test("trailing bytes after a batch are corruption", () => {
+  const w = new ByteWriter();
+  encodeBatch(w, 5, [entry(enc("key"), KIND_PUT, enc("value"))]);
+  w.u8(0);
+  assert.throws(() => decodeBatch(w.finish(), FILE, 8), /trailing bytes/);
+});
+
+Deno.test("an unknown op kind is corruption", () => {
+  const w = new ByteWriter();
+  encodeBatch(w, 5, [entry(enc("key"), KIND_PUT, enc("value"))]);
+  const b = w.finish();
+  b[9] = 7; // seq u64 (8) + count varint (1) -> kind
+  assert.throws(() => decodeBatch(b, FILE, 8), /unknown op kind 7/);
+});
+
+Deno.test("readWalEntries reads a file written through createLog and appends", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/000001.log`;
+    const f = await createLog(realFs, path, WAL_MAGIC);
+    const w = new ByteWriter();
+    for (let s = 1; s <= 3; s++) {
+      const p = new ByteWriter();
+      encodeBatch(p, s, [
+        entry(enc(`k${s}`), KIND_PUT, enc(`v${s}`)),
+        entry(enc(`d${s}`), KIND_DELETE),
+      ]);
+      frameRecord(w, RECORD_BATCH, p.finish());
+    }
+    f.append(w.finish());
+    await f.sync();
+    f.close();
+    const { entries, log } = readWalEntries(realFs, path);
+    assert.equal(log.records.length, 3);
+    assert.deepEqual(entries.map((e) => e.seq), [1, 1, 2, 2, 3, 3]);
+    assert.deepEqual(entries[4].key, enc("k3"));
+  });
+});
+
+Deno.test("readWalEntries rejects a record of a type other than batch", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/000001.log`;
+    const w = new ByteWriter();
+    w.bytes(logHeader(WAL_MAGIC));
+    frameRecord(w, RECORD_EDIT, bytes(1));
+    await Deno.writeFile(path, w.finish());
+    assert.throws(
+      () => readWalEntries(realFs, path),
+      corruptionAt(path, LOG_HEADER_SIZE),
+    );
+  });
+});
+
+Deno.test("a torn last record whose value holds a framed record is still a torn tail", () => {
+  // A value can be any bytes, including a copy of a shale log. When the
+  // write carrying it is torn by a crash, the valid-looking record inside
+  // its payload must not turn the torn tail into "corruption in the middle"
+  // (which would make open fail after an ordinary crash).
+  const inner = new ByteWriter();
+  frameRecord(inner, RECORD_BATCH, enc("a record stored as a value"));
+  const value = concat(inner.finish(), new Uint8Array(64).fill(0x55));
+  const payloads = [enc("acknowledged"), value];
+  const full = logOf(payloads);
+  const last = offsetsOf(payloads)[1];
+  const torn = full.subarray(0, full.length - 10);
+  const r = parseLog(torn, FILE, WAL_MAGIC);
+  assert.equal(r.records.length, 1);
+  assert.equal(r.tornTail?.offset, last);
+});
