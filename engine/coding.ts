@@ -18,6 +18,18 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
+/**
+ * The bytes as a "binary string" (one UTF-16 code unit per byte, 0..255).
+ * JS compares such strings natively in unsigned byte order, on the V8 heap,
+ * which is several times faster than comparing scattered Uint8Arrays; the
+ * memtable keys its skip list with them.
+ */
+export function binaryString(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]);
+  return s;
+}
+
 /** True when the two byte strings are equal. */
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;

@@ -18,7 +18,7 @@
  */
 import type { JobRunner } from "./background.ts";
 import { InlineRunner, WorkerRunner } from "./background.ts";
-import { ByteWriter, compareBytes, prefixEnd } from "./coding.ts";
+import { binaryString, ByteWriter, compareBytes, prefixEnd } from "./coding.ts";
 import type {
   CompactionJob,
   CompactionPick,
@@ -142,6 +142,8 @@ export interface RecoveryInfo {
 interface PendingWrite {
   seq: number;
   entries: Entry[];
+  /** binaryString() of each entry's key, computed once. */
+  skeys: string[];
   resolve: (seq: number) => void;
   reject: (err: Error) => void;
 }
@@ -153,13 +155,6 @@ interface Immutable {
 
 function fileName(n: number, ext: string): string {
   return `${String(n).padStart(6, "0")}.${ext}`;
-}
-
-/** Binary-string form of a key, for Map lookups of in-flight writes. */
-function keyId(key: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < key.length; i++) s += String.fromCharCode(key[i]);
-  return s;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -564,9 +559,12 @@ export class Db {
 
   #enqueue(entries: Entry[], isBatch: boolean): Promise<number> {
     const seq = ++this.#lastSeq;
+    const skeys: string[] = [];
     for (const e of entries) {
       e.seq = seq;
-      this.#inflight.set(keyId(e.key), {
+      const skey = binaryString(e.key);
+      skeys.push(skey);
+      this.#inflight.set(skey, {
         seq,
         live: e.kind === KIND_PUT &&
           (e.expiresAt === 0 || e.expiresAt > this.options.clock()),
@@ -580,7 +578,7 @@ export class Db {
     encodeBatch(payload, seq, entries);
     frameRecord(this.#walBuf, RECORD_BATCH, payload.view_());
     return new Promise<number>((resolve, reject) => {
-      this.#queue.push({ seq, entries, resolve, reject });
+      this.#queue.push({ seq, entries, skeys, resolve, reject });
       if (!this.#committing) {
         this.#committing = true;
         this.#commitDone = this.#commitLoop();
@@ -623,7 +621,9 @@ export class Db {
         }
         this.#counters.writeGroups++;
         for (const w of group) {
-          for (const e of w.entries) this.#mem.add(e);
+          for (let i = 0; i < w.entries.length; i++) {
+            this.#mem.add(w.entries[i], w.skeys[i]);
+          }
           this.#visibleSeq = w.seq;
           this.#dropInflight(w);
         }
@@ -642,8 +642,7 @@ export class Db {
   }
 
   #dropInflight(w: PendingWrite): void {
-    for (const e of w.entries) {
-      const id = keyId(e.key);
+    for (const id of w.skeys) {
       if (this.#inflight.get(id)?.seq === w.seq) this.#inflight.delete(id);
     }
   }
@@ -1012,7 +1011,7 @@ export class Db {
     if (this.#closed) throw new ClosedError();
     this.#checkKey(key);
     if (this.#inflight.size > 0) {
-      const p = this.#inflight.get(keyId(key));
+      const p = this.#inflight.get(binaryString(key));
       if (p) return p.live ? p.seq : null;
     }
     const e = this.#find(key, MAX_SEQ);
@@ -1021,10 +1020,11 @@ export class Db {
 
   /** The newest entry (tombstones included) for key at or below seq. */
   #find(key: Uint8Array, seq: number): Entry | undefined {
-    let e = this.#mem.get(key, seq);
+    const skey = binaryString(key);
+    let e = this.#mem.get(key, seq, skey);
     if (e) return e;
     for (const imm of this.#imm) {
-      e = imm.mem.get(key, seq);
+      e = imm.mem.get(key, seq, skey);
       if (e) return e;
     }
     const levels = this.#versions.current.levels;

@@ -8,20 +8,23 @@
  *
  * @module
  */
-import { compareBytes } from "./coding.ts";
+import { binaryString } from "./coding.ts";
 import type { Entry, EntryIterator } from "./entry.ts";
 import { MAX_SEQ } from "./entry.ts";
 
 const MAX_HEIGHT = 12;
 /** Fixed per-entry overhead counted against the byte budget (node, arrays). */
-const ENTRY_OVERHEAD = 80;
+const ENTRY_OVERHEAD = 120;
 
 interface Node extends Entry {
+  /** The key as a binary string: compared natively, see binaryString(). */
+  skey: string;
   next: (Node | null)[];
 }
 
-function makeNode(e: Entry, height: number): Node {
+function makeNode(e: Entry, skey: string, height: number): Node {
   return {
+    skey,
     key: e.key,
     seq: e.seq,
     kind: e.kind,
@@ -32,16 +35,23 @@ function makeNode(e: Entry, height: number): Node {
   };
 }
 
-/** Compares a node against (key, seq) in internal order. */
-function cmpNode(n: Node, key: Uint8Array, seq: number): number {
-  const c = compareBytes(n.key, key);
-  return c !== 0 ? c : seq - n.seq;
+/** True when node n sorts before (skey, seq) in internal order. */
+function before(n: Node, skey: string, seq: number): boolean {
+  return n.skey < skey || (n.skey === skey && n.seq > seq);
 }
 
 /** A skip list memtable. */
 export class Memtable {
   #head: Node;
+  /**
+   * Newest node of each key. Point reads start here instead of walking the
+   * skip list: a hash probe touches one node, a skip-list search dozens of
+   * scattered ones (cache misses dominate at this size).
+   */
+  #newest = new Map<string, Node>();
   #height = 1;
+  /** Scratch for add(): the last node before the new one at each level. */
+  #prev: Node[];
   #rand = 0x9e3779b9;
   #bytes = 0;
   #count = 0;
@@ -50,14 +60,19 @@ export class Memtable {
   maxSeq = 0;
 
   constructor() {
-    this.#head = makeNode({
-      key: new Uint8Array(0),
-      seq: MAX_SEQ,
-      kind: 0,
-      encoding: 0,
-      expiresAt: 0,
-      value: new Uint8Array(0),
-    }, MAX_HEIGHT);
+    this.#head = makeNode(
+      {
+        key: new Uint8Array(0),
+        seq: MAX_SEQ,
+        kind: 0,
+        encoding: 0,
+        expiresAt: 0,
+        value: new Uint8Array(0),
+      },
+      "",
+      MAX_HEIGHT,
+    );
+    this.#prev = new Array<Node>(MAX_HEIGHT).fill(this.#head);
   }
 
   /** Approximate memory used, in bytes. */
@@ -90,7 +105,7 @@ export class Memtable {
    * first node >= (key, seq).
    */
   #findGreaterOrEqual(
-    key: Uint8Array,
+    skey: string,
     seq: number,
     prev: Node[] | null,
   ): Node | null {
@@ -98,7 +113,7 @@ export class Memtable {
     for (let level = this.#height - 1; level >= 0; level--) {
       for (;;) {
         const next = x.next[level];
-        if (next !== null && cmpNode(next, key, seq) < 0) x = next;
+        if (next !== null && before(next, skey, seq)) x = next;
         else break;
       }
       if (prev) prev[level] = x;
@@ -107,12 +122,12 @@ export class Memtable {
   }
 
   /** The last node < (key, seq), or the head. */
-  #findLessThan(key: Uint8Array, seq: number): Node {
+  #findLessThan(skey: string, seq: number): Node {
     let x = this.#head;
     for (let level = this.#height - 1; level >= 0; level--) {
       for (;;) {
         const next = x.next[level];
-        if (next !== null && cmpNode(next, key, seq) < 0) x = next;
+        if (next !== null && before(next, skey, seq)) x = next;
         else break;
       }
     }
@@ -132,20 +147,24 @@ export class Memtable {
   }
 
   /** Inserts one entry. (key, seq) pairs are unique: seqnos never repeat for a key. */
-  add(e: Entry): void {
-    const prev = new Array<Node>(MAX_HEIGHT);
-    this.#findGreaterOrEqual(e.key, e.seq, prev);
+  add(e: Entry, skey: string = binaryString(e.key)): void {
+    const prev = this.#prev;
+    this.#findGreaterOrEqual(skey, e.seq, prev);
     const height = this.#randomHeight();
     if (height > this.#height) {
       for (let i = this.#height; i < height; i++) prev[i] = this.#head;
       this.#height = height;
     }
-    const node = makeNode(e, height);
+    const node = makeNode(e, skey, height);
     for (let i = 0; i < height; i++) {
       node.next[i] = prev[i].next[i];
       prev[i].next[i] = node;
     }
-    this.#bytes += e.key.length + e.value.length + ENTRY_OVERHEAD;
+    const newest = this.#newest.get(skey);
+    if (newest === undefined || newest.seq < node.seq) {
+      this.#newest.set(skey, node);
+    }
+    this.#bytes += 3 * e.key.length + e.value.length + ENTRY_OVERHEAD;
     this.#count++;
     if (this.minSeq === 0 || e.seq < this.minSeq) this.minSeq = e.seq;
     if (e.seq > this.maxSeq) this.maxSeq = e.seq;
@@ -153,12 +172,22 @@ export class Memtable {
 
   /**
    * The newest entry for `key` with seq <= `snapshotSeq`, tombstones
-   * included, or undefined.
+   * included, or undefined. Pass `skey` (binaryString(key)) when the caller
+   * already has it, to convert once for several memtables.
    */
-  get(key: Uint8Array, snapshotSeq: number): Entry | undefined {
-    const n = this.#findGreaterOrEqual(key, snapshotSeq, null);
-    if (n !== null && compareBytes(n.key, key) === 0) return n;
-    return undefined;
+  get(
+    key: Uint8Array,
+    snapshotSeq: number,
+    skey: string = binaryString(key),
+  ): Entry | undefined {
+    // A key's versions are adjacent, newest first, so walk down from the
+    // newest to the first one the snapshot may see.
+    let n: Node | null | undefined = this.#newest.get(skey);
+    while (n && n.seq > snapshotSeq) {
+      n = n.next[0];
+      if (n !== null && n.skey !== skey) return undefined;
+    }
+    return n ?? undefined;
   }
 
   /** A cursor over the memtable; stays valid while entries are added. */
@@ -168,7 +197,7 @@ export class Memtable {
 
   /** @internal used by the iterator. */
   _seek(key: Uint8Array, seq: number): Node | null {
-    return this.#findGreaterOrEqual(key, seq, null);
+    return this.#findGreaterOrEqual(binaryString(key), seq, null);
   }
   /** @internal */
   _first(): Node | null {
@@ -180,8 +209,8 @@ export class Memtable {
     return n === this.#head ? null : n;
   }
   /** @internal */
-  _before(key: Uint8Array, seq: number): Node | null {
-    const n = this.#findLessThan(key, seq);
+  _before(skey: string, seq: number): Node | null {
+    const n = this.#findLessThan(skey, seq);
     return n === this.#head ? null : n;
   }
 }
@@ -199,7 +228,7 @@ class MemtableIterator implements EntryIterator {
     this.#node = this.mem._last();
   }
   seekBefore(key: Uint8Array): void {
-    this.#node = this.mem._before(key, MAX_SEQ);
+    this.#node = this.mem._before(binaryString(key), MAX_SEQ);
   }
   valid(): boolean {
     return this.#node !== null;
@@ -209,7 +238,7 @@ class MemtableIterator implements EntryIterator {
   }
   prev(): void {
     const n = this.#node!;
-    this.#node = this.mem._before(n.key, n.seq);
+    this.#node = this.mem._before(n.skey, n.seq);
   }
   entry(): Entry {
     return this.#node!;

@@ -13,11 +13,14 @@ import { tableFileName } from "./sstable/writer.ts";
 interface Slot {
   reader: TableReader;
   pins: number;
+  /** Clock tick of the last use; the smallest idle one is closed first. */
+  used: number;
 }
 
 /** An LRU of open TableReaders keyed by file number. */
 export class TableCache {
   #open = new Map<number, Slot>();
+  #tick = 0;
   opens = 0;
   /** Bloom and block-read counters summed over every reader. */
   readonly stats: TableStats = newTableStats();
@@ -38,9 +41,8 @@ export class TableCache {
   get(fileNumber: number): TableReader {
     let slot = this.#open.get(fileNumber);
     if (slot) {
-      // Move to the back: Map iteration order is the LRU order.
-      this.#open.delete(fileNumber);
-      this.#open.set(fileNumber, slot);
+      // A tick instead of reordering the Map keeps the hit path cheap.
+      slot.used = ++this.#tick;
       return slot.reader;
     }
     const reader = TableReader.open(
@@ -51,7 +53,7 @@ export class TableCache {
       { stats: this.stats },
     );
     this.opens++;
-    slot = { reader, pins: 0 };
+    slot = { reader, pins: 0, used: ++this.#tick };
     this.#open.set(fileNumber, slot);
     this.#trim();
     return reader;
@@ -71,12 +73,18 @@ export class TableCache {
   }
 
   #trim(): void {
-    if (this.#open.size <= this.maxOpen) return;
-    for (const [n, slot] of this.#open) {
-      if (this.#open.size <= this.maxOpen) break;
-      if (slot.pins > 0) continue;
-      slot.reader.close();
-      this.#open.delete(n);
+    while (this.#open.size > this.maxOpen) {
+      let victim: number | undefined;
+      let oldest = Infinity;
+      for (const [n, slot] of this.#open) {
+        if (slot.pins === 0 && slot.used < oldest) {
+          oldest = slot.used;
+          victim = n;
+        }
+      }
+      if (victim === undefined) return; // everything is pinned by scans
+      this.#open.get(victim)!.reader.close();
+      this.#open.delete(victim);
     }
   }
 
