@@ -1,0 +1,319 @@
+/**
+ * Data blocks: builder and readers. Layout (engine/FORMAT.md, "Data block"):
+ *
+ * ```
+ * entry*  restart u32 LE * n  n u32 LE
+ * entry = shared varint | unshared varint | key[shared..] |
+ *         seq varint | kind u8 | encoding u8 | expiresAt varint |
+ *         valueLen varint | value
+ * ```
+ *
+ * Keys are prefix-compressed against the previous entry; every
+ * {@link RESTART_INTERVAL}th entry is a restart point that stores its key
+ * whole (shared = 0), so a lookup binary-searches the restart array and
+ * scans at most one interval. Entries are in internal order (key asc, seq
+ * desc). The block's CRC trailer is added by the writer, not here.
+ *
+ * @module
+ */
+import { ByteWriter, readU32 } from "../coding.ts";
+import type { Entry } from "../entry.ts";
+import { RESTART_INTERVAL, TableFormatError } from "./format.ts";
+
+/** Accumulates entries of one data block. */
+export class BlockBuilder {
+  #w = new ByteWriter(8192);
+  #restarts: number[] = [0];
+  #counter = 0;
+  #entries = 0;
+  // The last key added since construction; survives reset() so the table
+  // writer can check ordering across blocks without a second copy.
+  #last = new Uint8Array(256);
+  #lastLen = 0;
+  #lastSeq = -1;
+
+  /** Entries in the current block. */
+  get entries(): number {
+    return this.#entries;
+  }
+
+  /** Size the block would have if finished now. */
+  get estimatedSize(): number {
+    return this.#w.pos + this.#restarts.length * 4 + 4;
+  }
+
+  /** Seqno of the last entry added (-1 before any). */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** View of the last key added (valid until the next add). */
+  lastKey(): Uint8Array {
+    return this.#last.subarray(0, this.#lastLen);
+  }
+
+  /** Appends an entry; the caller guarantees internal order. */
+  add(
+    key: Uint8Array,
+    seq: number,
+    kind: number,
+    encoding: number,
+    expiresAt: number,
+    value: Uint8Array,
+  ): void {
+    const w = this.#w;
+    let shared = 0;
+    if (this.#counter === RESTART_INTERVAL) {
+      this.#restarts.push(w.pos);
+      this.#counter = 0;
+    }
+    const last = this.#last;
+    if (this.#counter > 0) {
+      const n = this.#lastLen < key.length ? this.#lastLen : key.length;
+      while (shared < n && last[shared] === key[shared]) shared++;
+    }
+    const unshared = key.length - shared;
+    w.ensure(unshared + value.length + 40);
+    w.varint(shared);
+    w.varint(unshared);
+    w.bytes(key.subarray(shared));
+    w.varint(seq);
+    w.u8(kind);
+    w.u8(encoding);
+    w.varint(expiresAt);
+    w.varint(value.length);
+    w.bytes(value);
+    this.#counter++;
+    this.#entries++;
+    if (key.length > last.length) {
+      const grown = new Uint8Array(Math.max(key.length, last.length * 2));
+      grown.set(last.subarray(0, shared));
+      this.#last = grown;
+    }
+    this.#last.set(key.subarray(shared), shared);
+    this.#lastLen = key.length;
+    this.#lastSeq = seq;
+  }
+
+  /** Appends the restart array; returns a view valid until reset(). */
+  finish(): Uint8Array {
+    const w = this.#w;
+    for (const r of this.#restarts) w.u32(r);
+    w.u32(this.#restarts.length);
+    return w.view_();
+  }
+
+  /** Starts a new block (keeps the buffer allocation). */
+  reset(): void {
+    this.#w.reset();
+    this.#restarts = [0];
+    this.#counter = 0;
+    this.#entries = 0;
+  }
+}
+
+// Position after the last varint read by varintAt. Module state keeps the
+// hot decode loop free of allocations; all decoding is synchronous.
+let vpos = 0;
+
+function varintAt(b: Uint8Array, p: number, limit: number): number {
+  if (p >= limit) {
+    throw new TableFormatError(`varint runs past entry area at ${p}`);
+  }
+  let x = b[p++];
+  if (x < 0x80) {
+    vpos = p;
+    return x;
+  }
+  let result = x & 0x7f;
+  let mul = 128;
+  for (let i = 1; i < 8; i++) {
+    if (p >= limit) {
+      throw new TableFormatError(`varint runs past entry area at ${p}`);
+    }
+    x = b[p++];
+    result += (x & 0x7f) * mul;
+    if (x < 0x80) {
+      vpos = p;
+      return result;
+    }
+    mul *= 128;
+  }
+  throw new TableFormatError(`varint longer than 8 bytes at ${p}`);
+}
+
+/** Reads the restart array trailer; returns the offset where it starts. */
+function restartBase(block: Uint8Array): number {
+  const len = block.length;
+  if (len < 4) {
+    throw new TableFormatError(`block of ${len} bytes has no restart count`);
+  }
+  const n = readU32(block, len - 4);
+  const base = len - 4 - n * 4;
+  if (n === 0 || base < 0) {
+    throw new TableFormatError(
+      `bad restart count ${n} in block of ${len} bytes`,
+    );
+  }
+  return base;
+}
+
+/**
+ * Compares `a[0..aLen]` with `b` in unsigned byte order. Returns <0, 0, >0.
+ */
+function cmp(a: Uint8Array, aOff: number, aLen: number, b: Uint8Array): number {
+  const n = aLen < b.length ? aLen : b.length;
+  for (let i = 0; i < n; i++) {
+    const d = a[aOff + i] - b[i];
+    if (d !== 0) return d;
+  }
+  return aLen - b.length;
+}
+
+/**
+ * The newest entry for user key `key` with seq <= `seq` in this block, or
+ * undefined when the first entry at or after (key, seq) has another key or
+ * the block ends first. Allocates only the result: its `key` is the `key`
+ * argument itself (equal bytes) and its value is a view into `block` (treat
+ * both as read-only: the block may be cached).
+ */
+export function blockGet(
+  block: Uint8Array,
+  key: Uint8Array,
+  seq: number,
+): Entry | undefined {
+  const limit = restartBase(block);
+  const numRestarts = (block.length - 4 - limit) >>> 2;
+
+  // Last restart point whose key is strictly before (key, seq).
+  let lo = 0;
+  let hi = numRestarts - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    let p = readU32(block, limit + mid * 4);
+    if (p >= limit) throw new TableFormatError(`restart ${mid} out of range`);
+    const shared = varintAt(block, p, limit);
+    const unshared = varintAt(block, vpos, limit);
+    p = vpos;
+    if (shared !== 0 || p + unshared > limit) {
+      throw new TableFormatError(`restart ${mid} entry malformed`);
+    }
+    let c = cmp(block, p, unshared, key);
+    if (c === 0) c = seq - varintAt(block, p + unshared, limit);
+    if (c < 0) lo = mid;
+    else hi = mid - 1;
+  }
+
+  // Scan forward without materialising keys. `match` is the length of the
+  // common prefix of the previous entry's key and `key`, and `c` their
+  // comparison; we only continue while the previous key was <= `key`. An
+  // entry sharing more than `match` bytes with its predecessor therefore
+  // compares exactly like it; one sharing at most `match` bytes agrees with
+  // `key` on its first `shared` bytes, so comparing resumes there.
+  let p = readU32(block, limit + lo * 4);
+  const tlen = key.length;
+  let keyLen = 0;
+  let match = 0;
+  let c = -1;
+  while (p < limit) {
+    const shared = varintAt(block, p, limit);
+    const unshared = varintAt(block, vpos, limit);
+    p = vpos;
+    if (shared > keyLen || p + unshared > limit) {
+      throw new TableFormatError(`entry at ${p} has bad key lengths`);
+    }
+    keyLen = shared + unshared;
+    if (shared <= match) {
+      // Compare block[p .. p+unshared) with key[shared ..).
+      let i = 0;
+      const n = tlen - shared < unshared ? tlen - shared : unshared;
+      while (i < n && block[p + i] === key[shared + i]) i++;
+      match = shared + i;
+      c = i < n ? block[p + i] - key[shared + i] : keyLen - tlen;
+    }
+    p += unshared;
+    if (c > 0) return undefined;
+    const eSeq = varintAt(block, p, limit);
+    p = vpos;
+    if (p + 2 > limit) throw new TableFormatError(`entry at ${p} truncated`);
+    const kind = block[p];
+    const encoding = block[p + 1];
+    const expiresAt = varintAt(block, p + 2, limit);
+    const vlen = varintAt(block, vpos, limit);
+    p = vpos;
+    if (p + vlen > limit) {
+      throw new TableFormatError(`value at ${p} runs past entry area`);
+    }
+    if (c === 0 && eSeq <= seq) {
+      return {
+        key,
+        seq: eSeq,
+        kind,
+        encoding,
+        expiresAt,
+        value: block.subarray(p, p + vlen),
+      };
+    }
+    p += vlen;
+  }
+  return undefined;
+}
+
+/**
+ * Decodes every entry of a block, in order. Keys are views into a per-block
+ * copy (not into `block`), values views into `block`; both read-only. Throws TableFormatError on any structural problem,
+ * including an empty block (the writer never emits one).
+ */
+export function decodeBlock(block: Uint8Array): Entry[] {
+  const limit = restartBase(block);
+  const out: Entry[] = [];
+  // Keys are views into one arena per block (a fresh ArrayBuffer per key
+  // costs about a microsecond in V8). Prefix compression means the keys can
+  // outgrow the block, so the arena is replaced when full; earlier views
+  // keep the old one alive.
+  let arena = new Uint8Array(limit + 64);
+  let apos = 0;
+  let prev = arena.subarray(0, 0);
+  let p = 0;
+  while (p < limit) {
+    const shared = varintAt(block, p, limit);
+    const unshared = varintAt(block, vpos, limit);
+    p = vpos;
+    if (shared > prev.length || p + unshared > limit) {
+      throw new TableFormatError(`entry at ${p} has bad key lengths`);
+    }
+    const keyLen = shared + unshared;
+    if (apos + keyLen > arena.length) {
+      arena = new Uint8Array(Math.max(keyLen, limit) + 64);
+      apos = 0;
+    }
+    for (let i = 0; i < shared; i++) arena[apos + i] = prev[i];
+    for (let i = 0; i < unshared; i++) arena[apos + shared + i] = block[p + i];
+    const key = arena.subarray(apos, apos + keyLen);
+    apos += keyLen;
+    p += unshared;
+    const seq = varintAt(block, p, limit);
+    p = vpos;
+    if (p + 2 > limit) throw new TableFormatError(`entry at ${p} truncated`);
+    const kind = block[p];
+    const encoding = block[p + 1];
+    const expiresAt = varintAt(block, p + 2, limit);
+    const vlen = varintAt(block, vpos, limit);
+    p = vpos;
+    if (p + vlen > limit) {
+      throw new TableFormatError(`value at ${p} runs past entry area`);
+    }
+    out.push({
+      key,
+      seq,
+      kind,
+      encoding,
+      expiresAt,
+      value: block.subarray(p, p + vlen),
+    });
+    p += vlen;
+    prev = key;
+  }
+  if (out.length === 0) throw new TableFormatError("empty data block");
+  return out;
+}
