@@ -46,5 +46,14 @@ build: setup
 bench: setup
 	$(DENO) task bench
 
+# Loopback HTTP benchmark with wrk (installed from Debian when missing).
+bench-http: setup
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk) || sudo sh -c 'apt-get update -qq && apt-get install -y -qq wrk'
+	$(DENO) run -A bench/http.ts
+
+# Dataset 4x the memory budget (1 GiB vs 256 MiB; ARGS="--gb 2" for more).
+bench-large: setup
+	$(DENO) run -A bench/large.ts $(ARGS)
+
 clean:
 	rm -rf dist data bench/out

@@ -1,0 +1,629 @@
+/**
+ * HTTP benchmark (`make bench-http`): drives shale's server (sync=always) and
+ * a bare `Deno.serve` Map handler (the ceiling, bench/_bare_server.ts) with
+ * wrk over loopback, each server pinned to one core and wrk to another.
+ * Writes bench/RESULTS_HTTP.md and bench/results_http.svg (GET latency over
+ * time, idle vs while a heavy write load keeps compaction busy).
+ *
+ *     deno run -A bench/http.ts                        # 10 s per workload
+ *     deno run -A bench/http.ts --duration 5 --keys 100000
+ *
+ * Every wrk run is bounded by --duration; servers are stopped with SIGTERM
+ * (then SIGKILL after 10 s) whatever happens.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { Buffer } from "node:buffer";
+import {
+  commandLine,
+  fmtInt,
+  lineChartSvg,
+  machineInfo,
+  machineMarkdown,
+  mdTable,
+  Progress,
+} from "./_common.ts";
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    keys: { type: "string", default: "200000" },
+    duration: { type: "string", default: "10" },
+    connections: { type: "string", default: "64" },
+    "server-cpu": { type: "string", default: "0" },
+    "wrk-cpu": { type: "string", default: "1" },
+    "busy-seconds": { type: "string", default: "20" },
+    "busy-value-bytes": { type: "string", default: "16384" },
+    "busy-connections": { type: "string", default: "8" },
+    "reader-connections": { type: "string", default: "8" },
+    "no-write": { type: "boolean", default: false },
+    results: { type: "string", default: "bench/RESULTS_HTTP.md" },
+    svg: { type: "string", default: "bench/results_http.svg" },
+  },
+});
+const KEYS = Number(args.keys);
+const DURATION = Number(args.duration);
+const CONNS = Number(args.connections);
+const BUSY_SECS = Number(args["busy-seconds"]);
+const BUSY_VALUE = Number(args["busy-value-bytes"]);
+const BUSY_CONNS = Number(args["busy-connections"]);
+const READER_CONNS = Number(args["reader-connections"]);
+const SERVER_CPU = args["server-cpu"];
+const WRK_CPU = args["wrk-cpu"];
+
+function have(cmd: string): boolean {
+  try {
+    return new Deno.Command("sh", {
+      args: ["-c", `command -v ${cmd}`],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+if (!have("wrk")) {
+  console.error(
+    "wrk not found: install it (apt-get install -y wrk) or run `make bench-http`",
+  );
+  Deno.exit(1);
+}
+const pin = have("taskset");
+const pinned = (cpu: string, cmd: string[]) =>
+  pin ? ["taskset", "-c", cpu, ...cmd] : cmd;
+
+const tmp = await Deno.makeTempDir({ prefix: "shale-http-" });
+const machine = machineInfo(tmp);
+const command = commandLine("bench/http.ts").replace(" --unstable-kv", "");
+const progress = new Progress();
+
+// ---------------------------------------------------------------- wrk scripts
+
+const LUA_COMMON = `
+local n = 100000
+function init(args)
+  n = tonumber(args[1]) or n
+  math.randomseed(os.time() * 1000 + (tonumber(args[2]) or 0))
+end
+local function key(prefix, i) return string.format("/kv/%s%015d", prefix, i) end
+local body = string.rep("v", 100)
+`;
+const SCRIPTS: Record<string, string> = {
+  get_hit: `${LUA_COMMON}
+function request() return wrk.format("GET", key("k", math.random(0, n - 1))) end`,
+  get_miss: `${LUA_COMMON}
+function request() return wrk.format("GET", key("m", math.random(0, n - 1))) end`,
+  put: `${LUA_COMMON}
+function request() return wrk.format("PUT", key("k", math.random(0, n - 1)), nil, body) end`,
+  mixed: `${LUA_COMMON}
+function request()
+  local k = key("k", math.random(0, n - 1))
+  if math.random() < 0.1 then return wrk.format("PUT", k, nil, body) end
+  return wrk.format("GET", k)
+end`,
+  range: `${LUA_COMMON}
+function request()
+  return wrk.format("GET", string.format("/kv/range?start=k%015d&limit=100", math.random(0, n - 101)))
+end`,
+  writer: `
+local n = 1000000
+local big = string.rep("w", ${BUSY_VALUE})
+function init(args) math.randomseed(os.time()) end
+function request()
+  return wrk.format("PUT", string.format("/kv/w%015d", math.random(0, n - 1)), nil, big)
+end`,
+};
+for (const [name, text] of Object.entries(SCRIPTS)) {
+  await Deno.writeTextFile(`${tmp}/${name}.lua`, text);
+}
+
+interface WrkResult {
+  rps: number;
+  requests: number;
+  p50: number; // ms
+  p99: number; // ms
+  non2xx: number;
+  socketErrors: string;
+}
+
+function toMs(v: string, unit: string): number {
+  const x = Number(v);
+  return unit === "us"
+    ? x / 1000
+    : unit === "ms"
+    ? x
+    : unit === "s"
+    ? x * 1000
+    : x;
+}
+
+function parseWrk(out: string): WrkResult {
+  const pct = (p: string) => {
+    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s)\\s*$`, "m").exec(
+      out,
+    );
+    return m ? toMs(m[1], m[2]) : NaN;
+  };
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  const reqs = /(\d+) requests in/.exec(out);
+  const non = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
+  const sock = /Socket errors:(.*)/.exec(out);
+  return {
+    rps: rps ? Number(rps[1]) : NaN,
+    requests: reqs ? Number(reqs[1]) : 0,
+    p50: pct("50"),
+    p99: pct("99"),
+    non2xx: non ? Number(non[1]) : 0,
+    socketErrors: sock ? sock[1].trim() : "",
+  };
+}
+
+function wrkCommand(
+  url: string,
+  script: string,
+  seconds: number,
+  conns: number,
+): Deno.Command {
+  const cmd = pinned(WRK_CPU, [
+    "wrk",
+    "-t1",
+    `-c${conns}`,
+    `-d${seconds}s`,
+    "--timeout",
+    "10s",
+    "--latency",
+    "-s",
+    `${tmp}/${script}.lua`,
+    url,
+    "--",
+    String(KEYS),
+    String(Math.floor(Math.random() * 1e6)),
+  ]);
+  return new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+async function wrk(
+  url: string,
+  script: string,
+  seconds: number,
+  conns: number,
+): Promise<WrkResult> {
+  const out = await wrkCommand(url, script, seconds, conns).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(
+      `wrk failed: ${new TextDecoder().decode(out.stderr)} ${text}`,
+    );
+  }
+  return parseWrk(text);
+}
+
+// ---------------------------------------------------------------- servers
+
+interface Server {
+  url: string;
+  child: Deno.ChildProcess;
+  log: string[];
+  stop(): Promise<void>;
+}
+
+async function startServer(cmd: string[], name: string): Promise<Server> {
+  const child = new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const log: string[] = [];
+  let resolveUrl: (u: string) => void;
+  const urlP = new Promise<string>((r) => (resolveUrl = r));
+  const drain = async (s: ReadableStream<Uint8Array>) => {
+    let buf = "";
+    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (log.length < 200) log.push(line);
+        const m = /http:\/\/127\.0\.0\.1:(\d+)/.exec(line);
+        if (m) resolveUrl(`http://127.0.0.1:${m[1]}`);
+      }
+    }
+  };
+  drain(child.stdout);
+  drain(child.stderr);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const url = await Promise.race([
+    urlP,
+    child.status.then((s) => {
+      throw new Error(
+        `${name} exited with ${s.code} before listening:\n${log.join("\n")}`,
+      );
+    }),
+    new Promise<never>((_, rej) => {
+      timer = setTimeout(
+        () => rej(new Error(`${name} did not print its URL within 60 s`)),
+        60_000,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+  let stopped = false;
+  return {
+    url,
+    child,
+    log,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+      const t = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+      }, 10_000);
+      await child.status;
+      clearTimeout(t);
+    },
+  };
+}
+
+const deno = Deno.execPath();
+const WORKLOADS: { name: string; script: string; text: string }[] = [
+  { name: "GET hit", script: "get_hit", text: "GET of a random existing key" },
+  { name: "GET miss", script: "get_miss", text: "GET of an absent key (404)" },
+  {
+    name: "PUT 100 B",
+    script: "put",
+    text: "PUT of a 100-byte value to a random existing key",
+  },
+  { name: "mixed 90/10", script: "mixed", text: "90% GET hit, 10% PUT 100 B" },
+  {
+    name: "range 100",
+    script: "range",
+    text: "GET /kv/range?start=K&limit=100 (100 keys with values, JSON)",
+  },
+];
+
+async function runAll(
+  s: Server,
+  label: string,
+): Promise<Map<string, WrkResult>> {
+  const res = new Map<string, WrkResult>();
+  for (const w of WORKLOADS) {
+    progress.begin(`${label} ${w.name} (${DURATION}s)`, 0);
+    const r = await wrk(s.url, w.script, DURATION, CONNS);
+    progress.end();
+    res.set(w.name, r);
+    console.error(
+      `${label.padEnd(6)} ${w.name.padEnd(12)} ${
+        fmtInt(r.rps).padStart(8)
+      } req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms${
+        r.non2xx ? `  non-2xx ${r.non2xx}` : ""
+      }${r.socketErrors ? `  socket errors: ${r.socketErrors}` : ""}`,
+    );
+  }
+  return res;
+}
+
+async function preload(url: string): Promise<number> {
+  const t0 = performance.now();
+  const value = Buffer.from(new Uint8Array(100).fill(120)).toString("base64");
+  const batches: Promise<void>[] = [];
+  let inflight = 0;
+  for (let i = 0; i < KEYS; i += 1000) {
+    const ops = [];
+    for (let j = i; j < Math.min(KEYS, i + 1000); j++) {
+      const k = Buffer.from(`k${String(j).padStart(15, "0")}`).toString(
+        "base64",
+      );
+      ops.push({ op: "put", key: k, value });
+    }
+    const p = fetch(`${url}/kv/batch`, {
+      method: "POST",
+      body: JSON.stringify({ ops }),
+    }).then(async (r) => {
+      await r.body?.cancel();
+      if (!r.ok) throw new Error(`preload batch failed: ${r.status}`);
+    });
+    batches.push(p);
+    if (++inflight >= 8) {
+      await Promise.all(batches.splice(0));
+      inflight = 0;
+    }
+  }
+  await Promise.all(batches);
+  return (performance.now() - t0) / 1000;
+}
+
+async function engineStats(url: string): Promise<Record<string, number>> {
+  const r = await fetch(`${url}/stats`);
+  const j = await r.json();
+  return j.engine.ops as Record<string, number>;
+}
+
+interface Series {
+  idle: [number, number, number][]; // t, p50, p99 (ms)
+  busy: [number, number, number][];
+  writerRps: number;
+  writerNon2xx: number;
+  before: Record<string, number>;
+  after: Record<string, number>;
+}
+
+/** GET-hit latency in 1 s windows: idle, then while a writer hammers PUTs. */
+async function compactionRun(s: Server): Promise<Series> {
+  const windows = Math.max(3, Math.floor(BUSY_SECS));
+  const idle: [number, number, number][] = [];
+  progress.begin("GET p99 idle", windows);
+  for (let i = 0; i < windows; i++) {
+    const r = await wrk(s.url, "get_hit", 1, READER_CONNS);
+    idle.push([i + 1, r.p50, r.p99]);
+    progress.tick(i + 1);
+  }
+  progress.end();
+  const before = await engineStats(s.url);
+  const writer = wrkCommand(s.url, "writer", windows + 3, BUSY_CONNS).output();
+  await new Promise((r) => setTimeout(r, 1500));
+  const busy: [number, number, number][] = [];
+  progress.begin("GET p99 busy", windows);
+  for (let i = 0; i < windows; i++) {
+    const r = await wrk(s.url, "get_hit", 1, READER_CONNS);
+    busy.push([i + 1, r.p50, r.p99]);
+    progress.tick(i + 1);
+  }
+  progress.end();
+  const after = await engineStats(s.url);
+  const w = await writer;
+  const wr = parseWrk(new TextDecoder().decode(w.stdout));
+  return {
+    idle,
+    busy,
+    writerRps: wr.rps,
+    writerNon2xx: wr.non2xx,
+    before,
+    after,
+  };
+}
+
+// ---------------------------------------------------------------- run
+
+let bare: Map<string, WrkResult> | undefined;
+let shale: Map<string, WrkResult> | undefined;
+let series: Series | undefined;
+let preloadSecs = 0;
+const failures: string[] = [];
+console.error(
+  `keys=${
+    fmtInt(KEYS)
+  } duration=${DURATION}s connections=${CONNS} server cpu ${SERVER_CPU}, wrk cpu ${WRK_CPU}${
+    pin ? "" : " (taskset missing: not pinned)"
+  }`,
+);
+try {
+  try {
+    const b = await startServer(
+      pinned(SERVER_CPU, [
+        deno,
+        "run",
+        "-A",
+        "bench/_bare_server.ts",
+        "--keys",
+        String(KEYS),
+      ]),
+      "bare server",
+    );
+    try {
+      bare = await runAll(b, "bare");
+    } finally {
+      await b.stop();
+    }
+  } catch (err) {
+    failures.push(`bare server: ${err instanceof Error ? err.message : err}`);
+    console.error(failures[failures.length - 1]);
+  }
+  try {
+    const dataDir = `${tmp}/data`;
+    const s = await startServer(
+      pinned(SERVER_CPU, [
+        deno,
+        "run",
+        "-A",
+        "server/main.ts",
+        "serve",
+        "--port",
+        "0",
+        "--data-dir",
+        dataDir,
+        "--sync",
+        "always",
+      ]),
+      "shale server",
+    );
+    try {
+      progress.begin(`preload ${KEYS} keys`, 0);
+      preloadSecs = await preload(s.url);
+      progress.end();
+      console.error(
+        `preloaded ${fmtInt(KEYS)} keys in ${preloadSecs.toFixed(1)} s`,
+      );
+      shale = await runAll(s, "shale");
+      series = await compactionRun(s);
+    } finally {
+      await s.stop();
+    }
+  } catch (err) {
+    failures.push(`shale server: ${err instanceof Error ? err.message : err}`);
+    console.error(failures[failures.length - 1]);
+  }
+} finally {
+  await Deno.remove(tmp, { recursive: true }).catch(() => {});
+}
+
+// ---------------------------------------------------------------- report
+
+const ms = (v: number | undefined) =>
+  v === undefined || !Number.isFinite(v) ? "-" : v.toFixed(2);
+const rows = WORKLOADS.map((w) => {
+  const b = bare?.get(w.name), s = shale?.get(w.name);
+  return [
+    w.name,
+    b ? fmtInt(b.rps) : "-",
+    ms(b?.p50),
+    ms(b?.p99),
+    s ? fmtInt(s.rps) : "-",
+    ms(s?.p50),
+    ms(s?.p99),
+    b && s ? `${((100 * s.rps) / b.rps).toFixed(0)}%` : "-",
+    s ? String(s.non2xx) : "-",
+  ];
+});
+const median = (a: number[]) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length ? s[Math.floor(s.length / 2)] : NaN;
+};
+let compaction = "(not run)";
+if (series) {
+  const idleP99 = median(series.idle.map((x) => x[2]));
+  const busyP99 = median(series.busy.map((x) => x[2]));
+  const d = (k: string) => (series!.after[k] ?? 0) - (series!.before[k] ?? 0);
+  compaction = [
+    mdTable(
+      [
+        "window",
+        "GET p50 ms (median of 1 s windows)",
+        "GET p99 ms (median)",
+        "GET p99 ms (worst window)",
+      ],
+      [
+        [
+          "idle",
+          ms(median(series.idle.map((x) => x[1]))),
+          ms(idleP99),
+          ms(Math.max(...series.idle.map((x) => x[2]))),
+        ],
+        [
+          "heavy writes",
+          ms(median(series.busy.map((x) => x[1]))),
+          ms(busyP99),
+          ms(Math.max(...series.busy.map((x) => x[2]))),
+        ],
+      ],
+    ),
+    "",
+    `- busy p99 / idle p99: **${
+      (busyP99 / idleP99).toFixed(2)
+    }x** (target < 2x)`,
+    `- writer: ${BUSY_CONNS} connections of PUT ${BUSY_VALUE}-byte values to fresh keys: ${
+      fmtInt(series.writerRps)
+    } req/s (${((series.writerRps * BUSY_VALUE) / 1048576).toFixed(1)} MiB/s)${
+      series.writerNon2xx ? `, ${series.writerNon2xx} non-2xx` : ""
+    }`,
+    `- during the busy window the engine ran ${d("flushes")} flushes and ${
+      d("compactions")
+    } compactions (${
+      (d("compactBytesWritten") / 1048576).toFixed(0)
+    } MiB written by compaction), ${d("stalls")} write stalls (${
+      Math.round(d("stallMs"))
+    } ms), ${
+      d("slowdowns")
+    } slowdowns; longest event-loop stall since start ${series.after.maxEventLoopStallMs} ms`,
+    `- reader: wrk with ${READER_CONNS} connections of GET hit, in 1 s windows`,
+  ].join("\n");
+}
+const getHit = bare?.get("GET hit") && shale?.get("GET hit")
+  ? (100 * shale.get("GET hit")!.rps) / bare.get("GET hit")!.rps
+  : NaN;
+
+const md = `# shale HTTP benchmark results
+
+Regenerated by \`make bench-http\` (bench/http.ts); do not edit by hand.
+
+${machineMarkdown(machine, command)}
+- Servers pinned to CPU ${SERVER_CPU}${
+  pin ? "" : " (not pinned: no taskset)"
+} (shale's compaction worker shares that core), wrk pinned to CPU ${WRK_CPU}: \`wrk -t1 -c${CONNS} -d${DURATION}s --latency\`; loopback only
+- shale: \`server/main.ts serve --sync always\` (defaults otherwise), preloaded with ${
+  fmtInt(KEYS)
+} keys (16 B, 100 B values) through /kv/batch in ${preloadSecs.toFixed(1)} s
+- bare: \`Deno.serve\` answering the same routes from a Map (bench/_bare_server.ts), no durability
+
+The machine is shared (2 cores, other engineers' tests running): numbers are noisy.
+
+## Throughput and latency (${CONNS} connections)
+
+${
+  mdTable(
+    [
+      "workload",
+      "bare req/s",
+      "bare p50 ms",
+      "bare p99 ms",
+      "shale req/s",
+      "shale p50 ms",
+      "shale p99 ms",
+      "shale / bare",
+      "shale non-2xx",
+    ],
+    rows,
+  )
+}
+
+- GET hit: shale at ${
+  Number.isFinite(getHit) ? getHit.toFixed(0) : "-"
+}% of the bare ceiling (target >= 80%)
+- GET miss answers 404 by design (counted as non-2xx)
+
+## GET latency while compaction is busy
+
+${compaction}
+
+![GET latency over time](results_http.svg)
+
+## Workloads
+
+${WORKLOADS.map((w) => `- ${w.name}: ${w.text}`).join("\n")}
+${
+  failures.length
+    ? `\n## Failures\n\n${failures.map((f) => `- ${f}`).join("\n")}\n`
+    : ""
+}`;
+console.log(md);
+if (!args["no-write"]) {
+  await Deno.writeTextFile(args.results, md);
+  if (series) {
+    await Deno.writeTextFile(
+      args.svg,
+      lineChartSvg({
+        title: "shale GET latency per 1 s window: idle vs heavy writes",
+        subtitle:
+          `${READER_CONNS} GET connections; writer ${BUSY_CONNS} x PUT ${BUSY_VALUE} B; ${
+            machine.date.slice(0, 10)
+          }`,
+        xLabel: "window (s)",
+        yLabel: "ms",
+        series: [
+          { name: "p99 idle", points: series.idle.map((x) => [x[0], x[2]]) },
+          {
+            name: "p99 heavy writes",
+            points: series.busy.map((x) => [x[0], x[2]]),
+          },
+          { name: "p50 idle", points: series.idle.map((x) => [x[0], x[1]]) },
+          {
+            name: "p50 heavy writes",
+            points: series.busy.map((x) => [x[0], x[1]]),
+          },
+        ],
+      }),
+    );
+  }
+  console.error(`wrote ${args.results}${series ? ` and ${args.svg}` : ""}`);
+}
+if (failures.length) Deno.exit(1);
