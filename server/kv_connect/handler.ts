@@ -75,7 +75,7 @@ export const SUPPORTED_VERSIONS: readonly number[] = [1, 2, 3];
 export const METADATA_TTL_MS = 60 * 60 * 1000;
 /** Most ranges in one snapshot read. */
 export const MAX_READ_RANGES = 10;
-/** Largest `limit` of one range (Deno's client asks for at most 1000). */
+/** Most entries one read may ask for, over all its ranges (Deno's client: 1000). */
 export const MAX_READ_ENTRIES = 1000;
 /** Most keys one watch may cover. */
 export const MAX_WATCH_KEYS = 100;
@@ -430,13 +430,22 @@ function snapshotRead(db: Db, prefix: Uint8Array, body: Uint8Array): Response {
       `too many ranges in one read (${ranges.length} > ${MAX_READ_RANGES})`,
     );
   }
+  let total = 0;
   ranges.forEach((r, i) => {
     if (r.limit <= 0 || r.limit > MAX_READ_ENTRIES) {
       throw badRequest(
         `range ${i}: limit must be 1 to ${MAX_READ_ENTRIES}, got ${r.limit}`,
       );
     }
+    total += r.limit;
   });
+  // Returning fewer entries than asked would end the client's listing early,
+  // so an over-large read is refused rather than cut short.
+  if (total > MAX_READ_ENTRIES) {
+    throw badRequest(
+      `the ranges of one read ask for ${total} entries; at most ${MAX_READ_ENTRIES}`,
+    );
+  }
   const out: KvEntry[][] = [];
   const snapshot = db.snapshot();
   try {
@@ -547,6 +556,9 @@ function watch(
       ? undefined
       : toEntry(prefix.length, key, r.value, r.encoding, r.version);
   };
+  // Read once up front so that a bad key or a closed store is answered
+  // here, with a status, rather than by a stream that errors.
+  for (const k of full) read(k);
   const stream = state.hub.open(full, read, req.signal);
   return new Response(stream, {
     headers: { ...PROTO_HEADERS, "cache-control": "no-store" },
