@@ -6,6 +6,8 @@
  * @module
  */
 import { compareBytes } from "../engine/coding.ts";
+import type { WritableFile } from "../engine/fs.ts";
+import { RealFileSystem } from "../engine/fs.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -211,5 +213,32 @@ export class SortedModel {
     const m = new SortedModel();
     for (const [k, e] of this.#map) m.#map.set(k, e);
     return m;
+  }
+}
+
+/**
+ * The real file system with every fsync turned into a no-op: for tests of
+ * logic (not durability) that would otherwise spend their time waiting on a
+ * shared disk. Never use it where a crash or power cut is simulated.
+ */
+export class NoSyncFileSystem extends RealFileSystem {
+  override openWritable(
+    path: string,
+    opts?: { truncate?: boolean },
+  ): WritableFile {
+    const inner = super.openWritable(path, opts);
+    return new Proxy(inner, {
+      get(target, prop) {
+        if (prop === "sync") return () => Promise.resolve();
+        const v = Reflect.get(target, prop, target);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+  }
+  override async truncate(path: string, len: number): Promise<void> {
+    await Deno.truncate(path, len);
+  }
+  override syncDir(): Promise<void> {
+    return Promise.resolve();
   }
 }

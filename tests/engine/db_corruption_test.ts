@@ -1,0 +1,236 @@
+import assert from "node:assert/strict";
+import { CorruptionError, open, ShaleError } from "../../mod.ts";
+import { LOG_HEADER_SIZE, RECORD_HEADER_SIZE } from "../../engine/wal.ts";
+import { enc, withTempDir } from "../_helpers.ts";
+
+const key = (i: number) => enc(`key-${String(i).padStart(5, "0")}`);
+const val = (i: number) => enc(`value-${i}-${"x".repeat(i % 50)}`);
+
+/** Writes n keys (one WAL record each) and closes without flushing. */
+async function writeWal(dir: string, n: number): Promise<string> {
+  const db = await open(dir, { background: "inline" });
+  try {
+    for (let i = 0; i < n; i++) await db.put(key(i), val(i));
+  } finally {
+    await db.close();
+  }
+  const logs: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (
+      e.name.endsWith(".log") &&
+      (await Deno.stat(`${dir}/${e.name}`)).size > LOG_HEADER_SIZE
+    ) {
+      logs.push(`${dir}/${e.name}`);
+    }
+  }
+  assert.equal(logs.length, 1, `one WAL with records: ${logs}`);
+  return logs[0];
+}
+
+/** Offset of the i-th record in a WAL file. */
+function recordOffset(b: Uint8Array, i: number): number {
+  let pos = LOG_HEADER_SIZE;
+  const view = new DataView(b.buffer, b.byteOffset);
+  for (let r = 0; r < i; r++) {
+    pos += RECORD_HEADER_SIZE + view.getUint32(pos + 4, true);
+  }
+  return pos;
+}
+
+Deno.test("a torn WAL tail is truncated on open and reported in recovery.tornTails", async () => {
+  await withTempDir(async (dir) => {
+    const log = await writeWal(dir, 20);
+    const b = await Deno.readFile(log);
+    const last = recordOffset(b, 19);
+    await Deno.writeFile(log, b.subarray(0, b.length - 5));
+    const db = await open(dir, { background: "inline" });
+    try {
+      assert.equal(db.recovery.tornTails.length, 1);
+      const t = db.recovery.tornTails[0];
+      assert.equal(t.file, log);
+      assert.equal(t.offset, last);
+      assert.equal(t.bytes, b.length - 5 - last);
+      assert.equal(
+        (db.stats() as { recovery: { tornTails: number } }).recovery.tornTails,
+        1,
+      );
+      for (let i = 0; i < 19; i++) {
+        assert.deepEqual(db.get(key(i))?.value, val(i));
+      }
+      assert.equal(db.get(key(19)), undefined, "the torn write is gone");
+      await db.put(key(19), val(19));
+    } finally {
+      await db.close();
+    }
+    const again = await open(dir, { background: "inline" });
+    try {
+      assert.equal(
+        again.recovery.tornTails.length,
+        0,
+        "the tail was cut off once",
+      );
+      assert.deepEqual(again.get(key(19))?.value, val(19));
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+Deno.test("a zero-filled WAL tail (preallocated, never written) recovers as a torn tail", async () => {
+  await withTempDir(async (dir) => {
+    const log = await writeWal(dir, 5);
+    const f = await Deno.open(log, { append: true });
+    await f.write(new Uint8Array(1000));
+    f.close();
+    const db = await open(dir, { background: "inline" });
+    try {
+      assert.equal(db.recovery.tornTails.length, 1);
+      assert.equal(db.scan().toArray().length, 5);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+Deno.test("a corrupt record in the middle of the WAL fails open with code corruption naming the file", async () => {
+  await withTempDir(async (dir) => {
+    const log = await writeWal(dir, 20);
+    const b = await Deno.readFile(log);
+    const off = recordOffset(b, 7);
+    b[off + RECORD_HEADER_SIZE + 3] ^= 0x20;
+    await Deno.writeFile(log, b);
+    await assert.rejects(
+      open(dir, { background: "inline" }),
+      (err: unknown) => {
+        assert.ok(err instanceof CorruptionError, `got ${err}`);
+        assert.equal(err.code, "corruption");
+        assert.equal(err.file, log);
+        assert.equal(err.offset, off);
+        assert.ok(err.message.includes(log));
+        return true;
+      },
+    );
+    // The failed open released the lock and changed nothing: it fails again.
+    await assert.rejects(open(dir, { background: "inline" }), CorruptionError);
+  });
+});
+
+Deno.test("open with salvage skips the corrupt WAL record, says what it dropped, and keeps the rest", async () => {
+  await withTempDir(async (dir) => {
+    const log = await writeWal(dir, 20);
+    const b = await Deno.readFile(log);
+    const off = recordOffset(b, 7);
+    b[off + RECORD_HEADER_SIZE + 3] ^= 0x20;
+    await Deno.writeFile(log, b);
+    const db = await open(dir, { background: "inline", salvage: true });
+    try {
+      assert.equal(db.recovery.skipped.length, 1);
+      assert.equal(db.recovery.skipped[0].file, log);
+      assert.equal(db.recovery.skipped[0].offset, off);
+      assert.equal(db.get(key(7)), undefined);
+      for (let i = 0; i < 20; i++) {
+        if (i !== 7) {
+          assert.deepEqual(db.get(key(i))?.value, val(i), `key ${i}`);
+        }
+      }
+      await db.flush();
+      assert.equal(db.scan().toArray().length, 19);
+    } finally {
+      await db.close();
+    }
+    const again = await open(dir, { background: "inline" });
+    try {
+      assert.equal(
+        again.scan().toArray().length,
+        19,
+        "salvaged state is durable",
+      );
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+Deno.test("a flipped byte inside an SSTable data block makes reads fail with corruption naming the file, never a wrong value", async () => {
+  await withTempDir(async (dir) => {
+    const n = 400;
+    const db = await open(dir, { background: "inline", blockSize: 1024 });
+    try {
+      for (let i = 0; i < n; i++) await db.put(key(i), val(i));
+      await db.flush();
+    } finally {
+      await db.close();
+    }
+    const tables: string[] = [];
+    for await (const e of Deno.readDir(dir)) {
+      if (e.name.endsWith(".sst")) tables.push(`${dir}/${e.name}`);
+    }
+    assert.equal(tables.length, 1);
+    const sst = tables[0];
+    const b = await Deno.readFile(sst);
+    for (const at of [20, 600, 2500]) b[at] ^= 0x01; // inside early data blocks
+    await Deno.writeFile(sst, b);
+
+    const again = await open(dir, { background: "inline", blockSize: 1024 });
+    try {
+      let failed = 0;
+      for (let i = 0; i < n; i++) {
+        try {
+          const got = again.get(key(i));
+          assert.deepEqual(got?.value, val(i), `key ${i} read a wrong value`);
+        } catch (err) {
+          if (err instanceof assert.AssertionError) throw err;
+          assert.ok(err instanceof ShaleError, `untyped error: ${err}`);
+          assert.equal(err.code, "corruption");
+          assert.ok(
+            err.message.includes(sst),
+            `names the file: ${err.message}`,
+          );
+          assert.equal((err as CorruptionError).file, sst);
+          failed++;
+        }
+      }
+      assert.ok(failed > 0, "some reads hit the damaged blocks");
+      assert.ok(failed < n, "undamaged blocks still read");
+      for (const reverse of [false, true]) {
+        assert.throws(
+          () => again.scan({ reverse }).toArray(),
+          (err: unknown) => err instanceof CorruptionError && err.file === sst,
+        );
+      }
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+Deno.test("a truncated SSTable fails with corruption naming the file", async () => {
+  await withTempDir(async (dir) => {
+    const db = await open(dir, { background: "inline" });
+    try {
+      for (let i = 0; i < 50; i++) await db.put(key(i), val(i));
+      await db.flush();
+    } finally {
+      await db.close();
+    }
+    let sst = "";
+    for await (const e of Deno.readDir(dir)) {
+      if (e.name.endsWith(".sst")) sst = `${dir}/${e.name}`;
+    }
+    const b = await Deno.readFile(sst);
+    await Deno.writeFile(sst, b.subarray(0, b.length - 10));
+    let again;
+    try {
+      again = await open(dir, { background: "inline" });
+      assert.throws(
+        () => again!.get(key(3)),
+        (err: unknown) => err instanceof CorruptionError && err.file === sst,
+      );
+    } catch (err) {
+      assert.ok(err instanceof CorruptionError, `got ${err}`);
+      assert.equal(err.file, sst);
+    } finally {
+      await again?.close();
+    }
+  });
+});

@@ -1,0 +1,173 @@
+/**
+ * Crash test: a child process (tests/engine/_crash_child.ts) writes with
+ * sync "always" from 16 concurrent writers and reports every acknowledged
+ * write; the parent kills it with SIGKILL at a seeded random moment,
+ * reopens, and checks that every acknowledged write is there (or a later
+ * write of the same key that was in flight), and that nothing was invented.
+ *
+ * SHALE_CRASH_CYCLES=<n> runs more cycles (default 3); SHALE_SEED replays.
+ */
+import assert from "node:assert/strict";
+import { open } from "../../mod.ts";
+import { dec, hex, Rng, testSeed, withSeed, withTempDir } from "../_helpers.ts";
+
+const CHILD = new URL("./_crash_child.ts", import.meta.url).pathname;
+
+/** What a key may hold after the crash: each candidate value ("-" = absent). */
+interface KeyState {
+  /** Durable state before this cycle's first write to the key. */
+  base: string;
+  /** Writes issued this cycle, in order, with their ack version if any. */
+  writes: { value: string; version?: number }[];
+}
+
+async function runChild(
+  dir: string,
+  cycle: number,
+  seed: number,
+  killAfterMs: number,
+): Promise<string[]> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--no-check",
+      CHILD,
+      dir,
+      String(cycle),
+      String(seed),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const lines: string[] = [];
+  let buffered = "";
+  let killed = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const decoder = new TextDecoder();
+  const stderr = new Response(child.stderr).text();
+  try {
+    for await (const chunk of child.stdout) {
+      buffered += decoder.decode(chunk, { stream: true });
+      const parts = buffered.split("\n");
+      buffered = parts.pop()!; // an incomplete last line is not an event
+      for (const line of parts) {
+        lines.push(line);
+        if (line === "READY" && timer === undefined) {
+          timer = setTimeout(() => {
+            killed = true;
+            child.kill("SIGKILL");
+          }, killAfterMs);
+        }
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  const status = await child.status;
+  const err = await stderr;
+  assert.ok(
+    killed && status.signal === "SIGKILL",
+    `child ended on its own (code ${status.code}): ${err}`,
+  );
+  assert.equal(lines[0], "READY", `child did not start: ${err}`);
+  return lines;
+}
+
+async function crashCycles(seed: number, cycles: number): Promise<void> {
+  await withSeed(seed, (rng: Rng) =>
+    withTempDir(async (dir) => {
+      // The durable state the parent has verified so far: key hex -> value.
+      const durable = new Map<string, string>();
+      let lastSeq = 0;
+      let totalAcked = 0;
+      for (let cycle = 0; cycle < cycles; cycle++) {
+        const killAfter = rng.range(150, 700);
+        const lines = await runChild(dir, cycle, rng.int(2 ** 31), killAfter);
+        const keys = new Map<string, KeyState>();
+        for (const line of lines.slice(1)) {
+          const [tag, key, arg] = line.split(" ");
+          let st = keys.get(key);
+          if (!st) {
+            st = { base: durable.get(key) ?? "-", writes: [] };
+            keys.set(key, st);
+          }
+          if (tag === "I") st.writes.push({ value: arg });
+          else if (tag === "A") {
+            // A writer has one write in flight: the ack is for its last intent.
+            const w = st.writes[st.writes.length - 1];
+            assert.equal(w.version, undefined, `double ack for ${key}`);
+            w.version = Number(arg);
+            totalAcked++;
+          } else assert.fail(`unexpected line from child: ${line}`);
+        }
+
+        const db = await open(dir, { background: "inline" });
+        try {
+          assert.ok(
+            db.lastSeq >= lastSeq,
+            `cycle ${cycle}: seqnos went back from ${lastSeq} to ${db.lastSeq}`,
+          );
+          const found = new Map<string, { value: string; version: number }>();
+          for (const item of db.scan()) {
+            found.set(hex(item.key), {
+              value: dec(item.value),
+              version: item.version,
+            });
+          }
+          // Nothing invented: every key is one we wrote.
+          for (const key of found.keys()) {
+            assert.ok(
+              keys.has(key) || durable.has(key),
+              `cycle ${cycle}: key ${key} was never written`,
+            );
+          }
+          for (const [key, st] of keys) {
+            const lastAcked = st.writes.findLastIndex((w) =>
+              w.version !== undefined
+            );
+            // Allowed: the last acknowledged state, or any later write (in
+            // flight when the child died).
+            const allowed = lastAcked >= 0
+              ? st.writes.slice(lastAcked).map((w) => w.value)
+              : [st.base, ...st.writes.map((w) => w.value)];
+            const got = found.get(key);
+            const gotValue = got?.value ?? "-";
+            assert.ok(
+              allowed.includes(gotValue),
+              `cycle ${cycle}: key ${key} holds ${gotValue.slice(0, 24)}, ` +
+                `expected one of ${
+                  allowed.map((a) => a.slice(0, 24)).join(", ")
+                }`,
+            );
+            const acked = lastAcked >= 0 ? st.writes[lastAcked] : undefined;
+            if (got && acked && gotValue === acked.value) {
+              assert.equal(got.version, acked.version, `version of ${key}`);
+            }
+            if (got && acked) {
+              assert.ok(got.version >= acked.version!, `version of ${key}`);
+            }
+            if (gotValue === "-") durable.delete(key);
+            else durable.set(key, gotValue);
+          }
+          for (const key of found.keys()) {
+            assert.equal(found.get(key)!.value, durable.get(key));
+          }
+          lastSeq = db.lastSeq;
+        } finally {
+          await db.close();
+        }
+      }
+      if (Deno.env.get("SHALE_DEBUG")) console.log({ totalAcked, lastSeq });
+      assert.ok(
+        totalAcked > cycles * 20,
+        `only ${totalAcked} acknowledged writes`,
+      );
+    }));
+}
+
+Deno.test("every write acknowledged before a SIGKILL survives the reopen, and nothing is invented", async () => {
+  const cycles = Number(Deno.env.get("SHALE_CRASH_CYCLES") ?? 3);
+  await crashCycles(testSeed(0xc2a5), cycles);
+});
