@@ -173,7 +173,16 @@ export class Db {
   #fs: FileSystem;
   #lock: { release(): void };
   #closed = false;
+  /** Set after a failed fsync or manifest write: the store is read-only until reopened. */
   #failure: ShaleError | undefined;
+  /**
+   * Set while the disk is full: the failing write was undone and rejected,
+   * and writes are retried as they come; cleared by the next success.
+   */
+  #diskFull: ShaleError | undefined;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Background work hit a full disk; it waits for the retry timer. */
+  #backgroundBlocked = false;
 
   #mem = new Memtable();
   #imm: Immutable[] = []; // newest first
@@ -463,9 +472,21 @@ export class Db {
       throw new InvalidArgumentError("a batch needs at least one op");
     }
     const entries: Entry[] = [];
+    let seen: Set<string> | undefined;
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i];
       this.#checkKey(op.key);
+      if (ops.length > 1 && op.type !== "check") {
+        // Ops of a batch share one seqno, so two versions of one key could
+        // not be ordered: the last op for a key wins, as in a sequence.
+        seen ??= new Set();
+        const id = binaryString(op.key);
+        if (seen.has(id)) {
+          const at = entries.findIndex((e) => binaryString(e.key) === id);
+          entries.splice(at, 1);
+        }
+        seen.add(id);
+      }
       if (op.type === "put") {
         if (!(op.value instanceof Uint8Array)) {
           throw new InvalidArgumentError(`op ${i}: value must be bytes`);
@@ -486,17 +507,18 @@ export class Db {
         if (!Number.isInteger(encoding) || encoding < 0 || encoding > 255) {
           throw new InvalidArgumentError(`op ${i}: encoding must be 0..255`);
         }
+        // Copies: the caller may reuse its buffers once the call returns.
         entries.push({
-          key: op.key,
+          key: op.key.slice(),
           seq: 0,
           kind: KIND_PUT,
           encoding,
           expiresAt,
-          value: op.value,
+          value: op.value.slice(),
         });
       } else if (op.type === "delete") {
         entries.push({
-          key: op.key,
+          key: op.key.slice(),
           seq: 0,
           kind: KIND_DELETE,
           encoding: 0,
@@ -603,8 +625,27 @@ export class Db {
         this.#queue = [];
         const data = this.#walBuf.finish();
         this.#walBuf.reset();
+        const walSize = this.#wal.size;
         try {
           this.#wal.append(data);
+        } catch (err) {
+          // A failed append (typically ENOSPC) wrote nothing durable: cut
+          // the partial record off and reject just this group. Only if the
+          // cut fails is the log in doubt, and the store turns read-only.
+          const e = wrapIoError(err, "WAL write");
+          try {
+            this.#wal.truncate(walSize);
+          } catch {
+            this.#fail(e);
+          }
+          if (!this.#failure) this.#noteDiskFull(e);
+          for (const w of group) {
+            this.#dropInflight(w), w.reject(this.#failure ?? e);
+          }
+          continue;
+        }
+        if (!this.#backgroundBlocked) this.#diskFull = undefined;
+        try {
           this.#counters.walBytes += data.length;
           if (this.options.sync === "always") {
             await this.#wal.sync();
@@ -629,6 +670,10 @@ export class Db {
         }
         for (const w of group) w.resolve(w.seq);
       }
+    } catch (err) {
+      // Nothing above should throw; if something does, fail loudly rather
+      // than leave queued writers waiting forever.
+      this.#fail(wrapIoError(err, "commit loop"));
     } finally {
       if (this.#failure) {
         for (const w of this.#queue) {
@@ -647,12 +692,37 @@ export class Db {
     }
   }
 
-  /** Turns the store read-only after a failed write or fsync. */
+  /** Turns the store read-only after a failed fsync or manifest write. */
   #fail(err: ShaleError): void {
     if (this.#failure) return;
-    this.#failure = err.code === "disk_full"
-      ? err
-      : new ReadOnlyError(err.message, { cause: err });
+    this.#failure = new ReadOnlyError(err.message, { cause: err });
+  }
+
+  /**
+   * Background work or a WAL append hit a full disk. Nothing was lost;
+   * health reports it, background work retries every second, and writes
+   * that would have to wait for a flush are rejected with disk_full.
+   */
+  #noteDiskFull(err: ShaleError): void {
+    this.#diskFull = err;
+    this.#wakeStalled();
+    if (this.#retryTimer !== undefined || this.#closed) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#backgroundBlocked = false;
+      this.#maybeScheduleFlush();
+      this.#maybeScheduleCompaction();
+    }, 1000);
+    Deno.unrefTimer(this.#retryTimer as unknown as number);
+  }
+
+  /** Routes a background failure: a full disk is retried, anything else is fatal. */
+  #backgroundFailed(err: unknown, what: string): void {
+    const e = wrapIoError(err, what);
+    if (e.code === "disk_full") {
+      this.#backgroundBlocked = true;
+      this.#noteDiskFull(e);
+    } else this.#fail(e);
   }
 
   /** Freezes the memtable and starts a new one with a new WAL segment. */
@@ -667,7 +737,9 @@ export class Db {
       );
       await this.#fs.syncDir(this.dir);
     } catch (err) {
-      this.#fail(wrapIoError(err, "new WAL segment"));
+      // Keep writing to the current segment; the memtable just grows.
+      this.#removeQuietly(`${this.dir}/${fileName(n, "log")}`);
+      this.#backgroundFailed(err, "new WAL segment");
       return;
     }
     this.#wal.close();
@@ -693,12 +765,17 @@ export class Db {
       await new Promise((r) => setTimeout(r, 1));
     }
     if (!this.#mustStall()) return;
+    // Waiting for a flush that cannot write would hang the caller.
+    if (this.#diskFull) throw this.#diskFull;
     const started = performance.now();
     this.#counters.stalls++;
-    while (this.#mustStall() && !this.#closed && !this.#failure) {
+    while (
+      this.#mustStall() && !this.#closed && !this.#failure && !this.#diskFull
+    ) {
       await new Promise<void>((r) => this.#stallWaiters.push(r));
     }
     this.#counters.stallMs += performance.now() - started;
+    if (this.#diskFull && this.#mustStall()) throw this.#diskFull;
   }
 
   #mustStall(): boolean {
@@ -724,7 +801,7 @@ export class Db {
 
   #maybeScheduleFlush(): void {
     if (this.#flushing || this.#imm.length === 0 || this.#closed) return;
-    if (this.#failure) return;
+    if (this.#failure || this.#backgroundBlocked) return;
     this.#flushing = this.#flushOldest().finally(() => {
       this.#flushing = undefined;
       this.#wakeStalled();
@@ -737,6 +814,7 @@ export class Db {
 
   #maybeScheduleCompaction(): void {
     if (this.#compacting || this.#closed || this.#failure) return;
+    if (this.#backgroundBlocked) return;
     const pick = pickCompaction(
       this.#versions.current,
       this.options,
@@ -797,7 +875,7 @@ export class Db {
         result = await this.#compactRunner.run(job) as CompactionResult;
       } catch (err) {
         if (this.#closed) return;
-        this.#fail(wrapIoError(err, "compaction"));
+        this.#backgroundFailed(err, "compaction");
         return;
       }
       edit = {
@@ -820,6 +898,7 @@ export class Db {
       return;
     }
     this.#counters.compactMs += performance.now() - started;
+    this.#diskFull = undefined;
   }
 
   #tableSize(fileNumber: number): number {
@@ -856,6 +935,7 @@ export class Db {
 
   /** Waits until no flush or compaction is running or needed. For tests. */
   async compactUntilIdle(): Promise<void> {
+    this.#backgroundBlocked = false; // an explicit call retries at once
     for (;;) {
       this.#maybeScheduleFlush();
       this.#maybeScheduleCompaction();
@@ -882,7 +962,7 @@ export class Db {
       }) as FlushResult;
     } catch (err) {
       if (this.#closed) return;
-      this.#fail(wrapIoError(err, "memtable flush"));
+      this.#backgroundFailed(err, "memtable flush");
       return;
     }
     const remaining = this.#imm.slice(0, -1);
@@ -903,10 +983,11 @@ export class Db {
     }
     // Rotations during the awaits above added newer memtables at the front.
     this.#imm = this.#imm.filter((x) => x !== imm);
+    this.#diskFull = undefined;
     this.#counters.flushes++;
     this.#counters.flushBytes += result.table?.fileSize ?? 0;
     for (const n of imm.walNumbers) {
-      this.#fs.remove(`${this.dir}/${fileName(n, "log")}`);
+      this.#removeQuietly(`${this.dir}/${fileName(n, "log")}`);
     }
   }
 
@@ -956,10 +1037,15 @@ export class Db {
   #deleteTable(n: number): void {
     this.#tables.evict(n);
     if (this.#closed) return;
+    this.#removeQuietly(`${this.dir}/${fileName(n, "sst")}`);
+  }
+
+  /** Deletes an obsolete file; a failure leaves it for the next open to remove. */
+  #removeQuietly(path: string): void {
     try {
-      this.#fs.remove(`${this.dir}/${fileName(n, "sst")}`);
+      this.#fs.remove(path);
     } catch {
-      // Left for the next open, which removes unreferenced files.
+      // Open removes every file the manifest does not reference.
     }
   }
 
@@ -1143,12 +1229,9 @@ export class Db {
   /** Whether the store takes writes, and why not. */
   health(): { ok: boolean; reason?: string; code?: string } {
     if (this.#closed) return { ok: false, reason: "closed", code: "closed" };
-    if (this.#failure) {
-      return {
-        ok: false,
-        reason: this.#failure.message,
-        code: this.#failure.code,
-      };
+    const problem = this.#failure ?? this.#diskFull;
+    if (problem) {
+      return { ok: false, reason: problem.message, code: problem.code };
     }
     return { ok: true };
   }
@@ -1181,10 +1264,19 @@ export class Db {
       levels,
       tables: {
         open: this.#tables.size,
+        maxOpen: this.options.maxOpenTables,
         opens: this.#tables.opens,
+        metaBytes: this.#tables.metaBytes,
         ...this.#tables.stats,
       },
       blockCache: this.#blockCache.stats(),
+      memory: {
+        budget: this.options.memoryBudgetBytes ?? null,
+        memtables: this.#mem.bytes +
+          this.#imm.reduce((s, i) => s + i.mem.bytes, 0),
+        blockCache: this.#blockCache.stats().bytes,
+        tableMeta: this.#tables.metaBytes,
+      },
       snapshots: [...this.#snapshots.values()].reduce((a, b) => a + b, 0),
       recovery: {
         ms: Math.round(this.recovery.ms * 1000) / 1000,
@@ -1227,6 +1319,7 @@ export class Db {
     this.#closed = true;
     if (this.#intervalTimer !== undefined) clearInterval(this.#intervalTimer);
     if (this.#lagTimer !== undefined) clearInterval(this.#lagTimer);
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.#flushRunner.close();
     this.#compactRunner.close();
     this.#tables.closeAll();

@@ -24,6 +24,8 @@ export interface WritableFile {
   append(data: Uint8Array): void;
   /** fdatasync: durable once this resolves. Runs off the event loop. */
   sync(): Promise<void>;
+  /** Cuts the file back to `len` bytes (drops a failed partial append). */
+  truncate(len: number): void;
   close(): void;
 }
 
@@ -88,6 +90,14 @@ class RealWritable implements WritableFile {
     } catch (err) {
       throw wrapIoError(err, `fdatasync ${this.path}`);
     }
+  }
+  truncate(len: number): void {
+    try {
+      this.#file.truncateSync(len);
+    } catch (err) {
+      throw wrapIoError(err, `truncate ${this.path}`);
+    }
+    this.size = len;
   }
   close(): void {
     try {
@@ -213,7 +223,13 @@ export class RealFileSystem implements FileSystem {
 export const realFs: FileSystem = new RealFileSystem();
 
 /** Kinds of operation a fault can be injected into. */
-export type FaultOp = "append" | "sync" | "rename" | "open" | "syncDir";
+export type FaultOp =
+  | "append"
+  | "sync"
+  | "truncate"
+  | "rename"
+  | "open"
+  | "syncDir";
 
 /**
  * A file system for tests: delegates to the real one, remembers how many
@@ -265,6 +281,11 @@ export class FaultyFileSystem implements FileSystem {
         await inner.sync();
         check("sync");
         synced.set(path, len);
+      },
+      truncate(len: number) {
+        check("truncate");
+        inner.truncate(len);
+        if ((synced.get(path) ?? 0) > len) synced.set(path, len);
       },
       close() {
         inner.close();

@@ -11,6 +11,14 @@ export type SyncMode = "always" | "interval" | "none";
 /** Options for opening a database. Every field is optional. */
 export interface DbOptions {
   /**
+   * One memory budget for memtables, the block cache and the index and
+   * filter data of open tables. When set, it sizes `memtableBytes` (1/8 each,
+   * up to 1 + maxImmutableMemtables of them), `blockCacheBytes` (1/2) and
+   * `maxOpenTables` (open tables' index and filter data get the remaining
+   * ~1/8, at an estimated 5% of a table's size); explicit values win.
+   */
+  memoryBudgetBytes?: number;
+  /**
    * `always` (default): a write resolves after fdatasync (group commit shares
    * one fsync between all writes waiting for it). `interval`: fdatasync every
    * `syncIntervalMs`. `none`: left to the OS.
@@ -59,16 +67,37 @@ export interface DbOptions {
 }
 
 /** DbOptions with every default filled in. */
-export type ResolvedOptions = Required<Omit<DbOptions, "fs">> & {
-  fs: FileSystem | undefined;
-};
+export type ResolvedOptions =
+  & Required<Omit<DbOptions, "fs" | "memoryBudgetBytes">>
+  & {
+    fs: FileSystem | undefined;
+    memoryBudgetBytes: number | undefined;
+  };
+
+/** Share of a table file that its index and bloom filter take in memory (estimate). */
+const TABLE_META_FRACTION = 0.05;
 
 /** Hard ceiling on key size, whatever the options say. */
 export const MAX_KEY_BYTES = 4096;
 
 /** Fills in defaults and validates ranges. */
 export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
+  const budget = o.memoryBudgetBytes;
+  if (budget !== undefined) {
+    if (!(Number.isFinite(budget) && budget >= 8 << 20)) {
+      throw new RangeError("memoryBudgetBytes must be at least 8 MiB");
+    }
+    const table = o.tableTargetBytes ?? 8 << 20;
+    o = {
+      ...o,
+      memtableBytes: o.memtableBytes ?? Math.floor(budget / 8),
+      blockCacheBytes: o.blockCacheBytes ?? Math.floor(budget / 2),
+      maxOpenTables: o.maxOpenTables ??
+        Math.max(8, Math.floor(budget / 8 / (table * TABLE_META_FRACTION))),
+    };
+  }
   const r: ResolvedOptions = {
+    memoryBudgetBytes: budget,
     sync: o.sync ?? "always",
     syncIntervalMs: o.syncIntervalMs ?? 100,
     memtableBytes: o.memtableBytes ?? 8 << 20,

@@ -32,6 +32,13 @@ export class TableCache {
     readonly maxOpen: number,
   ) {}
 
+  /** Bytes of index and filter data held by open readers. */
+  get metaBytes(): number {
+    let n = 0;
+    for (const slot of this.#open.values()) n += slot.reader.memoryBytes;
+    return n;
+  }
+
   /** Number of open table files. */
   get size(): number {
     return this.#open.size;

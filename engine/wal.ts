@@ -160,7 +160,7 @@ export function parseLog(
       result.validEnd = pos;
       continue;
     }
-    const next = findNextRecord(bytes, pos + 1);
+    const next = nextRecordAfterBad(bytes, pos);
     if (next === -1 || allZero(bytes, pos)) {
       result.tornTail = {
         offset: pos,
@@ -180,6 +180,27 @@ export function parseLog(
     pos = next;
   }
   return result;
+}
+
+/**
+ * Where replay could resume after the bad record at `pos`, or -1.
+ *
+ * A record whose declared end lies past the end of the file is the torn
+ * last write (headers are written before payloads), so nothing follows it.
+ * Otherwise search from the record's declared end first (its payload may
+ * itself hold bytes that look like a framed record, e.g. a stored WAL), and
+ * only then from the next byte, in case the length field is what was hit.
+ */
+function nextRecordAfterBad(bytes: Uint8Array, pos: number): number {
+  if (pos + RECORD_HEADER_SIZE > bytes.length) return -1;
+  const len = readU32(bytes, pos + 4);
+  const end = pos + RECORD_HEADER_SIZE + len;
+  if (len <= MAX_RECORD_BYTES) {
+    if (end > bytes.length) return -1;
+    const after = findNextRecord(bytes, end);
+    if (after !== -1) return after;
+  }
+  return findNextRecord(bytes, pos + 1);
 }
 
 /** Returns why the record at `pos` is bad, or undefined when it is good. */
