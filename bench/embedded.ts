@@ -148,7 +148,8 @@ const STORES: Record<string, StoreDef> = {
             stalls: s.ops.stalls,
             stallMs: Math.round(s.ops.stallMs),
             slowdowns: s.ops.slowdowns,
-            maxEventLoopStallMs: s.ops.maxEventLoopStallMs,
+            "maxEventLoopStallMs (includes this benchmark's own synchronous read loops)":
+              s.ops.maxEventLoopStallMs,
             blockCache: JSON.stringify(s.blockCache),
           };
         },
@@ -823,6 +824,16 @@ for (const [s, m] of results) {
   }
 }
 for (const [s, why] of unavailable) notes.push(`- ${s} could not run: ${why}`);
+const kvPut = results.get("denokv")?.get("fillrandom-put")?.rate;
+if (baseline && kvPut && kvPut < 3 * baseline.rate) {
+  notes.push(
+    `- denokv: its unbatched put rate (${
+      fmtInt(kvPut)
+    }/s) is close to the raw fdatasync rate (${
+      fmtInt(baseline.rate)
+    }/s): Deno KV appears to sync every commit, so it has no "sync off" mode and its fill rows are durable writes`,
+  );
+}
 for (const [k, v] of Object.entries(extra)) notes.push(`- ${k}: ${v}`);
 
 const loadEnd = (() => {
