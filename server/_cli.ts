@@ -1,0 +1,445 @@
+/**
+ * Command-line parsing for `shale`: the flag tables, `--help` text, and the
+ * merge of flags over `SHALE_*` environment variables over defaults. Pure:
+ * takes argv and an env lookup, returns a config or throws {@link UsageError}.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+
+/** shale's release version, printed by `shale --version`. */
+export const VERSION = "0.1.0";
+
+/** A command line that cannot be run; main prints it and exits 2. */
+export class UsageError extends Error {
+  readonly command: string | undefined;
+  constructor(message: string, command?: string) {
+    super(message);
+    this.command = command;
+  }
+}
+
+/** One flag: its env var is `SHALE_` + the name in upper snake case. */
+interface FlagSpec {
+  name: string;
+  type: "string" | "boolean";
+  /** Shown in help; also the value used when neither flag nor env is set. */
+  default?: string;
+  valueName?: string;
+  help: string;
+}
+
+const SERVE_FLAGS: FlagSpec[] = [
+  {
+    name: "data-dir",
+    type: "string",
+    default: "./data",
+    valueName: "DIR",
+    help: "data directory (created if missing)",
+  },
+  {
+    name: "host",
+    type: "string",
+    default: "127.0.0.1",
+    valueName: "HOST",
+    help: "address to listen on",
+  },
+  {
+    name: "port",
+    type: "string",
+    default: "8080",
+    valueName: "PORT",
+    help: "port to listen on; 0 picks a free one (printed at start-up)",
+  },
+  {
+    name: "sync",
+    type: "string",
+    default: "always",
+    valueName: "MODE",
+    help:
+      "always: a 2xx write is on disk (fsyncs shared by concurrent writes); interval: fsync every --sync-interval-ms; none: left to the OS",
+  },
+  {
+    name: "sync-interval-ms",
+    type: "string",
+    default: "100",
+    valueName: "MS",
+    help: "fsync period of --sync=interval",
+  },
+  {
+    name: "memtable-size",
+    type: "string",
+    default: "8MiB",
+    valueName: "SIZE",
+    help: "memtable size that triggers a flush to a table file",
+  },
+  {
+    name: "block-cache-size",
+    type: "string",
+    default: "64MiB",
+    valueName: "SIZE",
+    help: "block cache capacity",
+  },
+  {
+    name: "max-key-size",
+    type: "string",
+    default: "4096",
+    valueName: "SIZE",
+    help: "largest key accepted (at most 4096)",
+  },
+  {
+    name: "max-value-size",
+    type: "string",
+    default: "16MiB",
+    valueName: "SIZE",
+    help: "largest value accepted",
+  },
+  {
+    name: "max-batch-size",
+    type: "string",
+    default: "64MiB",
+    valueName: "SIZE",
+    help: "largest /kv/batch request body",
+  },
+  {
+    name: "auth-token",
+    type: "string",
+    valueName: "TOKEN",
+    help:
+      "require Authorization: Bearer TOKEN on every route but /health (prefer the env var: flags show in ps)",
+  },
+  {
+    name: "tls-cert",
+    type: "string",
+    valueName: "FILE",
+    help: "PEM certificate chain; serve HTTPS (needs --tls-key)",
+  },
+  {
+    name: "tls-key",
+    type: "string",
+    valueName: "FILE",
+    help: "PEM private key for --tls-cert",
+  },
+  {
+    name: "log-format",
+    type: "string",
+    default: "text",
+    valueName: "FORMAT",
+    help: "text or json",
+  },
+  {
+    name: "access-log",
+    type: "boolean",
+    default: "false",
+    help: "log one line per request",
+  },
+  {
+    name: "shutdown-timeout",
+    type: "string",
+    default: "30",
+    valueName: "SECONDS",
+    help: "on SIGINT/SIGTERM, how long to wait for in-flight requests",
+  },
+];
+
+const VERIFY_FLAGS: FlagSpec[] = [
+  SERVE_FLAGS[0],
+  {
+    name: "log-format",
+    type: "string",
+    default: "text",
+    valueName: "FORMAT",
+    help: "text or json (the summary and the list of errors)",
+  },
+];
+
+const COMMANDS: Record<string, { summary: string; flags: FlagSpec[] }> = {
+  serve: { summary: "run the HTTP server", flags: SERVE_FLAGS },
+  verify: {
+    summary:
+      "check every checksum of every table and WAL record in a data directory",
+    flags: VERIFY_FLAGS,
+  },
+};
+
+/** Settings of `shale serve`, every default filled in. */
+export interface ServeConfig {
+  command: "serve";
+  dataDir: string;
+  host: string;
+  port: number;
+  sync: "always" | "interval" | "none";
+  syncIntervalMs: number;
+  memtableBytes: number;
+  blockCacheBytes: number;
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  maxBatchBytes: number;
+  authToken: string | undefined;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  logFormat: "text" | "json";
+  accessLog: boolean;
+  shutdownTimeoutMs: number;
+}
+
+/** Settings of `shale verify`. */
+export interface VerifyConfig {
+  command: "verify";
+  dataDir: string;
+  logFormat: "text" | "json";
+}
+
+/** What the command line asks for. */
+export type Invocation =
+  | ServeConfig
+  | VerifyConfig
+  | { command: "help"; text: string }
+  | { command: "version"; text: string };
+
+/** `data-dir` → `SHALE_DATA_DIR`. */
+export function envName(flag: string): string {
+  return `SHALE_${flag.toUpperCase().replaceAll("-", "_")}`;
+}
+
+/** Top-level help: commands and global flags. */
+export function mainHelp(): string {
+  const lines = [
+    `shale ${VERSION}: an LSM key/value store served over HTTP`,
+    "",
+    "Usage:",
+    "  shale <command> [flags]",
+    "  shale --help | --version",
+    "",
+    "Commands:",
+  ];
+  for (const [name, c] of Object.entries(COMMANDS)) {
+    lines.push(`  ${name.padEnd(8)} ${c.summary}`);
+  }
+  lines.push(
+    "",
+    "Run 'shale <command> --help' for the flags of a command. Every flag can",
+    "also be set by an environment variable SHALE_<FLAG> (for example",
+    "SHALE_DATA_DIR); flags win over the environment.",
+  );
+  return lines.join("\n");
+}
+
+/** Help of one command: every flag, its env var and default. */
+export function commandHelp(command: string): string {
+  const c = COMMANDS[command];
+  const lines = [
+    `shale ${command}: ${c.summary}`,
+    "",
+    "Usage:",
+    `  shale ${command} [flags]`,
+    "",
+    "Flags:",
+  ];
+  for (const f of c.flags) {
+    const left = `  --${f.name}${f.valueName ? ` ${f.valueName}` : ""}`;
+    const dflt = f.default !== undefined ? ` (default ${f.default})` : "";
+    lines.push(`${left.padEnd(30)} ${f.help}${dflt}`);
+    lines.push(`${"".padEnd(30)} env ${envName(f.name)}`);
+  }
+  lines.push(`${"  -h, --help".padEnd(30)} show this help`);
+  if (c.flags.some((f) => f.valueName === "SIZE")) {
+    lines.push(
+      "",
+      "SIZE is a byte count with an optional suffix K, M or G (KiB, MiB, GiB).",
+    );
+  }
+  return lines.join("\n");
+}
+
+/**
+ * Parses `args` (without the program name). `env` looks up environment
+ * variables; flags win over it.
+ */
+export function parseCommandLine(
+  args: string[],
+  env: (name: string) => string | undefined,
+): Invocation {
+  const first = args[0];
+  if (first === undefined) {
+    throw new UsageError("no command given (try 'shale --help')");
+  }
+  if (first === "-h" || first === "--help" || first === "help") {
+    if (args[1] !== undefined && args[1] in COMMANDS && first === "help") {
+      return { command: "help", text: commandHelp(args[1]) };
+    }
+    return { command: "help", text: mainHelp() };
+  }
+  if (first === "-V" || first === "--version" || first === "version") {
+    return {
+      command: "version",
+      text: `shale ${VERSION} (deno ${Deno.version.deno})`,
+    };
+  }
+  if (first.startsWith("-")) {
+    throw new UsageError(`unknown flag ${first} before the command`);
+  }
+  if (!(first in COMMANDS)) {
+    throw new UsageError(
+      `unknown command "${first}" (commands: ${
+        Object.keys(COMMANDS).join(", ")
+      })`,
+    );
+  }
+  const specs = COMMANDS[first].flags;
+  const options: Record<
+    string,
+    { type: "string" | "boolean"; short?: string }
+  > = { help: { type: "boolean", short: "h" } };
+  for (const f of specs) options[f.name] = { type: f.type };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const parsed = parseArgs({
+      args: args.slice(1),
+      options,
+      strict: true,
+      allowPositionals: false,
+    });
+    values = parsed.values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw new UsageError(
+      err instanceof Error ? err.message.split("\n")[0] : String(err),
+      first,
+    );
+  }
+  if (values.help === true) {
+    return { command: "help", text: commandHelp(first) };
+  }
+  /** Flag, else non-empty env var, else default. */
+  const get = (name: string): string | undefined => {
+    const v = values[name];
+    if (typeof v === "string") return v;
+    if (v === true) return "true";
+    const e = env(envName(name));
+    if (e !== undefined && e !== "") return e;
+    return specs.find((f) => f.name === name)?.default;
+  };
+  const fail = (message: string): never => {
+    throw new UsageError(message, first);
+  };
+  const logFormat = oneOf(
+    get("log-format")!,
+    ["text", "json"],
+    "log-format",
+    fail,
+  );
+  if (first === "verify") {
+    return { command: "verify", dataDir: get("data-dir")!, logFormat };
+  }
+
+  const tlsCert = get("tls-cert");
+  const tlsKey = get("tls-key");
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    fail("--tls-cert and --tls-key must be given together");
+  }
+  const authToken = get("auth-token");
+  if (authToken !== undefined && !/^[\x21-\x7e]+$/.test(authToken)) {
+    fail("--auth-token must be printable ASCII without spaces");
+  }
+  const maxKeyBytes = size(get("max-key-size")!, "max-key-size", fail);
+  if (maxKeyBytes < 1 || maxKeyBytes > 4096) {
+    fail("--max-key-size must be from 1 to 4096");
+  }
+  const accessLog = get("access-log")!;
+  return {
+    command: "serve",
+    dataDir: get("data-dir")!,
+    host: get("host")!,
+    port: int(get("port")!, "port", 0, 65535, fail),
+    sync: oneOf(get("sync")!, ["always", "interval", "none"], "sync", fail),
+    syncIntervalMs: int(
+      get("sync-interval-ms")!,
+      "sync-interval-ms",
+      1,
+      3_600_000,
+      fail,
+    ),
+    memtableBytes: size(get("memtable-size")!, "memtable-size", fail),
+    blockCacheBytes: size(get("block-cache-size")!, "block-cache-size", fail),
+    maxKeyBytes,
+    maxValueBytes: size(get("max-value-size")!, "max-value-size", fail),
+    maxBatchBytes: size(get("max-batch-size")!, "max-batch-size", fail),
+    authToken,
+    tlsCert,
+    tlsKey,
+    logFormat,
+    accessLog: oneOf(
+          accessLog,
+          ["true", "false", "1", "0"],
+          "access-log",
+          fail,
+        ) === "true" || accessLog === "1",
+    shutdownTimeoutMs: int(
+      get("shutdown-timeout")!,
+      "shutdown-timeout",
+      0,
+      3600,
+      fail,
+    ) * 1000,
+  };
+}
+
+function oneOf<T extends string>(
+  v: string,
+  allowed: readonly T[],
+  flag: string,
+  fail: (m: string) => never,
+): T {
+  if (!(allowed as readonly string[]).includes(v)) {
+    fail(`--${flag} must be one of ${allowed.join(", ")}, got "${v}"`);
+  }
+  return v as T;
+}
+
+function int(
+  v: string,
+  flag: string,
+  min: number,
+  max: number,
+  fail: (m: string) => never,
+): number {
+  const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+  if (!(n >= min && n <= max)) {
+    fail(`--${flag} must be an integer from ${min} to ${max}, got "${v}"`);
+  }
+  return n;
+}
+
+const UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1 << 10,
+  kb: 1 << 10,
+  kib: 1 << 10,
+  m: 1 << 20,
+  mb: 1 << 20,
+  mib: 1 << 20,
+  g: 1 << 30,
+  gb: 1 << 30,
+  gib: 1 << 30,
+};
+
+/** Parses "64MiB", "512k", "4096" to a positive byte count. */
+export function parseSize(v: string): number | undefined {
+  const m = /^([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)$/i.exec(v.trim());
+  if (m === null) return undefined;
+  const unit = UNITS[m[2].toLowerCase()];
+  if (unit === undefined) return undefined;
+  const n = Math.floor(Number(m[1]) * unit);
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
+
+function size(v: string, flag: string, fail: (m: string) => never): number {
+  const n = parseSize(v);
+  if (n === undefined) {
+    fail(
+      `--${flag} must be a positive size such as 4096, 512K or 64MiB, got "${v}"`,
+    );
+  }
+  return n!;
+}

@@ -1,0 +1,1050 @@
+/**
+ * The HTTP API as a pure function: {@link createHandler} turns an open
+ * database into a `(Request) => Promise<Response>` handler. No sockets, no
+ * environment, no signals; `server/main.ts` owns those. The full contract is
+ * in `docs/HTTP.md`.
+ *
+ * Invariants:
+ * - Routing looks at the raw (still percent-encoded) path, so `/kv/range` is
+ *   the scan route and the key `range` is `/kv/%72ange`.
+ * - Every error body is `{"error":{"code","message"}}`; engine error codes map
+ *   to statuses in {@link ERROR_STATUS} only. Anything else is a bug: logged,
+ *   answered 500. Client input is validated before it reaches the engine.
+ * - Request bodies are read as streams and refused (413) as soon as they pass
+ *   the limit; nothing is buffered past it.
+ *
+ * @module
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import {
+  type BatchOp,
+  type Db,
+  type ErrorCode,
+  PreconditionFailedError,
+  ShaleError,
+  type Snapshot,
+} from "../mod.ts";
+import {
+  clip,
+  compareBytes,
+  fromBase64,
+  HttpError,
+  parseQuery,
+  percentDecode,
+  prefixEnd,
+  successor,
+  toBase64,
+} from "./_codec.ts";
+import { Metrics } from "./metrics.ts";
+
+export { HttpError } from "./_codec.ts";
+
+/** HTTP status for every engine error code. Exhaustive by type. */
+export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
+  invalid_argument: 400,
+  key_too_long: 414,
+  value_too_large: 413,
+  precondition_failed: 412,
+  corruption: 500,
+  closed: 503,
+  read_only: 503,
+  disk_full: 507,
+  locked: 503,
+  io_error: 503,
+};
+
+/** Receives the handler's own log lines (server faults, not access logs). */
+export type LogFn = (
+  level: "info" | "warn" | "error",
+  message: string,
+  fields?: Record<string, unknown>,
+) => void;
+
+/** Options for {@link createHandler}; every field has a default. */
+export interface HandlerOptions {
+  /** When set, every route but `/health` needs `Authorization: Bearer <token>`. */
+  authToken?: string;
+  /** Largest key in bytes. Default: the engine's `maxKeyBytes`. */
+  maxKeyBytes?: number;
+  /** Largest value (PUT body) in bytes. Default: the engine's `maxValueBytes`. */
+  maxValueBytes?: number;
+  /** Largest `/kv/batch` body in bytes. Default 64 MiB. */
+  maxBatchBytes?: number;
+  /** Most ops in one batch. Default 10000. */
+  maxBatchOps?: number;
+  /** Largest `limit` of `/kv/range`. Default 10000. */
+  maxScanLimit?: number;
+  /** A range page stops once its keys and values pass this many bytes. Default 4 MiB. */
+  maxPageBytes?: number;
+  /** How long a paging cursor keeps its snapshot after last use. Default 60 s. */
+  cursorTtlMs?: number;
+  /** Most snapshots held for cursors; the least recently used goes first. Default 1000. */
+  maxCursors?: number;
+  /** Wall clock for `?ttl=` (ms since epoch). Default `Date.now`. */
+  clock?: () => number;
+  /** Where server faults are reported. Default: `console.error`. */
+  log?: LogFn;
+  /** Counters to update; a fresh {@link Metrics} when omitted. */
+  metrics?: Metrics;
+}
+
+/** The request handler plus the few controls `main.ts` needs. */
+export interface Handler {
+  (req: Request): Promise<Response>;
+  /** The counters this handler updates. */
+  readonly metrics: Metrics;
+  /** Marks the server as shutting down: `/health` answers 503 from now on. */
+  drain(): void;
+  /** Releases every snapshot held for cursors. Call before `db.close()`. */
+  close(): void;
+}
+
+const KEY_ALLOW = "GET, HEAD, PUT, DELETE";
+const READ_ALLOW = "GET, HEAD";
+const BATCH_ALLOW = "POST";
+const RANGE_PARAMS = [
+  "start",
+  "end",
+  "prefix",
+  "limit",
+  "reverse",
+  "cursor",
+  "keys_only",
+] as const;
+const DEFAULT_SCAN_LIMIT = 1000;
+/** 100 years: beyond that a TTL is a mistake, and the sum would lose precision. */
+const MAX_TTL_SECONDS = 100 * 365 * 24 * 3600;
+const CURSOR_VERSION = 1;
+const SNAPSHOT_ID_BYTES = 16;
+const KNOWN_METHODS = new Set([
+  "GET",
+  "HEAD",
+  "PUT",
+  "POST",
+  "DELETE",
+  "OPTIONS",
+  "PATCH",
+]);
+
+const JSON_HEADERS = { "content-type": "application/json" };
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+interface Ctx {
+  req: Request;
+  path: string;
+  query: string;
+  /** Metrics label of the matched route. */
+  route: string;
+}
+
+interface HeldSnapshot {
+  snapshot: Snapshot;
+  expiresAt: number;
+}
+
+/**
+ * Builds the HTTP handler for `db`.
+ *
+ * @example
+ * ```ts ignore
+ * const db = await open("./data");
+ * const handler = createHandler(db, { authToken: "secret" });
+ * Deno.serve({ port: 8080 }, handler);
+ * ```
+ */
+export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
+  const maxKeyBytes = options.maxKeyBytes ?? db.options.maxKeyBytes;
+  const maxValueBytes = options.maxValueBytes ?? db.options.maxValueBytes;
+  const maxBatchBytes = options.maxBatchBytes ?? 64 << 20;
+  const maxBatchOps = options.maxBatchOps ?? 10000;
+  const maxScanLimit = options.maxScanLimit ?? 10000;
+  const maxPageBytes = options.maxPageBytes ?? 4 << 20;
+  const cursorTtlMs = options.cursorTtlMs ?? 60_000;
+  const maxCursors = options.maxCursors ?? 1000;
+  const clock = options.clock ?? Date.now;
+  const log: LogFn = options.log ??
+    ((level, message, fields) => console.error(level, message, fields ?? ""));
+  const metrics = options.metrics ?? new Metrics();
+  const tokenDigest = options.authToken === undefined
+    ? undefined
+    : sha256(options.authToken);
+  /** Cursor snapshots by hex id, least recently used first. */
+  const held = new Map<string, HeldSnapshot>();
+  let draining = false;
+  let cursorsExpired = 0;
+
+  function releaseExpired(now: number): void {
+    for (const [id, h] of held) {
+      if (h.expiresAt > now && held.size <= maxCursors) break;
+      held.delete(id);
+      cursorsExpired++;
+      releaseQuietly(h.snapshot);
+    }
+  }
+
+  function releaseQuietly(s: Snapshot): void {
+    try {
+      s.release();
+    } catch (err) {
+      log("warn", "releasing a snapshot failed", { error: String(err) });
+    }
+  }
+
+  // ---- routes -----------------------------------------------------------
+
+  async function dispatch(ctx: Ctx): Promise<Response> {
+    const { req, path } = ctx;
+    const method = req.method;
+    if (path === "/health") {
+      ctx.route = "/health";
+      return readOnly(ctx, READ_ALLOW, () => health(ctx));
+    }
+    checkAuth(req);
+    if (path.startsWith("/kv/")) {
+      const rest = path.slice(4);
+      if (rest === "range") {
+        ctx.route = "/kv/range";
+        return readOnly(ctx, READ_ALLOW, () => range(ctx));
+      }
+      if (rest === "batch") {
+        ctx.route = "/kv/batch";
+        if (method === "POST") return await batch(ctx);
+        return methodNotAllowed(method, BATCH_ALLOW);
+      }
+      ctx.route = "/kv/{key}";
+      switch (method) {
+        case "GET":
+        case "HEAD":
+          return getKey(ctx, decodeKey(rest));
+        case "PUT":
+          return await putKey(ctx, decodeKey(rest));
+        case "DELETE":
+          return await deleteKey(ctx, decodeKey(rest));
+        default:
+          return methodNotAllowed(method, KEY_ALLOW);
+      }
+    }
+    if (path === "/stats") {
+      ctx.route = "/stats";
+      return readOnly(ctx, READ_ALLOW, () => stats(ctx));
+    }
+    if (path === "/metrics") {
+      ctx.route = "/metrics";
+      return readOnly(ctx, READ_ALLOW, () => prometheus(ctx));
+    }
+    throw new HttpError(404, "unknown_route", `no route for ${clip(path)}`);
+  }
+
+  /** GET and HEAD share one body-less implementation; HEAD drops the body. */
+  function readOnly(
+    ctx: Ctx,
+    allow: string,
+    fn: () => Response,
+  ): Response {
+    const method = ctx.req.method;
+    if (method !== "GET" && method !== "HEAD") {
+      return methodNotAllowed(method, allow);
+    }
+    const res = fn();
+    return method === "HEAD" ? withoutBody(res) : res;
+  }
+
+  function methodNotAllowed(method: string, allow: string): Response {
+    if (method === "OPTIONS") {
+      return new Response(null, { status: 204, headers: { allow } });
+    }
+    throw new HttpError(
+      405,
+      "method_not_allowed",
+      `method ${clip(method, 16)} is not allowed here (allowed: ${allow})`,
+      { allow },
+    );
+  }
+
+  function checkAuth(req: Request): void {
+    if (tokenDigest === undefined) return;
+    const header = req.headers.get("authorization");
+    const challenge = { "www-authenticate": 'Bearer realm="shale"' };
+    const m = header === null ? null : /^Bearer +(\S+) *$/i.exec(header);
+    if (m === null) {
+      throw new HttpError(
+        401,
+        "unauthorized",
+        "missing bearer token (Authorization: Bearer <token>)",
+        challenge,
+      );
+    }
+    // Compare fixed-length digests so the time taken reveals neither the
+    // token's bytes nor its length.
+    if (!timingSafeEqual(sha256(m[1]), tokenDigest)) {
+      throw new HttpError(401, "unauthorized", "invalid token", challenge);
+    }
+  }
+
+  function health(ctx: Ctx): Response {
+    parseQuery(ctx.query, []);
+    if (draining) {
+      return healthError("not_ready", "server is shutting down");
+    }
+    let h: { ok: boolean; reason?: string; code?: string };
+    try {
+      h = db.health();
+    } catch (err) {
+      if (err instanceof ShaleError) return healthError(err.code, err.message);
+      throw err;
+    }
+    if (h.ok) return json(200, { status: "ok" });
+    return healthError(
+      h.code ?? "unavailable",
+      h.reason ?? "store cannot take writes",
+    );
+  }
+
+  function healthError(code: string, message: string): Response {
+    return json(503, {
+      status: "unavailable",
+      reason: message,
+      error: { code, message },
+    });
+  }
+
+  function stats(ctx: Ctx): Response {
+    parseQuery(ctx.query, []);
+    return json(200, {
+      engine: db.stats(),
+      server: {
+        ...metrics.toJSON(),
+        cursors: { open: held.size, expired: cursorsExpired },
+      },
+    });
+  }
+
+  function prometheus(ctx: Ctx): Response {
+    parseQuery(ctx.query, []);
+    const body = metrics.render(db.stats(), [
+      {
+        name: "shale_http_cursors_open",
+        help: "Range cursors holding a snapshot.",
+        type: "gauge",
+        value: held.size,
+      },
+      {
+        name: "shale_http_cursors_expired_total",
+        help: "Cursor snapshots released after expiring or being evicted.",
+        type: "counter",
+        value: cursorsExpired,
+      },
+    ]);
+    return new Response(body, {
+      headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+    });
+  }
+
+  function decodeKey(raw: string): Uint8Array {
+    if (raw === "") {
+      throw new HttpError(400, "invalid_key", "the key is empty");
+    }
+    // A key can hold at most 3 path characters per byte (%XX).
+    if (raw.length > maxKeyBytes * 3) throw keyTooLong(raw.length);
+    // Clients and proxies collapse "." and ".." segments, so such a path
+    // would not name the key it seems to; "%2F" keeps slashes literal.
+    for (const seg of raw.split("/")) {
+      const s = seg.toLowerCase().replaceAll("%2e", ".");
+      if (s === "." || s === "..") {
+        throw new HttpError(
+          400,
+          "invalid_key",
+          `key path has a "${s}" segment; percent-encode slashes (%2F) in such keys`,
+        );
+      }
+    }
+    const key = percentDecode(raw, "key");
+    if (key.length > maxKeyBytes) throw keyTooLong(key.length);
+    return key;
+  }
+
+  function keyTooLong(n: number): HttpError {
+    return new HttpError(
+      414,
+      "key_too_long",
+      `key is ${n} bytes; the limit is ${maxKeyBytes}`,
+    );
+  }
+
+  function getKey(ctx: Ctx, key: Uint8Array): Response {
+    parseQuery(ctx.query, []);
+    const r = db.get(key);
+    if (r === undefined) throw notFound();
+    const etag = `"${r.version}"`;
+    const headers = new Headers({ etag });
+    const ifMatch = parseTags(ctx.req.headers.get("if-match"), "If-Match");
+    if (ifMatch !== undefined && !tagsMatch(ifMatch, r.version, true)) {
+      throw new HttpError(
+        412,
+        "precondition_failed",
+        `current version is ${r.version}`,
+        { etag },
+      );
+    }
+    const ifNone = parseTags(
+      ctx.req.headers.get("if-none-match"),
+      "If-None-Match",
+    );
+    if (ifNone !== undefined && tagsMatch(ifNone, r.version, false)) {
+      return new Response(null, { status: 304, headers });
+    }
+    headers.set("content-type", "application/octet-stream");
+    if (r.expiresAt > 0) {
+      headers.set("expires", new Date(r.expiresAt).toUTCString());
+    }
+    if (ctx.req.method === "HEAD") {
+      headers.set("content-length", String(r.value.length));
+      return new Response(null, { status: 200, headers });
+    }
+    return new Response(r.value as Uint8Array<ArrayBuffer>, {
+      status: 200,
+      headers,
+    });
+  }
+
+  async function putKey(ctx: Ctx, key: Uint8Array): Promise<Response> {
+    const params = parseQuery(ctx.query, ["ttl"]);
+    const ttl = params.get("ttl");
+    const expiresAt = ttl === undefined
+      ? undefined
+      : expiryFromTtl(parseTtl(ascii(ttl, "ttl"), "query parameter ttl"));
+    const value = await readBody(
+      ctx.req,
+      maxValueBytes,
+      "value_too_large",
+      "value",
+    );
+    const ifVersion = conditionFor(ctx.req, key);
+    const version = await db.put(key, value, { expiresAt, ifVersion });
+    return new Response(null, {
+      status: 204,
+      headers: { etag: `"${version}"` },
+    });
+  }
+
+  async function deleteKey(ctx: Ctx, key: Uint8Array): Promise<Response> {
+    parseQuery(ctx.query, []);
+    const ifVersion = conditionFor(ctx.req, key);
+    await db.delete(key, { ifVersion });
+    return new Response(null, { status: 204 });
+  }
+
+  /**
+   * Turns If-Match / If-None-Match into the engine's `ifVersion`. The current
+   * version is read and the write issued in the same synchronous stretch, and
+   * the engine re-checks `ifVersion` atomically, so racing writers cannot both
+   * win.
+   */
+  function conditionFor(
+    req: Request,
+    key: Uint8Array,
+  ): number | null | undefined {
+    const ifMatch = parseTags(req.headers.get("if-match"), "If-Match");
+    const ifNone = parseTags(req.headers.get("if-none-match"), "If-None-Match");
+    if (ifMatch === undefined && ifNone === undefined) return undefined;
+    const current = db.version(key);
+    if (ifMatch !== undefined) {
+      if (current === null || !tagsMatch(ifMatch, current, true)) {
+        throw new HttpError(
+          412,
+          "precondition_failed",
+          current === null
+            ? "If-Match failed: the key does not exist"
+            : `If-Match failed: current version is ${current}`,
+          current === null ? undefined : { etag: `"${current}"` },
+        );
+      }
+    }
+    if (ifNone !== undefined && current !== null) {
+      if (tagsMatch(ifNone, current, false)) {
+        throw new HttpError(
+          412,
+          "precondition_failed",
+          `If-None-Match failed: the key exists at version ${current}`,
+          { etag: `"${current}"` },
+        );
+      }
+    }
+    return current;
+  }
+
+  function range(ctx: Ctx): Response {
+    const p = parseQuery(ctx.query, RANGE_PARAMS);
+    const limitText = p.get("limit");
+    let limit = DEFAULT_SCAN_LIMIT;
+    if (limitText !== undefined) {
+      const t = ascii(limitText, "limit");
+      limit = /^[0-9]{1,9}$/.test(t) ? Number(t) : NaN;
+      if (!(limit >= 1 && limit <= maxScanLimit)) {
+        throw new HttpError(
+          400,
+          "invalid_parameter",
+          `limit must be an integer from 1 to ${maxScanLimit}, got "${
+            clip(t)
+          }"`,
+        );
+      }
+    }
+    const reverse = parseBool(p.get("reverse"), "reverse");
+    const keysOnly = parseBool(p.get("keys_only"), "keys_only");
+    let start = p.get("start");
+    let end = p.get("end");
+    const prefix = p.get("prefix");
+    if (prefix !== undefined) {
+      if (start !== undefined || end !== undefined) {
+        throw new HttpError(
+          400,
+          "invalid_parameter",
+          "prefix cannot be combined with start or end",
+        );
+      }
+      start = prefix;
+      end = prefixEnd(prefix);
+    }
+    if (start !== undefined && start.length === 0) start = undefined;
+    if (end !== undefined && end.length === 0) end = undefined;
+
+    const now = performance.now();
+    releaseExpired(now);
+    let snapshot: Snapshot | undefined;
+    let snapshotId: string | undefined;
+    const cursorText = p.get("cursor");
+    if (cursorText !== undefined && cursorText.length > 0) {
+      const c = decodeCursor(ascii(cursorText, "cursor"));
+      if (c.reverse !== reverse) {
+        throw new HttpError(
+          400,
+          "invalid_cursor",
+          "cursor was made for the other scan direction",
+        );
+      }
+      // Resume strictly after (or, reversed, before) the last key returned.
+      if (reverse) {
+        if (end === undefined || compareBytes(c.lastKey, end) < 0) {
+          end = c.lastKey;
+        }
+      } else {
+        const after = successor(c.lastKey);
+        if (start === undefined || compareBytes(after, start) > 0) {
+          start = after;
+        }
+      }
+      const h = held.get(c.snapshotId);
+      if (h !== undefined) {
+        // Move to the back of the LRU order.
+        held.delete(c.snapshotId);
+        snapshot = h.snapshot;
+        snapshotId = c.snapshotId;
+      }
+    }
+    if (snapshot === undefined) {
+      snapshot = db.snapshot();
+      snapshotId = undefined;
+    }
+
+    const parts: string[] = [];
+    let bytes = 0;
+    let lastKey: Uint8Array | undefined;
+    let more = false;
+    const empty = start !== undefined && end !== undefined &&
+      compareBytes(start, end) >= 0;
+    try {
+      if (!empty) {
+        for (const item of db.scan({ start, end, reverse, snapshot })) {
+          if (parts.length >= limit || bytes >= maxPageBytes) {
+            more = true;
+            break;
+          }
+          const k = toBase64(item.key);
+          parts.push(
+            keysOnly
+              ? `{"key":"${k}","version":"${item.version}"}`
+              : `{"key":"${k}","value":"${
+                toBase64(item.value)
+              }","version":"${item.version}"}`,
+          );
+          bytes += item.key.length + (keysOnly ? 0 : item.value.length);
+          lastKey = item.key;
+        }
+      }
+    } catch (err) {
+      // The snapshot is out of `held` while this request owns it.
+      if (snapshotId !== undefined) held.delete(snapshotId);
+      releaseQuietly(snapshot);
+      throw err;
+    }
+    let next = "null";
+    if (more && lastKey !== undefined) {
+      snapshotId ??= randomId();
+      held.set(snapshotId, { snapshot, expiresAt: now + cursorTtlMs });
+      releaseExpired(now);
+      next = `"${encodeCursor(reverse, snapshotId, lastKey)}"`;
+    } else {
+      if (snapshotId !== undefined) held.delete(snapshotId);
+      releaseQuietly(snapshot);
+    }
+    return new Response(`{"items":[${parts.join(",")}],"next":${next}}`, {
+      headers: JSON_HEADERS,
+    });
+  }
+
+  async function batch(ctx: Ctx): Promise<Response> {
+    parseQuery(ctx.query, []);
+    const body = await readBody(
+      ctx.req,
+      maxBatchBytes,
+      "payload_too_large",
+      "batch body",
+    );
+    let doc: unknown;
+    try {
+      doc = JSON.parse(decoder.decode(body));
+    } catch (err) {
+      throw new HttpError(
+        400,
+        "invalid_json",
+        `batch body is not valid JSON: ${
+          err instanceof Error ? clip(err.message, 120) : "parse error"
+        }`,
+      );
+    }
+    const ops = parseBatch(doc);
+    try {
+      const version = await db.batch(ops);
+      return json(200, { applied: ops.length, version: String(version) });
+    } catch (err) {
+      if (err instanceof PreconditionFailedError) {
+        return json(412, {
+          error: {
+            code: "precondition_failed",
+            message: `op ${err.index}: ${err.message}`,
+            index: err.index,
+          },
+        });
+      }
+      throw err;
+    }
+  }
+
+  function parseBatch(doc: unknown): BatchOp[] {
+    const bad = (message: string) =>
+      new HttpError(400, "invalid_batch", message);
+    if (!isObject(doc) || !Array.isArray(doc.ops)) {
+      throw bad('batch body must be an object {"ops":[...]}');
+    }
+    for (const k of Object.keys(doc)) {
+      if (k !== "ops") throw bad(`unknown field "${clip(k)}" in batch body`);
+    }
+    const raw: unknown[] = doc.ops;
+    if (raw.length === 0) throw bad("ops must not be empty");
+    if (raw.length > maxBatchOps) {
+      throw new HttpError(
+        413,
+        "too_many_ops",
+        `batch has ${raw.length} ops; the limit is ${maxBatchOps}`,
+      );
+    }
+    return raw.map((op, i): BatchOp => {
+      if (!isObject(op)) throw bad(`op ${i} must be an object`);
+      const allowed = op.op === "put"
+        ? ["op", "key", "value", "ttl", "if_match", "if_none_match"]
+        : op.op === "delete" || op.op === "check"
+        ? ["op", "key", "if_match", "if_none_match"]
+        : undefined;
+      if (allowed === undefined) {
+        throw bad(`op ${i}: "op" must be "put", "delete" or "check"`);
+      }
+      for (const k of Object.keys(op)) {
+        if (!allowed.includes(k)) {
+          throw bad(`op ${i}: unknown field "${clip(k)}" for ${op.op}`);
+        }
+      }
+      const key = fromBase64(op.key, `op ${i} key`);
+      if (key.length === 0) throw bad(`op ${i}: key is empty`);
+      if (key.length > maxKeyBytes) {
+        throw new HttpError(
+          414,
+          "key_too_long",
+          `op ${i}: key is ${key.length} bytes; the limit is ${maxKeyBytes}`,
+        );
+      }
+      let ifVersion: number | null | undefined;
+      if (op.if_match !== undefined && op.if_none_match !== undefined) {
+        throw bad(`op ${i}: give if_match or if_none_match, not both`);
+      }
+      if (op.if_match !== undefined) {
+        const m = typeof op.if_match === "string"
+          ? /^"?([0-9]{1,16})"?$/.exec(op.if_match)
+          : null;
+        ifVersion = m === null ? NaN : Number(m[1]);
+        if (!Number.isSafeInteger(ifVersion)) {
+          throw bad(`op ${i}: if_match must be a version string such as "12"`);
+        }
+      } else if (op.if_none_match !== undefined) {
+        if (op.if_none_match !== "*") {
+          throw bad(`op ${i}: if_none_match must be "*"`);
+        }
+        ifVersion = null;
+      }
+      if (op.op === "delete") return { type: "delete", key, ifVersion };
+      if (op.op === "check") {
+        if (ifVersion === undefined) {
+          throw bad(`op ${i}: check needs if_match or if_none_match`);
+        }
+        return { type: "check", key, ifVersion };
+      }
+      if (op.value === undefined) throw bad(`op ${i}: put needs a value`);
+      const value = fromBase64(op.value, `op ${i} value`);
+      if (value.length > maxValueBytes) {
+        throw new HttpError(
+          413,
+          "value_too_large",
+          `op ${i}: value is ${value.length} bytes; the limit is ${maxValueBytes}`,
+        );
+      }
+      let expiresAt: number | undefined;
+      if (op.ttl !== undefined) {
+        if (typeof op.ttl !== "number") {
+          throw bad(`op ${i}: ttl must be a number of seconds`);
+        }
+        expiresAt = expiryFromTtl(checkTtl(op.ttl, `op ${i} ttl`));
+      }
+      return { type: "put", key, value, expiresAt, ifVersion };
+    });
+  }
+
+  function expiryFromTtl(seconds: number): number {
+    return Math.round(clock() + seconds * 1000);
+  }
+
+  /** Reads the body as a stream, refusing it once it passes `limit`. */
+  async function readBody(
+    req: Request,
+    limit: number,
+    tooLargeCode: string,
+    what: string,
+  ): Promise<Uint8Array> {
+    const tooLarge = () =>
+      new HttpError(
+        413,
+        tooLargeCode,
+        `${what} is larger than the limit of ${limit} bytes`,
+      );
+    const lengthHeader = req.headers.get("content-length");
+    if (lengthHeader !== null) {
+      if (!/^[0-9]+$/.test(lengthHeader.trim())) {
+        throw new HttpError(400, "invalid_header", "bad Content-Length");
+      }
+      if (Number(lengthHeader) > limit) {
+        // Tell the HTTP layer we will not read it, so it can close rather
+        // than wait for (or drain) a body we refuse anyway.
+        req.body?.cancel().catch(() => {});
+        throw tooLarge();
+      }
+    }
+    // HTTP/1.1 frames a body without Content-Length or chunked encoding as
+    // empty, so such a request is refused (411) rather than stored as an
+    // empty value by accident. In-process Requests (tests) carry no framing
+    // headers, so a non-empty body is accepted.
+    const unframed = lengthHeader === null &&
+      req.headers.get("transfer-encoding") === null;
+    const lengthRequired = () =>
+      new HttpError(
+        411,
+        "length_required",
+        "send Content-Length or Transfer-Encoding: chunked",
+      );
+    if (req.body === null) {
+      if (unframed) throw lengthRequired();
+      return new Uint8Array(0);
+    }
+    const reader = req.body.getReader();
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        total += value.length;
+        metrics.addBytesIn(value.length);
+        if (total > limit) {
+          reader.cancel().catch(() => {});
+          throw tooLarge();
+        }
+        chunks.push(value);
+      }
+    } catch (err) {
+      if (err instanceof HttpError) throw err;
+      throw new HttpError(
+        400,
+        "body_read_failed",
+        `could not read the request body: ${
+          err instanceof Error ? clip(err.message, 120) : String(err)
+        }`,
+      );
+    } finally {
+      reader.releaseLock();
+    }
+    if (total === 0 && unframed) throw lengthRequired();
+    if (chunks.length === 1) return chunks[0];
+    const out = new Uint8Array(total);
+    let off = 0;
+    for (const c of chunks) {
+      out.set(c, off);
+      off += c.length;
+    }
+    return out;
+  }
+
+  function errorResponse(err: unknown, ctx: Ctx): Response {
+    if (err instanceof HttpError) {
+      return json(
+        err.status,
+        { error: { code: err.code, message: err.message } },
+        err.headers,
+      );
+    }
+    if (err instanceof ShaleError) {
+      const status = ERROR_STATUS[err.code] ?? 500;
+      if (status >= 500) {
+        log("error", "engine error", {
+          code: err.code,
+          message: err.message,
+          method: ctx.req.method,
+          route: ctx.route,
+        });
+      }
+      return json(status, { error: { code: err.code, message: err.message } });
+    }
+    log("error", "unhandled error", {
+      method: ctx.req.method,
+      route: ctx.route,
+      error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+    });
+    return json(500, {
+      error: { code: "internal", message: "internal server error" },
+    });
+  }
+
+  // ---- entry point ------------------------------------------------------
+
+  const handler = async (req: Request): Promise<Response> => {
+    const t0 = performance.now();
+    metrics.begin();
+    const url = req.url;
+    const pathStart = url.indexOf("/", url.indexOf("://") + 3);
+    let path = pathStart < 0 ? "/" : url.slice(pathStart);
+    let query = "";
+    const hash = path.indexOf("#");
+    if (hash >= 0) path = path.slice(0, hash);
+    const q = path.indexOf("?");
+    if (q >= 0) {
+      query = path.slice(q + 1);
+      path = path.slice(0, q);
+    }
+    const ctx: Ctx = { req, path, query, route: "other" };
+    let res: Response;
+    try {
+      res = await dispatch(ctx);
+    } catch (err) {
+      res = errorResponse(err, ctx);
+    }
+    if (held.size > 0) releaseExpired(performance.now());
+    const method = KNOWN_METHODS.has(req.method) ? req.method : "other";
+    metrics.observe(
+      ctx.route,
+      method,
+      res.status,
+      (performance.now() - t0) / 1000,
+    );
+    return res;
+  };
+  return Object.assign(handler, {
+    metrics,
+    drain() {
+      draining = true;
+    },
+    close() {
+      for (const h of held.values()) releaseQuietly(h.snapshot);
+      held.clear();
+    },
+  });
+}
+
+// ---- helpers --------------------------------------------------------------
+
+function json(
+  status: number,
+  body: unknown,
+  headers?: Record<string, string>,
+): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: headers === undefined ? JSON_HEADERS : {
+      ...JSON_HEADERS,
+      ...headers,
+    },
+  });
+}
+
+function notFound(): HttpError {
+  return new HttpError(404, "not_found", "key not found");
+}
+
+function withoutBody(res: Response): Response {
+  const headers = new Headers(res.headers);
+  res.body?.cancel().catch(() => {});
+  return new Response(null, { status: res.status, headers });
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function sha256(text: string): Uint8Array {
+  return createHash("sha256").update(text).digest();
+}
+
+function randomId(): string {
+  const b = new Uint8Array(SNAPSHOT_ID_BYTES);
+  crypto.getRandomValues(b);
+  return b.toHex();
+}
+
+/** Decodes query bytes that must be ASCII text (numbers, flags, cursors). */
+function ascii(bytes: Uint8Array, what: string): string {
+  for (const b of bytes) {
+    if (b < 0x20 || b > 0x7e) {
+      throw new HttpError(
+        400,
+        "invalid_parameter",
+        `${what} must be printable ASCII`,
+      );
+    }
+  }
+  return String.fromCharCode(...bytes);
+}
+
+function parseBool(v: Uint8Array | undefined, what: string): boolean {
+  if (v === undefined) return false;
+  const t = ascii(v, what);
+  if (t === "" || t === "true" || t === "1") return true;
+  if (t === "false" || t === "0") return false;
+  throw new HttpError(
+    400,
+    "invalid_parameter",
+    `${what} must be true or false, got "${clip(t)}"`,
+  );
+}
+
+function parseTtl(text: string, what: string): number {
+  if (!/^[0-9]{1,12}(\.[0-9]{1,9})?$/.test(text)) {
+    throw new HttpError(
+      400,
+      "invalid_parameter",
+      `${what} must be a positive number of seconds, got "${clip(text)}"`,
+    );
+  }
+  return checkTtl(Number(text), what);
+}
+
+function checkTtl(seconds: number, what: string): number {
+  if (!(Number.isFinite(seconds) && seconds > 0)) {
+    throw new HttpError(
+      400,
+      "invalid_parameter",
+      `${what} must be a positive number of seconds`,
+    );
+  }
+  if (seconds > MAX_TTL_SECONDS) {
+    throw new HttpError(
+      400,
+      "invalid_parameter",
+      `${what} must be at most ${MAX_TTL_SECONDS} seconds`,
+    );
+  }
+  return seconds;
+}
+
+/** Parsed If-Match / If-None-Match: `"*"`, or entity tags with weakness. */
+type Tags = "*" | { weak: boolean; version: number | undefined }[];
+
+/** Parses an entity-tag list (RFC 9110 §8.8.3); undefined when absent. */
+function parseTags(header: string | null, name: string): Tags | undefined {
+  if (header === null) return undefined;
+  const h = header.trim();
+  if (h === "*") return "*";
+  const tags: { weak: boolean; version: number | undefined }[] = [];
+  for (const part of h.split(",")) {
+    const m = /^\s*(W\/)?"([\x21\x23-\x7e]*)"\s*$/.exec(part);
+    if (m === null) {
+      throw new HttpError(
+        400,
+        "invalid_header",
+        `${name} must be * or a list of quoted entity tags such as "12"`,
+      );
+    }
+    const v = /^[0-9]{1,16}$/.test(m[2]) ? Number(m[2]) : undefined;
+    tags.push({
+      weak: m[1] !== undefined,
+      version: v !== undefined && Number.isSafeInteger(v) ? v : undefined,
+    });
+  }
+  return tags;
+}
+
+/** If-Match uses strong comparison (weak tags never match); If-None-Match weak. */
+function tagsMatch(tags: Tags, version: number, strong: boolean): boolean {
+  if (tags === "*") return true;
+  return tags.some((t) => t.version === version && !(strong && t.weak));
+}
+
+/*
+ * Cursor bytes (then base64url): [version u8 = 1][flags u8: bit 0 reverse]
+ * [snapshot id, 16 bytes][last key returned, rest]. The snapshot id names a
+ * snapshot this process holds; when it has expired (or the server restarted)
+ * the scan continues at the latest state, still strictly after the last key,
+ * so no key is returned twice.
+ */
+function encodeCursor(
+  reverse: boolean,
+  snapshotId: string,
+  lastKey: Uint8Array,
+): string {
+  const out = new Uint8Array(2 + SNAPSHOT_ID_BYTES + lastKey.length);
+  out[0] = CURSOR_VERSION;
+  out[1] = reverse ? 1 : 0;
+  out.set(Uint8Array.fromHex(snapshotId), 2);
+  out.set(lastKey, 2 + SNAPSHOT_ID_BYTES);
+  return out.toBase64({ alphabet: "base64url", omitPadding: true });
+}
+
+function decodeCursor(
+  text: string,
+): { reverse: boolean; snapshotId: string; lastKey: Uint8Array } {
+  let b: Uint8Array;
+  try {
+    b = Uint8Array.fromBase64(text, { alphabet: "base64url" });
+  } catch {
+    b = new Uint8Array(0);
+  }
+  if (
+    b.length < 2 + SNAPSHOT_ID_BYTES + 1 || b[0] !== CURSOR_VERSION || b[1] > 1
+  ) {
+    throw new HttpError(
+      400,
+      "invalid_cursor",
+      "cursor is not one this server issued",
+    );
+  }
+  return {
+    reverse: b[1] === 1,
+    snapshotId: b.subarray(2, 2 + SNAPSHOT_ID_BYTES).toHex(),
+    lastKey: b.slice(2 + SNAPSHOT_ID_BYTES),
+  };
+}

@@ -1,0 +1,284 @@
+/**
+ * The `shale` command: `serve` (the HTTP server) and `verify` (offline
+ * checksum check). Owns flags and env (see `_cli.ts`), logging,
+ * `Deno.serve`, signals and shutdown; the HTTP API itself is `app.ts`.
+ *
+ * Shutdown order on SIGINT/SIGTERM: mark /health not ready, stop accepting
+ * and let in-flight requests finish (bounded by --shutdown-timeout), release
+ * cursor snapshots, close the engine (flushes queued writes, releases the
+ * LOCK), exit 0. A second signal exits at once with 130.
+ *
+ * @module
+ */
+import { open, verify } from "../mod.ts";
+import { createHandler, type LogFn } from "./app.ts";
+import {
+  parseCommandLine,
+  type ServeConfig,
+  UsageError,
+  type VerifyConfig,
+  VERSION,
+} from "./_cli.ts";
+import { Metrics } from "./metrics.ts";
+
+const encoder = new TextEncoder();
+
+/** A logger writing one line per call to `out`, as text or JSON. */
+export function createLogger(
+  format: "text" | "json",
+  out: (line: string) => void = (line) =>
+    Deno.stdout.writeSync(encoder.encode(line + "\n")),
+): LogFn {
+  return (level, message, fields = {}) => {
+    const time = new Date().toISOString();
+    if (format === "json") {
+      out(JSON.stringify({ time, level, msg: message, ...fields }));
+      return;
+    }
+    let line = `${time} ${level.padEnd(5)} ${message}`;
+    for (const [k, v] of Object.entries(fields)) {
+      const s = typeof v === "string" ? v : JSON.stringify(v);
+      line += ` ${k}=${/^[^\s"=]+$/.test(s) ? s : JSON.stringify(s)}`;
+    }
+    out(line);
+  };
+}
+
+/** Runs the command line `args`; resolves with the process exit code. */
+export async function main(args: string[]): Promise<number> {
+  let inv;
+  try {
+    inv = parseCommandLine(args, (name) => Deno.env.get(name));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      const hint = err.command === undefined
+        ? "shale --help"
+        : `shale ${err.command} --help`;
+      console.error(`shale: ${err.message}\nRun '${hint}' for usage.`);
+      return 2;
+    }
+    throw err;
+  }
+  switch (inv.command) {
+    case "help":
+    case "version":
+      console.log(inv.text);
+      return 0;
+    case "verify":
+      return runVerify(inv);
+    case "serve":
+      return await serve(inv);
+  }
+}
+
+async function serve(cfg: ServeConfig): Promise<number> {
+  const log = createLogger(cfg.logFormat);
+  let cert: string | undefined;
+  let key: string | undefined;
+  if (cfg.tlsCert !== undefined && cfg.tlsKey !== undefined) {
+    try {
+      cert = await Deno.readTextFile(cfg.tlsCert);
+      key = await Deno.readTextFile(cfg.tlsKey);
+    } catch (err) {
+      log("error", "cannot read the TLS certificate or key", {
+        error: errorText(err),
+      });
+      return 1;
+    }
+  }
+
+  const t0 = performance.now();
+  let db;
+  try {
+    db = await open(cfg.dataDir, {
+      sync: cfg.sync,
+      syncIntervalMs: cfg.syncIntervalMs,
+      memtableBytes: cfg.memtableBytes,
+      blockCacheBytes: cfg.blockCacheBytes,
+      maxKeyBytes: cfg.maxKeyBytes,
+      maxValueBytes: cfg.maxValueBytes,
+    });
+  } catch (err) {
+    log("error", "cannot open the data directory", {
+      data_dir: cfg.dataDir,
+      error: errorText(err),
+    });
+    return 1;
+  }
+  const recoveryMs = Math.round((performance.now() - t0) * 10) / 10;
+  for (const t of db.recovery.tornTails) {
+    log("warn", "recovery truncated a torn WAL tail", { ...t });
+  }
+
+  const metrics = new Metrics();
+  const handler = createHandler(db, {
+    authToken: cfg.authToken,
+    maxKeyBytes: cfg.maxKeyBytes,
+    maxValueBytes: cfg.maxValueBytes,
+    maxBatchBytes: cfg.maxBatchBytes,
+    log,
+    metrics,
+  });
+  const serveHandler = cfg.accessLog
+    ? async (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
+      const start = performance.now();
+      const res = await handler(req);
+      const path = req.url.slice(
+        req.url.indexOf("/", req.url.indexOf("//") + 2),
+      );
+      log("info", "request", {
+        method: req.method,
+        path: path.length > 200 ? path.slice(0, 200) + "..." : path,
+        status: res.status,
+        ms: Math.round((performance.now() - start) * 1000) / 1000,
+        remote: info.remoteAddr.hostname,
+      });
+      return res;
+    }
+    : handler;
+
+  const stop = Promise.withResolvers<string>();
+  let stopping = false;
+  const onSignal = (signal: Deno.Signal) => () => {
+    if (stopping) {
+      log("warn", "second signal: exiting without a clean close", { signal });
+      Deno.exit(130);
+    }
+    stopping = true;
+    stop.resolve(signal);
+  };
+  const signals: [Deno.Signal, () => void][] = [
+    ["SIGINT", onSignal("SIGINT")],
+  ];
+  if (Deno.build.os !== "windows") {
+    signals.push(["SIGTERM", onSignal("SIGTERM")]);
+  }
+  for (const [s, fn] of signals) Deno.addSignalListener(s, fn);
+
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    const listen = {
+      hostname: cfg.host,
+      port: cfg.port,
+      onListen: (addr: Deno.NetAddr) => {
+        const scheme = cert === undefined ? "http" : "https";
+        const host = addr.hostname.includes(":")
+          ? `[${addr.hostname}]`
+          : addr.hostname;
+        log("info", `shale listening on ${scheme}://${host}:${addr.port}`, {
+          data_dir: cfg.dataDir,
+          sync: cfg.sync,
+          recovery_ms: recoveryMs,
+          auth: cfg.authToken === undefined ? "off" : "on",
+          version: VERSION,
+        });
+      },
+    };
+    server = cert === undefined || key === undefined
+      ? Deno.serve(listen, serveHandler)
+      : Deno.serve({ ...listen, cert, key }, serveHandler);
+  } catch (err) {
+    log("error", "cannot listen", {
+      host: cfg.host,
+      port: cfg.port,
+      error: errorText(err),
+    });
+    for (const [s, fn] of signals) Deno.removeSignalListener(s, fn);
+    handler.close();
+    await db.close();
+    return 1;
+  }
+
+  const signal = await Promise.race([
+    stop.promise,
+    server.finished.then(() => "server stopped"),
+  ]);
+  log("info", "shutting down", { reason: signal });
+  handler.drain();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = await Promise.race([
+    server.shutdown().then(() => false),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), cfg.shutdownTimeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (timedOut) {
+    log("warn", "in-flight requests did not finish in time", {
+      timeout_ms: cfg.shutdownTimeoutMs,
+    });
+  }
+  handler.close();
+  let code = 0;
+  try {
+    await db.close();
+  } catch (err) {
+    log("error", "closing the engine failed", { error: errorText(err) });
+    code = 1;
+  }
+  for (const [s, fn] of signals) Deno.removeSignalListener(s, fn);
+  log("info", "stopped", { code });
+  return code;
+}
+
+function runVerify(cfg: VerifyConfig): number {
+  const log = createLogger(cfg.logFormat);
+  try {
+    if (!Deno.statSync(cfg.dataDir).isDirectory) {
+      throw new Error(`${cfg.dataDir} is not a directory`);
+    }
+  } catch (err) {
+    log("error", "cannot verify", {
+      data_dir: cfg.dataDir,
+      error: errorText(err),
+    });
+    return 1;
+  }
+  const tty = Deno.stderr.isTerminal();
+  const progress = (done: number, total: number, file: string) => {
+    const name = file.length > 60 ? "..." + file.slice(-57) : file;
+    const line = `\r\x1b[2Kverifying ${done}/${total} ${name}`;
+    Deno.stderr.writeSync(encoder.encode(line));
+  };
+  let report;
+  try {
+    report = verify(cfg.dataDir, tty ? { onProgress: progress } : {});
+  } catch (err) {
+    if (tty) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
+    log("error", "cannot verify", {
+      data_dir: cfg.dataDir,
+      error: errorText(err),
+    });
+    return 1;
+  } finally {
+    if (tty) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
+  }
+  for (const t of report.tornTails) {
+    log("warn", "torn WAL tail (the next open truncates it)", { ...t });
+  }
+  for (const e of report.errors) {
+    log("error", "corruption", {
+      file: e.file,
+      offset: e.offset,
+      message: e.message,
+    });
+  }
+  const ok = report.errors.length === 0;
+  log(ok ? "info" : "error", ok ? "verify ok" : "verify found corruption", {
+    data_dir: cfg.dataDir,
+    files: report.files,
+    tables: report.tables,
+    entries: report.entries,
+    wal_records: report.walRecords,
+    errors: report.errors.length,
+  });
+  return ok ? 0 : 1;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

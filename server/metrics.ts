@@ -1,0 +1,262 @@
+/**
+ * Request counters and latency histograms for the HTTP layer, rendered as
+ * JSON (for `/stats`) and in the Prometheus text exposition format (for
+ * `/metrics`, version 0.0.4: `# HELP`, `# TYPE`, counters end in `_total`).
+ *
+ * @module
+ */
+
+/** Upper bounds (seconds) of the latency histogram buckets; `+Inf` is implied. */
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+];
+
+/** One extra sample a caller wants exposed next to the request metrics. */
+export interface Sample {
+  name: string;
+  help: string;
+  type: "counter" | "gauge";
+  value: number;
+}
+
+interface Histogram {
+  route: string;
+  method: string;
+  /** Non-cumulative counts per bucket; the last slot is +Inf. */
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/** Counters and histograms of one server; cheap enough to update per request. */
+export class Metrics {
+  readonly #started: number;
+  readonly #requests = new Map<string, number>();
+  readonly #latency = new Map<string, Histogram>();
+  #inFlight = 0;
+  #bytesIn = 0;
+  #total = 0;
+  #errors5xx = 0;
+
+  constructor(now: number = performance.now()) {
+    this.#started = now;
+  }
+
+  /** Marks a request as started; pair with {@link observe}. */
+  begin(): void {
+    this.#inFlight++;
+  }
+
+  /** Records a finished request. */
+  observe(route: string, method: string, status: number, seconds: number) {
+    this.#inFlight--;
+    this.#total++;
+    if (status >= 500) this.#errors5xx++;
+    const key = `${route}\u0000${method}\u0000${status}`;
+    this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
+    const hkey = `${route}\u0000${method}`;
+    let h = this.#latency.get(hkey);
+    if (h === undefined) {
+      h = {
+        route,
+        method,
+        counts: new Array(LATENCY_BUCKETS.length + 1).fill(0),
+        sum: 0,
+        count: 0,
+      };
+      this.#latency.set(hkey, h);
+    }
+    let i = 0;
+    while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]) i++;
+    h.counts[i]++;
+    h.sum += seconds;
+    h.count++;
+  }
+
+  /** Counts request body bytes read from clients. */
+  addBytesIn(n: number): void {
+    this.#bytesIn += n;
+  }
+
+  /** Server counters as a JSON-friendly object. */
+  toJSON(now: number = performance.now()): Record<string, unknown> {
+    const byStatus: Record<string, number> = {};
+    const byRoute: Record<string, number> = {};
+    for (const [key, n] of this.#requests) {
+      const [route, method, status] = key.split("\u0000");
+      byStatus[status] = (byStatus[status] ?? 0) + n;
+      const r = `${method} ${route}`;
+      byRoute[r] = (byRoute[r] ?? 0) + n;
+    }
+    return {
+      uptimeSeconds: Math.round((now - this.#started) / 10) / 100,
+      requests: this.#total,
+      inFlight: this.#inFlight,
+      serverErrors: this.#errors5xx,
+      requestBytes: this.#bytesIn,
+      byStatus,
+      byRoute,
+    };
+  }
+
+  /** Renders every metric in the Prometheus text format. */
+  render(
+    engineStats: Record<string, unknown> | undefined,
+    extra: Sample[] = [],
+    now: number = performance.now(),
+  ): string {
+    const out: string[] = [];
+    const family = (name: string, type: string, help: string) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    };
+
+    family("shale_http_requests_total", "counter", "HTTP requests answered.");
+    for (const [key, n] of sortedEntries(this.#requests)) {
+      const [route, method, status] = key.split("\u0000");
+      out.push(
+        `shale_http_requests_total${labels({ route, method, status })} ${n}`,
+      );
+    }
+    family(
+      "shale_http_request_duration_seconds",
+      "histogram",
+      "Time from request arrival to response headers, by route.",
+    );
+    for (const [, h] of sortedEntries(this.#latency)) {
+      let cumulative = 0;
+      for (let i = 0; i <= LATENCY_BUCKETS.length; i++) {
+        cumulative += h.counts[i];
+        const le = i < LATENCY_BUCKETS.length
+          ? String(LATENCY_BUCKETS[i])
+          : "+Inf";
+        out.push(
+          `shale_http_request_duration_seconds_bucket${
+            labels({ route: h.route, method: h.method, le })
+          } ${cumulative}`,
+        );
+      }
+      const l = labels({ route: h.route, method: h.method });
+      out.push(
+        `shale_http_request_duration_seconds_sum${l} ${h.sum}`,
+        `shale_http_request_duration_seconds_count${l} ${h.count}`,
+      );
+    }
+    family(
+      "shale_http_requests_in_flight",
+      "gauge",
+      "Requests being handled.",
+    );
+    out.push(`shale_http_requests_in_flight ${this.#inFlight}`);
+    family(
+      "shale_http_request_bytes_total",
+      "counter",
+      "Request body bytes read.",
+    );
+    out.push(`shale_http_request_bytes_total ${this.#bytesIn}`);
+    family(
+      "shale_uptime_seconds",
+      "gauge",
+      "Seconds since the server started.",
+    );
+    out.push(`shale_uptime_seconds ${(now - this.#started) / 1000}`);
+    for (const s of extra) {
+      family(s.name, s.type, s.help);
+      out.push(`${s.name} ${s.value}`);
+    }
+    if (engineStats !== undefined) out.push(...renderEngine(engineStats));
+    return out.join("\n") + "\n";
+  }
+}
+
+function sortedEntries<V>(m: Map<string, V>): [string, V][] {
+  return [...m].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+}
+
+/** Formats a label set, escaping `\`, `"` and newlines as the format requires. */
+export function labels(l: Record<string, string>): string {
+  const parts = Object.entries(l).map(([k, v]) =>
+    `${k}="${
+      v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")
+    }"`
+  );
+  return parts.length === 0 ? "" : `{${parts.join(",")}}`;
+}
+
+/** `memtable.flushCount` → `memtable_flush_count`, restricted to [a-z0-9_]. */
+export function metricName(parts: string[]): string {
+  return parts
+    .map((p) =>
+      p.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase().replace(
+        /[^a-z0-9_]+/g,
+        "_",
+      )
+    )
+    .filter((p) => p !== "")
+    .join("_");
+}
+
+interface EngineSample {
+  labels: Record<string, string>;
+  value: number;
+}
+
+/**
+ * Flattens the engine's nested stats into gauge families named
+ * `shale_engine_<path>`. Arrays become a label (`level` for `levels`, else `index`).
+ * Numbers under the top-level `ops` object, and names ending in `total`, are
+ * cumulative, so they are exposed as counters with a `_total` suffix.
+ */
+export function renderEngine(stats: Record<string, unknown>): string[] {
+  const families = new Map<string, EngineSample[]>();
+  const walk = (
+    v: unknown,
+    path: string[],
+    l: Record<string, string>,
+  ): void => {
+    if (typeof v === "number" && Number.isFinite(v)) {
+      add(path, l, v);
+    } else if (typeof v === "boolean") {
+      add(path, l, v ? 1 : 0);
+    } else if (Array.isArray(v)) {
+      const label = path.at(-1) === "levels" ? "level" : "index";
+      v.forEach((item, i) => walk(item, path, { ...l, [label]: String(i) }));
+    } else if (v !== null && typeof v === "object") {
+      for (const [k, child] of Object.entries(v)) {
+        // `levels[i].level` repeats the label the array already gave it.
+        if (!(k in l)) walk(child, [...path, k], l);
+      }
+    }
+  };
+  const add = (path: string[], l: Record<string, string>, value: number) => {
+    let name = metricName(["shale", "engine", ...path]);
+    const counter = path[0] === "ops" || /total$/i.test(path.at(-1) ?? "");
+    if (counter && !name.endsWith("_total")) name += "_total";
+    if (!/^[a-z_][a-z0-9_]*$/.test(name)) return;
+    let samples = families.get(name);
+    if (samples === undefined) families.set(name, samples = []);
+    samples.push({ labels: l, value });
+  };
+  walk(stats, [], {});
+  const out: string[] = [];
+  for (const [name, samples] of families) {
+    const type = name.endsWith("_total") ? "counter" : "gauge";
+    out.push(`# HELP ${name} Engine statistic.`, `# TYPE ${name} ${type}`);
+    for (const s of samples) out.push(`${name}${labels(s.labels)} ${s.value}`);
+  }
+  return out;
+}

@@ -1,0 +1,71 @@
+/** The handler called directly with `new Request(...)`: no sockets. */
+import { deepEqual, ok } from "node:assert/strict";
+import { type Db, type ErrorCode, open } from "../../mod.ts";
+import { createHandler, ERROR_STATUS } from "../../server/app.ts";
+
+async function withDb(fn: (db: Db) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "shale-app-" });
+  const db = await open(dir, { sync: "none", background: "inline" });
+  try {
+    await fn(db);
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("every engine error code maps to a 4xx or 5xx status", () => {
+  const codes: ErrorCode[] = [
+    "invalid_argument",
+    "key_too_long",
+    "value_too_large",
+    "precondition_failed",
+    "corruption",
+    "closed",
+    "read_only",
+    "disk_full",
+    "locked",
+    "io_error",
+  ];
+  for (const c of codes) ok(ERROR_STATUS[c] >= 400, c);
+  deepEqual(ERROR_STATUS.disk_full, 507);
+  deepEqual(ERROR_STATUS.key_too_long, 414);
+});
+
+Deno.test("the handler answers a Request without any listener", async () => {
+  await withDb(async (db) => {
+    const h = createHandler(db);
+    const put = await h(
+      new Request("http://x/kv/a", { method: "PUT", body: "1" }),
+    );
+    deepEqual(put.status, 204);
+    const get = await h(new Request("http://x/kv/a"));
+    deepEqual(await get.text(), "1");
+    h.close();
+  });
+});
+
+Deno.test("an unexpected engine failure is logged and answered 500 with the JSON shape", async () => {
+  await withDb(async (db) => {
+    const logs: string[] = [];
+    const broken = new Proxy(db, {
+      get(target, prop) {
+        if (prop === "get") {
+          return () => {
+            throw new TypeError("boom");
+          };
+        }
+        const v = Reflect.get(target, prop, target);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const h = createHandler(broken, { log: (_l, m) => logs.push(m) });
+    const res = await h(new Request("http://x/kv/a"));
+    deepEqual(res.status, 500);
+    deepEqual(await res.json(), {
+      error: { code: "internal", message: "internal server error" },
+    });
+    deepEqual(logs, ["unhandled error"]);
+    deepEqual(h.metrics.toJSON().serverErrors, 1);
+  });
+});

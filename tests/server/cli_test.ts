@@ -1,0 +1,141 @@
+/** Command-line parsing, help text and metric rendering, without a process. */
+import { deepEqual, match, ok, throws } from "node:assert/strict";
+import {
+  commandHelp,
+  mainHelp,
+  parseCommandLine,
+  parseSize,
+  UsageError,
+} from "../../server/_cli.ts";
+import { labels, Metrics, renderEngine } from "../../server/metrics.ts";
+
+const noEnv = () => undefined;
+
+Deno.test("serve defaults match the issue: ./data, 127.0.0.1:8080, sync always, text logs", () => {
+  const c = parseCommandLine(["serve"], noEnv);
+  ok(c.command === "serve");
+  deepEqual(
+    [c.dataDir, c.host, c.port, c.sync, c.logFormat, c.authToken],
+    ["./data", "127.0.0.1", 8080, "always", "text", undefined],
+  );
+  deepEqual(c.maxValueBytes, 16 << 20);
+  deepEqual(c.maxBatchBytes, 64 << 20);
+});
+
+Deno.test("every flag has a SHALE_* env var and flags win over it", () => {
+  const env: Record<string, string> = {
+    SHALE_PORT: "9000",
+    SHALE_DATA_DIR: "/env/dir",
+    SHALE_AUTH_TOKEN: "tok",
+    SHALE_MEMTABLE_SIZE: "4MiB",
+    SHALE_ACCESS_LOG: "true",
+    SHALE_HOST: "", // empty means unset
+  };
+  const c = parseCommandLine(
+    ["serve", "--port", "0", "--block-cache-size", "512K"],
+    (n) => env[n],
+  );
+  ok(c.command === "serve");
+  deepEqual(c.port, 0);
+  deepEqual(c.dataDir, "/env/dir");
+  deepEqual(c.authToken, "tok");
+  deepEqual(c.memtableBytes, 4 << 20);
+  deepEqual(c.blockCacheBytes, 512 << 10);
+  deepEqual(c.accessLog, true);
+  deepEqual(c.host, "127.0.0.1");
+});
+
+Deno.test("bad command lines are usage errors", () => {
+  for (
+    const args of [
+      [],
+      ["--bogus"],
+      ["frobnicate"],
+      ["serve", "--bogus"],
+      ["serve", "extra-positional"],
+      ["serve", "--port", "70000"],
+      ["serve", "--port", "-1"],
+      ["serve", "--sync", "sometimes"],
+      ["serve", "--log-format", "xml"],
+      ["serve", "--tls-cert", "c.pem"],
+      ["serve", "--memtable-size", "lots"],
+      ["serve", "--max-key-size", "5000"],
+      ["serve", "--auth-token", "has space"],
+      ["serve", "--port"],
+      ["verify", "--port", "1"],
+    ]
+  ) {
+    throws(() => parseCommandLine(args, noEnv), UsageError, args.join(" "));
+  }
+});
+
+Deno.test("help lists commands, flags, env vars and defaults", () => {
+  match(mainHelp(), /serve .*HTTP server/);
+  match(mainHelp(), /verify /);
+  const h = commandHelp("serve");
+  for (
+    const flag of [
+      "data-dir",
+      "host",
+      "port",
+      "sync",
+      "auth-token",
+      "tls-cert",
+      "tls-key",
+      "log-format",
+    ]
+  ) {
+    match(h, new RegExp(`--${flag}`));
+  }
+  match(h, /\(default 127\.0\.0\.1\)/);
+  match(h, /env SHALE_TLS_KEY/);
+  const inv = parseCommandLine(["verify", "-h"], noEnv);
+  ok(inv.command === "help");
+  match(inv.text, /--data-dir/);
+  deepEqual(parseCommandLine(["--version"], noEnv).command, "version");
+});
+
+Deno.test("sizes accept K, M, G suffixes and reject nonsense", () => {
+  deepEqual(parseSize("4096"), 4096);
+  deepEqual(parseSize("64MiB"), 64 << 20);
+  deepEqual(parseSize("1.5k"), 1536);
+  deepEqual(parseSize("2G"), 2 * 2 ** 30);
+  for (const bad of ["", "0", "-1", "1X", "MiB", "1e9"]) {
+    deepEqual(parseSize(bad), undefined, bad);
+  }
+});
+
+Deno.test("metrics render histograms cumulatively and escape label values", () => {
+  const m = new Metrics(0);
+  m.begin();
+  m.observe("/kv/{key}", "GET", 200, 0.0003);
+  m.begin();
+  m.observe("/kv/{key}", "GET", 200, 7);
+  const text = m.render(undefined, [], 1000);
+  match(text, /le="0\.00025"\} 0\n/);
+  match(text, /le="0\.0005"\} 1\n/);
+  match(text, /le="10"\} 2\n/);
+  match(text, /le="\+Inf"\} 2\n/);
+  match(text, /shale_uptime_seconds 1\n/);
+  deepEqual(labels({ a: 'x"y\\z\n' }), '{a="x\\"y\\\\z\\n"}');
+  const engine = renderEngine({
+    ops: { puts: 3 },
+    memtable: { bytes: 10, frozen: true },
+    levels: [{ level: 0, tables: 2 }],
+    name: "ignored",
+  });
+  deepEqual(engine, [
+    "# HELP shale_engine_ops_puts_total Engine statistic.",
+    "# TYPE shale_engine_ops_puts_total counter",
+    "shale_engine_ops_puts_total 3",
+    "# HELP shale_engine_memtable_bytes Engine statistic.",
+    "# TYPE shale_engine_memtable_bytes gauge",
+    "shale_engine_memtable_bytes 10",
+    "# HELP shale_engine_memtable_frozen Engine statistic.",
+    "# TYPE shale_engine_memtable_frozen gauge",
+    "shale_engine_memtable_frozen 1",
+    "# HELP shale_engine_levels_tables Engine statistic.",
+    "# TYPE shale_engine_levels_tables gauge",
+    'shale_engine_levels_tables{level="0"} 2',
+  ]);
+});
