@@ -36,6 +36,10 @@ import {
   toBase64,
 } from "./_codec.ts";
 import { Metrics } from "./metrics.ts";
+import {
+  closeKvConnectWatches,
+  handleKvConnect,
+} from "./kv_connect/handler.ts";
 
 export { HttpError } from "./_codec.ts";
 
@@ -198,6 +202,16 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     if (path === "/health") {
       ctx.route = "/health";
       return readOnly(ctx, READ_ALLOW, () => health(ctx));
+    }
+    if (path === "/deno-kv" || path.startsWith("/deno-kv/")) {
+      // KV Connect (Deno's KV client) does its own auth and answers errors
+      // as plain text, as that protocol requires.
+      ctx.route = "/deno-kv";
+      return await handleKvConnect(req, new URL(req.url), {
+        db,
+        authToken: options.authToken,
+        log,
+      });
     }
     checkAuth(req);
     if (path.startsWith("/kv/")) {
@@ -868,6 +882,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     metrics,
     drain() {
       draining = true;
+      closeKvConnectWatches(db);
     },
     close() {
       for (const h of held.values()) releaseQuietly(h.snapshot);
