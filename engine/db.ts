@@ -70,10 +70,9 @@ import {
 } from "./version.ts";
 import {
   createLog,
-  encodeBatch,
-  frameRecord,
+  encodeBatchOps,
+  frameBatch,
   readWalEntries,
-  RECORD_BATCH,
   WAL_MAGIC,
 } from "./wal.ts";
 
@@ -459,33 +458,42 @@ export class Db {
    */
   async batch(ops: readonly BatchOp[]): Promise<number> {
     this.#checkWritable();
+    // Validate and copy synchronously: the caller may reuse its buffers as
+    // soon as this call returns its promise.
     const entries = this.#validate(ops);
+    const encoded = encodeBatchOps(entries);
     await this.#waitForRoom();
     this.#checkWritable();
     this.#checkConditions(ops);
     if (entries.length === 0) return this.#visibleSeq;
-    return this.#enqueue(entries, ops.length > 1);
+    return this.#enqueue(encoded.entries, encoded.payload, ops.length > 1);
   }
 
+  /**
+   * Checks every op and returns the entries to write (seq still 0), views
+   * of the caller's buffers. Ops of a batch share one seqno, so two versions
+   * of one key could not be ordered: the last op for a key wins, as it would
+   * in a sequence of writes.
+   */
   #validate(ops: readonly BatchOp[]): Entry[] {
     if (!Array.isArray(ops) || ops.length === 0) {
       throw new InvalidArgumentError("a batch needs at least one op");
     }
-    const entries: Entry[] = [];
-    let seen: Set<string> | undefined;
+    const entries: (Entry | undefined)[] = [];
+    let slotOf: Map<string, number> | undefined;
+    let dropped = 0;
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i];
       this.#checkKey(op.key);
       if (ops.length > 1 && op.type !== "check") {
-        // Ops of a batch share one seqno, so two versions of one key could
-        // not be ordered: the last op for a key wins, as in a sequence.
-        seen ??= new Set();
+        slotOf ??= new Map();
         const id = binaryString(op.key);
-        if (seen.has(id)) {
-          const at = entries.findIndex((e) => binaryString(e.key) === id);
-          entries.splice(at, 1);
+        const earlier = slotOf.get(id);
+        if (earlier !== undefined) {
+          entries[earlier] = undefined;
+          dropped++;
         }
-        seen.add(id);
+        slotOf.set(id, entries.length);
       }
       if (op.type === "put") {
         if (!(op.value instanceof Uint8Array)) {
@@ -507,18 +515,17 @@ export class Db {
         if (!Number.isInteger(encoding) || encoding < 0 || encoding > 255) {
           throw new InvalidArgumentError(`op ${i}: encoding must be 0..255`);
         }
-        // Copies: the caller may reuse its buffers once the call returns.
         entries.push({
-          key: op.key.slice(),
+          key: op.key,
           seq: 0,
           kind: KIND_PUT,
           encoding,
           expiresAt,
-          value: op.value.slice(),
+          value: op.value,
         });
       } else if (op.type === "delete") {
         entries.push({
-          key: op.key.slice(),
+          key: op.key,
           seq: 0,
           kind: KIND_DELETE,
           encoding: 0,
@@ -542,7 +549,8 @@ export class Db {
         throw new InvalidArgumentError(`op ${i}: a check needs ifVersion`);
       }
     }
-    return entries;
+    if (dropped === 0) return entries as Entry[];
+    return entries.filter((e): e is Entry => e !== undefined);
   }
 
   #checkKey(key: Uint8Array): void {
@@ -579,7 +587,11 @@ export class Db {
     if (this.#failure) throw this.#failure;
   }
 
-  #enqueue(entries: Entry[], isBatch: boolean): Promise<number> {
+  #enqueue(
+    entries: Entry[],
+    opsPayload: Uint8Array,
+    isBatch: boolean,
+  ): Promise<number> {
     const seq = ++this.#lastSeq;
     const skeys: string[] = [];
     for (const e of entries) {
@@ -596,9 +608,7 @@ export class Db {
       this.#counters.userBytes += e.key.length + e.value.length;
     }
     if (isBatch) this.#counters.batches++;
-    const payload = new ByteWriter(64);
-    encodeBatch(payload, seq, entries);
-    frameRecord(this.#walBuf, RECORD_BATCH, payload.view_());
+    frameBatch(this.#walBuf, seq, opsPayload);
     return new Promise<number>((resolve, reject) => {
       this.#queue.push({ seq, entries, skeys, resolve, reject });
       if (!this.#committing) {
