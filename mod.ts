@@ -36,4 +36,8 @@ export {
 export { FaultyFileSystem, realFs } from "./engine/fs.ts";
 export type { FileSystem } from "./engine/fs.ts";
 export { verify } from "./engine/verify.ts";
-export type { VerifyError, VerifyOptions, VerifyReport } from "./engine/verify.ts";
+export type {
+  VerifyError,
+  VerifyOptions,
+  VerifyReport,
+} from "./engine/verify.ts";
