@@ -747,3 +747,29 @@ Deno.test("stats and metrics expose engine figures and request counters", async 
     }
   });
 });
+
+Deno.test("keys starting with byte 0x00 are reserved: writes are refused and scans never show them", async () => {
+  await withServer({}, async ({ base, db }) => {
+    const p = await put(base, "%00internal", "x");
+    deepEqual(p.status, 400);
+    const res = await fetch(`${base}/kv/batch`, {
+      method: "POST",
+      body: JSON.stringify({
+        ops: [{ op: "put", key: b64(new Uint8Array([0, 1])), value: b64("v") }],
+      }),
+    });
+    deepEqual(res.status, 400);
+    deepEqual(errorCode(await res.text()), "reserved_key");
+    // Something internal (as KV Connect writes) stays out of /kv/range.
+    await db.put(new Uint8Array([0, 2, 9]), b("meta"));
+    deepEqual((await put(base, "user", "u")).status, 204);
+    for (const q of ["", "?reverse=true", "?start=%00", "?end=%01"]) {
+      const r = await fetch(`${base}/kv/range${q}`);
+      const items = (await r.json()).items as Item[];
+      ok(
+        items.every((i) => Uint8Array.fromBase64(i.key)[0] !== 0),
+        `range${q}`,
+      );
+    }
+  });
+});
