@@ -195,7 +195,6 @@ export async function runCompaction(
     merged.start(undefined);
     let curKey: Uint8Array | undefined;
     let lastSeqForKey = Infinity;
-    let outBytes = 0;
     const tomb: Entry = {
       key: new Uint8Array(0),
       seq: 0,
@@ -211,7 +210,10 @@ export async function runCompaction(
       if (newKey) {
         curKey = e.key.slice();
         lastSeqForKey = Infinity;
-        if (writer && outBytes >= job.tableTargetBytes) {
+        // Split on the bytes actually encoded: an estimate from raw key and
+        // value sizes overshoots prefix-compressed keys several times, and
+        // the outputs would outrun the file numbers reserved for them.
+        if (writer && writer.estimatedSize >= job.tableTargetBytes) {
           result.outputs.push(await writer.finish());
           writer = undefined;
         }
@@ -247,10 +249,8 @@ export async function runCompaction(
           job.outputNumbers[nextOutput++],
           { blockSize: job.blockSize, bloomBitsPerKey: job.bloomBitsPerKey },
         );
-        outBytes = 0;
       }
       writer.add(e);
-      outBytes += e.key.length + e.value.length + 16;
       result.entriesOut++;
     }
     if (writer) {
