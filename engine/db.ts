@@ -172,6 +172,8 @@ export class Db {
   #fs: FileSystem;
   #lock: { release(): void };
   #closed = false;
+  /** Set once close() let go of the directory: no file may be touched after. */
+  #released = false;
   /** Set after a failed fsync or manifest write: the store is read-only until reopened. */
   #failure: ShaleError | undefined;
   /**
@@ -1046,7 +1048,9 @@ export class Db {
 
   #deleteTable(n: number): void {
     this.#tables.evict(n);
-    if (this.#closed) return;
+    // Not #closed: a compaction that close() waits for still makes its
+    // inputs obsolete, and they must go before the lock is released.
+    if (this.#released) return;
     this.#removeQuietly(`${this.dir}/${fileName(n, "sst")}`);
   }
 
@@ -1327,6 +1331,7 @@ export class Db {
   /** Releases every resource without waiting for anything. */
   #abandon(): void {
     this.#closed = true;
+    this.#released = true;
     if (this.#intervalTimer !== undefined) clearInterval(this.#intervalTimer);
     if (this.#lagTimer !== undefined) clearInterval(this.#lagTimer);
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
