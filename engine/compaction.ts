@@ -64,15 +64,21 @@ function rangeOf(
   return { lo, hi };
 }
 
-/** Builds the pick for compacting `inputs` of `level` into `level + 1`. */
+/**
+ * Builds the pick for compacting `inputs` of `level` into `outputLevel`
+ * (the next level, or the same level to rewrite tables in place: how
+ * compactRange purges the bottom level).
+ */
 export function pickFor(
   v: Version,
   level: number,
   inputs: TableMeta[],
+  outputLevel: number = level + 1,
 ): CompactionPick {
-  const outputLevel = level + 1;
   const { lo, hi } = rangeOf(inputs);
-  const overlapping = v.levels[outputLevel].filter((t) => overlaps(t, lo, hi));
+  const overlapping = outputLevel === level
+    ? []
+    : v.levels[outputLevel].filter((t) => overlaps(t, lo, hi));
   const all = overlapping.length ? [...inputs, ...overlapping] : inputs;
   const r = rangeOf(all);
   const deeper: CompactionPick["deeper"] = [];

@@ -853,7 +853,10 @@ export class Db {
     );
     const compactPointers = [{ level: pick.level, key: pointer }];
     let edit: VersionEdit;
-    if (pick.inputs.length === 1 && pick.overlapping.length === 0) {
+    if (
+      pick.inputs.length === 1 && pick.overlapping.length === 0 &&
+      pick.outputLevel !== pick.level
+    ) {
       // Trivial move: nothing to merge, so relink the file one level down.
       const t = pick.inputs[0];
       edit = {
@@ -927,14 +930,30 @@ export class Db {
    */
   async compactRange(start?: Uint8Array, end?: Uint8Array): Promise<void> {
     await this.flush();
-    for (let level = 0; level < NUM_LEVELS - 1; level++) {
+    // Push the range down to the deepest level that holds any of it, then
+    // rewrite that level's part in place, so versions no snapshot needs and
+    // tombstones with nothing below them are gone afterwards.
+    const inRange = (level: number) =>
+      this.#versions.current.levels[level].filter((t) =>
+        overlaps(t, start, end)
+      );
+    let deepest = -1;
+    for (let l = 0; l < NUM_LEVELS; l++) if (inRange(l).length > 0) deepest = l;
+    if (deepest < 0) return;
+    const bottom = Math.max(deepest, 1);
+    let mergedIntoBottom = false;
+    for (let level = 0; level <= bottom; level++) {
       while (this.#compacting) await this.#compacting;
       this.#checkWritable();
       const v = this.#versions.current;
-      let inputs = v.levels[level].filter((t) => overlaps(t, start, end));
+      let inputs = inRange(level);
       if (inputs.length === 0) continue;
+      // A merge from above already purged the bottom level's part.
+      if (level === bottom && mergedIntoBottom) break;
       if (level === 0) inputs = [...v.levels[0]];
-      const run = this.#compact(pickFor(v, level, inputs));
+      const output = level < bottom ? level + 1 : level;
+      if (output === bottom && level < bottom) mergedIntoBottom = true;
+      const run = this.#compact(pickFor(v, level, inputs, output));
       this.#compacting = run.finally(() => {
         this.#compacting = undefined;
         this.#wakeStalled();
