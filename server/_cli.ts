@@ -67,18 +67,41 @@ const SERVE_FLAGS: FlagSpec[] = [
     help: "fsync period of --sync=interval",
   },
   {
+    name: "memory-budget",
+    type: "string",
+    default: "auto",
+    valueName: "SIZE",
+    help:
+      "one budget for memtables (3/8), block cache (1/2) and open tables' index and filter data (1/8); auto: 8MiB memtable, 64MiB cache, 500 open tables",
+  },
+  {
     name: "memtable-size",
     type: "string",
-    default: "8MiB",
+    default: "auto",
     valueName: "SIZE",
-    help: "memtable size that triggers a flush to a table file",
+    help:
+      "memtable size that triggers a flush to a table file (auto: 1/8 of --memory-budget, else 8MiB)",
   },
   {
     name: "block-cache-size",
     type: "string",
+    default: "auto",
+    valueName: "SIZE",
+    help: "block cache capacity (auto: 1/2 of --memory-budget, else 64MiB)",
+  },
+  {
+    name: "table-size",
+    type: "string",
+    default: "8MiB",
+    valueName: "SIZE",
+    help: "target size of a table file written by compaction",
+  },
+  {
+    name: "base-level-size",
+    type: "string",
     default: "64MiB",
     valueName: "SIZE",
-    help: "block cache capacity",
+    help: "target size of level 1; each deeper level is 10x larger",
   },
   {
     name: "max-key-size",
@@ -170,8 +193,12 @@ export interface ServeConfig {
   port: number;
   sync: "always" | "interval" | "none";
   syncIntervalMs: number;
-  memtableBytes: number;
-  blockCacheBytes: number;
+  /** Undefined: let the engine size it ("auto"). */
+  memoryBudgetBytes: number | undefined;
+  memtableBytes: number | undefined;
+  blockCacheBytes: number | undefined;
+  tableTargetBytes: number;
+  baseLevelBytes: number;
   maxKeyBytes: number;
   maxValueBytes: number;
   maxBatchBytes: number;
@@ -359,8 +386,15 @@ export function parseCommandLine(
       3_600_000,
       fail,
     ),
-    memtableBytes: size(get("memtable-size")!, "memtable-size", fail),
-    blockCacheBytes: size(get("block-cache-size")!, "block-cache-size", fail),
+    memoryBudgetBytes: autoSize(get("memory-budget")!, "memory-budget", fail),
+    memtableBytes: autoSize(get("memtable-size")!, "memtable-size", fail),
+    blockCacheBytes: autoSize(
+      get("block-cache-size")!,
+      "block-cache-size",
+      fail,
+    ),
+    tableTargetBytes: size(get("table-size")!, "table-size", fail),
+    baseLevelBytes: size(get("base-level-size")!, "base-level-size", fail),
     maxKeyBytes,
     maxValueBytes: size(get("max-value-size")!, "max-value-size", fail),
     maxBatchBytes: size(get("max-batch-size")!, "max-batch-size", fail),
@@ -432,6 +466,15 @@ export function parseSize(v: string): number | undefined {
   if (unit === undefined) return undefined;
   const n = Math.floor(Number(m[1]) * unit);
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
+
+/** A size, or undefined for "auto" (the engine decides). */
+function autoSize(
+  v: string,
+  flag: string,
+  fail: (m: string) => never,
+): number | undefined {
+  return v === "auto" ? undefined : size(v, flag, fail);
 }
 
 function size(v: string, flag: string, fail: (m: string) => never): number {

@@ -93,8 +93,11 @@ async function serve(cfg: ServeConfig): Promise<number> {
     db = await open(cfg.dataDir, {
       sync: cfg.sync,
       syncIntervalMs: cfg.syncIntervalMs,
+      memoryBudgetBytes: cfg.memoryBudgetBytes,
       memtableBytes: cfg.memtableBytes,
       blockCacheBytes: cfg.blockCacheBytes,
+      tableTargetBytes: cfg.tableTargetBytes,
+      baseLevelBytes: cfg.baseLevelBytes,
       maxKeyBytes: cfg.maxKeyBytes,
       maxValueBytes: cfg.maxValueBytes,
     });
