@@ -7,9 +7,8 @@
  *     deno run -A bench/large.ts                 # 1 GiB of data, 256 MiB budget
  *     deno run -A bench/large.ts --gb 2 --budget-mb 256
  *
- * The budget is split as shale's options allow: memtable = budget/8, with up
- * to 2 frozen memtables waiting for their flush, and the rest for the block
- * cache. The OS page cache is not limited (the machine has far more RAM than
+ * The budget is passed as `memoryBudgetBytes`; the engine splits it between
+ * memtables, block cache and open tables' index/filter data. The OS page cache is not limited (the machine has far more RAM than
  * the dataset), so cold-disk reads are not what this measures; flat RSS is.
  *
  * @module
@@ -61,8 +60,6 @@ if (!(GB > 0 && BUDGET > 0 && READ_SECS > 0 && BATCH > 0)) {
 }
 const ENTRY = KEY_BYTES + VALUE_BYTES;
 const N = Math.ceil((GB * 1073741824) / ENTRY);
-const MEMTABLE = Math.floor(BUDGET / 8);
-const CACHE = BUDGET - 3 * MEMTABLE;
 
 const root = args.dir ?? await Deno.makeTempDir({ prefix: "shale-large-" });
 await Deno.mkdir(root, { recursive: true });
@@ -93,11 +90,11 @@ function sample(force = false): void {
 }
 const timer = setInterval(sample, 250);
 
-const db = await open(root, {
-  sync: "none",
-  memtableBytes: MEMTABLE,
-  blockCacheBytes: CACHE,
-});
+// The engine splits the budget itself (memoryBudgetBytes in engine/options.ts).
+const db = await open(root, { sync: "none", memoryBudgetBytes: BUDGET });
+const MEMTABLE = db.options.memtableBytes;
+const CACHE = db.options.blockCacheBytes;
+const MAX_OPEN = db.options.maxOpenTables;
 sample(true);
 const values = new ValuePool(7);
 let engineStats: {
@@ -113,9 +110,9 @@ const mib = (b: number) => (b / 1048576).toFixed(0);
 console.error(
   `dataset ${GB} GiB = ${fmtInt(N)} entries; budget ${
     mib(BUDGET)
-  } MiB (memtable ${mib(MEMTABLE)} MiB x up to 3, cache ${
+  } MiB (memtable ${mib(MEMTABLE)} MiB, cache ${
     mib(CACHE)
-  } MiB); dir ${root}`,
+  } MiB, ${MAX_OPEN} open tables); dir ${root}`,
 );
 
 try {
@@ -249,11 +246,12 @@ ${machineMarkdown(machine, command)}
 } entries x ${ENTRY} B (16 B keys, 100 B random values) = ${
   mib(dataBytes)
 } MiB of user data, ${(dataBytes / BUDGET).toFixed(1)}x the memory budget
-- Memory budget ${mib(BUDGET)} MiB: \`memtableBytes\` ${
+- Memory budget: \`memoryBudgetBytes\` ${mib(BUDGET)} MiB, which the engine
+  resolved to \`memtableBytes\` ${
   mib(MEMTABLE)
-} MiB (up to 2 more frozen while flushing), \`blockCacheBytes\` ${
+} MiB (plus up to ${db.options.maxImmutableMemtables} frozen while flushing), \`blockCacheBytes\` ${
   mib(CACHE)
-} MiB
+} MiB, \`maxOpenTables\` ${MAX_OPEN}
 - Peak RSS of the whole process (engine, worker, V8 heaps, benchmark's key
   permutation of ${mib(N * 4)} MiB): **${mib(peakAll)} MiB**
 
