@@ -3,6 +3,7 @@
  *
  * ```ts
  * import { open } from "./mod.ts";
+ *
  * const dir = await Deno.makeTempDir();
  * const db = await open(dir, { background: "inline" });
  * const enc = new TextEncoder();
