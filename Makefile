@@ -55,5 +55,17 @@ bench-http: setup
 bench-large: setup
 	$(DENO) run -A bench/large.ts $(ARGS)
 
+# Reliability suites (tests/fault/, see README "Reliability"): the long runs.
+FAULT_PERMS := --allow-read --allow-write --allow-env --allow-run --allow-net --allow-sys
+
+crash-test: setup
+	SHALE_CRASH_CYCLES=$${SHALE_CRASH_CYCLES:-100} $(DENO) test $(FAULT_PERMS) tests/fault/crash_load_test.ts
+
+fuzz: setup
+	SHALE_FUZZ_CASES=$${SHALE_FUZZ_CASES:-100000} $(DENO) test $(FAULT_PERMS) tests/fault/fuzz_test.ts
+
+soak: setup
+	$(DENO) run $(FAULT_PERMS) tests/fault/soak.ts
+
 clean:
 	rm -rf dist data bench/out

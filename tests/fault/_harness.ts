@@ -1,0 +1,728 @@
+/**
+ * Shared machinery of the fault suites (tests/fault/): the real server as a
+ * subprocess (`server/main.ts serve` on port 0, JSON logs), the offline
+ * `verify` command, an HTTP client with timeouts, a raw-socket client for
+ * requests `fetch` refuses to send, RSS sampling from /proc, percentiles,
+ * and a tally that ends every suite with one line `N passed, N failed`.
+ *
+ * Every suite is loopback-only and bounded: each wait has a deadline, each
+ * loop a cap, so a hung server fails a check instead of hanging CI.
+ *
+ * @module
+ */
+
+/** The repository root (this file is tests/fault/_harness.ts). */
+export const REPO: string = new URL("../../", import.meta.url).pathname;
+/** server/main.ts, the `shale` command. */
+export const MAIN: string = `${REPO}server/main.ts`;
+/** The Deno running the tests runs the server too. */
+export const DENO: string = Deno.execPath();
+/** The permissions `deno task start` gives the server, and no more. */
+export const SERVER_PERMISSIONS: readonly string[] = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-env",
+];
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Integer from an environment variable, else `fallback`. */
+export function envInt(name: string, fallback: number): number {
+  const v = Deno.env.get(name);
+  if (v === undefined || v === "") return fallback;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new Error(`${name} must be a non-negative integer, got "${v}"`);
+  }
+  return n;
+}
+
+// ---- the server subprocess --------------------------------------------------
+
+/** One line the server logged (its stdout and stderr, JSON or not). */
+export interface LogLine {
+  text: string;
+  /** Parsed JSON log record, when the line was one. */
+  json?: Record<string, unknown>;
+}
+
+/** A running (or exited) `shale serve` subprocess. */
+export interface ServerProcess {
+  readonly pid: number;
+  readonly dataDir: string;
+  /** Every line of output so far. */
+  readonly logs: LogLine[];
+  /** Resolves with the exit status when the process ends. */
+  readonly exited: Promise<Deno.CommandStatus>;
+  /** performance.now() at spawn. */
+  readonly spawnedAt: number;
+  /** Sends a signal (ignored once the process has exited). */
+  kill(signal: Deno.Signal): void;
+  /** All output as text (for failure messages). */
+  output(): string;
+}
+
+/** A server that printed its listening line. */
+export interface ReadyServer extends ServerProcess {
+  readonly port: number;
+  readonly base: string;
+  /** performance.now() when the listening line arrived. */
+  readonly listeningAt: number;
+  /** The engine's own recovery time from the start-up line, in ms. */
+  readonly recoveryMs: number;
+}
+
+/** What starting a server came to: listening, or exited with output. */
+export type StartResult =
+  | { ok: true; server: ReadyServer }
+  | { ok: false; code: number; signal: string | null; output: string };
+
+/** Options of {@link startServer}. */
+export interface StartOptions {
+  /** Extra `serve` flags (e.g. `--memtable-size 64K`). */
+  args?: string[];
+  /** Extra environment for the subprocess. */
+  env?: Record<string, string>;
+  /** Deadline for the listening line. Default 30 s. */
+  timeoutMs?: number;
+}
+
+/**
+ * Spawns `shale serve --data-dir DIR --port 0 --log-format json` and waits
+ * until it prints `shale listening on http://HOST:PORT` or exits.
+ */
+export async function startServer(
+  dataDir: string,
+  opts: StartOptions = {},
+): Promise<StartResult> {
+  const spawnedAt = performance.now();
+  const child = new Deno.Command(DENO, {
+    args: [
+      "run",
+      ...SERVER_PERMISSIONS,
+      MAIN,
+      "serve",
+      "--data-dir",
+      dataDir,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--log-format",
+      "json",
+      ...(opts.args ?? []),
+    ],
+    cwd: REPO,
+    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...opts.env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const logs: LogLine[] = [];
+  const listening = Promise.withResolvers<LogLine>();
+  const onLine = (text: string) => {
+    const line: LogLine = { text };
+    if (text.startsWith("{")) {
+      try {
+        line.json = JSON.parse(text);
+      } catch {
+        // not a log record
+      }
+    }
+    logs.push(line);
+    const msg = line.json?.msg;
+    if (typeof msg === "string" && msg.startsWith("shale listening on ")) {
+      listening.resolve(line);
+    }
+  };
+  const pumps = Promise.all([
+    pumpLines(child.stdout, onLine),
+    pumpLines(child.stderr, onLine),
+  ]);
+  let done = false;
+  const exited = (async () => {
+    const status = await child.status;
+    await pumps.catch(() => {});
+    done = true;
+    return status;
+  })();
+  const proc: ServerProcess = {
+    pid: child.pid,
+    dataDir,
+    logs,
+    exited,
+    spawnedAt,
+    kill(signal) {
+      if (done) return;
+      try {
+        child.kill(signal);
+      } catch {
+        // already gone
+      }
+    },
+    output: () => logs.map((l) => l.text).join("\n"),
+  };
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    listening.promise.then((line) => ({ line })),
+    exited.then((status) => ({ status })),
+    new Promise<{ timeout: true }>((resolve) => {
+      timer = setTimeout(() => resolve({ timeout: true }), timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if ("timeout" in outcome) {
+    proc.kill("SIGKILL");
+    await exited;
+    throw new Error(
+      `server did not start within ${timeoutMs} ms:\n${proc.output()}`,
+    );
+  }
+  if ("status" in outcome) {
+    return {
+      ok: false,
+      code: outcome.status.code,
+      signal: outcome.status.signal,
+      output: proc.output(),
+    };
+  }
+  const msg = String(outcome.line.json!.msg);
+  const m = /^shale listening on (https?):\/\/(.+):(\d+)$/.exec(msg);
+  if (m === null) throw new Error(`unexpected listening line: ${msg}`);
+  const port = Number(m[3]);
+  const server: ReadyServer = {
+    ...proc,
+    port,
+    base: `${m[1]}://127.0.0.1:${port}`,
+    listeningAt: performance.now(),
+    recoveryMs: Number(outcome.line.json!.recovery_ms ?? NaN),
+  };
+  return { ok: true, server };
+}
+
+/** {@link startServer}, throwing (with the output) when it does not listen. */
+export async function mustStart(
+  dataDir: string,
+  opts: StartOptions = {},
+): Promise<ReadyServer> {
+  const r = await startServer(dataDir, opts);
+  if (!r.ok) {
+    throw new Error(`server exited with code ${r.code}:\n${r.output}`);
+  }
+  return r.server;
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit status. */
+export async function stopServer(
+  s: ServerProcess,
+  graceMs = 15_000,
+): Promise<Deno.CommandStatus> {
+  s.kill("SIGTERM");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const status = await Promise.race([
+    s.exited,
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), graceMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (status !== undefined) return status;
+  s.kill("SIGKILL");
+  return await s.exited;
+}
+
+/** SIGKILL and wait for the process to be gone. */
+export async function killServer(
+  s: ServerProcess,
+): Promise<Deno.CommandStatus> {
+  s.kill("SIGKILL");
+  return await s.exited;
+}
+
+async function pumpLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+): Promise<void> {
+  const dec = new TextDecoder();
+  let rest = "";
+  for await (const chunk of stream) {
+    rest += dec.decode(chunk, { stream: true });
+    let nl;
+    while ((nl = rest.indexOf("\n")) >= 0) {
+      onLine(rest.slice(0, nl));
+      rest = rest.slice(nl + 1);
+    }
+  }
+  if (rest !== "") onLine(rest);
+}
+
+/**
+ * Polls `GET /health` until it answers 200 `{"status":"ok"}`; resolves with
+ * performance.now() at that moment. Throws after `timeoutMs`.
+ */
+export async function waitHealthy(
+  base: string,
+  timeoutMs = 30_000,
+): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  let last = "";
+  while (performance.now() < deadline) {
+    try {
+      const r = await request(base, "GET", "/health", { timeoutMs: 2000 });
+      if (r.status === 200 && JSON.parse(r.text()).status === "ok") {
+        return performance.now();
+      }
+      last = `${r.status} ${r.text()}`;
+    } catch (err) {
+      last = String(err);
+    }
+    await sleep(10);
+  }
+  throw new Error(`server not healthy after ${timeoutMs} ms: ${last}`);
+}
+
+/** Runs `shale <args>` to completion (e.g. `verify --data-dir D`). */
+export async function runShale(
+  args: string[],
+  timeoutMs = 60_000,
+): Promise<{ code: number; output: string }> {
+  const child = new Deno.Command(DENO, {
+    args: ["run", ...SERVER_PERMISSIONS, MAIN, ...args],
+    cwd: REPO,
+    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), timeoutMs);
+  });
+  const out = await Promise.race([child.output(), timeout]);
+  clearTimeout(timer);
+  if (out === undefined) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // gone
+    }
+    await child.status;
+    throw new Error(`shale ${args.join(" ")} ran over ${timeoutMs} ms`);
+  }
+  return {
+    code: out.code,
+    output: decoder.decode(out.stdout) + decoder.decode(out.stderr),
+  };
+}
+
+// ---- HTTP -------------------------------------------------------------------
+
+/** A fully read HTTP response. */
+export interface HttpResult {
+  status: number;
+  headers: Headers;
+  body: Uint8Array;
+  text(): string;
+  json(): unknown;
+}
+
+/** Options of {@link request}. */
+export interface RequestOptions {
+  body?: Uint8Array | string;
+  headers?: Record<string, string>;
+  /** Abort the request (and fail) after this long. Default 10 s. */
+  timeoutMs?: number;
+  client?: Deno.HttpClient;
+}
+
+/** One request over fetch; the body is read whole. Throws on network errors. */
+export async function request(
+  base: string,
+  method: string,
+  path: string,
+  opts: RequestOptions = {},
+): Promise<HttpResult> {
+  const body = typeof opts.body === "string"
+    ? encoder.encode(opts.body)
+    : opts.body;
+  const res = await fetch(base + path, {
+    method,
+    headers: opts.headers,
+    body: body === undefined ? undefined : body.slice(),
+    signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
+    client: opts.client,
+  });
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: bytes,
+    text: () => decoder.decode(bytes),
+    json: () => JSON.parse(decoder.decode(bytes)),
+  };
+}
+
+const UNRESERVED = /^[A-Za-z0-9_~-]$/;
+
+/** Percent-encodes every key byte outside `A-Z a-z 0-9 _ ~ -` (dots too). */
+export function keyPath(key: Uint8Array | string): string {
+  const bytes = typeof key === "string" ? encoder.encode(key) : key;
+  let out = "/kv/";
+  for (const b of bytes) {
+    const c = String.fromCharCode(b);
+    out += b < 0x80 && UNRESERVED.test(c)
+      ? c
+      : "%" + b.toString(16).toUpperCase().padStart(2, "0");
+  }
+  return out;
+}
+
+/** True when `text` is the contract's error body `{"error":{"code","message"}}`. */
+export function isErrorBody(text: string): boolean {
+  try {
+    const doc = JSON.parse(text);
+    return typeof doc?.error?.code === "string" &&
+      /^[a-z][a-z0-9_]*$/.test(doc.error.code) &&
+      typeof doc?.error?.message === "string";
+  } catch {
+    return false;
+  }
+}
+
+/** The error code of an error body, or undefined. */
+export function errorCodeOf(text: string): string | undefined {
+  return isErrorBody(text) ? JSON.parse(text).error.code : undefined;
+}
+
+/** One item of a full range scan. */
+export interface ScanEntry {
+  key: Uint8Array;
+  value: Uint8Array;
+  version: string;
+}
+
+/**
+ * Pages through `/kv/range` with cursors. Returns the items, or the first
+ * non-200 response. `query` is appended to every page (e.g. `reverse=true`).
+ */
+export async function scanAll(
+  base: string,
+  query = "",
+  pageLimit = 200,
+  maxPages = 10_000,
+): Promise<{ items: ScanEntry[]; pages: number } | { error: HttpResult }> {
+  const items: ScanEntry[] = [];
+  let cursor: string | null = null;
+  for (let pages = 1; pages <= maxPages; pages++) {
+    const q = `limit=${pageLimit}${query ? "&" + query : ""}${
+      cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`
+    }`;
+    const r = await request(base, "GET", `/kv/range?${q}`);
+    if (r.status !== 200) return { error: r };
+    const doc = r.json() as {
+      items: { key: string; value: string; version: string }[];
+      next: string | null;
+    };
+    for (const it of doc.items) {
+      items.push({
+        key: Uint8Array.fromBase64(it.key),
+        value: Uint8Array.fromBase64(it.value),
+        version: it.version,
+      });
+    }
+    if (doc.next === null) return { items, pages };
+    cursor = doc.next;
+  }
+  throw new Error(`scan did not end within ${maxPages} pages`);
+}
+
+/** Unsigned byte-order comparison. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    if (a[i] !== b[i]) return a[i] - b[i];
+  }
+  return a.length - b.length;
+}
+
+/**
+ * Problems with a scan's order: keys must be strictly increasing (or
+ * decreasing when `reverse`), which also rules out duplicates.
+ */
+export function orderProblems(
+  items: { key: Uint8Array }[],
+  reverse = false,
+): string[] {
+  const out: string[] = [];
+  for (let i = 1; i < items.length; i++) {
+    const c = compareBytes(items[i - 1].key, items[i].key);
+    if (reverse ? c <= 0 : c >= 0) {
+      out.push(
+        `${c === 0 ? "duplicate" : "out of order"} at ${i}: ${
+          decoder.decode(items[i - 1].key)
+        } then ${decoder.decode(items[i].key)}`,
+      );
+    }
+  }
+  return out;
+}
+
+// ---- raw sockets ------------------------------------------------------------
+
+/** What a raw exchange came to. */
+export interface RawOutcome {
+  /** Status of the first response, or undefined when none arrived. */
+  status?: number;
+  headers?: Headers;
+  body?: string;
+  /** All bytes received. */
+  bytes: number;
+  /** The read deadline passed with the connection still open. */
+  timedOut: boolean;
+  /** The peer reset or refused. */
+  error?: string;
+}
+
+/**
+ * Writes `chunks` to a fresh TCP connection (pausing `pauseMs` between
+ * them), optionally half-closes, then reads until the peer closes or one
+ * complete response has arrived, at most `timeoutMs`.
+ */
+export async function rawExchange(
+  port: number,
+  chunks: Uint8Array[],
+  opts: { pauseMs?: number; halfClose?: boolean; timeoutMs?: number } = {},
+): Promise<RawOutcome> {
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const out: RawOutcome = { bytes: 0, timedOut: false };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  try {
+    const writing = (async () => {
+      for (let i = 0; i < chunks.length; i++) {
+        if (i > 0 && opts.pauseMs) await sleep(opts.pauseMs);
+        await conn.write(chunks[i]);
+      }
+      if (opts.halfClose) await conn.closeWrite();
+    })().catch(() => {}); // the server may answer and close before the end
+    const received: Uint8Array[] = [];
+    let total = 0;
+    const buf = new Uint8Array(64 * 1024);
+    for (;;) {
+      const n = await Promise.race([conn.read(buf), deadline]).catch((e) => {
+        out.error = String(e);
+        return null;
+      });
+      if (n === "timeout") {
+        out.timedOut = true;
+        break;
+      }
+      if (n === null) break;
+      received.push(buf.slice(0, n));
+      total += n;
+      if (total > 64 << 20) break;
+      if (completeResponse(concatBytes(received))) break;
+    }
+    await Promise.race([writing, deadline]);
+    out.bytes = total;
+    if (total > 0) Object.assign(out, parseHead(concatBytes(received)));
+    return out;
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // closed by the peer
+    }
+  }
+}
+
+/** Concatenates byte chunks. */
+export function concatBytes(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+/** True once `bytes` hold a full response (by Content-Length or chunking). */
+function completeResponse(bytes: Uint8Array): boolean {
+  const text = decoder.decode(bytes);
+  const split = text.indexOf("\r\n\r\n");
+  if (split < 0) return false;
+  const head = text.slice(0, split).toLowerCase();
+  const status = Number(head.split(" ")[1]);
+  if (status === 204 || status === 304 || (status >= 100 && status < 200)) {
+    return true;
+  }
+  const cl = /\r\ncontent-length: *(\d+)/.exec(head);
+  if (cl) return bytes.length - (split + 4) >= Number(cl[1]);
+  if (/\r\ntransfer-encoding: *chunked/.test(head)) {
+    return text.endsWith("0\r\n\r\n");
+  }
+  return false;
+}
+
+function parseHead(
+  bytes: Uint8Array,
+): { status?: number; headers?: Headers; body?: string } {
+  const text = decoder.decode(bytes);
+  const split = text.indexOf("\r\n\r\n");
+  const headText = split < 0 ? text : text.slice(0, split);
+  const lines = headText.split("\r\n");
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
+  if (m === null) return {};
+  const headers = new Headers();
+  for (const line of lines.slice(1)) {
+    const i = line.indexOf(":");
+    if (i > 0) {
+      try {
+        headers.append(line.slice(0, i).trim(), line.slice(i + 1).trim());
+      } catch {
+        // a header value Headers refuses: keep the rest
+      }
+    }
+  }
+  let body = split < 0 ? "" : text.slice(split + 4);
+  if (headers.get("transfer-encoding")?.toLowerCase() === "chunked") {
+    let decoded = "";
+    let rest = body;
+    for (let guard = 0; guard < 100_000; guard++) {
+      const nl = rest.indexOf("\r\n");
+      if (nl < 0) break;
+      const size = parseInt(rest.slice(0, nl), 16);
+      if (!(size > 0)) break;
+      decoded += rest.slice(nl + 2, nl + 2 + size);
+      rest = rest.slice(nl + 2 + size + 2);
+    }
+    body = decoded;
+  }
+  return { status: Number(m[1]), headers, body };
+}
+
+// ---- processes, numbers, reporting -------------------------------------------
+
+/** Resident set size of `pid` in KiB (VmRSS), and its peak (VmHWM). */
+export function rssKiB(pid: number): { rss: number; peak: number } {
+  const text = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const field = (name: string) => {
+    const m = new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text);
+    return m ? Number(m[1]) : NaN;
+  };
+  return { rss: field("VmRSS"), peak: field("VmHWM") };
+}
+
+/** Resolves after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The p-th percentile (0..100) of `values` by nearest rank; NaN when empty. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
+}
+
+/** `values`' median. */
+export function median(values: number[]): number {
+  return percentile(values, 50);
+}
+
+/** A number rounded to `digits` decimals, for printing. */
+export function round(n: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+/** Runs `fn` over `items` with at most `limit` running at once. */
+export async function pool<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i], i);
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, worker),
+  );
+  return out;
+}
+
+/**
+ * Counts checks. Failures are collected (first 50 kept verbatim) so a suite
+ * reports all of them, then `finish()` prints `N passed, N failed` with the
+ * suite's figures and throws when anything failed.
+ */
+export class Tally {
+  passed = 0;
+  failed = 0;
+  readonly failures: string[] = [];
+  constructor(readonly suite: string) {}
+
+  /** Records one check; returns `ok`. */
+  check(ok: boolean, what: string | (() => string)): boolean {
+    if (ok) {
+      this.passed++;
+    } else {
+      this.failed++;
+      if (this.failures.length < 50) {
+        this.failures.push(typeof what === "string" ? what : what());
+      }
+    }
+    return ok;
+  }
+
+  /** Records one failure. */
+  fail(what: string): void {
+    this.check(false, what);
+  }
+
+  /** Prints the figures and the summary line; throws if any check failed. */
+  finish(figures: Record<string, unknown> = {}): void {
+    const lines = [`[${this.suite}]`];
+    for (const [k, v] of Object.entries(figures)) {
+      lines.push(`  ${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
+    }
+    for (const f of this.failures) lines.push(`  FAIL ${f}`);
+    lines.push(`${this.passed} passed, ${this.failed} failed`);
+    console.log(lines.join("\n"));
+    if (this.failed > 0) {
+      throw new Error(
+        `${this.suite}: ${this.failed} check(s) failed; first: ${
+          this.failures[0]
+        }`,
+      );
+    }
+  }
+}
+
+/** Removes a directory tree, ignoring a missing one. */
+export async function removeDir(dir: string): Promise<void> {
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+}
+
+/** Copies a flat directory (a stopped store) file by file. */
+export async function copyDir(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const e of Deno.readDir(from)) {
+    if (e.isFile) await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+  }
+}
