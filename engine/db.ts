@@ -35,6 +35,7 @@ import type { Entry, EntryIterator } from "./entry.ts";
 import { isLive, KIND_DELETE, KIND_PUT, MAX_SEQ } from "./entry.ts";
 import {
   ClosedError,
+  CorruptionError,
   InvalidArgumentError,
   PreconditionFailedError,
   ReadOnlyError,
@@ -46,7 +47,12 @@ import { realFs } from "./fs.ts";
 import type { ScanItem } from "./iterator.ts";
 import { LevelIterator, MergingIterator, visibleEntries } from "./iterator.ts";
 import type { FlushResult, TableSettings } from "./jobs.ts";
-import type { ManifestState, TableMeta, VersionEdit } from "./manifest.ts";
+import type {
+  ManifestRead,
+  ManifestState,
+  TableMeta,
+  VersionEdit,
+} from "./manifest.ts";
 import {
   applyEdit,
   emptyState,
@@ -305,7 +311,7 @@ export class Db {
       const found = readManifest(fs, dir);
       const state = found?.state ?? emptyState();
       db = new Db(dir, opts, fs, lock, state);
-      await db.#recover(found?.manifestFile);
+      await db.#recover(found);
       db.recovery.ms = performance.now() - started;
       return db;
     } catch (err) {
@@ -315,9 +321,11 @@ export class Db {
     }
   }
 
-  async #recover(oldManifest: string | undefined): Promise<void> {
+  async #recover(found: ManifestRead | undefined): Promise<void> {
     const fs = this.#fs;
     const names = fs.readDir(this.dir);
+    const oldManifest = found?.manifestFile;
+    if (found) this.#checkManifestFiles(found, new Set(names));
     let maxNumber = 0;
     const logs: number[] = [];
     for (const name of names) {
@@ -390,6 +398,45 @@ export class Db {
     this.#startIntervalSync();
     this.#maybeScheduleFlush();
     this.#maybeScheduleCompaction();
+  }
+
+  /**
+   * The manifest must describe files that exist: every live table, and the
+   * WAL segment replay starts at. An acknowledged edit cannot be lost to a
+   * crash (it counts only once fsync'd), so a missing file means damage,
+   * e.g. a manifest whose last edit was cut off: refuse to open rather than
+   * serve a store with silently missing data (salvage opens anyway without
+   * the missing WAL, and says so).
+   */
+  #checkManifestFiles(found: ManifestRead, names: Set<string>): void {
+    const path = `${this.dir}/${found.manifestFile}`;
+    const torn = found.tornTail;
+    const why = torn
+      ? `; the manifest's last edit is torn at offset ${torn.offset}, so it describes an older state than the files on disk`
+      : "";
+    if (torn) this.recovery.tornTails.push({ file: path, ...torn });
+    for (const level of this.#state.levels) {
+      for (const n of level.keys()) {
+        if (!names.has(fileName(n, "sst"))) {
+          throw new CorruptionError(
+            path,
+            torn?.offset ?? 0,
+            `the manifest lists table ${
+              fileName(n, "sst")
+            }, which is missing${why}`,
+          );
+        }
+      }
+    }
+    const wal = fileName(this.#state.logNumber, "log");
+    if (!names.has(wal)) {
+      const what =
+        `the manifest needs WAL ${wal} for replay, but it is missing${why}`;
+      if (!this.options.salvage) {
+        throw new CorruptionError(path, torn?.offset ?? 0, what);
+      }
+      this.recovery.skipped.push({ file: path, offset: 0, reason: what });
+    }
   }
 
   /** Deletes files the new manifest does not reference (crash leftovers). */

@@ -94,6 +94,9 @@ class RealWritable implements WritableFile {
   truncate(len: number): void {
     try {
       this.#file.truncateSync(len);
+      // A file opened without O_APPEND keeps its write position: move it
+      // back too, or the next append would leave a hole of zeros.
+      this.#file.seekSync(len, Deno.SeekMode.Start);
     } catch (err) {
       throw wrapIoError(err, `truncate ${this.path}`);
     }

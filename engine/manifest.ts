@@ -222,11 +222,23 @@ export function manifestName(n: number): string {
   return `MANIFEST-${String(n).padStart(6, "0")}`;
 }
 
+/** What readManifest found. */
+export interface ManifestRead {
+  state: ManifestState;
+  manifestFile: string;
+  /**
+   * A torn last record: an edit whose fsync never completed, so it never
+   * counted. A crash cannot tear an edit that was acknowledged, so if the
+   * state it leaves is inconsistent (files missing), open reports corruption.
+   */
+  tornTail?: { offset: number; bytes: number; reason: string };
+}
+
 /** Reads CURRENT and the manifest it names. Returns undefined for a new store. */
 export function readManifest(
   fs: FileSystem,
   dir: string,
-): { state: ManifestState; manifestFile: string } | undefined {
+): ManifestRead | undefined {
   const currentPath = `${dir}/CURRENT`;
   if (!fs.exists(currentPath)) return undefined;
   const text = new TextDecoder().decode(fs.readFile(currentPath));
@@ -262,7 +274,7 @@ export function readManifest(
     }
     applyEdit(state, decodeEdit(rec.payload, path, rec.offset));
   }
-  return { state, manifestFile };
+  return { state, manifestFile, tornTail: log.tornTail };
 }
 
 /** Appends edits to a live manifest; one fsync per edit. */

@@ -75,6 +75,26 @@ export function verify(dir: string, opts: VerifyOptions = {}): VerifyReport {
     const tables = manifest
       ? manifest.state.levels.flatMap((l) => [...l.values()])
       : [];
+    if (manifest?.tornTail) {
+      // An edit torn by a power cut never counted; it is damage only if the
+      // state left behind misses files (checked below and per table).
+      report.tornTails.push({
+        file: `${dir}/${manifest.manifestFile}`,
+        offset: manifest.tornTail.offset,
+        message: `manifest's last edit is torn (${manifest.tornTail.reason})`,
+      });
+    }
+    if (manifest) {
+      const wal = `${String(manifest.state.logNumber).padStart(6, "0")}.log`;
+      if (!fs.exists(`${dir}/${wal}`)) {
+        report.errors.push({
+          file: `${dir}/${manifest.manifestFile}`,
+          offset: 0,
+          message:
+            `the manifest needs WAL ${wal} for replay, but it is missing`,
+        });
+      }
+    }
     const logs = fs.readDir(dir)
       .filter((n) => /^\d{6,}\.log$/.test(n))
       .filter((n) =>

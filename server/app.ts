@@ -295,6 +295,9 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     }
   }
 
+  /** The last unhealthy reason logged, so polling does not flood the log. */
+  let lastUnhealthy: string | undefined;
+
   function health(ctx: Ctx): Response {
     parseQuery(ctx.query, []);
     if (draining) {
@@ -308,9 +311,16 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       throw err;
     }
     if (h.ok) return json(200, { status: "ok" });
+    const code = h.code ?? "unavailable";
+    // /health needs no token: the engine's reason (with file paths) goes to
+    // the log, the client gets the code's fixed explanation.
+    if (h.reason !== lastUnhealthy) {
+      lastUnhealthy = h.reason;
+      log("warn", "store unhealthy", { code, reason: h.reason });
+    }
     return healthError(
-      h.code ?? "unavailable",
-      h.reason ?? "store cannot take writes",
+      code,
+      PUBLIC_MESSAGE[code] ?? "store cannot take writes",
     );
   }
 
@@ -832,15 +842,25 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     }
     if (err instanceof ShaleError) {
       const status = ERROR_STATUS[err.code] ?? 500;
-      if (status >= 500) {
-        log("error", "engine error", {
-          code: err.code,
-          message: err.message,
-          method: ctx.req.method,
-          route: ctx.route,
+      if (status < 500) {
+        return json(status, {
+          error: { code: err.code, message: err.message },
         });
       }
-      return json(status, { error: { code: err.code, message: err.message } });
+      // Server-side faults name files and offsets: log them, and answer
+      // with the code's fixed explanation so no internals reach the client.
+      log("error", "engine error", {
+        code: err.code,
+        message: err.message,
+        method: ctx.req.method,
+        route: ctx.route,
+      });
+      return json(status, {
+        error: {
+          code: err.code,
+          message: PUBLIC_MESSAGE[err.code] ?? "the store failed the request",
+        },
+      });
     }
     log("error", "unhandled error", {
       method: ctx.req.method,
@@ -899,6 +919,19 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
 }
 
 // ---- helpers --------------------------------------------------------------
+
+/** What a client is told for server-side error codes (details go to the log). */
+const PUBLIC_MESSAGE: Record<string, string> = {
+  corruption:
+    "stored data failed an integrity check; the server log names the file and offset",
+  read_only:
+    "the store is read-only after a failed write or fsync; restart the server once the cause is fixed",
+  disk_full:
+    "disk full: no space left on the device; the write was not applied",
+  io_error: "an I/O error occurred; the server log has the details",
+  closed: "the store is closed",
+  locked: "the data directory is locked by another process",
+};
 
 /** The smallest key /kv/ may use: keys starting with byte 0x00 are reserved. */
 const FIRST_USER_KEY = new Uint8Array([1]);

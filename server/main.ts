@@ -110,7 +110,9 @@ async function serve(cfg: ServeConfig): Promise<number> {
   }
   const recoveryMs = Math.round((performance.now() - t0) * 10) / 10;
   for (const t of db.recovery.tornTails) {
-    log("warn", "recovery truncated a torn WAL tail", { ...t });
+    log("warn", "recovery found a torn log tail (never acknowledged)", {
+      ...t,
+    });
   }
 
   const metrics = new Metrics();
@@ -257,7 +259,9 @@ function runVerify(cfg: VerifyConfig): number {
     if (tty) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
   }
   for (const t of report.tornTails) {
-    log("warn", "torn WAL tail (the next open truncates it)", { ...t });
+    log("warn", "torn log tail (never acknowledged; the next open drops it)", {
+      ...t,
+    });
   }
   for (const e of report.errors) {
     log("error", "corruption", {

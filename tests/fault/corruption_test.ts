@@ -48,9 +48,8 @@ import {
 const SEED = testSeed(0xc0ffee);
 
 /*
- * Known bugs, reported to their owners. Their checks are tallied apart (and
- * printed) so the suite stays green for everything else; the ignored test at
- * the end asserts they are fixed: un-ignore it with the fixes.
+ * Regression checks for two bugs this suite found (since fixed). Their checks
+ * are tallied apart and printed; the test at the end asserts none failed.
  */
 /** server/app.ts errorResponse copies a CorruptionError's message (full file path) into the body. */
 const KNOWN_LEAK =
@@ -58,8 +57,8 @@ const KNOWN_LEAK =
 /** engine/manifest.ts readManifest drops a torn last edit without a word. */
 const KNOWN_TORN_MANIFEST =
   "engine/manifest.ts readManifest ignores parseLog's tornTail: a lost last edit (a flush) silently drops its keys, and verify exits 0";
-const leaks = new Tally("corruption: known bug, paths leak to clients");
-const tornManifest = new Tally("corruption: known bug, torn manifest tail");
+const leaks = new Tally("corruption: regression, paths leak to clients");
+const tornManifest = new Tally("corruption: regression, torn manifest tail");
 const TABLE_KEYS = 400;
 const WAL_KEYS = 12;
 const enc = new TextEncoder();
@@ -123,11 +122,11 @@ Deno.test({
       });
       tally.finish({
         seed: `${SEED} (replay with SHALE_SEED=${SEED})`,
-        "KNOWN BUG, paths leak to clients":
+        "regression, paths leak to clients":
           `${leaks.failed} failed checks, ${leaks.passed} passed; e.g. ${
             leaks.failures[0]?.slice(0, 260) ?? "-"
           }`,
-        "KNOWN BUG, torn manifest tail":
+        "regression, torn manifest tail":
           `${tornManifest.failed} failed checks, ${tornManifest.passed} passed; e.g. ${
             tornManifest.failures[0]?.slice(0, 260) ?? "-"
           }`,
@@ -529,20 +528,14 @@ function checkCorruptionAnswer(
 
 Deno.test({
   name:
-    "corruption: known bugs are fixed (no paths leak to clients; a torn manifest tail is reported)",
-  // Ignored until both fixes land: KNOWN_LEAK (server/app.ts: map corruption
-  // to a generic client message, log the file and offset server-side) and
-  // KNOWN_TORN_MANIFEST (engine/manifest.ts + verify.ts: report a torn
-  // manifest tail; refuse to open when live tables or needed WALs are
-  // missing; don't delete table files newer than the manifest knows).
-  ignore: true,
+    "corruption: fixed bugs stay fixed (no paths leak to clients; a torn manifest tail is reported)",
   fn() {
     if (tornManifest.passed + tornManifest.failed === 0) {
       throw new Error(
         "run the whole file: the main corruption test feeds this",
       );
     }
-    const both = new Tally("corruption: known bugs");
+    const both = new Tally("corruption: regressions");
     both.passed = leaks.passed + tornManifest.passed;
     both.failed = leaks.failed + tornManifest.failed;
     both.failures.push(...leaks.failures, ...tornManifest.failures);
