@@ -720,10 +720,20 @@ export class Db {
           break;
         }
         this.#counters.writeGroups++;
-        for (const w of group) {
-          for (let i = 0; i < w.entries.length; i++) {
-            this.#mem.add(w.entries[i], w.skeys[i]);
+        if (group.length === 1) {
+          this.#mem.addMany(group[0].entries, group[0].skeys);
+        } else {
+          const entries: Entry[] = [];
+          const skeys: string[] = [];
+          for (const w of group) {
+            for (let i = 0; i < w.entries.length; i++) {
+              entries.push(w.entries[i]);
+              skeys.push(w.skeys[i]);
+            }
           }
+          this.#mem.addMany(entries, skeys);
+        }
+        for (const w of group) {
           this.#visibleSeq = w.seq;
           this.#dropInflight(w);
         }

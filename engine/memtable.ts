@@ -196,10 +196,60 @@ export class Memtable {
     return x;
   }
 
+  /**
+   * Like #findGreaterOrEqual, but starts from `prev` as left by the previous
+   * insert of a smaller (key, seq): a finger search. Each level begins at
+   * the later of where the level above stopped and the previous insert's
+   * predecessor there, so sorted inserts walk only the gap between keys.
+   */
+  #findFromFinger(skey: string, seq: number, prev: Node[]): void {
+    const head = this.#head;
+    let x = head;
+    for (let level = this.#height - 1; level >= 0; level--) {
+      const p = prev[level];
+      if (x === head || (p !== head && before(x, p.skey, p.seq))) x = p;
+      for (;;) {
+        const next = x.next[level];
+        if (next !== null && before(next, skey, seq)) x = next;
+        else break;
+      }
+      prev[level] = x;
+    }
+  }
+
   /** Inserts one entry. (key, seq) pairs are unique: seqnos never repeat for a key. */
   add(e: Entry, skey: string = binaryString(e.key)): void {
+    this.#findGreaterOrEqual(skey, e.seq, this.#prev);
+    this.#link(e, skey);
+  }
+
+  /**
+   * Inserts many entries (a commit group): sorted first, then each found
+   * from the previous one's position, which takes a fraction of the
+   * comparisons of independent searches from the head.
+   */
+  addMany(entries: readonly Entry[], skeys: readonly string[]): void {
+    if (entries.length < 8) {
+      for (let i = 0; i < entries.length; i++) this.add(entries[i], skeys[i]);
+      return;
+    }
+    const order = Array.from(entries.keys());
+    order.sort((a, b) => {
+      const x = skeys[a];
+      const y = skeys[b];
+      return x < y ? -1 : x > y ? 1 : entries[b].seq - entries[a].seq;
+    });
     const prev = this.#prev;
-    this.#findGreaterOrEqual(skey, e.seq, prev);
+    prev.fill(this.#head);
+    for (const i of order) {
+      this.#findFromFinger(skeys[i], entries[i].seq, prev);
+      this.#link(entries[i], skeys[i]);
+    }
+  }
+
+  /** Links a new node after the predecessors in #prev. */
+  #link(e: Entry, skey: string): void {
+    const prev = this.#prev;
     const height = this.#randomHeight();
     if (height > this.#height) {
       for (let i = this.#height; i < height; i++) prev[i] = this.#head;
@@ -210,6 +260,7 @@ export class Memtable {
     for (let i = 0; i < height; i++) {
       node.next[i] = prev[i].next[i];
       prev[i].next[i] = node;
+      prev[i] = node; // the finger for a following, larger insert
     }
     const newest = this.#newest.get(skey);
     if (newest === undefined || newest.seq < node.seq) {
