@@ -343,6 +343,29 @@ async function preload(url: string): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
+/**
+ * Waits until the preload's flushes and compactions are done (no frozen
+ * memtable, every level within target, no new compaction for a second), so
+ * the idle workloads measure serving, not catching up. Gives up after 180 s.
+ */
+async function settle(url: string): Promise<number> {
+  const t0 = performance.now();
+  let last = -1;
+  let quiet = 0;
+  while (performance.now() - t0 < 180_000) {
+    const r = await fetch(`${url}/stats`);
+    const s = (await r.json()).engine;
+    const busy = s.memtable.immutable > 0 ||
+      s.levels.some((l: { score: number }) => l.score >= 1);
+    const done = s.ops.compactions + s.ops.flushes;
+    quiet = !busy && done === last ? quiet + 1 : 0;
+    last = done;
+    if (quiet >= 2) break;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  return (performance.now() - t0) / 1000;
+}
+
 async function engineStats(url: string): Promise<Record<string, number>> {
   const r = await fetch(`${url}/stats`);
   const j = await r.json();
@@ -454,6 +477,8 @@ try {
       console.error(
         `preloaded ${fmtInt(KEYS)} keys in ${preloadSecs.toFixed(1)} s`,
       );
+      const settleSecs = await settle(s.url);
+      console.error(`background work settled in ${settleSecs.toFixed(1)} s`);
       shale = await runAll(s, "shale");
       series = await compactionRun(s);
     } finally {

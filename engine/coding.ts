@@ -25,8 +25,18 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
  * memtable keys its skip list with them.
  */
 export function binaryString(b: Uint8Array): string {
+  // One flat string in one call for short keys (a concatenated cons-string
+  // would be flattened again when hashed or compared); chunks beyond that.
+  if (b.length <= 1024) {
+    return String.fromCharCode.apply(null, b as unknown as number[]);
+  }
   let s = "";
-  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]);
+  for (let i = 0; i < b.length; i += 1024) {
+    s += String.fromCharCode.apply(
+      null,
+      b.subarray(i, i + 1024) as unknown as number[],
+    );
+  }
   return s;
 }
 

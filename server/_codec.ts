@@ -37,6 +37,21 @@ function hexValue(c: number): number {
 }
 
 /**
+ * The bytes of a short pure-ASCII string, or undefined (then TextEncoder
+ * does it). Keys in URLs are mostly short ASCII; this skips an op call.
+ */
+function asciiBytes(text: string): Uint8Array | undefined {
+  if (text.length > 256) return undefined;
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) return undefined;
+    out[i] = c;
+  }
+  return out;
+}
+
+/**
  * Percent-decodes `text` to raw bytes: `%FF` is the byte 0xFF, every other
  * character stands for its UTF-8 bytes. With `plusIsSpace` (query strings in
  * form encoding) `+` is a space. A `%` not followed by two hex digits, or a
@@ -55,8 +70,10 @@ export function percentDecode(
       `${what} contains bytes that are not valid UTF-8; percent-encode them`,
     );
   }
+  if (!text.includes("%") && !(plusIsSpace && text.includes("+"))) {
+    return asciiBytes(text) ?? encoder.encode(text);
+  }
   const raw = encoder.encode(text);
-  if (!text.includes("%") && !(plusIsSpace && text.includes("+"))) return raw;
   const out = new Uint8Array(raw.length);
   let n = 0;
   for (let i = 0; i < raw.length; i++) {

@@ -48,6 +48,15 @@ export class Metrics {
   readonly #started: number;
   readonly #requests = new Map<string, number>();
   readonly #latency = new Map<string, Histogram>();
+  /**
+   * route → method → histogram and per-status keys of #requests, so the
+   * per-request path does Map lookups on strings it already has instead of
+   * building two key strings each time.
+   */
+  readonly #slots = new Map<
+    string,
+    Map<string, { h: Histogram; keys: Map<number, string> }>
+  >();
   #inFlight = 0;
   #bytesIn = 0;
   #total = 0;
@@ -67,20 +76,31 @@ export class Metrics {
     this.#inFlight--;
     this.#total++;
     if (status >= 500) this.#errors5xx++;
-    const key = `${route}\u0000${method}\u0000${status}`;
-    this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
-    const hkey = `${route}\u0000${method}`;
-    let h = this.#latency.get(hkey);
-    if (h === undefined) {
-      h = {
+    let byMethod = this.#slots.get(route);
+    if (byMethod === undefined) {
+      byMethod = new Map();
+      this.#slots.set(route, byMethod);
+    }
+    let slot = byMethod.get(method);
+    if (slot === undefined) {
+      const h: Histogram = {
         route,
         method,
         counts: new Array(LATENCY_BUCKETS.length + 1).fill(0),
         sum: 0,
         count: 0,
       };
-      this.#latency.set(hkey, h);
+      this.#latency.set(`${route}\u0000${method}`, h);
+      slot = { h, keys: new Map() };
+      byMethod.set(method, slot);
     }
+    let key = slot.keys.get(status);
+    if (key === undefined) {
+      key = `${route}\u0000${method}\u0000${status}`;
+      slot.keys.set(status, key);
+    }
+    this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
+    const h = slot.h;
     let i = 0;
     while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]) i++;
     h.counts[i]++;
