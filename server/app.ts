@@ -796,6 +796,28 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       if (unframed) throw lengthRequired();
       return new Uint8Array(0);
     }
+    const bodyReadFailed = (err: unknown) =>
+      new HttpError(
+        400,
+        "body_read_failed",
+        `could not read the request body: ${
+          err instanceof Error ? clip(err.message, 120) : String(err)
+        }`,
+      );
+    if (lengthHeader !== null) {
+      // The length is declared and within the limit, and HTTP framing stops
+      // the body there: read it in one call, which skips the stream-reader
+      // machinery (a large share of a small PUT's cost).
+      let body: Uint8Array;
+      try {
+        body = new Uint8Array(await req.arrayBuffer());
+      } catch (err) {
+        throw bodyReadFailed(err);
+      }
+      if (body.length > limit) throw tooLarge();
+      metrics.addBytesIn(body.length);
+      return body;
+    }
     const reader = req.body.getReader();
     const chunks: Uint8Array[] = [];
     let total = 0;
@@ -813,13 +835,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       }
     } catch (err) {
       if (err instanceof HttpError) throw err;
-      throw new HttpError(
-        400,
-        "body_read_failed",
-        `could not read the request body: ${
-          err instanceof Error ? clip(err.message, 120) : String(err)
-        }`,
-      );
+      throw bodyReadFailed(err);
     } finally {
       reader.releaseLock();
     }
