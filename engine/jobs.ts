@@ -8,7 +8,8 @@
  */
 import type { CompactionJob, CompactionResult } from "./compaction.ts";
 import { runCompaction } from "./compaction.ts";
-import { compareEntries } from "./entry.ts";
+import { binaryString } from "./coding.ts";
+import type { Entry } from "./entry.ts";
 import type { FileSystem } from "./fs.ts";
 import type { TableProps } from "./sstable/writer.ts";
 import { TableWriter } from "./sstable/writer.ts";
@@ -51,7 +52,7 @@ export async function runFlush(
   fs: FileSystem,
   job: FlushJob,
 ): Promise<FlushResult> {
-  const entries = [];
+  const entries: Entry[] = [];
   for (const path of job.walPaths) {
     for (
       const e of readWalEntries(fs, path, { salvage: job.salvage }).entries
@@ -60,7 +61,11 @@ export async function runFlush(
     }
   }
   if (entries.length === 0) return { type: "flush", table: undefined };
-  entries.sort((a, b) => compareEntries(a.key, a.seq, b.key, b.seq));
+  // Sort on binary-string keys: V8 compares those natively, several times
+  // faster than a byte loop over Uint8Arrays.
+  const keyed = entries.map((e) => ({ s: binaryString(e.key), e }));
+  keyed.sort((a, b) => a.s < b.s ? -1 : a.s > b.s ? 1 : b.e.seq - a.e.seq);
+  for (let i = 0; i < keyed.length; i++) entries[i] = keyed[i].e;
   const w = TableWriter.create(fs, job.dir, job.fileNumber, {
     blockSize: job.blockSize,
     bloomBitsPerKey: job.bloomBitsPerKey,
