@@ -7,7 +7,7 @@ LOCAL_DENO := $(TOOLS)/node_modules/.bin/deno
 DENO := $(shell command -v deno 2>/dev/null || echo $(LOCAL_DENO))
 export DENO_NO_UPDATE_CHECK := 1
 
-.PHONY: setup test ci fmt lint check unit run build bench bench-http bench-large crash-test fuzz soak clean
+.PHONY: setup test ci fmt lint check unit run build bench bench-http bench-large bench-stall crash-test fuzz soak clean
 
 setup: $(DENO)
 
@@ -54,6 +54,10 @@ bench-http: setup
 # Dataset 4x the memory budget (1 GiB vs 256 MiB; ARGS="--gb 2" for more).
 bench-large: setup
 	$(DENO) run -A bench/large.ts $(ARGS)
+
+# Event-loop stalls and get latency while a compaction rewrites every table.
+bench-stall: setup
+	$(DENO) run -A bench/stall.ts $(ARGS)
 
 # Reliability suites (tests/fault/, see README "Reliability"): the long runs.
 FAULT_PERMS := --allow-read --allow-write --allow-env --allow-run --allow-net --allow-sys
