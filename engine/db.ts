@@ -1244,10 +1244,17 @@ export class Db {
     this.#counters.scans++;
     const snapshotSeq = opts.snapshot?.seq ?? this.#visibleSeq;
     const version = this.#versions.pin();
-    const pinned: number[] = [];
+    const pinned = new Map<number, number>(); // file number -> pins held
+    const closeTable = (t: TableMeta): void => {
+      const n = pinned.get(t.fileNumber) ?? 0;
+      if (n === 0) return;
+      if (n === 1) pinned.delete(t.fileNumber);
+      else pinned.set(t.fileNumber, n - 1);
+      this.#tables.unpin(t.fileNumber);
+    };
     const openTable = (t: TableMeta): EntryIterator => {
       const r = this.#tables.pin(t.fileNumber);
-      pinned.push(t.fileNumber);
+      pinned.set(t.fileNumber, (pinned.get(t.fileNumber) ?? 0) + 1);
       return r.iterator();
     };
     try {
@@ -1261,7 +1268,7 @@ export class Db {
           overlaps(t, lower, upper)
         );
         if (tables.length > 0) {
-          children.push(new LevelIterator(tables, openTable));
+          children.push(new LevelIterator(tables, openTable, closeTable));
         }
       }
       const merged = new MergingIterator(children, opts.reverse ?? false);
@@ -1274,7 +1281,9 @@ export class Db {
         limit,
       });
     } finally {
-      for (const n of pinned) this.#tables.unpin(n);
+      for (const [n, pins] of pinned) {
+        for (let i = 0; i < pins; i++) this.#tables.unpin(n);
+      }
       this.#versions.unpin(version);
     }
   }

@@ -83,12 +83,18 @@ export class LevelIterator implements EntryIterator {
   #index = -1;
   #cur: EntryIterator | undefined;
 
+  /**
+   * `closeTable` is told when the cursor leaves a table, so a long scan
+   * holds one table of the level open at a time, not every table it passed.
+   */
   constructor(
     readonly tables: readonly TableMeta[],
     readonly openTable: (t: TableMeta) => EntryIterator,
+    readonly closeTable: (t: TableMeta) => void = () => {},
   ) {}
 
   #open(i: number): EntryIterator | undefined {
+    if (this.#cur !== undefined) this.closeTable(this.tables[this.#index]);
     this.#index = i;
     this.#cur = i >= 0 && i < this.tables.length
       ? this.openTable(this.tables[i])

@@ -12,10 +12,11 @@ export type SyncMode = "always" | "interval" | "none";
 export interface DbOptions {
   /**
    * One memory budget for memtables, the block cache and the index and
-   * filter data of open tables. When set, it sizes `memtableBytes` (1/8 each,
-   * up to 1 + maxImmutableMemtables of them), `blockCacheBytes` (1/2) and
-   * `maxOpenTables` (open tables' index and filter data get the remaining
-   * ~1/8, at an estimated 5% of a table's size); explicit values win.
+   * filter data of open tables. When set, it sizes `memtableBytes` (1/16
+   * each, up to 1 + maxImmutableMemtables of them), `blockCacheBytes` (3/8)
+   * and `maxOpenTables` (open tables' index and filter data get the
+   * remaining ~7/16, at an estimated 5% of a table's size, enough to keep
+   * every table of a dataset ~9x the budget open); explicit values win.
    */
   memoryBudgetBytes?: number;
   /**
@@ -90,10 +91,13 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     const table = o.tableTargetBytes ?? 8 << 20;
     o = {
       ...o,
-      memtableBytes: o.memtableBytes ?? Math.floor(budget / 8),
-      blockCacheBytes: o.blockCacheBytes ?? Math.floor(budget / 2),
+      memtableBytes: o.memtableBytes ?? Math.floor(budget / 16),
+      blockCacheBytes: o.blockCacheBytes ?? Math.floor(budget * 3 / 8),
       maxOpenTables: o.maxOpenTables ??
-        Math.max(8, Math.floor(budget / 8 / (table * TABLE_META_FRACTION))),
+        Math.max(
+          8,
+          Math.floor(budget * 7 / 16 / (table * TABLE_META_FRACTION)),
+        ),
     };
   }
   const r: ResolvedOptions = {

@@ -46,10 +46,19 @@ export class TableCache {
 
   /** The reader for a table, opening it (and closing the least recent idle one) if needed. */
   get(fileNumber: number): TableReader {
+    return this.#acquire(fileNumber, 0);
+  }
+
+  /**
+   * Finds or opens a table and adds `pins` before trimming, so the table
+   * just asked for is never the one closed to make room.
+   */
+  #acquire(fileNumber: number, pins: number): TableReader {
     let slot = this.#open.get(fileNumber);
     if (slot) {
       // A tick instead of reordering the Map keeps the hit path cheap.
       slot.used = ++this.#tick;
+      slot.pins += pins;
       return slot.reader;
     }
     const reader = TableReader.open(
@@ -60,17 +69,15 @@ export class TableCache {
       { stats: this.stats },
     );
     this.opens++;
-    slot = { reader, pins: 0, used: ++this.#tick };
+    slot = { reader, pins, used: ++this.#tick };
     this.#open.set(fileNumber, slot);
-    this.#trim();
+    this.#trim(fileNumber);
     return reader;
   }
 
   /** Like get(), but keeps the reader open until `unpin`. */
   pin(fileNumber: number): TableReader {
-    const r = this.get(fileNumber);
-    this.#open.get(fileNumber)!.pins++;
-    return r;
+    return this.#acquire(fileNumber, 1);
   }
 
   unpin(fileNumber: number): void {
@@ -79,12 +86,13 @@ export class TableCache {
     this.#trim();
   }
 
-  #trim(): void {
+  /** Closes idle tables beyond maxOpen, least recently used first, never `keep`. */
+  #trim(keep?: number): void {
     while (this.#open.size > this.maxOpen) {
       let victim: number | undefined;
       let oldest = Infinity;
       for (const [n, slot] of this.#open) {
-        if (slot.pins === 0 && slot.used < oldest) {
+        if (slot.pins === 0 && n !== keep && slot.used < oldest) {
           oldest = slot.used;
           victim = n;
         }

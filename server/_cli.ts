@@ -72,7 +72,7 @@ const SERVE_FLAGS: FlagSpec[] = [
     default: "auto",
     valueName: "SIZE",
     help:
-      "one budget for memtables (3/8), block cache (1/2) and open tables' index and filter data (1/8); auto: 8MiB memtable, 64MiB cache, 500 open tables",
+      "one budget for memtables (3/16), block cache (3/8) and open tables' index and filter data (7/16); auto: 8MiB memtable, 64MiB cache, 500 open tables",
   },
   {
     name: "memtable-size",
@@ -80,14 +80,14 @@ const SERVE_FLAGS: FlagSpec[] = [
     default: "auto",
     valueName: "SIZE",
     help:
-      "memtable size that triggers a flush to a table file (auto: 1/8 of --memory-budget, else 8MiB)",
+      "memtable size that triggers a flush to a table file (auto: 1/16 of --memory-budget, else 8MiB)",
   },
   {
     name: "block-cache-size",
     type: "string",
     default: "auto",
     valueName: "SIZE",
-    help: "block cache capacity (auto: 1/2 of --memory-budget, else 64MiB)",
+    help: "block cache capacity (auto: 3/8 of --memory-budget, else 64MiB)",
   },
   {
     name: "table-size",
