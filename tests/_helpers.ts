@@ -97,6 +97,12 @@ export class Rng {
   }
 }
 
+/** A seeded float source in [0, 1): `Rng#next` as a plain function. */
+export function prng(seed: number): () => number {
+  const r = new Rng(seed);
+  return () => r.next();
+}
+
 /**
  * The seed for a test: `SHALE_SEED` when set (to replay a failure), else
  * `fallback`, so default runs are deterministic.

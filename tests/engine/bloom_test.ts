@@ -8,20 +8,9 @@ import {
   bloomProbes,
   buildBloomFilter,
 } from "../../engine/bloom.ts";
+import { prng } from "../_helpers.ts";
 
 const enc = new TextEncoder();
-
-/** mulberry32: small, seedable, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomKey(rng: () => number, min: number, max: number): Uint8Array {
   const k = new Uint8Array(min + Math.floor(rng() * (max - min + 1)));

@@ -1,17 +1,6 @@
 import assert from "node:assert/strict";
 import { BlockCache } from "../../engine/cache.ts";
-
-/** mulberry32: small, seedable, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../_helpers.ts";
 
 const block = (n: number, fill = 1) => new Uint8Array(n).fill(fill);
 

@@ -35,24 +35,13 @@ import {
   TableReader,
   type TableStats,
 } from "../../engine/sstable/reader.ts";
+import { prng } from "../_helpers.ts";
 
 const enc = new TextEncoder();
 const hex = (b: Uint8Array) =>
   b.length > 64
     ? `<${b.length} bytes>`
     : Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-
-/** mulberry32: small, seedable, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(rng: () => number, n: number): Uint8Array {
   const b = new Uint8Array(n);

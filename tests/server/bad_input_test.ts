@@ -4,18 +4,7 @@
  */
 import { deepEqual, ok } from "node:assert/strict";
 import { b, b64, errorCode, rawRequest, withServer } from "./_helpers.ts";
-
-/** mulberry32: a tiny seeded PRNG so a failure replays. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../_helpers.ts";
 
 interface Case {
   head: string;
