@@ -248,3 +248,53 @@ export class NoSyncFileSystem extends RealFileSystem {
     return Promise.resolve();
   }
 }
+
+/**
+ * Runs a Deno child script with `args`, collects its stdout lines, and
+ * SIGKILLs it `killAfterMs` after it prints `READY`. Asserts that it was the
+ * kill that ended it and that it did start. Returns every complete line (a
+ * line torn by the kill is not an event).
+ */
+export async function runUntilKilled(
+  script: string,
+  args: string[],
+  killAfterMs: number,
+): Promise<string[]> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--no-check", script, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const lines: string[] = [];
+  let buffered = "";
+  let killed = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const decoder = new TextDecoder();
+  const stderr = new Response(child.stderr).text();
+  try {
+    for await (const chunk of child.stdout) {
+      buffered += decoder.decode(chunk, { stream: true });
+      const parts = buffered.split("\n");
+      buffered = parts.pop()!;
+      for (const line of parts) {
+        lines.push(line);
+        if (line === "READY" && timer === undefined) {
+          timer = setTimeout(() => {
+            killed = true;
+            child.kill("SIGKILL");
+          }, killAfterMs);
+        }
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  const status = await child.status;
+  const err = await stderr;
+  if (!(killed && status.signal === "SIGKILL")) {
+    throw new Error(`child ended on its own (code ${status.code}): ${err}`);
+  }
+  if (lines[0] !== "READY") throw new Error(`child did not start: ${err}`);
+  return lines;
+}

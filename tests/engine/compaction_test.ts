@@ -24,6 +24,7 @@ import {
   hex,
   NoSyncFileSystem,
   Rng,
+  runUntilKilled,
   SortedModel,
   testSeed,
   unhex,
@@ -956,56 +957,18 @@ async function runChild(
   seed: number,
   killAfterMs: number,
 ): Promise<{ lines: string[]; compactions: number }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--no-check",
-      CHILD,
-      dir,
-      String(cycle),
-      String(seed),
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  const lines: string[] = [];
-  let compactions = 0;
-  let buffered = "";
-  let killed = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const decoder = new TextDecoder();
-  const stderr = new Response(child.stderr).text();
-  try {
-    for await (const chunk of child.stdout) {
-      buffered += decoder.decode(chunk, { stream: true });
-      const parts = buffered.split("\n");
-      buffered = parts.pop()!; // an incomplete last line is not an event
-      for (const l of parts) {
-        if (l.startsWith("C ")) {
-          compactions = Number(l.slice(2));
-          continue;
-        }
-        lines.push(l);
-        if (l === "READY" && timer === undefined) {
-          timer = setTimeout(() => {
-            killed = true;
-            child.kill("SIGKILL");
-          }, killAfterMs);
-        }
-      }
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  const status = await child.status;
-  const err = await stderr;
-  assert.ok(
-    killed && status.signal === "SIGKILL",
-    `child ended on its own (code ${status.code}): ${err}`,
+  const all = await runUntilKilled(
+    CHILD,
+    [dir, String(cycle), String(seed)],
+    killAfterMs,
   );
-  assert.equal(lines[0], "READY", `child did not start: ${err}`);
+  // "C <n>" lines report the child's compaction count; the rest are events.
+  let compactions = 0;
+  const lines: string[] = [];
+  for (const l of all) {
+    if (l.startsWith("C ")) compactions = Number(l.slice(2));
+    else lines.push(l);
+  }
   return { lines, compactions };
 }
 

@@ -9,7 +9,15 @@
  */
 import assert from "node:assert/strict";
 import { open } from "../../mod.ts";
-import { dec, hex, Rng, testSeed, withSeed, withTempDir } from "../_helpers.ts";
+import {
+  dec,
+  hex,
+  Rng,
+  runUntilKilled,
+  testSeed,
+  withSeed,
+  withTempDir,
+} from "../_helpers.ts";
 
 const CHILD = new URL("./_crash_child.ts", import.meta.url).pathname;
 
@@ -27,52 +35,11 @@ async function runChild(
   seed: number,
   killAfterMs: number,
 ): Promise<string[]> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--no-check",
-      CHILD,
-      dir,
-      String(cycle),
-      String(seed),
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  const lines: string[] = [];
-  let buffered = "";
-  let killed = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const decoder = new TextDecoder();
-  const stderr = new Response(child.stderr).text();
-  try {
-    for await (const chunk of child.stdout) {
-      buffered += decoder.decode(chunk, { stream: true });
-      const parts = buffered.split("\n");
-      buffered = parts.pop()!; // an incomplete last line is not an event
-      for (const line of parts) {
-        lines.push(line);
-        if (line === "READY" && timer === undefined) {
-          timer = setTimeout(() => {
-            killed = true;
-            child.kill("SIGKILL");
-          }, killAfterMs);
-        }
-      }
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  const status = await child.status;
-  const err = await stderr;
-  assert.ok(
-    killed && status.signal === "SIGKILL",
-    `child ended on its own (code ${status.code}): ${err}`,
+  return await runUntilKilled(
+    CHILD,
+    [dir, String(cycle), String(seed)],
+    killAfterMs,
   );
-  assert.equal(lines[0], "READY", `child did not start: ${err}`);
-  return lines;
 }
 
 async function crashCycles(seed: number, cycles: number): Promise<void> {
