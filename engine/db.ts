@@ -18,7 +18,13 @@
  */
 import type { JobRunner } from "./background.ts";
 import { InlineRunner, WorkerRunner } from "./background.ts";
-import { binaryString, ByteWriter, compareBytes, prefixEnd } from "./coding.ts";
+import {
+  Arena,
+  binaryString,
+  ByteWriter,
+  compareBytes,
+  prefixEnd,
+} from "./coding.ts";
 import type {
   CompactionJob,
   CompactionPick,
@@ -196,6 +202,11 @@ export class Db {
   #wal!: WritableFile;
   #walNumber = 0;
   #walBuf = new ByteWriter(64 * 1024);
+  /**
+   * Where write batches are copied to. Entries of one memtable come from
+   * neighbouring slabs, so slabs are freed together when it is flushed.
+   */
+  #arena = new Arena();
   #queue: PendingWrite[] = [];
   #committing = false;
   #commitDone: Promise<void> = Promise.resolve();
@@ -510,7 +521,7 @@ export class Db {
     // Validate and copy synchronously: the caller may reuse its buffers as
     // soon as this call returns its promise.
     const entries = this.#validate(ops);
-    const encoded = encodeBatchOps(entries);
+    const encoded = encodeBatchOps(entries, this.#arena);
     await this.#waitForRoom();
     this.#checkWritable();
     this.#checkConditions(ops);

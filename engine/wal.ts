@@ -18,6 +18,7 @@
  *
  * @module
  */
+import type { Arena } from "./coding.ts";
 import { ByteReader, ByteWriter, readU32, writeU32 } from "./coding.ts";
 import { crc32 } from "./crc.ts";
 import type { Entry } from "./entry.ts";
@@ -256,10 +257,11 @@ export function encodeBatch(
  */
 export function encodeBatchOps(
   ops: readonly Entry[],
+  arena?: Arena,
 ): { payload: Uint8Array; entries: Entry[] } {
   let size = 10;
   for (const op of ops) size += 22 + op.key.length + op.value.length;
-  const w = new ByteWriter(size);
+  const w = new ByteWriter(arena ? arena.alloc(size) : size);
   w.varint(ops.length);
   const entries: Entry[] = [];
   for (const op of ops) {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  Arena,
   ByteReader,
   ByteWriter,
   compareBytes,
@@ -213,4 +214,26 @@ Deno.test("every key with a prefix sorts below prefixEnd and at or above the pre
     assert.ok(compareBytes(key, prefix) >= 0);
     if (end) assert.ok(compareBytes(key, end) < 0);
   }
+});
+
+Deno.test("an arena hands out disjoint zeroed arrays, aligned, and big ones apart", () => {
+  const arena = new Arena(1024);
+  const seen: Uint8Array[] = [];
+  for (let n = 1; n <= 100; n++) {
+    const a = arena.alloc(n % 120);
+    assert.equal(a.length, n % 120);
+    assert.ok(a.every((b) => b === 0), "zeroed");
+    assert.equal(a.byteOffset % 8, 0, "8-byte aligned");
+    a.fill(n);
+    seen.push(a);
+  }
+  // No array was overwritten by a later one.
+  seen.forEach((a, i) => assert.ok(a.every((b) => b === i + 1)));
+  const big = arena.alloc(1000);
+  assert.equal(big.byteOffset, 0);
+  assert.equal(
+    big.buffer.byteLength,
+    1000,
+    "own buffer past an eighth of a slab",
+  );
 });
