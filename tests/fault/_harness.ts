@@ -11,6 +11,8 @@
  * @module
  */
 
+import { concat } from "../_helpers.ts";
+
 /** The repository root (this file is tests/fault/_harness.ts). */
 export const REPO: string = new URL("../../", import.meta.url).pathname;
 /** server/main.ts, the `shale` command. */
@@ -527,11 +529,11 @@ export async function rawExchange(
       received.push(buf.slice(0, n));
       total += n;
       if (total > 64 << 20) break;
-      if (completeResponse(concatBytes(received))) break;
+      if (completeResponse(concat(...received))) break;
     }
     await Promise.race([writing, deadline]);
     out.bytes = total;
-    if (total > 0) Object.assign(out, parseHead(concatBytes(received)));
+    if (total > 0) Object.assign(out, parseHead(concat(...received)));
     return out;
   } finally {
     clearTimeout(timer);
@@ -541,18 +543,6 @@ export async function rawExchange(
       // closed by the peer
     }
   }
-}
-
-/** Concatenates byte chunks. */
-export function concatBytes(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
 
 /** True once `bytes` hold a full response (by Content-Length or chunking). */

@@ -6,6 +6,7 @@
  * @module
  */
 import { type Db, type DbOptions, open } from "../../mod.ts";
+import { concat } from "../_helpers.ts";
 import {
   createHandler,
   type Handler,
@@ -138,9 +139,9 @@ export async function rawRequest(
       chunks.push(buf.slice(0, n));
       // Stop at a complete response: the server may keep the connection
       // open waiting for a body it has already refused.
-      if (complete(concat(chunks))) break;
+      if (complete(concat(...chunks))) break;
     }
-    return parseResponse(concat(chunks));
+    return parseResponse(concat(...chunks));
   } finally {
     try {
       conn.close();
@@ -158,16 +159,6 @@ function complete(bytes: Uint8Array): boolean {
   if (m === null) return false;
   return bytes.length >=
     enc.encode(text.slice(0, split + 4)).length + Number(m[1]);
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
 
 function parseResponse(bytes: Uint8Array): RawResponse {
