@@ -7,9 +7,10 @@
  * Invariants:
  * - Routing looks at the raw (still percent-encoded) path, so `/kv/range` is
  *   the scan route and the key `range` is `/kv/%72ange`.
- * - Every error body is `{"error":{"code","message"}}`; engine error codes map
- *   to statuses in {@link ERROR_STATUS} only. Anything else is a bug: logged,
- *   answered 500. Client input is validated before it reaches the engine.
+ * - Every error body is `{"error":{"code","message"}}`, rendered by the one
+ *   error funnel in `errors.ts` (engine codes map to statuses in
+ *   `ERROR_STATUS` only; anything else is a bug: logged, answered 500).
+ *   Client input is validated before it reaches the engine.
  * - Request bodies are read as streams and refused (413) as soon as they pass
  *   the limit; nothing is buffered past it.
  *
@@ -19,7 +20,6 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import {
   type BatchOp,
   type Db,
-  type ErrorCode,
   PreconditionFailedError,
   ShaleError,
   type Snapshot,
@@ -35,6 +35,12 @@ import {
   successor,
   toBase64,
 } from "./_codec.ts";
+import {
+  errorResponse,
+  type LogFn,
+  publicMessage,
+  renderError,
+} from "./errors.ts";
 import { Metrics } from "./metrics.ts";
 import {
   closeKvConnectWatches,
@@ -42,27 +48,7 @@ import {
 } from "./kv_connect/handler.ts";
 
 export { HttpError } from "./_codec.ts";
-
-/** HTTP status for every engine error code. Exhaustive by type. */
-export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
-  invalid_argument: 400,
-  key_too_long: 414,
-  value_too_large: 413,
-  precondition_failed: 412,
-  corruption: 500,
-  closed: 503,
-  read_only: 503,
-  disk_full: 507,
-  locked: 503,
-  io_error: 503,
-};
-
-/** Receives the handler's own log lines (server faults, not access logs). */
-export type LogFn = (
-  level: "info" | "warn" | "error",
-  message: string,
-  fields?: Record<string, unknown>,
-) => void;
+export { ERROR_STATUS, type LogFn } from "./errors.ts";
 
 /** Options for {@link createHandler}; every field has a default. */
 export interface HandlerOptions {
@@ -320,7 +306,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     }
     return healthError(
       code,
-      PUBLIC_MESSAGE[code] ?? "store cannot take writes",
+      h.code === undefined ? "store cannot take writes" : publicMessage(code),
     );
   }
 
@@ -651,12 +637,9 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       return json(200, { applied: ops.length, version: String(version) });
     } catch (err) {
       if (err instanceof PreconditionFailedError) {
-        return json(412, {
-          error: {
-            code: "precondition_failed",
-            message: `op ${err.index}: ${err.message}`,
-            index: err.index,
-          },
+        // The engine's message already starts with "op <index>: ".
+        return renderError("json", 412, err.code, err.message, undefined, {
+          index: err.index,
         });
       }
       throw err;
@@ -850,46 +833,6 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     return out;
   }
 
-  function errorResponse(err: unknown, ctx: Ctx): Response {
-    if (err instanceof HttpError) {
-      return json(
-        err.status,
-        { error: { code: err.code, message: err.message } },
-        err.headers,
-      );
-    }
-    if (err instanceof ShaleError) {
-      const status = ERROR_STATUS[err.code] ?? 500;
-      if (status < 500) {
-        return json(status, {
-          error: { code: err.code, message: err.message },
-        });
-      }
-      // Server-side faults name files and offsets: log them, and answer
-      // with the code's fixed explanation so no internals reach the client.
-      log("error", "engine error", {
-        code: err.code,
-        message: err.message,
-        method: ctx.req.method,
-        route: ctx.route,
-      });
-      return json(status, {
-        error: {
-          code: err.code,
-          message: PUBLIC_MESSAGE[err.code] ?? "the store failed the request",
-        },
-      });
-    }
-    log("error", "unhandled error", {
-      method: ctx.req.method,
-      route: ctx.route,
-      error: err instanceof Error ? (err.stack ?? err.message) : String(err),
-    });
-    return json(500, {
-      error: { code: "internal", message: "internal server error" },
-    });
-  }
-
   // ---- entry point ------------------------------------------------------
 
   const handler = async (req: Request): Promise<Response> => {
@@ -911,7 +854,11 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     try {
       res = await dispatch(ctx);
     } catch (err) {
-      res = errorResponse(err, ctx);
+      res = errorResponse(err, {
+        format: "json",
+        log,
+        fields: { method: req.method, route: ctx.route },
+      });
     }
     if (held.size > 0) releaseExpired(performance.now());
     const method = KNOWN_METHODS.has(req.method) ? req.method : "other";
@@ -937,19 +884,6 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
 }
 
 // ---- helpers --------------------------------------------------------------
-
-/** What a client is told for server-side error codes (details go to the log). */
-const PUBLIC_MESSAGE: Record<string, string> = {
-  corruption:
-    "stored data failed an integrity check; the server log names the file and offset",
-  read_only:
-    "the store is read-only after a failed write or fsync; restart the server once the cause is fixed",
-  disk_full:
-    "disk full: no space left on the device; the write was not applied",
-  io_error: "an I/O error occurred; the server log has the details",
-  closed: "the store is closed",
-  locked: "the data directory is locked by another process",
-};
 
 /** The smallest key /kv/ may use: keys starting with byte 0x00 are reserved. */
 const FIRST_USER_KEY = new Uint8Array([1]);

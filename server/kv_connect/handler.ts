@@ -21,7 +21,8 @@
  * @module
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import { type Db, PreconditionFailedError, ShaleError } from "../../mod.ts";
+import { type Db, PreconditionFailedError } from "../../mod.ts";
+import { errorResponse as funnel, type LogFn } from "../errors.ts";
 import {
   failedChecks,
   parseAtomicWrite,
@@ -60,11 +61,7 @@ export interface KvConnectContext {
   /** When set, the metadata exchange needs `Authorization: Bearer <token>`. */
   authToken?: string;
   /** Where unexpected faults are reported. Default: `console.error`. */
-  log?: (
-    level: "info" | "warn" | "error",
-    message: string,
-    fields?: Record<string, unknown>,
-  ) => void;
+  log?: LogFn;
 }
 
 /** URL path prefix of every KV Connect route. */
@@ -85,7 +82,6 @@ export const MAX_BODY_BYTES = 8 << 20;
 export const MAX_RMW_ATTEMPTS = 50;
 
 const DATA_METHODS = new Set(["snapshot_read", "atomic_write", "watch"]);
-const TEXT_HEADERS = { "content-type": "text/plain; charset=utf-8" };
 const PROTO_HEADERS = { "content-type": "application/x-protobuf" };
 const CHALLENGE = { "www-authenticate": 'Bearer realm="shale-kv-connect"' };
 /** Token handed out when the server runs without auth (any value works then). */
@@ -147,7 +143,7 @@ export async function handleKvConnect(
   try {
     return await route(req, url, ctx);
   } catch (err) {
-    return errorResponse(err, ctx);
+    return errorResponse(err, req, url, ctx);
   }
 }
 
@@ -608,48 +604,24 @@ function tooLarge(max: number): KvConnectError {
   return new KvConnectError(413, `request body exceeds ${max} bytes`);
 }
 
-/** Engine error code -> status. Deterministic input errors are 4xx. */
-const ENGINE_STATUS: Record<string, number> = {
-  invalid_argument: 400,
-  key_too_long: 400,
-  value_too_large: 413,
-  precondition_failed: 409,
-  corruption: 500,
-  closed: 503,
-  read_only: 503,
-  disk_full: 507,
-  locked: 503,
-  io_error: 503,
-};
-
-function errorResponse(err: unknown, ctx: KvConnectContext): Response {
-  let status: number;
-  let message: string;
-  let headers: Record<string, string> = TEXT_HEADERS;
-  if (err instanceof KvConnectError) {
-    status = err.status;
-    message = err.message;
-    if (err.headers) headers = { ...TEXT_HEADERS, ...err.headers };
-  } else if (err instanceof ProtobufError) {
-    status = 400;
-    message = `malformed protobuf: ${err.message}`;
-  } else if (err instanceof ShaleError) {
-    status = ENGINE_STATUS[err.code] ?? 500;
-    message = err.message;
-    if (status >= 500) {
-      (ctx.log ?? defaultLog)("warn", "kv connect: store error", {
-        code: err.code,
-        error: err.message,
-      });
-    }
-  } else {
-    status = 500;
-    message = "internal error";
-    (ctx.log ?? defaultLog)("error", "kv connect: unexpected error", {
-      error: err instanceof Error ? (err.stack ?? err.message) : String(err),
-    });
+/**
+ * The server's error funnel, in plain text: engine faults (5xx) answer the
+ * code's fixed message, never the engine's, which names files and offsets.
+ */
+function errorResponse(
+  err: unknown,
+  req: Request,
+  url: URL,
+  ctx: KvConnectContext,
+): Response {
+  if (err instanceof ProtobufError) {
+    err = badRequest(`malformed protobuf: ${err.message}`);
   }
-  return new Response(message + "\n", { status, headers });
+  return funnel(err, {
+    format: "text",
+    log: ctx.log ?? defaultLog,
+    fields: { method: req.method, route: KV_CONNECT_PATH, path: url.pathname },
+  });
 }
 
 function defaultLog(

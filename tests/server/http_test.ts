@@ -432,6 +432,8 @@ Deno.test("batch applies all ops atomically or none", async () => {
     const err = await fail.json();
     deepEqual(err.error.code, "precondition_failed");
     deepEqual(err.error.index, 2);
+    // The engine's message already names the op: no doubled "op 2: op 2:".
+    match(err.error.message, /^op 2: expected version 1, found \d+$/);
     deepEqual(db.get(b("x"))?.value, b("1"));
     deepEqual(db.get(b("z")), undefined);
 
