@@ -7,7 +7,7 @@ LOCAL_DENO := $(TOOLS)/node_modules/.bin/deno
 DENO := $(shell command -v deno 2>/dev/null || echo $(LOCAL_DENO))
 export DENO_NO_UPDATE_CHECK := 1
 
-.PHONY: setup test ci fmt lint check unit run build bench bench-http bench-large bench-stall crash-test fuzz soak clean
+.PHONY: setup test ci fmt lint check unit run build bench bench-http bench-large bench-stall crash-test fuzz soak promtool-test clean
 
 setup: $(DENO)
 
@@ -70,6 +70,13 @@ fuzz: setup
 
 soak: setup
 	$(DENO) run $(FAULT_PERMS) tests/fault/soak.ts
+
+# `promtool check metrics` on the real /metrics output (make test runs the
+# same naming rules without promtool, and shows this check as ignored when
+# promtool is missing). Installs Debian's prometheus package when needed.
+promtool-test: setup
+	@command -v promtool >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq prometheus) || sudo sh -c 'apt-get update -qq && apt-get install -y -qq prometheus'
+	$(DENO) test --allow-read --allow-write --allow-env --allow-run --allow-net tests/server/metrics_test.ts
 
 clean:
 	rm -rf dist data bench/out

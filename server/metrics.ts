@@ -236,13 +236,73 @@ interface EngineSample {
 }
 
 /**
- * Flattens the engine's nested stats into gauge families named
- * `shale_engine_<path>`. Arrays become a label (`level` for `levels`, else `index`).
- * Numbers under the top-level `ops` object, and names ending in `total`, are
- * cumulative, so they are exposed as counters with a `_total` suffix.
+ * Engine stats that count events since the store opened, besides every
+ * number under `ops`: exposed as counters (`_total`).
+ */
+const CUMULATIVE = new Set([
+  "tables.opens",
+  "tables.bloomChecks",
+  "tables.bloomNegatives",
+  "tables.bloomFalsePositives",
+  "tables.blockReads",
+  "blockCache.hits",
+  "blockCache.misses",
+  "blockCache.evictions",
+]);
+
+/** Engine stats in bytes whose name does not say so: exposed with `_bytes`. */
+const IN_BYTES = new Set([
+  "memory.budget",
+  "memory.memtables",
+  "memory.blockCache",
+  "memory.tableMeta",
+  "blockCache.capacity",
+]);
+
+/** How one engine stat is exposed. */
+export interface EngineMetric {
+  name: string;
+  type: "counter" | "gauge";
+  /** Multiply the stat by this to get the exposed value (ms -> seconds). */
+  scale: number;
+}
+
+/**
+ * Names the Prometheus metric of the engine stat at `path` (`levels` array
+ * items share their array's path), following Prometheus' naming rules as
+ * `promtool check metrics` enforces them: base units (milliseconds become
+ * `_seconds`, byte amounts end in `_bytes`), counters and only counters end
+ * in `_total`. Counters: everything under `ops` but its maxima, the
+ * {@link CUMULATIVE} stats, and names ending in `total`.
+ */
+export function engineMetric(path: string[]): EngineMetric {
+  const key = path.join(".");
+  const last = path.at(-1) ?? "";
+  const parts = path.slice(0, -1);
+  let leaf = last;
+  let scale = 1;
+  if (last === "ms" || /[a-z0-9]Ms$/.test(last)) {
+    leaf = last === "ms" ? "seconds" : last.slice(0, -2) + "Seconds";
+    scale = 1 / 1000;
+  }
+  if (IN_BYTES.has(key)) leaf += "Bytes";
+  const counter = (path[0] === "ops" && !/^max[A-Z]/.test(last)) ||
+    CUMULATIVE.has(key) || /total$/i.test(last);
+  let name = metricName(["shale", "engine", ...parts, leaf]);
+  if (counter && !name.endsWith("_total")) name += "_total";
+  return { name, type: counter ? "counter" : "gauge", scale };
+}
+
+/**
+ * Flattens the engine's nested stats into families named by
+ * {@link engineMetric}. Arrays become a label (`level` for `levels`, else
+ * `index`).
  */
 export function renderEngine(stats: Record<string, unknown>): string[] {
-  const families = new Map<string, EngineSample[]>();
+  const families = new Map<
+    string,
+    { type: string; help: string; samples: EngineSample[] }
+  >();
   const walk = (
     v: unknown,
     path: string[],
@@ -263,20 +323,27 @@ export function renderEngine(stats: Record<string, unknown>): string[] {
     }
   };
   const add = (path: string[], l: Record<string, string>, value: number) => {
-    let name = metricName(["shale", "engine", ...path]);
-    const counter = path[0] === "ops" || /total$/i.test(path.at(-1) ?? "");
-    if (counter && !name.endsWith("_total")) name += "_total";
-    if (!/^[a-z_][a-z0-9_]*$/.test(name)) return;
-    let samples = families.get(name);
-    if (samples === undefined) families.set(name, samples = []);
-    samples.push({ labels: l, value });
+    const m = engineMetric(path);
+    if (!/^[a-z_][a-z0-9_]*$/.test(m.name)) return;
+    let f = families.get(m.name);
+    if (f === undefined) {
+      const unit = m.scale === 1 ? "" : " (ms in stats(), seconds here)";
+      f = {
+        type: m.type,
+        help: `Engine stats() field ${path.join(".")}${unit}.`,
+        samples: [],
+      };
+      families.set(m.name, f);
+    }
+    f.samples.push({ labels: l, value: value * m.scale });
   };
   walk(stats, [], {});
   const out: string[] = [];
-  for (const [name, samples] of families) {
-    const type = name.endsWith("_total") ? "counter" : "gauge";
-    out.push(`# HELP ${name} Engine statistic.`, `# TYPE ${name} ${type}`);
-    for (const s of samples) out.push(`${name}${labels(s.labels)} ${s.value}`);
+  for (const [name, f] of families) {
+    out.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);
+    for (const s of f.samples) {
+      out.push(`${name}${labels(s.labels)} ${s.value}`);
+    }
   }
   return out;
 }

@@ -125,16 +125,16 @@ Deno.test("metrics render histograms cumulatively and escape label values", () =
     name: "ignored",
   });
   deepEqual(engine, [
-    "# HELP shale_engine_ops_puts_total Engine statistic.",
+    "# HELP shale_engine_ops_puts_total Engine stats() field ops.puts.",
     "# TYPE shale_engine_ops_puts_total counter",
     "shale_engine_ops_puts_total 3",
-    "# HELP shale_engine_memtable_bytes Engine statistic.",
+    "# HELP shale_engine_memtable_bytes Engine stats() field memtable.bytes.",
     "# TYPE shale_engine_memtable_bytes gauge",
     "shale_engine_memtable_bytes 10",
-    "# HELP shale_engine_memtable_frozen Engine statistic.",
+    "# HELP shale_engine_memtable_frozen Engine stats() field memtable.frozen.",
     "# TYPE shale_engine_memtable_frozen gauge",
     "shale_engine_memtable_frozen 1",
-    "# HELP shale_engine_levels_tables Engine statistic.",
+    "# HELP shale_engine_levels_tables Engine stats() field levels.tables.",
     "# TYPE shale_engine_levels_tables gauge",
     'shale_engine_levels_tables{level="0"} 2',
   ]);
