@@ -602,14 +602,88 @@ function parseHead(
 
 // ---- processes, numbers, reporting -------------------------------------------
 
-/** Resident set size of `pid` in KiB (VmRSS), and its peak (VmHWM). */
+/**
+ * Resident set size of `pid` in KiB (VmRSS), and its peak (VmHWM). Throws
+ * when they cannot be read; never answers 0.
+ */
 export function rssKiB(pid: number): { rss: number; peak: number } {
-  const text = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const path = `/proc/${pid}/status`;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotCapable)) throw err;
+    // Deno 2 lets only --allow-all read another process's /proc entry; the
+    // suites run with --allow-run, so a child reads it for us.
+    const out = new Deno.Command("cat", {
+      args: [path],
+      stdout: "piped",
+      stderr: "piped",
+    }).outputSync();
+    if (!out.success) {
+      throw new Error(
+        `cat ${path} failed: ${new TextDecoder().decode(out.stderr).trim()}`,
+      );
+    }
+    text = new TextDecoder().decode(out.stdout);
+  }
   const field = (name: string) => {
     const m = new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text);
-    return m ? Number(m[1]) : NaN;
+    if (m === null || Number(m[1]) <= 0) {
+      throw new Error(`${path} has no ${name} figure`);
+    }
+    return Number(m[1]);
   };
   return { rss: field("VmRSS"), peak: field("VmHWM") };
+}
+
+/**
+ * Samples a server's RSS for a suite. A read that fails while the server
+ * runs is printed at once and kept in `error`; {@link check} then fails the
+ * suite, so a memory limit can never pass because nothing was measured.
+ */
+export class RssSampler {
+  /** Highest RSS seen, in KiB. */
+  peakKiB = 0;
+  /** Successful reads. */
+  samples = 0;
+  /** The first failed read, if any. */
+  error: string | undefined;
+  #exited = false;
+
+  constructor(readonly server: ServerProcess) {
+    server.exited.then(() => {
+      this.#exited = true;
+    });
+  }
+
+  /** Reads the RSS now, in KiB; undefined when it failed or the server is gone. */
+  sample(): number | undefined {
+    if (this.#exited) return undefined;
+    try {
+      const { rss } = rssKiB(this.server.pid);
+      this.samples++;
+      this.peakKiB = Math.max(this.peakKiB, rss);
+      return rss;
+    } catch (err) {
+      if (this.#exited) return undefined;
+      if (this.error === undefined) {
+        this.error = err instanceof Error ? err.message : String(err);
+        console.error(
+          `RSS sampling of pid ${this.server.pid} failed: ${this.error}`,
+        );
+      }
+      return undefined;
+    }
+  }
+
+  /** Records in `tally` whether sampling worked (at least one read, no failure). */
+  check(tally: Tally): void {
+    tally.check(
+      this.error === undefined && this.samples > 0,
+      `RSS could not be measured: ${this.error ?? "no sample was taken"}`,
+    );
+  }
 }
 
 /** Resolves after `ms`. */
@@ -623,6 +697,13 @@ export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   const rank = Math.ceil((p / 100) * sorted.length);
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
+}
+
+/** Largest of `values` (-Infinity when empty); safe for millions of values, unlike `Math.max(...values)`. */
+export function maxOf(values: readonly number[]): number {
+  let max = -Infinity;
+  for (const v of values) if (v > max) max = v;
+  return max;
 }
 
 /** `values`' median. */

@@ -31,7 +31,7 @@ import {
   removeDir,
   request,
   round,
-  rssKiB,
+  RssSampler,
   scanAll,
   sleep,
   stopServer,
@@ -74,7 +74,7 @@ Deno.test({
     let server: ReadyServer | undefined;
     const idle: Deno.Conn[] = [];
     const statusCounts = new Map<string, number>();
-    let peakRssKiB = 0;
+    let rss: RssSampler | undefined;
     let sampling = true;
     let sampler: Promise<void> | undefined;
     const t0 = performance.now();
@@ -84,13 +84,10 @@ Deno.test({
       });
       const s = server;
       const base = s.base;
+      const sampled = rss = new RssSampler(s);
       sampler = (async () => {
         while (sampling) {
-          try {
-            peakRssKiB = Math.max(peakRssKiB, rssKiB(s.pid).rss);
-          } catch {
-            return;
-          }
+          sampled.sample();
           await sleep(200);
         }
       })();
@@ -144,7 +141,9 @@ Deno.test({
         judge(c, out, tally, statusCounts);
         if (++done % 10_000 === 0) {
           console.log(
-            `  ${done}/${CASES} cases, peak RSS ${peakRssKiB >> 10} MiB`,
+            `  ${done}/${CASES} cases, peak RSS ${
+              (rss?.peakKiB ?? 0) >> 10
+            } MiB`,
           );
         }
       });
@@ -187,10 +186,11 @@ Deno.test({
       }
       sampling = false;
       await sampler;
+      sampled.check(tally);
       tally.check(
-        peakRssKiB / 1024 <= RSS_LIMIT_MIB,
+        sampled.peakKiB / 1024 <= RSS_LIMIT_MIB,
         `server RSS peaked at ${
-          round(peakRssKiB / 1024)
+          round(sampled.peakKiB / 1024)
         } MiB (limit ${RSS_LIMIT_MIB})`,
       );
       const unexpected = s.logs.filter((l) =>
@@ -220,7 +220,9 @@ Deno.test({
       seed: `${SEED} (replay with SHALE_SEED=${SEED})`,
       cases: CASES,
       seconds: round((performance.now() - t0) / 1000),
-      "peak server RSS MiB": round(peakRssKiB / 1024),
+      "peak server RSS MiB": rss === undefined
+        ? "not measured"
+        : round(rss.peakKiB / 1024),
       statuses: Object.fromEntries(
         [...statusCounts].sort((a, b) => a[0] < b[0] ? -1 : 1),
       ),

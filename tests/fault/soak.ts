@@ -20,13 +20,14 @@ import {
   envInt,
   keyPath,
   killServer,
+  maxOf,
   mustStart,
   percentile,
   type ReadyServer,
   removeDir,
   request,
   round,
-  rssKiB,
+  RssSampler,
   sleep,
   stopServer,
   Tally,
@@ -62,7 +63,6 @@ async function main(): Promise<number> {
     rssMiB: 0,
   });
   let current = newWindow();
-  let peakRss = 0;
   const errorSamples: string[] = [];
   try {
     server = await mustStart(dir, {
@@ -74,6 +74,7 @@ async function main(): Promise<number> {
       ],
     });
     const s = server;
+    const sampler = new RssSampler(s);
     const client = Deno.createHttpClient({ poolMaxIdlePerHost: CONNECTIONS });
     const start = performance.now();
     const end = start + SECONDS * 1000;
@@ -164,12 +165,9 @@ async function main(): Promise<number> {
       let nextAt = start + windowMs;
       while (performance.now() < end) {
         await sleep(Math.max(0, Math.min(1000, nextAt - performance.now())));
-        try {
-          const mib = rssKiB(s.pid).rss / 1024;
-          current.rssMiB = Math.max(current.rssMiB, mib);
-          peakRss = Math.max(peakRss, mib);
-        } catch {
-          // exited; the workers will report errors
+        const kib = sampler.sample();
+        if (kib !== undefined) {
+          current.rssMiB = Math.max(current.rssMiB, kib / 1024);
         }
         if (performance.now() >= nextAt || performance.now() >= end) {
           const w = current;
@@ -202,6 +200,8 @@ async function main(): Promise<number> {
       totalErrors === 0,
       `${totalErrors} error responses; e.g. ${errorSamples.join(" | ")}`,
     );
+    sampler.check(tally);
+    const peakRss = sampler.peakKiB / 1024;
     tally.check(
       peakRss <= BUDGET_MIB + MARGIN_MIB,
       `RSS peaked at ${
@@ -214,23 +214,26 @@ async function main(): Promise<number> {
     server = undefined;
     tally.check(st.code === 0, `clean stop exited ${st.code}`);
     const all = windows.flatMap((w) => w.latencies);
+    // Figures first: only finish() may end the run with 1, and it prints
+    // every failed check before it throws.
+    const figures = {
+      seed: SEED,
+      seconds: SECONDS,
+      connections: CONNECTIONS,
+      operations: totalOps,
+      "ops/s": round(totalOps / SECONDS),
+      errors: totalErrors,
+      "p99 per minute (ms)": windows.map((w) =>
+        round(percentile(w.latencies, 99), 2)
+      ),
+      "overall p50 / p99 / max (ms)": `${round(percentile(all, 50), 2)} / ${
+        round(percentile(all, 99), 2)
+      } / ${round(maxOf(all), 1)}`,
+      "peak RSS MiB": round(peakRss),
+      "RSS limit MiB": BUDGET_MIB + MARGIN_MIB,
+    };
     try {
-      tally.finish({
-        seed: SEED,
-        seconds: SECONDS,
-        connections: CONNECTIONS,
-        operations: totalOps,
-        "ops/s": round(totalOps / SECONDS),
-        errors: totalErrors,
-        "p99 per minute (ms)": windows.map((w) =>
-          round(percentile(w.latencies, 99), 2)
-        ),
-        "overall p50 / p99 / max (ms)": `${round(percentile(all, 50), 2)} / ${
-          round(percentile(all, 99), 2)
-        } / ${round(Math.max(...all), 1)}`,
-        "peak RSS MiB": round(peakRss),
-        "RSS limit MiB": BUDGET_MIB + MARGIN_MIB,
-      });
+      tally.finish(figures);
     } catch {
       return 1;
     }
@@ -242,5 +245,13 @@ async function main(): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main());
+  let code: number;
+  try {
+    code = await main();
+  } catch (err) {
+    // Anything but a failed check: say what broke, then fail.
+    console.error("soak: aborted:", err);
+    code = 1;
+  }
+  Deno.exit(code);
 }
