@@ -224,6 +224,24 @@ export type Invocation =
   | { command: "help"; text: string }
   | { command: "version"; text: string };
 
+/** True for host names only this machine can reach (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127(\.[0-9]{1,3}){3}$/.test(h);
+}
+
+/**
+ * The warning to print at start when the server listens where other
+ * machines can reach it and no auth token is set; undefined otherwise.
+ */
+export function exposureWarning(
+  host: string,
+  authToken: string | undefined,
+): string | undefined {
+  if (authToken !== undefined || isLoopback(host)) return undefined;
+  return `listening on ${host}, which other machines can reach, without an auth token: anyone who can connect can read and write every key; set --auth-token (or SHALE_AUTH_TOKEN)`;
+}
+
 /** `data-dir` → `SHALE_DATA_DIR`. */
 export function envName(flag: string): string {
   return `SHALE_${flag.toUpperCase().replaceAll("-", "_")}`;
@@ -337,22 +355,30 @@ export function parseCommandLine(
   if (values.help === true) {
     return { command: "help", text: commandHelp(first) };
   }
+  /** Flags whose value came from their environment variable. */
+  const fromEnv = new Set<string>();
   /** Flag, else non-empty env var, else default. */
   const get = (name: string): string | undefined => {
     const v = values[name];
     if (typeof v === "string") return v;
     if (v === true) return "true";
     const e = env(envName(name));
-    if (e !== undefined && e !== "") return e;
+    if (e !== undefined && e !== "") {
+      fromEnv.add(name);
+      return e;
+    }
     return specs.find((f) => f.name === name)?.default;
   };
+  /** How an error names a setting: as the user gave it, flag or env var. */
+  const label = (name: string): string =>
+    fromEnv.has(name) ? envName(name) : `--${name}`;
   const fail = (message: string): never => {
     throw new UsageError(message, first);
   };
   const logFormat = oneOf(
     get("log-format")!,
     ["text", "json"],
-    "log-format",
+    label("log-format"),
     fail,
   );
   if (first === "verify") {
@@ -362,42 +388,59 @@ export function parseCommandLine(
   const tlsCert = get("tls-cert");
   const tlsKey = get("tls-key");
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
-    fail("--tls-cert and --tls-key must be given together");
+    fail(`${label("tls-cert")} and ${label("tls-key")} must be given together`);
   }
   const authToken = get("auth-token");
   if (authToken !== undefined && !/^[\x21-\x7e]+$/.test(authToken)) {
-    fail("--auth-token must be printable ASCII without spaces");
+    fail(`${label("auth-token")} must be printable ASCII without spaces`);
   }
-  const maxKeyBytes = size(get("max-key-size")!, "max-key-size", fail);
+  const maxKeyBytes = size(get("max-key-size")!, label("max-key-size"), fail);
   if (maxKeyBytes < 1 || maxKeyBytes > 4096) {
-    fail("--max-key-size must be from 1 to 4096");
+    fail(`${label("max-key-size")} must be from 1 to 4096`);
   }
   const accessLog = get("access-log")!;
   return {
     command: "serve",
     dataDir: get("data-dir")!,
     host: get("host")!,
-    port: int(get("port")!, "port", 0, 65535, fail),
-    sync: oneOf(get("sync")!, ["always", "interval", "none"], "sync", fail),
+    port: int(get("port")!, label("port"), 0, 65535, fail),
+    sync: oneOf(
+      get("sync")!,
+      ["always", "interval", "none"],
+      label("sync"),
+      fail,
+    ),
     syncIntervalMs: int(
       get("sync-interval-ms")!,
-      "sync-interval-ms",
+      label("sync-interval-ms"),
       1,
       3_600_000,
       fail,
     ),
-    memoryBudgetBytes: autoSize(get("memory-budget")!, "memory-budget", fail),
-    memtableBytes: autoSize(get("memtable-size")!, "memtable-size", fail),
-    blockCacheBytes: autoSize(
-      get("block-cache-size")!,
-      "block-cache-size",
+    memoryBudgetBytes: autoSize(
+      get("memory-budget")!,
+      label("memory-budget"),
       fail,
     ),
-    tableTargetBytes: size(get("table-size")!, "table-size", fail),
-    baseLevelBytes: size(get("base-level-size")!, "base-level-size", fail),
+    memtableBytes: autoSize(
+      get("memtable-size")!,
+      label("memtable-size"),
+      fail,
+    ),
+    blockCacheBytes: autoSize(
+      get("block-cache-size")!,
+      label("block-cache-size"),
+      fail,
+    ),
+    tableTargetBytes: size(get("table-size")!, label("table-size"), fail),
+    baseLevelBytes: size(
+      get("base-level-size")!,
+      label("base-level-size"),
+      fail,
+    ),
     maxKeyBytes,
-    maxValueBytes: size(get("max-value-size")!, "max-value-size", fail),
-    maxBatchBytes: size(get("max-batch-size")!, "max-batch-size", fail),
+    maxValueBytes: size(get("max-value-size")!, label("max-value-size"), fail),
+    maxBatchBytes: size(get("max-batch-size")!, label("max-batch-size"), fail),
     authToken,
     tlsCert,
     tlsKey,
@@ -405,12 +448,12 @@ export function parseCommandLine(
     accessLog: oneOf(
           accessLog,
           ["true", "false", "1", "0"],
-          "access-log",
+          label("access-log"),
           fail,
         ) === "true" || accessLog === "1",
     shutdownTimeoutMs: int(
       get("shutdown-timeout")!,
-      "shutdown-timeout",
+      label("shutdown-timeout"),
       0,
       3600,
       fail,
@@ -421,25 +464,26 @@ export function parseCommandLine(
 function oneOf<T extends string>(
   v: string,
   allowed: readonly T[],
-  flag: string,
+  /** The setting as the user named it: `--flag` or `SHALE_FLAG`. */
+  what: string,
   fail: (m: string) => never,
 ): T {
   if (!(allowed as readonly string[]).includes(v)) {
-    fail(`--${flag} must be one of ${allowed.join(", ")}, got "${v}"`);
+    fail(`${what} must be one of ${allowed.join(", ")}, got "${v}"`);
   }
   return v as T;
 }
 
 function int(
   v: string,
-  flag: string,
+  what: string,
   min: number,
   max: number,
   fail: (m: string) => never,
 ): number {
   const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
   if (!(n >= min && n <= max)) {
-    fail(`--${flag} must be an integer from ${min} to ${max}, got "${v}"`);
+    fail(`${what} must be an integer from ${min} to ${max}, got "${v}"`);
   }
   return n;
 }
@@ -471,17 +515,17 @@ export function parseSize(v: string): number | undefined {
 /** A size, or undefined for "auto" (the engine decides). */
 function autoSize(
   v: string,
-  flag: string,
+  what: string,
   fail: (m: string) => never,
 ): number | undefined {
-  return v === "auto" ? undefined : size(v, flag, fail);
+  return v === "auto" ? undefined : size(v, what, fail);
 }
 
-function size(v: string, flag: string, fail: (m: string) => never): number {
+function size(v: string, what: string, fail: (m: string) => never): number {
   const n = parseSize(v);
   if (n === undefined) {
     fail(
-      `--${flag} must be a positive size such as 4096, 512K or 64MiB, got "${v}"`,
+      `${what} must be a positive size such as 4096, 512K or 64MiB, got "${v}"`,
     );
   }
   return n!;

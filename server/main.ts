@@ -13,6 +13,7 @@
 import { open, verify } from "../mod.ts";
 import { createHandler, type LogFn } from "./app.ts";
 import {
+  exposureWarning,
   parseCommandLine,
   type ServeConfig,
   UsageError,
@@ -73,6 +74,8 @@ export async function main(args: string[]): Promise<number> {
 
 async function serve(cfg: ServeConfig): Promise<number> {
   const log = createLogger(cfg.logFormat);
+  const exposed = exposureWarning(cfg.host, cfg.authToken);
+  if (exposed !== undefined) log("warn", exposed, { host: cfg.host });
   let cert: string | undefined;
   let key: string | undefined;
   if (cfg.tlsCert !== undefined && cfg.tlsKey !== undefined) {

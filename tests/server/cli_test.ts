@@ -2,6 +2,7 @@
 import { deepEqual, match, ok, throws } from "node:assert/strict";
 import {
   commandHelp,
+  exposureWarning,
   mainHelp,
   parseCommandLine,
   parseSize,
@@ -43,6 +44,58 @@ Deno.test("every flag has a SHALE_* env var and flags win over it", () => {
   deepEqual(c.blockCacheBytes, 512 << 10);
   deepEqual(c.accessLog, true);
   deepEqual(c.host, "127.0.0.1");
+});
+
+Deno.test("a bad value is reported under the name it was given by: flag or env var", () => {
+  const env: Record<string, string> = {
+    SHALE_SYNC: "bogus",
+    SHALE_PORT: "99999",
+    SHALE_MEMTABLE_SIZE: "lots",
+    SHALE_MAX_KEY_SIZE: "5000",
+    SHALE_AUTH_TOKEN: "two words",
+    SHALE_TLS_CERT: "c.pem",
+    SHALE_LOG_FORMAT: "xml",
+  };
+  const cases: [string, RegExp][] = [
+    [
+      "SHALE_SYNC",
+      /^SHALE_SYNC must be one of always, interval, none, got "bogus"$/,
+    ],
+    ["SHALE_PORT", /^SHALE_PORT must be an integer from 0 to 65535/],
+    ["SHALE_MEMTABLE_SIZE", /^SHALE_MEMTABLE_SIZE must be a positive size/],
+    ["SHALE_MAX_KEY_SIZE", /^SHALE_MAX_KEY_SIZE must be from 1 to 4096$/],
+    ["SHALE_AUTH_TOKEN", /^SHALE_AUTH_TOKEN must be printable ASCII/],
+    ["SHALE_TLS_CERT", /^SHALE_TLS_CERT and --tls-key must be given together$/],
+    ["SHALE_LOG_FORMAT", /^SHALE_LOG_FORMAT must be one of text, json/],
+  ];
+  for (const [name, re] of cases) {
+    throws(
+      () =>
+        parseCommandLine(["serve"], (n) => (n === name ? env[n] : undefined)),
+      (err: unknown) => err instanceof UsageError && re.test(err.message),
+      name,
+    );
+  }
+  // The same value given as a flag is reported under the flag.
+  throws(
+    () => parseCommandLine(["serve", "--sync", "bogus"], noEnv),
+    (err: unknown) =>
+      err instanceof UsageError && /^--sync must be one of/.test(err.message),
+  );
+});
+
+Deno.test("a non-loopback host without an auth token gets a warning", () => {
+  for (const host of ["0.0.0.0", "::", "[::]", "192.168.1.5", "example.com"]) {
+    match(
+      exposureWarning(host, undefined) ?? "",
+      /without an auth token/,
+      host,
+    );
+    deepEqual(exposureWarning(host, "tok"), undefined, host);
+  }
+  for (const host of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"]) {
+    deepEqual(exposureWarning(host, undefined), undefined, host);
+  }
 });
 
 Deno.test("bad command lines are usage errors", () => {

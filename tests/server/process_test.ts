@@ -197,6 +197,27 @@ Deno.test("env vars configure serve (auth, JSON logs), flags win, TLS flags serv
   }
 });
 
+Deno.test("--host 0.0.0.0 without an auth token starts with a warning line", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
+  try {
+    const { proc } = await startServe(dir, ["--host", "0.0.0.0"]);
+    const first = proc.output().split("\n")[0];
+    match(
+      first,
+      /warn.*listening on 0\.0\.0\.0, which other machines can reach, without an auth token/,
+    );
+    proc.child.kill("SIGTERM");
+    deepEqual(await proc.finished, 0);
+    // Loopback: no warning.
+    const quiet = await startServe(dir);
+    ok(!/auth token/.test(quiet.proc.output()), quiet.proc.output());
+    quiet.proc.child.kill("SIGTERM");
+    deepEqual(await quiet.proc.finished, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("usage errors exit 2 with a clear message; --help and --version exit 0", async () => {
   const bad = await spawn(["serve", "--no-such-flag"]);
   deepEqual(await bad.finished, 2);
