@@ -104,8 +104,10 @@ const RANGE_PARAMS = [
 const DEFAULT_SCAN_LIMIT = 1000;
 /** 100 years: beyond that a TTL is a mistake, and the sum would lose precision. */
 const MAX_TTL_SECONDS = 100 * 365 * 24 * 3600;
-const CURSOR_VERSION = 1;
+const CURSOR_VERSION = 2;
 const SNAPSHOT_ID_BYTES = 16;
+/** Bytes of the range-parameter digest a cursor carries. */
+const CURSOR_BINDING_BYTES = 8;
 const KNOWN_METHODS = new Set([
   "GET",
   "HEAD",
@@ -235,18 +237,18 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     throw new HttpError(404, "unknown_route", `no route for ${clip(path)}`);
   }
 
-  /** GET and HEAD share one body-less implementation; HEAD drops the body. */
-  function readOnly(
+  /** GET and HEAD share one implementation; HEAD drops the body, not its headers. */
+  async function readOnly(
     ctx: Ctx,
     allow: string,
     fn: () => Response,
-  ): Response {
+  ): Promise<Response> {
     const method = ctx.req.method;
     if (method !== "GET" && method !== "HEAD") {
       return methodNotAllowed(method, allow);
     }
     const res = fn();
-    return method === "HEAD" ? withoutBody(res) : res;
+    return method === "HEAD" ? await withoutBody(res) : res;
   }
 
   function methodNotAllowed(method: string, allow: string): Response {
@@ -531,6 +533,9 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     releaseExpired(now);
     let snapshot: Snapshot | undefined;
     let snapshotId: string | undefined;
+    // A cursor only continues the range it was made for: limit and
+    // keys_only may change between pages, the bounds may not.
+    const binding = cursorBinding(p.get("start"), p.get("end"), prefix);
     const cursorText = p.get("cursor");
     if (cursorText !== undefined && cursorText.length > 0) {
       const c = decodeCursor(ascii(cursorText, "cursor"));
@@ -539,6 +544,13 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
           400,
           "invalid_cursor",
           "cursor was made for the other scan direction",
+        );
+      }
+      if (compareBytes(c.binding, binding) !== 0) {
+        throw new HttpError(
+          400,
+          "invalid_cursor",
+          "cursor was made for other range parameters (start, end, prefix); repeat them unchanged with the cursor",
         );
       }
       // Resume strictly after (or, reversed, before) the last key returned.
@@ -601,7 +613,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       snapshotId ??= randomId();
       held.set(snapshotId, { snapshot, expiresAt: now + cursorTtlMs });
       releaseExpired(now);
-      next = `"${encodeCursor(reverse, snapshotId, lastKey)}"`;
+      next = `"${encodeCursor(reverse, binding, snapshotId, lastKey)}"`;
     } else {
       if (snapshotId !== undefined) held.delete(snapshotId);
       releaseQuietly(snapshot);
@@ -917,9 +929,18 @@ function notFound(): HttpError {
   return new HttpError(404, "not_found", "key not found");
 }
 
-function withoutBody(res: Response): Response {
+/**
+ * The answer to HEAD: GET's status and headers, Content-Length included
+ * (RFC 9110 9.3.2), without the body. The bodies of these routes are small
+ * and already in memory.
+ */
+async function withoutBody(res: Response): Promise<Response> {
   const headers = new Headers(res.headers);
-  res.body?.cancel().catch(() => {});
+  if (res.body !== null && !headers.has("content-length")) {
+    headers.set("content-length", String((await res.arrayBuffer()).byteLength));
+  } else {
+    res.body?.cancel().catch(() => {});
+  }
   return new Response(null, { status: res.status, headers });
 }
 
@@ -1026,37 +1047,68 @@ function tagsMatch(tags: Tags, version: number, strong: boolean): boolean {
 }
 
 /*
- * Cursor bytes (then base64url): [version u8 = 1][flags u8: bit 0 reverse]
- * [snapshot id, 16 bytes][last key returned, rest]. The snapshot id names a
- * snapshot this process holds; when it has expired (or the server restarted)
- * the scan continues at the latest state, still strictly after the last key,
- * so no key is returned twice.
+ * Cursor bytes (then base64url): [version u8 = 2][flags u8: bit 0 reverse]
+ * [range binding, 8 bytes][snapshot id, 16 bytes][last key returned, rest].
+ * The binding is a digest of the request's start, end and prefix, so a
+ * cursor cannot continue another range. The snapshot id names a snapshot
+ * this process holds; when it has expired (or the server restarted) the scan
+ * continues at the latest state, still strictly after the last key, so no
+ * key is returned twice.
  */
+
+/** The first bytes of SHA-256 over start, end and prefix (each absent or length-prefixed). */
+function cursorBinding(
+  start: Uint8Array | undefined,
+  end: Uint8Array | undefined,
+  prefix: Uint8Array | undefined,
+): Uint8Array {
+  const h = createHash("sha256");
+  for (const part of [start, end, prefix]) {
+    // An empty bound is no bound (as in the scan itself).
+    if (part === undefined || part.length === 0) {
+      h.update(new Uint8Array([0]));
+    } else {
+      const len = new Uint8Array(5);
+      len[0] = 1;
+      new DataView(len.buffer).setUint32(1, part.length);
+      h.update(len).update(part);
+    }
+  }
+  return new Uint8Array(h.digest().subarray(0, CURSOR_BINDING_BYTES));
+}
+
 function encodeCursor(
   reverse: boolean,
+  binding: Uint8Array,
   snapshotId: string,
   lastKey: Uint8Array,
 ): string {
-  const out = new Uint8Array(2 + SNAPSHOT_ID_BYTES + lastKey.length);
+  const head = 2 + CURSOR_BINDING_BYTES + SNAPSHOT_ID_BYTES;
+  const out = new Uint8Array(head + lastKey.length);
   out[0] = CURSOR_VERSION;
   out[1] = reverse ? 1 : 0;
-  out.set(Uint8Array.fromHex(snapshotId), 2);
-  out.set(lastKey, 2 + SNAPSHOT_ID_BYTES);
+  out.set(binding, 2);
+  out.set(Uint8Array.fromHex(snapshotId), 2 + CURSOR_BINDING_BYTES);
+  out.set(lastKey, head);
   return out.toBase64({ alphabet: "base64url", omitPadding: true });
 }
 
 function decodeCursor(
   text: string,
-): { reverse: boolean; snapshotId: string; lastKey: Uint8Array } {
+): {
+  reverse: boolean;
+  binding: Uint8Array;
+  snapshotId: string;
+  lastKey: Uint8Array;
+} {
   let b: Uint8Array;
   try {
     b = Uint8Array.fromBase64(text, { alphabet: "base64url" });
   } catch {
     b = new Uint8Array(0);
   }
-  if (
-    b.length < 2 + SNAPSHOT_ID_BYTES + 1 || b[0] !== CURSOR_VERSION || b[1] > 1
-  ) {
+  const head = 2 + CURSOR_BINDING_BYTES + SNAPSHOT_ID_BYTES;
+  if (b.length < head + 1 || b[0] !== CURSOR_VERSION || b[1] > 1) {
     throw new HttpError(
       400,
       "invalid_cursor",
@@ -1065,7 +1117,8 @@ function decodeCursor(
   }
   return {
     reverse: b[1] === 1,
-    snapshotId: b.subarray(2, 2 + SNAPSHOT_ID_BYTES).toHex(),
-    lastKey: b.slice(2 + SNAPSHOT_ID_BYTES),
+    binding: b.slice(2, 2 + CURSOR_BINDING_BYTES),
+    snapshotId: b.subarray(2 + CURSOR_BINDING_BYTES, head).toHex(),
+    lastKey: b.slice(head),
   };
 }

@@ -775,3 +775,88 @@ Deno.test("keys starting with byte 0x00 are reserved: writes are refused and sca
     }
   });
 });
+
+Deno.test("HEAD on /kv/range, /stats and /metrics carries GET's headers", async () => {
+  await withServer({}, async ({ base }) => {
+    for (const k of ["a", "b", "c"]) await put(base, k, `value-${k}`);
+    for (const path of ["/kv/range?limit=2", "/stats", "/metrics"]) {
+      const get = await fetch(`${base}${path}`);
+      const body = await get.arrayBuffer();
+      const head = await fetch(`${base}${path}`, { method: "HEAD" });
+      deepEqual(head.status, 200, path);
+      deepEqual(await head.text(), "", path);
+      deepEqual(
+        head.headers.get("content-type"),
+        get.headers.get("content-type"),
+        path,
+      );
+      const length = Number(head.headers.get("content-length"));
+      // /stats and /metrics count requests, so only the range page's length
+      // is the same from one request to the next.
+      if (path.startsWith("/kv/range")) {
+        deepEqual(length, body.byteLength, path);
+      } else {
+        ok(length > 100, `${path}: content-length ${length}`);
+      }
+    }
+  });
+});
+
+Deno.test("a cursor reused with other range parameters is refused", async () => {
+  await withServer({}, async ({ base }) => {
+    for (const k of ["a1", "a2", "a3", "a4", "b1", "b2", "b3"]) {
+      await put(base, k, "v");
+    }
+    const first = await (await fetch(`${base}/kv/range?prefix=a&limit=2`))
+      .json();
+    const cursor = encodeURIComponent(first.next);
+    for (
+      const other of [
+        "prefix=b",
+        "start=b",
+        "start=a&end=a3",
+        "end=z",
+        "prefix=a&reverse=true",
+        "",
+      ]
+    ) {
+      const res = await fetch(`${base}/kv/range?${other}&cursor=${cursor}`);
+      const body = await res.text();
+      deepEqual(res.status, 400, `${other}: ${body}`);
+      deepEqual(errorCode(body), "invalid_cursor", other);
+    }
+    // Same range: limit and keys_only may change from page to page.
+    const next = await fetch(
+      `${base}/kv/range?prefix=a&limit=5&keys_only=true&cursor=${cursor}`,
+    );
+    deepEqual(next.status, 200);
+    deepEqual(
+      (await next.json()).items.map((i: Item) => unb64(i.key)),
+      ["a3", "a4"],
+    );
+  });
+});
+
+Deno.test("batch base64 is lenient as documented: alphabets, padding, whitespace", async () => {
+  await withServer({}, async ({ base, db }) => {
+    const keys = ["YQ==", "Yg", " Y w = = ", "ZB==", "_-8"];
+    const res = await fetch(`${base}/kv/batch`, {
+      method: "POST",
+      body: JSON.stringify({
+        ops: keys.map((key) => ({ op: "put", key, value: "dg" })),
+      }),
+    });
+    deepEqual(res.status, 200, await res.text());
+    for (const k of ["a", "b", "c", "d"]) {
+      deepEqual(db.get(b(k))?.value, b("v"));
+    }
+    deepEqual(db.get(new Uint8Array([0xff, 0xef]))?.value, b("v"));
+    const bad = await fetch(`${base}/kv/batch`, {
+      method: "POST",
+      body: JSON.stringify({ ops: [{ op: "put", key: "YQ=", value: "dg" }] }),
+    });
+    const body = await bad.text();
+    deepEqual(bad.status, 400);
+    deepEqual(errorCode(body), "invalid_base64");
+  });
+});
