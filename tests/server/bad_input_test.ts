@@ -2,7 +2,7 @@
  * A few hundred malformed requests over raw TCP: every answer is a 4xx with
  * the JSON error shape, the server stays healthy, earlier data is intact.
  */
-import { deepEqual, ok } from "node:assert/strict";
+import { deepEqual, equal, ok } from "node:assert/strict";
 import { b, b64, errorCode, rawRequest, withServer } from "./_helpers.ts";
 import { prng } from "../_helpers.ts";
 
@@ -238,5 +238,26 @@ Deno.test("a few hundred malformed requests all get a 4xx JSON error; data survi
     deepEqual(logs, [], "no server faults logged");
     const stats = await (await fetch(`${base}/stats`)).json();
     deepEqual(stats.server.serverErrors, 0);
+  });
+});
+
+Deno.test("a request head over 64 KiB gets the HTTP layer's bare 400, as documented; long keys below it get JSON", async () => {
+  await withServer({}, async ({ port }) => {
+    // Deno's HTTP layer refuses a request line plus headers over 64 KiB
+    // before shale sees the request, with no body (docs/HTTP.md, Limits).
+    const tooLong = await rawRequest(
+      port,
+      `GET /kv/${"k".repeat(70_000)} HTTP/1.1\r\nHost: x`,
+    );
+    equal(tooLong.status, 400);
+    equal(tooLong.body, "");
+    // Every key shale can store fits far below it, and a longer key that
+    // still fits gets the JSON 414.
+    const long = await rawRequest(
+      port,
+      `GET /kv/${"%41".repeat(20_000)} HTTP/1.1\r\nHost: x`,
+    );
+    equal(long.status, 414);
+    equal(errorCode(long.body), "key_too_long");
   });
 });
