@@ -81,6 +81,7 @@ import {
   VersionSet,
 } from "./version.ts";
 import {
+  closeMarker,
   createLog,
   encodeBatchOps,
   frameBatch,
@@ -361,8 +362,12 @@ export class Db {
     const replayedLogs: number[] = [];
     for (const n of logs) {
       const path = `${this.dir}/${fileName(n, "log")}`;
+      // Only the newest segment can end in a torn write: a segment is
+      // complete and durable before the next one gets its first record
+      // (#rotate), and one closed cleanly ends with a marker (close()).
       const { entries, log } = readWalEntries(fs, path, {
         salvage: this.options.salvage,
+        mayBeTorn: n === logs[logs.length - 1],
       });
       this.recovery.walFiles++;
       this.recovery.walRecords += log.records.length;
@@ -810,6 +815,10 @@ export class Db {
     const n = this.#nextFile++;
     let wal: WritableFile;
     try {
+      // The old segment must be complete on disk before the new one gets
+      // a record: recovery treats a bad tail in any but the newest segment
+      // as corruption. With sync "always" every record is already synced.
+      if (this.options.sync !== "always") await this.#wal.sync();
       wal = await createLog(
         this.#fs,
         `${this.dir}/${fileName(n, "log")}`,
@@ -1410,18 +1419,42 @@ export class Db {
     this.#closed = true;
     this.#wakeStalled();
     if (this.#intervalTimer !== undefined) clearInterval(this.#intervalTimer);
-    if (!this.#failure && this.options.sync !== "always") {
-      try {
-        await this.#wal.sync();
-      } catch (err) {
-        this.#fail(wrapIoError(err, "WAL sync on close"));
-      }
-    }
+    if (!this.#failure) await this.#markCleanClose();
     while (this.#flushing || this.#compacting) {
       await (this.#flushing ?? this.#compacting);
     }
     await this.#manifestChain;
     this.#abandon();
+  }
+
+  /**
+   * Makes every write durable, then ends the live WAL segment with a
+   * clean-close marker, so the next open knows the segment is complete: a
+   * damaged record in it is then corruption, never a torn write. Without
+   * the marker (a crash, or this failing) the next open treats a bad tail of
+   * the newest segment as torn, as before.
+   */
+  async #markCleanClose(): Promise<void> {
+    try {
+      if (this.options.sync !== "always") await this.#wal.sync();
+    } catch (err) {
+      this.#fail(wrapIoError(err, "WAL sync on close"));
+      return;
+    }
+    const size = this.#wal.size;
+    try {
+      this.#wal.append(closeMarker(size, this.#lastSeq));
+      await this.#wal.sync();
+    } catch {
+      // Every write is durable already; only the marker is missing, so the
+      // next open just cannot tell a damaged tail from a torn one. Cut the
+      // partial marker off (best effort: a torn marker is a torn tail).
+      try {
+        this.#wal.truncate(size);
+      } catch {
+        // left for the next open to truncate as a torn tail
+      }
+    }
   }
 
   /** Releases every resource without waiting for anything. */

@@ -259,9 +259,13 @@ function runVerify(cfg: VerifyConfig): number {
     if (tty) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
   }
   for (const t of report.tornTails) {
-    log("warn", "torn log tail (never acknowledged; the next open drops it)", {
-      ...t,
-    });
+    log(
+      "warn",
+      "WAL tail that can be a torn write (never acknowledged; the next open drops it)",
+      {
+        ...t,
+      },
+    );
   }
   for (const e of report.errors) {
     log("error", "corruption", {
