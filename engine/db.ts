@@ -149,6 +149,11 @@ export interface RecoveryInfo {
   tornTails: { file: string; offset: number; bytes: number; reason: string }[];
   skipped: { file: string; offset: number; reason: string }[];
   removedFiles: string[];
+  /**
+   * Things the operator should fix that do not stop the store, e.g. a data
+   * directory other users can read. The server logs each one at start.
+   */
+  warnings: string[];
 }
 
 interface PendingWrite {
@@ -170,6 +175,19 @@ function fileName(n: number, ext: string): string {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * A warning when an existing data directory can be read or entered by
+ * users other than its owner (a new one is created owner-only).
+ */
+function accessWarning(fs: FileSystem, dir: string): string | undefined {
+  if (!fs.exists(dir)) return undefined;
+  const mode = fs.dirMode(dir);
+  if (mode === null || (mode & 0o077) === 0) return undefined;
+  return `data directory ${dir} is accessible to other users (mode ${
+    mode.toString(8).padStart(4, "0")
+  }); run chmod 700 on it`;
+}
 
 /** Opens (creating if needed) the database in `dir`. */
 export function open(dir: string, options?: DbOptions): Promise<Db> {
@@ -240,6 +258,7 @@ export class Db {
     tornTails: [],
     skipped: [],
     removedFiles: [],
+    warnings: [],
   };
   #counters = {
     puts: 0,
@@ -316,6 +335,7 @@ export class Db {
     const started = performance.now();
     const opts = resolveOptions(options);
     const fs = opts.fs ?? realFs;
+    const warning = accessWarning(fs, dir);
     fs.mkdirp(dir);
     const lock = fs.lock(`${dir}/LOCK`);
     let db: Db | undefined;
@@ -323,6 +343,7 @@ export class Db {
       const found = readManifest(fs, dir);
       const state = found?.state ?? emptyState();
       db = new Db(dir, opts, fs, lock, state);
+      if (warning) db.recovery.warnings.push(warning);
       await db.#recover(found);
       db.recovery.ms = performance.now() - started;
       return db;
@@ -341,10 +362,13 @@ export class Db {
     let maxNumber = 0;
     const logs: number[] = [];
     for (const name of names) {
+      // Every numbered name counts, leftovers included: new files are
+      // created exclusively, so a number must never be handed out twice.
+      const any = /^(?:MANIFEST-)?(\d{6,})\./.exec(name + ".");
+      if (any) maxNumber = Math.max(maxNumber, Number(any[1]));
       const m = /^(\d{6,})\.(log|sst)$/.exec(name);
       if (!m) continue;
       const n = Number(m[1]);
-      maxNumber = Math.max(maxNumber, n);
       if (m[2] === "log" && n >= this.#state.logNumber) logs.push(n);
     }
     const mf = oldManifest ? Number(oldManifest.slice(9)) : 0;

@@ -43,10 +43,27 @@ export interface DirLock {
   release(): void;
 }
 
+/** Options of {@link FileSystem.openWritable}. */
+export interface OpenWritableOptions {
+  /** Start empty (truncate an existing file). */
+  truncate?: boolean;
+  /**
+   * Create the file exclusively (O_CREAT|O_EXCL): fail if anything exists at
+   * `path`, a symlink included, so a planted link can never make the engine
+   * write through it to another file.
+   */
+  exclusive?: boolean;
+}
+
+/** Mode of every file the engine creates: owner read and write only. */
+export const FILE_MODE = 0o600;
+/** Mode of a data directory the engine creates: owner only. */
+export const DIR_MODE = 0o700;
+
 /** File operations used by the engine. Paths are absolute or relative to cwd. */
 export interface FileSystem {
-  /** Creates (truncating) or opens a file for appending. */
-  openWritable(path: string, opts?: { truncate?: boolean }): WritableFile;
+  /** Creates (truncating, or exclusively) or opens a file for appending; new files get {@link FILE_MODE}. */
+  openWritable(path: string, opts?: OpenWritableOptions): WritableFile;
   openReadable(path: string): ReadableFile;
   readFile(path: string): Uint8Array;
   exists(path: string): boolean;
@@ -56,10 +73,16 @@ export interface FileSystem {
   rename(from: string, to: string): void;
   remove(path: string): void;
   readDir(dir: string): string[];
+  /** Creates `dir` and missing parents with {@link DIR_MODE}. */
   mkdirp(dir: string): void;
+  /** Permission bits of an existing directory, or null where there are none (Windows). */
+  dirMode(dir: string): number | null;
   /** fsyncs a directory so renames and creations in it are durable. */
   syncDir(dir: string): Promise<void>;
-  /** Takes an exclusive, non-blocking lock; throws LockedError when held elsewhere. */
+  /**
+   * Takes an exclusive, non-blocking lock on the data directory that holds
+   * the lock file `path`; throws LockedError when held elsewhere.
+   */
   lock(path: string): DirLock;
 }
 
@@ -137,13 +160,16 @@ class RealReadable implements ReadableFile {
 
 /** The real file system. */
 export class RealFileSystem implements FileSystem {
-  openWritable(path: string, opts?: { truncate?: boolean }): WritableFile {
+  openWritable(path: string, opts?: OpenWritableOptions): WritableFile {
     try {
+      const fresh = (opts?.truncate ?? false) || (opts?.exclusive ?? false);
       const file = Deno.openSync(path, {
         write: true,
-        create: true,
+        create: !opts?.exclusive,
+        createNew: opts?.exclusive ?? false,
         truncate: opts?.truncate ?? false,
-        append: !(opts?.truncate ?? false),
+        append: !fresh,
+        mode: FILE_MODE,
       });
       const size = file.statSync().size;
       return new RealWritable(path, file, size);
@@ -194,7 +220,11 @@ export class RealFileSystem implements FileSystem {
     return [...Deno.readDirSync(dir)].map((e) => e.name);
   }
   mkdirp(dir: string): void {
-    Deno.mkdirSync(dir, { recursive: true });
+    Deno.mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+  }
+  dirMode(dir: string): number | null {
+    const mode = Deno.statSync(dir).mode;
+    return mode === null ? null : mode & 0o777;
   }
   async syncDir(dir: string): Promise<void> {
     const f = await Deno.open(dir, { read: true });
@@ -205,20 +235,43 @@ export class RealFileSystem implements FileSystem {
     }
   }
   lock(path: string): DirLock {
-    const file = Deno.openSync(path, { read: true, write: true, create: true });
-    if (!file.tryLockSync(true)) {
-      file.close();
-      throw new LockedError(path.replace(/\/LOCK$/, ""));
-    }
-    return {
-      release() {
+    // The lock is held on the directory itself: deleting or replacing the
+    // LOCK file cannot let a second process in. The LOCK file is locked too,
+    // for older shale versions that only look at it.
+    const dir = path.replace(/\/[^/]*$/, "") || ".";
+    const files: Deno.FsFile[] = [];
+    const release = () => {
+      for (const f of files.reverse()) {
         try {
-          file.unlockSync();
-        } finally {
-          file.close();
+          f.unlockSync();
+        } catch {
+          // closing releases it anyway
         }
-      },
+        f.close();
+      }
     };
+    try {
+      for (
+        const f of [
+          () => Deno.openSync(dir, { read: true }),
+          () =>
+            Deno.openSync(path, {
+              read: true,
+              write: true,
+              create: true,
+              mode: FILE_MODE,
+            }),
+        ]
+      ) {
+        const file = f();
+        files.push(file);
+        if (!file.tryLockSync(true)) throw new LockedError(dir);
+      }
+    } catch (err) {
+      release();
+      throw err;
+    }
+    return { release };
   }
 }
 
@@ -259,13 +312,14 @@ export class FaultyFileSystem implements FileSystem {
     if (err) throw err;
   }
 
-  openWritable(path: string, opts?: { truncate?: boolean }): WritableFile {
+  openWritable(path: string, opts?: OpenWritableOptions): WritableFile {
     this.#check("open", path);
     const inner = this.#inner.openWritable(path, opts);
-    if (opts?.truncate || !this.#synced.has(path)) {
+    const fresh = opts?.truncate || opts?.exclusive;
+    if (fresh || !this.#synced.has(path)) {
       // A file we have not seen synced is durable only up to what existed
       // before this process touched it.
-      this.#synced.set(path, opts?.truncate ? 0 : inner.size);
+      this.#synced.set(path, fresh ? 0 : inner.size);
     }
     const check = (op: FaultOp) => this.#check(op, path);
     const synced = this.#synced;
@@ -331,6 +385,9 @@ export class FaultyFileSystem implements FileSystem {
   }
   mkdirp(dir: string): void {
     this.#inner.mkdirp(dir);
+  }
+  dirMode(dir: string): number | null {
+    return this.#inner.dirMode(dir);
   }
   async syncDir(dir: string): Promise<void> {
     this.#check("syncDir", dir);

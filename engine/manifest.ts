@@ -330,7 +330,9 @@ export async function setCurrent(
   manifest: string,
 ): Promise<void> {
   const tmp = `${dir}/CURRENT.tmp`;
-  const f = fs.openWritable(tmp, { truncate: true });
+  // A leftover (or a planted symlink) is unlinked, never written through.
+  fs.remove(tmp);
+  const f = fs.openWritable(tmp, { exclusive: true });
   try {
     f.append(new TextEncoder().encode(manifest + "\n"));
     await f.sync();

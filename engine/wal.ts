@@ -112,13 +112,17 @@ export function findCloseMarker(bytes: Uint8Array): number {
   return readU64(bytes, pos + RECORD_HEADER_SIZE) === pos ? pos : -1;
 }
 
-/** Creates a new log file with its header, synced, ready for appends. */
+/**
+ * Creates a new log file (exclusively: log names are never reused, and an
+ * existing file or symlink there is refused) with its header, synced, ready
+ * for appends.
+ */
 export async function createLog(
   fs: FileSystem,
   path: string,
   magic: number,
 ): Promise<WritableFile> {
-  const f = fs.openWritable(path, { truncate: true });
+  const f = fs.openWritable(path, { exclusive: true });
   f.append(logHeader(magic));
   await f.sync();
   return f;

@@ -109,6 +109,9 @@ async function serve(cfg: ServeConfig): Promise<number> {
     return 1;
   }
   const recoveryMs = Math.round((performance.now() - t0) * 10) / 10;
+  for (const w of db.recovery.warnings) {
+    log("warn", w, { data_dir: cfg.dataDir });
+  }
   for (const t of db.recovery.tornTails) {
     log("warn", "recovery found a torn log tail (never acknowledged)", {
       ...t,
