@@ -177,6 +177,27 @@ function fileName(n: number, ext: string): string {
 const EMPTY = new Uint8Array(0);
 
 /**
+ * Creates the data directory and missing parents, and fsyncs the parent of
+ * each one created: until then a power cut can drop the new directory's
+ * entry, and every acknowledged write in it with it.
+ */
+async function makeDataDir(fs: FileSystem, dir: string): Promise<void> {
+  const created: string[] = [];
+  for (let d = dir.replace(/\/+$/, ""); d && !fs.exists(d);) {
+    created.unshift(d);
+    const i = d.lastIndexOf("/");
+    if (i <= 0) break;
+    d = d.slice(0, i);
+  }
+  if (created.length === 0) return;
+  fs.mkdirp(dir);
+  for (const d of created) {
+    const i = d.lastIndexOf("/");
+    await fs.syncDir(i > 0 ? d.slice(0, i) : i === 0 ? "/" : ".");
+  }
+}
+
+/**
  * A warning when an existing data directory can be read or entered by
  * users other than its owner (a new one is created owner-only).
  */
@@ -336,7 +357,7 @@ export class Db {
     const opts = resolveOptions(options);
     const fs = opts.fs ?? realFs;
     const warning = accessWarning(fs, dir);
-    fs.mkdirp(dir);
+    await makeDataDir(fs, dir);
     const lock = fs.lock(`${dir}/LOCK`);
     let db: Db | undefined;
     try {
