@@ -62,9 +62,11 @@ import type {
 import {
   applyEdit,
   emptyState,
+  manifestName,
   ManifestWriter,
   NUM_LEVELS,
   readManifest,
+  setCurrent,
 } from "./manifest.ts";
 import { Memtable } from "./memtable.ts";
 import type { DbOptions, ResolvedOptions } from "./options.ts";
@@ -303,6 +305,7 @@ export class Db {
     compactBytesWritten: 0,
     compactMs: 0,
     compactDropped: 0,
+    manifestRolls: 0,
     maxEventLoopStallMs: 0,
   };
 
@@ -1166,9 +1169,52 @@ export class Db {
       await this.#manifest.append(edit);
       applyEdit(this.#state, edit);
       this.#versions.install(this.#buildVersion(edit));
+      const m = this.#manifest;
+      if (
+        m.size >= this.options.maxManifestBytes &&
+        m.size >= 4 * m.snapshotBytes && !this.#failure
+      ) {
+        await this.#rollManifest();
+      }
     });
     this.#manifestChain = run.catch(() => {});
     return run;
+  }
+
+  /**
+   * Starts a new manifest holding the whole state and switches CURRENT to
+   * it; runs inside the manifest chain, so no edit interleaves. Crash-safe
+   * at every step: the new file is complete and durable before CURRENT
+   * names it (write temp, fdatasync, rename, fsync directory), and the old
+   * one is removed only after. Until the rename the old manifest is in
+   * charge, and a failure there just leaves the roll for the next edit; a
+   * failure during the switch leaves it unknown which manifest CURRENT
+   * names, so the store turns read-only (both are complete, and the next
+   * open reads whichever it is).
+   */
+  async #rollManifest(): Promise<void> {
+    const fs = this.#fs;
+    const n = this.#nextFile++;
+    this.#state.nextFileNumber = this.#nextFile;
+    let next: ManifestWriter;
+    try {
+      next = await ManifestWriter.start(fs, this.dir, n, this.#state);
+    } catch {
+      this.#removeQuietly(`${this.dir}/${manifestName(n)}`);
+      return;
+    }
+    try {
+      await setCurrent(fs, this.dir, next.name);
+    } catch (err) {
+      next.close();
+      this.#fail(wrapIoError(err, "manifest roll-over"));
+      return;
+    }
+    const old = this.#manifest;
+    this.#manifest = next;
+    old.close();
+    this.#removeQuietly(`${this.dir}/${old.name}`);
+    this.#counters.manifestRolls++;
   }
 
   #buildVersion(edit: VersionEdit): Version {
@@ -1425,6 +1471,11 @@ export class Db {
         immutableBytes: this.#imm.reduce((s, i) => s + i.mem.bytes, 0),
       },
       wal: { number: this.#walNumber, bytes: this.#wal.size },
+      manifest: {
+        name: this.#manifest.name,
+        bytes: this.#manifest.size,
+        snapshotBytes: this.#manifest.snapshotBytes,
+      },
       levels,
       tables: {
         open: this.#tables.size,

@@ -83,6 +83,8 @@ async function trial(
       background: "inline",
       sync: "always",
       memtableBytes: 4096,
+      // Small enough that cuts also land inside manifest roll-overs.
+      maxManifestBytes: 1024,
     });
   } catch (err) {
     assert.ok(cut, `open failed without a power cut: ${err}`);
