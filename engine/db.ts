@@ -85,6 +85,7 @@ import {
 import {
   closeMarker,
   createLog,
+  dataRecordCount,
   encodeBatchOps,
   frameBatch,
   readWalEntries,
@@ -418,7 +419,7 @@ export class Db {
         mayBeTorn: n === logs[logs.length - 1],
       });
       this.recovery.walFiles++;
-      this.recovery.walRecords += log.records.length;
+      this.recovery.walRecords += dataRecordCount(log);
       for (const s of log.skipped) {
         this.recovery.skipped.push({ file: path, ...s });
       }

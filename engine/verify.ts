@@ -14,7 +14,7 @@ import { realFs } from "./fs.ts";
 import { readManifest } from "./manifest.ts";
 import { TableReader } from "./sstable/reader.ts";
 import { tableFileName } from "./sstable/writer.ts";
-import { readWalEntries } from "./wal.ts";
+import { dataRecordCount, readWalEntries } from "./wal.ts";
 
 /** One problem found by verify. */
 export interface VerifyError {
@@ -144,7 +144,7 @@ export function verify(dir: string, opts: VerifyOptions = {}): VerifyReport {
           salvage: true,
           mayBeTorn: name === logs[logs.length - 1],
         });
-        report.walRecords += log.records.length;
+        report.walRecords += dataRecordCount(log);
         for (const s of log.skipped) {
           report.errors.push({
             file: path,

@@ -128,6 +128,11 @@ export async function createLog(
   return f;
 }
 
+/** Records of a log that carry data: every record but a clean-close marker. */
+export function dataRecordCount(log: LogReadResult): number {
+  return log.records.length - (log.closedAt === undefined ? 0 : 1);
+}
+
 /** One record read back from a log. */
 export interface LogRecord {
   type: number;
