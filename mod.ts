@@ -37,7 +37,7 @@ export {
 export { FaultyFileSystem, realFs } from "./engine/fs.ts";
 /** Small byte arrays carved from shared slabs (cheaper than `new Uint8Array`). */
 export { Arena } from "./engine/coding.ts";
-export type { FileSystem } from "./engine/fs.ts";
+export type { FileSystem, OpenWritableOptions } from "./engine/fs.ts";
 export { verify } from "./engine/verify.ts";
 export type {
   VerifyError,

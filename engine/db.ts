@@ -62,9 +62,11 @@ import type {
 import {
   applyEdit,
   emptyState,
+  manifestName,
   ManifestWriter,
   NUM_LEVELS,
   readManifest,
+  setCurrent,
 } from "./manifest.ts";
 import { Memtable } from "./memtable.ts";
 import type { DbOptions, ResolvedOptions } from "./options.ts";
@@ -81,7 +83,9 @@ import {
   VersionSet,
 } from "./version.ts";
 import {
+  closeMarker,
   createLog,
+  dataRecordCount,
   encodeBatchOps,
   frameBatch,
   readWalEntries,
@@ -148,6 +152,11 @@ export interface RecoveryInfo {
   tornTails: { file: string; offset: number; bytes: number; reason: string }[];
   skipped: { file: string; offset: number; reason: string }[];
   removedFiles: string[];
+  /**
+   * Things the operator should fix that do not stop the store, e.g. a data
+   * directory other users can read. The server logs each one at start.
+   */
+  warnings: string[];
 }
 
 interface PendingWrite {
@@ -169,6 +178,40 @@ function fileName(n: number, ext: string): string {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Creates the data directory and missing parents, and fsyncs the parent of
+ * each one created: until then a power cut can drop the new directory's
+ * entry, and every acknowledged write in it with it.
+ */
+async function makeDataDir(fs: FileSystem, dir: string): Promise<void> {
+  const created: string[] = [];
+  for (let d = dir.replace(/\/+$/, ""); d && !fs.exists(d);) {
+    created.unshift(d);
+    const i = d.lastIndexOf("/");
+    if (i <= 0) break;
+    d = d.slice(0, i);
+  }
+  if (created.length === 0) return;
+  fs.mkdirp(dir);
+  for (const d of created) {
+    const i = d.lastIndexOf("/");
+    await fs.syncDir(i > 0 ? d.slice(0, i) : i === 0 ? "/" : ".");
+  }
+}
+
+/**
+ * A warning when an existing data directory can be read or entered by
+ * users other than its owner (a new one is created owner-only).
+ */
+function accessWarning(fs: FileSystem, dir: string): string | undefined {
+  if (!fs.exists(dir)) return undefined;
+  const mode = fs.dirMode(dir);
+  if (mode === null || (mode & 0o077) === 0) return undefined;
+  return `data directory ${dir} is accessible to other users (mode ${
+    mode.toString(8).padStart(4, "0")
+  }); run chmod 700 on it`;
+}
 
 /** Opens (creating if needed) the database in `dir`. */
 export function open(dir: string, options?: DbOptions): Promise<Db> {
@@ -239,6 +282,7 @@ export class Db {
     tornTails: [],
     skipped: [],
     removedFiles: [],
+    warnings: [],
   };
   #counters = {
     puts: 0,
@@ -262,6 +306,7 @@ export class Db {
     compactBytesWritten: 0,
     compactMs: 0,
     compactDropped: 0,
+    manifestRolls: 0,
     maxEventLoopStallMs: 0,
   };
 
@@ -315,13 +360,15 @@ export class Db {
     const started = performance.now();
     const opts = resolveOptions(options);
     const fs = opts.fs ?? realFs;
-    fs.mkdirp(dir);
+    const warning = accessWarning(fs, dir);
+    await makeDataDir(fs, dir);
     const lock = fs.lock(`${dir}/LOCK`);
     let db: Db | undefined;
     try {
       const found = readManifest(fs, dir);
       const state = found?.state ?? emptyState();
       db = new Db(dir, opts, fs, lock, state);
+      if (warning) db.recovery.warnings.push(warning);
       await db.#recover(found);
       db.recovery.ms = performance.now() - started;
       return db;
@@ -340,10 +387,13 @@ export class Db {
     let maxNumber = 0;
     const logs: number[] = [];
     for (const name of names) {
+      // Every numbered name counts, leftovers included: new files are
+      // created exclusively, so a number must never be handed out twice.
+      const any = /^(?:MANIFEST-)?(\d{6,})\./.exec(name + ".");
+      if (any) maxNumber = Math.max(maxNumber, Number(any[1]));
       const m = /^(\d{6,})\.(log|sst)$/.exec(name);
       if (!m) continue;
       const n = Number(m[1]);
-      maxNumber = Math.max(maxNumber, n);
       if (m[2] === "log" && n >= this.#state.logNumber) logs.push(n);
     }
     const mf = oldManifest ? Number(oldManifest.slice(9)) : 0;
@@ -361,11 +411,15 @@ export class Db {
     const replayedLogs: number[] = [];
     for (const n of logs) {
       const path = `${this.dir}/${fileName(n, "log")}`;
+      // Only the newest segment can end in a torn write: a segment is
+      // complete and durable before the next one gets its first record
+      // (#rotate), and one closed cleanly ends with a marker (close()).
       const { entries, log } = readWalEntries(fs, path, {
         salvage: this.options.salvage,
+        mayBeTorn: n === logs[logs.length - 1],
       });
       this.recovery.walFiles++;
-      this.recovery.walRecords += log.records.length;
+      this.recovery.walRecords += dataRecordCount(log);
       for (const s of log.skipped) {
         this.recovery.skipped.push({ file: path, ...s });
       }
@@ -810,6 +864,10 @@ export class Db {
     const n = this.#nextFile++;
     let wal: WritableFile;
     try {
+      // The old segment must be complete on disk before the new one gets
+      // a record: recovery treats a bad tail in any but the newest segment
+      // as corruption. With sync "always" every record is already synced.
+      if (this.options.sync !== "always") await this.#wal.sync();
       wal = await createLog(
         this.#fs,
         `${this.dir}/${fileName(n, "log")}`,
@@ -1112,9 +1170,52 @@ export class Db {
       await this.#manifest.append(edit);
       applyEdit(this.#state, edit);
       this.#versions.install(this.#buildVersion(edit));
+      const m = this.#manifest;
+      if (
+        m.size >= this.options.maxManifestBytes &&
+        m.size >= 4 * m.snapshotBytes && !this.#failure
+      ) {
+        await this.#rollManifest();
+      }
     });
     this.#manifestChain = run.catch(() => {});
     return run;
+  }
+
+  /**
+   * Starts a new manifest holding the whole state and switches CURRENT to
+   * it; runs inside the manifest chain, so no edit interleaves. Crash-safe
+   * at every step: the new file is complete and durable before CURRENT
+   * names it (write temp, fdatasync, rename, fsync directory), and the old
+   * one is removed only after. Until the rename the old manifest is in
+   * charge, and a failure there just leaves the roll for the next edit; a
+   * failure during the switch leaves it unknown which manifest CURRENT
+   * names, so the store turns read-only (both are complete, and the next
+   * open reads whichever it is).
+   */
+  async #rollManifest(): Promise<void> {
+    const fs = this.#fs;
+    const n = this.#nextFile++;
+    this.#state.nextFileNumber = this.#nextFile;
+    let next: ManifestWriter;
+    try {
+      next = await ManifestWriter.start(fs, this.dir, n, this.#state);
+    } catch {
+      this.#removeQuietly(`${this.dir}/${manifestName(n)}`);
+      return;
+    }
+    try {
+      await setCurrent(fs, this.dir, next.name);
+    } catch (err) {
+      next.close();
+      this.#fail(wrapIoError(err, "manifest roll-over"));
+      return;
+    }
+    const old = this.#manifest;
+    this.#manifest = next;
+    old.close();
+    this.#removeQuietly(`${this.dir}/${old.name}`);
+    this.#counters.manifestRolls++;
   }
 
   #buildVersion(edit: VersionEdit): Version {
@@ -1371,6 +1472,11 @@ export class Db {
         immutableBytes: this.#imm.reduce((s, i) => s + i.mem.bytes, 0),
       },
       wal: { number: this.#walNumber, bytes: this.#wal.size },
+      manifest: {
+        name: this.#manifest.name,
+        bytes: this.#manifest.size,
+        snapshotBytes: this.#manifest.snapshotBytes,
+      },
       levels,
       tables: {
         open: this.#tables.size,
@@ -1410,18 +1516,42 @@ export class Db {
     this.#closed = true;
     this.#wakeStalled();
     if (this.#intervalTimer !== undefined) clearInterval(this.#intervalTimer);
-    if (!this.#failure && this.options.sync !== "always") {
-      try {
-        await this.#wal.sync();
-      } catch (err) {
-        this.#fail(wrapIoError(err, "WAL sync on close"));
-      }
-    }
+    if (!this.#failure) await this.#markCleanClose();
     while (this.#flushing || this.#compacting) {
       await (this.#flushing ?? this.#compacting);
     }
     await this.#manifestChain;
     this.#abandon();
+  }
+
+  /**
+   * Makes every write durable, then ends the live WAL segment with a
+   * clean-close marker, so the next open knows the segment is complete: a
+   * damaged record in it is then corruption, never a torn write. Without
+   * the marker (a crash, or this failing) the next open treats a bad tail of
+   * the newest segment as torn, as before.
+   */
+  async #markCleanClose(): Promise<void> {
+    try {
+      if (this.options.sync !== "always") await this.#wal.sync();
+    } catch (err) {
+      this.#fail(wrapIoError(err, "WAL sync on close"));
+      return;
+    }
+    const size = this.#wal.size;
+    try {
+      this.#wal.append(closeMarker(size, this.#lastSeq));
+      await this.#wal.sync();
+    } catch {
+      // Every write is durable already; only the marker is missing, so the
+      // next open just cannot tell a damaged tail from a torn one. Cut the
+      // partial marker off (best effort: a torn marker is a torn tail).
+      try {
+        this.#wal.truncate(size);
+      } catch {
+        // left for the next open to truncate as a torn tail
+      }
+    }
   }
 
   /** Releases every resource without waiting for anything. */

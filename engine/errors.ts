@@ -88,7 +88,7 @@ export class LockedError extends ShaleError {
   constructor(dir: string) {
     super(
       "locked",
-      `data directory ${dir} is locked by another process (LOCK file held)`,
+      `data directory ${dir} is locked by another process (or another open store in this one)`,
     );
   }
 }

@@ -43,10 +43,27 @@ export interface DirLock {
   release(): void;
 }
 
+/** Options of {@link FileSystem.openWritable}. */
+export interface OpenWritableOptions {
+  /** Start empty (truncate an existing file). */
+  truncate?: boolean;
+  /**
+   * Create the file exclusively (O_CREAT|O_EXCL): fail if anything exists at
+   * `path`, a symlink included, so a planted link can never make the engine
+   * write through it to another file.
+   */
+  exclusive?: boolean;
+}
+
+/** Mode of every file the engine creates: owner read and write only. */
+export const FILE_MODE = 0o600;
+/** Mode of a data directory the engine creates: owner only. */
+export const DIR_MODE = 0o700;
+
 /** File operations used by the engine. Paths are absolute or relative to cwd. */
 export interface FileSystem {
-  /** Creates (truncating) or opens a file for appending. */
-  openWritable(path: string, opts?: { truncate?: boolean }): WritableFile;
+  /** Creates (truncating, or exclusively) or opens a file for appending; new files get {@link FILE_MODE}. */
+  openWritable(path: string, opts?: OpenWritableOptions): WritableFile;
   openReadable(path: string): ReadableFile;
   readFile(path: string): Uint8Array;
   exists(path: string): boolean;
@@ -56,10 +73,16 @@ export interface FileSystem {
   rename(from: string, to: string): void;
   remove(path: string): void;
   readDir(dir: string): string[];
+  /** Creates `dir` and missing parents with {@link DIR_MODE}. */
   mkdirp(dir: string): void;
+  /** Permission bits of an existing directory, or null where there are none (Windows). */
+  dirMode(dir: string): number | null;
   /** fsyncs a directory so renames and creations in it are durable. */
   syncDir(dir: string): Promise<void>;
-  /** Takes an exclusive, non-blocking lock; throws LockedError when held elsewhere. */
+  /**
+   * Takes an exclusive, non-blocking lock on the data directory that holds
+   * the lock file `path`; throws LockedError when held elsewhere.
+   */
   lock(path: string): DirLock;
 }
 
@@ -137,13 +160,16 @@ class RealReadable implements ReadableFile {
 
 /** The real file system. */
 export class RealFileSystem implements FileSystem {
-  openWritable(path: string, opts?: { truncate?: boolean }): WritableFile {
+  openWritable(path: string, opts?: OpenWritableOptions): WritableFile {
     try {
+      const fresh = (opts?.truncate ?? false) || (opts?.exclusive ?? false);
       const file = Deno.openSync(path, {
         write: true,
-        create: true,
+        create: !opts?.exclusive,
+        createNew: opts?.exclusive ?? false,
         truncate: opts?.truncate ?? false,
-        append: !(opts?.truncate ?? false),
+        append: !fresh,
+        mode: FILE_MODE,
       });
       const size = file.statSync().size;
       return new RealWritable(path, file, size);
@@ -194,7 +220,11 @@ export class RealFileSystem implements FileSystem {
     return [...Deno.readDirSync(dir)].map((e) => e.name);
   }
   mkdirp(dir: string): void {
-    Deno.mkdirSync(dir, { recursive: true });
+    Deno.mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+  }
+  dirMode(dir: string): number | null {
+    const mode = Deno.statSync(dir).mode;
+    return mode === null ? null : mode & 0o777;
   }
   async syncDir(dir: string): Promise<void> {
     const f = await Deno.open(dir, { read: true });
@@ -205,20 +235,43 @@ export class RealFileSystem implements FileSystem {
     }
   }
   lock(path: string): DirLock {
-    const file = Deno.openSync(path, { read: true, write: true, create: true });
-    if (!file.tryLockSync(true)) {
-      file.close();
-      throw new LockedError(path.replace(/\/LOCK$/, ""));
-    }
-    return {
-      release() {
+    // The lock is held on the directory itself: deleting or replacing the
+    // LOCK file cannot let a second process in. The LOCK file is locked too,
+    // for older shale versions that only look at it.
+    const dir = path.replace(/\/[^/]*$/, "") || ".";
+    const files: Deno.FsFile[] = [];
+    const release = () => {
+      for (const f of files.reverse()) {
         try {
-          file.unlockSync();
-        } finally {
-          file.close();
+          f.unlockSync();
+        } catch {
+          // closing releases it anyway
         }
-      },
+        f.close();
+      }
     };
+    try {
+      for (
+        const f of [
+          () => Deno.openSync(dir, { read: true }),
+          () =>
+            Deno.openSync(path, {
+              read: true,
+              write: true,
+              create: true,
+              mode: FILE_MODE,
+            }),
+        ]
+      ) {
+        const file = f();
+        files.push(file);
+        if (!file.tryLockSync(true)) throw new LockedError(dir);
+      }
+    } catch (err) {
+      release();
+      throw err;
+    }
+    return { release };
   }
 }
 
@@ -231,20 +284,47 @@ export type FaultOp =
   | "sync"
   | "truncate"
   | "rename"
+  | "remove"
   | "open"
   | "syncDir";
 
 /**
+ * A change to a directory's entries not yet made durable by an fsync of
+ * that directory; a power cut undoes it.
+ */
+type DirChange =
+  | { kind: "create"; dir: string; path: string }
+  | { kind: "mkdir"; dir: string; path: string }
+  | {
+    kind: "rename";
+    dir: string;
+    from: string;
+    to: string;
+    /** Durable bytes of the file the rename replaced at `to`, if any. */
+    replaced: Uint8Array | undefined;
+  }
+  | { kind: "remove"; dir: string; path: string; bytes: Uint8Array };
+
+function parentOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i > 0 ? path.slice(0, i) : i === 0 ? "/" : ".";
+}
+
+/**
  * A file system for tests: delegates to the real one, remembers how many
- * bytes of each file are known durable, and can
+ * bytes of each file are known durable and which directory entries are,
+ * and can
  * - throw on chosen operations (`failWhen`), e.g. the 3rd fsync of a WAL;
  * - simulate a power cut (`powerCut()`): every file is cut back to its last
- *   fsync'd length, files never synced lose all their bytes, and every later
- *   operation throws, as if the process died with the machine.
+ *   fsync'd length, files never synced lose all their bytes, every create,
+ *   mkdir, rename and remove not followed by an fsync of its directory is
+ *   undone, and every later operation throws, as if the process died with
+ *   the machine.
  */
 export class FaultyFileSystem implements FileSystem {
   #inner: FileSystem;
   #synced = new Map<string, number>();
+  #dirChanges: DirChange[] = [];
   #dead = false;
   /** Return an Error to make that operation fail (it is thrown), or undefined. */
   failWhen: ((op: FaultOp, path: string) => Error | undefined) | undefined;
@@ -259,13 +339,18 @@ export class FaultyFileSystem implements FileSystem {
     if (err) throw err;
   }
 
-  openWritable(path: string, opts?: { truncate?: boolean }): WritableFile {
+  openWritable(path: string, opts?: OpenWritableOptions): WritableFile {
     this.#check("open", path);
+    const existed = this.#inner.exists(path);
     const inner = this.#inner.openWritable(path, opts);
-    if (opts?.truncate || !this.#synced.has(path)) {
+    if (!existed) {
+      this.#dirChanges.push({ kind: "create", dir: parentOf(path), path });
+    }
+    const fresh = opts?.truncate || opts?.exclusive;
+    if (fresh || !this.#synced.has(path)) {
       // A file we have not seen synced is durable only up to what existed
       // before this process touched it.
-      this.#synced.set(path, opts?.truncate ? 0 : inner.size);
+      this.#synced.set(path, fresh ? 0 : inner.size);
     }
     const check = (op: FaultOp) => this.#check(op, path);
     const synced = this.#synced;
@@ -316,25 +401,63 @@ export class FaultyFileSystem implements FileSystem {
   }
   rename(from: string, to: string): void {
     this.#check("rename", from);
+    const replaced = this.#inner.exists(to)
+      ? this.#durableBytes(to)
+      : undefined;
     this.#inner.rename(from, to);
+    this.#dirChanges.push({
+      kind: "rename",
+      dir: parentOf(to),
+      from,
+      to,
+      replaced,
+    });
     const s = this.#synced.get(from);
     this.#synced.delete(from);
     if (s !== undefined) this.#synced.set(to, s);
+    else this.#synced.delete(to);
   }
   remove(path: string): void {
-    if (this.#dead) throw new Error("power is off");
+    this.#check("remove", path);
+    if (!this.#inner.exists(path)) return;
+    const bytes = this.#durableBytes(path);
     this.#inner.remove(path);
+    this.#dirChanges.push({ kind: "remove", dir: parentOf(path), path, bytes });
     this.#synced.delete(path);
   }
   readDir(dir: string): string[] {
     return this.#inner.readDir(dir);
   }
   mkdirp(dir: string): void {
+    const created: string[] = [];
+    for (let d = dir; !this.#inner.exists(d); d = parentOf(d)) {
+      created.unshift(d);
+      if (parentOf(d) === d) break;
+    }
     this.#inner.mkdirp(dir);
+    for (const path of created) {
+      this.#dirChanges.push({ kind: "mkdir", dir: parentOf(path), path });
+    }
+  }
+  dirMode(dir: string): number | null {
+    return this.#inner.dirMode(dir);
   }
   async syncDir(dir: string): Promise<void> {
     this.#check("syncDir", dir);
+    const pending = this.#dirChanges.length;
     await this.#inner.syncDir(dir);
+    this.#check("syncDir", dir);
+    // Changes made before the fsync started are durable now.
+    this.#dirChanges = this.#dirChanges.filter((c, i) =>
+      i >= pending || c.dir !== dir
+    );
+  }
+
+  /** The bytes of `path` that would survive a power cut now. */
+  #durableBytes(path: string): Uint8Array {
+    const bytes = this.#inner.readFile(path);
+    const len = this.#synced.get(path);
+    return len === undefined ? bytes : bytes.subarray(0, len);
   }
   lock(path: string): DirLock {
     return this.#inner.lock(path);
@@ -347,7 +470,9 @@ export class FaultyFileSystem implements FileSystem {
 
   /**
    * Simulates losing power now: cuts every tracked file back to its durable
-   * length and fails every later operation. Returns the number of bytes dropped.
+   * length, undoes every directory change not made durable by an fsync of
+   * its directory (newest first), and fails every later operation. Returns
+   * the number of bytes dropped.
    */
   async powerCut(): Promise<number> {
     this.#dead = true;
@@ -360,6 +485,42 @@ export class FaultyFileSystem implements FileSystem {
         await this.#inner.truncate(path, len);
       }
     }
+    const changes = this.#dirChanges.reverse();
+    this.#dirChanges = [];
+    for (const c of changes) {
+      switch (c.kind) {
+        case "create":
+          if (this.#inner.exists(c.path)) {
+            dropped += this.#inner.size(c.path);
+            this.#inner.remove(c.path);
+          }
+          break;
+        case "mkdir":
+          // Data directories are flat: their files, then the directory.
+          if (!this.#inner.exists(c.path)) break;
+          for (const name of this.#inner.readDir(c.path)) {
+            this.#inner.remove(`${c.path}/${name}`);
+          }
+          this.#inner.remove(c.path);
+          break;
+        case "rename":
+          if (this.#inner.exists(c.to)) this.#inner.rename(c.to, c.from);
+          if (c.replaced) this.#restore(c.to, c.replaced);
+          break;
+        case "remove":
+          this.#restore(c.path, c.bytes);
+          break;
+      }
+    }
     return dropped;
+  }
+
+  #restore(path: string, bytes: Uint8Array): void {
+    const f = this.#inner.openWritable(path, { truncate: true });
+    try {
+      f.append(bytes);
+    } finally {
+      f.close();
+    }
   }
 }

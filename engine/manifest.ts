@@ -281,6 +281,8 @@ export function readManifest(
 export class ManifestWriter {
   #file: WritableFile;
   readonly name: string;
+  /** Size of the file once its first record (the full snapshot) was written. */
+  snapshotBytes = 0;
   private constructor(file: WritableFile, name: string) {
     this.#file = file;
     this.name = name;
@@ -296,12 +298,34 @@ export class ManifestWriter {
     number: number,
     state: ManifestState,
   ): Promise<ManifestWriter> {
+    const writer = await ManifestWriter.start(fs, dir, number, state);
+    await setCurrent(fs, dir, writer.name);
+    return writer;
+  }
+
+  /**
+   * Writes a new manifest whose first record is the full `state`, durably
+   * (file and directory entry), without pointing CURRENT at it: until the
+   * caller does, a crash leaves the old manifest in charge and this file an
+   * unreferenced leftover that the next open deletes.
+   */
+  static async start(
+    fs: FileSystem,
+    dir: string,
+    number: number,
+    state: ManifestState,
+  ): Promise<ManifestWriter> {
     const name = manifestName(number);
     const file = await createLog(fs, `${dir}/${name}`, MANIFEST_MAGIC);
     const writer = new ManifestWriter(file, name);
-    await writer.append(snapshotEdit(state));
-    await fs.syncDir(dir);
-    await setCurrent(fs, dir, name);
+    try {
+      await writer.append(snapshotEdit(state));
+      writer.snapshotBytes = file.size;
+      await fs.syncDir(dir);
+    } catch (err) {
+      writer.close();
+      throw err;
+    }
     return writer;
   }
 
@@ -330,7 +354,9 @@ export async function setCurrent(
   manifest: string,
 ): Promise<void> {
   const tmp = `${dir}/CURRENT.tmp`;
-  const f = fs.openWritable(tmp, { truncate: true });
+  // A leftover (or a planted symlink) is unlinked, never written through.
+  fs.remove(tmp);
+  const f = fs.openWritable(tmp, { exclusive: true });
   try {
     f.append(new TextEncoder().encode(manifest + "\n"));
     await f.sync();

@@ -59,6 +59,14 @@ export interface DbOptions {
    * fault-injecting file system).
    */
   background?: "worker" | "inline";
+  /**
+   * Manifest size past which it is rolled over to a new manifest that starts
+   * with a snapshot of the state (and at least 4x that snapshot, so a large
+   * state does not roll on every edit). Bounds the manifest's growth and
+   * the time the next open spends replaying it. Default 4 MiB, at least
+   * 1 KiB.
+   */
+  maxManifestBytes?: number;
   /** Skip corrupt WAL records in the middle of a log instead of failing. */
   salvage?: boolean;
   /** Clock for expiry, ms since the epoch. Default Date.now. */
@@ -117,6 +125,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     l0CompactionTrigger: o.l0CompactionTrigger ?? 4,
     l0SlowdownTrigger: o.l0SlowdownTrigger ?? 8,
     l0StopTrigger: o.l0StopTrigger ?? 12,
+    maxManifestBytes: o.maxManifestBytes ?? 4 << 20,
     background: o.background ?? "worker",
     salvage: o.salvage ?? false,
     clock: o.clock ?? Date.now,
@@ -145,6 +154,13 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     if (!(Number.isFinite(r[k]) && r[k] > 0)) {
       throw new RangeError(`${k} must be a positive number`);
     }
+  }
+  if (
+    !(Number.isSafeInteger(r.maxManifestBytes) && r.maxManifestBytes >= 1024)
+  ) {
+    throw new RangeError(
+      `maxManifestBytes must be an integer of at least 1024, got ${r.maxManifestBytes}`,
+    );
   }
   return r;
 }

@@ -14,7 +14,7 @@ import { realFs } from "./fs.ts";
 import { readManifest } from "./manifest.ts";
 import { TableReader } from "./sstable/reader.ts";
 import { tableFileName } from "./sstable/writer.ts";
-import { readWalEntries } from "./wal.ts";
+import { dataRecordCount, readWalEntries } from "./wal.ts";
 
 /** One problem found by verify. */
 export interface VerifyError {
@@ -95,12 +95,12 @@ export function verify(dir: string, opts: VerifyOptions = {}): VerifyReport {
         });
       }
     }
-    const logs = fs.readDir(dir)
+    const logs: string[] = fs.readDir(dir)
       .filter((n) => /^\d{6,}\.log$/.test(n))
       .filter((n) =>
         !manifest || Number(n.slice(0, -4)) >= manifest.state.logNumber
       )
-      .sort();
+      .sort((a, b) => parseInt(a) - parseInt(b));
     const total = tables.length + logs.length;
     let done = 0;
     const cache = new BlockCache(0);
@@ -138,14 +138,26 @@ export function verify(dir: string, opts: VerifyOptions = {}): VerifyReport {
       opts.onProgress?.(done, total, path);
       report.files++;
       try {
-        const { log } = readWalEntries(fs, path);
-        report.walRecords += log.records.length;
+        // Salvage mode reports every bad record instead of stopping at the
+        // first; the rule for what may be torn is the one open applies.
+        const { log } = readWalEntries(fs, path, {
+          salvage: true,
+          mayBeTorn: name === logs[logs.length - 1],
+        });
+        report.walRecords += dataRecordCount(log);
+        for (const s of log.skipped) {
+          report.errors.push({
+            file: path,
+            offset: s.offset,
+            message: s.reason,
+          });
+        }
         if (log.tornTail) {
           report.tornTails.push({
             file: path,
             offset: log.tornTail.offset,
             message:
-              `torn tail of ${log.tornTail.bytes} bytes (${log.tornTail.reason}); open truncates it`,
+              `bad tail of ${log.tornTail.bytes} bytes (${log.tornTail.reason}) in the newest WAL segment of a store that was not closed cleanly: it can be a torn write (never acknowledged), and open truncates it`,
           });
         }
       } catch (err) {

@@ -11,15 +11,26 @@
  * ```
  *
  * Records are appended whole and the log is only ever fdatasync'd after an
- * append, so a crash can only tear the *last* record(s). Replay therefore
- * treats a bad record that reaches the end of the file (or is followed only
- * by zero bytes) as a torn tail: never acknowledged, truncated and reported.
- * A bad record with valid-looking data after it is corruption in the middle.
+ * append, so a crash can only tear the *last* record(s) of the file being
+ * written. Replay therefore treats a bad record that reaches the end of the
+ * file (or is followed only by zero bytes) as a torn tail: never
+ * acknowledged, truncated and reported. A bad record with valid-looking data
+ * after it is corruption in the middle. A bad tail is corruption too when the
+ * log cannot have been torn: it ends with a clean-close marker (see
+ * {@link closeMarker}), or the caller says so (`mayBeTorn: false`, e.g. a WAL
+ * segment older than the newest one).
  *
  * @module
  */
 import type { Arena } from "./coding.ts";
-import { ByteReader, ByteWriter, readU32, writeU32 } from "./coding.ts";
+import {
+  ByteReader,
+  ByteWriter,
+  readU32,
+  readU64,
+  writeU32,
+  writeU64,
+} from "./coding.ts";
 import { crc32 } from "./crc.ts";
 import type { Entry } from "./entry.ts";
 import { KIND_DELETE, KIND_PUT } from "./entry.ts";
@@ -42,6 +53,15 @@ const EMPTY = new Uint8Array(0);
 export const RECORD_BATCH = 1;
 /** Record type of a manifest version edit. */
 export const RECORD_EDIT = 2;
+/**
+ * Record type of the clean-close marker: the last record close() writes to
+ * the live WAL segment, after every write in it is durable.
+ */
+export const RECORD_CLOSED = 3;
+/** Payload of a clean-close marker: its own offset u64le | last seqno u64le. */
+const CLOSED_PAYLOAD_BYTES = 16;
+/** Size of a whole clean-close marker record. */
+export const CLOSE_MARKER_BYTES = RECORD_HEADER_SIZE + CLOSED_PAYLOAD_BYTES;
 /** Largest record accepted on replay: a sanity bound against garbage lengths. */
 export const MAX_RECORD_BYTES = 1 << 30;
 
@@ -68,16 +88,49 @@ export function frameRecord(
   writeU32(w.buf, start, crc);
 }
 
-/** Creates a new log file with its header, synced, ready for appends. */
+/**
+ * The clean-close marker record to append at `offset` (the log's size).
+ * Carrying its own offset ties it to its position: bytes that merely look
+ * like a marker inside a stored value do not end the log at that offset.
+ */
+export function closeMarker(offset: number, lastSeq: number): Uint8Array {
+  const payload = new Uint8Array(CLOSED_PAYLOAD_BYTES);
+  writeU64(payload, 0, offset);
+  writeU64(payload, 8, lastSeq);
+  const w = new ByteWriter(CLOSE_MARKER_BYTES);
+  frameRecord(w, RECORD_CLOSED, payload);
+  return w.finish();
+}
+
+/** The offset of the clean-close marker that ends `bytes`, or -1 when there is none. */
+export function findCloseMarker(bytes: Uint8Array): number {
+  const pos = bytes.length - CLOSE_MARKER_BYTES;
+  if (pos < LOG_HEADER_SIZE) return -1;
+  if (bytes[pos + 8] !== RECORD_CLOSED) return -1;
+  if (readU32(bytes, pos + 4) !== CLOSED_PAYLOAD_BYTES) return -1;
+  if (checkRecord(bytes, pos) !== undefined) return -1;
+  return readU64(bytes, pos + RECORD_HEADER_SIZE) === pos ? pos : -1;
+}
+
+/**
+ * Creates a new log file (exclusively: log names are never reused, and an
+ * existing file or symlink there is refused) with its header, synced, ready
+ * for appends.
+ */
 export async function createLog(
   fs: FileSystem,
   path: string,
   magic: number,
 ): Promise<WritableFile> {
-  const f = fs.openWritable(path, { truncate: true });
+  const f = fs.openWritable(path, { exclusive: true });
   f.append(logHeader(magic));
   await f.sync();
   return f;
+}
+
+/** Records of a log that carry data: every record but a clean-close marker. */
+export function dataRecordCount(log: LogReadResult): number {
+  return log.records.length - (log.closedAt === undefined ? 0 : 1);
 }
 
 /** One record read back from a log. */
@@ -97,6 +150,20 @@ export interface LogReadResult {
   tornTail?: { offset: number; bytes: number; reason: string };
   /** Corrupt records skipped because `salvage` was on. */
   skipped: { offset: number; reason: string }[];
+  /** Offset of the clean-close marker ending the log, if it has one. */
+  closedAt?: number;
+}
+
+/** Options of {@link parseLog}. */
+export interface ParseLogOptions {
+  /** Skip corrupt records (reporting them) instead of throwing. */
+  salvage?: boolean;
+  /**
+   * Whether a bad tail may be a torn write (default true). False for a log
+   * known to be complete, such as a WAL segment older than the newest one.
+   * A log ending with a clean-close marker is always complete.
+   */
+  mayBeTorn?: boolean;
 }
 
 function allZero(b: Uint8Array, from: number): boolean {
@@ -105,16 +172,17 @@ function allZero(b: Uint8Array, from: number): boolean {
 }
 
 /**
- * Parses a whole log file. A bad record at the tail is reported in
- * `tornTail`; a bad record in the middle throws CorruptionError naming the
- * file and offset, unless `salvage` is set, in which case it is skipped by
- * scanning forward for the next record whose checksum holds.
+ * Parses a whole log file. A bad record at the tail of a log that may be torn
+ * is reported in `tornTail`; any other bad record (in the middle, or at the
+ * tail of a complete log) throws CorruptionError naming the file and offset,
+ * unless `salvage` is set, in which case it is skipped by scanning forward
+ * for the next record whose checksum holds, and reported in `skipped`.
  */
 export function parseLog(
   bytes: Uint8Array,
   file: string,
   magic: number,
-  opts: { salvage?: boolean } = {},
+  opts: ParseLogOptions = {},
 ): LogReadResult {
   const result: LogReadResult = {
     records: [],
@@ -146,6 +214,9 @@ export function parseLog(
       } is not supported (expected ${LOG_VERSION})`,
     );
   }
+  const closedAt = findCloseMarker(bytes);
+  if (closedAt !== -1) result.closedAt = closedAt;
+  const complete = closedAt !== -1 || opts.mayBeTorn === false;
   let pos = LOG_HEADER_SIZE;
   while (pos < bytes.length) {
     const bad = checkRecord(bytes, pos);
@@ -163,8 +234,9 @@ export function parseLog(
       result.validEnd = pos;
       continue;
     }
-    const next = nextRecordAfterBad(bytes, pos);
-    if (next === -1 || allZero(bytes, pos)) {
+    let next = nextRecordAfterBad(bytes, pos);
+    const atTail = next === -1 || allZero(bytes, pos);
+    if (atTail && !complete) {
       result.tornTail = {
         offset: pos,
         bytes: bytes.length - pos,
@@ -172,14 +244,23 @@ export function parseLog(
       };
       return result;
     }
+    // A damaged length can make the last record swallow the marker after it.
+    if (next === -1 && closedAt > pos) next = closedAt;
+    const why = closedAt !== -1
+      ? "the log was closed cleanly (it ends with a clean-close marker)"
+      : !atTail
+      ? "valid records follow"
+      : "the log is complete (a newer WAL segment was started after it)";
+    const reason = `${bad}; ${why}, so this cannot be a torn write`;
     if (!opts.salvage) {
       throw new CorruptionError(
         file,
         pos,
-        `${bad}; valid records follow, so this is not a torn tail (open with salvage to skip it)`,
+        `${reason} (open with salvage to skip it)`,
       );
     }
-    result.skipped.push({ offset: pos, reason: bad });
+    result.skipped.push({ offset: pos, reason });
+    if (next === -1) return result;
     pos = next;
   }
   return result;
@@ -333,16 +414,20 @@ export function decodeBatch(
   }
 }
 
-/** Reads every batch of a WAL segment (used by recovery and by flushes). */
+/**
+ * Reads every batch of a WAL segment (used by recovery and by flushes). A
+ * clean-close marker is accepted as the last record only.
+ */
 export function readWalEntries(
   fs: FileSystem,
   path: string,
-  opts: { salvage?: boolean } = {},
+  opts: ParseLogOptions = {},
 ): { entries: Entry[]; log: LogReadResult } {
   const bytes = fs.readFile(path);
   const log = parseLog(bytes, path, WAL_MAGIC, opts);
   const entries: Entry[] = [];
   for (const rec of log.records) {
+    if (rec.type === RECORD_CLOSED && rec.offset === log.closedAt) continue;
     if (rec.type !== RECORD_BATCH) {
       throw new CorruptionError(
         path,

@@ -112,6 +112,9 @@ async function serve(cfg: ServeConfig): Promise<number> {
     return 1;
   }
   const recoveryMs = Math.round((performance.now() - t0) * 10) / 10;
+  for (const w of db.recovery.warnings) {
+    log("warn", w, { data_dir: cfg.dataDir });
+  }
   for (const t of db.recovery.tornTails) {
     log("warn", "recovery found a torn log tail (never acknowledged)", {
       ...t,
@@ -262,9 +265,13 @@ function runVerify(cfg: VerifyConfig): number {
     if (tty) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
   }
   for (const t of report.tornTails) {
-    log("warn", "torn log tail (never acknowledged; the next open drops it)", {
-      ...t,
-    });
+    log(
+      "warn",
+      "WAL tail that can be a torn write (never acknowledged; the next open drops it)",
+      {
+        ...t,
+      },
+    );
   }
   for (const e of report.errors) {
     log("error", "corruption", {

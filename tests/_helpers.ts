@@ -6,7 +6,7 @@
  * @module
  */
 import { compareBytes } from "../engine/coding.ts";
-import type { WritableFile } from "../engine/fs.ts";
+import type { OpenWritableOptions, WritableFile } from "../engine/fs.ts";
 import { RealFileSystem } from "../engine/fs.ts";
 
 const encoder = new TextEncoder();
@@ -230,7 +230,7 @@ export class SortedModel {
 export class NoSyncFileSystem extends RealFileSystem {
   override openWritable(
     path: string,
-    opts?: { truncate?: boolean },
+    opts?: OpenWritableOptions,
   ): WritableFile {
     const inner = super.openWritable(path, opts);
     return new Proxy(inner, {

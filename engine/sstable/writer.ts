@@ -114,10 +114,12 @@ export class TableWriter {
       );
     }
     this.#bloom = bits > 0 ? new BloomFilterBuilder(bits) : undefined;
-    this.#file = fs.openWritable(this.tmpPath, { truncate: true });
+    // A leftover (or a planted symlink) is unlinked, never written through.
+    fs.remove(this.tmpPath);
+    this.#file = fs.openWritable(this.tmpPath, { exclusive: true });
   }
 
-  /** Creates `<dir>/NNNNNN.sst.tmp` (truncating any leftover) and returns a writer for it. */
+  /** Creates `<dir>/NNNNNN.sst.tmp` (replacing any leftover) and returns a writer for it. */
   static create(
     fs: FileSystem,
     dir: string,

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { CorruptionError, open, ShaleError } from "../../mod.ts";
-import { LOG_HEADER_SIZE, RECORD_HEADER_SIZE } from "../../engine/wal.ts";
+import { verify } from "../../engine/verify.ts";
+import {
+  LOG_HEADER_SIZE,
+  RECORD_CLOSED,
+  RECORD_HEADER_SIZE,
+} from "../../engine/wal.ts";
 import { enc, withTempDir } from "../_helpers.ts";
 
 const key = (i: number) => enc(`key-${String(i).padStart(5, "0")}`);
@@ -27,6 +32,23 @@ async function writeWal(dir: string, n: number): Promise<string> {
   return logs[0];
 }
 
+/**
+ * Writes n keys like {@link writeWal}, then strips the clean-close marker:
+ * the WAL as a process killed after its last acknowledged write leaves it.
+ */
+async function writeWalCrashed(dir: string, n: number): Promise<string> {
+  const log = await writeWal(dir, n);
+  const b = await Deno.readFile(log);
+  const end = recordOffset(b, n);
+  assert.equal(
+    b[end + 8],
+    RECORD_CLOSED,
+    "close() ended the WAL with a marker",
+  );
+  await Deno.writeFile(log, b.subarray(0, end));
+  return log;
+}
+
 /** Offset of the i-th record in a WAL file. */
 function recordOffset(b: Uint8Array, i: number): number {
   let pos = LOG_HEADER_SIZE;
@@ -39,7 +61,7 @@ function recordOffset(b: Uint8Array, i: number): number {
 
 Deno.test("a torn WAL tail is truncated on open and reported in recovery.tornTails", async () => {
   await withTempDir(async (dir) => {
-    const log = await writeWal(dir, 20);
+    const log = await writeWalCrashed(dir, 20);
     const b = await Deno.readFile(log);
     const last = recordOffset(b, 19);
     await Deno.writeFile(log, b.subarray(0, b.length - 5));
@@ -78,7 +100,7 @@ Deno.test("a torn WAL tail is truncated on open and reported in recovery.tornTai
 
 Deno.test("a zero-filled WAL tail (preallocated, never written) recovers as a torn tail", async () => {
   await withTempDir(async (dir) => {
-    const log = await writeWal(dir, 5);
+    const log = await writeWalCrashed(dir, 5);
     const f = await Deno.open(log, { append: true });
     await f.write(new Uint8Array(1000));
     f.close();
@@ -147,6 +169,114 @@ Deno.test("open with salvage skips the corrupt WAL record, says what it dropped,
       );
     } finally {
       await again.close();
+    }
+  });
+});
+
+Deno.test("a flipped byte in the last WAL record of a cleanly closed store fails open naming file and offset", async () => {
+  await withTempDir(async (dir) => {
+    const log = await writeWal(dir, 20);
+    const b = await Deno.readFile(log);
+    const off = recordOffset(b, 19);
+    b[off + RECORD_HEADER_SIZE + 3] ^= 0x20;
+    await Deno.writeFile(log, b);
+    await assert.rejects(
+      open(dir, { background: "inline" }),
+      (err: unknown) => {
+        assert.ok(err instanceof CorruptionError, `got ${err}`);
+        assert.equal(err.file, log);
+        assert.equal(err.offset, off);
+        assert.match(err.message, /closed cleanly/);
+        assert.match(err.message, /cannot be a torn write/);
+        return true;
+      },
+    );
+    const report = verify(dir);
+    assert.deepEqual(report.tornTails, []);
+    assert.equal(report.errors.length, 1, JSON.stringify(report.errors));
+    assert.equal(report.errors[0].file, log);
+    assert.equal(report.errors[0].offset, off);
+    assert.match(report.errors[0].message, /cannot be a torn write/);
+    // salvage opens, drops only the damaged record and says so.
+    const db = await open(dir, { background: "inline", salvage: true });
+    try {
+      assert.equal(db.recovery.skipped.length, 1);
+      assert.equal(db.recovery.skipped[0].offset, off);
+      assert.deepEqual(db.recovery.tornTails, []);
+      assert.equal(db.get(key(19)), undefined);
+      assert.deepEqual(db.get(key(18))?.value, val(18));
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+Deno.test("a damaged length in the last WAL record of a cleanly closed store is corruption, not a torn tail", async () => {
+  await withTempDir(async (dir) => {
+    const log = await writeWal(dir, 6);
+    const b = await Deno.readFile(log);
+    const off = recordOffset(b, 5);
+    b[off + 5] ^= 0x01; // the record now claims to run past the end of file
+    await Deno.writeFile(log, b);
+    await assert.rejects(
+      open(dir, { background: "inline" }),
+      (err: unknown) =>
+        err instanceof CorruptionError && err.offset === off &&
+        err.file === log,
+    );
+    assert.equal(verify(dir).errors.length, 1);
+  });
+});
+
+Deno.test("a bad tail in a WAL segment older than the newest is corruption, not a torn tail", async () => {
+  await withTempDir(async (dir) => {
+    const log = await writeWalCrashed(dir, 8);
+    const b = await Deno.readFile(log);
+    const off = recordOffset(b, 7);
+    await Deno.writeFile(log, b.subarray(0, b.length - 3));
+    // A newer (empty) segment: the one a later rotation would have started.
+    const n = Number(log.slice(log.lastIndexOf("/") + 1, -4)) + 1;
+    const newer = `${dir}/${String(n).padStart(6, "0")}.log`;
+    await Deno.writeFile(newer, b.subarray(0, LOG_HEADER_SIZE));
+    await assert.rejects(
+      open(dir, { background: "inline" }),
+      (err: unknown) =>
+        err instanceof CorruptionError && err.offset === off &&
+        /newer WAL segment/.test(err.message),
+    );
+    const report = verify(dir);
+    assert.equal(report.errors.length, 1);
+    assert.equal(report.errors[0].offset, off);
+  });
+});
+
+Deno.test("verify reports a bad tail of the newest WAL of a store that was not closed cleanly as one that can be torn", async () => {
+  await withTempDir(async (dir) => {
+    const log = await writeWalCrashed(dir, 10);
+    const b = await Deno.readFile(log);
+    const off = recordOffset(b, 9);
+    b[off + RECORD_HEADER_SIZE + 2] ^= 0x40;
+    await Deno.writeFile(log, b);
+    const report = verify(dir);
+    assert.deepEqual(report.errors, []);
+    assert.equal(report.tornTails.length, 1);
+    assert.equal(report.tornTails[0].file, log);
+    assert.equal(report.tornTails[0].offset, off);
+    assert.match(report.tornTails[0].message, /can be a torn write/);
+  });
+});
+
+Deno.test("verify reports every checksum-failing WAL record, not only the first", async () => {
+  await withTempDir(async (dir) => {
+    const log = await writeWal(dir, 12);
+    const b = await Deno.readFile(log);
+    const offs = [3, 8].map((i) => recordOffset(b, i));
+    for (const off of offs) b[off + RECORD_HEADER_SIZE + 2] ^= 0x40;
+    await Deno.writeFile(log, b);
+    const report = verify(dir);
+    assert.deepEqual(report.errors.map((e) => e.offset), offs);
+    for (const e of report.errors) {
+      assert.match(e.message, /checksum mismatch.*cannot be a torn write/);
     }
   });
 });

@@ -11,6 +11,8 @@ import {
 import { CorruptionError } from "../../engine/errors.ts";
 import { realFs } from "../../engine/fs.ts";
 import {
+  CLOSE_MARKER_BYTES,
+  closeMarker,
   createLog,
   decodeBatch,
   encodeBatch,
@@ -22,6 +24,7 @@ import {
   parseLog,
   readWalEntries,
   RECORD_BATCH,
+  RECORD_CLOSED,
   RECORD_EDIT,
   RECORD_HEADER_SIZE,
   WAL_MAGIC,
@@ -429,4 +432,102 @@ Deno.test("a torn last record whose value holds a framed record is still a torn 
   const r = parseLog(torn, FILE, WAL_MAGIC);
   assert.equal(r.records.length, 1);
   assert.equal(r.tornTail?.offset, last);
+});
+
+/** logOf(payloads) ended by a clean-close marker. */
+function closedLogOf(payloads: Uint8Array[]): Uint8Array {
+  const b = logOf(payloads);
+  return concat(b, closeMarker(b.length, 42));
+}
+
+Deno.test("a clean-close marker is a framed record of type 3 holding its own offset and the last seqno", () => {
+  const m = closeMarker(300, 42);
+  assert.equal(m.length, CLOSE_MARKER_BYTES);
+  const r = parseLog(concat(logOf([]), m), FILE, WAL_MAGIC);
+  assert.equal(r.records.length, 1);
+  assert.equal(r.records[0].type, RECORD_CLOSED);
+  assert.equal(
+    r.closedAt,
+    undefined,
+    "an offset other than its own: no marker",
+  );
+  const b = closedLogOf(THREE);
+  const log = parseLog(b, FILE, WAL_MAGIC);
+  assert.equal(log.closedAt, b.length - CLOSE_MARKER_BYTES);
+  assert.equal(log.records.length, 4);
+});
+
+Deno.test("in a cleanly closed log a bad record anywhere is corruption, never a torn tail", () => {
+  const b = closedLogOf(THREE);
+  const offsets = offsetsOf(THREE);
+  for (let i = 0; i < THREE.length; i++) {
+    const c = b.slice();
+    c[offsets[i] + RECORD_HEADER_SIZE] ^= 1;
+    assert.throws(
+      () => parseLog(c, FILE, WAL_MAGIC),
+      corruptionAt(FILE, offsets[i]),
+    );
+    const r = parseLog(c, FILE, WAL_MAGIC, { salvage: true });
+    assert.equal(r.tornTail, undefined);
+    assert.deepEqual(r.skipped.map((s) => s.offset), [offsets[i]]);
+    assert.match(r.skipped[0].reason, /closed cleanly/);
+    assert.equal(r.records.length, 3, "the others and the marker are kept");
+  }
+});
+
+Deno.test("a damaged clean-close marker leaves a log whose tail may be torn", () => {
+  const b = closedLogOf(THREE);
+  b[b.length - 3] ^= 1;
+  const r = parseLog(b, FILE, WAL_MAGIC);
+  assert.equal(r.closedAt, undefined);
+  assert.equal(r.records.length, 3, "every batch is intact");
+  assert.equal(r.tornTail?.offset, b.length - CLOSE_MARKER_BYTES);
+});
+
+Deno.test("a log known to be complete (mayBeTorn false) has no torn tail: its bad tail is corruption", () => {
+  const b = logOf(THREE);
+  const last = offsetsOf(THREE)[2];
+  const torn = b.subarray(0, b.length - 2);
+  assert.equal(parseLog(torn, FILE, WAL_MAGIC).tornTail?.offset, last);
+  assert.throws(
+    () => parseLog(torn, FILE, WAL_MAGIC, { mayBeTorn: false }),
+    (err: unknown) =>
+      corruptionAt(FILE, last)(err) &&
+      /newer WAL segment/.test((err as Error).message),
+  );
+});
+
+Deno.test("readWalEntries skips the clean-close marker but refuses one in the middle", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/000001.log`;
+    const b = logOf([]);
+    const batch = new ByteWriter();
+    encodeBatch(batch, 5, [{
+      key: enc("k"),
+      value: enc("v"),
+      seq: 5,
+      kind: KIND_PUT,
+      encoding: 0,
+      expiresAt: 0,
+    }]);
+    const w = new ByteWriter();
+    w.bytes(b);
+    frameRecord(w, RECORD_BATCH, batch.finish());
+    const withBatch = w.finish();
+    await Deno.writeFile(
+      path,
+      concat(withBatch, closeMarker(withBatch.length, 5)),
+    );
+    assert.equal(readWalEntries(realFs, path).entries.length, 1);
+    // The marker's bytes followed by a record: not the end of the log.
+    const m = closeMarker(LOG_HEADER_SIZE, 5);
+    await Deno.writeFile(
+      path,
+      concat(b, m, withBatch.subarray(LOG_HEADER_SIZE)),
+    );
+    assert.throws(
+      () => readWalEntries(realFs, path),
+      /unknown WAL record type 3/,
+    );
+  });
 });

@@ -13,7 +13,8 @@
  *   file names or paths. Never a wrong value; a missing key is allowed only
  *   for a damaged WAL tail, and only when start-up reported the torn tail.
  *
- * Cases: WAL tail (truncated, flipped), WAL middle, SSTable data block,
+ * Cases: WAL tail (truncated, flipped), the last write of a cleanly stopped
+ * WAL (flipped: corruption, not a torn tail), WAL middle, SSTable data block,
  * index block, bloom filter, properties, footer, truncated table, manifest
  * (first record, torn last record), CURRENT (garbage, empty, dangling).
  *
@@ -23,6 +24,7 @@ import { decodeFooter, FOOTER_SIZE } from "../../engine/sstable/format.ts";
 import {
   MANIFEST_MAGIC,
   parseLog,
+  RECORD_BATCH,
   RECORD_HEADER_SIZE,
   WAL_MAGIC,
 } from "../../engine/wal.ts";
@@ -269,6 +271,23 @@ function makeCases(p: Pristine): Case[] {
         );
       },
       allow: { tornTail: true, verifyMayWarn: true },
+    },
+    {
+      // The server was stopped cleanly, so the WAL ends with a clean-close
+      // marker: its last write cannot be torn, and dropping it would lose
+      // an acknowledged write.
+      name: "WAL last write's byte flipped after a clean stop",
+      file: p.wal,
+      injure: (d) => {
+        const recs = walRecords(d).filter((r) => r.type === RECORD_BATCH);
+        const last = recs[recs.length - 1];
+        return flip(
+          `${d}/${p.wal}`,
+          last.offset + RECORD_HEADER_SIZE +
+            Math.floor(last.payload.length / 2),
+        );
+      },
+      allow: { needsOffset: true },
     },
     {
       name: "WAL middle byte flipped (first record)",

@@ -265,3 +265,32 @@ Deno.test("verify passes a clean directory and names file and offset of corrupti
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name:
+    "serve warns at start when the data directory is accessible to other users",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const root = await Deno.makeTempDir({ prefix: "shale-proc-" });
+    try {
+      const dir = `${root}/data`;
+      Deno.mkdirSync(dir);
+      Deno.chmodSync(dir, 0o750);
+      const a = await startServe(dir);
+      a.proc.child.kill("SIGTERM");
+      deepEqual(await a.proc.finished, 0, a.proc.output());
+      match(
+        a.proc.output(),
+        /warn\s+data directory \S+ is accessible to other users \(mode 0750\)/,
+      );
+      // A directory the server creates itself is owner-only: no warning.
+      const b = await startServe(`${root}/fresh`);
+      b.proc.child.kill("SIGTERM");
+      deepEqual(await b.proc.finished, 0, b.proc.output());
+      ok(!/accessible to other users/.test(b.proc.output()), b.proc.output());
+      deepEqual(Deno.statSync(`${root}/fresh`).mode! & 0o777, 0o700);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
