@@ -1,20 +1,35 @@
 # shale — build, test and run targets.
-# Deno is pinned; when `deno` is not on PATH it is installed from npm into
-# .tools/ (ignored by git), never globally.
+# Deno and Bun are pinned; when `deno` or `bun` is not on PATH both are
+# installed from npm into .tools/ (ignored by git), never globally. They are
+# installed in one npm call: a later `npm install --no-save` of one would
+# remove the other.
 DENO_VERSION := 2.9.6
+BUN_VERSION := 1.4.5
 TOOLS := .tools
 LOCAL_DENO := $(TOOLS)/node_modules/.bin/deno
+LOCAL_BUN := $(TOOLS)/node_modules/.bin/bun
 DENO := $(shell command -v deno 2>/dev/null || echo $(LOCAL_DENO))
+BUN := $(shell command -v bun 2>/dev/null || echo $(LOCAL_BUN))
 export DENO_NO_UPDATE_CHECK := 1
+# The tests run the server on Bun too, and test the binary built with it.
+export SHALE_BUN := $(abspath $(BUN))
 
-.PHONY: setup test ci fmt lint check unit run build bench bench-http bench-large bench-stall crash-test fuzz soak promtool-test clean
+# `make run ARGS="--port 9000"` passes ARGS to `shale serve`.
+ARGS ?=
 
-setup: $(DENO)
+.PHONY: setup test ci fmt lint check unit run build build-deno bench bench-http bench-binary bench-large bench-stall crash-test fuzz soak promtool-test clean
 
-$(LOCAL_DENO):
-	mkdir -p $(TOOLS)
-	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund deno@$(DENO_VERSION)
-	$(LOCAL_DENO) --version
+setup: $(DENO) $(BUN)
+
+$(LOCAL_DENO) $(LOCAL_BUN):
+	@test -x $@ && $@ --version >/dev/null 2>&1 || { \
+	  mkdir -p $(TOOLS) && \
+	  npm install --prefix $(TOOLS) --no-save --no-audit --no-fund \
+	    deno@$(DENO_VERSION) bun@$(BUN_VERSION); }
+	@# bun's npm package puts its binary in place from a postinstall script;
+	@# run it by hand where npm skipped it.
+	@$(LOCAL_BUN) --version >/dev/null 2>&1 || (cd $(TOOLS)/node_modules/bun && node install.js)
+	$@ --version
 
 fmt: setup
 	$(DENO) fmt
@@ -38,13 +53,24 @@ test: setup
 ci: test
 
 run: setup
-	$(DENO) task start
+	$(DENO) task start $(ARGS)
 
+# One self-contained executable, dist/shale, built offline by Bun (the
+# compaction worker is a second entry point, kept at engine/worker.ts).
 build: setup
-	$(DENO) task compile
+	$(BUN) build --compile --root . server/main.ts engine/worker.ts --outfile dist/shale
+	@echo "built dist/shale: $$(./dist/shale --version)"
+
+# The same with `deno compile`, which downloads Deno's runtime base (denort)
+# the first time: it fails without access to Deno's download server.
+build-deno: setup
+	@mkdir -p dist
+	@$(DENO) task compile || { \
+	  echo "make build-deno: 'deno compile' failed. It downloads Deno's runtime base (denort $(DENO_VERSION)) from Deno's servers the first time, which this machine may not reach. 'make build' builds dist/shale offline with Bun." >&2; \
+	  exit 1; }
 
 bench: setup
-	$(DENO) task bench
+	$(DENO) task bench $(ARGS)
 
 # Loopback HTTP benchmark with wrk (installed from Debian when missing).
 bench-http: setup

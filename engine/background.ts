@@ -46,6 +46,18 @@ export function errorFromWire(e: WireError): Error {
   return new Error(e.message);
 }
 
+/**
+ * Where engine/worker.ts is. In a binary built by `bun build --compile`,
+ * this module is bundled into the program at the root of Bun's embedded file
+ * system (`/$bunfs/root/`, `B:/~BUN/root/` on Windows) and the worker is a
+ * second entry point kept at its source path under the same root (the build
+ * passes `--root .` so that path is `engine/worker.ts`).
+ */
+export function workerUrl(base: string = import.meta.url): string {
+  const embedded = base.includes("/$bunfs/") || base.includes("/~BUN/");
+  return new URL(embedded ? "./engine/worker.ts" : "./worker.ts", base).href;
+}
+
 /** Runs jobs in a dedicated Web Worker, one at a time. */
 export class WorkerRunner implements JobRunner {
   #worker: Worker;
@@ -56,9 +68,7 @@ export class WorkerRunner implements JobRunner {
   >();
 
   constructor() {
-    this.#worker = new Worker(new URL("./worker.ts", import.meta.url).href, {
-      type: "module",
-    });
+    this.#worker = new Worker(workerUrl(), { type: "module" });
     this.#worker.onmessage = (ev: MessageEvent) => {
       const msg = ev.data as {
         id: number;

@@ -18,6 +18,7 @@
  */
 import type { JobRunner } from "./background.ts";
 import { InlineRunner, WorkerRunner } from "./background.ts";
+import { unrefTimer } from "./runtime.ts";
 import {
   Arena,
   binaryString,
@@ -352,7 +353,7 @@ export class Db {
       }
       expected = now + period;
     }, period);
-    Deno.unrefTimer(this.#lagTimer as unknown as number);
+    unrefTimer(this.#lagTimer);
   }
 
   /** Opens (creating if needed) the database in `dir`. */
@@ -540,7 +541,7 @@ export class Db {
         (err) => this.#fail(wrapIoError(err, "interval WAL sync")),
       );
     }, this.options.syncIntervalMs);
-    Deno.unrefTimer(this.#intervalTimer as unknown as number);
+    unrefTimer(this.#intervalTimer);
   }
 
   // ---------------------------------------------------------------- writes
@@ -847,7 +848,7 @@ export class Db {
       this.#maybeScheduleFlush();
       this.#maybeScheduleCompaction();
     }, 1000);
-    Deno.unrefTimer(this.#retryTimer as unknown as number);
+    unrefTimer(this.#retryTimer);
   }
 
   /** Routes a background failure: a full disk is retried, anything else is fatal. */

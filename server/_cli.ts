@@ -6,6 +6,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { runtime } from "./runtime.ts";
 
 /** shale's release version, printed by `shale --version`. */
 export const VERSION = "0.1.0";
@@ -318,7 +319,7 @@ export function parseCommandLine(
   if (first === "-V" || first === "--version" || first === "version") {
     return {
       command: "version",
-      text: `shale ${VERSION} (deno ${Deno.version.deno})`,
+      text: `shale ${VERSION} (${runtime.name} ${runtime.version})`,
     };
   }
   if (first.startsWith("-")) {

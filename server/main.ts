@@ -1,7 +1,8 @@
 /**
  * The `shale` command: `serve` (the HTTP server) and `verify` (offline
- * checksum check). Owns flags and env (see `_cli.ts`), logging,
- * `Deno.serve`, signals and shutdown; the HTTP API itself is `app.ts`.
+ * checksum check). Owns flags and env (see `_cli.ts`), logging, the
+ * listener, signals and shutdown; the HTTP API itself is `app.ts`. What
+ * differs between Deno and Bun is behind `runtime.ts`.
  *
  * Shutdown order on SIGINT/SIGTERM: mark /health not ready, stop accepting
  * and let in-flight requests finish (bounded by --shutdown-timeout), release
@@ -10,6 +11,8 @@
  *
  * @module
  */
+import { statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { open, verify } from "../mod.ts";
 import { createHandler, type LogFn } from "./app.ts";
 import {
@@ -21,14 +24,17 @@ import {
   VERSION,
 } from "./_cli.ts";
 import { Metrics } from "./metrics.ts";
-
-const encoder = new TextEncoder();
+import {
+  type Listener,
+  runtime,
+  type ServeHandler,
+  type StopSignal,
+} from "./runtime.ts";
 
 /** A logger writing one line per call to `out`, as text or JSON. */
 export function createLogger(
   format: "text" | "json",
-  out: (line: string) => void = (line) =>
-    Deno.stdout.writeSync(encoder.encode(line + "\n")),
+  out: (line: string) => void = (line) => runtime.writeStdout(line + "\n"),
 ): LogFn {
   return (level, message, fields = {}) => {
     const time = new Date().toISOString();
@@ -49,7 +55,7 @@ export function createLogger(
 export async function main(args: string[]): Promise<number> {
   let inv;
   try {
-    inv = parseCommandLine(args, (name) => Deno.env.get(name));
+    inv = parseCommandLine(args, runtime.env);
   } catch (err) {
     if (err instanceof UsageError) {
       const hint = err.command === undefined
@@ -80,8 +86,8 @@ async function serve(cfg: ServeConfig): Promise<number> {
   let key: string | undefined;
   if (cfg.tlsCert !== undefined && cfg.tlsKey !== undefined) {
     try {
-      cert = await Deno.readTextFile(cfg.tlsCert);
-      key = await Deno.readTextFile(cfg.tlsKey);
+      cert = await readFile(cfg.tlsCert, "utf8");
+      key = await readFile(cfg.tlsKey, "utf8");
     } catch (err) {
       log("error", "cannot read the TLS certificate or key", {
         error: errorText(err),
@@ -130,8 +136,8 @@ async function serve(cfg: ServeConfig): Promise<number> {
     log,
     metrics,
   });
-  const serveHandler = cfg.accessLog
-    ? async (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
+  const serveHandler: ServeHandler = cfg.accessLog
+    ? async (req, info) => {
       const start = performance.now();
       const res = await handler(req);
       const path = req.url.slice(
@@ -150,28 +156,30 @@ async function serve(cfg: ServeConfig): Promise<number> {
 
   const stop = Promise.withResolvers<string>();
   let stopping = false;
-  const onSignal = (signal: Deno.Signal) => () => {
+  const onSignal = (signal: StopSignal) => () => {
     if (stopping) {
       log("warn", "second signal: exiting without a clean close", { signal });
-      Deno.exit(130);
+      runtime.exit(130);
     }
     stopping = true;
     stop.resolve(signal);
   };
-  const signals: [Deno.Signal, () => void][] = [
-    ["SIGINT", onSignal("SIGINT")],
-  ];
-  if (Deno.build.os !== "windows") {
-    signals.push(["SIGTERM", onSignal("SIGTERM")]);
-  }
-  for (const [s, fn] of signals) Deno.addSignalListener(s, fn);
+  const signals: StopSignal[] = runtime.os === "windows"
+    ? ["SIGINT"]
+    : ["SIGINT", "SIGTERM"];
+  const unlisten = signals.map((s) => runtime.onSignal(s, onSignal(s)));
 
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let server: Listener;
   try {
-    const listen = {
+    server = runtime.listen({
       hostname: cfg.host,
       port: cfg.port,
-      onListen: (addr: Deno.NetAddr) => {
+      tls: cert === undefined || key === undefined ? undefined : { cert, key },
+      // The handler enforces the real limits with JSON errors; the
+      // listener's own cap only needs to stay out of their way.
+      maxRequestBodyBytes: Math.max(cfg.maxBatchBytes, cfg.maxValueBytes) +
+        1024 * 1024,
+      onListen: (addr) => {
         const scheme = cert === undefined ? "http" : "https";
         const host = addr.hostname.includes(":")
           ? `[${addr.hostname}]`
@@ -182,19 +190,17 @@ async function serve(cfg: ServeConfig): Promise<number> {
           recovery_ms: recoveryMs,
           auth: cfg.authToken === undefined ? "off" : "on",
           version: VERSION,
+          runtime: `${runtime.name} ${runtime.version}`,
         });
       },
-    };
-    server = cert === undefined || key === undefined
-      ? Deno.serve(listen, serveHandler)
-      : Deno.serve({ ...listen, cert, key }, serveHandler);
+    }, serveHandler);
   } catch (err) {
     log("error", "cannot listen", {
       host: cfg.host,
       port: cfg.port,
       error: errorText(err),
     });
-    for (const [s, fn] of signals) Deno.removeSignalListener(s, fn);
+    for (const off of unlisten) off();
     handler.close();
     await db.close();
     return 1;
@@ -227,7 +233,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
     log("error", "closing the engine failed", { error: errorText(err) });
     code = 1;
   }
-  for (const [s, fn] of signals) Deno.removeSignalListener(s, fn);
+  for (const off of unlisten) off();
   log("info", "stopped", { code });
   return code;
 }
@@ -235,7 +241,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
 function runVerify(cfg: VerifyConfig): number {
   const log = createLogger(cfg.logFormat);
   try {
-    if (!Deno.statSync(cfg.dataDir).isDirectory) {
+    if (!statSync(cfg.dataDir).isDirectory()) {
       throw new Error(`${cfg.dataDir} is not a directory`);
     }
   } catch (err) {
@@ -245,24 +251,24 @@ function runVerify(cfg: VerifyConfig): number {
     });
     return 1;
   }
-  const tty = Deno.stderr.isTerminal();
+  const tty = runtime.stderrIsTerminal();
   const progress = (done: number, total: number, file: string) => {
     const name = file.length > 60 ? "..." + file.slice(-57) : file;
     const line = `\r\x1b[2Kverifying ${done}/${total} ${name}`;
-    Deno.stderr.writeSync(encoder.encode(line));
+    runtime.writeStderr(line);
   };
   let report;
   try {
     report = verify(cfg.dataDir, tty ? { onProgress: progress } : {});
   } catch (err) {
-    if (tty) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
+    if (tty) runtime.writeStderr("\r\x1b[2K");
     log("error", "cannot verify", {
       data_dir: cfg.dataDir,
       error: errorText(err),
     });
     return 1;
   } finally {
-    if (tty) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
+    if (tty) runtime.writeStderr("\r\x1b[2K");
   }
   for (const t of report.tornTails) {
     log(
@@ -297,5 +303,5 @@ function errorText(err: unknown): string {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  runtime.exit(await main(runtime.args()));
 }

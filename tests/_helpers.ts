@@ -7,7 +7,7 @@
  */
 import { compareBytes } from "../engine/coding.ts";
 import type { OpenWritableOptions, WritableFile } from "../engine/fs.ts";
-import { RealFileSystem } from "../engine/fs.ts";
+import { DenoFileSystem } from "../engine/fs_deno.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -227,7 +227,7 @@ export class SortedModel {
  * logic (not durability) that would otherwise spend their time waiting on a
  * shared disk. Never use it where a crash or power cut is simulated.
  */
-export class NoSyncFileSystem extends RealFileSystem {
+export class NoSyncFileSystem extends DenoFileSystem {
   override openWritable(
     path: string,
     opts?: OpenWritableOptions,
