@@ -1,86 +1,155 @@
 /**
- * The single binary: builds it with the `compile` task of deno.json (into a
- * temp dir) and runs it. `deno compile` downloads its runtime base, which
- * fails on machines without that network access. The build therefore runs
- * before the test is registered: when it fails, the test shows as ignored
- * with the reason in its name.
+ * The single binary: `bun build --compile` (what `make build` runs) builds
+ * it offline, it runs from any directory with its compaction worker
+ * embedded, and its LOCK excludes a Deno process on the same data directory
+ * (and the other way round). The command-line, HTTP, crash and verify
+ * checks run against it in process_test.ts and tests/fault/.
  */
-import { deepEqual, match } from "node:assert/strict";
+import { deepEqual, match, ok } from "node:assert/strict";
+import {
+  BUILD_ARGS,
+  bunPath,
+  REPO,
+  shaleCommand,
+  unavailable,
+} from "../_shale.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
+const why = unavailable("binary");
 
-/** Builds the binary into `tmp`; the reason when `deno compile` failed. */
-async function build(tmp: string): Promise<string | undefined> {
-  const cfg = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const args = (cfg.tasks.compile as string).split(/\s+/).slice(1);
-  const out = args.indexOf("--output");
-  args[out + 1] = `${tmp}/shale`;
-  const res = await new Deno.Command(Deno.execPath(), {
+/** Spawns `program args` and waits for its listening line. */
+async function serve(
+  program: string,
+  args: string[],
+  cwd: string,
+): Promise<{ child: Deno.ChildProcess; base: string; output: () => string }> {
+  const child = new Deno.Command(program, {
     args,
-    cwd: ROOT,
+    cwd,
     env: { NO_COLOR: "1" },
+    stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).output();
-  if (res.success) return undefined;
-  const why = new TextDecoder().decode(res.stderr).trim().split("\n")
-    .filter((l) => /error|fail/i.test(l)).slice(0, 2).join(" | ");
-  return `'deno compile' failed (it downloads its runtime base; no network here?): ${why}`;
+  }).spawn();
+  let text = "";
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    for await (const c of s.pipeThrough(new TextDecoderStream())) text += c;
+  };
+  pump(child.stdout);
+  pump(child.stderr);
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const m = text.match(/listening on (http:\/\/[^\s"]+)/);
+    if (m) return { child, base: m[1], output: () => text };
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`no listening line:\n${text}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
-const tmp = await Deno.makeTempDir({ prefix: "shale-bin-" });
-const notBuilt = await build(tmp);
-if (notBuilt !== undefined) await Deno.remove(tmp, { recursive: true });
-
 Deno.test({
-  name: "deno task compile builds one binary that serves and stops on SIGTERM" +
-    (notBuilt === undefined ? "" : ` -- ignored: ${notBuilt}`),
-  ignore: notBuilt !== undefined,
-  fn: async (t) => {
-    const binary = `${tmp}/shale`;
+  name:
+    `bun build --compile builds one binary offline that runs from any directory with its worker${
+      why ? ` (ignored: ${why})` : ""
+    }`,
+  ignore: why !== undefined,
+  async fn() {
+    const tmp = await Deno.makeTempDir({ prefix: "shale-bin-" });
     try {
-      await t.step({
-        name: "the binary prints its version",
-        fn: async () => {
-          const v = await new Deno.Command(binary, { args: ["--version"] })
-            .output();
-          deepEqual(v.code, 0);
-          match(new TextDecoder().decode(v.stdout), /^shale \d/);
-        },
-      });
-      await t.step({
-        name: "the binary serves, then exits 0 on SIGTERM",
-        fn: async () => {
-          const child = new Deno.Command(binary, {
-            args: ["serve", "--port", "0", "--data-dir", `${tmp}/data`],
-            stdout: "piped",
-            stderr: "inherit",
-          }).spawn();
-          const reader = child.stdout.pipeThrough(new TextDecoderStream())
-            .getReader();
-          let text = "";
-          let m: RegExpMatchArray | null = null;
-          while (m === null) {
-            const { value, done } = await reader.read();
-            if (done) throw new Error(`binary exited early: ${text}`);
-            text += value;
-            m = text.match(/listening on (http:\/\/\S+)/);
-          }
-          const base = m[1];
-          const put = await fetch(`${base}/kv/bin`, {
-            method: "PUT",
-            body: "ok",
-          });
-          deepEqual(put.status, 204);
-          await put.body?.cancel();
-          deepEqual(await (await fetch(`${base}/kv/bin`)).text(), "ok");
-          child.kill("SIGTERM");
-          while (!(await reader.read()).done) { /* drain */ }
-          deepEqual((await child.status).code, 0);
-        },
-      });
+      const binary = `${tmp}/shale`;
+      const build = await new Deno.Command(bunPath()!, {
+        args: [...BUILD_ARGS, "--outfile", binary],
+        cwd: REPO,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      deepEqual(
+        build.code,
+        0,
+        new TextDecoder().decode(build.stderr),
+      );
+      const size = (await Deno.stat(binary)).size;
+      ok(size > 10 << 20, `a self-contained binary holds its runtime: ${size}`);
+
+      // Run it from an empty directory: nothing but the binary is needed.
+      const run = `${tmp}/run`;
+      await Deno.mkdir(run);
+      const s = await serve(
+        binary,
+        [
+          "serve",
+          "--port",
+          "0",
+          "--data-dir",
+          "data",
+          "--memtable-size",
+          "16K",
+        ],
+        run,
+      );
+      const value = "v".repeat(4000);
+      for (let i = 0; i < 60; i++) {
+        const r = await fetch(`${s.base}/kv/k${i}`, {
+          method: "PUT",
+          body: value,
+        });
+        deepEqual(r.status, 204);
+        await r.body?.cancel();
+      }
+      // Flushes and compactions run in the worker: a worker the binary
+      // could not load would leave writes stalled and these at zero.
+      let ops: { flushes: number; compactions: number } | undefined;
+      for (let i = 0; i < 100; i++) {
+        ops = (await (await fetch(`${s.base}/stats`)).json()).engine.ops;
+        if (ops!.flushes > 0 && ops!.compactions > 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      ok(ops!.flushes > 0 && ops!.compactions > 0, JSON.stringify(ops));
+      deepEqual(await (await fetch(`${s.base}/kv/k59`)).text(), value);
+      s.child.kill("SIGTERM");
+      deepEqual((await s.child.status).code, 0, s.output());
+      match(s.output(), /runtime="bun \d/);
     } finally {
       await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    `a data directory open in a Deno server is refused to the Bun binary, and the other way round${
+      why ? ` (ignored: ${why})` : ""
+    }`,
+  ignore: why !== undefined,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "shale-bin-lock-" });
+    try {
+      const deno = await shaleCommand("deno");
+      const bin = await shaleCommand("binary");
+      for (
+        const [holder, other] of [[deno, bin], [bin, deno]] as const
+      ) {
+        const s = await serve(
+          holder.command,
+          [...holder.args, "serve", "--port", "0", "--data-dir", dir],
+          REPO,
+        );
+        const out = await new Deno.Command(other.command, {
+          args: [...other.args, "serve", "--port", "0", "--data-dir", dir],
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const text = new TextDecoder().decode(out.stdout) +
+          new TextDecoder().decode(out.stderr);
+        deepEqual(out.code, 1, text);
+        match(text, /locked by another process/);
+        s.child.kill("SIGTERM");
+        deepEqual((await s.child.status).code, 0, s.output());
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

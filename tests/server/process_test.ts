@@ -1,20 +1,46 @@
 /**
- * `server/main.ts` as a real process: start-up line, SIGTERM and SIGKILL
- * followed by a restart on the same data directory, env and flags, TLS,
- * exit codes, and `shale verify`.
+ * `shale` as a real process, on every runtime (Deno, Bun, and the binary
+ * `dist/shale` built with `bun build --compile`): start-up line, SIGTERM and
+ * SIGKILL followed by a restart on the same data directory, env and flags,
+ * TLS, exit codes, and `shale verify`.
  */
 import { deepEqual, match, ok } from "node:assert/strict";
 import { selfSignedCert } from "./_helpers.ts";
-
-const ROOT = new URL("../../", import.meta.url).pathname;
-const MAIN = `${ROOT}server/main.ts`;
+import {
+  REPO,
+  SHALE_RUNTIMES,
+  shaleCommand,
+  type ShaleRuntime,
+  unavailable,
+} from "../_shale.ts";
 
 /** The permissions of `deno task start`, so a missing one fails here too. */
 async function startPermissions(): Promise<string[]> {
-  const cfg = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  const cfg = JSON.parse(await Deno.readTextFile(`${REPO}deno.json`));
   return (cfg.tasks.start as string).split(/\s+/).filter((t) =>
     t.startsWith("--allow-")
   );
+}
+
+/** The program and arguments that run `shale` on `rt`. */
+async function command(rt: ShaleRuntime): Promise<[string, string[]]> {
+  const c = await shaleCommand(rt);
+  if (rt !== "deno") return [c.command, c.args];
+  // deno run: exactly the permissions of `deno task start`.
+  const perms = await startPermissions();
+  return [c.command, ["run", ...perms, c.args[c.args.length - 1]]];
+}
+
+/** Registers `fn` once per runtime, ignored (with the reason) where it cannot run. */
+function eachRuntime(name: string, fn: (rt: ShaleRuntime) => Promise<void>) {
+  for (const rt of SHALE_RUNTIMES) {
+    const why = unavailable(rt);
+    Deno.test({
+      name: `[${rt}] ${name}${why ? ` (ignored: ${why})` : ""}`,
+      ignore: why !== undefined,
+      fn: () => fn(rt),
+    });
+  }
 }
 
 interface Proc {
@@ -26,11 +52,13 @@ interface Proc {
 }
 
 async function spawn(
+  rt: ShaleRuntime,
   args: string[],
   env: Record<string, string> = {},
 ): Promise<Proc> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...(await startPermissions()), MAIN, ...args],
+  const [program, lead] = await command(rt);
+  const child = new Deno.Command(program, {
+    args: [...lead, ...args],
     env: { NO_COLOR: "1", ...env },
     stdout: "piped",
     stderr: "piped",
@@ -63,11 +91,13 @@ async function spawn(
 }
 
 async function startServe(
+  rt: ShaleRuntime,
   dir: string,
   extra: string[] = [],
   env: Record<string, string> = {},
 ): Promise<{ proc: Proc; base: string }> {
   const proc = await spawn(
+    rt,
     ["serve", "--port", "0", "--data-dir", dir, ...extra],
     env,
   );
@@ -102,181 +132,202 @@ async function checkAll(base: string, n: number, prefix: string) {
   }
 }
 
-Deno.test("SIGTERM closes cleanly (exit 0) and a restart reads every write back", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
-  try {
-    const a = await startServe(dir, ["--sync", "always"]);
-    match(
-      a.proc.output(),
-      /listening on http:\/\/127\.0\.0\.1:\d+ data_dir=\S+ sync=always recovery_ms=[\d.]+/,
-    );
-    await putAll(a.base, 40, "t");
-    a.proc.child.kill("SIGTERM");
-    deepEqual(await a.proc.finished, 0, a.proc.output());
-    match(a.proc.output(), /shutting down reason=SIGTERM/);
-    match(a.proc.output(), /stopped code=0/);
-
-    const b = await startServe(dir);
-    await checkAll(b.base, 40, "t");
-    b.proc.child.kill("SIGINT");
-    deepEqual(await b.proc.finished, 0, b.proc.output());
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("after SIGKILL every acknowledged write (sync=always) survives the restart", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
-  try {
-    const a = await startServe(dir, ["--sync", "always"]);
-    await putAll(a.base, 40, "k");
-    const del = await fetch(`${a.base}/kv/k3`, { method: "DELETE" });
-    deepEqual(del.status, 204);
-    a.proc.child.kill("SIGKILL");
-    await a.proc.finished;
-
-    const b = await startServe(dir);
-    const r = await fetch(`${b.base}/kv/k3`);
-    deepEqual(r.status, 404);
-    await r.body?.cancel();
-    for (const i of [0, 1, 2, 4, 20, 39]) {
-      deepEqual(await (await fetch(`${b.base}/kv/k${i}`)).text(), `value-${i}`);
-    }
-    const scan = await (await fetch(`${b.base}/kv/range?keys_only=1`)).json();
-    deepEqual(scan.items.length, 39);
-    b.proc.child.kill("SIGTERM");
-    deepEqual(await b.proc.finished, 0);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("env vars configure serve (auth, JSON logs), flags win, TLS flags serve HTTPS", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
-  try {
-    const { cert, certFile, keyFile } = await selfSignedCert(dir);
-    const { proc, base } = await startServe(
-      `${dir}/data`,
-      ["--tls-cert", certFile, "--tls-key", keyFile, "--sync", "none"],
-      {
-        SHALE_AUTH_TOKEN: "tok",
-        SHALE_LOG_FORMAT: "json",
-        SHALE_SYNC: "interval",
-        SHALE_PORT: "1", // the --port 0 flag wins
-      },
-    );
-    match(base, /^https:\/\/127\.0\.0\.1:\d+$/);
-    const line = JSON.parse(proc.output().split("\n")[0]);
-    deepEqual(line.level, "info");
-    deepEqual(line.sync, "none");
-    deepEqual(line.auth, "on");
-    const client = Deno.createHttpClient({ caCerts: [cert] });
+eachRuntime(
+  "SIGTERM closes cleanly (exit 0) and a restart reads every write back",
+  async (rt) => {
+    const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
     try {
-      const url = base.replace("127.0.0.1", "localhost");
-      const denied = await fetch(`${url}/kv/a`, { client });
-      deepEqual(denied.status, 401);
-      await denied.body?.cancel();
-      const health = await fetch(`${url}/health`, { client });
-      deepEqual(health.status, 200);
-      await health.body?.cancel();
-      const put = await fetch(`${url}/kv/a`, {
-        method: "PUT",
-        body: "v",
-        headers: { authorization: "Bearer tok" },
-        client,
-      });
-      deepEqual(put.status, 204);
-      await put.body?.cancel();
+      const a = await startServe(rt, dir, ["--sync", "always"]);
+      match(
+        a.proc.output(),
+        /listening on http:\/\/127\.0\.0\.1:\d+ data_dir=\S+ sync=always recovery_ms=[\d.]+/,
+      );
+      await putAll(a.base, 40, "t");
+      a.proc.child.kill("SIGTERM");
+      deepEqual(await a.proc.finished, 0, a.proc.output());
+      match(a.proc.output(), /shutting down reason=SIGTERM/);
+      match(a.proc.output(), /stopped code=0/);
+
+      const b = await startServe(rt, dir);
+      await checkAll(b.base, 40, "t");
+      b.proc.child.kill("SIGINT");
+      deepEqual(await b.proc.finished, 0, b.proc.output());
     } finally {
-      client.close();
+      await Deno.remove(dir, { recursive: true });
     }
-    proc.child.kill("SIGTERM");
-    deepEqual(await proc.finished, 0);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  },
+);
 
-Deno.test("--host 0.0.0.0 without an auth token starts with a warning line", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
-  try {
-    const { proc } = await startServe(dir, ["--host", "0.0.0.0"]);
-    const first = proc.output().split("\n")[0];
-    match(
-      first,
-      /warn.*listening on 0\.0\.0\.0, which other machines can reach, without an auth token/,
-    );
-    proc.child.kill("SIGTERM");
-    deepEqual(await proc.finished, 0);
-    // Loopback: no warning.
-    const quiet = await startServe(dir);
-    ok(!/auth token/.test(quiet.proc.output()), quiet.proc.output());
-    quiet.proc.child.kill("SIGTERM");
-    deepEqual(await quiet.proc.finished, 0);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+eachRuntime(
+  "after SIGKILL every acknowledged write (sync=always) survives the restart",
+  async (rt) => {
+    const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
+    try {
+      const a = await startServe(rt, dir, ["--sync", "always"]);
+      await putAll(a.base, 40, "k");
+      const del = await fetch(`${a.base}/kv/k3`, { method: "DELETE" });
+      deepEqual(del.status, 204);
+      a.proc.child.kill("SIGKILL");
+      await a.proc.finished;
 
-Deno.test("usage errors exit 2 with a clear message; --help and --version exit 0", async () => {
-  const bad = await spawn(["serve", "--no-such-flag"]);
-  deepEqual(await bad.finished, 2);
-  match(bad.output(), /shale: .*no-such-flag/);
-  match(bad.output(), /shale serve --help/);
+      const b = await startServe(rt, dir);
+      const r = await fetch(`${b.base}/kv/k3`);
+      deepEqual(r.status, 404);
+      await r.body?.cancel();
+      for (const i of [0, 1, 2, 4, 20, 39]) {
+        deepEqual(
+          await (await fetch(`${b.base}/kv/k${i}`)).text(),
+          `value-${i}`,
+        );
+      }
+      const scan = await (await fetch(`${b.base}/kv/range?keys_only=1`)).json();
+      deepEqual(scan.items.length, 39);
+      b.proc.child.kill("SIGTERM");
+      deepEqual(await b.proc.finished, 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
-  const help = await spawn(["serve", "--help"]);
-  deepEqual(await help.finished, 0);
-  match(help.output(), /--data-dir DIR .*\(default \.\/data\)/);
-  match(help.output(), /env SHALE_AUTH_TOKEN/);
+eachRuntime(
+  "env vars configure serve (auth, JSON logs), flags win, TLS flags serve HTTPS",
+  async (rt) => {
+    const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
+    try {
+      const { cert, certFile, keyFile } = await selfSignedCert(dir);
+      const { proc, base } = await startServe(
+        rt,
+        `${dir}/data`,
+        ["--tls-cert", certFile, "--tls-key", keyFile, "--sync", "none"],
+        {
+          SHALE_AUTH_TOKEN: "tok",
+          SHALE_LOG_FORMAT: "json",
+          SHALE_SYNC: "interval",
+          SHALE_PORT: "1", // the --port 0 flag wins
+        },
+      );
+      match(base, /^https:\/\/127\.0\.0\.1:\d+$/);
+      const line = JSON.parse(proc.output().split("\n")[0]);
+      deepEqual(line.level, "info");
+      deepEqual(line.sync, "none");
+      deepEqual(line.auth, "on");
+      const client = Deno.createHttpClient({ caCerts: [cert] });
+      try {
+        const url = base.replace("127.0.0.1", "localhost");
+        const denied = await fetch(`${url}/kv/a`, { client });
+        deepEqual(denied.status, 401);
+        await denied.body?.cancel();
+        const health = await fetch(`${url}/health`, { client });
+        deepEqual(health.status, 200);
+        await health.body?.cancel();
+        const put = await fetch(`${url}/kv/a`, {
+          method: "PUT",
+          body: "v",
+          headers: { authorization: "Bearer tok" },
+          client,
+        });
+        deepEqual(put.status, 204);
+        await put.body?.cancel();
+      } finally {
+        client.close();
+      }
+      proc.child.kill("SIGTERM");
+      deepEqual(await proc.finished, 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
-  const version = await spawn(["--version"]);
-  deepEqual(await version.finished, 0);
-  match(version.output(), /^shale \d+\.\d+\.\d+/);
-});
+eachRuntime(
+  "usage errors exit 2 with a clear message; --help and --version exit 0",
+  async (rt) => {
+    const bad = await spawn(rt, ["serve", "--no-such-flag"]);
+    deepEqual(await bad.finished, 2);
+    match(bad.output(), /shale: .*no-such-flag/);
+    match(bad.output(), /shale serve --help/);
 
-Deno.test("verify passes a clean directory and names file and offset of corruption", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
-  try {
-    const a = await startServe(dir, ["--sync", "always"]);
-    await putAll(a.base, 30, "v");
-    a.proc.child.kill("SIGTERM");
-    deepEqual(await a.proc.finished, 0);
+    const help = await spawn(rt, ["serve", "--help"]);
+    deepEqual(await help.finished, 0);
+    match(help.output(), /--data-dir DIR .*\(default \.\/data\)/);
+    match(help.output(), /env SHALE_AUTH_TOKEN/);
 
-    const clean = await spawn(["verify", "--data-dir", dir]);
-    deepEqual(await clean.finished, 0, clean.output());
-    match(clean.output(), /verify ok .*wal_records=30/);
+    const version = await spawn(rt, ["--version"]);
+    deepEqual(await version.finished, 0);
+    match(version.output(), /^shale \d+\.\d+\.\d+ \((deno|bun) \d+\.\d+/);
+    // The binary is built with Bun.
+    match(version.output(), rt === "deno" ? /\(deno / : /\(bun /);
+  },
+);
 
-    // Flip a byte early in the WAL: a bad record mid-log is corruption.
-    const log = [...Deno.readDirSync(dir)].map((e) => e.name).find((n) =>
-      n.endsWith(".log")
-    )!;
-    const bytes = await Deno.readFile(`${dir}/${log}`);
-    ok(bytes.length > 200);
-    bytes[Math.floor(bytes.length / 4)] ^= 0xff;
-    await Deno.writeFile(`${dir}/${log}`, bytes);
-    const bad = await spawn(["verify", "--data-dir", dir]);
-    deepEqual(await bad.finished, 1, bad.output());
-    match(bad.output(), new RegExp(`corruption file=\\S*${log} offset=\\d+`));
-    match(bad.output(), /verify found corruption/);
+eachRuntime(
+  "verify passes a clean directory and names file and offset of corruption",
+  async (rt) => {
+    const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
+    try {
+      const a = await startServe(rt, dir, ["--sync", "always"]);
+      await putAll(a.base, 30, "v");
+      a.proc.child.kill("SIGTERM");
+      deepEqual(await a.proc.finished, 0);
 
-    const missing = await spawn(["verify", "--data-dir", `${dir}/nope`]);
-    deepEqual(await missing.finished, 1);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+      const clean = await spawn(rt, ["verify", "--data-dir", dir]);
+      deepEqual(await clean.finished, 0, clean.output());
+      match(clean.output(), /verify ok .*wal_records=30/);
 
-Deno.test({
-  name:
-    "serve warns at start when the data directory is accessible to other users",
-  ignore: Deno.build.os === "windows",
-  async fn() {
+      // Flip a byte early in the WAL: a bad record mid-log is corruption.
+      const log = [...Deno.readDirSync(dir)].map((e) => e.name).find((n) =>
+        n.endsWith(".log")
+      )!;
+      const bytes = await Deno.readFile(`${dir}/${log}`);
+      ok(bytes.length > 200);
+      bytes[Math.floor(bytes.length / 4)] ^= 0xff;
+      await Deno.writeFile(`${dir}/${log}`, bytes);
+      const bad = await spawn(rt, ["verify", "--data-dir", dir]);
+      deepEqual(await bad.finished, 1, bad.output());
+      match(bad.output(), new RegExp(`corruption file=\\S*${log} offset=\\d+`));
+      match(bad.output(), /verify found corruption/);
+
+      const missing = await spawn(rt, ["verify", "--data-dir", `${dir}/nope`]);
+      deepEqual(await missing.finished, 1);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+eachRuntime(
+  "--host 0.0.0.0 without an auth token starts with a warning line",
+  async (rt) => {
+    const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
+    try {
+      const { proc } = await startServe(rt, dir, ["--host", "0.0.0.0"]);
+      const first = proc.output().split("\n")[0];
+      match(
+        first,
+        /warn.*listening on 0\.0\.0\.0, which other machines can reach, without an auth token/,
+      );
+      proc.child.kill("SIGTERM");
+      deepEqual(await proc.finished, 0);
+      // Loopback: no warning.
+      const quiet = await startServe(rt, dir);
+      ok(!/auth token/.test(quiet.proc.output()), quiet.proc.output());
+      quiet.proc.child.kill("SIGTERM");
+      deepEqual(await quiet.proc.finished, 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+eachRuntime(
+  "serve warns at start when the data directory is accessible to other users",
+  async (rt) => {
     const root = await Deno.makeTempDir({ prefix: "shale-proc-" });
     try {
       const dir = `${root}/data`;
       Deno.mkdirSync(dir);
       Deno.chmodSync(dir, 0o750);
-      const a = await startServe(dir);
+      const a = await startServe(rt, dir);
       a.proc.child.kill("SIGTERM");
       deepEqual(await a.proc.finished, 0, a.proc.output());
       match(
@@ -284,7 +335,7 @@ Deno.test({
         /warn\s+data directory \S+ is accessible to other users \(mode 0750\)/,
       );
       // A directory the server creates itself is owner-only: no warning.
-      const b = await startServe(`${root}/fresh`);
+      const b = await startServe(rt, `${root}/fresh`);
       b.proc.child.kill("SIGTERM");
       deepEqual(await b.proc.finished, 0, b.proc.output());
       ok(!/accessible to other users/.test(b.proc.output()), b.proc.output());
@@ -293,4 +344,4 @@ Deno.test({
       await Deno.remove(root, { recursive: true });
     }
   },
-});
+);
