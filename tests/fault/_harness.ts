@@ -1,6 +1,7 @@
 /**
  * Shared machinery of the fault suites (tests/fault/): the real server as a
- * subprocess (`server/main.ts serve` on port 0, JSON logs), the offline
+ * subprocess (`shale serve` on port 0, JSON logs, on Deno by default or on
+ * Bun or as the binary: see tests/_shale.ts), the offline
  * `verify` command, an HTTP client with timeouts, a raw-socket client for
  * requests `fetch` refuses to send, RSS sampling from /proc, percentiles,
  * and a tally that ends every suite with one line `N passed, N failed`.
@@ -12,20 +13,16 @@
  */
 
 import { concat } from "../_helpers.ts";
+import { REPO, shaleCommand, type ShaleRuntime } from "../_shale.ts";
 
-/** The repository root (this file is tests/fault/_harness.ts). */
-export const REPO: string = new URL("../../", import.meta.url).pathname;
-/** server/main.ts, the `shale` command. */
-export const MAIN: string = `${REPO}server/main.ts`;
-/** The Deno running the tests runs the server too. */
-export const DENO: string = Deno.execPath();
-/** The permissions `deno task start` gives the server, and no more. */
-export const SERVER_PERMISSIONS: readonly string[] = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-];
+export {
+  MAIN,
+  REPO,
+  SERVER_PERMISSIONS,
+  SHALE_RUNTIMES,
+  type ShaleRuntime,
+  unavailable,
+} from "../_shale.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -89,6 +86,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Deadline for the listening line. Default 30 s. */
   timeoutMs?: number;
+  /** Which runtime runs the server. Default Deno. */
+  runtime?: ShaleRuntime;
 }
 
 /**
@@ -99,12 +98,11 @@ export async function startServer(
   dataDir: string,
   opts: StartOptions = {},
 ): Promise<StartResult> {
+  const shale = await shaleCommand(opts.runtime ?? "deno");
   const spawnedAt = performance.now();
-  const child = new Deno.Command(DENO, {
+  const child = new Deno.Command(shale.command, {
     args: [
-      "run",
-      ...SERVER_PERMISSIONS,
-      MAIN,
+      ...shale.args,
       "serve",
       "--data-dir",
       dataDir,
@@ -290,9 +288,11 @@ export async function waitHealthy(
 export async function runShale(
   args: string[],
   timeoutMs = 60_000,
+  runtime: ShaleRuntime = "deno",
 ): Promise<{ code: number; output: string }> {
-  const child = new Deno.Command(DENO, {
-    args: ["run", ...SERVER_PERMISSIONS, MAIN, ...args],
+  const shale = await shaleCommand(runtime);
+  const child = new Deno.Command(shale.command, {
+    args: [...shale.args, ...args],
     cwd: REPO,
     env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
     stdin: "null",

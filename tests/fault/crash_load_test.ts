@@ -39,8 +39,11 @@ import {
   round,
   runShale,
   scanAll,
+  SHALE_RUNTIMES,
+  type ShaleRuntime,
   stopServer,
   Tally,
+  unavailable,
   waitHealthy,
 } from "./_harness.ts";
 
@@ -101,117 +104,126 @@ interface Figures {
   compactions: number;
 }
 
-Deno.test({
-  name: "acknowledged writes survive SIGKILL under concurrent load",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  async fn() {
-    const tally = new Tally("crash under load");
-    const rng = new Rng(SEED);
-    const dir = await Deno.makeTempDir({ prefix: "shale-crash-" });
-    const owned: OwnedKey[][] = Array.from(
-      { length: CLIENTS },
-      (_, c) =>
-        Array.from({ length: KEYS_PER_CLIENT }, (_, j) => ({
-          key: `k/${c}/${String(j).padStart(2, "0")}`,
-          acked: null,
-          version: undefined,
-          pending: undefined,
-        })),
-    );
-    const counters: Counter[] = Array.from({ length: COUNTERS }, (_, j) => ({
-      key: `ctr/${j}`,
-      n: 0,
-      value: null,
-      version: undefined,
-      acked: new Set(),
-      pending: new Set(),
-    }));
-    const batches = new Map<number, { key: OwnedKey; value: Val }[]>();
-    const fig: Figures = {
-      recoverySpawnMs: [],
-      recoveryEngineMs: [],
-      ackedWrites: 0,
-      rejected412: 0,
-      inflightAtKill: 0,
-      inflightApplied: 0,
-      killsDuringFlush: 0,
-      killsWithL0Backlog: 0,
-      flushes: 0,
-      compactions: 0,
-    };
-    let server: ReadyServer | undefined;
-    try {
-      for (let cycle = 0; cycle <= CYCLES; cycle++) {
-        server = await mustStart(dir, { args: SERVER_ARGS });
-        const healthyAt = await waitHealthy(server.base);
-        if (cycle > 0) {
-          fig.recoverySpawnMs.push(healthyAt - server.spawnedAt);
-          fig.recoveryEngineMs.push(server.recoveryMs);
-        }
-        await verifyState(
-          server.base,
-          cycle,
-          tally,
-          owned,
-          counters,
-          batches,
-          fig,
-        );
-        if (cycle === CYCLES) break; // the final restart only checks
-        const killAfter = rng.range(KILL_MIN_MS, KILL_MAX_MS);
-        await loadAndKill(
-          server,
-          cycle,
-          rng,
-          killAfter,
-          tally,
-          owned,
-          counters,
-          batches,
-          fig,
-        );
-        server = undefined;
+// Bun and the binary run a shorter series: the same checks, fewer kills.
+for (const rt of SHALE_RUNTIMES) {
+  const why = unavailable(rt);
+  const cycles = rt === "deno" ? CYCLES : Math.max(2, Math.round(CYCLES / 5));
+  Deno.test({
+    name: `[${rt}] acknowledged writes survive SIGKILL under concurrent load${
+      why ? ` (ignored: ${why})` : ""
+    }`,
+    ignore: why !== undefined,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: () => crashUnderLoad(rt, cycles),
+  });
+}
+
+async function crashUnderLoad(rt: ShaleRuntime, cycles: number) {
+  const tally = new Tally(`crash under load [${rt}]`);
+  const rng = new Rng(SEED);
+  const dir = await Deno.makeTempDir({ prefix: "shale-crash-" });
+  const owned: OwnedKey[][] = Array.from(
+    { length: CLIENTS },
+    (_, c) =>
+      Array.from({ length: KEYS_PER_CLIENT }, (_, j) => ({
+        key: `k/${c}/${String(j).padStart(2, "0")}`,
+        acked: null,
+        version: undefined,
+        pending: undefined,
+      })),
+  );
+  const counters: Counter[] = Array.from({ length: COUNTERS }, (_, j) => ({
+    key: `ctr/${j}`,
+    n: 0,
+    value: null,
+    version: undefined,
+    acked: new Set(),
+    pending: new Set(),
+  }));
+  const batches = new Map<number, { key: OwnedKey; value: Val }[]>();
+  const fig: Figures = {
+    recoverySpawnMs: [],
+    recoveryEngineMs: [],
+    ackedWrites: 0,
+    rejected412: 0,
+    inflightAtKill: 0,
+    inflightApplied: 0,
+    killsDuringFlush: 0,
+    killsWithL0Backlog: 0,
+    flushes: 0,
+    compactions: 0,
+  };
+  let server: ReadyServer | undefined;
+  try {
+    for (let cycle = 0; cycle <= cycles; cycle++) {
+      server = await mustStart(dir, { args: SERVER_ARGS, runtime: rt });
+      const healthyAt = await waitHealthy(server.base);
+      if (cycle > 0) {
+        fig.recoverySpawnMs.push(healthyAt - server.spawnedAt);
+        fig.recoveryEngineMs.push(server.recoveryMs);
       }
-      // A clean stop, then the offline checker must find nothing wrong.
-      const status = await stopServer(server!);
+      await verifyState(
+        server.base,
+        cycle,
+        tally,
+        owned,
+        counters,
+        batches,
+        fig,
+      );
+      if (cycle === cycles) break; // the final restart only checks
+      const killAfter = rng.range(KILL_MIN_MS, KILL_MAX_MS);
+      await loadAndKill(
+        server,
+        cycle,
+        rng,
+        killAfter,
+        tally,
+        owned,
+        counters,
+        batches,
+        fig,
+      );
       server = undefined;
-      tally.check(
-        status.code === 0,
-        `clean stop after the last cycle exited ${status.code}`,
-      );
-      const v = await runShale(["verify", "--data-dir", dir]);
-      tally.check(
-        v.code === 0,
-        () =>
-          `shale verify after ${CYCLES} crashes exited ${v.code}: ${v.output}`,
-      );
-    } finally {
-      if (server) await killServer(server);
-      await removeDir(dir);
     }
-    const spawn = fig.recoverySpawnMs;
-    const engine = fig.recoveryEngineMs.filter((n) => Number.isFinite(n));
-    tally.finish({
-      seed: `${SEED} (replay with SHALE_SEED=${SEED})`,
-      cycles: CYCLES,
-      "recovery ms, spawn to /health ok": `median ${
-        round(median(spawn))
-      }, max ${round(Math.max(...spawn))}`,
-      "recovery ms, engine open (start-up line)": `median ${
-        round(median(engine))
-      }, max ${round(Math.max(...engine))}`,
-      "acknowledged writes": fig.ackedWrites,
-      "conditional writes refused (412, as expected)": fig.rejected412,
-      "writes in flight at a kill": fig.inflightAtKill,
-      "of those, found applied after restart": fig.inflightApplied,
-      "kills with a flush in progress": fig.killsDuringFlush,
-      "kills with an L0 compaction due (>= 4 L0 tables)":
-        fig.killsWithL0Backlog,
-      "flushes / compactions seen": `${fig.flushes} / ${fig.compactions}`,
-    });
-  },
-});
+    // A clean stop, then the offline checker must find nothing wrong.
+    const status = await stopServer(server!);
+    server = undefined;
+    tally.check(
+      status.code === 0,
+      `clean stop after the last cycle exited ${status.code}`,
+    );
+    const v = await runShale(["verify", "--data-dir", dir], 60_000, rt);
+    tally.check(
+      v.code === 0,
+      () =>
+        `shale verify after ${cycles} crashes exited ${v.code}: ${v.output}`,
+    );
+  } finally {
+    if (server) await killServer(server);
+    await removeDir(dir);
+  }
+  const spawn = fig.recoverySpawnMs;
+  const engine = fig.recoveryEngineMs.filter((n) => Number.isFinite(n));
+  tally.finish({
+    seed: `${SEED} (replay with SHALE_SEED=${SEED})`,
+    cycles: cycles,
+    "recovery ms, spawn to /health ok": `median ${round(median(spawn))}, max ${
+      round(Math.max(...spawn))
+    }`,
+    "recovery ms, engine open (start-up line)": `median ${
+      round(median(engine))
+    }, max ${round(Math.max(...engine))}`,
+    "acknowledged writes": fig.ackedWrites,
+    "conditional writes refused (412, as expected)": fig.rejected412,
+    "writes in flight at a kill": fig.inflightAtKill,
+    "of those, found applied after restart": fig.inflightApplied,
+    "kills with a flush in progress": fig.killsDuringFlush,
+    "kills with an L0 compaction due (>= 4 L0 tables)": fig.killsWithL0Backlog,
+    "flushes / compactions seen": `${fig.flushes} / ${fig.compactions}`,
+  });
+}
 
 /** Reads everything back after a restart, checks it, and folds it into the model. */
 async function verifyState(
