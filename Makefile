@@ -17,7 +17,7 @@ export SHALE_BUN := $(abspath $(BUN))
 # `make run ARGS="--port 9000"` passes ARGS to `shale serve`.
 ARGS ?=
 
-.PHONY: setup test ci fmt lint check unit run build build-deno bench bench-http bench-binary bench-large bench-stall crash-test fuzz soak promtool-test clean
+.PHONY: setup test ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak promtool-test clean
 
 setup: $(DENO) $(BUN)
 
@@ -76,6 +76,10 @@ bench: setup
 bench-http: setup
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk) || sudo sh -c 'apt-get update -qq && apt-get install -y -qq wrk'
 	$(DENO) run -A bench/http.ts
+
+# Deno's KV client against shale (KV Connect) vs a local Deno.openKv(path).
+bench-kv: setup
+	$(DENO) run -A --unstable-kv bench/kv_connect.ts $(ARGS)
 
 # Dataset 4x the memory budget (1 GiB vs 256 MiB; ARGS="--gb 2" for more).
 bench-large: setup

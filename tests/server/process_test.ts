@@ -7,6 +7,7 @@
 import { deepEqual, match, ok } from "node:assert/strict";
 import { selfSignedCert } from "./_helpers.ts";
 import {
+  bunPath,
   REPO,
   SHALE_RUNTIMES,
   shaleCommand,
@@ -345,3 +346,31 @@ eachRuntime(
     }
   },
 );
+
+Deno.test({
+  name: `./shale (the README's way to run from source) runs on Deno and on Bun${
+    unavailable("bun") ? ` (ignored: ${unavailable("bun")})` : ""
+  }`,
+  ignore: unavailable("bun") !== undefined,
+  async fn() {
+    // PATH without deno or bun: the script must find the ones it runs.
+    const dir = Deno.execPath().replace(/\/[^/]+$/, "");
+    for (const [rt, tool] of [["deno", dir], ["bun", bunDir()]] as const) {
+      const out = await new Deno.Command(`${REPO}shale`, {
+        args: ["--version"],
+        env: { PATH: `${tool}:/usr/bin:/bin`, SHALE_RUNTIME: rt },
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout) +
+        new TextDecoder().decode(out.stderr);
+      deepEqual(out.code, 0, text);
+      match(text, new RegExp(`^shale \\d+\\.\\d+\\.\\d+ \\(${rt} `));
+    }
+  },
+});
+
+function bunDir(): string {
+  return bunPath()!.replace(/\/[^/]+$/, "");
+}
