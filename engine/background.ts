@@ -62,13 +62,15 @@ export function workerUrl(base: string = import.meta.url): string {
 export class WorkerRunner implements JobRunner {
   #worker: Worker;
   #nextId = 1;
+  #failed: Error | undefined;
   #waiting = new Map<
     number,
     { resolve: (r: JobResult) => void; reject: (e: Error) => void }
   >();
 
-  constructor() {
-    this.#worker = new Worker(workerUrl(), { type: "module" });
+  /** `url`: the worker module (tests point it elsewhere). */
+  constructor(url: string = workerUrl()) {
+    this.#worker = new Worker(url, { type: "module" });
     this.#worker.onmessage = (ev: MessageEvent) => {
       const msg = ev.data as {
         id: number;
@@ -84,12 +86,16 @@ export class WorkerRunner implements JobRunner {
     this.#worker.onerror = (ev: ErrorEvent) => {
       ev.preventDefault();
       const err = new Error(`background worker failed: ${ev.message}`);
+      // A worker that failed (one that could not even load, say) answers
+      // nothing more: later jobs must fail too, not wait forever.
+      this.#failed = err;
       for (const w of this.#waiting.values()) w.reject(err);
       this.#waiting.clear();
     };
   }
 
   run(job: Job): Promise<JobResult> {
+    if (this.#failed) return Promise.reject(this.#failed);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject });
