@@ -81,6 +81,11 @@ bench-http: setup
 bench-kv: setup
 	$(DENO) run -A --unstable-kv bench/kv_connect.ts $(ARGS)
 
+# dist/shale vs deno run and bun from source: size, cold start, GET/PUT req/s.
+bench-binary: build
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk) || sudo sh -c 'apt-get update -qq && apt-get install -y -qq wrk'
+	$(DENO) run -A bench/binary.ts --bun $(BUN) $(ARGS)
+
 # Dataset 4x the memory budget (1 GiB vs 256 MiB; ARGS="--gb 2" for more).
 bench-large: setup
 	$(DENO) run -A bench/large.ts $(ARGS)

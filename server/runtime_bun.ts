@@ -69,8 +69,9 @@ export function bunRuntime(): Runtime {
         // Never Bun's development error pages (they show source).
         development: false,
         maxRequestBodySize: opts.maxRequestBodyBytes,
-        // No idle cut-off: watch streams stay quiet while nothing changes.
-        idleTimeout: 0,
+        // Bun's default: a connection that sends and receives nothing for
+        // 10 s is closed (Deno.serve has no such limit yet).
+        idleTimeout: 10,
         ...(opts.tls ? { tls: opts.tls } : {}),
         fetch: (req, srv) =>
           handler(req, {

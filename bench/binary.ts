@@ -1,0 +1,221 @@
+/**
+ * The single binary against running from source (`make bench-binary`):
+ * binary size, cold start (spawn to the first `/health` 200, on a fresh data
+ * directory), and HTTP GET / PUT req/s with wrk, for `deno run
+ * server/main.ts`, `bun server/main.ts` and `dist/shale` side by side.
+ * Writes bench/RESULTS_BINARY.md.
+ *
+ *     deno run -A bench/binary.ts --duration 5 --starts 5
+ *
+ * Each server is pinned to core 0 and wrk to core 1 (taskset, when present);
+ * every wrk run is bounded by --duration.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  commandLine,
+  machineInfo,
+  machineMarkdown,
+  mdTable,
+} from "./_common.ts";
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    duration: { type: "string", default: "5" },
+    starts: { type: "string", default: "5" },
+    keys: { type: "string", default: "10000" },
+    connections: { type: "string", default: "32" },
+    bun: { type: "string", default: ".tools/node_modules/.bin/bun" },
+    binary: { type: "string", default: "dist/shale" },
+    "no-write": { type: "boolean", default: false },
+    results: { type: "string", default: "bench/RESULTS_BINARY.md" },
+  },
+});
+const DURATION = Number(args.duration);
+const STARTS = Number(args.starts);
+const KEYS = Number(args.keys);
+const CONNS = Number(args.connections);
+const PERMS = ["--allow-read", "--allow-write", "--allow-net", "--allow-env"];
+
+const hasTaskset = (await new Deno.Command("sh", {
+  args: ["-c", "command -v taskset"],
+  stdout: "null",
+}).output()).success;
+const pinned = (cpu: string, cmd: string[]) =>
+  hasTaskset ? ["taskset", "-c", cpu, ...cmd] : cmd;
+
+const VARIANTS: { name: string; cmd: string[] }[] = [
+  {
+    name: "deno run",
+    cmd: [Deno.execPath(), "run", ...PERMS, "server/main.ts"],
+  },
+  { name: "bun (source)", cmd: [args.bun, "server/main.ts"] },
+  { name: "binary (bun --compile)", cmd: [args.binary] },
+];
+
+interface Running {
+  base: string;
+  child: Deno.ChildProcess;
+}
+
+/** Spawns `serve`; resolves at the first /health 200 with the time it took. */
+async function start(
+  cmd: string[],
+  dir: string,
+): Promise<{ s: Running; ms: number }> {
+  const t0 = performance.now();
+  const full = pinned("0", [
+    ...cmd,
+    "serve",
+    "--port",
+    "0",
+    "--data-dir",
+    dir,
+    "--sync",
+    "always",
+  ]);
+  const child = new Deno.Command(full[0], {
+    args: full.slice(1),
+    stdout: "piped",
+    stderr: "inherit",
+    env: { DENO_NO_UPDATE_CHECK: "1" },
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  let m: RegExpMatchArray | null = null;
+  while (m === null) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`server exited: ${text}`);
+    text += value;
+    m = text.match(/listening on (http:\/\/[^\s"]+)/);
+  }
+  (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  const base = m[1];
+  for (let i = 0; i < 10_000; i++) {
+    try {
+      const r = await fetch(`${base}/health`);
+      await r.body?.cancel();
+      if (r.status === 200) break;
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return { s: { base, child }, ms: performance.now() - t0 };
+}
+
+async function stop(s: Running): Promise<void> {
+  s.child.kill("SIGTERM");
+  await s.child.status;
+}
+
+const LUA = `
+local n = 10000
+function init(args) n = tonumber(args[1]) or n end
+local body = string.rep("v", 100)
+function request()
+  local k = string.format("/kv/k%015d", math.random(0, n - 1))
+  if wrk.method == "PUT" then return wrk.format("PUT", k, nil, body) end
+  return wrk.format("GET", k)
+end`;
+const lua = await Deno.makeTempFile({ suffix: ".lua" });
+await Deno.writeTextFile(lua, LUA);
+
+async function wrk(base: string, method: string): Promise<number> {
+  const cmd = pinned("1", [
+    "wrk",
+    "-t1",
+    `-c${CONNS}`,
+    `-d${DURATION}s`,
+    "-m",
+    method,
+    "-s",
+    lua,
+    base,
+    "--",
+    String(KEYS),
+  ]);
+  const out = await new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const m = text.match(/Requests\/sec:\s+([\d.]+)/);
+  if (!out.success || m === null) throw new Error(`wrk failed: ${text}`);
+  const non2xx = text.match(/Non-2xx or 3xx responses: (\d+)/);
+  if (non2xx) throw new Error(`${non2xx[1]} error answers during ${method}`);
+  return Number(m[1]);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+const rows: string[][] = [];
+for (const v of VARIANTS) {
+  const tmp = await Deno.makeTempDir({ prefix: "shale-bench-bin-" });
+  try {
+    const starts: number[] = [];
+    for (let i = 0; i < STARTS; i++) {
+      const { s, ms } = await start(v.cmd, `${tmp}/cold${i}`);
+      starts.push(ms);
+      await stop(s);
+    }
+    const { s } = await start(v.cmd, `${tmp}/data`);
+    // PUT first (it loads the keys GET then reads: every GET is a hit).
+    const put = await wrk(s.base, "PUT");
+    const get = await wrk(s.base, "GET");
+    await stop(s);
+    const size = v.cmd.length === 1
+      ? `${((await Deno.stat(v.cmd[0])).size / 2 ** 20).toFixed(1)} MiB`
+      : "- (needs the runtime and sources)";
+    rows.push([
+      v.name,
+      size,
+      `${Math.round(median(starts))} (${
+        starts.map((x) => Math.round(x)).join(", ")
+      })`,
+      Math.round(get).toLocaleString("en-US"),
+      Math.round(put).toLocaleString("en-US"),
+    ]);
+    console.error(rows[rows.length - 1].join(" | "));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+await Deno.remove(lua);
+
+const bunVersion = new TextDecoder().decode(
+  (await new Deno.Command(args.bun, { args: ["--version"], stdout: "piped" })
+    .output()).stdout,
+).trim();
+const md = `# The single binary vs running from source
+
+${
+  machineMarkdown(
+    machineInfo("."),
+    `make bench-binary (${commandLine("bench/binary.ts")})`,
+  )
+}
+- Bun ${bunVersion}
+- Cold start: spawn to the first \`GET /health\` 200 on a fresh data directory,
+  median of ${STARTS} (each run listed). Servers on core 0, wrk on core 1.
+- HTTP: wrk, ${CONNS} connections, ${DURATION} s each, 100-byte values over
+  ${KEYS.toLocaleString("en-US")} keys, \`--sync always\`; PUT first, then GET
+  (all hits).
+
+${
+  mdTable(
+    ["runs as", "size", "cold start ms", "GET req/s", "PUT req/s"],
+    rows,
+  )
+}
+`;
+console.log(md);
+if (!args["no-write"]) await Deno.writeTextFile(args.results, md);
