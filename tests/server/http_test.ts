@@ -1,6 +1,8 @@
 /**
  * Contract tests: every route and error of docs/HTTP.md over real HTTP
- * against `Deno.serve` on port 0.
+ * against `Deno.serve` on port 0. Those that need nothing but HTTP
+ * ({@link contract}) also run against a shale process on Bun and as the
+ * binary.
  */
 import { deepEqual, match, ok } from "node:assert/strict";
 import { FaultyFileSystem } from "../../mod.ts";
@@ -12,6 +14,43 @@ import {
   unb64,
   withServer,
 } from "./_helpers.ts";
+import { mustStart, stopServer } from "../fault/_harness.ts";
+import { type ShaleRuntime, unavailable } from "../_shale.ts";
+
+/**
+ * Registers a test that needs only HTTP three times: in process on
+ * `Deno.serve` (with `inProcess` options), and against `shale serve
+ * --sync none <flags>` on Bun and as the binary.
+ */
+function contract(
+  name: string,
+  flags: string[],
+  inProcess: Parameters<typeof withServer>[0],
+  fn: (s: { base: string }) => Promise<void>,
+): void {
+  Deno.test(name, () => withServer(inProcess, fn));
+  for (const rt of ["bun", "binary"] as ShaleRuntime[]) {
+    const why = unavailable(rt);
+    Deno.test({
+      name: `[${rt}] ${name}${why ? ` (ignored: ${why})` : ""}`,
+      ignore: why !== undefined,
+      async fn() {
+        const dir = await Deno.makeTempDir({ prefix: "shale-contract-" });
+        const s = await mustStart(dir, {
+          runtime: rt,
+          args: ["--sync", "none", ...flags],
+        });
+        try {
+          await fn({ base: s.base });
+        } finally {
+          const status = await stopServer(s);
+          deepEqual(status.code, 0, s.output());
+          await Deno.remove(dir, { recursive: true });
+        }
+      },
+    });
+  }
+}
 
 async function put(
   base: string,
@@ -38,8 +77,11 @@ interface Item {
   version: string;
 }
 
-Deno.test("PUT, GET, HEAD and DELETE round-trip a value with its ETag", async () => {
-  await withServer({}, async ({ base }) => {
+contract(
+  "PUT, GET, HEAD and DELETE round-trip a value with its ETag",
+  [],
+  {},
+  async ({ base }) => {
     const p = await put(base, "users/42", "hello");
     deepEqual(p.status, 204);
     const etag = p.headers.get("etag");
@@ -78,8 +120,8 @@ Deno.test("PUT, GET, HEAD and DELETE round-trip a value with its ETag", async ()
     const d2 = await fetch(`${base}/kv/never-existed`, { method: "DELETE" });
     deepEqual(d2.status, 204);
     await d2.body?.cancel();
-  });
-});
+  },
+);
 
 Deno.test("keys are percent-decoded bytes and routing uses the raw path", async () => {
   await withServer({}, async ({ base, db, port }) => {
@@ -110,8 +152,11 @@ Deno.test("keys are percent-decoded bytes and routing uses the raw path", async 
   });
 });
 
-Deno.test("If-Match and If-None-Match make writes conditional", async () => {
-  await withServer({}, async ({ base }) => {
+contract(
+  "If-Match and If-None-Match make writes conditional",
+  [],
+  {},
+  async ({ base }) => {
     const first = await put(base, "k", "v1", { "if-none-match": "*" });
     deepEqual(first.status, 204);
     const v1 = first.headers.get("etag")!;
@@ -184,25 +229,28 @@ Deno.test("If-Match and If-None-Match make writes conditional", async () => {
     });
     deepEqual(dAbsent.status, 412);
     await dAbsent.body?.cancel();
-  });
+  },
+);
+
+contract("racing If-Match writers: exactly one wins", ["--sync", "always"], {
+  db: { sync: "always" },
+}, async ({ base }) => {
+  const etag = (await put(base, "race", "0")).headers.get("etag")!;
+  const results = await Promise.all(
+    Array.from(
+      { length: 8 },
+      (_, i) => put(base, "race", `w${i}`, { "if-match": etag }),
+    ),
+  );
+  deepEqual(results.filter((r) => r.status === 204).length, 1);
+  deepEqual(results.filter((r) => r.status === 412).length, 7);
 });
 
-Deno.test("racing If-Match writers: exactly one wins", async () => {
-  await withServer({ db: { sync: "always" } }, async ({ base }) => {
-    const etag = (await put(base, "race", "0")).headers.get("etag")!;
-    const results = await Promise.all(
-      Array.from(
-        { length: 8 },
-        (_, i) => put(base, "race", `w${i}`, { "if-match": etag }),
-      ),
-    );
-    deepEqual(results.filter((r) => r.status === 204).length, 1);
-    deepEqual(results.filter((r) => r.status === 412).length, 7);
-  });
-});
-
-Deno.test("concurrent writes with sync=always share fsyncs (group commit)", async () => {
-  await withServer({ db: { sync: "always" } }, async ({ base }) => {
+contract(
+  "concurrent writes with sync=always share fsyncs (group commit)",
+  ["--sync", "always"],
+  { db: { sync: "always" } },
+  async ({ base }) => {
     const n = 64;
     const res = await Promise.all(
       Array.from({ length: n }, (_, i) => put(base, `g${i}`, `v${i}`)),
@@ -216,8 +264,8 @@ Deno.test("concurrent writes with sync=always share fsyncs (group commit)", asyn
     for (let i = 0; i < n; i += 7) {
       deepEqual(await text(await fetch(`${base}/kv/g${i}`)), `v${i}`);
     }
-  });
-});
+  },
+);
 
 Deno.test("?ttl expires a key: 404 and absent from scans afterwards", async () => {
   let now = 1_700_000_000_000;
@@ -267,8 +315,11 @@ Deno.test("?ttl expires a key: 404 and absent from scans afterwards", async () =
   });
 });
 
-Deno.test("range: bounds, prefix, limit, reverse, keys_only", async () => {
-  await withServer({}, async ({ base }) => {
+contract(
+  "range: bounds, prefix, limit, reverse, keys_only",
+  [],
+  {},
+  async ({ base }) => {
     for (const k of ["a", "b", "b/1", "b/2", "c", "d"]) {
       deepEqual((await put(base, k, `v-${k}`)).status, 204);
     }
@@ -325,8 +376,8 @@ Deno.test("range: bounds, prefix, limit, reverse, keys_only", async () => {
     const maxed = await fetch(`${base}/kv/range?limit=10000`);
     deepEqual(maxed.status, 200);
     await maxed.body?.cancel();
-  });
-});
+  },
+);
 
 Deno.test("range cursors page through every key exactly once, even under writes", async () => {
   await withServer({}, async ({ base, db, handler }) => {
@@ -582,8 +633,11 @@ Deno.test("bodies over the limit get 413 while streaming; missing length 411", a
   );
 });
 
-Deno.test("unknown routes 404, wrong methods 405 with Allow, OPTIONS lists methods", async () => {
-  await withServer({}, async ({ base }) => {
+contract(
+  "unknown routes 404, wrong methods 405 with Allow, OPTIONS lists methods",
+  [],
+  {},
+  async ({ base }) => {
     for (const path of ["/", "/kv", "/nope", "/kvx/a", "/health/x"]) {
       const r = await fetch(`${base}${path}`);
       deepEqual(r.status, 404, path);
@@ -614,8 +668,8 @@ Deno.test("unknown routes 404, wrong methods 405 with Allow, OPTIONS lists metho
     const empty = await fetch(`${base}/kv/`);
     deepEqual(empty.status, 400);
     deepEqual(errorCode(await empty.text()), "invalid_key");
-  });
-});
+  },
+);
 
 Deno.test("health is ok, then 503 while draining", async () => {
   await withServer({}, async ({ base, handler }) => {
@@ -695,8 +749,11 @@ Deno.test("disk full answers 507 and writes resume after it; a failed fsync make
   });
 });
 
-Deno.test("stats and metrics expose engine figures and request counters", async () => {
-  await withServer({}, async ({ base }) => {
+contract(
+  "stats and metrics expose engine figures and request counters",
+  [],
+  {},
+  async ({ base }) => {
     await put(base, "m", "v");
     await (await fetch(`${base}/kv/m`)).body?.cancel();
     await (await fetch(`${base}/kv/missing`)).body?.cancel();
@@ -747,8 +804,8 @@ Deno.test("stats and metrics expose engine figures and request counters", async 
       ok(types.has(family), `sample without TYPE: ${line}`);
       ok(!Number.isNaN(Number(name[3])), line);
     }
-  });
-});
+  },
+);
 
 Deno.test("keys starting with byte 0x00 are reserved: writes are refused and scans never show them", async () => {
   await withServer({}, async ({ base, db }) => {
