@@ -118,7 +118,7 @@ Deno.test({
 
 Deno.test({
   name:
-    `a data directory open in a Deno server is refused to the Bun binary, and the other way round${
+    `a data directory open in a Deno server is refused to the Bun binary, and the other way round, with LOCK deleted${
       why ? ` (ignored: ${why})` : ""
     }`,
   ignore: why !== undefined,
@@ -135,6 +135,8 @@ Deno.test({
           [...holder.args, "serve", "--port", "0", "--data-dir", dir],
           REPO,
         );
+        // The directory itself is locked: deleting LOCK changes nothing.
+        await Deno.remove(`${dir}/LOCK`);
         const out = await new Deno.Command(other.command, {
           args: [...other.args, "serve", "--port", "0", "--data-dir", dir],
           stdin: "null",
