@@ -23,6 +23,7 @@ import {
   type VerifyConfig,
   VERSION,
 } from "./_cli.ts";
+import { listenSurvivingEmfile } from "./listen.ts";
 import { Metrics } from "./metrics.ts";
 import {
   type Listener,
@@ -171,29 +172,36 @@ async function serve(cfg: ServeConfig): Promise<number> {
 
   let server: Listener;
   try {
-    server = runtime.listen({
-      hostname: cfg.host,
-      port: cfg.port,
-      tls: cert === undefined || key === undefined ? undefined : { cert, key },
-      // The handler enforces the real limits with JSON errors; the
-      // listener's own cap only needs to stay out of their way.
-      maxRequestBodyBytes: Math.max(cfg.maxBatchBytes, cfg.maxValueBytes) +
-        1024 * 1024,
-      onListen: (addr) => {
-        const scheme = cert === undefined ? "http" : "https";
-        const host = addr.hostname.includes(":")
-          ? `[${addr.hostname}]`
-          : addr.hostname;
-        log("info", `shale listening on ${scheme}://${host}:${addr.port}`, {
-          data_dir: cfg.dataDir,
-          sync: cfg.sync,
-          recovery_ms: recoveryMs,
-          auth: cfg.authToken === undefined ? "off" : "on",
-          version: VERSION,
-          runtime: `${runtime.name} ${runtime.version}`,
-        });
+    server = listenSurvivingEmfile(
+      runtime,
+      {
+        hostname: cfg.host,
+        port: cfg.port,
+        tls: cert === undefined || key === undefined
+          ? undefined
+          : { cert, key },
+        // The handler enforces the real limits with JSON errors; the
+        // listener's own cap only needs to stay out of their way.
+        maxRequestBodyBytes: Math.max(cfg.maxBatchBytes, cfg.maxValueBytes) +
+          1024 * 1024,
+        onListen: (addr) => {
+          const scheme = cert === undefined ? "http" : "https";
+          const host = addr.hostname.includes(":")
+            ? `[${addr.hostname}]`
+            : addr.hostname;
+          log("info", `shale listening on ${scheme}://${host}:${addr.port}`, {
+            data_dir: cfg.dataDir,
+            sync: cfg.sync,
+            recovery_ms: recoveryMs,
+            auth: cfg.authToken === undefined ? "off" : "on",
+            version: VERSION,
+            runtime: `${runtime.name} ${runtime.version}`,
+          });
+        },
       },
-    }, serveHandler);
+      serveHandler,
+      log,
+    );
   } catch (err) {
     log("error", "cannot listen", {
       host: cfg.host,

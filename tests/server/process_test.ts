@@ -56,10 +56,22 @@ async function spawn(
   rt: ShaleRuntime,
   args: string[],
   env: Record<string, string> = {},
+  ulimit?: string,
 ): Promise<Proc> {
   const [program, lead] = await command(rt);
-  const child = new Deno.Command(program, {
-    args: [...lead, ...args],
+  // Resource limits (`ulimit` flags, e.g. "-n 128") are set by a shell
+  // that then becomes the server.
+  const argv = ulimit === undefined ? [program, ...lead, ...args] : [
+    "sh",
+    "-c",
+    `ulimit ${ulimit} && exec "$@"`,
+    "sh",
+    program,
+    ...lead,
+    ...args,
+  ];
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
     env: { NO_COLOR: "1", ...env },
     stdout: "piped",
     stderr: "piped",
@@ -96,11 +108,13 @@ async function startServe(
   dir: string,
   extra: string[] = [],
   env: Record<string, string> = {},
+  ulimit?: string,
 ): Promise<{ proc: Proc; base: string }> {
   const proc = await spawn(
     rt,
     ["serve", "--port", "0", "--data-dir", dir, ...extra],
     env,
+    ulimit,
   );
   const m = await proc.waitFor(/listening on (https?:\/\/[^\s"]+)/);
   return { proc, base: m[1] };
@@ -374,3 +388,90 @@ Deno.test({
 function bunDir(): string {
   return bunPath()!.replace(/\/[^/]+$/, "");
 }
+
+eachRuntime(
+  "out of file descriptors (idle connections past ulimit -n): the server keeps running and serves again once they close",
+  async (rt) => {
+    const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
+    const FDS = 128;
+    try {
+      // Soft and hard limit: the runtime cannot raise it.
+      const { proc, base } = await startServe(rt, dir, [], {}, `-n ${FDS}`);
+      const port = Number(new URL(base).port);
+      // A keep-alive connection made before the flood.
+      const early = await Deno.connect({ hostname: "127.0.0.1", port });
+      const ask = async () => {
+        await early.write(
+          new TextEncoder().encode("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"),
+        );
+        const buf = new Uint8Array(4096);
+        const n = await early.read(buf);
+        return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+      };
+      match(await ask(), /^HTTP\/1\.1 200/);
+      // More idle sockets than the server has descriptors (bounded).
+      const idle: Deno.Conn[] = [];
+      for (let i = 0; i < FDS + 40; i++) {
+        try {
+          idle.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+        } catch {
+          break; // refused: the listener is out of descriptors
+        }
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+      // Connections it already had are still served.
+      match(await ask(), /^HTTP\/1\.1 200/);
+      for (const c of idle) c.close();
+      early.close();
+      // Once they are gone, new connections are served again.
+      let status = 0;
+      for (let i = 0; i < 100 && status !== 200; i++) {
+        try {
+          const r = await fetch(`${base}/health`, {
+            signal: AbortSignal.timeout(1000),
+          });
+          status = r.status;
+          await r.body?.cancel();
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      deepEqual(status, 200, proc.output());
+      if (rt === "deno") {
+        // Deno's listener died of it and was bound again; Bun's never stops.
+        match(proc.output(), /warn\s+out of file descriptors/);
+        match(proc.output(), /listening again/);
+      }
+      proc.child.kill("SIGTERM");
+      deepEqual(await proc.finished, 0, proc.output());
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+eachRuntime(
+  "the soft descriptor limit is raised to the hard limit at start",
+  async (rt) => {
+    const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
+    try {
+      const hard = Number(
+        new TextDecoder().decode(
+          (await new Deno.Command("sh", {
+            args: ["-c", "ulimit -Hn"],
+            stdout: "piped",
+          }).output()).stdout,
+        ).trim(),
+      );
+      ok(hard > 256, `hard limit ${hard}`);
+      const { proc } = await startServe(rt, dir, [], {}, "-Sn 256");
+      const limits = await Deno.readTextFile(`/proc/${proc.child.pid}/limits`);
+      const m = limits.match(/^Max open files\s+(\d+)\s+(\d+)/m);
+      deepEqual([Number(m?.[1]), Number(m?.[2])], [hard, hard], limits);
+      proc.child.kill("SIGTERM");
+      deepEqual(await proc.finished, 0, proc.output());
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
