@@ -159,7 +159,7 @@ Deno.test("env vars configure serve (auth, JSON logs), flags win, TLS flags serv
       `${dir}/data`,
       ["--tls-cert", certFile, "--tls-key", keyFile, "--sync", "none"],
       {
-        SHALE_AUTH_TOKEN: "tok",
+        SHALE_AUTH_TOKEN: "tok-0123456789abcdef",
         SHALE_LOG_FORMAT: "json",
         SHALE_SYNC: "interval",
         SHALE_PORT: "1", // the --port 0 flag wins
@@ -182,7 +182,7 @@ Deno.test("env vars configure serve (auth, JSON logs), flags win, TLS flags serv
       const put = await fetch(`${url}/kv/a`, {
         method: "PUT",
         body: "v",
-        headers: { authorization: "Bearer tok" },
+        headers: { authorization: "Bearer tok-0123456789abcdef" },
         client,
       });
       deepEqual(put.status, 204);
