@@ -7,7 +7,7 @@ LOCAL_DENO := $(TOOLS)/node_modules/.bin/deno
 DENO := $(shell command -v deno 2>/dev/null || echo $(LOCAL_DENO))
 export DENO_NO_UPDATE_CHECK := 1
 
-.PHONY: setup test ci fmt lint check unit run build bench bench-http bench-large bench-stall crash-test fuzz soak promtool-test clean
+.PHONY: setup test ci fmt lint check unit run build bench bench-http bench-large bench-stall crash-test fuzz soak abuse promtool-test clean
 
 setup: $(DENO)
 
@@ -77,6 +77,12 @@ soak: setup
 promtool-test: setup
 	@command -v promtool >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq prometheus) || sudo sh -c 'apt-get update -qq && apt-get install -y -qq prometheus'
 	$(DENO) test --allow-read --allow-write --allow-env --allow-run --allow-net tests/server/metrics_test.ts
+
+# Hostile clients for SHALE_ABUSE_SECONDS (60): big bodies, deep JSON, KV
+# Connect reads and watches, cross-site requests; /health within 1 s and RSS
+# under SHALE_ABUSE_RSS_MIB (768) throughout.
+abuse: setup
+	$(DENO) run $(FAULT_PERMS) tests/fault/abuse.ts
 
 clean:
 	rm -rf dist data bench/out
