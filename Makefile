@@ -80,7 +80,7 @@ promtool-test: setup
 
 # Hostile clients for SHALE_ABUSE_SECONDS (60): big bodies, deep JSON, KV
 # Connect reads and watches, cross-site requests; /health within 1 s and RSS
-# under SHALE_ABUSE_RSS_MIB (768) throughout.
+# under SHALE_ABUSE_RSS_MIB (2048) throughout.
 abuse: setup
 	$(DENO) run $(FAULT_PERMS) tests/fault/abuse.ts
 
