@@ -254,7 +254,7 @@ Deno.test("a request head over 64 KiB gets the HTTP layer's bare 400, as documen
     // before shale sees the request, with no body (docs/HTTP.md, Limits).
     const tooLong = await rawRequest(
       port,
-      `GET /kv/${"k".repeat(70_000)} HTTP/1.1\r\nHost: x`,
+      `GET /kv/${"k".repeat(70_000)} HTTP/1.1\r\nHost: 127.0.0.1`,
     );
     equal(tooLong.status, 400);
     equal(tooLong.body, "");
@@ -262,7 +262,7 @@ Deno.test("a request head over 64 KiB gets the HTTP layer's bare 400, as documen
     // still fits gets the JSON 414.
     const long = await rawRequest(
       port,
-      `GET /kv/${"%41".repeat(20_000)} HTTP/1.1\r\nHost: x`,
+      `GET /kv/${"%41".repeat(20_000)} HTTP/1.1\r\nHost: 127.0.0.1`,
     );
     equal(long.status, 414);
     equal(errorCode(long.body), "key_too_long");

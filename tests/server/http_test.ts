@@ -852,6 +852,7 @@ Deno.test("batch base64 is lenient as documented: alphabets, padding, whitespace
     const keys = ["YQ==", "Yg", " Y w = = ", "ZB==", "_-8"];
     const res = await fetch(`${base}/kv/batch`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({
         ops: keys.map((key) => ({ op: "put", key, value: "dg" })),
       }),
@@ -863,6 +864,7 @@ Deno.test("batch base64 is lenient as documented: alphabets, padding, whitespace
     deepEqual(db.get(new Uint8Array([0xff, 0xef]))?.value, b("v"));
     const bad = await fetch(`${base}/kv/batch`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ ops: [{ op: "put", key: "YQ=", value: "dg" }] }),
     });
     const body = await bad.text();

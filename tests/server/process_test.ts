@@ -197,10 +197,25 @@ Deno.test("env vars configure serve (auth, JSON logs), flags win, TLS flags serv
   }
 });
 
-Deno.test("--host 0.0.0.0 without an auth token starts with a warning line", async () => {
+Deno.test("--host 0.0.0.0 without an auth token needs --insecure-no-auth and starts with a warning line", async () => {
   const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
   try {
-    const { proc } = await startServe(dir, ["--host", "0.0.0.0"]);
+    const refused = await spawn([
+      "serve",
+      "--data-dir",
+      dir,
+      "--host",
+      "0.0.0.0",
+      "--port",
+      "0",
+    ]);
+    deepEqual(await refused.finished, 2);
+    match(refused.output(), /--insecure-no-auth/);
+    const { proc } = await startServe(dir, [
+      "--host",
+      "0.0.0.0",
+      "--insecure-no-auth",
+    ]);
     const first = proc.output().split("\n")[0];
     match(
       first,
