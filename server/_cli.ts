@@ -232,6 +232,17 @@ const COMMANDS: Record<string, { summary: string; flags: FlagSpec[] }> = {
   },
 };
 
+/** Limits of `shale serve` without a flag, for its help (docs/HTTP.md has all). */
+const FIXED_LIMITS = [
+  "Fixed limits (docs/HTTP.md, 'Limits and timeouts', lists every limit):",
+  "  /kv/batch: 10000 ops; JSON nested at most 32 levels (400 json_too_deep)",
+  "  a body over --max-body-memory waits up to 1 s, then 503 overloaded",
+  "  range cursors: released 60 s after last use; 1000 in all, 100 per client",
+  "  KV Connect: values 64 KiB, keys 2048 B, 100 checks and 1000 mutations",
+  "    per atomic write, 8 MiB per read answer, 10 keys per watch, 64 watches",
+  "    per client and 1024 per server, data tokens valid 1 h",
+];
+
 /** Settings of `shale serve`, every default filled in. */
 export interface ServeConfig {
   command: "serve";
@@ -347,6 +358,7 @@ export function commandHelp(command: string): string {
       "SIZE is a byte count with an optional suffix K, M or G (KiB, MiB, GiB).",
     );
   }
+  if (command === "serve") lines.push("", ...FIXED_LIMITS);
   return lines.join("\n");
 }
 

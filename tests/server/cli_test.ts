@@ -225,3 +225,21 @@ Deno.test("the access log keeps the path, never the query string", () => {
   });
   deepEqual(logPath(tricky), "(invalid host)");
 });
+
+Deno.test("serve --help lists the new limits with their defaults", () => {
+  const help = commandHelp("serve");
+  for (
+    const re of [
+      /--max-batch-size SIZE .*\(default 8MiB\)/,
+      /--max-body-memory SIZE .*\(default 32MiB\)/,
+      /--cursor-max-age SECONDS .*\(default 60\)/,
+      /--insecure-no-auth/,
+      /--allow-host NAMES/,
+      /--allow-origin ORIGINS/,
+      /--public-url URL/,
+      /JSON nested at most 32 levels/,
+      /waits up to 1 s, then 503 overloaded/,
+      /64 watches\s+per client and 1024 per server/,
+    ]
+  ) match(help, re);
+});
