@@ -15,7 +15,8 @@
  * Slowloris and idle-connection floods belong to the listener (connection
  * cap and timeouts) and are not part of this run.
  *
- * Usage: deno run -A tests/fault/abuse.ts
+ * Usage: deno run -A tests/fault/abuse.ts (SHALE_ABUSE_BATCH_CLIENTS, default
+ * 4, and SHALE_ABUSE_PUT_CLIENTS, default 2, size the big-body clients)
  *
  * @module
  */
@@ -342,6 +343,10 @@ if (import.meta.main) {
     await abuseSuite(
       envInt("SHALE_ABUSE_SECONDS", 60),
       envInt("SHALE_ABUSE_RSS_MIB", 2048),
+      {
+        batches: envInt("SHALE_ABUSE_BATCH_CLIENTS", FULL.batches),
+        puts: envInt("SHALE_ABUSE_PUT_CLIENTS", FULL.puts),
+      },
     );
   } catch {
     Deno.exit(1);
