@@ -938,7 +938,13 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       // The length is declared and within the limit, and HTTP framing stops
       // the body there: read it in one call, which skips the stream-reader
       // machinery (a large share of a small PUT's cost).
-      await ctx.lease.take(Number(lengthHeader));
+      try {
+        await ctx.lease.take(Number(lengthHeader));
+      } catch (err) {
+        // Refused (503 overloaded): let the HTTP layer drop the unread body.
+        req.body.cancel().catch(() => {});
+        throw err;
+      }
       let body: Uint8Array;
       try {
         body = new Uint8Array(await req.arrayBuffer());
@@ -962,7 +968,12 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
           reader.cancel().catch(() => {});
           throw tooLarge();
         }
-        await ctx.lease.take(value.length);
+        try {
+          await ctx.lease.take(value.length);
+        } catch (err) {
+          reader.cancel().catch(() => {});
+          throw err;
+        }
         chunks.push(value);
       }
     } catch (err) {
