@@ -309,3 +309,21 @@ Deno.test({
     }
   },
 });
+
+Deno.test("the access log records the path, never the query string", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
+  try {
+    const { proc, base } = await startServe(dir, ["--access-log"]);
+    const res = await fetch(`${base}/kv/a?ttl=60&token=QUERY-SECRET`, {
+      method: "PUT",
+      body: "v",
+    });
+    await res.body?.cancel();
+    await proc.waitFor(/request .*path="?\/kv\/a/);
+    ok(!proc.output().includes("QUERY-SECRET"), proc.output());
+    proc.child.kill("SIGTERM");
+    deepEqual(await proc.finished, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
