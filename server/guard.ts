@@ -30,6 +30,8 @@ export interface Target {
   path: string;
   /** Raw query without the `?`; "" when none. */
   query: string;
+  /** The host name is localhost, 127.x or [::1]. */
+  loopback: boolean;
 }
 
 /** Options of {@link checkSite}. */
@@ -40,6 +42,25 @@ export interface SiteOptions {
   allowHosts: ReadonlySet<string>;
   /** Origins (`scheme://host[:port]`, lower case) allowed to send requests. */
   allowOrigins: ReadonlySet<string>;
+}
+
+/** A validated Host header: its authority, host name and whether it is loopback. */
+interface HostInfo {
+  authority: string;
+  hostname: string;
+  loopback: boolean;
+}
+
+/**
+ * Validated Host values. Clients send the same few, so the regexes run once
+ * per value rather than per request; bounded, cleared when full.
+ */
+const hostCache = new Map<string, HostInfo>();
+const HOST_CACHE_SIZE = 256;
+
+function hostInfo(authority: string): HostInfo {
+  const hostname = hostnameOf(authority);
+  return { authority, hostname, loopback: isLoopbackName(hostname) };
 }
 
 /** reg-name or IPv4, or a bracketed IPv6 literal, then an optional port. */
@@ -54,17 +75,22 @@ export function requestTarget(req: Request): Target {
   const url = req.url;
   const schemeEnd = url.indexOf("://") + 3;
   const host = req.headers.get("host");
-  let authority: string;
+  let info: HostInfo;
   let pathStart: number;
   if (host !== null) {
-    if (!AUTHORITY.test(host)) {
-      throw new HttpError(
-        400,
-        "invalid_host",
-        `Host header must be host[:port], got "${clip(host)}"`,
-      );
+    let cached = hostCache.get(host);
+    if (cached === undefined) {
+      if (!AUTHORITY.test(host)) {
+        throw new HttpError(
+          400,
+          "invalid_host",
+          `Host header must be host[:port], got "${clip(host)}"`,
+        );
+      }
+      if (hostCache.size >= HOST_CACHE_SIZE) hostCache.clear();
+      hostCache.set(host, cached = hostInfo(host.toLowerCase()));
     }
-    authority = host.toLowerCase();
+    info = cached;
     if (url.startsWith(host, schemeEnd)) {
       pathStart = schemeEnd + host.length;
     } else {
@@ -81,7 +107,7 @@ export function requestTarget(req: Request): Target {
     // authority came from a parsed URI or from the listener itself.
     const slash = url.indexOf("/", schemeEnd);
     pathStart = slash < 0 ? url.length : slash;
-    authority = url.slice(schemeEnd, pathStart).toLowerCase();
+    info = hostInfo(url.slice(schemeEnd, pathStart).toLowerCase());
   }
   let path = pathStart < url.length ? url.slice(pathStart) : "/";
   let query = "";
@@ -93,7 +119,13 @@ export function requestTarget(req: Request): Target {
     path = path.slice(0, q);
   }
   if (path === "") path = "/";
-  return { authority, hostname: hostnameOf(authority), path, query };
+  return {
+    authority: info.authority,
+    hostname: info.hostname,
+    loopback: info.loopback,
+    path,
+    query,
+  };
 }
 
 function hostnameOf(authority: string): string {
@@ -148,7 +180,7 @@ export function checkSite(
     );
   }
   if (
-    !opts.tokenRequired && !isLoopbackName(target.hostname) &&
+    !opts.tokenRequired && !target.loopback &&
     !opts.allowHosts.has(target.hostname)
   ) {
     throw new HttpError(
