@@ -17,7 +17,7 @@ export SHALE_BUN := $(abspath $(BUN))
 # `make run ARGS="--port 9000"` passes ARGS to `shale serve`.
 ARGS ?=
 
-.PHONY: setup test ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak promtool-test clean
+.PHONY: setup test ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak abuse promtool-test clean
 
 setup: $(DENO) $(BUN)
 
@@ -112,6 +112,12 @@ soak: setup
 promtool-test: setup
 	@command -v promtool >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq prometheus) || sudo sh -c 'apt-get update -qq && apt-get install -y -qq prometheus'
 	$(DENO) test --allow-read --allow-write --allow-env --allow-run --allow-net tests/server/metrics_test.ts
+
+# Hostile clients for SHALE_ABUSE_SECONDS (60): big bodies, deep JSON, KV
+# Connect reads and watches, cross-site requests; /health within 1 s and RSS
+# under SHALE_ABUSE_RSS_MIB (2048) throughout.
+abuse: setup
+	$(DENO) run $(FAULT_PERMS) tests/fault/abuse.ts
 
 clean:
 	rm -rf dist data bench/out

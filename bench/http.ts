@@ -328,6 +328,7 @@ async function preload(url: string): Promise<number> {
     }
     const p = fetch(`${url}/kv/batch`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ ops }),
     }).then(async (r) => {
       await r.body?.cancel();

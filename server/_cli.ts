@@ -8,6 +8,9 @@
 import { parseArgs } from "node:util";
 import { runtime } from "./runtime.ts";
 
+/** Shortest `--auth-token` accepted. */
+export const MIN_TOKEN_LENGTH = 16;
+
 /** shale's release version, printed by `shale --version`. */
 export const VERSION = "0.1.0";
 
@@ -121,16 +124,60 @@ const SERVE_FLAGS: FlagSpec[] = [
   {
     name: "max-batch-size",
     type: "string",
-    default: "64MiB",
+    default: "8MiB",
     valueName: "SIZE",
     help: "largest /kv/batch request body",
+  },
+  {
+    name: "max-body-memory",
+    type: "string",
+    default: "32MiB",
+    valueName: "SIZE",
+    help:
+      "request body bytes held at once over all requests (a /kv/batch counts 3x: text and parsed copies); past it a request waits up to 1 s, then gets 503 overloaded",
+  },
+  {
+    name: "cursor-max-age",
+    type: "string",
+    default: "60",
+    valueName: "SECONDS",
+    help:
+      "oldest a /kv/range cursor's snapshot may get; older cursors get 410 cursor_expired",
   },
   {
     name: "auth-token",
     type: "string",
     valueName: "TOKEN",
     help:
-      "require Authorization: Bearer TOKEN on every route but /health (prefer the env var: flags show in ps)",
+      `require Authorization: Bearer TOKEN on every route but /health; at least ${MIN_TOKEN_LENGTH} characters (prefer the env var: flags show in ps)`,
+  },
+  {
+    name: "insecure-no-auth",
+    type: "boolean",
+    default: "false",
+    help:
+      "allow listening on a non-loopback address without --auth-token (anyone who reaches it can read and write)",
+  },
+  {
+    name: "allow-host",
+    type: "string",
+    valueName: "NAMES",
+    help:
+      "comma-separated host names served without a token besides localhost, 127.x and [::1] (DNS-rebinding guard)",
+  },
+  {
+    name: "allow-origin",
+    type: "string",
+    valueName: "ORIGINS",
+    help:
+      "comma-separated origins (https://app.example) whose browser requests are allowed; others get 403",
+  },
+  {
+    name: "public-url",
+    type: "string",
+    valueName: "URL",
+    help:
+      "base URL clients reach the server at (KV Connect v1 endpoint URLs); default: from the validated Host",
   },
   {
     name: "tls-cert",
@@ -186,6 +233,17 @@ const COMMANDS: Record<string, { summary: string; flags: FlagSpec[] }> = {
   },
 };
 
+/** Limits of `shale serve` without a flag, for its help (docs/HTTP.md has all). */
+const FIXED_LIMITS = [
+  "Fixed limits (docs/HTTP.md, 'Limits and timeouts', lists every limit):",
+  "  /kv/batch: 10000 ops; JSON nested at most 32 levels (400 json_too_deep)",
+  "  a body over --max-body-memory waits up to 1 s, then 503 overloaded",
+  "  range cursors: released 60 s after last use; 1000 in all, 100 per client",
+  "  KV Connect: values 64 KiB, keys 2048 B, 100 checks and 1000 mutations",
+  "    per atomic write, 8 MiB per read answer, 10 keys per watch, 64 watches",
+  "    per client and 1024 per server, data tokens valid 1 h",
+];
+
 /** Settings of `shale serve`, every default filled in. */
 export interface ServeConfig {
   command: "serve";
@@ -203,7 +261,13 @@ export interface ServeConfig {
   maxKeyBytes: number;
   maxValueBytes: number;
   maxBatchBytes: number;
+  maxBodyMemoryBytes: number;
+  cursorMaxAgeMs: number;
   authToken: string | undefined;
+  insecureNoAuth: boolean;
+  allowHosts: string[];
+  allowOrigins: string[];
+  publicUrl: string | undefined;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   logFormat: "text" | "json";
@@ -295,6 +359,7 @@ export function commandHelp(command: string): string {
       "SIZE is a byte count with an optional suffix K, M or G (KiB, MiB, GiB).",
     );
   }
+  if (command === "serve") lines.push("", ...FIXED_LIMITS);
   return lines.join("\n");
 }
 
@@ -391,9 +456,67 @@ export function parseCommandLine(
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
     fail(`${label("tls-cert")} and ${label("tls-key")} must be given together`);
   }
+  // An empty token must not quietly mean "no auth": `get` skips empty env
+  // values, so look at both sources here.
+  const rawToken = typeof values["auth-token"] === "string"
+    ? values["auth-token"] as string
+    : env(envName("auth-token"));
+  if (rawToken === "") {
+    fail(
+      `--auth-token (${
+        envName("auth-token")
+      }) is set but empty; unset it to run without auth`,
+    );
+  }
   const authToken = get("auth-token");
   if (authToken !== undefined && !/^[\x21-\x7e]+$/.test(authToken)) {
     fail(`${label("auth-token")} must be printable ASCII without spaces`);
+  }
+  if (authToken !== undefined && authToken.length < MIN_TOKEN_LENGTH) {
+    fail(
+      `${
+        label("auth-token")
+      } must be at least ${MIN_TOKEN_LENGTH} characters, got ${authToken.length}`,
+    );
+  }
+  const insecureNoAuth = bool(
+    get("insecure-no-auth")!,
+    label("insecure-no-auth"),
+    fail,
+  );
+  const host = get("host")!;
+  if (authToken === undefined && !insecureNoAuth && !isLoopback(host)) {
+    fail(
+      `refusing to listen on ${host} without --auth-token: anyone who reaches it could read and write; set ${
+        envName("auth-token")
+      }, listen on 127.0.0.1, or pass --insecure-no-auth`,
+    );
+  }
+  const list = (name: string) =>
+    (get(name) ?? "").split(",").map((x) => x.trim()).filter((x) => x !== "");
+  const allowHosts = list("allow-host");
+  for (const h of allowHosts) {
+    if (!/^[a-z0-9.-]+$|^\[[0-9a-f:.]+\]$/i.test(h)) {
+      fail(`${label("allow-host")} takes host names without port, got "${h}"`);
+    }
+  }
+  const allowOrigins = list("allow-origin");
+  for (const o of allowOrigins) {
+    if (!/^https?:\/\/[^/\s]+$/i.test(o)) {
+      fail(
+        `${
+          label("allow-origin")
+        } takes origins such as https://app.example, got "${o}"`,
+      );
+    }
+  }
+  const publicUrl = get("public-url");
+  if (publicUrl !== undefined && !/^https?:\/\/[^/\s?#]+$/i.test(publicUrl)) {
+    fail(
+      `${
+        label("public-url")
+      } must be scheme://host[:port] without a path, got "${publicUrl}"`,
+    );
   }
   const maxKeyBytes = size(get("max-key-size")!, label("max-key-size"), fail);
   if (maxKeyBytes < 1 || maxKeyBytes > 4096) {
@@ -403,7 +526,7 @@ export function parseCommandLine(
   return {
     command: "serve",
     dataDir: get("data-dir")!,
-    host: get("host")!,
+    host,
     port: int(get("port")!, label("port"), 0, 65535, fail),
     sync: oneOf(
       get("sync")!,
@@ -442,7 +565,23 @@ export function parseCommandLine(
     maxKeyBytes,
     maxValueBytes: size(get("max-value-size")!, label("max-value-size"), fail),
     maxBatchBytes: size(get("max-batch-size")!, label("max-batch-size"), fail),
+    maxBodyMemoryBytes: size(
+      get("max-body-memory")!,
+      label("max-body-memory"),
+      fail,
+    ),
+    cursorMaxAgeMs: int(
+      get("cursor-max-age")!,
+      label("cursor-max-age"),
+      1,
+      86400,
+      fail,
+    ) * 1000,
     authToken,
+    insecureNoAuth,
+    allowHosts,
+    allowOrigins,
+    publicUrl,
     tlsCert,
     tlsKey,
     logFormat,
@@ -460,6 +599,11 @@ export function parseCommandLine(
       fail,
     ) * 1000,
   };
+}
+
+function bool(v: string, flag: string, fail: (m: string) => never): boolean {
+  return oneOf(v, ["true", "false", "1", "0"], flag, fail) === "true" ||
+    v === "1";
 }
 
 function oneOf<T extends string>(

@@ -42,6 +42,10 @@ import {
   renderError,
 } from "./errors.ts";
 import { Metrics } from "./metrics.ts";
+import { checkSite, requestTarget, requireJson } from "./guard.ts";
+import { BodyBudget, type BodyLease } from "./body_budget.ts";
+import { checkJsonDepth } from "./json_depth.ts";
+import { REFUSAL_REASONS, Refusals } from "./refusals.ts";
 import {
   closeKvConnectWatches,
   handleKvConnect,
@@ -58,7 +62,7 @@ export interface HandlerOptions {
   maxKeyBytes?: number;
   /** Largest value (PUT body) in bytes. Default: the engine's `maxValueBytes`. */
   maxValueBytes?: number;
-  /** Largest `/kv/batch` body in bytes. Default 64 MiB. */
+  /** Largest `/kv/batch` body in bytes. Default 8 MiB. */
   maxBatchBytes?: number;
   /** Most ops in one batch. Default 10000. */
   maxBatchOps?: number;
@@ -68,8 +72,34 @@ export interface HandlerOptions {
   maxPageBytes?: number;
   /** How long a paging cursor keeps its snapshot after last use. Default 60 s. */
   cursorTtlMs?: number;
+  /**
+   * Oldest a cursor's snapshot may get, however often it is used; past it
+   * the cursor is refused (410 `cursor_expired`). Default 60 s.
+   */
+  cursorMaxAgeMs?: number;
   /** Most snapshots held for cursors; the least recently used goes first. Default 1000. */
   maxCursors?: number;
+  /**
+   * Most cursor snapshots one client (remote address) holds; its own least
+   * recently used goes first. Default 100.
+   */
+  maxCursorsPerClient?: number;
+  /**
+   * Bytes of request bodies read at once over all requests; past it a
+   * request waits up to `bodyWaitMs`, then gets 503 `overloaded`. A batch
+   * is charged three times its size (text and parsed copies). Default 32 MiB.
+   */
+  maxBodyMemoryBytes?: number;
+  /** How long a body waits for room in `maxBodyMemoryBytes`. Default 1000 ms. */
+  bodyWaitMs?: number;
+  /** Host names (no port) served without a token besides loopback ones. */
+  allowHosts?: string[];
+  /** Origins (`https://app.example`) whose browser requests are allowed. */
+  allowOrigins?: string[];
+  /** Base URL clients reach the server at (KV Connect endpoint URLs). */
+  publicUrl?: string;
+  /** Monotonic clock in ms for cursor ages. Default `performance.now`. */
+  monotonic?: () => number;
   /** Wall clock for `?ttl=` (ms since epoch). Default `Date.now`. */
   clock?: () => number;
   /** Where server faults are reported. Default: `console.error`. */
@@ -78,11 +108,18 @@ export interface HandlerOptions {
   metrics?: Metrics;
 }
 
+/** What the listener knows about the client (`Deno.ServeHandlerInfo`). */
+export interface ClientInfo {
+  remoteAddr?: { hostname?: string };
+}
+
 /** The request handler plus the few controls `main.ts` needs. */
 export interface Handler {
-  (req: Request): Promise<Response>;
+  (req: Request, info?: ClientInfo): Promise<Response>;
   /** The counters this handler updates. */
   readonly metrics: Metrics;
+  /** Requests refused to protect the server, by reason. */
+  readonly refusals: Refusals;
   /** Marks the server as shutting down: `/health` answers 503 from now on. */
   drain(): void;
   /** Releases every snapshot held for cursors. Call before `db.close()`. */
@@ -125,13 +162,22 @@ interface Ctx {
   req: Request;
   path: string;
   query: string;
+  /** Validated `host[:port]` the request was sent to. */
+  authority: string;
   /** Metrics label of the matched route. */
   route: string;
+  /** Who holds cursors: the remote address ("local" in-process). */
+  client: string;
+  /** This request's share of the body budget. */
+  lease: BodyLease;
 }
 
 interface HeldSnapshot {
   snapshot: Snapshot;
   expiresAt: number;
+  /** When the snapshot was taken; it is refused past `cursorMaxAgeMs`. */
+  createdAt: number;
+  client: string;
 }
 
 /**
@@ -147,12 +193,27 @@ interface HeldSnapshot {
 export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
   const maxKeyBytes = options.maxKeyBytes ?? db.options.maxKeyBytes;
   const maxValueBytes = options.maxValueBytes ?? db.options.maxValueBytes;
-  const maxBatchBytes = options.maxBatchBytes ?? 64 << 20;
+  const maxBatchBytes = options.maxBatchBytes ?? 8 << 20;
   const maxBatchOps = options.maxBatchOps ?? 10000;
   const maxScanLimit = options.maxScanLimit ?? 10000;
   const maxPageBytes = options.maxPageBytes ?? 4 << 20;
   const cursorTtlMs = options.cursorTtlMs ?? 60_000;
   const maxCursors = options.maxCursors ?? 1000;
+  const cursorMaxAgeMs = options.cursorMaxAgeMs ?? 60_000;
+  const maxCursorsPerClient = options.maxCursorsPerClient ?? 100;
+  const monotonic = options.monotonic ?? (() => performance.now());
+  const budget = new BodyBudget(
+    options.maxBodyMemoryBytes ?? 32 << 20,
+    options.bodyWaitMs ?? 1000,
+  );
+  const refusals = new Refusals();
+  const site = {
+    tokenRequired: options.authToken !== undefined,
+    allowHosts: new Set((options.allowHosts ?? []).map((h) => h.toLowerCase())),
+    allowOrigins: new Set(
+      (options.allowOrigins ?? []).map((o) => o.toLowerCase()),
+    ),
+  };
   const clock = options.clock ?? Date.now;
   const log: LogFn = options.log ??
     ((level, message, fields) => console.error(level, message, fields ?? ""));
@@ -162,16 +223,54 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     : sha256(options.authToken);
   /** Cursor snapshots by hex id, least recently used first. */
   const held = new Map<string, HeldSnapshot>();
+  /** Cursors held per client, for the per-client share. */
+  const heldBy = new Map<string, number>();
+  /** Ids of snapshots released for age, so their cursors get 410, not a silent restart. */
+  const agedOut = new Set<string>();
   let draining = false;
   let cursorsExpired = 0;
 
   function releaseExpired(now: number): void {
     for (const [id, h] of held) {
       if (h.expiresAt > now && held.size <= maxCursors) break;
-      held.delete(id);
-      cursorsExpired++;
-      releaseQuietly(h.snapshot);
+      dropHeld(id, h, now);
     }
+  }
+
+  function dropHeld(id: string, h: HeldSnapshot, now: number): void {
+    unhold(id, h);
+    cursorsExpired++;
+    if (h.createdAt + cursorMaxAgeMs <= now) {
+      agedOut.add(id);
+      // Ids only (16 bytes each), bounded: the oldest are forgotten first.
+      if (agedOut.size > 4 * maxCursors) {
+        agedOut.delete(agedOut.values().next().value!);
+      }
+    }
+    releaseQuietly(h.snapshot);
+  }
+
+  /** Takes `id` out of `held` (the caller owns its snapshot from then on). */
+  function unhold(id: string, h: HeldSnapshot): void {
+    if (!held.delete(id)) return;
+    const n = (heldBy.get(h.client) ?? 1) - 1;
+    if (n <= 0) heldBy.delete(h.client);
+    else heldBy.set(h.client, n);
+  }
+
+  function hold(id: string, h: HeldSnapshot, now: number): void {
+    // A client past its share gives up its own least recently used cursor,
+    // so it cannot evict the cursors of others.
+    if ((heldBy.get(h.client) ?? 0) >= maxCursorsPerClient) {
+      for (const [oid, o] of held) {
+        if (o.client === h.client) {
+          dropHeld(oid, o, now);
+          break;
+        }
+      }
+    }
+    held.set(id, h);
+    heldBy.set(h.client, (heldBy.get(h.client) ?? 0) + 1);
   }
 
   function releaseQuietly(s: Snapshot): void {
@@ -195,10 +294,16 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       // KV Connect (Deno's KV client) does its own auth and answers errors
       // as plain text, as that protocol requires.
       ctx.route = "/deno-kv";
-      return await handleKvConnect(req, new URL(req.url), {
+      const scheme = req.url.slice(0, req.url.indexOf(":"));
+      return await handleKvConnect(req, path, {
         db,
         authToken: options.authToken,
         log,
+        origin: options.publicUrl ?? `${scheme}://${ctx.authority}`,
+        clock,
+        client: ctx.client,
+        reserveBody: (n) => ctx.lease.take(n),
+        refused: (reason) => refusals.count(reason),
       });
     }
     checkAuth(req);
@@ -327,6 +432,8 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       server: {
         ...metrics.toJSON(),
         cursors: { open: held.size, expired: cursorsExpired },
+        bodyBytesInFlight: budget.used,
+        refused: refusals.toJSON(),
       },
     });
   }
@@ -334,6 +441,12 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
   function prometheus(ctx: Ctx): Response {
     parseQuery(ctx.query, []);
     const body = metrics.render(db.stats(), [
+      {
+        name: "shale_http_body_bytes_in_flight",
+        help: "Request body bytes held against --max-body-memory.",
+        type: "gauge",
+        value: budget.used,
+      },
       {
         name: "shale_http_cursors_open",
         help: "Range cursors holding a snapshot.",
@@ -347,7 +460,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
         value: cursorsExpired,
       },
     ]);
-    return new Response(body, {
+    return new Response(body + refusals.render().join("\n") + "\n", {
       headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
     });
   }
@@ -429,7 +542,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       ? undefined
       : expiryFromTtl(parseTtl(ascii(ttl, "ttl"), "query parameter ttl"));
     const value = await readBody(
-      ctx.req,
+      ctx,
       maxValueBytes,
       "value_too_large",
       "value",
@@ -529,13 +642,14 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       start = FIRST_USER_KEY;
     }
 
-    const now = performance.now();
+    const now = monotonic();
     releaseExpired(now);
     let snapshot: Snapshot | undefined;
     let snapshotId: string | undefined;
     // A cursor only continues the range it was made for: limit and
     // keys_only may change between pages, the bounds may not.
     const binding = cursorBinding(p.get("start"), p.get("end"), prefix);
+    let createdAt = now;
     const cursorText = p.get("cursor");
     if (cursorText !== undefined && cursorText.length > 0) {
       const c = decodeCursor(ascii(cursorText, "cursor"));
@@ -565,11 +679,22 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
         }
       }
       const h = held.get(c.snapshotId);
+      if (h !== undefined && h.createdAt + cursorMaxAgeMs <= now) {
+        dropHeld(c.snapshotId, h, now);
+      }
+      if (agedOut.has(c.snapshotId)) {
+        throw new HttpError(
+          410,
+          "cursor_expired",
+          `the cursor's snapshot is older than the limit of ${cursorMaxAgeMs} ms; start the scan again`,
+        );
+      }
       if (h !== undefined) {
         // Move to the back of the LRU order.
-        held.delete(c.snapshotId);
+        unhold(c.snapshotId, h);
         snapshot = h.snapshot;
         snapshotId = c.snapshotId;
+        createdAt = h.createdAt;
       }
     }
     if (snapshot === undefined) {
@@ -604,18 +729,21 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       }
     } catch (err) {
       // The snapshot is out of `held` while this request owns it.
-      if (snapshotId !== undefined) held.delete(snapshotId);
       releaseQuietly(snapshot);
       throw err;
     }
     let next = "null";
     if (more && lastKey !== undefined) {
       snapshotId ??= randomId();
-      held.set(snapshotId, { snapshot, expiresAt: now + cursorTtlMs });
+      hold(snapshotId, {
+        snapshot,
+        expiresAt: Math.min(now + cursorTtlMs, createdAt + cursorMaxAgeMs),
+        createdAt,
+        client: ctx.client,
+      }, now);
       releaseExpired(now);
       next = `"${encodeCursor(reverse, binding, snapshotId, lastKey)}"`;
     } else {
-      if (snapshotId !== undefined) held.delete(snapshotId);
       releaseQuietly(snapshot);
     }
     return new Response(`{"items":[${parts.join(",")}],"next":${next}}`, {
@@ -625,12 +753,18 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
 
   async function batch(ctx: Ctx): Promise<Response> {
     parseQuery(ctx.query, []);
+    // A browser page can send text/plain without a preflight; JSON cannot.
+    requireJson(ctx.req);
     const body = await readBody(
-      ctx.req,
+      ctx,
       maxBatchBytes,
       "payload_too_large",
       "batch body",
     );
+    checkJsonDepth(body, "batch body");
+    // Decoding and parsing hold about two more copies of the body (the text,
+    // then the parsed strings and their decoded bytes): charge them too.
+    await ctx.lease.take(2 * body.length);
     let doc: unknown;
     try {
       doc = JSON.parse(decoder.decode(body));
@@ -752,11 +886,12 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
 
   /** Reads the body as a stream, refusing it once it passes `limit`. */
   async function readBody(
-    req: Request,
+    ctx: Ctx,
     limit: number,
     tooLargeCode: string,
     what: string,
   ): Promise<Uint8Array> {
+    const req = ctx.req;
     const tooLarge = () =>
       new HttpError(
         413,
@@ -803,6 +938,13 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       // The length is declared and within the limit, and HTTP framing stops
       // the body there: read it in one call, which skips the stream-reader
       // machinery (a large share of a small PUT's cost).
+      try {
+        await ctx.lease.take(Number(lengthHeader));
+      } catch (err) {
+        // Refused (503 overloaded): let the HTTP layer drop the unread body.
+        req.body.cancel().catch(() => {});
+        throw err;
+      }
       let body: Uint8Array;
       try {
         body = new Uint8Array(await req.arrayBuffer());
@@ -826,6 +968,12 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
           reader.cancel().catch(() => {});
           throw tooLarge();
         }
+        try {
+          await ctx.lease.take(value.length);
+        } catch (err) {
+          reader.cancel().catch(() => {});
+          throw err;
+        }
         chunks.push(value);
       }
     } catch (err) {
@@ -847,32 +995,45 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
 
   // ---- entry point ------------------------------------------------------
 
-  const handler = async (req: Request): Promise<Response> => {
+  const handler = async (
+    req: Request,
+    info?: ClientInfo,
+  ): Promise<Response> => {
     const t0 = performance.now();
     metrics.begin();
-    const url = req.url;
-    const pathStart = url.indexOf("/", url.indexOf("://") + 3);
-    let path = pathStart < 0 ? "/" : url.slice(pathStart);
-    let query = "";
-    const hash = path.indexOf("#");
-    if (hash >= 0) path = path.slice(0, hash);
-    const q = path.indexOf("?");
-    if (q >= 0) {
-      query = path.slice(q + 1);
-      path = path.slice(0, q);
-    }
-    const ctx: Ctx = { req, path, query, route: "other" };
+    const ctx: Ctx = {
+      req,
+      path: "/",
+      query: "",
+      authority: "",
+      route: "other",
+      client: info?.remoteAddr?.hostname ?? "local",
+      lease: budget.lease(),
+    };
     let res: Response;
     try {
+      // Route from the request path only: Deno builds req.url from Host.
+      const target = requestTarget(req);
+      ctx.path = target.path;
+      ctx.query = target.query;
+      ctx.authority = target.authority;
+      // /health stays reachable for probes by any name; it reveals nothing.
+      if (target.path !== "/health") checkSite(req, target, site);
       res = await dispatch(ctx);
     } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code;
+      if (typeof code === "string" && REFUSAL_REASONS.has(code)) {
+        refusals.count(code);
+      }
       res = errorResponse(err, {
         format: "json",
         log,
         fields: { method: req.method, route: ctx.route },
       });
+    } finally {
+      ctx.lease.release();
     }
-    if (held.size > 0) releaseExpired(performance.now());
+    if (held.size > 0) releaseExpired(monotonic());
     const method = KNOWN_METHODS.has(req.method) ? req.method : "other";
     metrics.observe(
       ctx.route,
@@ -884,6 +1045,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
   };
   return Object.assign(handler, {
     metrics,
+    refusals,
     drain() {
       draining = true;
       closeKvConnectWatches(db);

@@ -31,6 +31,7 @@ import {
   type ServeHandler,
   type StopSignal,
 } from "./runtime.ts";
+import { requestTarget } from "./guard.ts";
 
 /** A logger writing one line per call to `out`, as text or JSON. */
 export function createLogger(
@@ -134,26 +135,31 @@ async function serve(cfg: ServeConfig): Promise<number> {
     maxKeyBytes: cfg.maxKeyBytes,
     maxValueBytes: cfg.maxValueBytes,
     maxBatchBytes: cfg.maxBatchBytes,
+    maxBodyMemoryBytes: cfg.maxBodyMemoryBytes,
+    cursorMaxAgeMs: cfg.cursorMaxAgeMs,
+    allowHosts: cfg.allowHosts,
+    allowOrigins: cfg.allowOrigins,
+    publicUrl: cfg.publicUrl,
     log,
     metrics,
   });
   const serveHandler: ServeHandler = cfg.accessLog
     ? async (req, info) => {
       const start = performance.now();
-      const res = await handler(req);
-      const path = req.url.slice(
-        req.url.indexOf("/", req.url.indexOf("//") + 2),
-      );
+      const res = await handler(req, info);
+      // The path only: query strings may carry secrets, and Host is not
+      // trusted to say where the path starts (see guard.ts).
+      const path = logPath(req);
       log("info", "request", {
         method: req.method,
-        path: path.length > 200 ? path.slice(0, 200) + "..." : path,
+        path,
         status: res.status,
         ms: Math.round((performance.now() - start) * 1000) / 1000,
         remote: info.remoteAddr.hostname,
       });
       return res;
     }
-    : handler;
+    : (req, info) => handler(req, info);
 
   const stop = Promise.withResolvers<string>();
   let stopping = false;
@@ -304,6 +310,17 @@ function runVerify(cfg: VerifyConfig): number {
     errors: report.errors.length,
   });
   return ok ? 0 : 1;
+}
+
+/** The request path without query or fragment, for the access log. */
+export function logPath(req: Request): string {
+  let path: string;
+  try {
+    path = requestTarget(req).path;
+  } catch {
+    return "(invalid host)";
+  }
+  return path.length > 200 ? path.slice(0, 200) + "..." : path;
 }
 
 function errorText(err: unknown): string {

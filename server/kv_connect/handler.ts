@@ -54,6 +54,15 @@ import {
   ProtobufError,
 } from "./protobuf.ts";
 import { keyId, WatchHub } from "./watch.ts";
+import {
+  checkReadLimits,
+  checkWatchKey,
+  checkWriteLimits,
+  MAX_READ_RESPONSE_BYTES,
+  MAX_WATCHED_KEYS,
+  MAX_WATCHES,
+  MAX_WATCHES_PER_CLIENT,
+} from "./limits.ts";
 
 /** What {@link handleKvConnect} needs from the server. */
 export interface KvConnectContext {
@@ -62,6 +71,19 @@ export interface KvConnectContext {
   authToken?: string;
   /** Where unexpected faults are reported. Default: `console.error`. */
   log?: LogFn;
+  /**
+   * `scheme://host[:port]` clients reach the server at: the configured
+   * public URL, or the validated Host. Version 1 endpoint URLs start with it.
+   */
+  origin: string;
+  /** Wall clock (ms since epoch) for token expiry. Default `Date.now`. */
+  clock?: () => number;
+  /** The client's identity (remote address), for the per-client watch cap. */
+  client?: string;
+  /** Takes `n` bytes from the server's body budget (may wait or throw 503). */
+  reserveBody?: (n: number) => Promise<void>;
+  /** Counts a protective refusal by reason (for `/metrics`). */
+  refused?: (reason: string) => void;
 }
 
 /** URL path prefix of every KV Connect route. */
@@ -74,8 +96,10 @@ export const METADATA_TTL_MS = 60 * 60 * 1000;
 export const MAX_READ_RANGES = 10;
 /** Most entries one read may ask for, over all its ranges (Deno's client: 1000). */
 export const MAX_READ_ENTRIES = 1000;
-/** Most keys one watch may cover. */
-export const MAX_WATCH_KEYS = 100;
+/** Most keys one watch may cover (Deno KV's limit). */
+export const MAX_WATCH_KEYS = MAX_WATCHED_KEYS;
+/** Most database names whose ids stay cached in memory. */
+export const MAX_CACHED_DATABASES = 1024;
 /** Largest request body. Deno's client stays below 1 MiB per write. */
 export const MAX_BODY_BYTES = 8 << 20;
 /** Attempts at a sum/min/max write before answering 503 (the client retries). */
@@ -102,7 +126,16 @@ function stateOf(db: Db): State {
   if (!s) {
     states.set(
       db,
-      s = { ids: new Map(), prefixes: new Map(), hub: new WatchHub() },
+      s = {
+        ids: new Map(),
+        prefixes: new Map(),
+        hub: new WatchHub(
+          Date.now,
+          () => db.visibleSeq,
+          MAX_WATCHES,
+          MAX_WATCHES_PER_CLIENT,
+        ),
+      },
     );
   }
   return s;
@@ -126,6 +159,11 @@ export function closeKvConnectWatches(db: Db): void {
   states.get(db)?.hub.closeAll();
 }
 
+/** Database ids cached in memory for `db` (bounded; for tests). */
+export function kvConnectCachedDatabases(db: Db): number {
+  return states.get(db)?.ids.size ?? 0;
+}
+
 /** Open watch streams on `db` (for stats and tests). */
 export function kvConnectWatchCount(db: Db): number {
   return states.get(db)?.hub.size ?? 0;
@@ -137,22 +175,21 @@ export function kvConnectWatchCount(db: Db): number {
  */
 export async function handleKvConnect(
   req: Request,
-  url: URL,
+  path: string,
   ctx: KvConnectContext,
 ): Promise<Response> {
   try {
-    return await route(req, url, ctx);
+    return await route(req, path, ctx);
   } catch (err) {
-    return errorResponse(err, req, url, ctx);
+    return errorResponse(err, req, path, ctx);
   }
 }
 
 async function route(
   req: Request,
-  url: URL,
+  path: string,
   ctx: KvConnectContext,
 ): Promise<Response> {
-  const path = url.pathname;
   let parts: string[];
   if (path === KV_CONNECT_PATH) parts = [];
   else if (path.startsWith(KV_CONNECT_PATH + "/")) {
@@ -187,17 +224,17 @@ async function route(
     );
   }
   const state = stateOf(ctx.db);
-  if (parts.length < 2) return await metadata(req, url, ctx, state, name);
+  if (parts.length < 2) return await metadata(req, ctx, state, name);
   const prefix = prefixOf(state, name);
   await checkDataPath(req, ctx, state, name);
-  const body = await readBody(req);
+  const body = await readBody(req, ctx);
   switch (parts[1]) {
     case "snapshot_read":
-      return snapshotRead(ctx.db, prefix, body);
+      return snapshotRead(ctx, prefix, body);
     case "atomic_write":
       return await atomicWrite(ctx.db, state, prefix, body);
     default:
-      return watch(req, ctx.db, state, prefix, body);
+      return watch(req, ctx, state, prefix, body);
   }
 }
 
@@ -231,25 +268,45 @@ function bearer(req: Request): string | undefined {
 }
 
 /**
- * The data-path token of database `name`: an HMAC of the name under the
- * access token, so it is stable across restarts, differs per database, and
- * stops working when the access token changes.
+ * The data-path token of database `name`, valid until `expiresAt` (ms since
+ * epoch): `<expiresAt>.<HMAC of name and expiry under the access token>`, so
+ * it survives restarts, differs per database, stops working when the access
+ * token changes, and expires when the metadata says it does. Without an
+ * access token anyone may get one, but it still expires.
  */
-function dataToken(authToken: string | undefined, name: string): string {
-  if (authToken === undefined) return OPEN_TOKEN;
-  const memo = `${name}\0${authToken}`;
-  let t = dataTokens.get(memo);
-  if (t === undefined) {
-    t = createHmac("sha256", authToken)
-      .update(`shale kv-connect data path\0${name}`)
-      .digest("base64url");
-    if (dataTokens.size >= 1024) dataTokens.clear();
-    dataTokens.set(memo, t);
-  }
-  return t;
+function dataToken(
+  authToken: string | undefined,
+  name: string,
+  expiresAt: number,
+): string {
+  const mac = createHmac("sha256", authToken ?? OPEN_TOKEN)
+    .update(`shale kv-connect data path\0${name}\0${expiresAt}`)
+    .digest("base64url");
+  return `${expiresAt}.${mac}`;
 }
 
-const dataTokens = new Map<string, string>();
+/** Refuses (401) a data-path token that is not ours for `name` or expired. */
+function requireDataToken(
+  req: Request,
+  ctx: KvConnectContext,
+  name: string,
+): void {
+  const got = bearer(req);
+  const m = got === undefined ? null : /^([0-9]{1,16})\./.exec(got);
+  const expiresAt = m === null ? 0 : Number(m[1]);
+  requireToken(
+    req,
+    dataToken(ctx.authToken, name, expiresAt),
+    "data-path token",
+  );
+  if (expiresAt <= (ctx.clock ?? Date.now)()) {
+    throw new KvConnectError(
+      401,
+      "data-path token expired; repeat the metadata exchange",
+      CHALLENGE,
+    );
+  }
+}
 
 function requireToken(req: Request, want: string, what: string): void {
   const got = bearer(req);
@@ -269,7 +326,6 @@ function requireToken(req: Request, want: string, what: string): void {
 
 async function metadata(
   req: Request,
-  url: URL,
   ctx: KvConnectContext,
   state: State,
   name: string,
@@ -281,19 +337,21 @@ async function metadata(
       "access token (set DENO_KV_ACCESS_TOKEN to the server's token)",
     );
   }
-  const body = await readBody(req, 64 << 10);
+  const body = await readBody(req, ctx, 64 << 10);
   const version = negotiate(body);
   const databaseId = await databaseIdOf(ctx.db, state, name);
-  // Version 1 clients do not resolve relative endpoint URLs.
+  // Version 1 clients do not resolve relative endpoint URLs; the origin is
+  // the configured public URL or the validated Host, never raw input.
   const path = `${KV_CONNECT_PATH}/${name}`;
-  const endpoint = version === 1 ? url.origin + path : path;
+  const endpoint = version === 1 ? ctx.origin + path : path;
+  const expiresAt = (ctx.clock ?? Date.now)() + METADATA_TTL_MS;
   return new Response(
     JSON.stringify({
       version,
       databaseId,
       endpoints: [{ url: endpoint, consistency: "strong" }],
-      token: dataToken(ctx.authToken, name),
-      expiresAt: new Date(Date.now() + METADATA_TTL_MS).toISOString(),
+      token: dataToken(ctx.authToken, name, expiresAt),
+      expiresAt: new Date(expiresAt).toISOString(),
     }),
     { headers: { "content-type": "application/json" } },
   );
@@ -336,6 +394,11 @@ function databaseIdOf(db: Db, state: State, name: string): Promise<string> {
   let p = state.ids.get(name);
   if (p === undefined) {
     p = ensureDatabaseId(db, name);
+    // A cache, bounded: without a token anyone can name databases, and a
+    // forgotten id is read back from the store when needed.
+    if (state.ids.size >= MAX_CACHED_DATABASES) {
+      state.ids.delete(state.ids.keys().next().value!);
+    }
     state.ids.set(name, p);
     // A failure (store closed, I/O) must not stick: forget it so the next
     // exchange tries again.
@@ -352,7 +415,7 @@ async function checkDataPath(
   state: State,
   name: string,
 ): Promise<void> {
-  requireToken(req, dataToken(ctx.authToken, name), "data-path token");
+  requireDataToken(req, ctx, name);
   const version = req.headers.get("x-denokv-version");
   let idHeader: string | null;
   if (version === null) {
@@ -419,8 +482,14 @@ function compare(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-function snapshotRead(db: Db, prefix: Uint8Array, body: Uint8Array): Response {
+function snapshotRead(
+  ctx: KvConnectContext,
+  prefix: Uint8Array,
+  body: Uint8Array,
+): Response {
+  const db = ctx.db;
   const ranges = decodeSnapshotRead(body);
+  checkReadLimits(ranges);
   if (ranges.length > MAX_READ_RANGES) {
     throw badRequest(
       `too many ranges in one read (${ranges.length} > ${MAX_READ_RANGES})`,
@@ -443,6 +512,7 @@ function snapshotRead(db: Db, prefix: Uint8Array, body: Uint8Array): Response {
     );
   }
   const out: KvEntry[][] = [];
+  let bytes = 0;
   const snapshot = db.snapshot();
   try {
     for (const r of ranges) {
@@ -459,6 +529,13 @@ function snapshotRead(db: Db, prefix: Uint8Array, body: Uint8Array): Response {
             snapshot,
           })
         ) {
+          bytes += item.key.length + item.value.length;
+          if (bytes > MAX_READ_RESPONSE_BYTES) {
+            ctx.refused?.("kv_read_too_large");
+            throw badRequest(
+              `the answer to this read would pass ${MAX_READ_RESPONSE_BYTES} bytes; read fewer entries at a time (a smaller limit or batchSize)`,
+            );
+          }
           entries.push(
             toEntry(
               prefix.length,
@@ -486,7 +563,9 @@ async function atomicWrite(
   prefix: Uint8Array,
   body: Uint8Array,
 ): Promise<Response> {
-  const parsed = parseAtomicWrite(decodeAtomicWrite(body), prefix);
+  const aw = decodeAtomicWrite(body);
+  checkWriteLimits(aw);
+  const parsed = parseAtomicWrite(aw, prefix);
   if (parsed.checks.some((c) => c.seq === -1)) return checkFailure(db, parsed);
   for (let attempt = 0; attempt < MAX_RMW_ATTEMPTS; attempt++) {
     const plan = planBatch(db, parsed);
@@ -530,11 +609,13 @@ function writeOutput(
 
 function watch(
   req: Request,
-  db: Db,
+  ctx: KvConnectContext,
   state: State,
   prefix: Uint8Array,
   body: Uint8Array,
 ): Response {
+  const db = ctx.db;
+  const client = ctx.client ?? "local";
   const keys = decodeWatch(body);
   if (keys.length === 0) throw badRequest("a watch needs at least one key");
   if (keys.length > MAX_WATCH_KEYS) {
@@ -544,7 +625,24 @@ function watch(
   }
   keys.forEach((k, i) => {
     if (k.length === 0) throw badRequest(`watch key ${i} is empty`);
+    checkWatchKey(k, `watch key ${i}`);
   });
+  const admit = state.hub.admit(client);
+  if (admit !== "ok") {
+    ctx.refused?.("too_many_watches");
+    // Per client: the client's own doing (4xx, shown to it). Server-wide:
+    // temporary (503; Deno's client retries).
+    throw admit === "client"
+      ? new KvConnectError(
+        429,
+        `too many open watches from this client (at most ${MAX_WATCHES_PER_CLIENT})`,
+      )
+      : new KvConnectError(
+        503,
+        `too many open watches on this server (at most ${MAX_WATCHES}); retry later`,
+        { "retry-after": "5" },
+      );
+  }
   const full = keys.map((k) => join(prefix, k));
   const read = (key: Uint8Array): KvEntry | undefined => {
     const r = db.get(key);
@@ -555,7 +653,13 @@ function watch(
   // Read once up front so that a bad key or a closed store is answered
   // here, with a status, rather than by a stream that errors.
   for (const k of full) read(k);
-  const stream = state.hub.open(full, read, req.signal);
+  const probe = (key: Uint8Array) => {
+    const r = db.get(key);
+    return r === undefined
+      ? { version: 0, expiresAt: 0 }
+      : { version: r.version, expiresAt: r.expiresAt };
+  };
+  const stream = state.hub.open(full, { read, probe, client }, req.signal);
   return new Response(stream, {
     headers: { ...PROTO_HEADERS, "cache-control": "no-store" },
   });
@@ -566,6 +670,7 @@ function watch(
 /** Reads the body, refusing (413) as soon as it passes `max` bytes. */
 async function readBody(
   req: Request,
+  ctx: KvConnectContext,
   max = MAX_BODY_BYTES,
 ): Promise<Uint8Array> {
   if (req.body === null) return new Uint8Array(0);
@@ -574,6 +679,7 @@ async function readBody(
     // The HTTP layer holds the body to its declared length, so a declared
     // size within the limit can be read in one go.
     if (Number(length) > max) throw tooLarge(max);
+    await reserve(req, ctx, Number(length));
     return new Uint8Array(await req.arrayBuffer());
   }
   const chunks: Uint8Array[] = [];
@@ -585,6 +691,7 @@ async function readBody(
       if (done) break;
       size += value.length;
       if (size > max) throw tooLarge(max);
+      await reserve(req, ctx, value.length);
       chunks.push(value);
     }
   } finally {
@@ -600,6 +707,26 @@ async function readBody(
   return out;
 }
 
+/** Takes body bytes from the server's budget; past it, 503 (the client retries). */
+async function reserve(
+  req: Request,
+  ctx: KvConnectContext,
+  n: number,
+): Promise<void> {
+  if (ctx.reserveBody === undefined) return;
+  try {
+    await ctx.reserveBody(n);
+  } catch (err) {
+    req.body?.cancel().catch(() => {});
+    const status = (err as { status?: number }).status;
+    throw new KvConnectError(
+      status === 503 ? 503 : 500,
+      err instanceof Error ? err.message : String(err),
+      { "retry-after": "1" },
+    );
+  }
+}
+
 function tooLarge(max: number): KvConnectError {
   return new KvConnectError(413, `request body exceeds ${max} bytes`);
 }
@@ -611,7 +738,7 @@ function tooLarge(max: number): KvConnectError {
 function errorResponse(
   err: unknown,
   req: Request,
-  url: URL,
+  path: string,
   ctx: KvConnectContext,
 ): Response {
   if (err instanceof ProtobufError) {
@@ -620,7 +747,7 @@ function errorResponse(
   return funnel(err, {
     format: "text",
     log: ctx.log ?? defaultLog,
-    fields: { method: req.method, route: KV_CONNECT_PATH, path: url.pathname },
+    fields: { method: req.method, route: KV_CONNECT_PATH, path },
   });
 }
 

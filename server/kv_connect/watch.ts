@@ -16,6 +16,13 @@
  * since a frame carries current state, the next check sends what the client
  * missed in one frame.
  *
+ * Cost when nothing changes: the poll first compares the store's visible
+ * sequence number with the one a watch last checked at; when it is the same
+ * and no watched key's expiry has passed, the watch reads nothing. Otherwise
+ * it compares versions ({@link VersionProbe}) and reads values only to build
+ * a frame that must go out. Open watches are capped per server and per
+ * client ({@link WatchHub.open}).
+ *
  * @module
  */
 import {
@@ -41,11 +48,30 @@ export function keyId(key: Uint8Array): string {
 /** Maps a stored entry to its KV Connect form; supplied by the handler. */
 export type EntryReader = (fullKey: Uint8Array) => KvEntry | undefined;
 
+/** A key's version (0 when absent) and expiry (ms since epoch, 0 for none). */
+export type VersionProbe = (
+  fullKey: Uint8Array,
+) => { version: number; expiresAt: number };
+
+/** Where a watch comes from and what it may read. */
+export interface WatchSource {
+  read: EntryReader;
+  probe: VersionProbe;
+  /** The client's identity (remote address) for the per-client cap. */
+  client: string;
+}
+
 /** One open watch stream. */
 class Watcher {
   readonly ids: string[];
+  readonly client: string;
+  /** Store sequence number at the last full check; -1 before the first. */
+  checkedAtSeq = -1;
+  /** Earliest expiry among the watched keys at the last check (Infinity: none). */
+  nextExpiry = Infinity;
   #keys: Uint8Array[];
   #read: EntryReader;
+  #probe: VersionProbe;
   #controller: ReadableStreamDefaultController<Uint8Array>;
   /** Versionstamp seqno last sent per key; 0 = absent; -1 = never sent. */
   #sent: number[];
@@ -56,38 +82,58 @@ class Watcher {
 
   constructor(
     keys: Uint8Array[],
-    read: EntryReader,
+    source: WatchSource,
     controller: ReadableStreamDefaultController<Uint8Array>,
   ) {
     this.#keys = keys;
     this.ids = keys.map(keyId);
-    this.#read = read;
+    this.client = source.client;
+    this.#read = source.read;
+    this.#probe = source.probe;
     this.#controller = controller;
     this.#sent = keys.map(() => -1);
   }
 
-  /** Sends a frame if any key changed since the last one; else maybe a keep-alive. */
-  check(now: number): void {
+  /**
+   * Sends a frame if any key changed since the last one; else maybe a
+   * keep-alive. `storeSeq` is the store's visible sequence number now.
+   */
+  check(now: number, storeSeq: number): void {
     if (this.closed) return;
     const desired = this.#controller.desiredSize;
     if (desired !== null && desired <= 0) return;
-    const outputs: WatchKeyOutput[] = [];
     const seqs: number[] = [];
     let any = false;
+    let nextExpiry = Infinity;
     for (let i = 0; i < this.#keys.length; i++) {
-      const entry = this.#read(this.#keys[i]);
-      const seq = entry === undefined ? 0 : seqOf(entry);
-      seqs.push(seq);
-      if (seq !== this.#sent[i]) any = true;
+      const p = this.#probe(this.#keys[i]);
+      seqs.push(p.version);
+      if (p.version !== this.#sent[i]) any = true;
+      if (p.expiresAt > 0 && p.expiresAt < nextExpiry) nextExpiry = p.expiresAt;
+    }
+    this.checkedAtSeq = storeSeq;
+    this.nextExpiry = nextExpiry;
+    if (any) {
       // Every key is reported as changed with its current entry: Deno's
       // client de-duplicates by versionstamp itself, and some client
       // versions mishandle `changed: false`.
-      outputs.push({ changed: true, entry });
-    }
-    if (any) {
+      const outputs: WatchKeyOutput[] = [];
+      for (let i = 0; i < this.#keys.length; i++) {
+        const entry = this.#read(this.#keys[i]);
+        seqs[i] = entry === undefined ? 0 : seqOf(entry);
+        outputs.push({ changed: true, entry });
+      }
       this.#sent = seqs;
       this.#send(encodeWatchFrame(outputs), now);
-    } else if (now - this.#lastSendAt >= KEEPALIVE_INTERVAL_MS) {
+    } else this.keepAlive(now);
+  }
+
+  /** Sends a keep-alive frame when nothing went out for a while. */
+  keepAlive(now: number): void {
+    if (this.closed) return;
+    const desired = this.#controller.desiredSize;
+    if (desired !== null && desired <= 0) return;
+    if (now - this.#lastSendAt >= KEEPALIVE_INTERVAL_MS) {
       this.#send(KEEPALIVE_FRAME, now);
     }
   }
@@ -119,11 +165,42 @@ function seqOf(entry: KvEntry): number {
 export class WatchHub {
   #byKey = new Map<string, Set<Watcher>>();
   #all = new Set<Watcher>();
+  #byClient = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #clock: () => number;
+  #storeSeq: () => number;
+  #maxWatches: number;
+  #maxPerClient: number;
 
-  constructor(clock: () => number = Date.now) {
+  /**
+   * `storeSeq` returns the store's visible sequence number (it moves on
+   * every commit); `maxWatches` and `maxPerClient` cap open streams.
+   */
+  constructor(
+    clock: () => number = Date.now,
+    storeSeq: () => number = () => -1,
+    maxWatches = Infinity,
+    maxPerClient = Infinity,
+  ) {
     this.#clock = clock;
+    this.#storeSeq = storeSeq;
+    this.#maxWatches = maxWatches;
+    this.#maxPerClient = maxPerClient;
+  }
+
+  /** Open watch streams of one client. */
+  countOf(client: string): number {
+    return this.#byClient.get(client) ?? 0;
+  }
+
+  /**
+   * Whether another watch may open: "ok", or which cap is full (the caller
+   * answers with its own error).
+   */
+  admit(client: string): "ok" | "server" | "client" {
+    if (this.#all.size >= this.#maxWatches) return "server";
+    if (this.countOf(client) >= this.#maxPerClient) return "client";
+    return "ok";
   }
 
   /** Open watch streams. */
@@ -138,15 +215,15 @@ export class WatchHub {
    */
   open(
     keys: Uint8Array[],
-    read: EntryReader,
+    source: WatchSource,
     signal: AbortSignal,
   ): ReadableStream<Uint8Array> {
     let watcher: Watcher | undefined;
     const stream = new ReadableStream<Uint8Array>({
       start: (controller) => {
-        watcher = new Watcher(keys, read, controller);
+        watcher = new Watcher(keys, source, controller);
         this.#add(watcher);
-        watcher.check(this.#clock());
+        watcher.check(this.#clock(), this.#storeSeq());
       },
       cancel: () => {
         if (watcher) this.#remove(watcher);
@@ -173,7 +250,8 @@ export class WatchHub {
     }
     if (due.size === 0) return;
     const now = this.#clock();
-    for (const w of due) this.#checkOrDrop(w, now);
+    const seq = this.#storeSeq();
+    for (const w of due) this.#checkOrDrop(w, now, seq, true);
   }
 
   /** Ends every stream; used when the server drains. */
@@ -184,9 +262,15 @@ export class WatchHub {
     }
   }
 
-  #checkOrDrop(w: Watcher, now: number): void {
+  #checkOrDrop(w: Watcher, now: number, seq: number, force: boolean): void {
     try {
-      w.check(now);
+      // Nothing committed since the last check and no expiry due: the
+      // watched keys cannot have changed, so nothing is read.
+      if (
+        !force && seq >= 0 && seq === w.checkedAtSeq && now < w.nextExpiry
+      ) {
+        w.keepAlive(now);
+      } else w.check(now, seq);
     } catch {
       // The store closed or the stream is gone: release the watch. The
       // client reconnects and gets a proper error from the new request.
@@ -197,6 +281,7 @@ export class WatchHub {
 
   #add(w: Watcher): void {
     this.#all.add(w);
+    this.#byClient.set(w.client, this.countOf(w.client) + 1);
     for (const id of w.ids) {
       let set = this.#byKey.get(id);
       if (!set) this.#byKey.set(id, set = new Set());
@@ -210,6 +295,9 @@ export class WatchHub {
   #remove(w: Watcher): void {
     if (!this.#all.delete(w)) return;
     w.closed = true;
+    const n = this.countOf(w.client) - 1;
+    if (n <= 0) this.#byClient.delete(w.client);
+    else this.#byClient.set(w.client, n);
     for (const id of w.ids) {
       const set = this.#byKey.get(id);
       if (!set) continue;
@@ -224,7 +312,8 @@ export class WatchHub {
 
   #poll(): void {
     const now = this.#clock();
-    for (const w of [...this.#all]) this.#checkOrDrop(w, now);
+    const seq = this.#storeSeq();
+    for (const w of [...this.#all]) this.#checkOrDrop(w, now, seq, false);
   }
 }
 

@@ -163,6 +163,7 @@ async function buildStore(dir: string, rng: Rng): Promise<Pristine> {
         });
       }
       const r = await request(s.base, "POST", "/kv/batch", {
+        headers: { "content-type": "application/json" },
         body: JSON.stringify({ ops }),
       });
       if (r.status !== 200) throw new Error(`batch: ${r.status} ${r.text()}`);

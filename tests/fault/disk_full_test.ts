@@ -169,6 +169,7 @@ Deno.test({
       );
       await topUp();
       const batch = await request(base, "POST", "/kv/batch", {
+        headers: { "content-type": "application/json" },
         body: JSON.stringify({
           ops: [{
             op: "put",
@@ -311,7 +312,7 @@ Deno.test({
     const handler = createHandler(db, { log: () => {} });
     const call = async (method: string, path: string, body?: string) => {
       const res = await handler(
-        new Request(`http://shale.test${path}`, {
+        new Request(`http://localhost${path}`, {
           method,
           body,
           headers: body === undefined

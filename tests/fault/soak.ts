@@ -130,6 +130,7 @@ async function main(): Promise<number> {
                 : { op: "delete", key: enc.encode(bk).toBase64() };
             });
             const res = await request(s.base, "POST", "/kv/batch", {
+              headers: { "content-type": "application/json" },
               body: JSON.stringify({ ops }),
               client,
             });

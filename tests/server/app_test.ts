@@ -36,10 +36,10 @@ Deno.test("the handler answers a Request without any listener", async () => {
   await withDb(async (db) => {
     const h = createHandler(db);
     const put = await h(
-      new Request("http://x/kv/a", { method: "PUT", body: "1" }),
+      new Request("http://localhost/kv/a", { method: "PUT", body: "1" }),
     );
     deepEqual(put.status, 204);
-    const get = await h(new Request("http://x/kv/a"));
+    const get = await h(new Request("http://localhost/kv/a"));
     deepEqual(await get.text(), "1");
     h.close();
   });
@@ -60,7 +60,7 @@ Deno.test("an unexpected engine failure is logged and answered 500 with the JSON
       },
     });
     const h = createHandler(broken, { log: (_l, m) => logs.push(m) });
-    const res = await h(new Request("http://x/kv/a"));
+    const res = await h(new Request("http://localhost/kv/a"));
     deepEqual(res.status, 500);
     deepEqual(await res.json(), {
       error: { code: "internal", message: "internal server error" },

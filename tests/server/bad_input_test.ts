@@ -14,19 +14,20 @@ interface Case {
 function cases(seed: number): Case[] {
   const out: Case[] = [];
   const get = (target: string, headers = "") =>
-    out.push({ head: `GET ${target} HTTP/1.1\r\nHost: x${headers}` });
+    out.push({ head: `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1${headers}` });
   const putRaw = (target: string, body = "v", headers = "") =>
     out.push({
-      head: `PUT ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: ${
+      head: `PUT ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${
         new TextEncoder().encode(body).length
       }${headers}`,
       body,
     });
   const batch = (body: string) =>
     out.push({
-      head: `POST /kv/batch HTTP/1.1\r\nHost: x\r\nContent-Length: ${
-        new TextEncoder().encode(body).length
-      }`,
+      head:
+        `POST /kv/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${
+          new TextEncoder().encode(body).length
+        }`,
       body,
     });
 
@@ -69,7 +70,7 @@ function cases(seed: number): Case[] {
   ) {
     get(p);
     putRaw(p);
-    out.push({ head: `DELETE ${p} HTTP/1.1\r\nHost: x` });
+    out.push({ head: `DELETE ${p} HTTP/1.1\r\nHost: 127.0.0.1` });
   }
   // Overlong keys, plain and percent-encoded.
   for (const n of [4097, 5000, 8192]) {
@@ -80,12 +81,14 @@ function cases(seed: number): Case[] {
   // Wrong methods everywhere.
   for (const m of ["POST", "PATCH", "PROPFIND", "FOO"]) {
     for (const p of ["/kv/a", "/kv/range", "/health", "/stats", "/metrics"]) {
-      out.push({ head: `${m} ${p} HTTP/1.1\r\nHost: x\r\nContent-Length: 0` });
+      out.push({
+        head: `${m} ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0`,
+      });
     }
   }
   for (const m of ["GET", "PUT", "DELETE", "PATCH"]) {
     out.push({
-      head: `${m} /kv/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 0`,
+      head: `${m} /kv/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0`,
     });
   }
   // Unknown routes.
@@ -138,14 +141,18 @@ function cases(seed: number): Case[] {
   // Huge or lying declared lengths.
   for (const n of ["99999999999", "70000000", "18446744073709551615"]) {
     out.push({
-      head: `PUT /kv/big HTTP/1.1\r\nHost: x\r\nContent-Length: ${n}`,
+      head: `PUT /kv/big HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${n}`,
     });
     out.push({
-      head: `POST /kv/batch HTTP/1.1\r\nHost: x\r\nContent-Length: ${n}`,
+      head:
+        `POST /kv/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${n}`,
     });
   }
-  out.push({ head: "PUT /kv/nolen HTTP/1.1\r\nHost: x" });
-  out.push({ head: "POST /kv/batch HTTP/1.1\r\nHost: x" });
+  out.push({ head: "PUT /kv/nolen HTTP/1.1\r\nHost: 127.0.0.1" });
+  out.push({
+    head:
+      "POST /kv/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json",
+  });
   // Negative or absurd limits and other bad parameters.
   for (
     const q of [
@@ -247,7 +254,7 @@ Deno.test("a request head over 64 KiB gets the HTTP layer's bare 400, as documen
     // before shale sees the request, with no body (docs/HTTP.md, Limits).
     const tooLong = await rawRequest(
       port,
-      `GET /kv/${"k".repeat(70_000)} HTTP/1.1\r\nHost: x`,
+      `GET /kv/${"k".repeat(70_000)} HTTP/1.1\r\nHost: 127.0.0.1`,
     );
     equal(tooLong.status, 400);
     equal(tooLong.body, "");
@@ -255,7 +262,7 @@ Deno.test("a request head over 64 KiB gets the HTTP layer's bare 400, as documen
     // still fits gets the JSON 414.
     const long = await rawRequest(
       port,
-      `GET /kv/${"%41".repeat(20_000)} HTTP/1.1\r\nHost: x`,
+      `GET /kv/${"%41".repeat(20_000)} HTTP/1.1\r\nHost: 127.0.0.1`,
     );
     equal(long.status, 414);
     equal(errorCode(long.body), "key_too_long");

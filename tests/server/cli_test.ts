@@ -9,6 +9,7 @@ import {
   UsageError,
 } from "../../server/_cli.ts";
 import { labels, Metrics, renderEngine } from "../../server/metrics.ts";
+import { logPath } from "../../server/main.ts";
 
 const noEnv = () => undefined;
 
@@ -20,14 +21,14 @@ Deno.test("serve defaults match the issue: ./data, 127.0.0.1:8080, sync always, 
     ["./data", "127.0.0.1", 8080, "always", "text", undefined],
   );
   deepEqual(c.maxValueBytes, 16 << 20);
-  deepEqual(c.maxBatchBytes, 64 << 20);
+  deepEqual(c.maxBatchBytes, 8 << 20);
 });
 
 Deno.test("every flag has a SHALE_* env var and flags win over it", () => {
   const env: Record<string, string> = {
     SHALE_PORT: "9000",
     SHALE_DATA_DIR: "/env/dir",
-    SHALE_AUTH_TOKEN: "tok",
+    SHALE_AUTH_TOKEN: "tok-0123456789abcdef",
     SHALE_MEMTABLE_SIZE: "4MiB",
     SHALE_ACCESS_LOG: "true",
     SHALE_HOST: "", // empty means unset
@@ -39,7 +40,7 @@ Deno.test("every flag has a SHALE_* env var and flags win over it", () => {
   ok(c.command === "serve");
   deepEqual(c.port, 0);
   deepEqual(c.dataDir, "/env/dir");
-  deepEqual(c.authToken, "tok");
+  deepEqual(c.authToken, "tok-0123456789abcdef");
   deepEqual(c.memtableBytes, 4 << 20);
   deepEqual(c.blockCacheBytes, 512 << 10);
   deepEqual(c.accessLog, true);
@@ -191,4 +192,54 @@ Deno.test("metrics render histograms cumulatively and escape label values", () =
     "# TYPE shale_engine_levels_tables gauge",
     'shale_engine_levels_tables{level="0"} 2',
   ]);
+});
+
+Deno.test("auth defaults: empty and short tokens and open non-loopback binds are refused", () => {
+  const run = (args: string[], env: Record<string, string> = {}) =>
+    parseCommandLine(["serve", ...args], (n) => env[n]);
+  throws(() => run([], { SHALE_AUTH_TOKEN: "" }), /set but empty/);
+  throws(() => run(["--auth-token", ""]), /set but empty/);
+  throws(() => run(["--auth-token", "short"]), /at least 16 characters/);
+  throws(
+    () => run(["--host", "0.0.0.0"]),
+    /without --auth-token.*--insecure-no-auth/,
+  );
+  const open = run(["--host", "0.0.0.0", "--insecure-no-auth"]);
+  ok(open.command === "serve" && open.insecureNoAuth);
+  const withToken = run(["--host", "::"], {
+    SHALE_AUTH_TOKEN: "0123456789abcdef",
+  });
+  ok(withToken.command === "serve" && withToken.authToken !== undefined);
+  for (const host of ["127.0.0.1", "localhost", "::1", "127.1.2.3"]) {
+    ok(run(["--host", host]).command === "serve", host);
+  }
+});
+
+Deno.test("the access log keeps the path, never the query string", () => {
+  const lines: string[] = [];
+  const req = new Request("http://localhost/kv/a?token=SECRET#x");
+  lines.push(logPath(req));
+  deepEqual(lines, ["/kv/a"]);
+  const tricky = new Request("http://localhost/kv/a", {
+    headers: { host: "localhost/kv/b?" },
+  });
+  deepEqual(logPath(tricky), "(invalid host)");
+});
+
+Deno.test("serve --help lists the new limits with their defaults", () => {
+  const help = commandHelp("serve");
+  for (
+    const re of [
+      /--max-batch-size SIZE .*\(default 8MiB\)/,
+      /--max-body-memory SIZE .*\(default 32MiB\)/,
+      /--cursor-max-age SECONDS .*\(default 60\)/,
+      /--insecure-no-auth/,
+      /--allow-host NAMES/,
+      /--allow-origin ORIGINS/,
+      /--public-url URL/,
+      /JSON nested at most 32 levels/,
+      /waits up to 1 s, then 503 overloaded/,
+      /64 watches\s+per client and 1024 per server/,
+    ]
+  ) match(help, re);
 });

@@ -129,7 +129,7 @@ Deno.test("a corrupt table read through KV Connect answers 500 with no path or o
     }
     const app = createHandler(db, { log: () => {} });
     const meta = await app(
-      new Request("http://shale/deno-kv/c", {
+      new Request("http://localhost/deno-kv/c", {
         method: "POST",
         body: '{"supportedVersions":[3]}',
       }),
@@ -160,7 +160,7 @@ Deno.test("a corrupt table read through KV Connect answers 500 with no path or o
     const app2 = createHandler(db2, { log });
     try {
       const res = await app2(
-        new Request("http://shale/deno-kv/c/snapshot_read", {
+        new Request("http://localhost/deno-kv/c/snapshot_read", {
           method: "POST",
           body: READ_ALL,
           headers: {

@@ -143,10 +143,16 @@ Deno.test("keys are percent-decoded bytes and routing uses the raw path", async 
     deepEqual(doc.items.length, 1);
     deepEqual(unb64(doc.items[0].key), "range");
 
-    const bad = await rawRequest(port, "GET /kv/a%ZZ HTTP/1.1\r\nHost: x");
+    const bad = await rawRequest(
+      port,
+      "GET /kv/a%ZZ HTTP/1.1\r\nHost: 127.0.0.1",
+    );
     deepEqual(bad.status, 400);
     deepEqual(errorCode(bad.body), "invalid_encoding");
-    const dots = await rawRequest(port, "GET /kv/../etc HTTP/1.1\r\nHost: x");
+    const dots = await rawRequest(
+      port,
+      "GET /kv/../etc HTTP/1.1\r\nHost: 127.0.0.1",
+    );
     deepEqual(dots.status, 400);
     deepEqual(errorCode(dots.body), "invalid_key");
   });
@@ -284,6 +290,7 @@ Deno.test("?ttl expires a key: 404 and absent from scans afterwards", async () =
 
     const batch = await fetch(`${base}/kv/batch`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({
         ops: [{ op: "put", key: b64("t/batch"), value: b64("b"), ttl: 20 }],
       }),
@@ -390,6 +397,7 @@ Deno.test("range cursors page through every key exactly once, even under writes"
     }));
     const r = await fetch(`${base}/kv/batch`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ ops: batchOps }),
     });
     deepEqual(r.status, 200);
@@ -535,6 +543,7 @@ Deno.test("batch applies all ops atomically or none", async () => {
     }
     const notUtf8 = await fetch(`${base}/kv/batch`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: new Uint8Array([0x7b, 0xff, 0x7d]),
     });
     deepEqual(notUtf8.status, 400);
@@ -588,7 +597,7 @@ Deno.test("bodies over the limit get 413 while streaming; missing length 411", a
       const chunk = "y".repeat(600);
       const chunked = await rawRequest(
         port,
-        "PUT /kv/big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked",
+        "PUT /kv/big HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked",
         `258\r\n${chunk}\r\n258\r\n${chunk}\r\n258\r\n${chunk}\r\n0\r\n\r\n`,
       );
       deepEqual(chunked.status, 413);
@@ -598,25 +607,25 @@ Deno.test("bodies over the limit get 413 while streaming; missing length 411", a
       // Declared length far over the limit: answered without reading.
       const huge = await rawRequest(
         port,
-        "PUT /kv/big HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999",
+        "PUT /kv/big HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999",
       );
       deepEqual(huge.status, 413);
       const hugeBatch = await rawRequest(
         port,
-        "POST /kv/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 5000",
+        "POST /kv/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 5000",
       );
       deepEqual(hugeBatch.status, 413);
       deepEqual(errorCode(hugeBatch.body), "payload_too_large");
 
       const noLength = await rawRequest(
         port,
-        "PUT /kv/nolen HTTP/1.1\r\nHost: x",
+        "PUT /kv/nolen HTTP/1.1\r\nHost: 127.0.0.1",
       );
       deepEqual(noLength.status, 411);
       deepEqual(errorCode(noLength.body), "length_required");
       const noLengthBatch = await rawRequest(
         port,
-        "POST /kv/batch HTTP/1.1\r\nHost: x",
+        "POST /kv/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json",
       );
       deepEqual(noLengthBatch.status, 411);
 
@@ -813,6 +822,7 @@ Deno.test("keys starting with byte 0x00 are reserved: writes are refused and sca
     deepEqual(p.status, 400);
     const res = await fetch(`${base}/kv/batch`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({
         ops: [{ op: "put", key: b64(new Uint8Array([0, 1])), value: b64("v") }],
       }),
@@ -899,6 +909,7 @@ Deno.test("batch base64 is lenient as documented: alphabets, padding, whitespace
     const keys = ["YQ==", "Yg", " Y w = = ", "ZB==", "_-8"];
     const res = await fetch(`${base}/kv/batch`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({
         ops: keys.map((key) => ({ op: "put", key, value: "dg" })),
       }),
@@ -910,6 +921,7 @@ Deno.test("batch base64 is lenient as documented: alphabets, padding, whitespace
     deepEqual(db.get(new Uint8Array([0xff, 0xef]))?.value, b("v"));
     const bad = await fetch(`${base}/kv/batch`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ ops: [{ op: "put", key: "YQ=", value: "dg" }] }),
     });
     const body = await bad.text();

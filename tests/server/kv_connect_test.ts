@@ -330,7 +330,7 @@ Deno.test("data path refuses bad tokens, ids, versions, protobuf and queues with
       ],
       ["watch", headers, new Uint8Array(0), 400, /at least one key/],
       // key_too_long: 414 on every route family (server/errors.ts).
-      ["watch", headers, longWatch, 414, /exceeds the limit/],
+      ["watch", headers, longWatch, 414, /Deno KV.s limit is 2048/],
       ["snapshot_read", headers, twoBigRanges, 400, /at most 1000/],
       ["nope", headers, new Uint8Array(0), 404, /unknown KV Connect method/],
     ];

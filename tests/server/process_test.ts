@@ -216,7 +216,7 @@ eachRuntime(
         `${dir}/data`,
         ["--tls-cert", certFile, "--tls-key", keyFile, "--sync", "none"],
         {
-          SHALE_AUTH_TOKEN: "tok",
+          SHALE_AUTH_TOKEN: "tok-0123456789abcdef",
           SHALE_LOG_FORMAT: "json",
           SHALE_SYNC: "interval",
           SHALE_PORT: "1", // the --port 0 flag wins
@@ -239,7 +239,7 @@ eachRuntime(
         const put = await fetch(`${url}/kv/a`, {
           method: "PUT",
           body: "v",
-          headers: { authorization: "Bearer tok" },
+          headers: { authorization: "Bearer tok-0123456789abcdef" },
           client,
         });
         deepEqual(put.status, 204);
@@ -311,11 +311,26 @@ eachRuntime(
   },
 );
 eachRuntime(
-  "--host 0.0.0.0 without an auth token starts with a warning line",
+  "--host 0.0.0.0 without an auth token needs --insecure-no-auth and starts with a warning line",
   async (rt) => {
     const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
     try {
-      const { proc } = await startServe(rt, dir, ["--host", "0.0.0.0"]);
+      const refused = await spawn(rt, [
+        "serve",
+        "--data-dir",
+        dir,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "0",
+      ]);
+      deepEqual(await refused.finished, 2);
+      match(refused.output(), /--insecure-no-auth/);
+      const { proc } = await startServe(rt, dir, [
+        "--host",
+        "0.0.0.0",
+        "--insecure-no-auth",
+      ]);
       const first = proc.output().split("\n")[0];
       match(
         first,
@@ -476,6 +491,27 @@ eachRuntime(
       deepEqual([Number(m?.[1]), Number(m?.[2])], [hard, hard], limits);
       proc.child.kill("SIGTERM");
       deepEqual(await proc.finished, 0, proc.output());
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+eachRuntime(
+  "the access log records the path, never the query string",
+  async (rt) => {
+    const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
+    try {
+      const { proc, base } = await startServe(rt, dir, ["--access-log"]);
+      const res = await fetch(`${base}/kv/a?ttl=60&token=QUERY-SECRET`, {
+        method: "PUT",
+        body: "v",
+      });
+      await res.body?.cancel();
+      await proc.waitFor(/request .*path="?\/kv\/a/);
+      ok(!proc.output().includes("QUERY-SECRET"), proc.output());
+      proc.child.kill("SIGTERM");
+      deepEqual(await proc.finished, 0);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
