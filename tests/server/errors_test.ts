@@ -38,6 +38,7 @@ Deno.test("every engine code has one status; every 5xx code a fixed public messa
     "value_too_large",
     "precondition_failed",
     "corruption",
+    "unsupported_format",
     "closed",
     "read_only",
     "disk_full",
