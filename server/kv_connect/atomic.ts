@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { type BatchOp, type Db, ENCODING_U64LE } from "../../mod.ts";
+import { type BatchOp, ENCODING_U64LE, type KeySpace } from "../../mod.ts";
 import { badRequest } from "./errors.ts";
 import { fromVersionstamp, join } from "./keyspace.ts";
 import {
@@ -194,7 +194,7 @@ function u64Bytes(n: bigint): Uint8Array {
  * Applies the mutations in order against the store's current state (read
  * now, outside any batch) and returns the batch that commits the result.
  */
-export function planBatch(db: Db, w: ParsedWrite): PlannedBatch {
+export function planBatch(db: KeySpace, w: ParsedWrite): PlannedBatch {
   const checks: BatchOp[] = w.checks.map((c) => ({
     type: "check",
     key: c.key,
@@ -283,7 +283,7 @@ export function planBatch(db: Db, w: ParsedWrite): PlannedBatch {
 }
 
 /** Indexes of the checks that fail against the store's latest accepted writes. */
-export function failedChecks(db: Db, w: ParsedWrite): number[] {
+export function failedChecks(db: KeySpace, w: ParsedWrite): number[] {
   const out: number[] = [];
   for (let i = 0; i < w.checks.length; i++) {
     const c = w.checks[i];

@@ -21,7 +21,7 @@
  * @module
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import { type Db, PreconditionFailedError } from "../../mod.ts";
+import { type Db, type KeySpace, PreconditionFailedError } from "../../mod.ts";
 import { errorResponse as funnel, type LogFn } from "../errors.ts";
 import {
   failedChecks,
@@ -37,6 +37,7 @@ import {
   ensureDatabaseId,
   isValidName,
   join,
+  kvConnectSpace,
   MAX_NAME_LENGTH,
   prefixEnd,
   readDatabaseId,
@@ -191,13 +192,14 @@ async function route(
   const prefix = prefixOf(state, name);
   await checkDataPath(req, ctx, state, name);
   const body = await readBody(req);
+  const space = kvConnectSpace(ctx.db);
   switch (parts[1]) {
     case "snapshot_read":
-      return snapshotRead(ctx.db, prefix, body);
+      return snapshotRead(space, prefix, body);
     case "atomic_write":
-      return await atomicWrite(ctx.db, state, prefix, body);
+      return await atomicWrite(ctx.db, space, state, prefix, body);
     default:
-      return watch(req, ctx.db, state, prefix, body);
+      return watch(req, space, state, prefix, body);
   }
 }
 
@@ -335,7 +337,7 @@ function negotiate(body: Uint8Array): number {
 function databaseIdOf(db: Db, state: State, name: string): Promise<string> {
   let p = state.ids.get(name);
   if (p === undefined) {
-    p = ensureDatabaseId(db, name);
+    p = ensureDatabaseId(kvConnectSpace(db), name);
     state.ids.set(name, p);
     // A failure (store closed, I/O) must not stick: forget it so the next
     // exchange tries again.
@@ -382,7 +384,9 @@ async function checkDataPath(
     );
   }
   const cached = state.ids.get(name);
-  const id = cached !== undefined ? await cached : readDatabaseId(ctx.db, name);
+  const id = cached !== undefined
+    ? await cached
+    : readDatabaseId(kvConnectSpace(ctx.db), name);
   if (id === undefined) {
     throw new KvConnectError(
       404,
@@ -419,7 +423,11 @@ function compare(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-function snapshotRead(db: Db, prefix: Uint8Array, body: Uint8Array): Response {
+function snapshotRead(
+  db: KeySpace,
+  prefix: Uint8Array,
+  body: Uint8Array,
+): Response {
   const ranges = decodeSnapshotRead(body);
   if (ranges.length > MAX_READ_RANGES) {
     throw badRequest(
@@ -481,7 +489,8 @@ function snapshotRead(db: Db, prefix: Uint8Array, body: Uint8Array): Response {
 }
 
 async function atomicWrite(
-  db: Db,
+  store: Db,
+  db: KeySpace,
   state: State,
   prefix: Uint8Array,
   body: Uint8Array,
@@ -491,7 +500,7 @@ async function atomicWrite(
   for (let attempt = 0; attempt < MAX_RMW_ATTEMPTS; attempt++) {
     const plan = planBatch(db, parsed);
     if (plan.ops.length === 0) {
-      return writeOutput(AW_SUCCESS, toVersionstamp(db.visibleSeq));
+      return writeOutput(AW_SUCCESS, toVersionstamp(store.visibleSeq));
     }
     let seq: number;
     try {
@@ -513,7 +522,7 @@ async function atomicWrite(
   );
 }
 
-function checkFailure(db: Db, parsed: ParsedWrite): Response {
+function checkFailure(db: KeySpace, parsed: ParsedWrite): Response {
   const failed = failedChecks(db, parsed);
   return writeOutput(AW_CHECK_FAILURE, new Uint8Array(0), failed);
 }
@@ -530,7 +539,7 @@ function writeOutput(
 
 function watch(
   req: Request,
-  db: Db,
+  db: KeySpace,
   state: State,
   prefix: Uint8Array,
   body: Uint8Array,

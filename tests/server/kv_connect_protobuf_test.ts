@@ -215,9 +215,9 @@ Deno.test("versionstamps are seqnos in big-endian with two zero bytes", () => {
 });
 
 Deno.test("database prefixes are prefix-free and names are restricted", () => {
-  assert.deepEqual(dataPrefix("ab"), b(0, 1, 0x61, 0x62, 0));
-  assert.deepEqual(idKey("ab"), b(0, 2, 0x61, 0x62, 0));
-  assert.deepEqual(prefixEnd(dataPrefix("ab")), b(0, 1, 0x61, 0x62, 1));
+  assert.deepEqual(dataPrefix("ab"), b(1, 0x61, 0x62, 0));
+  assert.deepEqual(idKey("ab"), b(2, 0x61, 0x62, 0));
+  assert.deepEqual(prefixEnd(dataPrefix("ab")), b(1, 0x61, 0x62, 1));
   // "a" is not a prefix of "ab" once terminated.
   const a = dataPrefix("a");
   const ab = dataPrefix("ab");
