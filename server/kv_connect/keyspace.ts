@@ -22,6 +22,9 @@
  * Versionstamp: the commit's seqno as 8 bytes big-endian, then two zero
  * bytes. Seqnos start at 1 and increase with every commit, so versionstamps
  * are never zero, strictly increasing, and shared by a commit's mutations.
+ * A key with a versionstamp suffix (`kv.set(["a", kv.commitVersionstamp()])`)
+ * ends, as in denokv, with the tuple element string of the versionstamp's
+ * 20 lowercase hex digits: `02 <20 hex digits> 00`.
  *
  * @module
  */
@@ -41,6 +44,8 @@ export const MAX_NAME_LENGTH = 64;
 export const DEFAULT_DATABASE = "default";
 /** Length of a versionstamp in bytes. */
 export const VERSIONSTAMP_BYTES = 10;
+/** Length of a key's versionstamp suffix: tag, 20 hex digits, terminator. */
+export const VERSIONSTAMP_SUFFIX_BYTES = 22;
 
 const NAME_RE = /^[A-Za-z0-9._-]+$/;
 const encoder = new TextEncoder();
@@ -99,6 +104,23 @@ export function toVersionstamp(seq: number): Uint8Array {
   const out = new Uint8Array(VERSIONSTAMP_BYTES);
   new DataView(out.buffer).setBigUint64(0, BigInt(seq));
   return out;
+}
+
+const HEX = encoder.encode("0123456789abcdef");
+
+/**
+ * Writes the versionstamp suffix of seqno `seq` (see the module doc) into
+ * `key`'s last {@link VERSIONSTAMP_SUFFIX_BYTES} bytes.
+ */
+export function writeVersionstampSuffix(key: Uint8Array, seq: number): void {
+  const vs = toVersionstamp(seq);
+  let at = key.length - VERSIONSTAMP_SUFFIX_BYTES;
+  key[at++] = 0x02; // string element
+  for (const b of vs) {
+    key[at++] = HEX[b >> 4];
+    key[at++] = HEX[b & 15];
+  }
+  key[at] = 0x00;
 }
 
 /**

@@ -23,6 +23,8 @@ import {
   isValidName,
   prefixEnd,
   toVersionstamp,
+  VERSIONSTAMP_SUFFIX_BYTES,
+  writeVersionstampSuffix,
 } from "../../server/kv_connect/keyspace.ts";
 
 const b = (...xs: number[]) => new Uint8Array(xs);
@@ -212,6 +214,18 @@ Deno.test("versionstamps are seqnos in big-endian with two zero bytes", () => {
   assert.equal(fromVersionstamp(b(0, 0, 0, 0, 0, 0, 0, 1, 0, 1)), -1);
   assert.equal(fromVersionstamp(b(0xff, 0, 0, 0, 0, 0, 0, 1, 0, 0)), -1);
   assert.equal(fromVersionstamp(b(1, 2)), -1);
+});
+
+Deno.test("a versionstamp key suffix is the tuple string of the versionstamp's hex digits", () => {
+  const key = new Uint8Array(2 + VERSIONSTAMP_SUFFIX_BYTES).fill(0xee);
+  writeVersionstampSuffix(key, 0x0102abcdef);
+  assert.deepEqual(key.subarray(0, 2), b(0xee, 0xee));
+  assert.equal(key[2], 0x02);
+  assert.equal(
+    new TextDecoder().decode(key.subarray(3, 23)),
+    "0000000102abcdef0000",
+  );
+  assert.equal(key[23], 0x00);
 });
 
 Deno.test("database prefixes are prefix-free and names are restricted", () => {

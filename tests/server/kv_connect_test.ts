@@ -458,3 +458,9 @@ Deno.test("KV Connect data lives in its own key space: /kv/ never sees it, and i
     assert.equal((await rest("/kv/%00%01iso%00%02a%00")).status, 200);
   });
 });
+
+Deno.test("set with a key versionstamp suffix: the key ends with the commit's versionstamp", async () => {
+  await withShale(async (s) => {
+    assert.equal(await runClient("versionstamp.ts", [s.url("vs")]), "ok");
+  });
+});
