@@ -15,15 +15,17 @@
  *
  * @module
  */
-export { Db, open } from "./engine/db.ts";
+export { Db, MAX_KEY_SPACE, open, USER_KEY_SPACE } from "./engine/db.ts";
 export type {
   BatchOp,
+  KeySpace,
   PutOptions,
   ReadResult,
   RecoveryInfo,
   ScanItem,
   ScanOptions,
   Snapshot,
+  VersionedKey,
 } from "./engine/db.ts";
 export * from "./engine/errors.ts";
 export type { DbOptions, SyncMode } from "./engine/options.ts";

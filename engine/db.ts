@@ -123,8 +123,23 @@ export interface ScanOptions {
 }
 
 /**
+ * Builds the key of a put from the write's version (seqno); see
+ * {@link BatchOp}'s `versionedKey`.
+ */
+export type VersionedKey = (version: number) => Uint8Array;
+
+/**
  * One operation of an atomic batch. `ifVersion`: a number means the key's
  * current version must equal it; null means the key must not exist.
+ *
+ * `versionedKey` makes a put's key contain the put's own version (Deno KV's
+ * versionstamped keys): once the batch is ordered, and before anything is
+ * written, the engine calls it once with the batch's version and stores the
+ * put under the key it returns, which must be exactly as long as `key` (a
+ * placeholder: checked for length only). Such a put takes no `ifVersion`;
+ * two of them with equal placeholders in one batch count as one key (the
+ * last wins), and a built key equal to another key of the batch fails the
+ * batch. The caller learns the key from the version the batch resolves with.
  */
 export type BatchOp =
   | {
@@ -134,6 +149,7 @@ export type BatchOp =
     expiresAt?: number;
     encoding?: number;
     ifVersion?: number | null;
+    versionedKey?: VersionedKey;
   }
   | { type: "delete"; key: Uint8Array; ifVersion?: number | null }
   | { type: "check"; key: Uint8Array; ifVersion: number | null };
@@ -143,6 +159,49 @@ export interface PutOptions {
   expiresAt?: number;
   encoding?: number;
   ifVersion?: number | null;
+  /** Builds the key from the put's version; see {@link BatchOp}. */
+  versionedKey?: VersionedKey;
+}
+
+/**
+ * The data API of one key space. Every stored key is a key-space byte
+ * followed by the key the caller gives, so spaces never see each other's
+ * keys and each one holds every key of 1..maxKeyBytes bytes. The
+ * {@link Db} itself is key space {@link USER_KEY_SPACE}; `db.keySpace(id)`
+ * returns the same API bound to another space, for data that must stay
+ * apart from user keys (the server keeps its KV Connect databases in one).
+ * Snapshots and versions are shared by all spaces of a store.
+ */
+export interface KeySpace {
+  /** The newest visible value of `key`, or undefined. */
+  get(key: Uint8Array, opts?: { snapshot?: Snapshot }): ReadResult | undefined;
+  /** The version of `key`'s latest accepted write, or null. */
+  version(key: Uint8Array): number | null;
+  /** Writes `value` under `key`; resolves with the write's version. */
+  put(key: Uint8Array, value: Uint8Array, opts?: PutOptions): Promise<number>;
+  /** Deletes `key`; resolves with the delete's version. */
+  delete(
+    key: Uint8Array,
+    opts?: { ifVersion?: number | null },
+  ): Promise<number>;
+  /** Applies every op atomically with one version, or none. */
+  batch(ops: readonly BatchOp[]): Promise<number>;
+  /** Scans this space's keys in order (or reverse) at one snapshot. */
+  scan(opts?: ScanOptions): Generator<ScanItem>;
+  /** A snapshot at the newest visible write (of the whole store). */
+  snapshot(): Snapshot;
+}
+
+/** The key space of the Db's own methods: every user key lives here. */
+export const USER_KEY_SPACE = 0;
+/** Key-space ids are one byte. */
+export const MAX_KEY_SPACE = 255;
+
+/** A versioned put found by validation: which op, and its encoded entry. */
+interface KeyStamp {
+  op: number;
+  entry: Entry;
+  build: VersionedKey;
 }
 
 /** What recovery found and did. */
@@ -214,6 +273,26 @@ function accessWarning(fs: FileSystem, dir: string): string | undefined {
   }); run chmod 700 on it`;
 }
 
+/** The stored form of `key` in `space` (a new array: for bounds that live on). */
+function spaceKey(space: number, key: Uint8Array = EMPTY): Uint8Array {
+  const out = new Uint8Array(key.length + 1);
+  out[0] = space;
+  out.set(key, 1);
+  return out;
+}
+
+function putOp(key: Uint8Array, value: Uint8Array, opts?: PutOptions): BatchOp {
+  return {
+    type: "put",
+    key,
+    value,
+    expiresAt: opts?.expiresAt,
+    encoding: opts?.encoding,
+    ifVersion: opts?.ifVersion,
+    versionedKey: opts?.versionedKey,
+  };
+}
+
 /** Opens (creating if needed) the database in `dir`. */
 export function open(dir: string, options?: DbOptions): Promise<Db> {
   return Db.open(dir, options);
@@ -222,7 +301,7 @@ export function open(dir: string, options?: DbOptions): Promise<Db> {
 /**
  * A shale database. Create one with {@link open}.
  */
-export class Db {
+export class Db implements KeySpace {
   readonly dir: string;
   readonly options: ResolvedOptions;
   #fs: FileSystem;
@@ -251,6 +330,15 @@ export class Db {
    * neighbouring slabs, so slabs are freed together when it is flushed.
    */
   #arena = new Arena();
+  /**
+   * Where point reads build the stored key (space byte + key), and views of
+   * it by length, made once each: a new array costs ~1.3 us, a new view
+   * ~80 ns, a cached one nothing. Only synchronous code uses them, and
+   * nothing keeps a view.
+   */
+  #keyScratch: Uint8Array;
+  #scratchViews: (Uint8Array | undefined)[];
+  #spaces = new Map<number, KeySpace>();
   #queue: PendingWrite[] = [];
   #committing = false;
   #commitDone: Promise<void> = Promise.resolve();
@@ -323,6 +411,8 @@ export class Db {
     this.#fs = fs;
     this.#lock = lock;
     this.#state = state;
+    this.#keyScratch = new Uint8Array(options.maxKeyBytes + 1);
+    this.#scratchViews = new Array(options.maxKeyBytes + 2).fill(undefined);
     this.#blockCache = new BlockCache(options.blockCacheBytes);
     this.#tables = new TableCache(
       fs,
@@ -548,14 +638,7 @@ export class Db {
 
   /** Writes `value` under `key`; resolves with the write's version (seqno). */
   put(key: Uint8Array, value: Uint8Array, opts?: PutOptions): Promise<number> {
-    return this.batch([{
-      type: "put",
-      key,
-      value,
-      expiresAt: opts?.expiresAt,
-      encoding: opts?.encoding,
-      ifVersion: opts?.ifVersion,
-    }]);
+    return this.#batch(USER_KEY_SPACE, [putOp(key, value, opts)]);
   }
 
   /** Deletes `key` (a tombstone); resolves with the delete's version. */
@@ -563,7 +646,41 @@ export class Db {
     key: Uint8Array,
     opts?: { ifVersion?: number | null },
   ): Promise<number> {
-    return this.batch([{ type: "delete", key, ifVersion: opts?.ifVersion }]);
+    return this.#batch(USER_KEY_SPACE, [
+      { type: "delete", key, ifVersion: opts?.ifVersion },
+    ]);
+  }
+
+  /**
+   * The same API as the Db's own, bound to key space `id` (0..255); 0 is the
+   * Db itself. The handle is reused and lives as long as the Db.
+   */
+  keySpace(id: number): KeySpace {
+    if (!Number.isInteger(id) || id < 0 || id > MAX_KEY_SPACE) {
+      throw new InvalidArgumentError(
+        `a key space is an integer 0..${MAX_KEY_SPACE}, got ${id}`,
+      );
+    }
+    if (id === USER_KEY_SPACE) return this;
+    let space = this.#spaces.get(id);
+    if (space === undefined) {
+      space = {
+        get: (key, opts) => this.#get(id, key, opts),
+        version: (key) => this.#version(id, key),
+        put: (key, value, opts) => this.#batch(id, [putOp(key, value, opts)]),
+        delete: (key, opts) =>
+          this.#batch(id, [{
+            type: "delete",
+            key,
+            ifVersion: opts?.ifVersion,
+          }]),
+        batch: (ops) => this.#batch(id, ops),
+        scan: (opts) => this.#scan(id, opts),
+        snapshot: () => this.snapshot(),
+      };
+      this.#spaces.set(id, space);
+    }
+    return space;
   }
 
   /**
@@ -571,17 +688,36 @@ export class Db {
    * are checked against every earlier accepted write. A batch of checks only
    * writes nothing and resolves with the current visible seqno.
    */
-  async batch(ops: readonly BatchOp[]): Promise<number> {
+  batch(ops: readonly BatchOp[]): Promise<number> {
+    return this.#batch(USER_KEY_SPACE, ops);
+  }
+
+  async #batch(space: number, ops: readonly BatchOp[]): Promise<number> {
     this.#checkWritable();
     // Validate and copy synchronously: the caller may reuse its buffers as
     // soon as this call returns its promise.
-    const entries = this.#validate(ops);
-    const encoded = encodeBatchOps(entries, this.#arena);
+    const { entries, versioned } = this.#validate(ops);
+    const encoded = encodeBatchOps(entries, this.#arena, space);
+    let stamps: KeyStamp[] | undefined;
+    if (versioned !== undefined) {
+      stamps = [];
+      for (let i = 0; i < entries.length; i++) {
+        const op = versioned.get(entries[i]);
+        if (op === undefined) continue;
+        const build = (ops[op] as { versionedKey: VersionedKey }).versionedKey;
+        stamps.push({ op, entry: encoded.entries[i], build });
+      }
+    }
     await this.#waitForRoom();
     this.#checkWritable();
-    this.#checkConditions(ops);
+    this.#checkConditions(space, ops);
     if (entries.length === 0) return this.#visibleSeq;
-    return this.#enqueue(encoded.entries, encoded.payload, ops.length > 1);
+    return this.#enqueue(
+      encoded.entries,
+      encoded.payload,
+      ops.length > 1,
+      stamps,
+    );
   }
 
   /**
@@ -590,19 +726,40 @@ export class Db {
    * of one key could not be ordered: the last op for a key wins, as it would
    * in a sequence of writes.
    */
-  #validate(ops: readonly BatchOp[]): Entry[] {
+  #validate(
+    ops: readonly BatchOp[],
+  ): { entries: Entry[]; versioned?: Map<Entry, number> } {
     if (!Array.isArray(ops) || ops.length === 0) {
       throw new InvalidArgumentError("a batch needs at least one op");
     }
     const entries: (Entry | undefined)[] = [];
     let slotOf: Map<string, number> | undefined;
     let dropped = 0;
+    /** Entries of versioned puts -> their op index. */
+    let versioned: Map<Entry, number> | undefined;
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i];
       this.#checkKey(op.key);
+      const build = op.type === "put" ? op.versionedKey : undefined;
+      if (build !== undefined) {
+        if (typeof build !== "function") {
+          throw new InvalidArgumentError(
+            `op ${i}: versionedKey must be a function`,
+          );
+        }
+        if (op.ifVersion !== undefined) {
+          throw new InvalidArgumentError(
+            `op ${i}: a put with a versioned key cannot take ifVersion`,
+          );
+        }
+      }
       if (ops.length > 1 && op.type !== "check") {
         slotOf ??= new Map();
-        const id = binaryString(op.key);
+        // Placeholders of versioned keys are no keys: they only meet each
+        // other (0x100 never occurs in a binary string).
+        const id = build !== undefined
+          ? "\u0100" + binaryString(op.key)
+          : binaryString(op.key);
         const earlier = slotOf.get(id);
         if (earlier !== undefined) {
           entries[earlier] = undefined;
@@ -630,14 +787,16 @@ export class Db {
         if (!Number.isInteger(encoding) || encoding < 0 || encoding > 255) {
           throw new InvalidArgumentError(`op ${i}: encoding must be 0..255`);
         }
-        entries.push({
+        const entry: Entry = {
           key: op.key,
           seq: 0,
           kind: KIND_PUT,
           encoding,
           expiresAt,
           value: op.value,
-        });
+        };
+        entries.push(entry);
+        if (build !== undefined) (versioned ??= new Map()).set(entry, i);
       } else if (op.type === "delete") {
         entries.push({
           key: op.key,
@@ -664,8 +823,11 @@ export class Db {
         throw new InvalidArgumentError(`op ${i}: a check needs ifVersion`);
       }
     }
-    if (dropped === 0) return entries as Entry[];
-    return entries.filter((e): e is Entry => e !== undefined);
+    if (dropped === 0) return { entries: entries as Entry[], versioned };
+    return {
+      entries: entries.filter((e): e is Entry => e !== undefined),
+      versioned,
+    };
   }
 
   #checkKey(key: Uint8Array): void {
@@ -680,11 +842,11 @@ export class Db {
     }
   }
 
-  #checkConditions(ops: readonly BatchOp[]): void {
+  #checkConditions(space: number, ops: readonly BatchOp[]): void {
     for (let i = 0; i < ops.length; i++) {
       const want = ops[i].ifVersion;
       if (want === undefined) continue;
-      const have = this.version(ops[i].key);
+      const have = this.#version(space, ops[i].key);
       if (want === null ? have !== null : have !== want) {
         this.#counters.preconditionFailures++;
         throw new PreconditionFailedError(
@@ -706,8 +868,12 @@ export class Db {
     entries: Entry[],
     opsPayload: Uint8Array,
     isBatch: boolean,
+    stamps?: KeyStamp[],
   ): Promise<number> {
-    const seq = ++this.#lastSeq;
+    const seq = this.#lastSeq + 1;
+    // Throws (and the batch fails) before the seqno is used up.
+    if (stamps !== undefined) this.#stampKeys(entries, stamps, seq);
+    this.#lastSeq = seq;
     const skeys: string[] = [];
     for (const e of entries) {
       e.seq = seq;
@@ -720,7 +886,7 @@ export class Db {
       });
       if (e.kind === KIND_PUT) this.#counters.puts++;
       else this.#counters.deletes++;
-      this.#counters.userBytes += e.key.length + e.value.length;
+      this.#counters.userBytes += e.key.length - 1 + e.value.length;
     }
     if (isBatch) this.#counters.batches++;
     frameBatch(this.#walBuf, seq, opsPayload);
@@ -731,6 +897,43 @@ export class Db {
         this.#commitDone = this.#commitLoop();
       }
     });
+  }
+
+  /**
+   * Writes the keys of versioned puts, now that their version `seq` is
+   * known, into the encoded batch (entry keys are views into it, so the WAL
+   * record framed next and the memtable both get the final key).
+   */
+  #stampKeys(entries: Entry[], stamps: KeyStamp[], seq: number): void {
+    for (const s of stamps) {
+      const stored = s.entry.key; // space byte + placeholder
+      const key = s.build(seq);
+      if (!(key instanceof Uint8Array) || key.length !== stored.length - 1) {
+        throw new InvalidArgumentError(
+          `op ${s.op}: versionedKey must return ${
+            stored.length - 1
+          } bytes (the placeholder's length), got ${
+            key instanceof Uint8Array ? key.length : typeof key
+          }`,
+        );
+      }
+      stored.set(key, 1);
+    }
+    // Two versions of one key under one seqno could not be ordered.
+    if (entries.length === 1) return;
+    const seen = new Set<string>();
+    for (const e of entries) seen.add(binaryString(e.key));
+    if (seen.size === entries.length) return;
+    for (const s of stamps) {
+      const id = binaryString(s.entry.key);
+      let n = 0;
+      for (const e of entries) if (binaryString(e.key) === id) n++;
+      if (n > 1) {
+        throw new InvalidArgumentError(
+          `op ${s.op}: its versioned key equals another key of the batch`,
+        );
+      }
+    }
   }
 
   /**
@@ -1055,7 +1258,14 @@ export class Db {
    * down through the levels, after flushing the memtable. Used by tests and
    * admin tooling; automatic compaction is paused while it runs.
    */
-  async compactRange(start?: Uint8Array, end?: Uint8Array): Promise<void> {
+  async compactRange(
+    userStart?: Uint8Array,
+    userEnd?: Uint8Array,
+  ): Promise<void> {
+    // Bounds are keys of the user key space; an open end also covers the
+    // key spaces after it.
+    const start = userStart && spaceKey(USER_KEY_SPACE, userStart);
+    const end = userEnd && spaceKey(USER_KEY_SPACE, userEnd);
     await this.flush();
     // Push the range down to the deepest level that holds any of it, then
     // rewrite that level's part in place, so versions no snapshot needs and
@@ -1279,10 +1489,21 @@ export class Db {
 
   /** The newest visible value of `key`, or undefined (absent, deleted or expired). */
   get(key: Uint8Array, opts?: { snapshot?: Snapshot }): ReadResult | undefined {
+    return this.#get(USER_KEY_SPACE, key, opts);
+  }
+
+  #get(
+    space: number,
+    key: Uint8Array,
+    opts?: { snapshot?: Snapshot },
+  ): ReadResult | undefined {
     if (this.#closed) throw new ClosedError();
     this.#checkKey(key);
     this.#counters.gets++;
-    const e = this.#find(key, opts?.snapshot?.seq ?? this.#visibleSeq);
+    const e = this.#find(
+      this.#storedKey(space, key),
+      opts?.snapshot?.seq ?? this.#visibleSeq,
+    );
     if (e === undefined || !isLive(e, this.options.clock())) return undefined;
     return {
       value: e.value,
@@ -1297,8 +1518,13 @@ export class Db {
    * waiting for their fsync; null when absent, deleted or expired.
    */
   version(key: Uint8Array): number | null {
+    return this.#version(USER_KEY_SPACE, key);
+  }
+
+  #version(space: number, userKey: Uint8Array): number | null {
     if (this.#closed) throw new ClosedError();
-    this.#checkKey(key);
+    this.#checkKey(userKey);
+    const key = this.#storedKey(space, userKey);
     if (this.#inflight.size > 0) {
       const p = this.#inflight.get(binaryString(key));
       if (p) return p.live ? p.seq : null;
@@ -1307,7 +1533,21 @@ export class Db {
     return e !== undefined && isLive(e, this.options.clock()) ? e.seq : null;
   }
 
-  /** The newest entry (tombstones included) for key at or below seq. */
+  /**
+   * The stored form of a checked key: a view of the scratch buffer, valid
+   * until the next call.
+   */
+  #storedKey(space: number, key: Uint8Array): Uint8Array {
+    const s = this.#keyScratch;
+    const n = key.length;
+    s[0] = space;
+    // A loop beats set()'s call overhead for short keys.
+    if (n <= 32) { for (let i = 0; i < n; i++) s[i + 1] = key[i]; }
+    else s.set(key, 1);
+    return this.#scratchViews[n + 1] ??= s.subarray(0, n + 1);
+  }
+
+  /** The newest entry (tombstones included) for a stored key at or below seq. */
   #find(key: Uint8Array, seq: number): Entry | undefined {
     const skey = binaryString(key);
     let e = this.#mem.get(key, seq, skey);
@@ -1342,7 +1582,11 @@ export class Db {
    * visible version of each key. Synchronous; the scan pins the tables it
    * reads until it finishes or is abandoned with `return()`.
    */
-  *scan(opts: ScanOptions = {}): Generator<ScanItem> {
+  scan(opts: ScanOptions = {}): Generator<ScanItem> {
+    return this.#scan(USER_KEY_SPACE, opts);
+  }
+
+  *#scan(space: number, opts: ScanOptions = {}): Generator<ScanItem> {
     if (this.#closed) throw new ClosedError();
     let lower = opts.start;
     let upper = opts.end;
@@ -1354,6 +1598,13 @@ export class Db {
     if (lower && upper && compareBytes(lower, upper) >= 0) return;
     const limit = opts.limit ?? Infinity;
     if (!(limit > 0)) return;
+    // From here on, bounds are stored keys: the space's range at most.
+    lower = spaceKey(space, lower);
+    upper = upper !== undefined
+      ? spaceKey(space, upper)
+      : space < MAX_KEY_SPACE
+      ? spaceKey(space + 1)
+      : undefined;
     this.#counters.scans++;
     const snapshotSeq = opts.snapshot?.seq ?? this.#visibleSeq;
     const version = this.#versions.pin();
@@ -1385,7 +1636,7 @@ export class Db {
         }
       }
       const merged = new MergingIterator(children, opts.reverse ?? false);
-      yield* visibleEntries(merged, {
+      const items = visibleEntries(merged, {
         snapshotSeq,
         now: this.options.clock(),
         lower,
@@ -1393,6 +1644,10 @@ export class Db {
         reverse: opts.reverse ?? false,
         limit,
       });
+      for (const item of items) {
+        item.key = item.key.subarray(1); // callers see their own keys
+        yield item;
+      }
     } finally {
       for (const [n, pins] of pinned) {
         for (let i = 0; i < pins; i++) this.#tables.unpin(n);

@@ -13,6 +13,7 @@ export type ErrorCode =
   | "value_too_large"
   | "precondition_failed"
   | "corruption"
+  | "unsupported_format"
   | "closed"
   | "read_only"
   | "disk_full"
@@ -59,6 +60,29 @@ export class CorruptionError extends ShaleError {
     super("corruption", `${what} (file ${file}, offset ${offset})`);
     this.file = file;
     this.offset = offset;
+  }
+}
+
+/**
+ * A file in an older on-disk format this build does not read: a data
+ * directory written before keys carried their key-space byte (format 1).
+ * (An unknown, e.g. newer, version is reported as corruption.)
+ * Nothing is changed on disk; the message says what to do.
+ */
+export class FormatVersionError extends ShaleError {
+  readonly file: string;
+  /** The format version found in the file. */
+  readonly found: number;
+  /** The format version this build reads and writes. */
+  readonly expected: number;
+  constructor(file: string, found: number, expected: number) {
+    super(
+      "unsupported_format",
+      `${file} is in on-disk format ${found}, written by an older shale; this build reads format ${expected} only (since format 2 every key carries a key-space byte). Start from an empty directory, or copy the data out with the shale version that wrote it (for example with GET /kv/range) and write it into a store in an empty directory`,
+    );
+    this.file = file;
+    this.found = found;
+    this.expected = expected;
   }
 }
 

@@ -34,15 +34,19 @@ import {
 import { crc32 } from "./crc.ts";
 import type { Entry } from "./entry.ts";
 import { KIND_DELETE, KIND_PUT } from "./entry.ts";
-import { CorruptionError } from "./errors.ts";
+import { CorruptionError, FormatVersionError } from "./errors.ts";
 import type { FileSystem, WritableFile } from "./fs.ts";
 
 /** Magic of a WAL segment: "SHWL" read as a little-endian u32. */
 export const WAL_MAGIC = 0x4c574853;
 /** Magic of a manifest: "SHMF" read as a little-endian u32. */
 export const MANIFEST_MAGIC = 0x464d4853;
-/** Version byte of the log framing. */
-export const LOG_VERSION = 1;
+/**
+ * Version byte of the log framing. 2: every key in a batch and in a version
+ * edit starts with its key-space byte; version 1 files are refused with a
+ * {@link FormatVersionError}.
+ */
+export const LOG_VERSION = 2;
 /** Size of the file header. */
 export const LOG_HEADER_SIZE = 8;
 /** crc + length + type. */
@@ -205,6 +209,10 @@ export function parseLog(
   if (readU32(bytes, 0) !== magic) {
     throw new CorruptionError(file, 0, "log header has the wrong magic number");
   }
+  if (bytes[4] === 1) {
+    // The format before key spaces: a known format, not damage.
+    throw new FormatVersionError(file, bytes[4], LOG_VERSION);
+  }
   if (bytes[4] !== LOG_VERSION) {
     throw new CorruptionError(
       file,
@@ -334,14 +342,18 @@ export function encodeBatch(
  * exactly-sized buffer, and returns entries whose keys and values are views
  * into it. This is the write path's only copy of the caller's bytes: one
  * allocation per write or batch instead of two per op, and the memtable
- * keeps the views.
+ * keeps the views. `space` (the write path always passes it) puts the
+ * key-space byte in front of every key.
  */
 export function encodeBatchOps(
   ops: readonly Entry[],
   arena?: Arena,
+  space?: number,
 ): { payload: Uint8Array; entries: Entry[] } {
+  // With `space`, each stored key is that key-space byte and the op's key.
+  const extra = space === undefined ? 0 : 1;
   let size = 10;
-  for (const op of ops) size += 22 + op.key.length + op.value.length;
+  for (const op of ops) size += 23 + op.key.length + op.value.length;
   const w = new ByteWriter(arena ? arena.alloc(size) : size);
   w.varint(ops.length);
   const entries: Entry[] = [];
@@ -349,8 +361,9 @@ export function encodeBatchOps(
     w.u8(op.kind);
     w.u8(op.encoding);
     w.varint(op.expiresAt);
-    w.varint(op.key.length);
+    w.varint(op.key.length + extra);
     const k = w.pos;
+    if (space !== undefined) w.u8(space);
     w.bytes(op.key);
     let value: Uint8Array = EMPTY;
     if (op.kind === KIND_PUT) {
@@ -360,7 +373,7 @@ export function encodeBatchOps(
       value = w.buf.subarray(v, v + op.value.length);
     }
     entries.push({
-      key: w.buf.subarray(k, k + op.key.length),
+      key: w.buf.subarray(k, k + extra + op.key.length),
       seq: op.seq,
       kind: op.kind,
       encoding: op.encoding,

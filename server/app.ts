@@ -485,7 +485,6 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     }
     const key = percentDecode(raw, "key");
     if (key.length > maxKeyBytes) throw keyTooLong(key.length);
-    checkNotReserved(key, "key");
     return key;
   }
 
@@ -636,11 +635,6 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     }
     if (start !== undefined && start.length === 0) start = undefined;
     if (end !== undefined && end.length === 0) end = undefined;
-    // Keys starting with 0x00 belong to internal namespaces (Deno KV
-    // databases); a scan of /kv/ never shows them.
-    if (start === undefined || compareBytes(start, FIRST_USER_KEY) < 0) {
-      start = FIRST_USER_KEY;
-    }
 
     const now = monotonic();
     releaseExpired(now);
@@ -827,7 +821,6 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       }
       const key = fromBase64(op.key, `op ${i} key`);
       if (key.length === 0) throw bad(`op ${i}: key is empty`);
-      checkNotReserved(key, `op ${i} key`);
       if (key.length > maxKeyBytes) {
         throw new HttpError(
           414,
@@ -1058,20 +1051,6 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
 }
 
 // ---- helpers --------------------------------------------------------------
-
-/** The smallest key /kv/ may use: keys starting with byte 0x00 are reserved. */
-const FIRST_USER_KEY = new Uint8Array([1]);
-
-/** Refuses keys in the reserved 0x00 namespace (KV Connect databases live there). */
-function checkNotReserved(key: Uint8Array, what: string): void {
-  if (key[0] === 0) {
-    throw new HttpError(
-      400,
-      "reserved_key",
-      `${what} starts with byte 0x00, which is reserved for shale's internal namespaces (Deno KV databases)`,
-    );
-  }
-}
 
 function json(
   status: number,

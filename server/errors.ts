@@ -28,6 +28,7 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
   value_too_large: 413,
   precondition_failed: 412,
   corruption: 500,
+  unsupported_format: 500,
   closed: 503,
   read_only: 503,
   disk_full: 507,
@@ -49,6 +50,8 @@ const PUBLIC_MESSAGE: Readonly<Partial<Record<ErrorCode, string>>> = {
   io_error: "an I/O error occurred; the server log has the details",
   closed: "the store is closed",
   locked: "the data directory is locked by another process",
+  unsupported_format:
+    "the data directory is in an older on-disk format; the server log says what to do",
 };
 
 /** The fixed, path-free explanation of an error code (for 5xx answers). */

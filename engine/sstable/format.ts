@@ -22,7 +22,7 @@ import {
   writeU64,
 } from "../coding.ts";
 import { crc32 } from "../crc.ts";
-import { CorruptionError } from "../errors.ts";
+import { CorruptionError, FormatVersionError } from "../errors.ts";
 
 /** The last 8 bytes of every table file: ASCII "SHALETBL". */
 export const TABLE_MAGIC: Uint8Array = new Uint8Array([
@@ -36,8 +36,12 @@ export const TABLE_MAGIC: Uint8Array = new Uint8Array([
   0x4c,
 ]);
 
-/** Table format version written into the footer; readers refuse any other. */
-export const TABLE_FORMAT_VERSION = 1;
+/**
+ * Table format version written into the footer; readers refuse any other.
+ * 2: every key starts with its key-space byte (version 1 tables are refused
+ * with a {@link FormatVersionError}).
+ */
+export const TABLE_FORMAT_VERSION = 2;
 
 /** Fixed size of the footer at the end of every table file. */
 export const FOOTER_SIZE = 64;
@@ -173,6 +177,9 @@ export function decodeFooter(
     throw new CorruptionError(file, at, "footer checksum mismatch");
   }
   const version = buf[FOOTER_VERSION_OFFSET];
+  if (version === 1) {
+    throw new FormatVersionError(file, version, TABLE_FORMAT_VERSION);
+  }
   if (version !== TABLE_FORMAT_VERSION) {
     throw new CorruptionError(
       file,

@@ -20,9 +20,14 @@
  *
  * @module
  */
-import { type BatchOp, type Db, ENCODING_U64LE } from "../../mod.ts";
+import { type BatchOp, ENCODING_U64LE, type KeySpace } from "../../mod.ts";
 import { badRequest } from "./errors.ts";
-import { fromVersionstamp, join } from "./keyspace.ts";
+import {
+  fromVersionstamp,
+  join,
+  VERSIONSTAMP_SUFFIX_BYTES,
+  writeVersionstampSuffix,
+} from "./keyspace.ts";
 import {
   type AtomicWrite,
   M_DELETE,
@@ -45,7 +50,11 @@ export const MAX_MUTATIONS = 1000;
 const U64_MASK = (1n << 64n) - 1n;
 const NO_VALUE = new Uint8Array(0);
 
-/** A validated request: full store keys, engine encodings, expiry in ms. */
+/**
+ * A validated request: full store keys, engine encodings, expiry in ms. The
+ * key of an M_SET_SUFFIX_VERSIONSTAMPED_KEY mutation ends in a placeholder
+ * for its versionstamp suffix, filled in when the commit is ordered.
+ */
 export interface ParsedWrite {
   checks: { key: Uint8Array; seq: number | null }[];
   mutations: {
@@ -116,8 +125,14 @@ export function parseAtomicWrite(
     };
   });
   const mutations = aw.mutations.map((m, i) => {
-    if (m.key.length === 0) throw badRequest(`mutation ${i}: empty key`);
-    const key = join(prefix, m.key);
+    const stamped = m.type === M_SET_SUFFIX_VERSIONSTAMPED_KEY;
+    // A versionstamped key may be the versionstamp alone (`[vs]`).
+    if (m.key.length === 0 && !stamped) {
+      throw badRequest(`mutation ${i}: empty key`);
+    }
+    const key = stamped
+      ? join(prefix, join(m.key, new Uint8Array(VERSIONSTAMP_SUFFIX_BYTES)))
+      : join(prefix, m.key);
     if (m.expireAtMs < 0n || m.expireAtMs > BigInt(Number.MAX_SAFE_INTEGER)) {
       throw badRequest(`mutation ${i}: expire_at_ms out of range`);
     }
@@ -126,6 +141,7 @@ export function parseAtomicWrite(
       case M_DELETE:
         return { key, type: M_DELETE, value: NO_VALUE, encoding: 0, expiresAt };
       case M_SET:
+      case M_SET_SUFFIX_VERSIONSTAMPED_KEY:
       case M_SUM:
       case M_MIN:
       case M_MAX: {
@@ -138,7 +154,7 @@ export function parseAtomicWrite(
             `mutation ${i}: a u64 value must be 8 bytes, got ${m.value.data.length}`,
           );
         }
-        if (m.type !== M_SET) {
+        if (m.type !== M_SET && !stamped) {
           if (encoding !== ENCODING_U64LE) {
             throw badRequest(
               `mutation ${i}: sum, min and max take a Deno.KvU64 operand`,
@@ -152,10 +168,6 @@ export function parseAtomicWrite(
         }
         return { key, type: m.type, value: m.value.data, encoding, expiresAt };
       }
-      case M_SET_SUFFIX_VERSIONSTAMPED_KEY:
-        throw badRequest(
-          `mutation ${i}: versionstamped-key sets are not supported`,
-        );
       default:
         throw badRequest(`mutation ${i}: unknown mutation type ${m.type}`);
     }
@@ -176,8 +188,37 @@ type Slot =
 /** The batch for one attempt, and which keys it writes. */
 export interface PlannedBatch {
   ops: BatchOp[];
-  /** Full keys the batch puts or deletes. */
+  /**
+   * Full keys the batch puts or deletes; versionstamped keys are added when
+   * the commit is ordered.
+   */
   touched: Uint8Array[];
+}
+
+/**
+ * The put of a versionstamped key: the engine calls `versionedKey` with the
+ * commit's seqno, and the key then ends with that commit's versionstamp.
+ */
+function stampedPut(
+  placeholder: Uint8Array,
+  value: Uint8Array,
+  encoding: number,
+  expiresAt: number,
+  touched: Uint8Array[],
+): BatchOp {
+  return {
+    type: "put",
+    key: placeholder,
+    value,
+    encoding,
+    expiresAt,
+    versionedKey: (seq) => {
+      const key = placeholder.slice();
+      writeVersionstampSuffix(key, seq);
+      touched.push(key);
+      return key;
+    },
+  };
 }
 
 function readU64(v: Uint8Array): bigint {
@@ -194,7 +235,7 @@ function u64Bytes(n: bigint): Uint8Array {
  * Applies the mutations in order against the store's current state (read
  * now, outside any batch) and returns the batch that commits the result.
  */
-export function planBatch(db: Db, w: ParsedWrite): PlannedBatch {
+export function planBatch(db: KeySpace, w: ParsedWrite): PlannedBatch {
   const checks: BatchOp[] = w.checks.map((c) => ({
     type: "check",
     key: c.key,
@@ -203,8 +244,13 @@ export function planBatch(db: Db, w: ParsedWrite): PlannedBatch {
   }));
   const reads = new Map<string, BatchOp>();
   const slots = new Map<string, Slot>();
+  const stamped: ParsedWrite["mutations"] = [];
   for (let i = 0; i < w.mutations.length; i++) {
     const m = w.mutations[i];
+    if (m.type === M_SET_SUFFIX_VERSIONSTAMPED_KEY) {
+      stamped.push(m);
+      continue;
+    }
     const id = keyId(m.key);
     if (m.type === M_SET) {
       slots.set(id, {
@@ -279,11 +325,14 @@ export function planBatch(db: Db, w: ParsedWrite): PlannedBatch {
         : { type: "delete", key: s.key },
     );
   }
+  for (const m of stamped) {
+    ops.push(stampedPut(m.key, m.value, m.encoding, m.expiresAt, touched));
+  }
   return { ops, touched };
 }
 
 /** Indexes of the checks that fail against the store's latest accepted writes. */
-export function failedChecks(db: Db, w: ParsedWrite): number[] {
+export function failedChecks(db: KeySpace, w: ParsedWrite): number[] {
   const out: number[] = [];
   for (let i = 0; i < w.checks.length; i++) {
     const c = w.checks[i];

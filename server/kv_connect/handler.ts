@@ -21,7 +21,7 @@
  * @module
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import { type Db, PreconditionFailedError } from "../../mod.ts";
+import { type Db, type KeySpace, PreconditionFailedError } from "../../mod.ts";
 import { errorResponse as funnel, type LogFn } from "../errors.ts";
 import {
   failedChecks,
@@ -37,6 +37,7 @@ import {
   ensureDatabaseId,
   isValidName,
   join,
+  kvConnectSpace,
   MAX_NAME_LENGTH,
   prefixEnd,
   readDatabaseId,
@@ -228,13 +229,14 @@ async function route(
   const prefix = prefixOf(state, name);
   await checkDataPath(req, ctx, state, name);
   const body = await readBody(req, ctx);
+  const space = kvConnectSpace(ctx.db);
   switch (parts[1]) {
     case "snapshot_read":
-      return snapshotRead(ctx, prefix, body);
+      return snapshotRead(ctx, space, prefix, body);
     case "atomic_write":
-      return await atomicWrite(ctx.db, state, prefix, body);
+      return await atomicWrite(ctx.db, space, state, prefix, body);
     default:
-      return watch(req, ctx, state, prefix, body);
+      return watch(req, ctx, space, state, prefix, body);
   }
 }
 
@@ -393,7 +395,7 @@ function negotiate(body: Uint8Array): number {
 function databaseIdOf(db: Db, state: State, name: string): Promise<string> {
   let p = state.ids.get(name);
   if (p === undefined) {
-    p = ensureDatabaseId(db, name);
+    p = ensureDatabaseId(kvConnectSpace(db), name);
     // A cache, bounded: without a token anyone can name databases, and a
     // forgotten id is read back from the store when needed.
     if (state.ids.size >= MAX_CACHED_DATABASES) {
@@ -445,7 +447,9 @@ async function checkDataPath(
     );
   }
   const cached = state.ids.get(name);
-  const id = cached !== undefined ? await cached : readDatabaseId(ctx.db, name);
+  const id = cached !== undefined
+    ? await cached
+    : readDatabaseId(kvConnectSpace(ctx.db), name);
   if (id === undefined) {
     throw new KvConnectError(
       404,
@@ -484,10 +488,10 @@ function compare(a: Uint8Array, b: Uint8Array): number {
 
 function snapshotRead(
   ctx: KvConnectContext,
+  db: KeySpace,
   prefix: Uint8Array,
   body: Uint8Array,
 ): Response {
-  const db = ctx.db;
   const ranges = decodeSnapshotRead(body);
   checkReadLimits(ranges);
   if (ranges.length > MAX_READ_RANGES) {
@@ -558,7 +562,8 @@ function snapshotRead(
 }
 
 async function atomicWrite(
-  db: Db,
+  store: Db,
+  db: KeySpace,
   state: State,
   prefix: Uint8Array,
   body: Uint8Array,
@@ -570,7 +575,7 @@ async function atomicWrite(
   for (let attempt = 0; attempt < MAX_RMW_ATTEMPTS; attempt++) {
     const plan = planBatch(db, parsed);
     if (plan.ops.length === 0) {
-      return writeOutput(AW_SUCCESS, toVersionstamp(db.visibleSeq));
+      return writeOutput(AW_SUCCESS, toVersionstamp(store.visibleSeq));
     }
     let seq: number;
     try {
@@ -592,7 +597,7 @@ async function atomicWrite(
   );
 }
 
-function checkFailure(db: Db, parsed: ParsedWrite): Response {
+function checkFailure(db: KeySpace, parsed: ParsedWrite): Response {
   const failed = failedChecks(db, parsed);
   return writeOutput(AW_CHECK_FAILURE, new Uint8Array(0), failed);
 }
@@ -610,11 +615,11 @@ function writeOutput(
 function watch(
   req: Request,
   ctx: KvConnectContext,
+  db: KeySpace,
   state: State,
   prefix: Uint8Array,
   body: Uint8Array,
 ): Response {
-  const db = ctx.db;
   const client = ctx.client ?? "local";
   const keys = decodeWatch(body);
   if (keys.length === 0) throw badRequest("a watch needs at least one key");

@@ -2,11 +2,13 @@
  * Where KV Connect databases live inside the one shale store, and how
  * versionstamps map to seqnos.
  *
- * Every KV Connect key starts with the reserved byte 0x00, then a tag byte:
+ * KV Connect keeps its keys in the engine's key space
+ * {@link KV_CONNECT_SPACE}, apart from every key of the `/kv/` REST routes
+ * (which use the user key space, all of it). Inside that space, a tag byte:
  *
  * ```
- * data of database <name>:   00 01 <name bytes> 00 <client key bytes>
- * id of database <name>:     00 02 <name bytes> 00        value: UUID text
+ * data of database <name>:   01 <name bytes> 00 <client key bytes>
+ * id of database <name>:     02 <name bytes> 00        value: UUID text
  * ```
  *
  * `<name>` is 1 to {@link MAX_NAME_LENGTH} characters from `[A-Za-z0-9._-]`,
@@ -17,20 +19,19 @@
  * type tag >= 0x01, so the client keys themselves need no escaping. The
  * `/deno-kv` URL without a name is the database named `default`.
  *
- * Keys written through the `/kv/` REST routes share the store: those starting
- * with 0x00 are this module's, so REST clients should leave that first byte
- * alone.
- *
  * Versionstamp: the commit's seqno as 8 bytes big-endian, then two zero
  * bytes. Seqnos start at 1 and increase with every commit, so versionstamps
  * are never zero, strictly increasing, and shared by a commit's mutations.
+ * A key with a versionstamp suffix (`kv.set(["a", kv.commitVersionstamp()])`)
+ * ends, as in denokv, with the tuple element string of the versionstamp's
+ * 20 lowercase hex digits: `02 <20 hex digits> 00`.
  *
  * @module
  */
-import type { Db } from "../../mod.ts";
+import type { Db, KeySpace } from "../../mod.ts";
 
-/** First byte of every key this module writes. */
-export const RESERVED_BYTE = 0x00;
+/** The engine key space of every KV Connect key. */
+export const KV_CONNECT_SPACE = 1;
 /** Tag byte of a database's data keys. */
 export const TAG_DATA = 0x01;
 /** Tag byte of a database's metadata (its id). */
@@ -43,6 +44,8 @@ export const MAX_NAME_LENGTH = 64;
 export const DEFAULT_DATABASE = "default";
 /** Length of a versionstamp in bytes. */
 export const VERSIONSTAMP_BYTES = 10;
+/** Length of a key's versionstamp suffix: tag, 20 hex digits, terminator. */
+export const VERSIONSTAMP_SUFFIX_BYTES = 22;
 
 const NAME_RE = /^[A-Za-z0-9._-]+$/;
 const encoder = new TextEncoder();
@@ -54,13 +57,17 @@ export function isValidName(name: string): boolean {
     NAME_RE.test(name);
 }
 
+/** The key space of `db` that holds every KV Connect database. */
+export function kvConnectSpace(db: Db): KeySpace {
+  return db.keySpace(KV_CONNECT_SPACE);
+}
+
 function tagged(tag: number, name: string): Uint8Array {
   const n = encoder.encode(name);
-  const out = new Uint8Array(n.length + 3);
-  out[0] = RESERVED_BYTE;
-  out[1] = tag;
-  out.set(n, 2);
-  out[n.length + 2] = NAME_END;
+  const out = new Uint8Array(n.length + 2);
+  out[0] = tag;
+  out.set(n, 1);
+  out[n.length + 1] = NAME_END;
   return out;
 }
 
@@ -99,6 +106,23 @@ export function toVersionstamp(seq: number): Uint8Array {
   return out;
 }
 
+const HEX = encoder.encode("0123456789abcdef");
+
+/**
+ * Writes the versionstamp suffix of seqno `seq` (see the module doc) into
+ * `key`'s last {@link VERSIONSTAMP_SUFFIX_BYTES} bytes.
+ */
+export function writeVersionstampSuffix(key: Uint8Array, seq: number): void {
+  const vs = toVersionstamp(seq);
+  let at = key.length - VERSIONSTAMP_SUFFIX_BYTES;
+  key[at++] = 0x02; // string element
+  for (const b of vs) {
+    key[at++] = HEX[b >> 4];
+    key[at++] = HEX[b & 15];
+  }
+  key[at] = 0x00;
+}
+
 /**
  * 10-byte versionstamp -> seqno, or -1 for a versionstamp shale never hands
  * out (nonzero trailing bytes, or beyond the safe-integer seqno range); such
@@ -116,7 +140,10 @@ const UUID_RE =
   /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The stored id of database `name`, or undefined when it has none yet. */
-export function readDatabaseId(db: Db, name: string): string | undefined {
+export function readDatabaseId(
+  db: KeySpace,
+  name: string,
+): string | undefined {
   const r = db.get(idKey(name));
   if (r === undefined) return undefined;
   const id = decoder.decode(r.value);
@@ -131,7 +158,10 @@ export function readDatabaseId(db: Db, name: string): string | undefined {
  * use. Two racing creators settle on the first write: the put is conditional
  * on the key being absent, and the loser reads the winner's id.
  */
-export async function ensureDatabaseId(db: Db, name: string): Promise<string> {
+export async function ensureDatabaseId(
+  db: KeySpace,
+  name: string,
+): Promise<string> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const existing = readDatabaseId(db, name);
     if (existing !== undefined) return existing;

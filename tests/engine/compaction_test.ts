@@ -19,6 +19,7 @@ import { NUM_LEVELS, readManifest } from "../../engine/manifest.ts";
 import type { DbOptions } from "../../engine/options.ts";
 import type { ModelScan } from "../_helpers.ts";
 import {
+  concat,
   dec,
   enc,
   hex,
@@ -65,6 +66,11 @@ function ops(db: Db): Record<string, number> {
 
 function key(i: number): Uint8Array {
   return enc(`k${String(i).padStart(5, "0")}`);
+}
+
+/** A user key as tables and the manifest store it: key space 0, then the key. */
+function stored(k: Uint8Array): Uint8Array {
+  return concat(new Uint8Array([0]), k);
 }
 
 /** The tables the manifest on disk lists, per level. */
@@ -699,8 +705,9 @@ Deno.test("compactRange over a subrange rewrites only tables overlapping it", as
         const afterFiles = new Set(after[deepest].map((t) => t.fileNumber));
         let kept = 0;
         for (const t of bottom) {
-          const outside = compareBytes(t.largest, lo) < 0 ||
-            compareBytes(t.smallest, hi) > 0;
+          // Table bounds are stored keys: key-space byte 0, then the key.
+          const outside = compareBytes(t.largest, stored(lo)) < 0 ||
+            compareBytes(t.smallest, stored(hi)) > 0;
           if (outside) {
             assert.ok(afterFiles.has(t.fileNumber), `table ${t.fileNumber}`);
             kept++;

@@ -13,7 +13,11 @@ import {
   KIND_PUT,
   MAX_SEQ,
 } from "../../engine/entry.ts";
-import { CorruptionError, InvalidArgumentError } from "../../engine/errors.ts";
+import {
+  CorruptionError,
+  FormatVersionError,
+  InvalidArgumentError,
+} from "../../engine/errors.ts";
 import { FaultyFileSystem, realFs } from "../../engine/fs.ts";
 import {
   BLOCK_TRAILER_SIZE,
@@ -694,7 +698,9 @@ Deno.test("sstable refuses an unknown format version", async () => {
     });
     assert.throws(
       () => TableReader.open(realFs, dst, 13, new BlockCache(0)),
-      /unsupported table format version 2/,
+      new RegExp(
+        `unsupported table format version ${TABLE_FORMAT_VERSION + 1}`,
+      ),
     );
     assert.deepEqual(
       (await Deno.readFile(src)).subarray(-8),
@@ -702,6 +708,29 @@ Deno.test("sstable refuses an unknown format version", async () => {
       "magic ends the file",
     );
     assert.equal(FOOTER_MAGIC_OFFSET + TABLE_MAGIC.length, FOOTER_SIZE);
+  });
+});
+
+Deno.test("sstable refuses a version 1 table (before key spaces) as an older format", async () => {
+  await withDir(async (dir) => {
+    await writeTable(dir, 15, [entry("a", 1, "x")]);
+    const src = tableFileName(dir, 15);
+    const dst = `${dir}/v1.sst`;
+    await corruptCopy(src, dst, (b) => {
+      const f = b.subarray(b.length - FOOTER_SIZE);
+      f[FOOTER_VERSION_OFFSET] = 1;
+      const crc = crc32Of(f.subarray(0, FOOTER_CRC_OFFSET));
+      new DataView(f.buffer, f.byteOffset).setUint32(
+        FOOTER_CRC_OFFSET,
+        crc,
+        true,
+      );
+      return b;
+    });
+    assert.throws(
+      () => TableReader.open(realFs, dst, 15, new BlockCache(0)),
+      (e: unknown) => e instanceof FormatVersionError && e.found === 1,
+    );
   });
 });
 

@@ -8,7 +8,7 @@ import {
   KIND_DELETE,
   KIND_PUT,
 } from "../../engine/entry.ts";
-import { CorruptionError } from "../../engine/errors.ts";
+import { CorruptionError, FormatVersionError } from "../../engine/errors.ts";
 import { realFs } from "../../engine/fs.ts";
 import {
   CLOSE_MARKER_BYTES,
@@ -286,7 +286,21 @@ Deno.test("an unknown format version is corruption at offset 4", () => {
   const b = logOf(THREE);
   b[4] = LOG_VERSION + 1;
   assert.throws(() => parseLog(b, FILE, WAL_MAGIC), corruptionAt(FILE, 4));
-  assert.throws(() => parseLog(b, FILE, WAL_MAGIC), /version 2/);
+  assert.throws(
+    () => parseLog(b, FILE, WAL_MAGIC),
+    new RegExp(`version ${LOG_VERSION + 1}`),
+  );
+});
+
+Deno.test("a version 1 log (before key spaces) is refused as an older format, not corruption", () => {
+  const b = logOf(THREE);
+  b[4] = 1;
+  assert.throws(
+    () => parseLog(b, FILE, WAL_MAGIC),
+    (e: unknown) =>
+      e instanceof FormatVersionError && e.code === "unsupported_format" &&
+      e.found === 1 && e.expected === LOG_VERSION && e.file === FILE,
+  );
 });
 
 function entry(

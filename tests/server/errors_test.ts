@@ -19,7 +19,11 @@ import {
   type LogFn,
   publicMessage,
 } from "../../server/errors.ts";
-import { dataPrefix, join } from "../../server/kv_connect/keyspace.ts";
+import {
+  dataPrefix,
+  join,
+  kvConnectSpace,
+} from "../../server/kv_connect/keyspace.ts";
 import { concat, enc, withTempDir } from "../_helpers.ts";
 
 function logger(): { log: LogFn; lines: string[] } {
@@ -38,6 +42,7 @@ Deno.test("every engine code has one status; every 5xx code a fixed public messa
     "value_too_large",
     "precondition_failed",
     "corruption",
+    "unsupported_format",
     "closed",
     "read_only",
     "disk_full",
@@ -125,7 +130,7 @@ Deno.test("a corrupt table read through KV Connect answers 500 with no path or o
         prefix,
         concat(enc(`\x02k${1000 + i}`), new Uint8Array(1)),
       );
-      await db.put(key, value, { encoding: 2 });
+      await kvConnectSpace(db).put(key, value, { encoding: 2 });
     }
     const app = createHandler(db, { log: () => {} });
     const meta = await app(

@@ -816,30 +816,66 @@ contract(
   },
 );
 
-Deno.test("keys starting with byte 0x00 are reserved: writes are refused and scans never show them", async () => {
-  await withServer({}, async ({ base, db }) => {
-    const p = await put(base, "%00internal", "x");
-    deepEqual(p.status, 400);
+Deno.test("every key is a user key: 0x00- and 0xFF-prefixed keys round-trip and /kv/range lists them in byte order", async () => {
+  await withServer({}, async ({ base }) => {
+    const keys = [
+      [0x00],
+      [0x00, 0x00],
+      [0x00, 0x01, 0x61],
+      [0x00, 0x02, 0x61, 0x00],
+      [0x01],
+      [0x61],
+      [0xff],
+      [0xff, 0xff],
+    ].map((k) => new Uint8Array(k));
+    const path = (k: Uint8Array) =>
+      [...k].map((x) => "%" + x.toString(16).padStart(2, "0")).join("");
+    for (const k of keys) {
+      deepEqual((await put(base, path(k), `v${path(k)}`)).status, 204);
+    }
+    // A batch reaches the same keys.
     const res = await fetch(`${base}/kv/batch`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({
-        ops: [{ op: "put", key: b64(new Uint8Array([0, 1])), value: b64("v") }],
+        ops: [{ op: "put", key: b64(new Uint8Array([0, 9])), value: b64("b") }],
       }),
     });
-    deepEqual(res.status, 400);
-    deepEqual(errorCode(await res.text()), "reserved_key");
-    // Something internal (as KV Connect writes) stays out of /kv/range.
-    await db.put(new Uint8Array([0, 2, 9]), b("meta"));
-    deepEqual((await put(base, "user", "u")).status, 204);
-    for (const q of ["", "?reverse=true", "?start=%00", "?end=%01"]) {
-      const r = await fetch(`${base}/kv/range${q}`);
-      const items = (await r.json()).items as Item[];
-      ok(
-        items.every((i) => Uint8Array.fromBase64(i.key)[0] !== 0),
-        `range${q}`,
-      );
+    deepEqual(res.status, 200, await res.text());
+    keys.splice(4, 0, new Uint8Array([0, 9]));
+    for (const k of keys) {
+      const g = await fetch(`${base}/kv/${path(k)}`);
+      deepEqual(g.status, 200, path(k));
+      deepEqual(await g.text(), k[1] === 9 ? "b" : `v${path(k)}`);
     }
+    // The longest key allowed, starting with 0x00.
+    const long = new Uint8Array(4096);
+    deepEqual((await put(base, path(long), "long")).status, 204);
+    deepEqual(await (await fetch(`${base}/kv/${path(long)}`)).text(), "long");
+    deepEqual(
+      (await fetch(`${base}/kv/${path(long)}`, { method: "DELETE" })).status,
+      204,
+    );
+
+    const listed = async (q: string) => {
+      const r = await fetch(`${base}/kv/range${q}`);
+      deepEqual(r.status, 200, q);
+      return ((await r.json()).items as Item[]).map((i) => i.key);
+    };
+    const all = keys.map((k) => b64(k));
+    deepEqual(await listed(""), all);
+    deepEqual(await listed("?reverse=true"), [...all].reverse());
+    deepEqual(await listed("?start=%00&end=%01"), all.slice(0, 5));
+    deepEqual(await listed("?prefix=%00"), all.slice(0, 5));
+    deepEqual(await listed("?prefix=%ff"), all.slice(7));
+    deepEqual(await listed("?limit=2"), all.slice(0, 2));
+
+    deepEqual(
+      (await fetch(`${base}/kv/%00`, { method: "DELETE" })).status,
+      204,
+    );
+    deepEqual((await fetch(`${base}/kv/%00`)).status, 404);
+    deepEqual(await listed(""), all.slice(1));
   });
 });
 

@@ -23,6 +23,8 @@ import {
   isValidName,
   prefixEnd,
   toVersionstamp,
+  VERSIONSTAMP_SUFFIX_BYTES,
+  writeVersionstampSuffix,
 } from "../../server/kv_connect/keyspace.ts";
 
 const b = (...xs: number[]) => new Uint8Array(xs);
@@ -214,10 +216,22 @@ Deno.test("versionstamps are seqnos in big-endian with two zero bytes", () => {
   assert.equal(fromVersionstamp(b(1, 2)), -1);
 });
 
+Deno.test("a versionstamp key suffix is the tuple string of the versionstamp's hex digits", () => {
+  const key = new Uint8Array(2 + VERSIONSTAMP_SUFFIX_BYTES).fill(0xee);
+  writeVersionstampSuffix(key, 0x0102abcdef);
+  assert.deepEqual(key.subarray(0, 2), b(0xee, 0xee));
+  assert.equal(key[2], 0x02);
+  assert.equal(
+    new TextDecoder().decode(key.subarray(3, 23)),
+    "0000000102abcdef0000",
+  );
+  assert.equal(key[23], 0x00);
+});
+
 Deno.test("database prefixes are prefix-free and names are restricted", () => {
-  assert.deepEqual(dataPrefix("ab"), b(0, 1, 0x61, 0x62, 0));
-  assert.deepEqual(idKey("ab"), b(0, 2, 0x61, 0x62, 0));
-  assert.deepEqual(prefixEnd(dataPrefix("ab")), b(0, 1, 0x61, 0x62, 1));
+  assert.deepEqual(dataPrefix("ab"), b(1, 0x61, 0x62, 0));
+  assert.deepEqual(idKey("ab"), b(2, 0x61, 0x62, 0));
+  assert.deepEqual(prefixEnd(dataPrefix("ab")), b(1, 0x61, 0x62, 1));
   // "a" is not a prefix of "ab" once terminated.
   const a = dataPrefix("a");
   const ab = dataPrefix("ab");

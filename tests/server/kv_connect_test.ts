@@ -8,7 +8,11 @@ import assert from "node:assert/strict";
 import { type Db, open } from "../../mod.ts";
 import { createHandler, type Handler } from "../../server/app.ts";
 import { kvConnectWatchCount } from "../../server/kv_connect/handler.ts";
-import { dataPrefix, join } from "../../server/kv_connect/keyspace.ts";
+import {
+  dataPrefix,
+  join,
+  kvConnectSpace,
+} from "../../server/kv_connect/keyspace.ts";
 import { mustStart, stopServer } from "../fault/_harness.ts";
 import { unavailable } from "../_shale.ts";
 
@@ -137,7 +141,7 @@ Deno.test("watch sends the initial state, then changes from KV Connect and from 
       6,
       ...new TextEncoder().encode("direct"),
     ]);
-    await s.db.put(key, v8, { encoding: 1 });
+    await kvConnectSpace(s.db).put(key, v8, { encoding: 1 });
     while (true) {
       const { value, done } = await lines.read();
       if (done) break;
@@ -370,7 +374,7 @@ Deno.test("a failed atomic write names every failing check and writes nothing", 
     };
     const k1 = [0x02, 0x61, 0x00]; // ["a"]
     const k2 = [0x02, 0x62, 0x00]; // ["b"]
-    const seq = await s.db.put(
+    const seq = await kvConnectSpace(s.db).put(
       join(dataPrefix("chk"), new Uint8Array(k1)),
       new Uint8Array([1]),
     );
@@ -403,7 +407,7 @@ Deno.test("a failed atomic write names every failing check and writes nothing", 
       new Uint8Array([0x08, 2, 0x22, 2, 0, 2]),
     );
     assert.equal(
-      s.db.get(join(dataPrefix("chk"), new Uint8Array(k2))),
+      kvConnectSpace(s.db).get(join(dataPrefix("chk"), new Uint8Array(k2))),
       undefined,
     );
     // A versionstamp shale never issues fails without touching the engine.
@@ -418,21 +422,48 @@ Deno.test("a failed atomic write names every failing check and writes nothing", 
     res = await write(check(k1, current), check(k2, new Uint8Array()));
     const out = new Uint8Array(await res.arrayBuffer());
     assert.deepEqual(out.subarray(0, 4), new Uint8Array([0x08, 1, 0x12, 10]));
-    const written = s.db.get(join(dataPrefix("chk"), new Uint8Array(k2)));
+    const written = kvConnectSpace(s.db).get(
+      join(dataPrefix("chk"), new Uint8Array(k2)),
+    );
     assert.equal(written?.version, seq + 1);
     assert.equal(written?.encoding, 0); // VE_BYTES is stored as raw bytes
   });
 });
 
-Deno.test("KV Connect keys live under a reserved prefix, apart from /kv/ keys", async () => {
+Deno.test("KV Connect data lives in its own key space: /kv/ never sees it, and it never sees /kv/ keys", async () => {
   await withShale(async (s) => {
-    const m = await exchange(s, "ns");
-    assert.ok(m.databaseId);
-    const keys = [...s.db.scan({})].map((e) => e.key);
-    // Only the id key exists so far; it starts with the reserved 0x00 byte.
-    assert.equal(keys.length, 1);
-    assert.equal(keys[0][0], 0x00);
-    assert.equal(keys[0][1], 0x02);
+    const rest = (path: string, init: RequestInit = {}) =>
+      fetch(`http://127.0.0.1:${s.port}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+    // Keys that spelled database "iso"'s id and its key ["a"] when KV
+    // Connect shared the /kv/ key space under the byte 0x00.
+    for (const key of ["%00%02iso%00", "%00%01iso%00%02a%00", "%01iso"]) {
+      const res = await rest(`/kv/${key}`, { method: "PUT", body: "rest" });
+      assert.equal(res.status, 204, `${key}: ${await res.text()}`);
+    }
+    const restKeys = async () => {
+      const res = await rest("/kv/range");
+      assert.equal(res.status, 200);
+      return ((await res.json()).items as { key: string }[]).map((i) =>
+        Uint8Array.fromBase64(i.key)
+      );
+    };
+    const before = await restKeys();
+    assert.equal(before.length, 3);
+    assert.equal(await runClient("isolation.ts", [s.url("iso")]), "ok");
+    // The client's database id and its key ["b"] stay out of /kv/range.
+    assert.deepEqual(await restKeys(), before);
+    const internal = [...kvConnectSpace(s.db).scan()].map((e) => e.key);
+    assert.equal(internal.length, 2, 'the id of iso and its key ["b"]');
+    assert.equal((await rest("/kv/%00%01iso%00%02a%00")).status, 200);
+  });
+});
+
+Deno.test("set with a key versionstamp suffix: the key ends with the commit's versionstamp", async () => {
+  await withShale(async (s) => {
+    assert.equal(await runClient("versionstamp.ts", [s.url("vs")]), "ok");
   });
 });
 
