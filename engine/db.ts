@@ -167,6 +167,28 @@ interface PendingWrite {
   skeys: string[];
   resolve: (seq: number) => void;
   reject: (err: Error) => void;
+  /**
+   * Callers whose answer depends on this write (see #checkConditions), told
+   * once it is visible (true) or has failed (false).
+   */
+  watchers?: ((visible: boolean) => void)[];
+}
+
+/** A write accepted for a key and not yet visible or failed. */
+interface Inflight {
+  /** Whether the key exists after this write (a live put). */
+  live: boolean;
+  write: PendingWrite;
+}
+
+/**
+ * A condition decision that depends on writes still in flight: answer only
+ * once they are visible (then `error`, if any, stands), or re-check when one
+ * of them failed.
+ */
+interface PendingVerdict {
+  waitFor: PendingWrite[];
+  error?: PreconditionFailedError;
 }
 
 interface Immutable {
@@ -254,7 +276,7 @@ export class Db {
   #queue: PendingWrite[] = [];
   #committing = false;
   #commitDone: Promise<void> = Promise.resolve();
-  #inflight = new Map<string, { seq: number; live: boolean }>();
+  #inflight = new Map<string, Inflight>();
   #walDirty = false;
   #intervalTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -578,8 +600,22 @@ export class Db {
     const entries = this.#validate(ops);
     const encoded = encodeBatchOps(entries, this.#arena);
     await this.#waitForRoom();
-    this.#checkWritable();
-    this.#checkConditions(ops);
+    for (;;) {
+      this.#checkWritable();
+      // Decided and enqueued in one synchronous stretch: no other write can
+      // be accepted between the check and this write's seqno.
+      const pending = this.#checkConditions(ops, entries.length > 0);
+      if (pending === undefined) break;
+      if (await this.#settled(pending.waitFor)) {
+        if (pending.error) {
+          this.#counters.preconditionFailures++;
+          throw pending.error;
+        }
+        this.#checkWritable();
+        return this.#visibleSeq;
+      }
+      // A write the answer depended on failed: decide again.
+    }
     if (entries.length === 0) return this.#visibleSeq;
     return this.#enqueue(encoded.entries, encoded.payload, ops.length > 1);
   }
@@ -680,21 +716,88 @@ export class Db {
     }
   }
 
-  #checkConditions(ops: readonly BatchOp[]): void {
+  /**
+   * Decides a batch's conditions against every accepted write, in-flight
+   * ones included, so two racing conditional writes can never both win.
+   * Returns undefined when they hold and the batch may be enqueued now
+   * (its own fsync then covers every write it was checked against). Throws
+   * when one fails against visible state. Otherwise the answer depends on
+   * writes readers cannot see yet, and revealing it now would not be
+   * linearizable: the caller waits for them (see {@link PendingVerdict}).
+   * That is the case for a failed condition whose key has a write in
+   * flight, and for a check-only batch (it writes nothing, so no fsync of
+   * its own orders it) that read any in-flight write.
+   */
+  #checkConditions(
+    ops: readonly BatchOp[],
+    writes: boolean,
+  ): PendingVerdict | undefined {
+    let read: PendingWrite[] | undefined;
     for (let i = 0; i < ops.length; i++) {
       const want = ops[i].ifVersion;
       if (want === undefined) continue;
-      const have = this.version(ops[i].key);
+      const key = ops[i].key;
+      const p = this.#inflight.size > 0
+        ? this.#inflight.get(binaryString(key))
+        : undefined;
+      const have = p
+        ? (p.live ? p.write.seq : null)
+        : this.#visibleVersion(key);
       if (want === null ? have !== null : have !== want) {
-        this.#counters.preconditionFailures++;
-        throw new PreconditionFailedError(
+        const error = new PreconditionFailedError(
           want === null
             ? `op ${i}: key exists (version ${have})`
             : `op ${i}: expected version ${want}, found ${have ?? "none"}`,
           i,
         );
+        if (p) return { waitFor: [p.write], error };
+        this.#counters.preconditionFailures++;
+        throw error;
       }
+      if (p && !writes) (read ??= []).push(p.write);
     }
+    return read && { waitFor: read };
+  }
+
+  /**
+   * Resolves once every write in `writes` is visible (true) or once one of
+   * them failed (false). Never rejects.
+   */
+  #settled(writes: PendingWrite[]): Promise<boolean> {
+    return Promise.all(
+      writes.map((w) =>
+        new Promise<boolean>((r) => (w.watchers ??= []).push(r))
+      ),
+    ).then((all) => all.every((v) => v));
+  }
+
+  /**
+   * For conditions the caller decides itself (e.g. HTTP entity-tag lists):
+   * when a write to `key` is in flight (accepted, not yet visible), a
+   * promise that resolves once it is visible (true) or failed (false);
+   * otherwise undefined. {@link version} counts that write, so a failed
+   * condition decided from it must not be answered before this resolves
+   * true, and must be decided again if it resolves false.
+   */
+  whenSettled(key: Uint8Array): Promise<boolean> | undefined {
+    if (this.#closed) throw new ClosedError();
+    this.#checkKey(key);
+    if (this.#inflight.size === 0) return undefined;
+    const p = this.#inflight.get(binaryString(key));
+    return p ? this.#settled([p.write]) : undefined;
+  }
+
+  /** Resolves a write's caller and whoever waits on its outcome. */
+  #resolveWrite(w: PendingWrite): void {
+    w.resolve(w.seq);
+    if (w.watchers) { for (const f of w.watchers) f(true); }
+  }
+
+  /** Rejects a write's caller and tells whoever waits on its outcome. */
+  #rejectWrite(w: PendingWrite, err: Error): void {
+    this.#dropInflight(w);
+    w.reject(err);
+    if (w.watchers) { for (const f of w.watchers) f(false); }
   }
 
   #checkWritable(): void {
@@ -713,11 +816,6 @@ export class Db {
       e.seq = seq;
       const skey = binaryString(e.key);
       skeys.push(skey);
-      this.#inflight.set(skey, {
-        seq,
-        live: e.kind === KIND_PUT &&
-          (e.expiresAt === 0 || e.expiresAt > this.options.clock()),
-      });
       if (e.kind === KIND_PUT) this.#counters.puts++;
       else this.#counters.deletes++;
       this.#counters.userBytes += e.key.length + e.value.length;
@@ -725,7 +823,16 @@ export class Db {
     if (isBatch) this.#counters.batches++;
     frameBatch(this.#walBuf, seq, opsPayload);
     return new Promise<number>((resolve, reject) => {
-      this.#queue.push({ seq, entries, skeys, resolve, reject });
+      const write: PendingWrite = { seq, entries, skeys, resolve, reject };
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i];
+        this.#inflight.set(skeys[i], {
+          live: e.kind === KIND_PUT &&
+            (e.expiresAt === 0 || e.expiresAt > this.options.clock()),
+          write,
+        });
+      }
+      this.#queue.push(write);
       if (!this.#committing) {
         this.#committing = true;
         this.#commitDone = this.#commitLoop();
@@ -764,9 +871,7 @@ export class Db {
             this.#fail(e);
           }
           if (!this.#failure) this.#noteDiskFull(e);
-          for (const w of group) {
-            this.#dropInflight(w), w.reject(this.#failure ?? e);
-          }
+          for (const w of group) this.#rejectWrite(w, this.#failure ?? e);
           continue;
         }
         if (!this.#backgroundBlocked) this.#diskFull = undefined;
@@ -780,9 +885,7 @@ export class Db {
           }
         } catch (err) {
           this.#fail(wrapIoError(err, "WAL write"));
-          for (const w of group) {
-            this.#dropInflight(w), w.reject(this.#failure!);
-          }
+          for (const w of group) this.#rejectWrite(w, this.#failure!);
           break;
         }
         this.#counters.writeGroups++;
@@ -803,7 +906,7 @@ export class Db {
           this.#visibleSeq = w.seq;
           this.#dropInflight(w);
         }
-        for (const w of group) w.resolve(w.seq);
+        for (const w of group) this.#resolveWrite(w);
       }
     } catch (err) {
       // Nothing above should throw; if something does, fail loudly rather
@@ -811,9 +914,7 @@ export class Db {
       this.#fail(wrapIoError(err, "commit loop"));
     } finally {
       if (this.#failure) {
-        for (const w of this.#queue) {
-          this.#dropInflight(w), w.reject(this.#failure);
-        }
+        for (const w of this.#queue) this.#rejectWrite(w, this.#failure);
         this.#queue = [];
         this.#walBuf.reset();
       }
@@ -823,7 +924,7 @@ export class Db {
 
   #dropInflight(w: PendingWrite): void {
     for (const id of w.skeys) {
-      if (this.#inflight.get(id)?.seq === w.seq) this.#inflight.delete(id);
+      if (this.#inflight.get(id)?.write === w) this.#inflight.delete(id);
     }
   }
 
@@ -1301,8 +1402,13 @@ export class Db {
     this.#checkKey(key);
     if (this.#inflight.size > 0) {
       const p = this.#inflight.get(binaryString(key));
-      if (p) return p.live ? p.seq : null;
+      if (p) return p.live ? p.write.seq : null;
     }
+    return this.#visibleVersion(key);
+  }
+
+  /** The version of `key`'s newest visible write; null when absent. */
+  #visibleVersion(key: Uint8Array): number | null {
     const e = this.#find(key, MAX_SEQ);
     return e !== undefined && isLive(e, this.options.clock()) ? e.seq : null;
   }
