@@ -17,7 +17,7 @@ export SHALE_BUN := $(abspath $(BUN))
 # `make run ARGS="--port 9000"` passes ARGS to `shale serve`.
 ARGS ?=
 
-.PHONY: setup test ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak promtool-test clean
+.PHONY: setup test ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak linearizability promtool-test clean
 
 setup: $(DENO) $(BUN)
 
@@ -112,6 +112,11 @@ soak: setup
 promtool-test: setup
 	@command -v promtool >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq prometheus) || sudo sh -c 'apt-get update -qq && apt-get install -y -qq prometheus'
 	$(DENO) test --allow-read --allow-write --allow-env --allow-run --allow-net tests/server/metrics_test.ts
+
+# 8 HTTP clients for 60 s with 6 kill -9s of the server, history checked
+# for linearizability (SHALE_LIN_MS, SHALE_LIN_KILLS, SHALE_SEED to change).
+linearizability: setup
+	SHALE_LIN_MS=$${SHALE_LIN_MS:-60000} SHALE_LIN_KILLS=$${SHALE_LIN_KILLS:-6} $(DENO) test $(FAULT_PERMS) tests/server/linearizability_test.ts
 
 clean:
 	rm -rf dist data bench/out

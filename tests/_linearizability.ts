@@ -10,8 +10,8 @@
  * condition holds when the register holds the write with that version;
  * `If-None-Match: *` when it holds nothing. Versions of successive writes
  * must increase. An operation whose outcome is unknown (timed out,
- * connection dropped, server killed) may take effect at any time after its
- * invocation, or never.
+ * connection dropped, server killed) may take effect at any time between
+ * its invocation and its `ret` bound (Infinity: no bound), or never.
  *
  * A history is linearizable when some total order of its operations, each
  * placed between its invocation and its response, explains every response.
@@ -45,8 +45,15 @@ export interface Operation {
   version?: number;
   /** When the request was sent (ms, any monotonic clock). */
   invoke: number;
-  /** When the response arrived; ignored for `unknown`. */
+  /**
+   * When the response arrived. For `unknown`: the latest instant it could
+   * take effect, e.g. when a killed server was back up (a write in flight
+   * at the kill took effect before the restart or never), or Infinity when
+   * it could still take effect at any later time.
+   */
   ret: number;
+  /** Set by the checker in counterexamples: still running at the cut. */
+  running?: boolean;
 }
 
 /** The verdict for one key's history. */
@@ -210,8 +217,7 @@ function search(
   let mustLinearize = 0;
   for (let i = 0; i < ops.length; i++) {
     const o = ops[i];
-    const unknown = o.status === "unknown";
-    if (!unknown) mustLinearize++;
+    if (placed(o)) mustLinearize++;
     const call: Entry = {
       op: i,
       call: true,
@@ -223,7 +229,7 @@ function search(
     const ret: Entry = {
       op: i,
       call: false,
-      time: unknown ? Infinity : o.ret,
+      time: o.ret,
       prev: undefined,
       next: undefined,
       match: undefined,
@@ -280,45 +286,60 @@ function search(
     h2 = (h2 ^ zobrist[op * 2 + 1]) >>> 0;
   };
   const seen = new Set<string>();
-  const stack: { entry: Entry; state: State }[] = [];
+  // alt: which outcome was chosen; an unknown operation with a bound has
+  // two (it took effect, or it did nothing), tried in that order.
+  const stack: { entry: Entry; state: State; alt: number }[] = [];
   let state = initial;
-  let done = 0; // completed operations linearized
+  let done = 0; // operations that must be placed, placed
   let entry = head.next;
+  let alt = 0; // first outcome to try at `entry`
   while (done < mustLinearize) {
     if (entry === undefined) return false; // cannot happen: returns remain
     if (entry.call) {
       const e: Entry = entry;
       const o = ops[e.op];
-      const next = step(state, o, versions);
+      const outcomes = o.status === "unknown" && placed(o) ? 2 : 1;
       let advanced = false;
-      if (next !== undefined) {
+      for (; alt < outcomes && !advanced; alt++) {
+        const next = alt === 0 ? step(state, o, versions) : state;
+        if (next === undefined) continue;
         toggle(e.op);
         const key = `${h1}.${h2}${stateKey(next)}`;
-        if (!seen.has(key)) {
-          seen.add(key);
-          stack.push({ entry: e, state });
-          state = next;
-          if (o.status !== "unknown") done++;
-          lift(e);
-          entry = head.next;
-          advanced = true;
-        } else toggle(e.op);
+        if (seen.has(key)) {
+          toggle(e.op);
+          continue;
+        }
+        seen.add(key);
+        stack.push({ entry: e, state, alt });
+        state = next;
+        if (placed(o)) done++;
+        lift(e);
+        advanced = true;
       }
-      if (!advanced) entry = e.next;
+      alt = 0;
+      entry = advanced ? head.next : e.next;
     } else {
-      // A completed operation's response came before it could be placed:
-      // undo the last choice and try the next candidate.
+      // An operation's response came before it could be placed: undo the
+      // last choice and try its next outcome, then the next candidate.
       const top = stack.pop();
       if (top === undefined) return false;
       entry = top.entry;
       state = top.state;
       toggle(entry.op);
-      if (ops[entry.op].status !== "unknown") done--;
+      if (placed(ops[entry.op])) done--;
       unlift(entry);
-      entry = entry.next;
+      alt = top.alt + 1;
     }
   }
   return true;
+}
+
+/**
+ * Whether an operation must be placed before its `ret`: all but unknown
+ * outcomes without a bound (those may be left out, so never block).
+ */
+function placed(o: Operation): boolean {
+  return o.status !== "unknown" || Number.isFinite(o.ret);
 }
 
 /** Operations whose response arrived by `t`; later ones become unknown. */
@@ -326,8 +347,10 @@ function prefix(ops: readonly Operation[], t: number): Operation[] {
   const out: Operation[] = [];
   for (const o of ops) {
     if (o.invoke > t) continue;
-    if (o.status !== "unknown" && o.ret <= t) out.push(o);
-    else if (o.kind !== "get") out.push({ ...o, status: "unknown" });
+    if (o.ret <= t) out.push(o);
+    else if (o.kind !== "get") {
+      out.push({ ...o, status: "unknown", ret: Infinity, running: true });
+    }
   }
   return out;
 }
@@ -376,7 +399,7 @@ function minimise(
   hi = starts.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
-    const w = cut.filter((o) => o.status === "unknown" || o.ret > starts[mid]);
+    const w = cut.filter((o) => o.ret > starts[mid]);
     if (fails(w, unknownStart)) {
       window = w;
       windowState = unknownStart;
@@ -418,9 +441,11 @@ function fail(
 /** One line per operation: client, interval, request and response. */
 export function describe(o: Operation, t0 = 0): string {
   const t = (n: number) => (n - t0).toFixed(3);
-  const when = o.status === "unknown"
-    ? `[${t(o.invoke)}, ?)`
-    : `[${t(o.invoke)}, ${t(o.ret)}]`;
+  const when = o.status !== "unknown"
+    ? `[${t(o.invoke)}, ${t(o.ret)}]`
+    : Number.isFinite(o.ret)
+    ? `[${t(o.invoke)}, ${t(o.ret)}?]`
+    : `[${t(o.invoke)}, ?)`;
   const cond = o.ifMatch !== undefined
     ? ` If-Match:"${o.ifMatch}"`
     : o.ifNoneMatch
@@ -432,7 +457,8 @@ export function describe(o: Operation, t0 = 0): string {
     ? `DELETE${cond}`
     : "GET";
   let res: string;
-  if (o.status === "unknown") res = "no answer";
+  if (o.running) res = "(still running)";
+  else if (o.status === "unknown") res = "no answer";
   else if (o.status === "failed") res = "412";
   else if (o.kind === "get") {
     res = o.read === null ? "404" : `200 ${o.read} "${o.version}"`;

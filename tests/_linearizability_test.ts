@@ -168,7 +168,7 @@ Deno.test("an operation with unknown outcome may take effect or not", () => {
     value: "a",
     status: "unknown",
     invoke: 0,
-    ret: 0,
+    ret: Infinity,
   });
   assert.equal(checkKey([lost, get("a", undefined, 5, 6)]).ok, true);
   assert.equal(checkKey([lost, get(null, undefined, 5, 6)]).ok, true);
@@ -182,6 +182,31 @@ Deno.test("an operation with unknown outcome may take effect or not", () => {
   // A read with no answer constrains nothing.
   const noAnswer = op({ kind: "get", status: "unknown", invoke: 1 });
   assert.equal(checkKey([noAnswer]).ok, true);
+});
+
+Deno.test("an unknown outcome with a bound took effect before it or never", () => {
+  // A write in flight when the server was killed; back up at t=10.
+  const killed = op({
+    kind: "put",
+    value: "a",
+    status: "unknown",
+    invoke: 0,
+    ret: 10,
+  });
+  assert.equal(checkKey([killed, get("a", undefined, 11, 12)]).ok, true);
+  assert.equal(checkKey([killed, get(null, undefined, 11, 12)]).ok, true);
+  // Not both: after the restart it can no longer take effect.
+  assertNot([
+    killed,
+    get(null, undefined, 11, 12),
+    get("a", undefined, 13, 14),
+  ]);
+  // Several of them, each either way.
+  const more = [0, 1, 2, 3].map((i) =>
+    op({ kind: "put", value: `k${i}`, status: "unknown", invoke: i, ret: 10 })
+  );
+  assert.equal(checkKey([...more, get("k2", undefined, 11, 12)]).ok, true);
+  assert.equal(checkKey([...more, get(null, undefined, 11, 12)]).ok, true);
 });
 
 Deno.test("the initial value counts", () => {
@@ -279,7 +304,10 @@ export function registerHistory(
   }
   // A few writes lose their answer.
   for (const o of planned) {
-    if (o.kind !== "get" && rng.chance(unknownShare)) o.status = "unknown";
+    if (o.kind !== "get" && rng.chance(unknownShare)) {
+      o.status = "unknown";
+      o.ret = rng.chance(0.5) ? Infinity : o.ret;
+    }
   }
   return planned.map(({ at: _, ...o }) => o);
 }
