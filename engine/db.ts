@@ -1360,17 +1360,21 @@ export class Db {
   async flush(): Promise<void> {
     this.#checkWritable();
     while (this.#committing) await this.#commitDone;
+    this.#checkWritable();
     if (this.#mem.count > 0) {
+      // The rotation holds the commit slot; #commitDone must be what ends
+      // it, or a concurrent flush() or close() waiting on #commitDone would
+      // spin on an already-resolved promise and starve the rotation's I/O.
       this.#committing = true;
-      try {
-        await this.#rotate();
-      } finally {
+      const rotated = this.#rotate().finally(() => {
         this.#committing = false;
-      }
-      if (this.#queue.length > 0 && !this.#committing) {
-        this.#committing = true;
-        this.#commitDone = this.#commitLoop();
-      }
+        if (this.#queue.length > 0) {
+          this.#committing = true;
+          this.#commitDone = this.#commitLoop();
+        }
+      });
+      this.#commitDone = rotated.catch(() => {});
+      await rotated;
     }
     while (this.#flushing) await this.#flushing;
     if (this.#failure) throw this.#failure;
@@ -1445,11 +1449,22 @@ export class Db {
 
   /**
    * Scans keys in order (or reverse) at one snapshot, yielding the newest
-   * visible version of each key. Synchronous; the scan pins the tables it
-   * reads until it finishes or is abandoned with `return()`.
+   * visible version of each key. The snapshot (seqno, memtables and pinned
+   * tables) is taken when scan() is called, not at the first `next()`, and
+   * a closed store throws ClosedError at once. Synchronous; the scan pins
+   * the tables it reads until it finishes or is abandoned with `return()`
+   * (as `break` out of a for-of does).
    */
-  *scan(opts: ScanOptions = {}): Generator<ScanItem> {
+  scan(opts: ScanOptions = {}): Generator<ScanItem> {
     if (this.#closed) throw new ClosedError();
+    const it = this.#scan(opts);
+    // Run the body up to its first (internal) yield: that takes the
+    // snapshot now. From then on, return() releases what it pinned.
+    it.next();
+    return it;
+  }
+
+  *#scan(opts: ScanOptions): Generator<ScanItem> {
     let lower = opts.start;
     let upper = opts.end;
     if (opts.prefix !== undefined && opts.prefix.length > 0) {
@@ -1457,9 +1472,13 @@ export class Db {
       const pe = prefixEnd(opts.prefix);
       if (pe && (!upper || compareBytes(pe, upper) < 0)) upper = pe;
     }
-    if (lower && upper && compareBytes(lower, upper) >= 0) return;
     const limit = opts.limit ?? Infinity;
-    if (!(limit > 0)) return;
+    if (
+      (lower && upper && compareBytes(lower, upper) >= 0) || !(limit > 0)
+    ) {
+      yield undefined as unknown as ScanItem; // the snapshot point: nothing
+      return;
+    }
     this.#counters.scans++;
     const snapshotSeq = opts.snapshot?.seq ?? this.#visibleSeq;
     const version = this.#versions.pin();
@@ -1491,9 +1510,12 @@ export class Db {
         }
       }
       const merged = new MergingIterator(children, opts.reverse ?? false);
+      const now = this.options.clock();
+      // The snapshot point: scan() resumes the body up to here at once.
+      yield undefined as unknown as ScanItem;
       yield* visibleEntries(merged, {
         snapshotSeq,
-        now: this.options.clock(),
+        now,
         lower,
         upper,
         reverse: opts.reverse ?? false,
