@@ -1513,7 +1513,7 @@ export class Db {
       const now = this.options.clock();
       // The snapshot point: scan() resumes the body up to here at once.
       yield undefined as unknown as ScanItem;
-      yield* visibleEntries(merged, {
+      const items = visibleEntries(merged, {
         snapshotSeq,
         now,
         lower,
@@ -1521,6 +1521,13 @@ export class Db {
         reverse: opts.reverse ?? false,
         limit,
       });
+      for (;;) {
+        // close() closes the table files under a scan still in progress.
+        if (this.#closed) throw new ClosedError();
+        const r = items.next();
+        if (r.done) break;
+        yield r.value;
+      }
     } finally {
       for (const [n, pins] of pinned) {
         for (let i = 0; i < pins; i++) this.#tables.unpin(n);

@@ -93,6 +93,18 @@ Deno.test("a scan abandoned before its first next() releases its tables", async 
   });
 });
 
+Deno.test("a scan in progress when the store closes throws ClosedError on its next step", async () => {
+  await withTempDir(async (dir) => {
+    const db = await open(dir, { background: "inline", sync: "none" });
+    for (let i = 0; i < 1000; i++) await db.put(enc(`k${i}`), enc(`v${i}`));
+    await db.flush();
+    const it = db.scan();
+    assert.equal(it.next().done, false);
+    await db.close();
+    assert.throws(() => it.next(), ClosedError);
+  });
+});
+
 /**
  * Overlapping flush / close / compaction calls, each run in a child
  * process: a hang may be a microtask spin that starves every timer, so
