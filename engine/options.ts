@@ -108,6 +108,7 @@ const KNOWN = new Set([
   "l0CompactionTrigger",
   "l0SlowdownTrigger",
   "l0StopTrigger",
+  "maxManifestBytes",
   "background",
   "salvage",
   "clock",
@@ -215,6 +216,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
   checkInt("l0CompactionTrigger", r.l0CompactionTrigger, 1);
   checkInt("l0SlowdownTrigger", r.l0SlowdownTrigger, 1);
   checkInt("l0StopTrigger", r.l0StopTrigger, 1);
+  checkInt("maxManifestBytes", r.maxManifestBytes, 1024);
   // Writes stop at l0StopTrigger until compaction brings L0 back down, so
   // compaction must start first; slowing down only helps before the stop.
   if (r.l0CompactionTrigger > r.l0SlowdownTrigger) {
@@ -225,13 +227,6 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
   if (r.l0SlowdownTrigger >= r.l0StopTrigger) {
     throw new InvalidArgumentError(
       `option l0SlowdownTrigger (${r.l0SlowdownTrigger}) must be below l0StopTrigger (${r.l0StopTrigger})`,
-    );
-  }
-  if (
-    !(Number.isSafeInteger(r.maxManifestBytes) && r.maxManifestBytes >= 1024)
-  ) {
-    throw new RangeError(
-      `maxManifestBytes must be an integer of at least 1024, got ${r.maxManifestBytes}`,
     );
   }
   return r;

@@ -5,7 +5,11 @@
  * @module
  */
 import { FaultyFileSystem } from "../engine/fs.ts";
-import type { FileSystem, WritableFile } from "../engine/fs.ts";
+import type {
+  FileSystem,
+  OpenWritableOptions,
+  WritableFile,
+} from "../engine/fs.ts";
 import { realFs } from "../engine/fs.ts";
 
 /**
@@ -38,7 +42,7 @@ export class HeldSyncFs extends FaultyFileSystem {
 
   override openWritable(
     path: string,
-    opts?: { truncate?: boolean },
+    opts?: OpenWritableOptions,
   ): WritableFile {
     const inner = super.openWritable(path, opts);
     if (!path.endsWith(".log")) return inner;
