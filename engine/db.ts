@@ -250,6 +250,8 @@ export class Db {
   #fs: FileSystem;
   #lock: { release(): void };
   #closed = false;
+  /** The close() in progress or done. */
+  #closing: Promise<void> | undefined;
   /** Set once close() let go of the directory: no file may be touched after. */
   #released = false;
   /** Set after a failed fsync or manifest write: the store is read-only until reopened. */
@@ -1646,8 +1648,14 @@ export class Db {
    * Stops taking writes, finishes queued ones (synced), waits for background
    * work, closes files and releases the directory lock.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    // A second call gets the first one's promise: it resolves only once the
+    // files are closed and the directory lock released.
+    this.#closing ??= this.#closed ? Promise.resolve() : this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     while (this.#committing) await this.#commitDone;
     this.#closed = true;
     this.#wakeStalled();

@@ -105,6 +105,19 @@ Deno.test("a scan in progress when the store closes throws ClosedError on its ne
   });
 });
 
+Deno.test("a second close() resolves only once the first has released the directory", async () => {
+  await withTempDir(async (dir) => {
+    const db = await open(dir, { background: "inline" });
+    await db.put(enc("a"), enc("1"));
+    const first = db.close();
+    await db.close();
+    const again = await open(dir, { background: "inline" });
+    assert.equal(dec(again.get(enc("a"))!.value), "1");
+    await again.close();
+    await first;
+  });
+});
+
 /**
  * Overlapping flush / close / compaction calls, each run in a child
  * process: a hang may be a microtask spin that starves every timer, so
