@@ -17,7 +17,7 @@ export SHALE_BUN := $(abspath $(BUN))
 # `make run ARGS="--port 9000"` passes ARGS to `shale serve`.
 ARGS ?=
 
-.PHONY: setup test ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak abuse promtool-test clean
+.PHONY: setup test ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak abuse linearizability promtool-test clean
 
 setup: $(DENO) $(BUN)
 
@@ -118,6 +118,11 @@ promtool-test: setup
 # under SHALE_ABUSE_RSS_MIB (2048) throughout.
 abuse: setup
 	$(DENO) run $(FAULT_PERMS) tests/fault/abuse.ts
+
+# 8 HTTP clients for 60 s with 6 kill -9s of the server, history checked
+# for linearizability (SHALE_LIN_MS, SHALE_LIN_KILLS, SHALE_SEED to change).
+linearizability: setup
+	SHALE_LIN_MS=$${SHALE_LIN_MS:-60000} SHALE_LIN_KILLS=$${SHALE_LIN_KILLS:-6} $(DENO) test $(FAULT_PERMS) tests/server/linearizability_test.ts
 
 clean:
 	rm -rf dist data bench/out

@@ -226,6 +226,28 @@ interface PendingWrite {
   skeys: string[];
   resolve: (seq: number) => void;
   reject: (err: Error) => void;
+  /**
+   * Callers whose answer depends on this write (see #checkConditions), told
+   * once it is visible (true) or has failed (false).
+   */
+  watchers?: ((visible: boolean) => void)[];
+}
+
+/** A write accepted for a key and not yet visible or failed. */
+interface Inflight {
+  /** Whether the key exists after this write (a live put). */
+  live: boolean;
+  write: PendingWrite;
+}
+
+/**
+ * A condition decision that depends on writes still in flight: answer only
+ * once they are visible (then `error`, if any, stands), or re-check when one
+ * of them failed.
+ */
+interface PendingVerdict {
+  waitFor: PendingWrite[];
+  error?: PreconditionFailedError;
 }
 
 interface Immutable {
@@ -307,6 +329,8 @@ export class Db implements KeySpace {
   #fs: FileSystem;
   #lock: { release(): void };
   #closed = false;
+  /** The close() in progress or done. */
+  #closing: Promise<void> | undefined;
   /** Set once close() let go of the directory: no file may be touched after. */
   #released = false;
   /** Set after a failed fsync or manifest write: the store is read-only until reopened. */
@@ -342,7 +366,7 @@ export class Db implements KeySpace {
   #queue: PendingWrite[] = [];
   #committing = false;
   #commitDone: Promise<void> = Promise.resolve();
-  #inflight = new Map<string, { seq: number; live: boolean }>();
+  #inflight = new Map<string, Inflight>();
   #walDirty = false;
   #intervalTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -675,7 +699,7 @@ export class Db implements KeySpace {
             ifVersion: opts?.ifVersion,
           }]),
         batch: (ops) => this.#batch(id, ops),
-        scan: (opts) => this.#scan(id, opts),
+        scan: (opts) => this.#scanAt(id, opts),
         snapshot: () => this.snapshot(),
       };
       this.#spaces.set(id, space);
@@ -709,8 +733,22 @@ export class Db implements KeySpace {
       }
     }
     await this.#waitForRoom();
-    this.#checkWritable();
-    this.#checkConditions(space, ops);
+    for (;;) {
+      this.#checkWritable();
+      // Decided and enqueued in one synchronous stretch: no other write can
+      // be accepted between the check and this write's seqno.
+      const pending = this.#checkConditions(space, ops, entries.length > 0);
+      if (pending === undefined) break;
+      if (await this.#settled(pending.waitFor)) {
+        if (pending.error) {
+          this.#counters.preconditionFailures++;
+          throw pending.error;
+        }
+        this.#checkWritable();
+        return this.#visibleSeq;
+      }
+      // A write the answer depended on failed: decide again.
+    }
     if (entries.length === 0) return this.#visibleSeq;
     return this.#enqueue(
       encoded.entries,
@@ -842,21 +880,91 @@ export class Db implements KeySpace {
     }
   }
 
-  #checkConditions(space: number, ops: readonly BatchOp[]): void {
+  /**
+   * Decides a batch's conditions against every accepted write, in-flight
+   * ones included, so two racing conditional writes can never both win.
+   * Returns undefined when they hold and the batch may be enqueued now
+   * (its own fsync then covers every write it was checked against). Throws
+   * when one fails against visible state. Otherwise the answer depends on
+   * writes readers cannot see yet, and revealing it now would not be
+   * linearizable: the caller waits for them (see {@link PendingVerdict}).
+   * That is the case for a failed condition whose key has a write in
+   * flight, and for a check-only batch (it writes nothing, so no fsync of
+   * its own orders it) that read any in-flight write.
+   */
+  #checkConditions(
+    space: number,
+    ops: readonly BatchOp[],
+    writes: boolean,
+  ): PendingVerdict | undefined {
+    let read: PendingWrite[] | undefined;
     for (let i = 0; i < ops.length; i++) {
       const want = ops[i].ifVersion;
       if (want === undefined) continue;
-      const have = this.#version(space, ops[i].key);
+      const key = this.#storedKey(space, ops[i].key);
+      const p = this.#inflight.size > 0
+        ? this.#inflight.get(binaryString(key))
+        : undefined;
+      const have = p
+        ? (p.live ? p.write.seq : null)
+        : this.#visibleVersion(key);
       if (want === null ? have !== null : have !== want) {
-        this.#counters.preconditionFailures++;
-        throw new PreconditionFailedError(
+        const error = new PreconditionFailedError(
           want === null
             ? `op ${i}: key exists (version ${have})`
             : `op ${i}: expected version ${want}, found ${have ?? "none"}`,
           i,
         );
+        if (p) return { waitFor: [p.write], error };
+        this.#counters.preconditionFailures++;
+        throw error;
       }
+      if (p && !writes) (read ??= []).push(p.write);
     }
+    return read && { waitFor: read };
+  }
+
+  /**
+   * Resolves once every write in `writes` is visible (true) or once one of
+   * them failed (false). Never rejects.
+   */
+  #settled(writes: PendingWrite[]): Promise<boolean> {
+    return Promise.all(
+      writes.map((w) =>
+        new Promise<boolean>((r) => (w.watchers ??= []).push(r))
+      ),
+    ).then((all) => all.every((v) => v));
+  }
+
+  /**
+   * For conditions the caller decides itself (e.g. HTTP entity-tag lists):
+   * when a write to `key` is in flight (accepted, not yet visible), a
+   * promise that resolves once it is visible (true) or failed (false);
+   * otherwise undefined. {@link version} counts that write, so a failed
+   * condition decided from it must not be answered before this resolves
+   * true, and must be decided again if it resolves false.
+   */
+  whenSettled(key: Uint8Array): Promise<boolean> | undefined {
+    if (this.#closed) throw new ClosedError();
+    this.#checkKey(key);
+    if (this.#inflight.size === 0) return undefined;
+    const p = this.#inflight.get(
+      binaryString(this.#storedKey(USER_KEY_SPACE, key)),
+    );
+    return p ? this.#settled([p.write]) : undefined;
+  }
+
+  /** Resolves a write's caller and whoever waits on its outcome. */
+  #resolveWrite(w: PendingWrite): void {
+    w.resolve(w.seq);
+    if (w.watchers) { for (const f of w.watchers) f(true); }
+  }
+
+  /** Rejects a write's caller and tells whoever waits on its outcome. */
+  #rejectWrite(w: PendingWrite, err: Error): void {
+    this.#dropInflight(w);
+    w.reject(err);
+    if (w.watchers) { for (const f of w.watchers) f(false); }
   }
 
   #checkWritable(): void {
@@ -879,11 +987,6 @@ export class Db implements KeySpace {
       e.seq = seq;
       const skey = binaryString(e.key);
       skeys.push(skey);
-      this.#inflight.set(skey, {
-        seq,
-        live: e.kind === KIND_PUT &&
-          (e.expiresAt === 0 || e.expiresAt > this.options.clock()),
-      });
       if (e.kind === KIND_PUT) this.#counters.puts++;
       else this.#counters.deletes++;
       this.#counters.userBytes += e.key.length - 1 + e.value.length;
@@ -891,7 +994,16 @@ export class Db implements KeySpace {
     if (isBatch) this.#counters.batches++;
     frameBatch(this.#walBuf, seq, opsPayload);
     return new Promise<number>((resolve, reject) => {
-      this.#queue.push({ seq, entries, skeys, resolve, reject });
+      const write: PendingWrite = { seq, entries, skeys, resolve, reject };
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i];
+        this.#inflight.set(skeys[i], {
+          live: e.kind === KIND_PUT &&
+            (e.expiresAt === 0 || e.expiresAt > this.options.clock()),
+          write,
+        });
+      }
+      this.#queue.push(write);
       if (!this.#committing) {
         this.#committing = true;
         this.#commitDone = this.#commitLoop();
@@ -967,9 +1079,7 @@ export class Db implements KeySpace {
             this.#fail(e);
           }
           if (!this.#failure) this.#noteDiskFull(e);
-          for (const w of group) {
-            this.#dropInflight(w), w.reject(this.#failure ?? e);
-          }
+          for (const w of group) this.#rejectWrite(w, this.#failure ?? e);
           continue;
         }
         if (!this.#backgroundBlocked) this.#diskFull = undefined;
@@ -983,9 +1093,7 @@ export class Db implements KeySpace {
           }
         } catch (err) {
           this.#fail(wrapIoError(err, "WAL write"));
-          for (const w of group) {
-            this.#dropInflight(w), w.reject(this.#failure!);
-          }
+          for (const w of group) this.#rejectWrite(w, this.#failure!);
           break;
         }
         this.#counters.writeGroups++;
@@ -1006,7 +1114,7 @@ export class Db implements KeySpace {
           this.#visibleSeq = w.seq;
           this.#dropInflight(w);
         }
-        for (const w of group) w.resolve(w.seq);
+        for (const w of group) this.#resolveWrite(w);
       }
     } catch (err) {
       // Nothing above should throw; if something does, fail loudly rather
@@ -1014,9 +1122,7 @@ export class Db implements KeySpace {
       this.#fail(wrapIoError(err, "commit loop"));
     } finally {
       if (this.#failure) {
-        for (const w of this.#queue) {
-          this.#dropInflight(w), w.reject(this.#failure);
-        }
+        for (const w of this.#queue) this.#rejectWrite(w, this.#failure);
         this.#queue = [];
         this.#walBuf.reset();
       }
@@ -1026,7 +1132,7 @@ export class Db implements KeySpace {
 
   #dropInflight(w: PendingWrite): void {
     for (const id of w.skeys) {
-      if (this.#inflight.get(id)?.seq === w.seq) this.#inflight.delete(id);
+      if (this.#inflight.get(id)?.write === w) this.#inflight.delete(id);
     }
   }
 
@@ -1469,17 +1575,21 @@ export class Db implements KeySpace {
   async flush(): Promise<void> {
     this.#checkWritable();
     while (this.#committing) await this.#commitDone;
+    this.#checkWritable();
     if (this.#mem.count > 0) {
+      // The rotation holds the commit slot; #commitDone must be what ends
+      // it, or a concurrent flush() or close() waiting on #commitDone would
+      // spin on an already-resolved promise and starve the rotation's I/O.
       this.#committing = true;
-      try {
-        await this.#rotate();
-      } finally {
+      const rotated = this.#rotate().finally(() => {
         this.#committing = false;
-      }
-      if (this.#queue.length > 0 && !this.#committing) {
-        this.#committing = true;
-        this.#commitDone = this.#commitLoop();
-      }
+        if (this.#queue.length > 0) {
+          this.#committing = true;
+          this.#commitDone = this.#commitLoop();
+        }
+      });
+      this.#commitDone = rotated.catch(() => {});
+      await rotated;
     }
     while (this.#flushing) await this.#flushing;
     if (this.#failure) throw this.#failure;
@@ -1527,8 +1637,13 @@ export class Db implements KeySpace {
     const key = this.#storedKey(space, userKey);
     if (this.#inflight.size > 0) {
       const p = this.#inflight.get(binaryString(key));
-      if (p) return p.live ? p.seq : null;
+      if (p) return p.live ? p.write.seq : null;
     }
+    return this.#visibleVersion(key);
+  }
+
+  /** The version of `key`'s newest visible write; null when absent. */
+  #visibleVersion(key: Uint8Array): number | null {
     const e = this.#find(key, MAX_SEQ);
     return e !== undefined && isLive(e, this.options.clock()) ? e.seq : null;
   }
@@ -1579,15 +1694,26 @@ export class Db implements KeySpace {
 
   /**
    * Scans keys in order (or reverse) at one snapshot, yielding the newest
-   * visible version of each key. Synchronous; the scan pins the tables it
-   * reads until it finishes or is abandoned with `return()`.
+   * visible version of each key. The snapshot (seqno, memtables and pinned
+   * tables) is taken when scan() is called, not at the first `next()`, and
+   * a closed store throws ClosedError at once. Synchronous; the scan pins
+   * the tables it reads until it finishes or is abandoned with `return()`
+   * (as `break` out of a for-of does).
    */
   scan(opts: ScanOptions = {}): Generator<ScanItem> {
-    return this.#scan(USER_KEY_SPACE, opts);
+    return this.#scanAt(USER_KEY_SPACE, opts);
   }
 
-  *#scan(space: number, opts: ScanOptions = {}): Generator<ScanItem> {
+  #scanAt(space: number, opts: ScanOptions = {}): Generator<ScanItem> {
     if (this.#closed) throw new ClosedError();
+    const it = this.#scan(space, opts);
+    // Run the body up to its first (internal) yield: that takes the
+    // snapshot now. From then on, return() releases what it pinned.
+    it.next();
+    return it;
+  }
+
+  *#scan(space: number, opts: ScanOptions): Generator<ScanItem> {
     let lower = opts.start;
     let upper = opts.end;
     if (opts.prefix !== undefined && opts.prefix.length > 0) {
@@ -1595,9 +1721,13 @@ export class Db implements KeySpace {
       const pe = prefixEnd(opts.prefix);
       if (pe && (!upper || compareBytes(pe, upper) < 0)) upper = pe;
     }
-    if (lower && upper && compareBytes(lower, upper) >= 0) return;
     const limit = opts.limit ?? Infinity;
-    if (!(limit > 0)) return;
+    if (
+      (lower && upper && compareBytes(lower, upper) >= 0) || !(limit > 0)
+    ) {
+      yield undefined as unknown as ScanItem; // the snapshot point: nothing
+      return;
+    }
     // From here on, bounds are stored keys: the space's range at most.
     lower = spaceKey(space, lower);
     upper = upper !== undefined
@@ -1636,15 +1766,23 @@ export class Db implements KeySpace {
         }
       }
       const merged = new MergingIterator(children, opts.reverse ?? false);
+      const now = this.options.clock();
+      // The snapshot point: scan() resumes the body up to here at once.
+      yield undefined as unknown as ScanItem;
       const items = visibleEntries(merged, {
         snapshotSeq,
-        now: this.options.clock(),
+        now,
         lower,
         upper,
         reverse: opts.reverse ?? false,
         limit,
       });
-      for (const item of items) {
+      for (;;) {
+        // close() closes the table files under a scan still in progress.
+        if (this.#closed) throw new ClosedError();
+        const r = items.next();
+        if (r.done) break;
+        const item = r.value;
         item.key = item.key.subarray(1); // callers see their own keys
         yield item;
       }
@@ -1766,8 +1904,14 @@ export class Db implements KeySpace {
    * Stops taking writes, finishes queued ones (synced), waits for background
    * work, closes files and releases the directory lock.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    // A second call gets the first one's promise: it resolves only once the
+    // files are closed and the directory lock released.
+    this.#closing ??= this.#closed ? Promise.resolve() : this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     while (this.#committing) await this.#commitDone;
     this.#closed = true;
     this.#wakeStalled();

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { InvalidArgumentError } from "./errors.ts";
 import type { FileSystem } from "./fs.ts";
 
 /** How writes reach the disk. */
@@ -89,13 +90,70 @@ const TABLE_META_FRACTION = 0.05;
 /** Hard ceiling on key size, whatever the options say. */
 export const MAX_KEY_BYTES = 4096;
 
-/** Fills in defaults and validates ranges. */
+/** Every option `open()` knows; anything else is a typo and refused. */
+const KNOWN = new Set([
+  "memoryBudgetBytes",
+  "sync",
+  "syncIntervalMs",
+  "memtableBytes",
+  "maxImmutableMemtables",
+  "blockSize",
+  "bloomBitsPerKey",
+  "blockCacheBytes",
+  "maxOpenTables",
+  "maxKeyBytes",
+  "maxValueBytes",
+  "tableTargetBytes",
+  "baseLevelBytes",
+  "l0CompactionTrigger",
+  "l0SlowdownTrigger",
+  "l0StopTrigger",
+  "maxManifestBytes",
+  "background",
+  "salvage",
+  "clock",
+  "fs",
+]);
+
+function invalid(option: string, rule: string, got: unknown): never {
+  const shown = typeof got === "string" ? JSON.stringify(got) : String(got);
+  throw new InvalidArgumentError(
+    `option ${option} must be ${rule}, got ${shown}`,
+  );
+}
+
+/** An integer in [min, max]; anything else can never make progress. */
+function checkInt(option: string, v: unknown, min: number, max?: number) {
+  if (
+    typeof v !== "number" || !Number.isSafeInteger(v) || v < min ||
+    (max !== undefined && v > max)
+  ) {
+    invalid(
+      option,
+      max === undefined
+        ? `an integer of at least ${min}`
+        : `an integer from ${min} to ${max}`,
+      v,
+    );
+  }
+}
+
+/**
+ * Fills in defaults and validates every option: a value that could never
+ * make progress (a zero size, no room for frozen memtables, L0 triggers out
+ * of order) is refused with an InvalidArgumentError naming the option,
+ * rather than accepted and then hanging the first write.
+ */
 export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
+  if (typeof o !== "object" || o === null) {
+    throw new InvalidArgumentError("options must be an object");
+  }
+  for (const k of Object.keys(o)) {
+    if (!KNOWN.has(k)) throw new InvalidArgumentError(`unknown option ${k}`);
+  }
   const budget = o.memoryBudgetBytes;
   if (budget !== undefined) {
-    if (!(Number.isFinite(budget) && budget >= 8 << 20)) {
-      throw new RangeError("memoryBudgetBytes must be at least 8 MiB");
-    }
+    checkInt("memoryBudgetBytes", budget, 8 << 20);
     const table = o.tableTargetBytes ?? 8 << 20;
     o = {
       ...o,
@@ -132,34 +190,43 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     fs: o.fs,
   };
   if (!["always", "interval", "none"].includes(r.sync)) {
-    throw new RangeError(
-      `sync must be always, interval or none, got ${r.sync}`,
+    invalid("sync", "always, interval or none", r.sync);
+  }
+  if (r.background !== "worker" && r.background !== "inline") {
+    invalid("background", "worker or inline", r.background);
+  }
+  if (typeof r.salvage !== "boolean") {
+    invalid("salvage", "a boolean", r.salvage);
+  }
+  if (typeof r.clock !== "function") invalid("clock", "a function", r.clock);
+  if (r.fs !== undefined && (typeof r.fs !== "object" || r.fs === null)) {
+    invalid("fs", "a FileSystem", r.fs);
+  }
+  checkInt("syncIntervalMs", r.syncIntervalMs, 1);
+  checkInt("memtableBytes", r.memtableBytes, 1);
+  checkInt("maxImmutableMemtables", r.maxImmutableMemtables, 1);
+  checkInt("blockSize", r.blockSize, 1);
+  checkInt("bloomBitsPerKey", r.bloomBitsPerKey, 1, 64);
+  checkInt("blockCacheBytes", r.blockCacheBytes, 1);
+  checkInt("maxOpenTables", r.maxOpenTables, 1);
+  checkInt("maxKeyBytes", r.maxKeyBytes, 1, MAX_KEY_BYTES);
+  checkInt("maxValueBytes", r.maxValueBytes, 1);
+  checkInt("tableTargetBytes", r.tableTargetBytes, 1);
+  checkInt("baseLevelBytes", r.baseLevelBytes, 1);
+  checkInt("l0CompactionTrigger", r.l0CompactionTrigger, 1);
+  checkInt("l0SlowdownTrigger", r.l0SlowdownTrigger, 1);
+  checkInt("l0StopTrigger", r.l0StopTrigger, 1);
+  checkInt("maxManifestBytes", r.maxManifestBytes, 1024);
+  // Writes stop at l0StopTrigger until compaction brings L0 back down, so
+  // compaction must start first; slowing down only helps before the stop.
+  if (r.l0CompactionTrigger > r.l0SlowdownTrigger) {
+    throw new InvalidArgumentError(
+      `option l0CompactionTrigger (${r.l0CompactionTrigger}) must not be above l0SlowdownTrigger (${r.l0SlowdownTrigger})`,
     );
   }
-  if (r.maxKeyBytes < 1 || r.maxKeyBytes > MAX_KEY_BYTES) {
-    throw new RangeError(`maxKeyBytes must be 1..${MAX_KEY_BYTES}`);
-  }
-  for (
-    const k of [
-      "memtableBytes",
-      "blockSize",
-      "blockCacheBytes",
-      "maxOpenTables",
-      "tableTargetBytes",
-      "baseLevelBytes",
-      "l0CompactionTrigger",
-      "syncIntervalMs",
-    ] as const
-  ) {
-    if (!(Number.isFinite(r[k]) && r[k] > 0)) {
-      throw new RangeError(`${k} must be a positive number`);
-    }
-  }
-  if (
-    !(Number.isSafeInteger(r.maxManifestBytes) && r.maxManifestBytes >= 1024)
-  ) {
-    throw new RangeError(
-      `maxManifestBytes must be an integer of at least 1024, got ${r.maxManifestBytes}`,
+  if (r.l0SlowdownTrigger >= r.l0StopTrigger) {
+    throw new InvalidArgumentError(
+      `option l0SlowdownTrigger (${r.l0SlowdownTrigger}) must be below l0StopTrigger (${r.l0StopTrigger})`,
     );
   }
   return r;

@@ -546,7 +546,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       "value_too_large",
       "value",
     );
-    const ifVersion = conditionFor(ctx.req, key);
+    const ifVersion = await conditionFor(ctx.req, key);
     const version = await db.put(key, value, { expiresAt, ifVersion });
     return new Response(null, {
       status: 204,
@@ -556,48 +556,33 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
 
   async function deleteKey(ctx: Ctx, key: Uint8Array): Promise<Response> {
     parseQuery(ctx.query, []);
-    const ifVersion = conditionFor(ctx.req, key);
+    const ifVersion = await conditionFor(ctx.req, key);
     await db.delete(key, { ifVersion });
     return new Response(null, { status: 204 });
   }
 
   /**
    * Turns If-Match / If-None-Match into the engine's `ifVersion`. The current
-   * version is read and the write issued in the same synchronous stretch, and
-   * the engine re-checks `ifVersion` atomically, so racing writers cannot both
-   * win.
+   * version counts writes still waiting for their fsync, and the engine
+   * re-checks `ifVersion` atomically, so racing writers cannot both win. A
+   * 412 decided from a write readers cannot see yet waits until that write
+   * is visible (and is decided again if that write failed): answering
+   * earlier would reveal a write that a following GET does not return.
    */
-  function conditionFor(
+  async function conditionFor(
     req: Request,
     key: Uint8Array,
-  ): number | null | undefined {
+  ): Promise<number | null | undefined> {
     const ifMatch = parseTags(req.headers.get("if-match"), "If-Match");
     const ifNone = parseTags(req.headers.get("if-none-match"), "If-None-Match");
     if (ifMatch === undefined && ifNone === undefined) return undefined;
-    const current = db.version(key);
-    if (ifMatch !== undefined) {
-      if (current === null || !tagsMatch(ifMatch, current, true)) {
-        throw new HttpError(
-          412,
-          "precondition_failed",
-          current === null
-            ? "If-Match failed: the key does not exist"
-            : `If-Match failed: current version is ${current}`,
-          current === null ? undefined : { etag: `"${current}"` },
-        );
-      }
+    for (;;) {
+      const current = db.version(key);
+      const failure = conditionFailure(ifMatch, ifNone, current);
+      if (failure === undefined) return current;
+      const settled = db.whenSettled(key);
+      if (settled === undefined || await settled) throw failure;
     }
-    if (ifNone !== undefined && current !== null) {
-      if (tagsMatch(ifNone, current, false)) {
-        throw new HttpError(
-          412,
-          "precondition_failed",
-          `If-None-Match failed: the key exists at version ${current}`,
-          { etag: `"${current}"` },
-        );
-      }
-    }
-    return current;
   }
 
   function range(ctx: Ctx): Response {
@@ -1152,6 +1137,37 @@ function checkTtl(seconds: number, what: string): number {
     );
   }
   return seconds;
+}
+
+/** The 412 that If-Match / If-None-Match give at `current`, or undefined. */
+function conditionFailure(
+  ifMatch: Tags | undefined,
+  ifNone: Tags | undefined,
+  current: number | null,
+): HttpError | undefined {
+  if (ifMatch !== undefined) {
+    if (current === null || !tagsMatch(ifMatch, current, true)) {
+      return new HttpError(
+        412,
+        "precondition_failed",
+        current === null
+          ? "If-Match failed: the key does not exist"
+          : `If-Match failed: current version is ${current}`,
+        current === null ? undefined : { etag: `"${current}"` },
+      );
+    }
+  }
+  if (ifNone !== undefined && current !== null) {
+    if (tagsMatch(ifNone, current, false)) {
+      return new HttpError(
+        412,
+        "precondition_failed",
+        `If-None-Match failed: the key exists at version ${current}`,
+        { etag: `"${current}"` },
+      );
+    }
+  }
+  return undefined;
 }
 
 /** Parsed If-Match / If-None-Match: `"*"`, or entity tags with weakness. */

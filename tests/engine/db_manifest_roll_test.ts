@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { Db } from "../../mod.ts";
-import { FaultyFileSystem, open } from "../../mod.ts";
+import { FaultyFileSystem, InvalidArgumentError, open } from "../../mod.ts";
 import { dec, enc, NoSyncFileSystem, withTempDir } from "../_helpers.ts";
 
 const key = (i: number) => enc(`key-${String(i).padStart(5, "0")}`);
@@ -70,7 +70,8 @@ Deno.test("maxManifestBytes is validated, naming the option", async () => {
     await assert.rejects(
       open("/nonexistent/never-created", { maxManifestBytes: bad }),
       (err: unknown) =>
-        err instanceof RangeError && /maxManifestBytes/.test(err.message),
+        err instanceof InvalidArgumentError &&
+        /maxManifestBytes/.test(err.message),
       `maxManifestBytes: ${bad}`,
     );
   }

@@ -2,6 +2,7 @@
 import { deepEqual, ok } from "node:assert/strict";
 import { type Db, type ErrorCode, open } from "../../mod.ts";
 import { createHandler, ERROR_STATUS } from "../../server/app.ts";
+import { HeldSyncFs } from "../_held_sync_fs.ts";
 
 async function withDb(fn: (db: Db) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "shale-app-" });
@@ -68,4 +69,55 @@ Deno.test("an unexpected engine failure is logged and answered 500 with the JSON
     deepEqual(logs, ["unhandled error"]);
     deepEqual(h.metrics.toJSON().serverErrors, 1);
   });
+});
+
+Deno.test("a 412 is answered only once the write it lost to is visible to a GET", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "shale-app-" });
+  const fs = new HeldSyncFs();
+  const db = await open(dir, { fs, background: "inline" });
+  const h = createHandler(db);
+  try {
+    const cases: [string, Record<string, string>][] = [
+      ["If-None-Match", { "if-none-match": "*" }],
+      ["If-Match", { "if-match": '"1"' }],
+    ];
+    await h(new Request("http://x/kv/k", { method: "PUT", body: "v1" }));
+    await h(new Request("http://x/kv/k", { method: "DELETE" }));
+    for (const [name, headers] of cases) {
+      fs.hold();
+      // A: creates the key; its fsync is held, so it is in flight.
+      const a = h(
+        new Request("http://x/kv/k", {
+          method: "PUT",
+          body: `a ${name}`,
+          headers: { "if-none-match": "*" },
+        }),
+      );
+      await fs.reached;
+      // B loses to A: its 412 must wait until A is visible.
+      const b = h(
+        new Request("http://x/kv/k", {
+          method: "PUT",
+          body: "b",
+          headers,
+        }),
+      ).then(async (res) => {
+        const get = await h(new Request("http://x/kv/k"));
+        return { status: res.status, get: get.status, body: await get.text() };
+      });
+      let answered = false;
+      b.then(() => answered = true);
+      await new Promise((r) => setTimeout(r, 20));
+      deepEqual(answered, false, `${name}: 412 before A is visible`);
+      fs.release();
+      deepEqual((await a).status, 204);
+      deepEqual(await b, { status: 412, get: 200, body: `a ${name}` }, name);
+      await h(new Request("http://x/kv/k", { method: "DELETE" }));
+    }
+  } finally {
+    fs.release();
+    h.close();
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -5,7 +5,8 @@
  * input, versions) are checked here directly with fetch.
  */
 import assert from "node:assert/strict";
-import { type Db, open } from "../../mod.ts";
+import { type Db, type FileSystem, open } from "../../mod.ts";
+import { HeldSyncFs } from "../_held_sync_fs.ts";
 import { createHandler, type Handler } from "../../server/app.ts";
 import { kvConnectWatchCount } from "../../server/kv_connect/handler.ts";
 import {
@@ -26,8 +27,17 @@ interface Shale {
   stop(): Promise<void>;
 }
 
-async function startShale(dir: string, authToken = TOKEN): Promise<Shale> {
-  const db = await open(dir, { sync: "none", background: "inline" });
+async function startShale(
+  dir: string,
+  authToken = TOKEN,
+  fs?: FileSystem,
+): Promise<Shale> {
+  // With an injected file system (to hold fsyncs), writes do sync.
+  const db = await open(dir, {
+    sync: fs ? "always" : "none",
+    background: "inline",
+    fs,
+  });
   const app: Handler = createHandler(db, { authToken, log: () => {} });
   // The real server handler: app.ts routes /deno-kv to KV Connect.
   const server = Deno.serve(
@@ -47,9 +57,12 @@ async function startShale(dir: string, authToken = TOKEN): Promise<Shale> {
   };
 }
 
-async function withShale(fn: (s: Shale, dir: string) => Promise<void>) {
+async function withShale(
+  fn: (s: Shale, dir: string) => Promise<void>,
+  fs?: FileSystem,
+) {
   const dir = await Deno.makeTempDir({ prefix: "shale-kvc-test-" });
-  const s = await startShale(dir);
+  const s = await startShale(dir, TOKEN, fs);
   try {
     await fn(s, dir);
   } finally {
@@ -428,6 +441,44 @@ Deno.test("a failed atomic write names every failing check and writes nothing", 
     assert.equal(written?.version, seq + 1);
     assert.equal(written?.encoding, 0); // VE_BYTES is stored as raw bytes
   });
+});
+
+Deno.test("a failed KV Connect check that lost to an in-flight write waits until it is visible", async () => {
+  const fs = new HeldSyncFs();
+  await withShale(async (s) => {
+    const m = await exchange(s, "held");
+    const headers = {
+      authorization: `Bearer ${m.token}`,
+      "x-denokv-version": "3",
+      "x-denokv-database-id": String(m.databaseId),
+    };
+    const k1 = [0x02, 0x61, 0x00]; // ["a"]
+    const full = join(dataPrefix("held"), new Uint8Array(k1));
+    fs.hold();
+    // In flight: accepted, its fsync held, not visible.
+    const a = kvConnectSpace(s.db).put(full, new Uint8Array([1]));
+    await fs.reached;
+    // Check ["a"] is absent: it fails because of a, so it must wait for a.
+    const absent = field(1, field(1, k1));
+    let answered = false;
+    const res = post(`${s.url("held")}/atomic_write`, absent, headers).then(
+      async (r) => {
+        answered = true;
+        return {
+          body: new Uint8Array(await r.arrayBuffer()),
+          seen: kvConnectSpace(s.db).get(full)?.version,
+        };
+      },
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answered, false, "check failure answered before a is visible");
+    fs.release();
+    const seq = await a;
+    const out = await res;
+    // AW_CHECK_FAILURE, failed check 0; a read right after sees a.
+    assert.deepEqual(out.body, new Uint8Array([0x08, 2, 0x22, 1, 0]));
+    assert.equal(out.seen, seq);
+  }, fs).finally(() => fs.release());
 });
 
 Deno.test("KV Connect data lives in its own key space: /kv/ never sees it, and it never sees /kv/ keys", async () => {
