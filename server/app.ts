@@ -17,6 +17,7 @@
  * @module
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import process from "node:process";
 import {
   type BatchOp,
   type Db,
@@ -45,7 +46,10 @@ import { Metrics } from "./metrics.ts";
 import {
   closeKvConnectWatches,
   handleKvConnect,
+  kvConnectWatchCount,
 } from "./kv_connect/handler.ts";
+import { type StatsBody, StatsStreams } from "./routes/stats_stream.ts";
+import { isUiPath, uiResponse } from "./routes/ui.ts";
 
 export { HttpError } from "./_codec.ts";
 export { ERROR_STATUS, type LogFn } from "./errors.ts";
@@ -74,6 +78,8 @@ export interface HandlerOptions {
   clock?: () => number;
   /** Where server faults are reported. Default: `console.error`. */
   log?: LogFn;
+  /** Period of `/stats/stream` events in ms. Default 1000. */
+  statsStreamIntervalMs?: number;
   /** Counters to update; a fresh {@link Metrics} when omitted. */
   metrics?: Metrics;
 }
@@ -164,6 +170,10 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
   const held = new Map<string, HeldSnapshot>();
   let draining = false;
   let cursorsExpired = 0;
+  const statsStreams = new StatsStreams({
+    stats: statsBody,
+    latency: () => metrics.latencyCounts(isDataRoute),
+  }, options.statsStreamIntervalMs);
 
   function releaseExpired(now: number): void {
     for (const [id, h] of held) {
@@ -201,6 +211,11 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
         log,
       });
     }
+    if (isUiPath(path)) {
+      // The dashboard's files are public; the API calls it makes are not.
+      ctx.route = "/ui";
+      return readOnly(ctx, READ_ALLOW, () => ui(ctx));
+    }
     checkAuth(req);
     if (path.startsWith("/kv/")) {
       const rest = path.slice(4);
@@ -229,6 +244,13 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     if (path === "/stats") {
       ctx.route = "/stats";
       return readOnly(ctx, READ_ALLOW, () => stats(ctx));
+    }
+    if (path === "/stats/stream") {
+      ctx.route = "/stats/stream";
+      return readOnly(ctx, READ_ALLOW, () => {
+        parseQuery(ctx.query, []);
+        return statsStreams.open(req.signal);
+      });
     }
     if (path === "/metrics") {
       ctx.route = "/metrics";
@@ -322,13 +344,40 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
 
   function stats(ctx: Ctx): Response {
     parseQuery(ctx.query, []);
-    return json(200, {
+    return json(200, statsBody());
+  }
+
+  function statsBody(): StatsBody {
+    const mem = process.memoryUsage();
+    return {
       engine: db.stats(),
       server: {
         ...metrics.toJSON(),
         cursors: { open: held.size, expired: cursorsExpired },
+        health: draining ? { ok: false, code: "not_ready" } : db.health(),
+        statsStreams: statsStreams.size,
+        kvConnectWatches: kvConnectWatchCount(db),
+        memory: {
+          rss: mem.rss,
+          heapUsed: mem.heapUsed,
+          heapTotal: mem.heapTotal,
+          external: mem.external,
+        },
       },
-    });
+    };
+  }
+
+  function ui(ctx: Ctx): Response {
+    parseQuery(ctx.query, []);
+    const res = uiResponse(ctx.path);
+    if (res === undefined) {
+      throw new HttpError(
+        404,
+        "unknown_route",
+        `no route for ${clip(ctx.path)}`,
+      );
+    }
+    return res;
   }
 
   function prometheus(ctx: Ctx): Response {
@@ -887,8 +936,10 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     drain() {
       draining = true;
       closeKvConnectWatches(db);
+      statsStreams.closeAll();
     },
     close() {
+      statsStreams.closeAll();
       for (const h of held.values()) releaseQuietly(h.snapshot);
       held.clear();
     },
@@ -896,6 +947,11 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
 }
 
 // ---- helpers --------------------------------------------------------------
+
+/** Routes whose latency the stats stream reports: the data API, not monitoring. */
+function isDataRoute(route: string): boolean {
+  return route.startsWith("/kv/") || route === "/deno-kv";
+}
 
 /** The smallest key /kv/ may use: keys starting with byte 0x00 are reserved. */
 const FIRST_USER_KEY = new Uint8Array([1]);

@@ -638,11 +638,15 @@ contract(
   [],
   {},
   async ({ base }) => {
-    for (const path of ["/", "/kv", "/nope", "/kvx/a", "/health/x"]) {
+    for (const path of ["/kv", "/nope", "/kvx/a", "/health/x", "/ui/x"]) {
       const r = await fetch(`${base}${path}`);
       deepEqual(r.status, 404, path);
       deepEqual(errorCode(await r.text()), "unknown_route");
     }
+    // "/" is the way to the dashboard.
+    const root = await fetch(`${base}/`, { redirect: "manual" });
+    deepEqual([root.status, root.headers.get("location")], [302, "/ui"]);
+    await root.body?.cancel();
     const cases: [string, string, string][] = [
       ["POST", "/kv/a", "GET, HEAD, PUT, DELETE"],
       ["PATCH", "/kv/a", "GET, HEAD, PUT, DELETE"],
