@@ -9,7 +9,7 @@
 
 (() => {
   const TOKEN_KEY = "shale.token";
-  const HISTORY = 120; // seconds of history in each sparkline
+  const HISTORY = 60; // seconds of history in each sparkline
   const PAGE_SIZE = 50;
   const MAX_SHOWN_BYTES = 256 * 1024; // longer values are shown truncated
 
@@ -189,6 +189,7 @@
 
   function showLogin(message) {
     stopStream();
+    setLive("signed out", "muted");
     $("login").hidden = false;
     $("login-error").hidden = !message;
     $("login-error").textContent = message || "";
@@ -268,18 +269,19 @@
     },
     {
       id: "errors",
-      label: "Error rate",
+      // Server errors: a 404 for a missing key is an answer, not a fault.
+      label: "Error rate (5xx)",
       value: (e) => e.rates && errorRate(e.rates),
       text: (e) =>
         e.rates
-          ? (e.rates.requests > 0
-            ? (errorRate(e.rates) * 100).toFixed(1) + " %"
+          ? (errorRate(e.rates) > 0
+            ? (errorRate(e.rates) * 100).toFixed(2) + " %"
             : "0 %")
           : "–",
       sub: (e) =>
         e.rates
-          ? fmtNum(e.rates.clientErrors) + " 4xx/s, " +
-            fmtNum(e.rates.serverErrors) + " 5xx/s"
+          ? fmtNum(e.rates.serverErrors) + " 5xx/s · " +
+            fmtNum(e.rates.clientErrors) + " 4xx/s (client)"
           : "",
       color: "--bad",
     },
@@ -305,20 +307,17 @@
     },
     {
       id: "streams",
-      label: "Open streams",
-      value: (e) =>
-        e.stats.server.kvConnectWatches + e.stats.server.statsStreams,
-      text: (e) => fmtNum(e.stats.server.kvConnectWatches),
+      label: "Watch streams",
+      value: (e) => e.stats.server.kvConnectWatches,
       sub: (e) =>
         "KV Connect watches · " + fmtNum(e.stats.server.statsStreams) +
-        " dashboards",
-      series: (e) => e.stats.server.kvConnectWatches,
+        (e.stats.server.statsStreams === 1 ? " dashboard" : " dashboards"),
       color: "--c2",
     },
   ];
 
   function errorRate(r) {
-    return r.requests > 0 ? (r.clientErrors + r.serverErrors) / r.requests : 0;
+    return r.requests > 0 ? r.serverErrors / r.requests : 0;
   }
 
   const history = new Map(TILES.map((t) => [t.id, []]));
@@ -346,6 +345,9 @@
     const ctx = canvas.getContext("2d");
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, w, h);
+    // Baseline, so an idle chart reads as "zero", not as "missing".
+    ctx.fillStyle = cssVar("--line");
+    ctx.fillRect(0, h - 1, w, 1);
     const vals = points.map((p) => (Number.isFinite(p) ? p : 0));
     if (vals.length < 2) return;
     const max = Math.max(...vals, 1e-9);
