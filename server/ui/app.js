@@ -760,6 +760,10 @@
     const value = new Uint8Array(await res.arrayBuffer());
     selected = { key, version, value };
     showValue();
+    // On narrow screens the viewer sits below the list: bring it into view.
+    if (matchMedia("(max-width: 1000px)").matches) {
+      $("viewer").scrollIntoView({ block: "start" });
+    }
     for (const tr of $("key-rows").children) {
       tr.classList.toggle("selected", tr.dataset.key === toHex(key));
     }

@@ -177,6 +177,15 @@ async function clickRow(page: Page, shown: string): Promise<void> {
   );
 }
 
+/**
+ * Clicks `selector` once it is visible: the page shows and hides parts as
+ * answers arrive, and a click on a hidden element would be lost.
+ */
+async function click(page: Page, selector: string): Promise<void> {
+  await page.waitForSelector(selector, { visible: true, timeout: 5000 });
+  await page.click(selector);
+}
+
 async function search(page: Page, prefix: string, enc = "text") {
   await page.select("#search-mode", "prefix");
   await page.select("#search-enc", enc);
@@ -185,7 +194,7 @@ async function search(page: Page, prefix: string, enc = "text") {
     (e) => (e as unknown as { value: string }).value = "",
   );
   await page.type("#search-prefix", prefix);
-  await page.click("#search-go");
+  await click(page, "#search-go");
 }
 
 const updates = (page: Page) =>
@@ -317,6 +326,27 @@ Deno.test({
       );
       ok(Number(overflow) <= 0, `page is ${overflow}px wider than the screen`);
       await shot(phone, "overview-phone");
+      // The key browser too: list, then a value under it.
+      await click(phone, "#tab-keys");
+      await phone.waitForFunction(
+        "document.querySelectorAll('#key-rows tr').length === 50",
+      );
+      await clickRow(phone, "load/0/0");
+      await phone.waitForFunction(
+        "document.querySelector('#v-meta').textContent.startsWith('version')",
+      );
+      const keysOverflow = await phone.evaluate(
+        "document.documentElement.scrollWidth - window.innerWidth",
+      );
+      ok(Number(keysOverflow) <= 0, `keys view ${keysOverflow}px too wide`);
+      // Opening a key scrolled its viewer (below the list here) into sight.
+      const top = Number(
+        await phone.evaluate(
+          "document.querySelector('#viewer').getBoundingClientRect().top",
+        ),
+      );
+      ok(top >= 0 && top < 844 / 2, `viewer at ${top}px`);
+      await shot(phone, "keys-phone");
       await phone.close();
     });
 
@@ -331,7 +361,7 @@ Deno.test({
     await t.step(
       "keys: browse a prefix with binary keys, text and hex",
       async () => {
-        await page.click("#tab-keys");
+        await click(page, "#tab-keys");
         await search(page, "bin/");
         await page.waitForFunction(
           "document.querySelectorAll('#key-rows tr').length === 2",
@@ -350,19 +380,19 @@ Deno.test({
         await page.waitForFunction(
           "document.querySelector('#v-meta').textContent.startsWith('version')",
         );
-        await page.click('#v-modes [data-mode="json"]');
+        await click(page, '#v-modes [data-mode="json"]');
         equal(
           await text(page, "#v-value"),
           '{\n  "name": "shale",\n  "tags": [\n    "lsm",\n    "kv"\n  ]\n}',
         );
         await shot(page, "keys");
-        await page.click('#v-modes [data-mode="hex"]');
+        await click(page, '#v-modes [data-mode="hex"]');
         ok(
           (await text(page, "#v-value")).startsWith(
             "00000000  7b 22 6e 61 6d 65",
           ),
         );
-        await page.click('#v-modes [data-mode="text"]');
+        await click(page, '#v-modes [data-mode="text"]');
       },
     );
 
@@ -372,7 +402,7 @@ Deno.test({
         "document.querySelectorAll('#key-rows tr').length === 50",
       );
       equal(await text(page, "#key-rows tr td"), "page/000");
-      await page.click("#page-next");
+      await click(page, "#page-next");
       await page.waitForFunction(
         "document.querySelectorAll('#key-rows tr').length === 10",
       );
@@ -383,7 +413,7 @@ Deno.test({
           (b) => (b as { disabled: boolean }).disabled,
         ),
       );
-      await page.click("#page-prev");
+      await click(page, "#page-prev");
       await page.waitForFunction(
         "document.querySelectorAll('#key-rows tr').length === 50",
       );
@@ -397,13 +427,13 @@ Deno.test({
         await page.waitForFunction(
           "document.querySelector('#v-value').textContent === 'v7'",
         );
-        await page.click("#v-edit");
+        await click(page, "#v-edit");
         await page.$eval(
           "#v-text",
           (e) => (e as unknown as { value: string }).value = "",
         );
         await page.type("#v-text", "edited in the browser");
-        await page.click("#v-save");
+        await click(page, "#v-save");
         await page.waitForFunction(
           "document.querySelector('#v-message').textContent.startsWith('Saved')",
         );
@@ -421,11 +451,11 @@ Deno.test({
         await page.waitForFunction(
           "document.querySelector('#v-value').textContent === 'v8'",
         );
-        await page.click("#v-edit");
+        await click(page, "#v-edit");
         // Someone else writes the key while the page shows version N.
         await put(base, "page/008", "changed elsewhere");
         await page.type("#v-text", " and mine");
-        await page.click("#v-save");
+        await click(page, "#v-save");
         await page.waitForFunction(
           "document.querySelector('#v-message').classList.contains('error')",
         );
@@ -438,16 +468,16 @@ Deno.test({
           text: "changed elsewhere",
         });
         await shot(page, "conflict");
-        await page.click("#v-cancel");
+        await click(page, "#v-cancel");
       },
     );
 
     await t.step("keys: create and delete through the page", async () => {
-      await page.click("#new-key");
+      await click(page, "#new-key");
       await page.select("#search-enc", "text");
       await page.type("#v-newkey", "made/in the ui");
       await page.type("#v-text", "hello");
-      await page.click("#v-save");
+      await click(page, "#v-save");
       await page.waitForFunction(
         "document.querySelector('#v-message').textContent.startsWith('Saved')",
       );
@@ -456,10 +486,10 @@ Deno.test({
         text: "hello",
       });
       // Creating it again is refused: If-None-Match: *.
-      await page.click("#new-key");
+      await click(page, "#new-key");
       await page.type("#v-newkey", "made/in the ui");
       await page.type("#v-text", "again");
-      await page.click("#v-save");
+      await click(page, "#v-save");
       await page.waitForFunction(
         "document.querySelector('#v-message').classList.contains('error')",
       );
@@ -467,20 +497,21 @@ Deno.test({
       deepEqual((await get(base, "made/in the ui")).text, "hello");
 
       // Delete with confirmation; cancelling first deletes nothing.
-      await page.click("#v-cancel");
+      await click(page, "#v-cancel");
       await search(page, "made/");
       await clickRow(page, "made/in the ui");
+      await page.waitForSelector("#v-read", { visible: true });
       await page.waitForFunction(
         "document.querySelector('#v-value').textContent === 'hello'",
       );
-      await page.click("#v-delete");
+      await click(page, "#v-delete");
       await page.waitForSelector("#confirm[open]");
-      await page.click("#confirm-cancel");
+      await click(page, "#confirm-cancel");
       equal((await get(base, "made/in the ui")).status, 200);
-      await page.click("#v-delete");
+      await click(page, "#v-delete");
       await page.waitForSelector("#confirm[open]");
       await shot(page, "delete-confirm");
-      await page.click("#confirm-ok");
+      await click(page, "#confirm-ok");
       await page.waitForFunction(
         "document.querySelector('#v-message').textContent === 'Deleted.'",
       );
@@ -499,7 +530,7 @@ Deno.test({
         await p.waitForSelector("#login:not([hidden])");
         await shot(p, "login");
         await p.type("#login-token", "wrong");
-        await p.click("#login-go");
+        await click(p, "#login-go");
         await p.waitForSelector("#login-error:not([hidden])");
         equal(await text(p, "#login-error"), "The token was refused.");
         await p.$eval(
@@ -507,7 +538,7 @@ Deno.test({
           (e) => (e as unknown as { value: string }).value = "",
         );
         await p.type("#login-token", TOKEN);
-        await p.click("#login-go");
+        await click(p, "#login-go");
         await p.waitForSelector("#login", { hidden: true });
         await p.waitForFunction("Number(document.body.dataset.updates) >= 2");
         equal(
