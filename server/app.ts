@@ -249,7 +249,11 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       ctx.route = "/stats/stream";
       return readOnly(ctx, READ_ALLOW, () => {
         parseQuery(ctx.query, []);
-        return statsStreams.open(req.signal);
+        // HEAD gets the headers only: the stream never ends, so a body to
+        // measure and drop would never finish.
+        return req.method === "HEAD"
+          ? statsStreams.head()
+          : statsStreams.open(req.signal);
       });
     }
     if (path === "/metrics") {

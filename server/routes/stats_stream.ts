@@ -154,6 +154,11 @@ export class StatsStreams {
     return new Response(body, { headers: SSE_HEADERS });
   }
 
+  /** The headers of a stream without one (for HEAD). */
+  head(): Response {
+    return new Response(null, { headers: SSE_HEADERS });
+  }
+
   /** Ends every open stream (server shutting down). */
   closeAll(): void {
     for (const stop of [...this.#open]) stop();
