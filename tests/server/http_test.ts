@@ -647,6 +647,20 @@ contract(
     const root = await fetch(`${base}/`, { redirect: "manual" });
     deepEqual([root.status, root.headers.get("location")], [302, "/ui"]);
     await root.body?.cancel();
+    // Its files are part of the program (on Bun and in the binary as well).
+    for (
+      const [path, type] of [["/ui", "text/html"], [
+        "/ui/app.js",
+        "text/javascript",
+      ]]
+    ) {
+      const f = await fetch(`${base}${path}`);
+      deepEqual([f.status, f.headers.get("content-type")?.split(";")[0]], [
+        200,
+        type,
+      ]);
+      ok((await f.text()).length > 1000, path);
+    }
     const cases: [string, string, string][] = [
       ["POST", "/kv/a", "GET, HEAD, PUT, DELETE"],
       ["PATCH", "/kv/a", "GET, HEAD, PUT, DELETE"],
