@@ -17,7 +17,7 @@ export SHALE_BUN := $(abspath $(BUN))
 # `make run ARGS="--port 9000"` passes ARGS to `shale serve`.
 ARGS ?=
 
-.PHONY: setup test ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak abuse linearizability promtool-test clean
+.PHONY: setup browser test ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak abuse linearizability promtool-test clean
 
 setup: $(DENO) $(BUN)
 
@@ -30,6 +30,11 @@ $(LOCAL_DENO) $(LOCAL_BUN):
 	@# run it by hand where npm skipped it.
 	@$(LOCAL_BUN) --version >/dev/null 2>&1 || (cd $(TOOLS)/node_modules/bun && node install.js)
 	$@ --version
+
+# Debian's Chromium for the dashboard's browser tests (tests/server/ui/);
+# without it those tests show as ignored. CI runs this before `make test`.
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) || sudo sh -c 'apt-get update -qq && apt-get install -y -qq chromium'
 
 fmt: setup
 	$(DENO) fmt
@@ -50,7 +55,7 @@ test: setup
 	$(DENO) task check
 	$(DENO) task test
 
-ci: test
+ci: browser test
 
 run: setup
 	$(DENO) task start $(ARGS)
@@ -125,4 +130,4 @@ linearizability: setup
 	SHALE_LIN_MS=$${SHALE_LIN_MS:-60000} SHALE_LIN_KILLS=$${SHALE_LIN_KILLS:-6} $(DENO) test $(FAULT_PERMS) tests/server/linearizability_test.ts
 
 clean:
-	rm -rf dist data bench/out
+	rm -rf dist data bench/out tests/out

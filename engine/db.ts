@@ -1231,6 +1231,37 @@ export class Db implements KeySpace {
       this.#versions.current.levels[0].length >= this.options.l0StopTrigger;
   }
 
+  /**
+   * What {@link #waitForRoom} would do to a write arriving now, and why:
+   * the stall and slowdown counters only say it happened before.
+   */
+  #writeState(): { state: "ok" | "slowdown" | "stall"; reason: string | null } {
+    const imm = this.#imm.length;
+    const l0 = this.#versions.current.levels[0].length;
+    const o = this.options;
+    if (imm >= o.maxImmutableMemtables) {
+      return {
+        state: "stall",
+        reason:
+          `${imm} frozen memtables wait for a flush (limit ${o.maxImmutableMemtables})`,
+      };
+    }
+    if (l0 >= o.l0StopTrigger) {
+      return {
+        state: "stall",
+        reason: `L0 has ${l0} tables (writes wait at ${o.l0StopTrigger})`,
+      };
+    }
+    if (l0 >= o.l0SlowdownTrigger) {
+      return {
+        state: "slowdown",
+        reason:
+          `L0 has ${l0} tables (writes slow down at ${o.l0SlowdownTrigger})`,
+      };
+    }
+    return { state: "ok", reason: null };
+  }
+
   #wakeStalled(): void {
     const waiters = this.#stallWaiters;
     this.#stallWaiters = [];
@@ -1888,6 +1919,11 @@ export class Db implements KeySpace {
         tableMeta: this.#tables.metaBytes,
       },
       snapshots: [...this.#snapshots.values()].reduce((a, b) => a + b, 0),
+      background: {
+        flushing: this.#flushing !== undefined,
+        compacting: this.#compacting !== undefined,
+      },
+      writeState: this.#writeState(),
       recovery: {
         ms: Math.round(this.recovery.ms * 1000) / 1000,
         walFiles: this.recovery.walFiles,

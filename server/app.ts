@@ -17,6 +17,7 @@
  * @module
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import process from "node:process";
 import {
   type BatchOp,
   type Db,
@@ -49,7 +50,10 @@ import { REFUSAL_REASONS, Refusals } from "./refusals.ts";
 import {
   closeKvConnectWatches,
   handleKvConnect,
+  kvConnectWatchCount,
 } from "./kv_connect/handler.ts";
+import { type StatsBody, StatsStreams } from "./routes/stats_stream.ts";
+import { isUiPath, uiResponse } from "./routes/ui.ts";
 
 export { HttpError } from "./_codec.ts";
 export { ERROR_STATUS, type LogFn } from "./errors.ts";
@@ -104,6 +108,8 @@ export interface HandlerOptions {
   clock?: () => number;
   /** Where server faults are reported. Default: `console.error`. */
   log?: LogFn;
+  /** Period of `/stats/stream` events in ms. Default 1000. */
+  statsStreamIntervalMs?: number;
   /** Counters to update; a fresh {@link Metrics} when omitted. */
   metrics?: Metrics;
 }
@@ -229,6 +235,10 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
   const agedOut = new Set<string>();
   let draining = false;
   let cursorsExpired = 0;
+  const statsStreams = new StatsStreams({
+    stats: statsBody,
+    latency: () => metrics.latencyCounts(isDataRoute),
+  }, options.statsStreamIntervalMs);
 
   function releaseExpired(now: number): void {
     for (const [id, h] of held) {
@@ -306,6 +316,11 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
         refused: (reason) => refusals.count(reason),
       });
     }
+    if (isUiPath(path)) {
+      // The dashboard's files are public; the API calls it makes are not.
+      ctx.route = "/ui";
+      return readOnly(ctx, READ_ALLOW, () => ui(ctx));
+    }
     checkAuth(req);
     if (path.startsWith("/kv/")) {
       const rest = path.slice(4);
@@ -334,6 +349,17 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     if (path === "/stats") {
       ctx.route = "/stats";
       return readOnly(ctx, READ_ALLOW, () => stats(ctx));
+    }
+    if (path === "/stats/stream") {
+      ctx.route = "/stats/stream";
+      return readOnly(ctx, READ_ALLOW, () => {
+        parseQuery(ctx.query, []);
+        // HEAD gets the headers only: the stream never ends, so a body to
+        // measure and drop would never finish.
+        return req.method === "HEAD"
+          ? statsStreams.head()
+          : statsStreams.open(req.signal);
+      });
     }
     if (path === "/metrics") {
       ctx.route = "/metrics";
@@ -427,15 +453,42 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
 
   function stats(ctx: Ctx): Response {
     parseQuery(ctx.query, []);
-    return json(200, {
+    return json(200, statsBody());
+  }
+
+  function statsBody(): StatsBody {
+    const mem = process.memoryUsage();
+    return {
       engine: db.stats(),
       server: {
         ...metrics.toJSON(),
         cursors: { open: held.size, expired: cursorsExpired },
         bodyBytesInFlight: budget.used,
         refused: refusals.toJSON(),
+        health: draining ? { ok: false, code: "not_ready" } : db.health(),
+        statsStreams: statsStreams.size,
+        kvConnectWatches: kvConnectWatchCount(db),
+        memory: {
+          rss: mem.rss,
+          heapUsed: mem.heapUsed,
+          heapTotal: mem.heapTotal,
+          external: mem.external,
+        },
       },
-    });
+    };
+  }
+
+  function ui(ctx: Ctx): Response {
+    parseQuery(ctx.query, []);
+    const res = uiResponse(ctx.path);
+    if (res === undefined) {
+      throw new HttpError(
+        404,
+        "unknown_route",
+        `no route for ${clip(ctx.path)}`,
+      );
+    }
+    return res;
   }
 
   function prometheus(ctx: Ctx): Response {
@@ -1027,8 +1080,10 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     drain() {
       draining = true;
       closeKvConnectWatches(db);
+      statsStreams.closeAll();
     },
     close() {
+      statsStreams.closeAll();
       for (const h of held.values()) releaseQuietly(h.snapshot);
       held.clear();
     },
@@ -1036,6 +1091,25 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
 }
 
 // ---- helpers --------------------------------------------------------------
+
+/** Routes whose latency the stats stream reports: the data API, not monitoring. */
+function isDataRoute(route: string): boolean {
+  return route.startsWith("/kv/") || route === "/deno-kv";
+}
+
+/** The smallest key /kv/ may use: keys starting with byte 0x00 are reserved. */
+const FIRST_USER_KEY = new Uint8Array([1]);
+
+/** Refuses keys in the reserved 0x00 namespace (KV Connect databases live there). */
+function checkNotReserved(key: Uint8Array, what: string): void {
+  if (key[0] === 0) {
+    throw new HttpError(
+      400,
+      "reserved_key",
+      `${what} starts with byte 0x00, which is reserved for shale's internal namespaces (Deno KV databases)`,
+    );
+  }
+}
 
 function json(
   status: number,

@@ -108,6 +108,20 @@ export class Metrics {
     h.count++;
   }
 
+  /**
+   * Non-cumulative latency bucket counts (bounds {@link LATENCY_BUCKETS},
+   * then +Inf) summed over the routes `include` accepts; the stats stream
+   * takes two of these a second apart to estimate recent percentiles.
+   */
+  latencyCounts(include: (route: string) => boolean = () => true): number[] {
+    const sum = new Array<number>(LATENCY_BUCKETS.length + 1).fill(0);
+    for (const h of this.#latency.values()) {
+      if (!include(h.route)) continue;
+      for (let i = 0; i < sum.length; i++) sum[i] += h.counts[i];
+    }
+    return sum;
+  }
+
   /** Counts request body bytes read from clients. */
   addBytesIn(n: number): void {
     this.#bytesIn += n;

@@ -94,7 +94,7 @@ function cases(seed: number): Case[] {
   // Unknown routes.
   for (
     const p of [
-      "/",
+      "/ui/nope",
       "/kv",
       "/kvs/a",
       "/v1/kv/a",

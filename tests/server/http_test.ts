@@ -647,10 +647,28 @@ contract(
   [],
   {},
   async ({ base }) => {
-    for (const path of ["/", "/kv", "/nope", "/kvx/a", "/health/x"]) {
+    for (const path of ["/kv", "/nope", "/kvx/a", "/health/x", "/ui/x"]) {
       const r = await fetch(`${base}${path}`);
       deepEqual(r.status, 404, path);
       deepEqual(errorCode(await r.text()), "unknown_route");
+    }
+    // "/" is the way to the dashboard.
+    const root = await fetch(`${base}/`, { redirect: "manual" });
+    deepEqual([root.status, root.headers.get("location")], [302, "/ui"]);
+    await root.body?.cancel();
+    // Its files are part of the program (on Bun and in the binary as well).
+    for (
+      const [path, type] of [["/ui", "text/html"], [
+        "/ui/app.js",
+        "text/javascript",
+      ]]
+    ) {
+      const f = await fetch(`${base}${path}`);
+      deepEqual([f.status, f.headers.get("content-type")?.split(";")[0]], [
+        200,
+        type,
+      ]);
+      ok((await f.text()).length > 1000, path);
     }
     const cases: [string, string, string][] = [
       ["POST", "/kv/a", "GET, HEAD, PUT, DELETE"],

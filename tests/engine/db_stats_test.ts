@@ -1,0 +1,58 @@
+/**
+ * The parts of `Db.stats()` the dashboard shows live: whether a flush or
+ * compaction runs now, and what a write arriving now would meet.
+ */
+import { deepEqual, ok } from "node:assert/strict";
+import { type Db, open } from "../../mod.ts";
+import { enc, withTempDir } from "../_helpers.ts";
+
+interface Live {
+  background: { flushing: boolean; compacting: boolean };
+  writeState: { state: string; reason: string | null };
+}
+
+const live = (db: Db) => db.stats() as unknown as Live;
+
+/** Samples `background` on every macrotask until `work` settles. */
+async function sampleWhile(db: Db, work: Promise<void>): Promise<Set<string>> {
+  const seen = new Set<string>();
+  let done = false;
+  const finished = work.finally(() => done = true);
+  while (!done) {
+    seen.add(JSON.stringify(live(db).background));
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  await finished;
+  return seen;
+}
+
+Deno.test("stats: writeState names the slowdown and its cause; background work shows", async () => {
+  await withTempDir(async (dir) => {
+    const db = await open(dir, {
+      sync: "none",
+      background: "inline",
+      l0CompactionTrigger: 100,
+      l0SlowdownTrigger: 2,
+      l0StopTrigger: 50,
+    });
+    try {
+      deepEqual(live(db).writeState, { state: "ok", reason: null });
+      const flushing = JSON.stringify({ flushing: true, compacting: false });
+      for (let i = 0; i < 2; i++) {
+        await db.put(enc(`k${i}`), enc("v"));
+        ok((await sampleWhile(db, db.flush())).has(flushing));
+      }
+      deepEqual(live(db).writeState, {
+        state: "slowdown",
+        reason: "L0 has 2 tables (writes slow down at 2)",
+      });
+      deepEqual(live(db).background, { flushing: false, compacting: false });
+      const compacting = JSON.stringify({ flushing: false, compacting: true });
+      ok((await sampleWhile(db, db.compactRange())).has(compacting));
+      deepEqual(live(db).writeState, { state: "ok", reason: null });
+      deepEqual(live(db).background, { flushing: false, compacting: false });
+    } finally {
+      await db.close();
+    }
+  });
+});
