@@ -1097,20 +1097,6 @@ function isDataRoute(route: string): boolean {
   return route.startsWith("/kv/") || route === "/deno-kv";
 }
 
-/** The smallest key /kv/ may use: keys starting with byte 0x00 are reserved. */
-const FIRST_USER_KEY = new Uint8Array([1]);
-
-/** Refuses keys in the reserved 0x00 namespace (KV Connect databases live there). */
-function checkNotReserved(key: Uint8Array, what: string): void {
-  if (key[0] === 0) {
-    throw new HttpError(
-      400,
-      "reserved_key",
-      `${what} starts with byte 0x00, which is reserved for shale's internal namespaces (Deno KV databases)`,
-    );
-  }
-}
-
 function json(
   status: number,
   body: unknown,
