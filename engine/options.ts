@@ -218,10 +218,11 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
   checkInt("l0StopTrigger", r.l0StopTrigger, 1);
   checkInt("maxManifestBytes", r.maxManifestBytes, 1024);
   // Writes stop at l0StopTrigger until compaction brings L0 back down, so
-  // compaction must start first; slowing down only helps before the stop.
-  if (r.l0CompactionTrigger > r.l0SlowdownTrigger) {
+  // compaction must start before the stop or writes would wait for ever.
+  // Above the slowdown trigger it is merely slow (RocksDB allows it too).
+  if (r.l0CompactionTrigger >= r.l0StopTrigger) {
     throw new InvalidArgumentError(
-      `option l0CompactionTrigger (${r.l0CompactionTrigger}) must not be above l0SlowdownTrigger (${r.l0SlowdownTrigger})`,
+      `option l0CompactionTrigger (${r.l0CompactionTrigger}) must be below l0StopTrigger (${r.l0StopTrigger})`,
     );
   }
   if (r.l0SlowdownTrigger >= r.l0StopTrigger) {

@@ -31,7 +31,7 @@ Deno.test("stats: writeState names the slowdown and its cause; background work s
     const db = await open(dir, {
       sync: "none",
       background: "inline",
-      l0CompactionTrigger: 100,
+      l0CompactionTrigger: 40,
       l0SlowdownTrigger: 2,
       l0StopTrigger: 50,
     });
