@@ -81,13 +81,15 @@ Deno.test("a 412 is answered only once the write it lost to is visible to a GET"
       ["If-None-Match", { "if-none-match": "*" }],
       ["If-Match", { "if-match": '"1"' }],
     ];
-    await h(new Request("http://x/kv/k", { method: "PUT", body: "v1" }));
-    await h(new Request("http://x/kv/k", { method: "DELETE" }));
+    await h(
+      new Request("http://localhost/kv/k", { method: "PUT", body: "v1" }),
+    );
+    await h(new Request("http://localhost/kv/k", { method: "DELETE" }));
     for (const [name, headers] of cases) {
       fs.hold();
       // A: creates the key; its fsync is held, so it is in flight.
       const a = h(
-        new Request("http://x/kv/k", {
+        new Request("http://localhost/kv/k", {
           method: "PUT",
           body: `a ${name}`,
           headers: { "if-none-match": "*" },
@@ -96,13 +98,13 @@ Deno.test("a 412 is answered only once the write it lost to is visible to a GET"
       await fs.reached;
       // B loses to A: its 412 must wait until A is visible.
       const b = h(
-        new Request("http://x/kv/k", {
+        new Request("http://localhost/kv/k", {
           method: "PUT",
           body: "b",
           headers,
         }),
       ).then(async (res) => {
-        const get = await h(new Request("http://x/kv/k"));
+        const get = await h(new Request("http://localhost/kv/k"));
         return { status: res.status, get: get.status, body: await get.text() };
       });
       let answered = false;
@@ -112,7 +114,7 @@ Deno.test("a 412 is answered only once the write it lost to is visible to a GET"
       fs.release();
       deepEqual((await a).status, 204);
       deepEqual(await b, { status: 412, get: 200, body: `a ${name}` }, name);
-      await h(new Request("http://x/kv/k", { method: "DELETE" }));
+      await h(new Request("http://localhost/kv/k", { method: "DELETE" }));
     }
   } finally {
     fs.release();

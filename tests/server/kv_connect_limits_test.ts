@@ -8,7 +8,11 @@ import { equal, match, ok } from "node:assert/strict";
 import { type Db, open } from "../../mod.ts";
 import { createHandler, type Handler } from "../../server/app.ts";
 import { kvConnectCachedDatabases } from "../../server/kv_connect/handler.ts";
-import { dataPrefix, join } from "../../server/kv_connect/keyspace.ts";
+import {
+  dataPrefix,
+  join,
+  kvConnectSpace,
+} from "../../server/kv_connect/keyspace.ts";
 import { withTempDir } from "../_helpers.ts";
 import { fullRead, setMutation, watchOf } from "./_kv_connect_wire.ts";
 
@@ -109,7 +113,7 @@ Deno.test("one snapshot read cannot answer with more than the byte cap", async (
     const prefix = dataPrefix("big");
     // Values written outside KV Connect (e.g. by an old server) can be large.
     for (let i = 0; i < 9; i++) {
-      await k.db.put(
+      await kvConnectSpace(k.db).put(
         join(prefix, new Uint8Array([2, 0x61 + i, 0])),
         new Uint8Array(1 << 20),
       );

@@ -17,7 +17,7 @@ import {
 import { mustStart, stopServer } from "../fault/_harness.ts";
 import { unavailable } from "../_shale.ts";
 
-const TOKEN = "kv-test-token";
+const TOKEN = "kv-test-token-0123456789";
 const CLIENTS = new URL("./kv_connect_clients/", import.meta.url);
 
 interface Shale {

@@ -14,7 +14,7 @@ import {
 import { LATENCY_BUCKETS } from "../../../server/metrics.ts";
 import { withTempDir } from "../../_helpers.ts";
 
-const BASE = "http://shale.test";
+const BASE = "http://127.0.0.1:8080";
 
 /** Reads SSE `data:` events off a response body. */
 function eventReader(res: Response) {
