@@ -42,6 +42,7 @@ import {
   renderError,
 } from "./errors.ts";
 import { Metrics } from "./metrics.ts";
+import { backupResponse } from "./backup_route.ts";
 import {
   closeKvConnectWatches,
   handleKvConnect,
@@ -233,6 +234,11 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     if (path === "/metrics") {
       ctx.route = "/metrics";
       return readOnly(ctx, READ_ALLOW, () => prometheus(ctx));
+    }
+    if (path === "/admin/backup") {
+      ctx.route = "/admin/backup";
+      if (method === "GET") return backupResponse(db, ctx.query);
+      return methodNotAllowed(method, "GET");
     }
     throw new HttpError(404, "unknown_route", `no route for ${clip(path)}`);
   }
