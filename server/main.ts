@@ -31,6 +31,7 @@ import {
   type ServeHandler,
   type StopSignal,
 } from "./runtime.ts";
+import { runBackup, runRestore } from "./backup_cli.ts";
 
 /** A logger writing one line per call to `out`, as text or JSON. */
 export function createLogger(
@@ -74,6 +75,10 @@ export async function main(args: string[]): Promise<number> {
       return 0;
     case "verify":
       return runVerify(inv);
+    case "backup":
+      return await runBackup(inv);
+    case "restore":
+      return await runRestore(inv);
     case "serve":
       return await serve(inv);
   }
