@@ -194,6 +194,8 @@ Deno.test("/admin/backup: other methods are 405, unknown parameters 400", async 
     equal(post.status, 405);
     equal(post.headers.get("allow"), "GET");
     equal(errorCode(await post.text()), "method_not_allowed");
+    const head = await fetch(`${s.base}/admin/backup`, { method: "HEAD" });
+    equal(head.status, 405);
     const bad = await fetch(`${s.base}/admin/backup?full=1`);
     equal(bad.status, 400);
     equal(errorCode(await bad.text()), "invalid_parameter");
