@@ -73,7 +73,10 @@ export async function restoreBackup(
   const parent = slash > 0 ? target.slice(0, slash) : slash === 0 ? "/" : ".";
   const base = target.slice(slash + 1);
   fs.mkdirp(parent);
-  const rand = crypto.getRandomValues(new Uint8Array(6)).toHex();
+  const rand = Array.from(
+    crypto.getRandomValues(new Uint8Array(6)),
+    (x) => x.toString(16).padStart(2, "0"),
+  ).join("");
   const tmp = `${parent}/.${base}.restore-${rand}`;
   fs.mkdirp(tmp);
   let done = false;

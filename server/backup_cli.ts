@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { lstatSync, renameSync, rmSync, statSync } from "node:fs";
+import { open as openFile } from "node:fs/promises";
 import { checkBackup, restoreBackup } from "../engine/restore.ts";
 import type { BackupConfig, RestoreConfig } from "./_cli.ts";
 import { BACKUP_VERSION_HEADER } from "./backup_route.ts";
@@ -43,22 +45,22 @@ export async function runBackup(cfg: BackupConfig): Promise<number> {
   const header = res.headers.get(BACKUP_VERSION_HEADER);
   let kept = false;
   try {
-    const file = await Deno.open(partial, {
-      write: true,
-      createNew: true,
-      mode: 0o600,
-    });
+    // node:fs, not Deno's API: the same command runs on Bun.
+    const file = await openFile(partial, "wx", 0o600);
     try {
       for await (const chunk of res.body) {
         let off = 0;
-        while (off < chunk.length) off += await file.write(chunk.subarray(off));
+        while (off < chunk.length) {
+          off +=
+            (await file.write(chunk, off, chunk.length - off)).bytesWritten;
+        }
       }
-      await file.syncData();
+      await file.datasync();
     } finally {
-      file.close();
+      await file.close();
     }
     const summary = await checkBackup(
-      (await Deno.open(partial)).readable,
+      await fileStream(partial),
       { name: partial },
     );
     if (header !== null && header !== String(summary.version)) {
@@ -66,9 +68,9 @@ export async function runBackup(cfg: BackupConfig): Promise<number> {
         `backup: the archive holds version ${summary.version} but the server announced ${header}`,
       );
     }
-    Deno.renameSync(partial, cfg.out);
+    renameSync(partial, cfg.out);
     kept = true;
-    const bytes = Deno.statSync(cfg.out).size;
+    const bytes = statSync(cfg.out).size;
     console.log(
       `backup ok: version ${summary.version}, ${summary.files.length} files, ${bytes} bytes in ${cfg.out}`,
     );
@@ -78,7 +80,7 @@ export async function runBackup(cfg: BackupConfig): Promise<number> {
   } finally {
     if (!kept) {
       try {
-        Deno.removeSync(partial);
+        rmSync(partial);
       } catch {
         // never created
       }
@@ -88,14 +90,14 @@ export async function runBackup(cfg: BackupConfig): Promise<number> {
 
 /** Restores `cfg.from` into `cfg.dataDir` (see engine/restore.ts). */
 export async function runRestore(cfg: RestoreConfig): Promise<number> {
-  let file: Deno.FsFile;
+  let source: ReadableStream<Uint8Array>;
   try {
-    file = await Deno.open(cfg.from);
+    source = await fileStream(cfg.from);
   } catch (err) {
     return fail(`restore: cannot open ${cfg.from}: ${message(err)}`);
   }
   try {
-    const summary = await restoreBackup(file.readable, cfg.dataDir, {
+    const summary = await restoreBackup(source, cfg.dataDir, {
       name: cfg.from,
     });
     console.log(
@@ -109,11 +111,30 @@ export async function runRestore(cfg: RestoreConfig): Promise<number> {
 
 function exists(path: string): boolean {
   try {
-    Deno.lstatSync(path);
+    lstatSync(path);
     return true;
   } catch {
     return false;
   }
+}
+
+/** A file as a stream of 64 KiB chunks, read as the consumer pulls. */
+async function fileStream(path: string): Promise<ReadableStream<Uint8Array>> {
+  const file = await openFile(path, "r");
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const buf = new Uint8Array(64 * 1024);
+      const { bytesRead } = await file.read(buf, 0, buf.length, null);
+      if (bytesRead > 0) controller.enqueue(buf.subarray(0, bytesRead));
+      else {
+        await file.close();
+        controller.close();
+      }
+    },
+    async cancel() {
+      await file.close();
+    },
+  });
 }
 
 function message(err: unknown): string {
