@@ -144,6 +144,35 @@ Deno.test("pinned tables survive compactions until the backup stream ends, then 
   });
 });
 
+Deno.test("a cancelled backup stream (the client went away) releases its pinned tables", async () => {
+  await withTempDir(async (tmp) => {
+    const db = await open(`${tmp}/db`, {
+      sync: "none",
+      background: "inline",
+      memtableBytes: 16 * 1024,
+    });
+    try {
+      for (let i = 0; i < 400; i++) {
+        await db.put(enc(`key${i}`), new Uint8Array(200).fill(i));
+      }
+      await db.flush();
+      const backup = startBackup(db);
+      const pinned = backup.members.filter((m) => m.name.endsWith(".sst"))
+        .map((m) => m.name);
+      ok(pinned.length > 1);
+      const reader = backup.stream().getReader();
+      await reader.read();
+      await db.compactRange();
+      ok(pinned.every((t) => tables(`${tmp}/db`).includes(t)), "still pinned");
+      await reader.cancel();
+      const after = tables(`${tmp}/db`);
+      ok(pinned.every((t) => !after.includes(t)), "released on cancel");
+    } finally {
+      await db.close();
+    }
+  });
+});
+
 Deno.test("restore rebuilds tables and the log tail exactly, and the store takes new writes", async () => {
   await withTempDir(async (tmp) => {
     const { tar, data, version } = await sampleBackup(`${tmp}/db`);
