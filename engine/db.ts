@@ -1850,6 +1850,35 @@ export class Db implements KeySpace {
     return min;
   }
 
+  /**
+   * For engine/backup.ts only: at one instant, pins the current Version (its
+   * tables are not deleted until release()) and returns it with the visible
+   * seqno and the memtables, newest first. The memtables keep changing and
+   * are freed once flushed: copy what you need before the next await.
+   */
+  pinForBackup(): {
+    version: Version;
+    seq: number;
+    memtables: Memtable[];
+    fs: FileSystem;
+    release(): void;
+  } {
+    if (this.#closed) throw new ClosedError();
+    const version = this.#versions.pin();
+    let released = false;
+    return {
+      version,
+      seq: this.#visibleSeq,
+      memtables: [this.#mem, ...this.#imm.map((i) => i.mem)],
+      fs: this.#fs,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (!this.#released) this.#versions.unpin(version);
+      },
+    };
+  }
+
   /** The last seqno handed out. */
   get lastSeq(): number {
     return this.#lastSeq;

@@ -224,12 +224,57 @@ const VERIFY_FLAGS: FlagSpec[] = [
   },
 ];
 
+const BACKUP_FLAGS: FlagSpec[] = [
+  {
+    name: "url",
+    type: "string",
+    valueName: "URL",
+    help: "base URL of the running server, e.g. http://127.0.0.1:8080",
+  },
+  {
+    name: "out",
+    type: "string",
+    valueName: "FILE",
+    help: "where to write the archive (refused if it exists)",
+  },
+  {
+    name: "token",
+    type: "string",
+    valueName: "TOKEN",
+    help:
+      "the server's admin token (else SHALE_AUTH_TOKEN; prefer the env vars: flags show in ps)",
+  },
+];
+
+const RESTORE_FLAGS: FlagSpec[] = [
+  {
+    name: "from",
+    type: "string",
+    valueName: "FILE",
+    help: "backup archive made by 'shale backup' or GET /admin/backup",
+  },
+  {
+    name: "data-dir",
+    type: "string",
+    valueName: "DIR",
+    help: "new data directory to create (must not exist or be empty)",
+  },
+];
+
 const COMMANDS: Record<string, { summary: string; flags: FlagSpec[] }> = {
   serve: { summary: "run the HTTP server", flags: SERVE_FLAGS },
   verify: {
     summary:
       "check every checksum of every table and WAL record in a data directory",
     flags: VERIFY_FLAGS,
+  },
+  backup: {
+    summary: "download a consistent backup of a running server to a file",
+    flags: BACKUP_FLAGS,
+  },
+  restore: {
+    summary: "check a backup file and restore it into a new data directory",
+    flags: RESTORE_FLAGS,
   },
 };
 
@@ -282,10 +327,27 @@ export interface VerifyConfig {
   logFormat: "text" | "json";
 }
 
+/** Settings of `shale backup`. */
+export interface BackupConfig {
+  command: "backup";
+  url: string;
+  out: string;
+  token: string | undefined;
+}
+
+/** Settings of `shale restore`. */
+export interface RestoreConfig {
+  command: "restore";
+  from: string;
+  dataDir: string;
+}
+
 /** What the command line asks for. */
 export type Invocation =
   | ServeConfig
   | VerifyConfig
+  | BackupConfig
+  | RestoreConfig
   | { command: "help"; text: string }
   | { command: "version"; text: string };
 
@@ -441,6 +503,24 @@ export function parseCommandLine(
   const fail = (message: string): never => {
     throw new UsageError(message, first);
   };
+  if (first === "backup" || first === "restore") {
+    const need = (name: string): string =>
+      get(name) ?? fail(`${first} needs --${name}`);
+    if (first === "restore") {
+      return {
+        command: "restore",
+        from: need("from"),
+        dataDir: need("data-dir"),
+      };
+    }
+    const url = need("url");
+    if (!/^https?:\/\/[^/]/.test(url)) {
+      fail(`${label("url")} must be an http:// or https:// URL, got "${url}"`);
+    }
+    // The client side of the server's SHALE_AUTH_TOKEN convention.
+    const token = get("token") ?? (env("SHALE_AUTH_TOKEN") || undefined);
+    return { command: "backup", url, out: need("out"), token };
+  }
   const logFormat = oneOf(
     get("log-format")!,
     ["text", "json"],

@@ -47,6 +47,7 @@ import { checkSite, requestTarget, requireJson } from "./guard.ts";
 import { BodyBudget, type BodyLease } from "./body_budget.ts";
 import { checkJsonDepth } from "./json_depth.ts";
 import { REFUSAL_REASONS, Refusals } from "./refusals.ts";
+import { backupResponse } from "./backup_route.ts";
 import {
   closeKvConnectWatches,
   handleKvConnect,
@@ -364,6 +365,11 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     if (path === "/metrics") {
       ctx.route = "/metrics";
       return readOnly(ctx, READ_ALLOW, () => prometheus(ctx));
+    }
+    if (path === "/admin/backup") {
+      ctx.route = "/admin/backup";
+      if (method === "GET") return backupResponse(db, ctx.query);
+      return methodNotAllowed(method, "GET");
     }
     throw new HttpError(404, "unknown_route", `no route for ${clip(path)}`);
   }

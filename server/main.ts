@@ -32,6 +32,7 @@ import {
   type StopSignal,
 } from "./runtime.ts";
 import { requestTarget } from "./guard.ts";
+import { runBackup, runRestore } from "./backup_cli.ts";
 
 /** A logger writing one line per call to `out`, as text or JSON. */
 export function createLogger(
@@ -75,6 +76,10 @@ export async function main(args: string[]): Promise<number> {
       return 0;
     case "verify":
       return runVerify(inv);
+    case "backup":
+      return await runBackup(inv);
+    case "restore":
+      return await runRestore(inv);
     case "serve":
       return await serve(inv);
   }
