@@ -6,123 +6,94 @@
  * are durable, in seqno order, and never removed: a frozen memtable stays
  * readable until its table is installed.
  *
+ * The list is stored the way LevelDB's arena stores it, without a JS object
+ * per entry: a node is an index into parallel typed arrays (seqno, expiry,
+ * kind, where its key and value bytes are) and its forward links are a run
+ * of a shared `Int32Array`. Key and value bytes stay in the buffers the
+ * write path encoded the batch into (a few large slabs), so an insert
+ * allocates nothing but amortised array growth, and the collector has no
+ * per-entry objects to trace or move. Node 0 is the head; a link of 0 means
+ * "none" (nothing links back to the head).
+ *
  * @module
  */
-import { binaryString } from "./coding.ts";
 import type { Entry, EntryIterator } from "./entry.ts";
 import { MAX_SEQ } from "./entry.ts";
 
 const MAX_HEIGHT = 12;
 /**
  * Per-entry memory beyond the key and value bytes, counted against the
- * memtable's byte budget so that the budget is real memory: node object,
- * next-pointer array, hash-index slot, string key header, batch buffer
- * framing (measured with a heap snapshot diff: ~300 bytes on V8 15).
+ * memtable's byte budget so that the budget is real memory: the node record
+ * (11 words, 4/3 links on average, the key again as words), the hash-index
+ * slots, the slack of arrays that grow by doubling, and the batch framing
+ * around the bytes in the write path's buffers. Measured with
+ * `bench/micro/memtable_memory.ts` (heap + external memory after a forced
+ * GC): 104-174 bytes per entry for 20k-100k db_bench entries, depending on
+ * where the last doubling fell, about 147 on average (bench/README.md).
+ * The skip list of JS objects it replaced measured 273-288.
  */
-const ENTRY_OVERHEAD = 300;
+const ENTRY_OVERHEAD = 150;
+/** 32-bit words the node pool starts with; it doubles when full. */
+const INITIAL_WORDS = 4096;
 
-/**
- * A skip-list node. Key and value bytes stay in the write's batch buffer
- * (`buf` at the given offsets): views are made only when an entry is read,
- * since two retained Uint8Array views would cost more than the data.
- */
-interface Node {
-  /** The key as a binary string: compared natively, see binaryString(). */
-  skey: string;
-  seq: number;
-  kind: number;
-  encoding: number;
-  expiresAt: number;
-  buf: ArrayBufferLike;
-  koff: number;
-  klen: number;
-  voff: number;
-  vlen: number;
-  next: (Node | null)[];
-}
-
-function makeNode(e: Entry, skey: string, height: number): Node {
-  return {
-    skey,
-    seq: e.seq,
-    kind: e.kind,
-    encoding: e.encoding,
-    expiresAt: e.expiresAt,
-    buf: e.key.buffer,
-    koff: e.key.byteOffset,
-    klen: e.key.length,
-    // A value in another buffer than its key (only possible for callers
-    // outside the write path) is kept by copying it next to nothing else.
-    voff: e.value.buffer === e.key.buffer ? e.value.byteOffset : -1,
-    vlen: e.value.length,
-    next: new Array<Node | null>(height).fill(null),
-  };
-}
+// A node record in the pool, at an even word offset n (so that its two
+// float64 fields are aligned): the fields below, then `height` links, then
+// the key as big-endian words (zero-padded), which compare as unsigned
+// integers in the byte order of the key.
+// deno-fmt-ignore
+const SEQ = 0, EXPIRES = 1, // float64 indexes (n / 2 + field)
+  BUF = 4, KOFF = 5, KLEN = 6, VOFF = 7, VLEN = 8, META = 9, HASH = 10,
+  LINKS = 11;
 
 const EMPTY = new Uint8Array(0);
 
-/** The node as an Entry (fresh views); `key` may be supplied by the caller. */
-function toEntry(
-  n: Node,
-  key?: Uint8Array,
-  values?: WeakMap<Node, Uint8Array>,
-): Entry {
-  let value: Uint8Array = EMPTY;
-  if (n.vlen > 0) {
-    value = n.voff >= 0
-      ? new Uint8Array(n.buf, n.voff, n.vlen)
-      : values!.get(n)!;
-  }
-  return {
-    key: key ?? new Uint8Array(n.buf, n.koff, n.klen),
-    seq: n.seq,
-    kind: n.kind,
-    encoding: n.encoding,
-    expiresAt: n.expiresAt,
-    value,
-  };
-}
-
-/** True when node n sorts before (skey, seq) in internal order. */
-function before(n: Node, skey: string, seq: number): boolean {
-  return n.skey < skey || (n.skey === skey && n.seq > seq);
+/** FNV-1a over the bytes: the hash index's key hash. */
+function hashBytes(b: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  return h | 0;
 }
 
 /** A skip list memtable. */
 export class Memtable {
-  #head: Node;
+  /** The node pool: records as 32-bit words, with a float64 view over them. */
+  #u32: Uint32Array;
+  #f64: Float64Array;
+  /** First free word of the pool. */
+  #top: number;
+  /** The buffers holding key and value bytes; nodes refer to them by index. */
+  #bufs: ArrayBufferLike[] = [];
+  #bufIndex = new Map<ArrayBufferLike, number>();
+  /** The buffer of the last add: a commit group's entries share a few. */
+  #lastBuffer: ArrayBufferLike | null = null;
+  #lastBufIndex = -1;
+  /** The key being inserted or sought, as words (see the record layout). */
+  #probe = new Uint32Array(64);
   /**
-   * Newest node of each key. Point reads start here instead of walking the
-   * skip list: a hash probe touches one node, a skip-list search dozens of
-   * scattered ones (cache misses dominate at this size).
+   * Open-addressing hash index (linear probing, at most half full): the
+   * newest node of each key. Point reads start there instead of walking
+   * the skip list, which would touch dozens of scattered nodes.
    */
-  #newest = new Map<string, Node>();
-  /** Values that did not share their key's buffer (rare; see makeNode). */
-  #values = new WeakMap<Node, Uint8Array>();
+  #index = new Uint32Array(1024);
+  #indexUsed = 0;
+  #count = 0;
   #height = 1;
   /** Scratch for add(): the last node before the new one at each level. */
-  #prev: Node[];
+  #prev = new Uint32Array(MAX_HEIGHT);
   #rand = 0x9e3779b9;
   #bytes = 0;
-  #count = 0;
   /** Smallest and largest seqno applied (0 when empty). */
   minSeq = 0;
   maxSeq = 0;
 
   constructor() {
-    this.#head = makeNode(
-      {
-        key: new Uint8Array(0),
-        seq: MAX_SEQ,
-        kind: 0,
-        encoding: 0,
-        expiresAt: 0,
-        value: new Uint8Array(0),
-      },
-      "",
-      MAX_HEIGHT,
-    );
-    this.#prev = new Array<Node>(MAX_HEIGHT).fill(this.#head);
+    const pool = new ArrayBuffer(INITIAL_WORDS * 4);
+    this.#u32 = new Uint32Array(pool);
+    this.#f64 = new Float64Array(pool);
+    // The head (node 0): every level, links all 0 (none), an empty key.
+    this.#f64[SEQ] = MAX_SEQ;
+    this.#u32[META] = MAX_HEIGHT << 16;
+    this.#top = (LINKS + MAX_HEIGHT + 1) & ~1;
   }
 
   /** Approximate memory used, in bytes. */
@@ -150,46 +121,103 @@ export class Memtable {
     return h;
   }
 
+  /** Writes `key` as words into #probe (grown if needed); returns it. */
+  #setProbe(key: Uint8Array): Uint32Array {
+    const words = (key.length + 3) >>> 2;
+    if (words > this.#probe.length) {
+      this.#probe = new Uint32Array(Math.max(words, 2 * this.#probe.length));
+    }
+    const p = this.#probe;
+    const full = key.length >>> 2;
+    for (let w = 0, i = 0; w < full; w++, i += 4) {
+      p[w] = (key[i] << 24) | (key[i + 1] << 16) | (key[i + 2] << 8) |
+        key[i + 3];
+    }
+    if (full < words) {
+      let v = 0;
+      for (let i = full * 4, shift = 24; i < key.length; i++, shift -= 8) {
+        v |= key[i] << shift;
+      }
+      p[full] = v;
+    }
+    return p;
+  }
+
+  /** Word offset of node n's key. */
+  #keyAt(n: number): number {
+    return n + LINKS + (this.#u32[n + META] >>> 16);
+  }
+
   /**
-   * The last node before (key, seq) at each level in `prev`, and returns the
-   * first node >= (key, seq).
+   * Order of node `n` against the key held as words in `src` from `at`
+   * (`klen` bytes) at `seq`: negative when the node sorts before it in
+   * internal order, 0 when key and seq are equal. The head sorts first.
+   */
+  #compare(
+    n: number,
+    src: Uint32Array,
+    at: number,
+    klen: number,
+    seq: number,
+  ): number {
+    if (n === 0) return -1;
+    const u = this.#u32;
+    const len = u[n + KLEN];
+    const k = n + LINKS + (u[n + META] >>> 16);
+    const words = ((len < klen ? len : klen) + 3) >>> 2;
+    for (let i = 0; i < words; i++) {
+      const a = u[k + i];
+      const b = src[at + i];
+      if (a !== b) return a < b ? -1 : 1;
+    }
+    if (len !== klen) return len - klen;
+    return seq - this.#f64[(n >>> 1) + SEQ];
+  }
+
+  /** Node n's key equals the one in #probe (`klen` bytes). */
+  #sameKey(n: number, klen: number): boolean {
+    const u = this.#u32;
+    if (u[n + KLEN] !== klen) return false;
+    const k = this.#keyAt(n);
+    const p = this.#probe;
+    for (let i = 0, words = (klen + 3) >>> 2; i < words; i++) {
+      if (u[k + i] !== p[i]) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Sets `prev` (when given) to the last node before (key, seq) at each
+   * level, and returns the first node >= (key, seq) (0 if none).
    */
   #findGreaterOrEqual(
-    skey: string,
+    src: Uint32Array,
+    at: number,
+    klen: number,
     seq: number,
-    prev: Node[] | null,
-  ): Node | null {
-    let x = this.#head;
+    prev: Uint32Array | null,
+  ): number {
+    const u = this.#u32;
+    let x = 0;
     for (let level = this.#height - 1; level >= 0; level--) {
       for (;;) {
-        const next = x.next[level];
-        if (next !== null && before(next, skey, seq)) x = next;
-        else break;
+        const next = u[x + LINKS + level];
+        if (next !== 0 && this.#compare(next, src, at, klen, seq) < 0) {
+          x = next;
+        } else break;
       }
       if (prev) prev[level] = x;
     }
-    return x.next[0];
+    return u[x + LINKS];
   }
 
-  /** The last node < (key, seq), or the head. */
-  #findLessThan(skey: string, seq: number): Node {
-    let x = this.#head;
+  #findLast(): number {
+    const u = this.#u32;
+    let x = 0;
     for (let level = this.#height - 1; level >= 0; level--) {
       for (;;) {
-        const next = x.next[level];
-        if (next !== null && before(next, skey, seq)) x = next;
-        else break;
-      }
-    }
-    return x;
-  }
-
-  #findLast(): Node {
-    let x = this.#head;
-    for (let level = this.#height - 1; level >= 0; level--) {
-      for (;;) {
-        const next = x.next[level];
-        if (next !== null) x = next;
+        const next = u[x + LINKS + level];
+        if (next !== 0) x = next;
         else break;
       }
     }
@@ -202,35 +230,55 @@ export class Memtable {
    * the later of where the level above stopped and the previous insert's
    * predecessor there, so sorted inserts walk only the gap between keys.
    */
-  #findFromFinger(skey: string, seq: number, prev: Node[]): void {
-    const head = this.#head;
-    let x = head;
+  #findFromFinger(klen: number, seq: number): void {
+    const prev = this.#prev;
+    const probe = this.#probe;
+    let x = 0;
     for (let level = this.#height - 1; level >= 0; level--) {
       const p = prev[level];
-      if (x === head || (p !== head && before(x, p.skey, p.seq))) x = p;
+      if (x === 0 || (p !== 0 && this.#compareNodes(x, p) < 0)) x = p;
       for (;;) {
-        const next = x.next[level];
-        if (next !== null && before(next, skey, seq)) x = next;
-        else break;
+        const next = this.#u32[x + LINKS + level];
+        if (next !== 0 && this.#compare(next, probe, 0, klen, seq) < 0) {
+          x = next;
+        } else break;
       }
       prev[level] = x;
     }
   }
 
-  /** Inserts one entry. (key, seq) pairs are unique: seqnos never repeat for a key. */
-  add(e: Entry, skey: string = binaryString(e.key)): void {
-    this.#findGreaterOrEqual(skey, e.seq, this.#prev);
-    this.#link(e, skey);
+  /** Order of node a against node b (b is not the head). */
+  #compareNodes(a: number, b: number): number {
+    const u = this.#u32;
+    return this.#compare(
+      a,
+      u,
+      this.#keyAt(b),
+      u[b + KLEN],
+      this.#f64[(b >>> 1) + SEQ],
+    );
   }
 
   /**
-   * Inserts many entries (a commit group): sorted first, then each found
-   * from the previous one's position, which takes a fraction of the
-   * comparisons of independent searches from the head.
+   * Inserts one entry. (key, seq) pairs are unique: seqnos never repeat for
+   * a key. `_skey` (the key as a binary string) is accepted for callers of
+   * the former string-keyed list and not needed.
+   */
+  add(e: Entry, _skey?: string): void {
+    const probe = this.#setProbe(e.key);
+    this.#findGreaterOrEqual(probe, 0, e.key.length, e.seq, this.#prev);
+    this.#link(e);
+  }
+
+  /**
+   * Inserts many entries (a commit group): sorted first (by `skeys`, the
+   * keys as binary strings, which compare natively), then each found from
+   * the previous one's position, which takes a fraction of the comparisons
+   * of independent searches from the head.
    */
   addMany(entries: readonly Entry[], skeys: readonly string[]): void {
     if (entries.length < 8) {
-      for (let i = 0; i < entries.length; i++) this.add(entries[i], skeys[i]);
+      for (let i = 0; i < entries.length; i++) this.add(entries[i]);
       return;
     }
     const order = Array.from(entries.keys());
@@ -239,62 +287,182 @@ export class Memtable {
       const y = skeys[b];
       return x < y ? -1 : x > y ? 1 : entries[b].seq - entries[a].seq;
     });
-    const prev = this.#prev;
-    prev.fill(this.#head);
+    this.#prev.fill(0);
     for (const i of order) {
-      this.#findFromFinger(skeys[i], entries[i].seq, prev);
-      this.#link(entries[i], skeys[i]);
+      const e = entries[i];
+      this.#setProbe(e.key);
+      this.#findFromFinger(e.key.length, e.seq);
+      this.#link(e);
     }
   }
 
-  /** Links a new node after the predecessors in #prev. */
-  #link(e: Entry, skey: string): void {
+  /** Index in #bufs of `buffer`, added when new. */
+  #bufferIndex(buffer: ArrayBufferLike): number {
+    if (buffer === this.#lastBuffer) return this.#lastBufIndex;
+    let i = this.#bufIndex.get(buffer);
+    if (i === undefined) {
+      i = this.#bufs.length;
+      this.#bufs.push(buffer);
+      this.#bufIndex.set(buffer, i);
+    }
+    this.#lastBuffer = buffer;
+    this.#lastBufIndex = i;
+    return i;
+  }
+
+  /**
+   * Links a new node for `e` (its key already in #probe) after the
+   * predecessors in #prev.
+   */
+  #link(e: Entry): void {
     const prev = this.#prev;
     const height = this.#randomHeight();
     if (height > this.#height) {
-      for (let i = this.#height; i < height; i++) prev[i] = this.#head;
+      for (let i = this.#height; i < height; i++) prev[i] = 0;
       this.#height = height;
     }
-    const node = makeNode(e, skey, height);
-    if (node.voff < 0 && node.vlen > 0) this.#values.set(node, e.value);
+    const key = e.key;
+    const words = (key.length + 3) >>> 2;
+    const n = this.#top;
+    const end = n + LINKS + height + words;
+    if (end > this.#u32.length) {
+      let size = this.#u32.length * 2;
+      while (size < end) size *= 2;
+      const pool = new ArrayBuffer(size * 4);
+      const u32 = new Uint32Array(pool);
+      u32.set(this.#u32.subarray(0, this.#top));
+      this.#u32 = u32;
+      this.#f64 = new Float64Array(pool);
+    }
+    this.#top = (end + 1) & ~1;
+    const u = this.#u32;
+
+    let value = e.value;
+    if (value.length > 0 && value.buffer !== key.buffer) {
+      // Only callers outside the write path hand a value in another buffer
+      // than its key: copy both into one, so a node names one buffer.
+      const both = new Uint8Array(key.length + value.length);
+      both.set(key);
+      both.set(value, key.length);
+      u[n + BUF] = this.#bufferIndex(both.buffer);
+      u[n + KOFF] = 0;
+      u[n + VOFF] = key.length;
+    } else {
+      u[n + BUF] = this.#bufferIndex(key.buffer);
+      u[n + KOFF] = key.byteOffset;
+      u[n + VOFF] = value.length > 0 ? value.byteOffset : 0;
+      if (value.length === 0) value = EMPTY;
+    }
+    this.#f64[(n >>> 1) + SEQ] = e.seq;
+    this.#f64[(n >>> 1) + EXPIRES] = e.expiresAt;
+    u[n + KLEN] = key.length;
+    u[n + VLEN] = value.length;
+    u[n + META] = e.kind | (e.encoding << 8) | (height << 16);
+    u.set(this.#probe.subarray(0, words), n + LINKS + height);
     for (let i = 0; i < height; i++) {
-      node.next[i] = prev[i].next[i];
-      prev[i].next[i] = node;
-      prev[i] = node; // the finger for a following, larger insert
+      const p = prev[i] + LINKS + i;
+      u[n + LINKS + i] = u[p];
+      u[p] = n;
+      prev[i] = n; // the finger for a following, larger insert
     }
-    const newest = this.#newest.get(skey);
-    if (newest === undefined || newest.seq < node.seq) {
-      this.#newest.set(skey, node);
-    }
-    this.#bytes += 2 * e.key.length + e.value.length + ENTRY_OVERHEAD;
+    this.#indexNewest(n, key);
+
     this.#count++;
+    this.#bytes += key.length + value.length + ENTRY_OVERHEAD;
     if (this.minSeq === 0 || e.seq < this.minSeq) this.minSeq = e.seq;
     if (e.seq > this.maxSeq) this.maxSeq = e.seq;
   }
 
   /**
+   * Records node n in the hash index if it is its key's newest version
+   * (`key` is also in #probe).
+   */
+  #indexNewest(n: number, key: Uint8Array): void {
+    const h = hashBytes(key);
+    const u = this.#u32;
+    u[n + HASH] = h;
+    const index = this.#index;
+    const mask = index.length - 1;
+    for (let i = h & mask;; i = (i + 1) & mask) {
+      const m = index[i];
+      if (m === 0) {
+        index[i] = n;
+        if (++this.#indexUsed * 2 > index.length) this.#rehash();
+        return;
+      }
+      if (u[m + HASH] === u[n + HASH] && this.#sameKey(m, key.length)) {
+        if (this.#f64[(m >>> 1) + SEQ] < this.#f64[(n >>> 1) + SEQ]) {
+          index[i] = n;
+        }
+        return;
+      }
+    }
+  }
+
+  #rehash(): void {
+    const old = this.#index;
+    const index = new Uint32Array(old.length * 2);
+    const mask = index.length - 1;
+    const u = this.#u32;
+    for (const n of old) {
+      if (n === 0) continue;
+      let i = u[n + HASH] & mask;
+      while (index[i] !== 0) i = (i + 1) & mask;
+      index[i] = n;
+    }
+    this.#index = index;
+  }
+
+  /** The newest node of `key` (also in #probe), or 0. */
+  #newest(key: Uint8Array): number {
+    const h = hashBytes(key) >>> 0;
+    const u = this.#u32;
+    const index = this.#index;
+    const mask = index.length - 1;
+    for (let i = h & mask;; i = (i + 1) & mask) {
+      const m = index[i];
+      if (m === 0) return 0;
+      if (u[m + HASH] === h && this.#sameKey(m, key.length)) return m;
+    }
+  }
+
+  /**
    * The newest entry for `key` with seq <= `snapshotSeq`, tombstones
-   * included, or undefined. Pass `skey` (binaryString(key)) when the caller
-   * already has it, to convert once for several memtables.
+   * included, or undefined. `_skey` (the key as a binary string, which the
+   * former string-keyed list used) is accepted and not needed.
    */
   get(
     key: Uint8Array,
     snapshotSeq: number,
-    skey: string = binaryString(key),
+    _skey?: string,
   ): Entry | undefined {
     // A key's versions are adjacent, newest first, so walk down from the
     // newest to the first one the snapshot may see.
-    let n: Node | null | undefined = this.#newest.get(skey);
-    while (n && n.seq > snapshotSeq) {
-      n = n.next[0];
-      if (n !== null && n.skey !== skey) return undefined;
+    this.#setProbe(key);
+    let n = this.#newest(key);
+    while (n !== 0 && this.#f64[(n >>> 1) + SEQ] > snapshotSeq) {
+      n = this.#u32[n + LINKS];
+      if (n !== 0 && !this.#sameKey(n, key.length)) return undefined;
     }
-    return n ? toEntry(n, key, this.#values) : undefined;
+    return n !== 0 ? this.#toEntry(n, key) : undefined;
   }
 
-  /** @internal the entry at a node, for the iterator. */
-  _entry(n: Node): Entry {
-    return toEntry(n, undefined, this.#values);
+  /** Node n as an Entry (fresh views); `key` may be supplied by the caller. */
+  #toEntry(n: number, key?: Uint8Array): Entry {
+    const u = this.#u32;
+    const b = this.#bufs[u[n + BUF]];
+    const vlen = u[n + VLEN];
+    const voff = u[n + VOFF];
+    const meta = u[n + META];
+    return {
+      // new Uint8Array(buffer, ...) costs less than subarray() here.
+      key: key ?? new Uint8Array(b, u[n + KOFF], u[n + KLEN]),
+      seq: this.#f64[(n >>> 1) + SEQ],
+      kind: meta & 0xff,
+      encoding: (meta >>> 8) & 0xff,
+      expiresAt: this.#f64[(n >>> 1) + EXPIRES],
+      value: vlen > 0 ? new Uint8Array(b, voff, vlen) : EMPTY,
+    };
   }
 
   /** A cursor over the memtable; stays valid while entries are added. */
@@ -302,30 +470,70 @@ export class Memtable {
     return new MemtableIterator(this);
   }
 
-  /** @internal used by the iterator. */
-  _seek(key: Uint8Array, seq: number): Node | null {
-    return this.#findGreaterOrEqual(binaryString(key), seq, null);
+  /** @internal the entry at node n, for the iterator. */
+  _entry(n: number): Entry {
+    return this.#toEntry(n);
+  }
+  /** @internal the node after n at level 0 (0: none). */
+  _next(n: number): number {
+    return this.#u32[n + LINKS];
+  }
+  /** @internal the first node >= (key, seq), 0 if none. */
+  _seek(key: Uint8Array, seq: number): number {
+    const probe = this.#setProbe(key);
+    return this.#findGreaterOrEqual(probe, 0, key.length, seq, null);
   }
   /** @internal */
-  _first(): Node | null {
-    return this.#head.next[0];
+  _first(): number {
+    return this.#u32[LINKS];
   }
   /** @internal */
-  _last(): Node | null {
-    const n = this.#findLast();
-    return n === this.#head ? null : n;
+  _last(): number {
+    return this.#findLast();
   }
-  /** @internal */
-  _before(skey: string, seq: number): Node | null {
-    const n = this.#findLessThan(skey, seq);
-    return n === this.#head ? null : n;
+  /** @internal the last node < (key, seq), 0 if none. */
+  _before(key: Uint8Array, seq: number): number {
+    const probe = this.#setProbe(key);
+    return this.#findLessThan(probe, 0, key.length, seq);
+  }
+  /** @internal the last node before node n, 0 if none. */
+  _prev(n: number): number {
+    const u = this.#u32;
+    return this.#findLessThan(
+      u,
+      this.#keyAt(n),
+      u[n + KLEN],
+      this.#f64[(n >>> 1) + SEQ],
+    );
+  }
+
+  /** The last node < (key, seq), or 0 (the head). */
+  #findLessThan(
+    src: Uint32Array,
+    at: number,
+    klen: number,
+    seq: number,
+  ): number {
+    const u = this.#u32;
+    let x = 0;
+    for (let level = this.#height - 1; level >= 0; level--) {
+      for (;;) {
+        const next = u[x + LINKS + level];
+        if (next !== 0 && this.#compare(next, src, at, klen, seq) < 0) {
+          x = next;
+        } else break;
+      }
+    }
+    return x;
   }
 }
 
 class MemtableIterator implements EntryIterator {
-  #node: Node | null = null;
+  /** The current node; 0 (the head) when not valid. */
+  #node = 0;
   /** entry() of #node, built once per position (the merge heap asks often). */
   #entry: Entry | undefined;
+  #entryOf = 0;
   constructor(readonly mem: Memtable) {}
   seek(key: Uint8Array, seq = MAX_SEQ): void {
     this.#node = this.mem._seek(key, seq);
@@ -337,25 +545,23 @@ class MemtableIterator implements EntryIterator {
     this.#node = this.mem._last();
   }
   seekBefore(key: Uint8Array): void {
-    this.#node = this.mem._before(binaryString(key), MAX_SEQ);
+    this.#node = this.mem._before(key, MAX_SEQ);
   }
   valid(): boolean {
-    return this.#node !== null;
+    return this.#node !== 0;
   }
   next(): void {
-    this.#node = this.#node!.next[0];
+    this.#node = this.mem._next(this.#node);
   }
   prev(): void {
-    const n = this.#node!;
-    this.#node = this.mem._before(n.skey, n.seq);
+    this.#node = this.mem._prev(this.#node);
   }
   entry(): Entry {
-    const n = this.#node!;
+    const n = this.#node;
     if (this.#entry === undefined || this.#entryOf !== n) {
       this.#entry = this.mem._entry(n);
       this.#entryOf = n;
     }
     return this.#entry;
   }
-  #entryOf: Node | undefined;
 }

@@ -248,3 +248,134 @@ Deno.test("addMany (sorted finger inserts) builds the same list as single adds",
     }
   });
 });
+
+Deno.test("keys differing in trailing zero bytes or across 4-byte words sort as bytes", async () => {
+  // The list compares keys as zero-padded big-endian words, then by length:
+  // keys over {00, 01, ff} of lengths 1..9 probe every padding case.
+  await withSeed(testSeed(5150), (rng: Rng) => {
+    const m = new Memtable();
+    const all: Entry[] = [];
+    const seen = new Set<string>();
+    let seq = 1;
+    while (all.length < 600) {
+      const key = rng.bytes(rng.range(1, 9)).map((b) => [0, 1, 0xff][b % 3]);
+      const e = put(key, seq++, rng.bytes(rng.int(3)));
+      all.push(e);
+      seen.add(hex(key));
+    }
+    for (let i = 0; i < all.length; i += 50) {
+      const group = all.slice(i, i + 50);
+      m.addMany(group, group.map((e) => String.fromCharCode(...e.key)));
+    }
+    const sorted = [...all].sort((a, b) =>
+      compareEntries(a.key, a.seq, b.key, b.seq)
+    );
+    const it = m.iterator();
+    it.seekToFirst();
+    assert.deepEqual(forward(it), sorted.map((e) => `${hex(e.key)}@${e.seq}`));
+    for (let probe = 0; probe < 300; probe++) {
+      const key = rng.bytes(rng.range(1, 9)).map((b) => [0, 1, 0xff][b % 3]);
+      const newest = sorted.find((e) => compareBytes(e.key, key) === 0);
+      assert.equal(m.get(key, MAX_SEQ)?.seq, newest?.seq, hex(key));
+      assert.equal(newest !== undefined, seen.has(hex(key)));
+      it.seekBefore(key);
+      const lt = sorted.findLast((e) => compareBytes(e.key, key) < 0);
+      assert.equal(it.valid() ? it.entry().seq : undefined, lt?.seq);
+    }
+  });
+});
+
+Deno.test("growth of the node pool, hash index and probe keeps entries and iterators intact", async () => {
+  // Starts far below the sizes reached here (4096 pool words, 1024 index
+  // slots, 256-byte probe keys), so each grows several times, with an
+  // iterator open across the growth.
+  await withSeed(testSeed(777), (rng: Rng) => {
+    const m = new Memtable();
+    const first = put(bytes(0), 1, enc("first"));
+    m.add(first);
+    const it = m.iterator();
+    it.seekToFirst();
+    const all: Entry[] = [first];
+    // Keys and values as views into shared buffers at odd offsets (the
+    // write path's form), and some values in a buffer of their own.
+    let shared = new Uint8Array(0);
+    let pos = 0;
+    for (let seq = 2; seq <= 6000; seq++) {
+      const klen = rng.chance(0.05) ? rng.range(257, 700) : rng.range(1, 40);
+      const vlen = rng.int(60);
+      if (pos + klen + vlen > shared.length) {
+        shared = new Uint8Array(64 * 1024);
+        pos = 1;
+      }
+      const key = shared.subarray(pos, pos + klen);
+      key.set(rng.bytes(klen));
+      key[0] = 1 + rng.int(40); // many versions of keys with a short head
+      if (klen < 3) key.fill(key[0]);
+      let value: Uint8Array = shared.subarray(pos + klen, pos + klen + vlen);
+      value.set(rng.bytes(vlen));
+      if (rng.chance(0.1)) value = rng.bytes(vlen);
+      pos += klen + vlen + 1;
+      const e: Entry = {
+        key,
+        seq,
+        kind: vlen === 0 && rng.chance(0.5) ? KIND_DELETE : KIND_PUT,
+        encoding: rng.int(256),
+        expiresAt: rng.chance(0.5) ? 0 : 8.64e15 - seq,
+        value,
+      };
+      m.add(e);
+      all.push(e);
+    }
+    const big = put(bytes(0xff, 0xff), 2 ** 52 + 3, enc("big seqno"));
+    m.add(big);
+    all.push(big);
+    assert.equal(m.count, all.length);
+
+    // The iterator opened before any growth walks on into the new pool.
+    assert.equal(it.entry().seq, 1);
+    it.next();
+    const sorted = [...all].sort((a, b) =>
+      compareEntries(a.key, a.seq, b.key, b.seq)
+    );
+    assert.equal(it.entry().seq, sorted[1].seq);
+    it.seekToFirst();
+    const got: Entry[] = [];
+    for (; it.valid(); it.next()) got.push(it.entry());
+    assert.equal(got.length, sorted.length);
+    for (let i = 0; i < sorted.length; i++) {
+      const [a, b] = [got[i], sorted[i]];
+      assert.deepEqual(
+        [hex(a.key), a.seq, a.kind, a.encoding, a.expiresAt, hex(a.value)],
+        [hex(b.key), b.seq, b.kind, b.encoding, b.expiresAt, hex(b.value)],
+      );
+    }
+    it.seekToLast();
+    assert.equal(it.entry().seq, 2 ** 52 + 3);
+    for (let probe = 0; probe < 500; probe++) {
+      const e = all[rng.int(all.length)];
+      const snap = rng.chance(0.5) ? MAX_SEQ : rng.range(1, 6000);
+      const newest = sorted.find((x) =>
+        compareBytes(x.key, e.key) === 0 && x.seq <= snap
+      );
+      const r = m.get(e.key.slice(), snap);
+      assert.equal(r?.seq, newest?.seq);
+      if (r) assert.equal(hex(r.value), hex(newest!.value));
+    }
+  });
+});
+
+Deno.test("a key larger than twice the initial node pool is stored and found", () => {
+  const m = new Memtable();
+  const small = put(bytes(1), 1);
+  const big = put(new Uint8Array(40_000).fill(0xab), 2, enc("big"));
+  m.add(small);
+  m.add(big);
+  assert.deepEqual(m.get(big.key.slice(), MAX_SEQ)?.value, enc("big"));
+  const it = m.iterator();
+  it.seekToLast();
+  assert.deepEqual(it.entry().key, big.key);
+  it.prev();
+  assert.deepEqual(it.entry().key, bytes(1));
+  it.seek(big.key);
+  assert.equal(it.entry().seq, 2);
+});

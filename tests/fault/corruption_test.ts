@@ -150,9 +150,10 @@ async function buildStore(dir: string, rng: Rng): Promise<Pristine> {
   const walKeys: string[] = [];
   const s = await mustStart(dir, { args: ["--memtable-size", "16K"] });
   try {
-    for (let i = 0; i < TABLE_KEYS; i += 20) {
+    let next = 0;
+    const putBatch = async () => {
       const ops = [];
-      for (let j = i; j < i + 20; j++) {
+      for (let j = next; j < next + 20; j++) {
         const key = `key/${String(j).padStart(4, "0")}`;
         const value = `value-${j}-` + "abcdefgh".repeat(rng.range(5, 40));
         values.set(key, value);
@@ -162,12 +163,23 @@ async function buildStore(dir: string, rng: Rng): Promise<Pristine> {
           value: enc.encode(value).toBase64(),
         });
       }
+      next += 20;
       const r = await request(s.base, "POST", "/kv/batch", {
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ ops }),
       });
       if (r.status !== 200) throw new Error(`batch: ${r.status} ${r.text()}`);
-    }
+    };
+    const memtableBytes = async () =>
+      ((await request(s.base, "GET", "/stats")).json() as {
+        engine: { memtable: { bytes: number } };
+      }).engine.memtable.bytes;
+    while (next < TABLE_KEYS) await putBatch();
+    // The WAL keys below must all land in the live WAL, so no rotation may
+    // come during them: add batches until one starts a fresh memtable that
+    // stays at most half full (where the 16K fall depends on the engine's
+    // per-entry memory accounting).
+    while (await memtableBytes() > 8 * 1024) await putBatch();
     // Wait for the flushes, then leave the newest writes in the WAL only.
     for (let i = 0; i < 200; i++) {
       const st = (await request(s.base, "GET", "/stats")).json() as {
