@@ -53,6 +53,7 @@ Deno.test("a backup under concurrent writes, flushes and compactions restores ex
     const del = async (key: string) => {
       const res = await fetch(`${s.base}/kv/batch`, {
         method: "POST",
+        headers: { "content-type": "application/json" },
         body: JSON.stringify({ ops: [{ op: "delete", key: b64(key) }] }),
       });
       const body = await res.json();
