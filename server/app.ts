@@ -46,6 +46,7 @@ import {
   closeKvConnectWatches,
   handleKvConnect,
 } from "./kv_connect/handler.ts";
+import { multiGet } from "./routes/multi_get.ts";
 
 export { HttpError } from "./_codec.ts";
 export { ERROR_STATUS, type LogFn } from "./errors.ts";
@@ -207,6 +208,11 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       if (rest === "range") {
         ctx.route = "/kv/range";
         return readOnly(ctx, READ_ALLOW, () => range(ctx));
+      }
+      if (rest === "get") {
+        ctx.route = "/kv/get";
+        const deps = { db, readBody, checkKey: checkNotReserved, maxKeyBytes };
+        return await multiGet(req, deps);
       }
       if (rest === "batch") {
         ctx.route = "/kv/batch";
