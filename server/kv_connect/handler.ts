@@ -556,8 +556,13 @@ function watch(
   // here, with a status, rather than by a stream that errors.
   for (const k of full) read(k);
   const stream = state.hub.open(full, read, req.signal);
+  // The stream is length-prefixed frames, not one protobuf message:
+  // `@deno/kv` (Node) refuses any type but application/octet-stream here.
   return new Response(stream, {
-    headers: { ...PROTO_HEADERS, "cache-control": "no-store" },
+    headers: {
+      "content-type": "application/octet-stream",
+      "cache-control": "no-store",
+    },
   });
 }
 
