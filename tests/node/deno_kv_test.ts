@@ -2,7 +2,8 @@
  * Node users: the real npm package `@deno/kv` (Deno KV's client for Node)
  * under Node against shale's KV Connect. `deno_kv.mjs` runs under `node`
  * and asserts inside; this test starts shale in-process and spawns it, once
- * with the `accessToken` option and once with `DENO_KV_ACCESS_TOKEN`.
+ * with the `accessToken` option and once with `DENO_KV_ACCESS_TOKEN`. Also
+ * the REST client `client.ts` under Node (`client.mjs`, on a bundle of it).
  *
  * The package comes from `tests/node/package-lock.json` (`make node-deps`,
  * run by `make test`, does `npm ci` there). Without Node or the installed
@@ -79,6 +80,53 @@ Deno.test({
       // The writes landed in shale's store, in the databases' own keyspace.
       assert.ok([...s.db.scan({})].length > 0);
     });
+  },
+});
+
+Deno.test({
+  name:
+    `client.ts under Node ${
+      version ?? ""
+    }: binary keys, conditions, TTL, batch, multi-get, paging, errors` +
+    (version === undefined ? " (ignored: node is not on PATH)" : ""),
+  ignore: version === undefined,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "shale-client-node-" });
+    try {
+      // Node 20 cannot load TypeScript: bundle client.ts to plain JS first.
+      const bundle = `${dir}/client.mjs`;
+      const built = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "bundle",
+          "--platform",
+          "browser",
+          "-o",
+          bundle,
+          new URL("../../client.ts", import.meta.url).pathname,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(built.success, new TextDecoder().decode(built.stderr));
+      await withServer({ handler: { authToken: TOKEN } }, async (s) => {
+        const out = await new Deno.Command("node", {
+          args: ["client.mjs", bundle, s.base, TOKEN],
+          cwd: DIR,
+          stdout: "piped",
+          stderr: "piped",
+          signal: AbortSignal.timeout(60_000),
+        }).output();
+        const stdout = new TextDecoder().decode(out.stdout);
+        assert.ok(
+          out.success && stdout.trim().endsWith("ok"),
+          `node client.mjs failed (exit ${out.code}):\n${stdout}\n${
+            new TextDecoder().decode(out.stderr)
+          }`,
+        );
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
 
