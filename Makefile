@@ -17,7 +17,7 @@ export SHALE_BUN := $(abspath $(BUN))
 # `make run ARGS="--port 9000"` passes ARGS to `shale serve`.
 ARGS ?=
 
-.PHONY: setup browser test ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak abuse linearizability promtool-test clean
+.PHONY: setup browser node-deps test ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak abuse linearizability promtool-test clean
 
 setup: $(DENO) $(BUN)
 
@@ -48,8 +48,19 @@ check: setup
 unit: setup
 	$(DENO) task test
 
+# The real npm package @deno/kv for tests/node/ (Node users of KV Connect),
+# installed from its lock file. Without npm or the registry, that test shows
+# as ignored with the reason.
+NODE_DEPS := tests/node/node_modules/.package-lock.json
+
+node-deps: $(NODE_DEPS)
+
+$(NODE_DEPS): tests/node/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: tests/node/deno_kv_test.ts will be ignored"; exit 0; }; \
+	npm ci --prefix tests/node --no-audit --no-fund || echo "npm ci failed: tests/node/deno_kv_test.ts will be ignored"
+
 # The README's test command: formatting, lint, types, then every test.
-test: setup
+test: setup node-deps
 	$(DENO) fmt --check
 	$(DENO) lint
 	$(DENO) task check

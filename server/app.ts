@@ -55,6 +55,7 @@ import {
 } from "./kv_connect/handler.ts";
 import { type StatsBody, StatsStreams } from "./routes/stats_stream.ts";
 import { isUiPath, uiResponse } from "./routes/ui.ts";
+import { multiGet } from "./routes/multi_get.ts";
 
 export { HttpError } from "./_codec.ts";
 export { ERROR_STATUS, type LogFn } from "./errors.ts";
@@ -328,6 +329,19 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       if (rest === "range") {
         ctx.route = "/kv/range";
         return readOnly(ctx, READ_ALLOW, () => range(ctx));
+      }
+      if (rest === "get") {
+        ctx.route = "/kv/get";
+        return await multiGet(req, {
+          db,
+          readBody: async (_req, limit, code, what) => {
+            const body = await readBody(ctx, limit, code, what);
+            checkJsonDepth(body, what);
+            return body;
+          },
+          checkKey: () => {}, // every key of 1..maxKeyBytes is the user's
+          maxKeyBytes,
+        });
       }
       if (rest === "batch") {
         ctx.route = "/kv/batch";

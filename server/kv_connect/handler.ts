@@ -665,8 +665,13 @@ function watch(
       : { version: r.version, expiresAt: r.expiresAt };
   };
   const stream = state.hub.open(full, { read, probe, client }, req.signal);
+  // The stream is length-prefixed frames, not one protobuf message:
+  // `@deno/kv` (Node) refuses any type but application/octet-stream here.
   return new Response(stream, {
-    headers: { ...PROTO_HEADERS, "cache-control": "no-store" },
+    headers: {
+      "content-type": "application/octet-stream",
+      "cache-control": "no-store",
+    },
   });
 }
 

@@ -1,0 +1,203 @@
+/**
+ * `POST /kv/get`: reads many keys at one snapshot. The body is
+ * `{"keys":["<base64>", ...]}`; the answer lists, in request order, each
+ * key's `{"key","value","version"}` or `null` when it is absent, all as of
+ * one version (the `snapshot` field), so no write lands between two of the
+ * reads. Contract in `docs/HTTP.md`.
+ *
+ * The route lives here, apart from `app.ts`, and reaches the handler's body
+ * reader and key checks through {@link MultiGetDeps}, so the limits and the
+ * reserved-key rule stay the ones every other route applies.
+ *
+ * @module
+ */
+import type { Db, Snapshot } from "../../mod.ts";
+import { clip, fromBase64, HttpError, toBase64 } from "../_codec.ts";
+
+/** Most keys in one multi-get unless the caller sets another limit. */
+export const DEFAULT_MAX_GET_KEYS = 1000;
+/** Largest multi-get body: enough for 1000 keys of 4096 bytes in base64. */
+export const DEFAULT_MAX_GET_BODY_BYTES = 8 << 20;
+/** Largest total of the values one answer carries (keys and JSON aside). */
+export const DEFAULT_MAX_GET_RESPONSE_BYTES = 64 << 20;
+
+/** What the route needs from the handler that mounts it. */
+export interface MultiGetDeps {
+  db: Db;
+  /** The handler's streaming body reader (413 past `limit`, 411 unframed). */
+  readBody(
+    req: Request,
+    limit: number,
+    tooLargeCode: string,
+    what: string,
+  ): Promise<Uint8Array>;
+  /** Throws the handler's error for a key `/kv/` may not use (none today). */
+  checkKey(key: Uint8Array, what: string): void;
+  maxKeyBytes: number;
+  /** Default {@link DEFAULT_MAX_GET_KEYS}. */
+  maxKeys?: number;
+  /** Default {@link DEFAULT_MAX_GET_BODY_BYTES}. */
+  maxBodyBytes?: number;
+  /** Default {@link DEFAULT_MAX_GET_RESPONSE_BYTES}. */
+  maxResponseBytes?: number;
+}
+
+const ALLOW = "POST";
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Answers one request to `/kv/get` (auth is checked by the caller). Throws
+ * {@link HttpError}s, which the handler renders as `{"error":{...}}`.
+ *
+ * @example Reading two keys at one snapshot
+ * ```ts
+ * import { deepEqual as assertEquals } from "node:assert/strict";
+ * import { open } from "../../mod.ts";
+ * import { createHandler } from "../app.ts";
+ * const dir = await Deno.makeTempDir();
+ * const db = await open(dir, { sync: "none", background: "inline" });
+ * const handler = createHandler(db);
+ * await db.put(new TextEncoder().encode("a"), new TextEncoder().encode("1"));
+ * const res = await handler(new Request("http://127.0.0.1/kv/get", {
+ *   method: "POST",
+ *   headers: { "content-type": "application/json" },
+ *   body: JSON.stringify({ keys: [btoa("a"), btoa("b")] }),
+ * }));
+ * const body = await res.json();
+ * assertEquals(body.items[0].value, btoa("1"));
+ * assertEquals(body.items[1], null);
+ * handler.close();
+ * await db.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function multiGet(
+  req: Request,
+  deps: MultiGetDeps,
+): Promise<Response> {
+  if (req.method === "OPTIONS") {
+    return new Response(null, { status: 204, headers: { allow: ALLOW } });
+  }
+  if (req.method !== "POST") {
+    throw new HttpError(
+      405,
+      "method_not_allowed",
+      `method ${
+        clip(req.method, 16)
+      } is not allowed here (allowed: ${ALLOW}); read one key with GET /kv/%67et`,
+      { allow: ALLOW },
+    );
+  }
+  requireJson(req);
+  const maxKeys = deps.maxKeys ?? DEFAULT_MAX_GET_KEYS;
+  const body = await deps.readBody(
+    req,
+    deps.maxBodyBytes ?? DEFAULT_MAX_GET_BODY_BYTES,
+    "payload_too_large",
+    "multi-get body",
+  );
+  const keys = parseKeys(body, maxKeys, deps);
+  const maxResponse = deps.maxResponseBytes ?? DEFAULT_MAX_GET_RESPONSE_BYTES;
+  const snapshot: Snapshot = deps.db.snapshot();
+  const parts: string[] = [];
+  try {
+    let bytes = 0;
+    for (const key of keys) {
+      const r = deps.db.get(key, { snapshot });
+      if (r === undefined) {
+        parts.push("null");
+        continue;
+      }
+      bytes += r.value.length;
+      if (bytes > maxResponse) {
+        throw new HttpError(
+          413,
+          "response_too_large",
+          `the values of these keys pass ${maxResponse} bytes; ask for fewer keys per request`,
+        );
+      }
+      parts.push(
+        `{"key":"${toBase64(key)}","value":"${
+          toBase64(r.value)
+        }","version":"${r.version}"}`,
+      );
+    }
+  } finally {
+    snapshot.release();
+  }
+  return new Response(
+    `{"items":[${parts.join(",")}],"snapshot":"${snapshot.seq}"}`,
+    { headers: { "content-type": "application/json" } },
+  );
+}
+
+/** JSON routes take only JSON: anything else is refused before reading. */
+function requireJson(req: Request): void {
+  const type = req.headers.get("content-type");
+  const media = type?.split(";")[0].trim().toLowerCase();
+  if (media !== "application/json") {
+    req.body?.cancel().catch(() => {});
+    throw new HttpError(
+      415,
+      "unsupported_media_type",
+      type === null
+        ? "send the body with Content-Type: application/json"
+        : `Content-Type must be application/json, got "${clip(type)}"`,
+      { accept: "application/json" },
+    );
+  }
+}
+
+function parseKeys(
+  body: Uint8Array,
+  maxKeys: number,
+  deps: MultiGetDeps,
+): Uint8Array[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(decoder.decode(body));
+  } catch (err) {
+    throw new HttpError(
+      400,
+      "invalid_json",
+      `multi-get body is not valid JSON: ${
+        err instanceof Error ? clip(err.message, 120) : "parse error"
+      }`,
+    );
+  }
+  const bad = (message: string) =>
+    new HttpError(400, "invalid_request", message);
+  if (
+    typeof doc !== "object" || doc === null || Array.isArray(doc) ||
+    !Array.isArray((doc as { keys?: unknown }).keys)
+  ) {
+    throw bad('multi-get body must be an object {"keys":["<base64>", ...]}');
+  }
+  for (const k of Object.keys(doc)) {
+    if (k !== "keys") throw bad(`unknown field "${clip(k)}" in multi-get body`);
+  }
+  const raw: unknown[] = (doc as { keys: unknown[] }).keys;
+  if (raw.length === 0) throw bad("keys must not be empty");
+  if (raw.length > maxKeys) {
+    throw new HttpError(
+      413,
+      "too_many_keys",
+      `multi-get has ${raw.length} keys; the limit is ${maxKeys}`,
+    );
+  }
+  return raw.map((text, i) => {
+    const key = fromBase64(text, `key ${i}`);
+    if (key.length === 0) {
+      throw new HttpError(400, "invalid_key", `key ${i} is empty`);
+    }
+    if (key.length > deps.maxKeyBytes) {
+      throw new HttpError(
+        414,
+        "key_too_long",
+        `key ${i} is ${key.length} bytes; the limit is ${deps.maxKeyBytes}`,
+      );
+    }
+    deps.checkKey(key, `key ${i}`);
+    return key;
+  });
+}
