@@ -63,12 +63,22 @@ import type {
 import {
   applyEdit,
   emptyState,
-  manifestName,
   ManifestWriter,
   NUM_LEVELS,
   readManifest,
   setCurrent,
 } from "./manifest.ts";
+import {
+  FileType,
+  lockPath,
+  logFileName,
+  logPath,
+  manifestFileName,
+  numberInName,
+  parseFileName,
+  tableFileName,
+  tablePath,
+} from "./filename.ts";
 import { Memtable } from "./memtable.ts";
 import type { DbOptions, ResolvedOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";
@@ -253,10 +263,6 @@ interface PendingVerdict {
 interface Immutable {
   mem: Memtable;
   walNumbers: number[];
-}
-
-function fileName(n: number, ext: string): string {
-  return `${String(n).padStart(6, "0")}.${ext}`;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -477,7 +483,7 @@ export class Db implements KeySpace {
     const fs = opts.fs ?? realFs;
     const warning = accessWarning(fs, dir);
     await makeDataDir(fs, dir);
-    const lock = fs.lock(`${dir}/LOCK`);
+    const lock = fs.lock(lockPath(dir));
     let db: Db | undefined;
     try {
       const found = readManifest(fs, dir);
@@ -504,14 +510,13 @@ export class Db implements KeySpace {
     for (const name of names) {
       // Every numbered name counts, leftovers included: new files are
       // created exclusively, so a number must never be handed out twice.
-      const any = /^(?:MANIFEST-)?(\d{6,})\./.exec(name + ".");
-      if (any) maxNumber = Math.max(maxNumber, Number(any[1]));
-      const m = /^(\d{6,})\.(log|sst)$/.exec(name);
-      if (!m) continue;
-      const n = Number(m[1]);
-      if (m[2] === "log" && n >= this.#state.logNumber) logs.push(n);
+      maxNumber = Math.max(maxNumber, numberInName(name) ?? 0);
+      const f = parseFileName(name);
+      if (f?.type === FileType.Log && f.number! >= this.#state.logNumber) {
+        logs.push(f.number!);
+      }
     }
-    const mf = oldManifest ? Number(oldManifest.slice(9)) : 0;
+    const mf = oldManifest ? parseFileName(oldManifest)!.number! : 0;
     this.#nextFile = Math.max(
       this.#state.nextFileNumber,
       maxNumber + 1,
@@ -525,7 +530,7 @@ export class Db implements KeySpace {
     const replayed = new Memtable();
     const replayedLogs: number[] = [];
     for (const n of logs) {
-      const path = `${this.dir}/${fileName(n, "log")}`;
+      const path = logPath(this.dir, n);
       // Only the newest segment can end in a torn write: a segment is
       // complete and durable before the next one gets its first record
       // (#rotate), and one closed cleanly ends with a marker (close()).
@@ -559,7 +564,7 @@ export class Db implements KeySpace {
     this.#walNumber = this.#nextFile++;
     this.#wal = await createLog(
       fs,
-      `${this.dir}/${fileName(this.#walNumber, "log")}`,
+      logPath(this.dir, this.#walNumber),
       WAL_MAGIC,
     );
     this.#state.logNumber = firstLive.length > 0
@@ -597,18 +602,18 @@ export class Db implements KeySpace {
     if (torn) this.recovery.tornTails.push({ file: path, ...torn });
     for (const level of this.#state.levels) {
       for (const n of level.keys()) {
-        if (!names.has(fileName(n, "sst"))) {
+        if (!names.has(tableFileName(n))) {
           throw new CorruptionError(
             path,
             torn?.offset ?? 0,
             `the manifest lists table ${
-              fileName(n, "sst")
+              tableFileName(n)
             }, which is missing${why}`,
           );
         }
       }
     }
-    const wal = fileName(this.#state.logNumber, "log");
+    const wal = logFileName(this.#state.logNumber);
     if (!names.has(wal)) {
       const what =
         `the manifest needs WAL ${wal} for replay, but it is missing${why}`;
@@ -627,15 +632,14 @@ export class Db implements KeySpace {
     }
     for (const name of this.#fs.readDir(this.dir)) {
       let remove = false;
-      const m = /^(\d{6,})\.(log|sst)$/.exec(name);
-      if (m) {
-        const n = Number(m[1]);
-        remove = m[2] === "sst"
-          ? !live.has(n)
-          : n !== this.#walNumber && !liveLogs.has(n);
-      } else if (/^MANIFEST-\d+$/.test(name)) {
+      const f = parseFileName(name);
+      if (f?.type === FileType.Table) {
+        remove = !live.has(f.number!);
+      } else if (f?.type === FileType.Log) {
+        remove = f.number !== this.#walNumber && !liveLogs.has(f.number!);
+      } else if (f?.type === FileType.Manifest) {
         remove = name !== this.#manifest.name;
-      } else if (name.endsWith(".tmp")) {
+      } else if (f?.type === FileType.Temp) {
         remove = true;
       }
       if (remove) {
@@ -1180,13 +1184,13 @@ export class Db implements KeySpace {
       if (this.options.sync !== "always") await this.#wal.sync();
       wal = await createLog(
         this.#fs,
-        `${this.dir}/${fileName(n, "log")}`,
+        logPath(this.dir, n),
         WAL_MAGIC,
       );
       await this.#fs.syncDir(this.dir);
     } catch (err) {
       // Keep writing to the current segment; the memtable just grows.
-      this.#removeQuietly(`${this.dir}/${fileName(n, "log")}`);
+      this.#removeQuietly(logPath(this.dir, n));
       this.#backgroundFailed(err, "new WAL segment");
       return;
     }
@@ -1459,9 +1463,7 @@ export class Db implements KeySpace {
       result = await this.#flushRunner.run({
         type: "flush",
         ...this.#tableSettings(),
-        walPaths: imm.walNumbers.map((n) =>
-          `${this.dir}/${fileName(n, "log")}`
-        ),
+        walPaths: imm.walNumbers.map((n) => logPath(this.dir, n)),
         salvage: this.options.salvage,
         fileNumber,
       }) as FlushResult;
@@ -1492,7 +1494,7 @@ export class Db implements KeySpace {
     this.#counters.flushes++;
     this.#counters.flushBytes += result.table?.fileSize ?? 0;
     for (const n of imm.walNumbers) {
-      this.#removeQuietly(`${this.dir}/${fileName(n, "log")}`);
+      this.#removeQuietly(logPath(this.dir, n));
     }
   }
 
@@ -1549,7 +1551,7 @@ export class Db implements KeySpace {
     try {
       next = await ManifestWriter.start(fs, this.dir, n, this.#state);
     } catch {
-      this.#removeQuietly(`${this.dir}/${manifestName(n)}`);
+      this.#removeQuietly(`${this.dir}/${manifestFileName(n)}`);
       return;
     }
     try {
@@ -1587,7 +1589,7 @@ export class Db implements KeySpace {
     // Not #closed: a compaction that close() waits for still makes its
     // inputs obsolete, and they must go before the lock is released.
     if (this.#released) return;
-    this.#removeQuietly(`${this.dir}/${fileName(n, "sst")}`);
+    this.#removeQuietly(tablePath(this.dir, n));
   }
 
   /** Deletes an obsolete file; a failure leaves it for the next open to remove. */

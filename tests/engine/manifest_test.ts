@@ -8,7 +8,6 @@ import {
   decodeEdit,
   emptyState,
   encodeEdit,
-  manifestName,
   ManifestWriter,
   NUM_LEVELS,
   readManifest,
@@ -114,11 +113,6 @@ Deno.test("a snapshot edit recreates the state from nothing", () => {
   const t = emptyState();
   applyEdit(t, decodeEdit(encodeEdit(snapshotEdit(s)), "m", 8));
   assert.deepEqual(t, s);
-});
-
-Deno.test("manifest names are zero-padded to six digits", () => {
-  assert.equal(manifestName(7), "MANIFEST-000007");
-  assert.equal(manifestName(1234567), "MANIFEST-1234567");
 });
 
 Deno.test("a new directory has no manifest", async () => {
