@@ -15,9 +15,11 @@
  *
  * @module
  */
-export { Db, MAX_KEY_SPACE, open, USER_KEY_SPACE } from "./engine/db.ts";
+export { Db, open } from "./engine/db.ts";
+export { MAX_KEY_SPACE, USER_KEY_SPACE } from "./engine/types.ts";
 export type {
   BatchOp,
+  DbOptions,
   KeySpace,
   PutOptions,
   ReadResult,
@@ -25,10 +27,10 @@ export type {
   ScanItem,
   ScanOptions,
   Snapshot,
+  SyncMode,
   VersionedKey,
-} from "./engine/db.ts";
+} from "./engine/types.ts";
 export * from "./engine/errors.ts";
-export type { DbOptions, SyncMode } from "./engine/options.ts";
 export {
   ENCODING_RAW,
   ENCODING_U64LE,

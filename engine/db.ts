@@ -51,7 +51,6 @@ import {
 } from "./errors.ts";
 import type { FileSystem, WritableFile } from "./fs.ts";
 import { realFs } from "./fs.ts";
-import type { ScanItem } from "./iterator.ts";
 import { LevelIterator, MergingIterator, visibleEntries } from "./iterator.ts";
 import type { FlushResult, TableSettings } from "./jobs.ts";
 import type {
@@ -80,9 +79,22 @@ import {
   tablePath,
 } from "./filename.ts";
 import { Memtable } from "./memtable.ts";
-import type { DbOptions, ResolvedOptions } from "./options.ts";
+import type { ResolvedOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";
 import { TableCache } from "./table_cache.ts";
+import type {
+  BatchOp,
+  DbOptions,
+  KeySpace,
+  PutOptions,
+  ReadResult,
+  RecoveryInfo,
+  ScanItem,
+  ScanOptions,
+  Snapshot,
+  VersionedKey,
+} from "./types.ts";
+import { MAX_KEY_SPACE, USER_KEY_SPACE } from "./types.ts";
 import type { TableProps } from "./sstable/writer.ts";
 import type { Version } from "./version.ts";
 import {
@@ -103,130 +115,11 @@ import {
   WAL_MAGIC,
 } from "./wal.ts";
 
-export type { ScanItem } from "./iterator.ts";
-
-/** A key's newest visible value. `version` is the seqno of its last write. */
-export interface ReadResult {
-  value: Uint8Array;
-  version: number;
-  encoding: number;
-  /** ms since the epoch, 0 for never. */
-  expiresAt: number;
-}
-
-/** A point in time that reads can be made at; release it when done. */
-export interface Snapshot {
-  readonly seq: number;
-  release(): void;
-}
-
-/** Range and direction of a scan. `prefix` combines with start/end. */
-export interface ScanOptions {
-  /** Inclusive lower bound. */
-  start?: Uint8Array;
-  /** Exclusive upper bound. */
-  end?: Uint8Array;
-  prefix?: Uint8Array;
-  reverse?: boolean;
-  limit?: number;
-  snapshot?: Snapshot;
-}
-
-/**
- * Builds the key of a put from the write's version (seqno); see
- * {@link BatchOp}'s `versionedKey`.
- */
-export type VersionedKey = (version: number) => Uint8Array;
-
-/**
- * One operation of an atomic batch. `ifVersion`: a number means the key's
- * current version must equal it; null means the key must not exist.
- *
- * `versionedKey` makes a put's key contain the put's own version (Deno KV's
- * versionstamped keys): once the batch is ordered, and before anything is
- * written, the engine calls it once with the batch's version and stores the
- * put under the key it returns, which must be exactly as long as `key` (a
- * placeholder: checked for length only). Such a put takes no `ifVersion`;
- * two of them with equal placeholders in one batch count as one key (the
- * last wins), and a built key equal to another key of the batch fails the
- * batch. The caller learns the key from the version the batch resolves with.
- */
-export type BatchOp =
-  | {
-    type: "put";
-    key: Uint8Array;
-    value: Uint8Array;
-    expiresAt?: number;
-    encoding?: number;
-    ifVersion?: number | null;
-    versionedKey?: VersionedKey;
-  }
-  | { type: "delete"; key: Uint8Array; ifVersion?: number | null }
-  | { type: "check"; key: Uint8Array; ifVersion: number | null };
-
-/** Options of a single put. */
-export interface PutOptions {
-  expiresAt?: number;
-  encoding?: number;
-  ifVersion?: number | null;
-  /** Builds the key from the put's version; see {@link BatchOp}. */
-  versionedKey?: VersionedKey;
-}
-
-/**
- * The data API of one key space. Every stored key is a key-space byte
- * followed by the key the caller gives, so spaces never see each other's
- * keys and each one holds every key of 1..maxKeyBytes bytes. The
- * {@link Db} itself is key space {@link USER_KEY_SPACE}; `db.keySpace(id)`
- * returns the same API bound to another space, for data that must stay
- * apart from user keys (the server keeps its KV Connect databases in one).
- * Snapshots and versions are shared by all spaces of a store.
- */
-export interface KeySpace {
-  /** The newest visible value of `key`, or undefined. */
-  get(key: Uint8Array, opts?: { snapshot?: Snapshot }): ReadResult | undefined;
-  /** The version of `key`'s latest accepted write, or null. */
-  version(key: Uint8Array): number | null;
-  /** Writes `value` under `key`; resolves with the write's version. */
-  put(key: Uint8Array, value: Uint8Array, opts?: PutOptions): Promise<number>;
-  /** Deletes `key`; resolves with the delete's version. */
-  delete(
-    key: Uint8Array,
-    opts?: { ifVersion?: number | null },
-  ): Promise<number>;
-  /** Applies every op atomically with one version, or none. */
-  batch(ops: readonly BatchOp[]): Promise<number>;
-  /** Scans this space's keys in order (or reverse) at one snapshot. */
-  scan(opts?: ScanOptions): Generator<ScanItem>;
-  /** A snapshot at the newest visible write (of the whole store). */
-  snapshot(): Snapshot;
-}
-
-/** The key space of the Db's own methods: every user key lives here. */
-export const USER_KEY_SPACE = 0;
-/** Key-space ids are one byte. */
-export const MAX_KEY_SPACE = 255;
-
 /** A versioned put found by validation: which op, and its encoded entry. */
 interface KeyStamp {
   op: number;
   entry: Entry;
   build: VersionedKey;
-}
-
-/** What recovery found and did. */
-export interface RecoveryInfo {
-  ms: number;
-  walFiles: number;
-  walRecords: number;
-  tornTails: { file: string; offset: number; bytes: number; reason: string }[];
-  skipped: { file: string; offset: number; reason: string }[];
-  removedFiles: string[];
-  /**
-   * Things the operator should fix that do not stop the store, e.g. a data
-   * directory other users can read. The server logs each one at start.
-   */
-  warnings: string[];
 }
 
 interface PendingWrite {

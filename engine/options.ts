@@ -5,76 +5,7 @@
  */
 import { InvalidArgumentError } from "./errors.ts";
 import type { FileSystem } from "./fs.ts";
-
-/** How writes reach the disk. */
-export type SyncMode = "always" | "interval" | "none";
-
-/** Options for opening a database. Every field is optional. */
-export interface DbOptions {
-  /**
-   * One memory budget for memtables, the block cache and the index and
-   * filter data of open tables. When set, it sizes `memtableBytes` (1/16
-   * each, up to 1 + maxImmutableMemtables of them), `blockCacheBytes` (3/8)
-   * and `maxOpenTables` (open tables' index and filter data get the
-   * remaining ~7/16, at an estimated 5% of a table's size, enough to keep
-   * every table of a dataset ~9x the budget open); explicit values win.
-   */
-  memoryBudgetBytes?: number;
-  /**
-   * `always` (default): a write resolves after fdatasync (group commit shares
-   * one fsync between all writes waiting for it). `interval`: fdatasync every
-   * `syncIntervalMs`. `none`: left to the OS.
-   */
-  sync?: SyncMode;
-  /** Period of the `interval` sync mode. Default 100 ms. */
-  syncIntervalMs?: number;
-  /** Memtable size that triggers a flush. Default 8 MiB. */
-  memtableBytes?: number;
-  /** Frozen memtables allowed before writes wait for a flush. Default 2. */
-  maxImmutableMemtables?: number;
-  /** Target size of a data block. Default 4 KiB. */
-  blockSize?: number;
-  /** Bloom filter bits per key (10 gives about 1% false positives). */
-  bloomBitsPerKey?: number;
-  /** Block cache capacity in bytes. Default 64 MiB. */
-  blockCacheBytes?: number;
-  /** Open table files kept at once (LRU). Default 500. */
-  maxOpenTables?: number;
-  /** Largest key accepted. Default (and maximum) 4096 bytes. */
-  maxKeyBytes?: number;
-  /** Largest value accepted. Default 16 MiB. */
-  maxValueBytes?: number;
-  /** Target size of one table file written by compaction. Default 8 MiB. */
-  tableTargetBytes?: number;
-  /** Target size of level 1; each deeper level is 10x. Default 64 MiB. */
-  baseLevelBytes?: number;
-  /** L0 table count that triggers compaction. Default 4. */
-  l0CompactionTrigger?: number;
-  /** L0 table count at which writes are delayed. Default 8. */
-  l0SlowdownTrigger?: number;
-  /** L0 table count at which writes wait for compaction. Default 12. */
-  l0StopTrigger?: number;
-  /**
-   * Where flushes and compactions run: `worker` (default, a Web Worker on
-   * another core) or `inline` (on the calling thread; tests use it with a
-   * fault-injecting file system).
-   */
-  background?: "worker" | "inline";
-  /**
-   * Manifest size past which it is rolled over to a new manifest that starts
-   * with a snapshot of the state (and at least 4x that snapshot, so a large
-   * state does not roll on every edit). Bounds the manifest's growth and
-   * the time the next open spends replaying it. Default 4 MiB, at least
-   * 1 KiB.
-   */
-  maxManifestBytes?: number;
-  /** Skip corrupt WAL records in the middle of a log instead of failing. */
-  salvage?: boolean;
-  /** Clock for expiry, ms since the epoch. Default Date.now. */
-  clock?: () => number;
-  /** File system; tests inject a faulty one. */
-  fs?: FileSystem;
-}
+import type { DbOptions } from "./types.ts";
 
 /** DbOptions with every default filled in. */
 export type ResolvedOptions =

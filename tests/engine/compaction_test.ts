@@ -17,7 +17,7 @@ import { tablePath } from "../../engine/filename.ts";
 import { realFs } from "../../engine/fs.ts";
 import type { TableMeta } from "../../engine/manifest.ts";
 import { NUM_LEVELS, readManifest } from "../../engine/manifest.ts";
-import type { DbOptions } from "../../engine/options.ts";
+import type { DbOptions } from "../../engine/types.ts";
 import type { ModelScan } from "../_helpers.ts";
 import {
   concat,
