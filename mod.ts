@@ -38,9 +38,8 @@ export {
   KIND_DELETE,
   KIND_PUT,
 } from "./engine/entry.ts";
-export { FaultyFileSystem, realFs } from "./engine/fs.ts";
+export { realFs } from "./engine/fs.ts";
 /** Small byte arrays carved from shared slabs (cheaper than `new Uint8Array`). */
-export { Arena } from "./engine/coding.ts";
 export type { FileSystem, OpenWritableOptions } from "./engine/fs.ts";
 export { verify } from "./engine/verify.ts";
 export type {

@@ -18,7 +18,8 @@ import {
   FormatVersionError,
   InvalidArgumentError,
 } from "../../engine/errors.ts";
-import { FaultyFileSystem, realFs } from "../../engine/fs.ts";
+import { realFs } from "../../engine/fs.ts";
+import { FaultyFileSystem } from "../../engine/testing/faulty_fs.ts";
 import {
   BLOCK_TRAILER_SIZE,
   FOOTER_CRC_OFFSET,
