@@ -42,7 +42,6 @@ import type { Entry, EntryIterator } from "./entry.ts";
 import { isLive, KIND_DELETE, KIND_PUT, MAX_SEQ } from "./entry.ts";
 import {
   ClosedError,
-  CorruptionError,
   InvalidArgumentError,
   PreconditionFailedError,
   ReadOnlyError,
@@ -53,32 +52,22 @@ import type { FileSystem, WritableFile } from "./fs.ts";
 import { realFs } from "./fs.ts";
 import { LevelIterator, MergingIterator, visibleEntries } from "./iterator.ts";
 import type { FlushResult, TableSettings } from "./jobs.ts";
-import type {
-  ManifestRead,
-  ManifestState,
-  TableMeta,
-  VersionEdit,
-} from "./manifest.ts";
+import type { ManifestState, TableMeta, VersionEdit } from "./manifest.ts";
 import {
   applyEdit,
-  emptyState,
   ManifestWriter,
   NUM_LEVELS,
-  readManifest,
   setCurrent,
 } from "./manifest.ts";
-import {
-  FileType,
-  lockPath,
-  logFileName,
-  logPath,
-  manifestFileName,
-  numberInName,
-  parseFileName,
-  tableFileName,
-  tablePath,
-} from "./filename.ts";
+import { lockPath, logPath, manifestFileName, tablePath } from "./filename.ts";
 import { Memtable } from "./memtable.ts";
+import type { Recovered } from "./recovery.ts";
+import {
+  accessWarning,
+  makeDataDir,
+  recover,
+  removeUnreferenced,
+} from "./recovery.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";
 import { TableCache } from "./table_cache.ts";
@@ -108,10 +97,8 @@ import {
 import {
   closeMarker,
   createLog,
-  dataRecordCount,
   encodeBatchOps,
   frameBatch,
-  readWalEntries,
   WAL_MAGIC,
 } from "./wal.ts";
 
@@ -159,40 +146,6 @@ interface Immutable {
 }
 
 const EMPTY = new Uint8Array(0);
-
-/**
- * Creates the data directory and missing parents, and fsyncs the parent of
- * each one created: until then a power cut can drop the new directory's
- * entry, and every acknowledged write in it with it.
- */
-async function makeDataDir(fs: FileSystem, dir: string): Promise<void> {
-  const created: string[] = [];
-  for (let d = dir.replace(/\/+$/, ""); d && !fs.exists(d);) {
-    created.unshift(d);
-    const i = d.lastIndexOf("/");
-    if (i <= 0) break;
-    d = d.slice(0, i);
-  }
-  if (created.length === 0) return;
-  fs.mkdirp(dir);
-  for (const d of created) {
-    const i = d.lastIndexOf("/");
-    await fs.syncDir(i > 0 ? d.slice(0, i) : i === 0 ? "/" : ".");
-  }
-}
-
-/**
- * A warning when an existing data directory can be read or entered by
- * users other than its owner (a new one is created owner-only).
- */
-function accessWarning(fs: FileSystem, dir: string): string | undefined {
-  if (!fs.exists(dir)) return undefined;
-  const mode = fs.dirMode(dir);
-  if (mode === null || (mode & 0o077) === 0) return undefined;
-  return `data directory ${dir} is accessible to other users (mode ${
-    mode.toString(8).padStart(4, "0")
-  }); run chmod 700 on it`;
-}
 
 /** The stored form of `key` in `space` (a new array: for bounds that live on). */
 function spaceKey(space: number, key: Uint8Array = EMPTY): Uint8Array {
@@ -287,15 +240,8 @@ export class Db implements KeySpace {
   #lagTimer: ReturnType<typeof setInterval> | undefined;
   #stallWaiters: (() => void)[] = [];
 
-  recovery: RecoveryInfo = {
-    ms: 0,
-    walFiles: 0,
-    walRecords: 0,
-    tornTails: [],
-    skipped: [],
-    removedFiles: [],
-    warnings: [],
-  };
+  /** What open-time recovery found and did (set by {@link Db.open}). */
+  recovery!: RecoveryInfo;
   #counters = {
     puts: 0,
     deletes: 0,
@@ -379,11 +325,11 @@ export class Db implements KeySpace {
     const lock = fs.lock(lockPath(dir));
     let db: Db | undefined;
     try {
-      const found = readManifest(fs, dir);
-      const state = found?.state ?? emptyState();
-      db = new Db(dir, opts, fs, lock, state);
+      const recovered = await recover(fs, dir, opts);
+      db = new Db(dir, opts, fs, lock, recovered.state);
+      db.recovery = recovered.info;
       if (warning) db.recovery.warnings.push(warning);
-      await db.#recover(found);
+      await db.#start(recovered);
       db.recovery.ms = performance.now() - started;
       return db;
     } catch (err) {
@@ -393,66 +339,21 @@ export class Db implements KeySpace {
     }
   }
 
-  async #recover(found: ManifestRead | undefined): Promise<void> {
+  /**
+   * Takes over what recovery found: the replayed memtable (flushed in the
+   * background), a new WAL segment, and a new manifest holding the whole
+   * state; then removes what it no longer references and starts the timers
+   * and any background work due.
+   */
+  async #start(r: Recovered): Promise<void> {
     const fs = this.#fs;
-    const names = fs.readDir(this.dir);
-    const oldManifest = found?.manifestFile;
-    if (found) this.#checkManifestFiles(found, new Set(names));
-    let maxNumber = 0;
-    const logs: number[] = [];
-    for (const name of names) {
-      // Every numbered name counts, leftovers included: new files are
-      // created exclusively, so a number must never be handed out twice.
-      maxNumber = Math.max(maxNumber, numberInName(name) ?? 0);
-      const f = parseFileName(name);
-      if (f?.type === FileType.Log && f.number! >= this.#state.logNumber) {
-        logs.push(f.number!);
-      }
-    }
-    const mf = oldManifest ? parseFileName(oldManifest)!.number! : 0;
-    this.#nextFile = Math.max(
-      this.#state.nextFileNumber,
-      maxNumber + 1,
-      mf + 1,
-    );
-    this.#lastSeq = this.#state.lastSeq;
-    logs.sort((a, b) => a - b);
-
-    // Replay every WAL segment the manifest does not cover, oldest first,
-    // into one memtable that will be flushed in the background.
-    const replayed = new Memtable();
-    const replayedLogs: number[] = [];
-    for (const n of logs) {
-      const path = logPath(this.dir, n);
-      // Only the newest segment can end in a torn write: a segment is
-      // complete and durable before the next one gets its first record
-      // (#rotate), and one closed cleanly ends with a marker (close()).
-      const { entries, log } = readWalEntries(fs, path, {
-        salvage: this.options.salvage,
-        mayBeTorn: n === logs[logs.length - 1],
-      });
-      this.recovery.walFiles++;
-      this.recovery.walRecords += dataRecordCount(log);
-      for (const s of log.skipped) {
-        this.recovery.skipped.push({ file: path, ...s });
-      }
-      if (log.tornTail) {
-        // Never acknowledged: a write is acknowledged only after its
-        // record (and everything before it) was fdatasync'd.
-        this.recovery.tornTails.push({ file: path, ...log.tornTail });
-        await fs.truncate(path, log.validEnd);
-      }
-      for (const e of entries) {
-        replayed.add(e);
-        if (e.seq > this.#lastSeq) this.#lastSeq = e.seq;
-      }
-      replayedLogs.push(n);
-    }
+    this.#nextFile = r.nextFile;
+    this.#lastSeq = r.lastSeq;
     this.#visibleSeq = this.#lastSeq;
 
-    const firstLive = replayed.count > 0 ? replayedLogs : [];
-    if (replayed.count > 0) {
-      this.#imm.push({ mem: replayed, walNumbers: firstLive });
+    const firstLive = r.replayed.count > 0 ? r.replayedLogs : [];
+    if (r.replayed.count > 0) {
+      this.#imm.push({ mem: r.replayed, walNumbers: firstLive });
     }
     this.#walNumber = this.#nextFile++;
     this.#wal = await createLog(
@@ -472,74 +373,16 @@ export class Db implements KeySpace {
       manifestNumber,
       this.#state,
     );
-    this.#removeUnreferenced(new Set(firstLive));
+    this.recovery.removedFiles.push(
+      ...removeUnreferenced(fs, this.dir, this.#state, {
+        logs: new Set(firstLive),
+        walNumber: this.#walNumber,
+        manifest: this.#manifest.name,
+      }),
+    );
     this.#startIntervalSync();
     this.#maybeScheduleFlush();
     this.#maybeScheduleCompaction();
-  }
-
-  /**
-   * The manifest must describe files that exist: every live table, and the
-   * WAL segment replay starts at. An acknowledged edit cannot be lost to a
-   * crash (it counts only once fsync'd), so a missing file means damage,
-   * e.g. a manifest whose last edit was cut off: refuse to open rather than
-   * serve a store with silently missing data (salvage opens anyway without
-   * the missing WAL, and says so).
-   */
-  #checkManifestFiles(found: ManifestRead, names: Set<string>): void {
-    const path = `${this.dir}/${found.manifestFile}`;
-    const torn = found.tornTail;
-    const why = torn
-      ? `; the manifest's last edit is torn at offset ${torn.offset}, so it describes an older state than the files on disk`
-      : "";
-    if (torn) this.recovery.tornTails.push({ file: path, ...torn });
-    for (const level of this.#state.levels) {
-      for (const n of level.keys()) {
-        if (!names.has(tableFileName(n))) {
-          throw new CorruptionError(
-            path,
-            torn?.offset ?? 0,
-            `the manifest lists table ${
-              tableFileName(n)
-            }, which is missing${why}`,
-          );
-        }
-      }
-    }
-    const wal = logFileName(this.#state.logNumber);
-    if (!names.has(wal)) {
-      const what =
-        `the manifest needs WAL ${wal} for replay, but it is missing${why}`;
-      if (!this.options.salvage) {
-        throw new CorruptionError(path, torn?.offset ?? 0, what);
-      }
-      this.recovery.skipped.push({ file: path, offset: 0, reason: what });
-    }
-  }
-
-  /** Deletes files the new manifest does not reference (crash leftovers). */
-  #removeUnreferenced(liveLogs: Set<number>): void {
-    const live = new Set<number>();
-    for (const level of this.#state.levels) {
-      for (const n of level.keys()) live.add(n);
-    }
-    for (const name of this.#fs.readDir(this.dir)) {
-      let remove = false;
-      const f = parseFileName(name);
-      if (f?.type === FileType.Table) {
-        remove = !live.has(f.number!);
-      } else if (f?.type === FileType.Log) {
-        remove = f.number !== this.#walNumber && !liveLogs.has(f.number!);
-      } else if (f?.type === FileType.Manifest) {
-        remove = name !== this.#manifest.name;
-      } else if (f?.type === FileType.Temp) {
-        remove = true;
-      }
-      if (remove) {
-        this.#fs.remove(`${this.dir}/${name}`);
-        this.recovery.removedFiles.push(name);
-      }
-    }
   }
 
   #startIntervalSync(): void {
