@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { ByteReader, ByteWriter } from "./coding.ts";
+import { ByteReader, ByteWriter, DecodeError } from "./coding.ts";
 import { CorruptionError } from "./errors.ts";
 import {
   CURRENT_FILE,
@@ -155,11 +155,11 @@ export function decodeEdit(
           break;
         }
         default:
-          throw new RangeError(`unknown edit tag ${tag}`);
+          throw new DecodeError(`unknown edit tag ${tag}`);
       }
     }
   } catch (err) {
-    if (err instanceof RangeError) {
+    if (err instanceof DecodeError) {
       throw new CorruptionError(
         file,
         offset,
@@ -173,7 +173,7 @@ export function decodeEdit(
 
 function readLevel(r: ByteReader): number {
   const level = r.u8("level");
-  if (level >= NUM_LEVELS) throw new RangeError(`level ${level} out of range`);
+  if (level >= NUM_LEVELS) throw new DecodeError(`level ${level} out of range`);
   return level;
 }
 
