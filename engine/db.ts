@@ -85,12 +85,9 @@ import type {
 } from "./types.ts";
 import { MAX_KEY_SPACE, USER_KEY_SPACE } from "./types.ts";
 import type { TableProps } from "./sstable/writer.ts";
-import type { Version } from "./version.ts";
 import {
-  compareL0,
   findTableIndex,
   overlaps,
-  Version as VersionClass,
   versionFromState,
   VersionSet,
 } from "./version.ts";
@@ -1255,7 +1252,7 @@ export class Db implements KeySpace {
     const run = this.#manifestChain.then(async () => {
       await this.#manifest.append(edit);
       applyEdit(this.#state, edit);
-      this.#versions.install(this.#buildVersion(edit));
+      this.#versions.apply(edit);
       const m = this.#manifest;
       if (
         m.size >= this.options.maxManifestBytes &&
@@ -1302,22 +1299,6 @@ export class Db implements KeySpace {
     old.close();
     this.#removeQuietly(`${this.dir}/${old.name}`);
     this.#counters.manifestRolls++;
-  }
-
-  #buildVersion(edit: VersionEdit): Version {
-    const cur = this.#versions.current;
-    const levels: TableMeta[][] = cur.levels.map((l) => [...l]);
-    for (const d of edit.deleted ?? []) {
-      levels[d.level] = levels[d.level].filter((t) =>
-        t.fileNumber !== d.fileNumber
-      );
-    }
-    for (const t of edit.added ?? []) levels[t.level].push(t);
-    levels[0].sort(compareL0);
-    for (let l = 1; l < NUM_LEVELS; l++) {
-      levels[l].sort((a, b) => compareBytes(a.smallest, b.smallest));
-    }
-    return new VersionClass(levels);
   }
 
   #deleteTable(n: number): void {
