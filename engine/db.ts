@@ -85,6 +85,7 @@ import type {
 } from "./types.ts";
 import { MAX_KEY_SPACE, USER_KEY_SPACE } from "./types.ts";
 import type { TableProps } from "./sstable/writer.ts";
+import type { Version } from "./version.ts";
 import {
   findTableIndex,
   overlaps,
