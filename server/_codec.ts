@@ -205,3 +205,69 @@ export function successor(key: Uint8Array): Uint8Array {
   out.set(key);
   return out;
 }
+
+/** Decodes query bytes that must be ASCII text (numbers, flags, cursors). */
+export function ascii(bytes: Uint8Array, what: string): string {
+  for (const b of bytes) {
+    if (b < 0x20 || b > 0x7e) {
+      throw new HttpError(
+        400,
+        "invalid_parameter",
+        `${what} must be printable ASCII`,
+      );
+    }
+  }
+  return String.fromCharCode(...bytes);
+}
+
+/** A flag parameter: absent is false; empty, `true` or `1` is true. */
+export function parseBool(v: Uint8Array | undefined, what: string): boolean {
+  if (v === undefined) return false;
+  const t = ascii(v, what);
+  if (t === "" || t === "true" || t === "1") return true;
+  if (t === "false" || t === "0") return false;
+  throw new HttpError(
+    400,
+    "invalid_parameter",
+    `${what} must be true or false, got "${clip(t)}"`,
+  );
+}
+
+/** 100 years: beyond that a TTL is a mistake, and the sum would lose precision. */
+const MAX_TTL_SECONDS = 100 * 365 * 24 * 3600;
+
+/** Parses a TTL in seconds written as text (`?ttl=1.5`). */
+export function parseTtl(text: string, what: string): number {
+  if (!/^[0-9]{1,12}(\.[0-9]{1,9})?$/.test(text)) {
+    throw new HttpError(
+      400,
+      "invalid_parameter",
+      `${what} must be a positive number of seconds, got "${clip(text)}"`,
+    );
+  }
+  return checkTtl(Number(text), what);
+}
+
+/** Checks a TTL in seconds: positive, finite, at most 100 years. */
+export function checkTtl(seconds: number, what: string): number {
+  if (!(Number.isFinite(seconds) && seconds > 0)) {
+    throw new HttpError(
+      400,
+      "invalid_parameter",
+      `${what} must be a positive number of seconds`,
+    );
+  }
+  if (seconds > MAX_TTL_SECONDS) {
+    throw new HttpError(
+      400,
+      "invalid_parameter",
+      `${what} must be at most ${MAX_TTL_SECONDS} seconds`,
+    );
+  }
+  return seconds;
+}
+
+/** A plain object (not null, not an array). */
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}

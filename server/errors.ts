@@ -1,6 +1,6 @@
 /**
  * The one error funnel of the server. Every route family (the REST routes
- * in `app.ts`, KV Connect under `/deno-kv`) turns whatever it threw into a
+ * in `routes/`, KV Connect under `/deno-kv`) turns whatever it threw into a
  * Response through {@link errorResponse}, so the code-to-status mapping and
  * the rule "server faults never show internals" live in one place:
  *

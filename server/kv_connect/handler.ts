@@ -20,7 +20,8 @@
  *
  * @module
  */
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac } from "node:crypto";
+import { bearerToken, matchesDigest, sha256 } from "../auth.ts";
 import { type Db, type KeySpace, PreconditionFailedError } from "../../mod.ts";
 import { errorResponse as funnel, type LogFn } from "../errors.ts";
 import {
@@ -242,15 +243,6 @@ async function route(
 
 // ---------------------------------------------------------------- auth
 
-function sha256(s: string): Uint8Array {
-  return createHash("sha256").update(s).digest();
-}
-
-/** Constant-time equality of a presented secret with a wanted digest. */
-function matchesDigest(got: string, want: Uint8Array): boolean {
-  return timingSafeEqual(sha256(got), want);
-}
-
 /** sha256 digests of expected tokens, so a request hashes only its own. */
 const digests = new Map<string, Uint8Array>();
 
@@ -261,12 +253,6 @@ function digestOf(token: string): Uint8Array {
     digests.set(token, d = sha256(token));
   }
   return d;
-}
-
-function bearer(req: Request): string | undefined {
-  const h = req.headers.get("authorization");
-  const m = h === null ? null : /^Bearer +(\S+) *$/i.exec(h);
-  return m === null ? undefined : m[1];
 }
 
 /**
@@ -293,7 +279,7 @@ function requireDataToken(
   ctx: KvConnectContext,
   name: string,
 ): void {
-  const got = bearer(req);
+  const got = bearerToken(req);
   const m = got === undefined ? null : /^([0-9]{1,16})\./.exec(got);
   const expiresAt = m === null ? 0 : Number(m[1]);
   requireToken(
@@ -311,7 +297,7 @@ function requireDataToken(
 }
 
 function requireToken(req: Request, want: string, what: string): void {
-  const got = bearer(req);
+  const got = bearerToken(req);
   if (got === undefined) {
     throw new KvConnectError(
       401,

@@ -13,6 +13,7 @@
 import html from "../ui/index.html" with { type: "text" };
 import js from "../ui/app.js" with { type: "text" };
 import css from "../ui/style.css" with { type: "text" };
+import { clip, HttpError, parseQuery } from "../_codec.ts";
 
 /** Strict policy: only this origin's own script, style and API calls. */
 const CSP = [
@@ -64,4 +65,18 @@ export function uiResponse(path: string): Response | undefined {
       ...COMMON,
     },
   });
+}
+
+/** The `/ui` route: a dashboard file, or 404 `unknown_route`. */
+export function uiRoute(ctx: { path: string; query: string }): Response {
+  parseQuery(ctx.query, []);
+  const res = uiResponse(ctx.path);
+  if (res === undefined) {
+    throw new HttpError(
+      404,
+      "unknown_route",
+      `no route for ${clip(ctx.path)}`,
+    );
+  }
+  return res;
 }

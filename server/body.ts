@@ -1,0 +1,140 @@
+/**
+ * The one request-body reader of the REST routes, with one limit policy:
+ *
+ * - a declared `Content-Length` over the limit is refused (413) before a
+ *   byte is read, and the body is cancelled so the HTTP layer can close;
+ * - a streamed body is refused as soon as it passes the limit;
+ * - every byte read is first taken from the request's share of the server's
+ *   body budget (`body_budget.ts`), which answers 503 `overloaded` when the
+ *   server holds too many bodies at once;
+ * - a body with neither `Content-Length` nor chunked framing is empty to
+ *   HTTP/1.1, so it is refused (411) rather than stored as an empty value.
+ *
+ * @module
+ */
+import { clip, HttpError } from "./_codec.ts";
+import type { BodyLease } from "./body_budget.ts";
+
+/** How large a body may be and what to call it in the 413. */
+export interface BodyLimit {
+  /** Most bytes accepted. */
+  bytes: number;
+  /** Error code of the 413 (`value_too_large`, `payload_too_large`). */
+  code: string;
+  /** What the body is, for the message ("value", "batch body"). */
+  what: string;
+}
+
+/**
+ * Reads `req`'s body within `limit`, charging `lease` for it and reporting
+ * the bytes read to `countBytes` (the `bytes in` metric).
+ */
+export async function readBody(
+  req: Request,
+  lease: BodyLease,
+  limit: BodyLimit,
+  countBytes: (n: number) => void,
+): Promise<Uint8Array> {
+  const tooLarge = () =>
+    new HttpError(
+      413,
+      limit.code,
+      `${limit.what} is larger than the limit of ${limit.bytes} bytes`,
+    );
+  const lengthHeader = req.headers.get("content-length");
+  if (lengthHeader !== null) {
+    if (!/^[0-9]+$/.test(lengthHeader.trim())) {
+      throw new HttpError(400, "invalid_header", "bad Content-Length");
+    }
+    if (Number(lengthHeader) > limit.bytes) {
+      // Tell the HTTP layer we will not read it, so it can close rather
+      // than wait for (or drain) a body we refuse anyway.
+      req.body?.cancel().catch(() => {});
+      throw tooLarge();
+    }
+  }
+  // In-process Requests (tests) carry no framing headers, so there a
+  // non-empty body is accepted.
+  const unframed = lengthHeader === null &&
+    req.headers.get("transfer-encoding") === null;
+  const lengthRequired = () =>
+    new HttpError(
+      411,
+      "length_required",
+      "send Content-Length or Transfer-Encoding: chunked",
+    );
+  if (req.body === null) {
+    if (unframed) throw lengthRequired();
+    return new Uint8Array(0);
+  }
+  const bodyReadFailed = (err: unknown) =>
+    new HttpError(
+      400,
+      "body_read_failed",
+      `could not read the request body: ${
+        err instanceof Error ? clip(err.message, 120) : String(err)
+      }`,
+    );
+  if (lengthHeader !== null) {
+    // The length is declared and within the limit, and HTTP framing stops
+    // the body there: read it in one call, which skips the stream-reader
+    // machinery (a large share of a small PUT's cost).
+    try {
+      await lease.take(Number(lengthHeader));
+    } catch (err) {
+      // Refused (503 overloaded): let the HTTP layer drop the unread body.
+      req.body.cancel().catch(() => {});
+      throw err;
+    }
+    let body: Uint8Array;
+    try {
+      body = new Uint8Array(await req.arrayBuffer());
+    } catch (err) {
+      throw bodyReadFailed(err);
+    }
+    if (body.length > limit.bytes) throw tooLarge();
+    countBytes(body.length);
+    return body;
+  }
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      countBytes(value.length);
+      if (total > limit.bytes) {
+        reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      try {
+        await lease.take(value.length);
+      } catch (err) {
+        reader.cancel().catch(() => {});
+        throw err;
+      }
+      chunks.push(value);
+    }
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    throw bodyReadFailed(err);
+  } finally {
+    reader.releaseLock();
+  }
+  if (total === 0 && unframed) throw lengthRequired();
+  return concat(chunks, total);
+}
+
+/** The chunks as one array (the only chunk itself when there is one). */
+export function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}

@@ -1,0 +1,177 @@
+/**
+ * `POST /kv/batch`: a JSON list of puts, deletes and checks applied
+ * atomically. {@link parseBatch} is the pure part (a JSON document to engine
+ * ops, every field validated); {@link batchRoute} reads the body and
+ * applies the ops, answering 412 with the failing op's `index`.
+ *
+ * @module
+ */
+import { type BatchOp, PreconditionFailedError } from "../../mod.ts";
+import {
+  checkTtl,
+  clip,
+  fromBase64,
+  HttpError,
+  isObject,
+  parseQuery,
+} from "../_codec.ts";
+import { readBody } from "../body.ts";
+import { type Ctx, json, type ServerEnv } from "../context.ts";
+import { renderError } from "../errors.ts";
+import { requireJson } from "../guard.ts";
+import { checkJsonDepth } from "../json_depth.ts";
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** The limits {@link parseBatch} checks. */
+export interface BatchLimits {
+  maxBatchOps: number;
+  maxKeyBytes: number;
+  maxValueBytes: number;
+}
+
+/** The batch route's handler over `env`. */
+export function batchRoute(env: ServerEnv): (ctx: Ctx) => Promise<Response> {
+  const { db, limits, metrics } = env;
+  const bodyLimit = {
+    bytes: limits.maxBatchBytes,
+    code: "payload_too_large",
+    what: "batch body",
+  };
+  return async function batch(ctx: Ctx): Promise<Response> {
+    parseQuery(ctx.query, []);
+    // A browser page can send text/plain without a preflight; JSON cannot.
+    requireJson(ctx.req);
+    const body = await readBody(
+      ctx.req,
+      ctx.lease,
+      bodyLimit,
+      (n) => metrics.addBytesIn(n),
+    );
+    checkJsonDepth(body, "batch body");
+    // Decoding and parsing hold about two more copies of the body (the text,
+    // then the parsed strings and their decoded bytes): charge them too.
+    await ctx.lease.take(2 * body.length);
+    let doc: unknown;
+    try {
+      doc = JSON.parse(decoder.decode(body));
+    } catch (err) {
+      throw new HttpError(
+        400,
+        "invalid_json",
+        `batch body is not valid JSON: ${
+          err instanceof Error ? clip(err.message, 120) : "parse error"
+        }`,
+      );
+    }
+    const ops = parseBatch(doc, limits, env.clock());
+    try {
+      const version = await db.batch(ops);
+      return json(200, { applied: ops.length, version: String(version) });
+    } catch (err) {
+      if (err instanceof PreconditionFailedError) {
+        // The engine's message already starts with "op <index>: ".
+        return renderError("json", 412, err.code, err.message, undefined, {
+          index: err.index,
+        });
+      }
+      throw err;
+    }
+  };
+}
+
+/**
+ * Turns a parsed batch body into engine ops. Pure: `now` (ms since epoch)
+ * turns each `ttl` into an expiry time. Throws {@link HttpError} (400
+ * `invalid_batch`, 413, 414) naming the op at fault.
+ */
+export function parseBatch(
+  doc: unknown,
+  limits: BatchLimits,
+  now: number,
+): BatchOp[] {
+  const { maxBatchOps, maxKeyBytes, maxValueBytes } = limits;
+  const bad = (message: string) => new HttpError(400, "invalid_batch", message);
+  if (!isObject(doc) || !Array.isArray(doc.ops)) {
+    throw bad('batch body must be an object {"ops":[...]}');
+  }
+  for (const k of Object.keys(doc)) {
+    if (k !== "ops") throw bad(`unknown field "${clip(k)}" in batch body`);
+  }
+  const raw: unknown[] = doc.ops;
+  if (raw.length === 0) throw bad("ops must not be empty");
+  if (raw.length > maxBatchOps) {
+    throw new HttpError(
+      413,
+      "too_many_ops",
+      `batch has ${raw.length} ops; the limit is ${maxBatchOps}`,
+    );
+  }
+  return raw.map((op, i): BatchOp => {
+    if (!isObject(op)) throw bad(`op ${i} must be an object`);
+    const allowed = op.op === "put"
+      ? ["op", "key", "value", "ttl", "if_match", "if_none_match"]
+      : op.op === "delete" || op.op === "check"
+      ? ["op", "key", "if_match", "if_none_match"]
+      : undefined;
+    if (allowed === undefined) {
+      throw bad(`op ${i}: "op" must be "put", "delete" or "check"`);
+    }
+    for (const k of Object.keys(op)) {
+      if (!allowed.includes(k)) {
+        throw bad(`op ${i}: unknown field "${clip(k)}" for ${op.op}`);
+      }
+    }
+    const key = fromBase64(op.key, `op ${i} key`);
+    if (key.length === 0) throw bad(`op ${i}: key is empty`);
+    if (key.length > maxKeyBytes) {
+      throw new HttpError(
+        414,
+        "key_too_long",
+        `op ${i}: key is ${key.length} bytes; the limit is ${maxKeyBytes}`,
+      );
+    }
+    let ifVersion: number | null | undefined;
+    if (op.if_match !== undefined && op.if_none_match !== undefined) {
+      throw bad(`op ${i}: give if_match or if_none_match, not both`);
+    }
+    if (op.if_match !== undefined) {
+      const m = typeof op.if_match === "string"
+        ? /^"?([0-9]{1,16})"?$/.exec(op.if_match)
+        : null;
+      ifVersion = m === null ? NaN : Number(m[1]);
+      if (!Number.isSafeInteger(ifVersion)) {
+        throw bad(`op ${i}: if_match must be a version string such as "12"`);
+      }
+    } else if (op.if_none_match !== undefined) {
+      if (op.if_none_match !== "*") {
+        throw bad(`op ${i}: if_none_match must be "*"`);
+      }
+      ifVersion = null;
+    }
+    if (op.op === "delete") return { type: "delete", key, ifVersion };
+    if (op.op === "check") {
+      if (ifVersion === undefined) {
+        throw bad(`op ${i}: check needs if_match or if_none_match`);
+      }
+      return { type: "check", key, ifVersion };
+    }
+    if (op.value === undefined) throw bad(`op ${i}: put needs a value`);
+    const value = fromBase64(op.value, `op ${i} value`);
+    if (value.length > maxValueBytes) {
+      throw new HttpError(
+        413,
+        "value_too_large",
+        `op ${i}: value is ${value.length} bytes; the limit is ${maxValueBytes}`,
+      );
+    }
+    let expiresAt: number | undefined;
+    if (op.ttl !== undefined) {
+      if (typeof op.ttl !== "number") {
+        throw bad(`op ${i}: ttl must be a number of seconds`);
+      }
+      expiresAt = Math.round(now + checkTtl(op.ttl, `op ${i} ttl`) * 1000);
+    }
+    return { type: "put", key, value, expiresAt, ifVersion };
+  });
+}

@@ -1,0 +1,139 @@
+/**
+ * `/kv/{key}`: GET and HEAD read a key (with its version as the ETag and
+ * If-Match / If-None-Match answered from it), PUT writes the body as the
+ * value (`?ttl=` seconds), DELETE removes it. Conditional writes follow the
+ * rule in `etag.ts`.
+ *
+ * @module
+ */
+import {
+  ascii,
+  HttpError,
+  parseQuery,
+  parseTtl,
+  percentDecode,
+} from "../_codec.ts";
+import { readBody } from "../body.ts";
+import type { Ctx, RouteHandler, ServerEnv } from "../context.ts";
+import { conditionFor, parseTags, tagsMatch } from "../etag.ts";
+
+/** The handlers of `/kv/{key}`, by method. */
+export interface KvRoutes {
+  get: RouteHandler;
+  put: RouteHandler;
+  delete: RouteHandler;
+}
+
+/** The key route's handlers over `env`. */
+export function kvRoutes(env: ServerEnv): KvRoutes {
+  const { db, limits, metrics } = env;
+  const valueLimit = {
+    bytes: limits.maxValueBytes,
+    code: "value_too_large",
+    what: "value",
+  };
+  const countBytes = (n: number) => metrics.addBytesIn(n);
+
+  function getKey(ctx: Ctx): Response {
+    const key = decodeKey(ctx.path.slice(4), limits.maxKeyBytes);
+    parseQuery(ctx.query, []);
+    const r = db.get(key);
+    if (r === undefined) {
+      throw new HttpError(404, "not_found", "key not found");
+    }
+    const etag = `"${r.version}"`;
+    // A plain record: cheaper for Deno to take than a Headers object.
+    const headers: Record<string, string> = { etag };
+    const reqHeaders = ctx.req.headers;
+    const ifMatch = parseTags(reqHeaders.get("if-match"), "If-Match");
+    if (ifMatch !== undefined && !tagsMatch(ifMatch, r.version, true)) {
+      throw new HttpError(
+        412,
+        "precondition_failed",
+        `current version is ${r.version}`,
+        { etag },
+      );
+    }
+    const ifNone = parseTags(
+      reqHeaders.get("if-none-match"),
+      "If-None-Match",
+    );
+    if (ifNone !== undefined && tagsMatch(ifNone, r.version, false)) {
+      return new Response(null, { status: 304, headers });
+    }
+    headers["content-type"] = "application/octet-stream";
+    if (r.expiresAt > 0) {
+      headers["expires"] = new Date(r.expiresAt).toUTCString();
+    }
+    if (ctx.req.method === "HEAD") {
+      headers["content-length"] = String(r.value.length);
+      return new Response(null, { status: 200, headers });
+    }
+    return new Response(r.value as Uint8Array<ArrayBuffer>, {
+      status: 200,
+      headers,
+    });
+  }
+
+  async function putKey(ctx: Ctx): Promise<Response> {
+    const key = decodeKey(ctx.path.slice(4), limits.maxKeyBytes);
+    const params = parseQuery(ctx.query, ["ttl"]);
+    const ttl = params.get("ttl");
+    const expiresAt = ttl === undefined ? undefined : Math.round(
+      env.clock() +
+        parseTtl(ascii(ttl, "ttl"), "query parameter ttl") * 1000,
+    );
+    const value = await readBody(ctx.req, ctx.lease, valueLimit, countBytes);
+    const ifVersion = await conditionFor(db, ctx.req, key);
+    const version = await db.put(key, value, { expiresAt, ifVersion });
+    return new Response(null, {
+      status: 204,
+      headers: { etag: `"${version}"` },
+    });
+  }
+
+  async function deleteKey(ctx: Ctx): Promise<Response> {
+    const key = decodeKey(ctx.path.slice(4), limits.maxKeyBytes);
+    parseQuery(ctx.query, []);
+    const ifVersion = await conditionFor(db, ctx.req, key);
+    await db.delete(key, { ifVersion });
+    return new Response(null, { status: 204 });
+  }
+
+  return { get: getKey, put: putKey, delete: deleteKey };
+}
+
+/**
+ * The key named by the path after `/kv/` (percent-decoded bytes). Refuses
+ * an empty key, one over `maxKeyBytes` (414), and `.` / `..` segments.
+ */
+export function decodeKey(raw: string, maxKeyBytes: number): Uint8Array {
+  if (raw === "") {
+    throw new HttpError(400, "invalid_key", "the key is empty");
+  }
+  // A key can hold at most 3 path characters per byte (%XX).
+  if (raw.length > maxKeyBytes * 3) throw keyTooLong(raw.length, maxKeyBytes);
+  // Clients and proxies collapse "." and ".." segments, so such a path
+  // would not name the key it seems to; "%2F" keeps slashes literal.
+  for (const seg of raw.split("/")) {
+    const s = seg.toLowerCase().replaceAll("%2e", ".");
+    if (s === "." || s === "..") {
+      throw new HttpError(
+        400,
+        "invalid_key",
+        `key path has a "${s}" segment; percent-encode slashes (%2F) in such keys`,
+      );
+    }
+  }
+  const key = percentDecode(raw, "key");
+  if (key.length > maxKeyBytes) throw keyTooLong(key.length, maxKeyBytes);
+  return key;
+}
+
+function keyTooLong(n: number, maxKeyBytes: number): HttpError {
+  return new HttpError(
+    414,
+    "key_too_long",
+    `key is ${n} bytes; the limit is ${maxKeyBytes}`,
+  );
+}
