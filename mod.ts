@@ -39,7 +39,12 @@ export {
   KIND_PUT,
 } from "./engine/entry.ts";
 export { realFs } from "./engine/fs.ts";
-/** Small byte arrays carved from shared slabs (cheaper than `new Uint8Array`). */
+/**
+ * The store's key order (unsigned bytes, shorter prefix first) and the first
+ * key after a prefix, for callers that sort keys or bound a prefix scan the
+ * way the engine does.
+ */
+export { compareBytes, prefixEnd } from "./engine/coding.ts";
 export type { FileSystem, OpenWritableOptions } from "./engine/fs.ts";
 export { verify } from "./engine/verify.ts";
 export type {

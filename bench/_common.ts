@@ -5,23 +5,14 @@
  *
  * @module
  */
+import { prng } from "../tests/_rng.ts";
+
+export { prng };
 
 /** Key width in bytes, as in db_bench. */
 export const KEY_BYTES = 16;
 /** Value width in bytes, as in db_bench. */
 export const VALUE_BYTES = 100;
-
-/** mulberry32: a small, fast, seeded PRNG returning floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A seeded Fisher-Yates permutation of 0..n-1. */
 export function permutation(n: number, seed: number): Uint32Array {

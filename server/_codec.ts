@@ -1,7 +1,8 @@
 /**
  * Byte-level codecs for the HTTP layer: percent-decoding of paths and query
- * parameters to bytes, base64 in and out, and the byte-order helpers that
- * turn a prefix or a cursor into scan bounds.
+ * parameters to bytes, base64 in and out, query flags and TTLs, and the
+ * successor of a key (a cursor's resume point). Byte order itself
+ * (`compareBytes`, `prefixEnd`) is the engine's, from `mod.ts`.
  *
  * Nothing here throws anything but {@link HttpError}, so a client's bad input
  * can never surface as a 500.
@@ -173,30 +174,6 @@ export function fromBase64(text: unknown, what: string): Uint8Array {
   } catch {
     throw new HttpError(400, "invalid_base64", `${what} is not valid base64`);
   }
-}
-
-/** Unsigned byte-order comparison. */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    if (a[i] !== b[i]) return a[i] - b[i];
-  }
-  return a.length - b.length;
-}
-
-/**
- * The smallest key greater than every key starting with `prefix`, or
- * undefined when there is none (an empty prefix or all 0xFF bytes).
- */
-export function prefixEnd(prefix: Uint8Array): Uint8Array | undefined {
-  for (let i = prefix.length - 1; i >= 0; i--) {
-    if (prefix[i] !== 0xff) {
-      const end = prefix.slice(0, i + 1);
-      end[i]++;
-      return end;
-    }
-  }
-  return undefined;
 }
 
 /** The smallest key strictly greater than `key`: `key` followed by 0x00. */

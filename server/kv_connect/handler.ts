@@ -22,7 +22,13 @@
  */
 import { createHmac } from "node:crypto";
 import { bearerToken, matchesDigest, sha256 } from "../auth.ts";
-import { type Db, type KeySpace, PreconditionFailedError } from "../../mod.ts";
+import {
+  compareBytes,
+  type Db,
+  type KeySpace,
+  PreconditionFailedError,
+  prefixEnd,
+} from "../../mod.ts";
 import { errorResponse as funnel, type LogFn } from "../errors.ts";
 import {
   failedChecks,
@@ -40,7 +46,6 @@ import {
   join,
   kvConnectSpace,
   MAX_NAME_LENGTH,
-  prefixEnd,
   readDatabaseId,
   toVersionstamp,
 } from "./keyspace.ts";
@@ -466,12 +471,6 @@ function toEntry(
   };
 }
 
-function compare(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
-}
-
 function snapshotRead(
   ctx: KvConnectContext,
   db: KeySpace,
@@ -507,9 +506,10 @@ function snapshotRead(
   try {
     for (const r of ranges) {
       const start = join(prefix, r.start);
-      const end = r.end.length === 0 ? prefixEnd(prefix) : join(prefix, r.end);
+      // Every key-space prefix ends in 0x00, so it always has an end.
+      const end = r.end.length === 0 ? prefixEnd(prefix)! : join(prefix, r.end);
       const entries: KvEntry[] = [];
-      if (compare(start, end) < 0) {
+      if (compareBytes(start, end) < 0) {
         for (
           const item of db.scan({
             start,

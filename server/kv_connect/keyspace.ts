@@ -89,16 +89,6 @@ export function join(prefix: Uint8Array, key: Uint8Array): Uint8Array {
   return out;
 }
 
-/**
- * The first key after every key starting with `prefix`. Every prefix made
- * here ends in 0x00, so incrementing the last byte is enough.
- */
-export function prefixEnd(prefix: Uint8Array): Uint8Array {
-  const out = prefix.slice();
-  out[out.length - 1]++;
-  return out;
-}
-
 /** Seqno -> 10-byte versionstamp. */
 export function toVersionstamp(seq: number): Uint8Array {
   const out = new Uint8Array(VERSIONSTAMP_BYTES);

@@ -9,15 +9,13 @@
 import {
   ascii,
   clip,
-  compareBytes,
   HttpError,
   parseBool,
   parseQuery,
-  prefixEnd,
   successor,
   toBase64,
 } from "../_codec.ts";
-import type { Snapshot } from "../../mod.ts";
+import { compareBytes, prefixEnd, type Snapshot } from "../../mod.ts";
 import { type Ctx, jsonText, type ServerEnv } from "../context.ts";
 import { cursorBinding, decodeCursor, encodeCursor } from "../cursors.ts";
 

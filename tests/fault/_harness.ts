@@ -12,6 +12,7 @@
  * @module
  */
 
+import { compareBytes } from "../../mod.ts";
 import { concat } from "../_helpers.ts";
 import { REPO, shaleCommand, type ShaleRuntime } from "../_shale.ts";
 
@@ -439,15 +440,6 @@ export async function scanAll(
     cursor = doc.next;
   }
   throw new Error(`scan did not end within ${maxPages} pages`);
-}
-
-/** Unsigned byte-order comparison. */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    if (a[i] !== b[i]) return a[i] - b[i];
-  }
-  return a.length - b.length;
 }
 
 /**

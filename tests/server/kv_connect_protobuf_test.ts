@@ -21,11 +21,11 @@ import {
   fromVersionstamp,
   idKey,
   isValidName,
-  prefixEnd,
   toVersionstamp,
   VERSIONSTAMP_SUFFIX_BYTES,
   writeVersionstampSuffix,
 } from "../../server/kv_connect/keyspace.ts";
+import { prefixEnd } from "../../mod.ts";
 
 const b = (...xs: number[]) => new Uint8Array(xs);
 
