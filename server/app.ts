@@ -143,12 +143,53 @@ interface Route {
 const ANY = "*";
 
 /**
- * Builds the HTTP handler for `db`.
+ * Builds the HTTP handler for `db`: a function from `Request` to `Response`
+ * that never throws (every failure is an answer with a JSON error body).
+ * Serve it with `Deno.serve` or Bun's `serve`, or call it directly. Call
+ * `close()` on it before `db.close()`.
  *
- * @example
+ * Requests must name a loopback host (`127.0.0.1`, `localhost`) or one of
+ * `allowHosts`, unless a token is required (DNS-rebinding guard).
+ *
+ * @example Store and read a value over HTTP, in process
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { open } from "../mod.ts";
+ * import { createHandler } from "./app.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const db = await open(dir, { background: "inline" });
+ * const handler = createHandler(db);
+ * const put = await handler(
+ *   new Request("http://127.0.0.1/kv/greeting", { method: "PUT", body: "hi" }),
+ * );
+ * assert.equal(put.status, 204);
+ * const etag = put.headers.get("etag");
+ *
+ * const get = await handler(new Request("http://127.0.0.1/kv/greeting"));
+ * assert.equal(get.status, 200);
+ * assert.equal(get.headers.get("etag"), etag);
+ * assert.equal(await get.text(), "hi");
+ *
+ * // A write conditional on an old version is refused with 412.
+ * const stale = await handler(
+ *   new Request("http://127.0.0.1/kv/greeting", {
+ *     method: "DELETE",
+ *     headers: { "if-match": '"999"' },
+ *   }),
+ * );
+ * assert.equal(stale.status, 412);
+ * assert.equal((await stale.json()).error.code, "precondition_failed");
+ *
+ * handler.close();
+ * await db.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @example Serve it
  * ```ts ignore
  * const db = await open("./data");
- * const handler = createHandler(db, { authToken: "secret" });
+ * const handler = createHandler(db, { authToken: "a-long-secret-token" });
  * Deno.serve({ port: 8080 }, handler);
  * ```
  */
