@@ -18,7 +18,7 @@ import {
   machineInfo,
   machineMarkdown,
   mdTable,
-} from "./_common.ts";
+} from "./_report.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,

@@ -26,22 +26,18 @@
 import { parseArgs } from "node:util";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { open as openShale } from "../mod.ts";
+import { groupedBarSvg } from "./_chart.ts";
+import { Progress, Samples } from "./_measure.ts";
 import {
   commandLine,
   fmtInt,
   fmtRate,
   fmtUs,
-  groupedBarSvg,
-  keyFor,
   machineInfo,
   machineMarkdown,
   mdTable,
-  permutation,
-  prng,
-  Progress,
-  Samples,
-  ValuePool,
-} from "./_common.ts";
+} from "./_report.ts";
+import { keyFor, permutation, prng, ValuePool } from "./_workload.ts";
 
 /** Ops per write batch for fills, overwrite and deleterandom (db_bench's -batch_size). */
 export const BATCH = 1000;

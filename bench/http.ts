@@ -15,15 +15,15 @@
  */
 import { parseArgs } from "node:util";
 import { Buffer } from "node:buffer";
+import { lineChartSvg } from "./_chart.ts";
+import { Progress } from "./_measure.ts";
 import {
   commandLine,
   fmtInt,
-  lineChartSvg,
   machineInfo,
   machineMarkdown,
   mdTable,
-  Progress,
-} from "./_common.ts";
+} from "./_report.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,

@@ -15,25 +15,25 @@
  */
 import { parseArgs } from "node:util";
 import { open } from "../mod.ts";
+import { lineChartSvg } from "./_chart.ts";
+import { dirBytes, Progress, Samples } from "./_measure.ts";
 import {
   commandLine,
-  dirBytes,
   fmtInt,
   fmtRate,
   fmtUs,
-  KEY_BYTES,
-  keyFor,
-  lineChartSvg,
   machineInfo,
   machineMarkdown,
   mdTable,
+} from "./_report.ts";
+import {
+  KEY_BYTES,
+  keyFor,
   permutation,
   prng,
-  Progress,
-  Samples,
   VALUE_BYTES,
   ValuePool,
-} from "./_common.ts";
+} from "./_workload.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,

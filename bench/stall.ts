@@ -16,18 +16,16 @@
  */
 import { parseArgs } from "node:util";
 import { open } from "../mod.ts";
+import { Samples } from "./_measure.ts";
 import {
   commandLine,
   fmtInt,
   fmtUs,
-  keyFor,
   machineInfo,
   machineMarkdown,
   mdTable,
-  permutation,
-  Samples,
-  ValuePool,
-} from "./_common.ts";
+} from "./_report.ts";
+import { keyFor, permutation, ValuePool } from "./_workload.ts";
 
 const args = parseArgs({
   options: {
