@@ -10,24 +10,15 @@
 import assert from "node:assert/strict";
 import { open } from "../../mod.ts";
 import {
-  dec,
-  hex,
   Rng,
   runUntilKilled,
   testSeed,
   withSeed,
   withTempDir,
 } from "../_helpers.ts";
+import { checkAcknowledged, type KeyHistory, readAll } from "../_acked.ts";
 
 const CHILD = new URL("./_crash_child.ts", import.meta.url).pathname;
-
-/** What a key may hold after the crash: each candidate value ("-" = absent). */
-interface KeyState {
-  /** Durable state before this cycle's first write to the key. */
-  base: string;
-  /** Writes issued this cycle, in order, with their ack version if any. */
-  writes: { value: string; version?: number }[];
-}
 
 async function runChild(
   dir: string,
@@ -52,7 +43,7 @@ async function crashCycles(seed: number, cycles: number): Promise<void> {
       for (let cycle = 0; cycle < cycles; cycle++) {
         const killAfter = rng.range(150, 700);
         const lines = await runChild(dir, cycle, rng.int(2 ** 31), killAfter);
-        const keys = new Map<string, KeyState>();
+        const keys = new Map<string, KeyHistory>();
         for (const line of lines.slice(1)) {
           const [tag, key, arg] = line.split(" ");
           let st = keys.get(key);
@@ -76,51 +67,7 @@ async function crashCycles(seed: number, cycles: number): Promise<void> {
             db.lastSeq >= lastSeq,
             `cycle ${cycle}: seqnos went back from ${lastSeq} to ${db.lastSeq}`,
           );
-          const found = new Map<string, { value: string; version: number }>();
-          for (const item of db.scan()) {
-            found.set(hex(item.key), {
-              value: dec(item.value),
-              version: item.version,
-            });
-          }
-          // Nothing invented: every key is one we wrote.
-          for (const key of found.keys()) {
-            assert.ok(
-              keys.has(key) || durable.has(key),
-              `cycle ${cycle}: key ${key} was never written`,
-            );
-          }
-          for (const [key, st] of keys) {
-            const lastAcked = st.writes.findLastIndex((w) =>
-              w.version !== undefined
-            );
-            // Allowed: the last acknowledged state, or any later write (in
-            // flight when the child died).
-            const allowed = lastAcked >= 0
-              ? st.writes.slice(lastAcked).map((w) => w.value)
-              : [st.base, ...st.writes.map((w) => w.value)];
-            const got = found.get(key);
-            const gotValue = got?.value ?? "-";
-            assert.ok(
-              allowed.includes(gotValue),
-              `cycle ${cycle}: key ${key} holds ${gotValue.slice(0, 24)}, ` +
-                `expected one of ${
-                  allowed.map((a) => a.slice(0, 24)).join(", ")
-                }`,
-            );
-            const acked = lastAcked >= 0 ? st.writes[lastAcked] : undefined;
-            if (got && acked && gotValue === acked.value) {
-              assert.equal(got.version, acked.version, `version of ${key}`);
-            }
-            if (got && acked) {
-              assert.ok(got.version >= acked.version!, `version of ${key}`);
-            }
-            if (gotValue === "-") durable.delete(key);
-            else durable.set(key, gotValue);
-          }
-          for (const key of found.keys()) {
-            assert.equal(found.get(key)!.value, durable.get(key));
-          }
+          checkAcknowledged(readAll(db), keys, durable, `cycle ${cycle}`);
           lastSeq = db.lastSeq;
         } finally {
           await db.close();

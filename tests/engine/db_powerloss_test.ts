@@ -23,11 +23,7 @@ import {
   withSeed,
   withTempDir,
 } from "../_helpers.ts";
-
-interface KeyLog {
-  base: string;
-  writes: { value: string; version?: number }[];
-}
+import { checkAcknowledged, type KeyHistory, readAll } from "../_acked.ts";
 
 const WRITERS = 4;
 
@@ -75,7 +71,7 @@ async function trial(
     }
     return undefined;
   };
-  const keys = new Map<string, KeyLog>();
+  const keys = new Map<string, KeyHistory>();
   let acked = 0;
   let db: Db | undefined;
   try {
@@ -140,39 +136,13 @@ async function trial(
     fs: new NoSyncFileSystem(),
   });
   try {
-    const found = new Map<string, { value: string; version: number }>();
-    for (const item of after.scan()) {
-      found.set(hex(item.key), {
-        value: dec(item.value),
-        version: item.version,
-      });
-    }
-    for (const key of found.keys()) {
-      assert.ok(
-        keys.has(key) || durable.has(key),
-        `trial ${trialNo}: key ${key} was never written`,
-      );
-    }
-    for (const [key, st] of keys) {
-      const last = st.writes.findLastIndex((w) => w.version !== undefined);
-      const allowed = last >= 0
-        ? st.writes.slice(last).map((w) => w.value)
-        : [st.base, ...st.writes.map((w) => w.value)];
-      const got = found.get(key)?.value ?? "-";
-      assert.ok(
-        allowed.includes(got),
-        `trial ${trialNo} (cut at op ${cutAt}): key ${dec(unhexKey(key))} ` +
-          `holds ${got.slice(0, 20)}, allowed ${
-            allowed.map((a) => a.slice(0, 20)).join(" | ")
-          }`,
-      );
-      if (last >= 0 && got === st.writes[last].value && got !== "-") {
-        assert.equal(found.get(key)!.version, st.writes[last].version);
-      }
-      if (got === "-") durable.delete(key);
-      else durable.set(key, got);
-    }
-    for (const [key, v] of found) assert.equal(v.value, durable.get(key));
+    checkAcknowledged(
+      readAll(after),
+      keys,
+      durable,
+      `trial ${trialNo} (cut at op ${cutAt})`,
+      (k) => dec(unhexKey(k)),
+    );
     // The reopened store takes writes again.
     const seq = await after.put(enc("probe"), enc(String(trialNo)));
     assert.ok(seq > 0);
