@@ -45,7 +45,14 @@ export { realFs } from "./engine/fs.ts";
  * way the engine does.
  */
 export { compareBytes, prefixEnd } from "./engine/coding.ts";
-export type { FileSystem, OpenWritableOptions } from "./engine/fs.ts";
+export type {
+  DirLock,
+  FileSystem,
+  OpenWritableOptions,
+  ReadableFile,
+  WritableFile,
+} from "./engine/fs.ts";
+export type { ResolvedOptions } from "./engine/options.ts";
 export { verify } from "./engine/verify.ts";
 export type {
   VerifyError,

@@ -91,6 +91,7 @@ export function varintLength(v: number): number {
 export class Arena {
   #slab: Uint8Array;
   #pos = 0;
+  /** `slabBytes`: the size of each slab arrays are carved from. */
   constructor(readonly slabBytes = 256 * 1024) {
     this.#slab = new Uint8Array(slabBytes);
   }

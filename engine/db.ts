@@ -165,7 +165,29 @@ function putOp(key: Uint8Array, value: Uint8Array, opts?: PutOptions): BatchOp {
   };
 }
 
-/** Opens (creating if needed) the database in `dir`. */
+/**
+ * Opens (creating if needed) the database in `dir`: takes the directory's
+ * lock, replays the WAL and checks the manifest against the files, so every
+ * write acknowledged before a crash is readable again.
+ *
+ * @example Open a store
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { open } from "../mod.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const db = await open(dir, { sync: "always" });
+ * assert.equal(db.health().ok, true);
+ * assert.equal(db.recovery.walRecords, 0); // a new store replays nothing
+ * await db.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @throws {LockedError} when another process (or another open Db) holds `dir`.
+ * @throws {InvalidArgumentError} when an option is out of range.
+ * @throws {CorruptionError} when stored data fails a check (and `salvage` is off).
+ * @throws {FormatVersionError} when `dir` holds an older on-disk format.
+ */
 export function open(dir: string, options?: DbOptions): Promise<Db> {
   return Db.open(dir, options);
 }
@@ -174,7 +196,9 @@ export function open(dir: string, options?: DbOptions): Promise<Db> {
  * A shale database. Create one with {@link open}.
  */
 export class Db implements KeySpace {
+  /** The data directory. */
   readonly dir: string;
+  /** The options in force, every default filled in. */
   readonly options: ResolvedOptions;
   #fs: FileSystem;
   #lock: { release(): void };
@@ -313,7 +337,14 @@ export class Db implements KeySpace {
     unrefTimer(this.#lagTimer);
   }
 
-  /** Opens (creating if needed) the database in `dir`. */
+  /**
+   * Opens (creating if needed) the database in `dir`; see {@link open}.
+   *
+   * @throws {LockedError} when another process (or another open Db) holds `dir`.
+   * @throws {InvalidArgumentError} when an option is out of range.
+   * @throws {CorruptionError} when stored data fails a check (and `salvage` is off).
+   * @throws {FormatVersionError} when `dir` holds an older on-disk format.
+   */
   static async open(dir: string, options?: DbOptions): Promise<Db> {
     const started = performance.now();
     const opts = resolveOptions(options);
@@ -398,12 +429,52 @@ export class Db implements KeySpace {
 
   // ---------------------------------------------------------------- writes
 
-  /** Writes `value` under `key`; resolves with the write's version (seqno). */
+  /**
+   * Writes `value` under `key`; resolves with the write's version (seqno)
+   * once it is durable as `sync` says and visible to every later read.
+   * Writes resolve in the order they were made; a rejected write changed
+   * nothing.
+   *
+   * @example Put, then get
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { open } from "../mod.ts";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const db = await open(dir, { background: "inline" });
+   * const enc = new TextEncoder();
+   * const version = await db.put(enc.encode("k"), enc.encode("v1"));
+   * const got = db.get(enc.encode("k"));
+   * assert.equal(new TextDecoder().decode(got!.value), "v1");
+   * assert.equal(got!.version, version);
+   * assert.equal(db.get(enc.encode("missing")), undefined);
+   * await db.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   *
+   * @throws {InvalidArgumentError} for an empty or too long key, a too large
+   *   value or a bad option (codes `invalid_argument`, `key_too_long`,
+   *   `value_too_large`); nothing is written.
+   * @throws {PreconditionFailedError} when `opts.ifVersion` does not hold.
+   * @throws {ReadOnlyError} after an earlier failed write or fsync.
+   * @throws {DiskFullError} when the disk is full; nothing was written.
+   * @throws {ClosedError} once close() was called.
+   */
   put(key: Uint8Array, value: Uint8Array, opts?: PutOptions): Promise<number> {
     return this.#batch(USER_KEY_SPACE, [putOp(key, value, opts)]);
   }
 
-  /** Deletes `key` (a tombstone); resolves with the delete's version. */
+  /**
+   * Deletes `key` (writes a tombstone); resolves with the delete's version,
+   * with the same durability and ordering as {@link put}. It is not an error
+   * if `key` did not exist.
+   *
+   * @throws {InvalidArgumentError} for an empty or too long key.
+   * @throws {PreconditionFailedError} when `opts.ifVersion` does not hold.
+   * @throws {ReadOnlyError} after an earlier failed write or fsync.
+   * @throws {DiskFullError} when the disk is full; nothing was written.
+   * @throws {ClosedError} once close() was called.
+   */
   delete(
     key: Uint8Array,
     opts?: { ifVersion?: number | null },
@@ -449,6 +520,43 @@ export class Db implements KeySpace {
    * Applies every op atomically with one seqno, or none of them. Conditions
    * are checked against every earlier accepted write. A batch of checks only
    * writes nothing and resolves with the current visible seqno.
+   *
+   * @example Batch with conditions
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { open, PreconditionFailedError } from "../mod.ts";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const db = await open(dir, { background: "inline" });
+   * const enc = new TextEncoder();
+   * const [a, b] = [enc.encode("a"), enc.encode("b")];
+   * const v = await db.batch([
+   *   { type: "put", key: a, value: enc.encode("1"), ifVersion: null },
+   *   { type: "put", key: b, value: enc.encode("2") },
+   * ]);
+   * assert.equal(db.get(a)!.version, v);
+   * assert.equal(db.get(b)!.version, v);
+   *
+   * // "a" exists now, so a batch that requires it absent changes nothing.
+   * await assert.rejects(
+   *   db.batch([
+   *     { type: "delete", key: b },
+   *     { type: "check", key: a, ifVersion: null },
+   *   ]),
+   *   (err) => err instanceof PreconditionFailedError && err.index === 1,
+   * );
+   * assert.equal(db.get(b)!.version, v);
+   * await db.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   *
+   * @throws {InvalidArgumentError} for an empty batch or a bad op (the
+   *   message names the op); nothing is written.
+   * @throws {PreconditionFailedError} when a condition fails; `index` names
+   *   the first failing op and nothing is written.
+   * @throws {ReadOnlyError} after an earlier failed write or fsync.
+   * @throws {DiskFullError} when the disk is full; nothing was written.
+   * @throws {ClosedError} once close() was called.
    */
   batch(ops: readonly BatchOp[]): Promise<number> {
     return this.#batch(USER_KEY_SPACE, ops);
@@ -1130,8 +1238,13 @@ export class Db implements KeySpace {
 
   /**
    * Compacts every table overlapping [start, end] (unbounded when omitted)
-   * down through the levels, after flushing the memtable. Used by tests and
-   * admin tooling; automatic compaction is paused while it runs.
+   * down through the levels, after flushing the memtable: a real operation
+   * for users (reclaim space after deleting a range, or prepare a store for
+   * read-only use); automatic compaction is paused while it runs.
+   *
+   * @throws {ReadOnlyError} after an earlier failed write or fsync, or when
+   *   this compaction's writes fail.
+   * @throws {ClosedError} once close() was called.
    */
   async compactRange(
     userStart?: Uint8Array,
@@ -1176,7 +1289,10 @@ export class Db implements KeySpace {
     this.#maybeScheduleCompaction();
   }
 
-  /** Waits until no flush or compaction is running or needed. For tests. */
+  /**
+   * Waits until no flush or compaction is running or needed. A hook for
+   * tests and benchmarks (a quiet store to measure); users never need it.
+   */
   async compactUntilIdle(): Promise<void> {
     this.#backgroundBlocked = false; // an explicit call retries at once
     for (;;) {
@@ -1320,8 +1436,14 @@ export class Db implements KeySpace {
   }
 
   /**
-   * Test and admin hook: freezes the memtable (if it holds anything) and
-   * waits until every frozen memtable is flushed to a table.
+   * Freezes the memtable (if it holds anything) and waits until every
+   * frozen memtable is written to a table: a real operation for users (it
+   * makes the WAL short, so the next open replays little), also used by
+   * tests. Acknowledged writes are durable without it.
+   *
+   * @throws {ReadOnlyError} after an earlier failed write or fsync, or when
+   *   the flush fails.
+   * @throws {ClosedError} once close() was called.
    */
   async flush(): Promise<void> {
     this.#checkWritable();
@@ -1348,7 +1470,16 @@ export class Db implements KeySpace {
 
   // ---------------------------------------------------------------- reads
 
-  /** The newest visible value of `key`, or undefined (absent, deleted or expired). */
+  /**
+   * The newest visible value of `key` (at `opts.snapshot` when given), or
+   * undefined when it is absent, deleted or expired. Synchronous: it never
+   * waits for writes or background work, and sees every write that has
+   * resolved.
+   *
+   * @throws {InvalidArgumentError} for an empty or too long key.
+   * @throws {CorruptionError} when a table read fails its checksum.
+   * @throws {ClosedError} once close() was called.
+   */
   get(key: Uint8Array, opts?: { snapshot?: Snapshot }): ReadResult | undefined {
     return this.#get(USER_KEY_SPACE, key, opts);
   }
@@ -1444,12 +1575,37 @@ export class Db implements KeySpace {
   }
 
   /**
-   * Scans keys in order (or reverse) at one snapshot, yielding the newest
-   * visible version of each key. The snapshot (seqno, memtables and pinned
-   * tables) is taken when scan() is called, not at the first `next()`, and
-   * a closed store throws ClosedError at once. Synchronous; the scan pins
-   * the tables it reads until it finishes or is abandoned with `return()`
-   * (as `break` out of a for-of does).
+   * Yields the newest visible version of each key in [start, end) (and with
+   * `prefix`), in byte order (or reversed), skipping deleted and expired
+   * keys. It reads at one snapshot taken at the call (or `opts.snapshot`),
+   * so writes made while it runs are not seen.
+   *
+   * @example Scan with a snapshot
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { open } from "../mod.ts";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const db = await open(dir, { background: "inline" });
+   * const enc = new TextEncoder();
+   * const dec = new TextDecoder();
+   * for (const k of ["user/1", "user/2", "other"]) {
+   *   await db.put(enc.encode(k), enc.encode("x"));
+   * }
+   * const snap = db.snapshot();
+   * await db.put(enc.encode("user/3"), enc.encode("x")); // after the snapshot
+   * const keys = [...db.scan({ prefix: enc.encode("user/"), snapshot: snap })]
+   *   .map((item) => dec.decode(item.key));
+   * assert.deepEqual(keys, ["user/1", "user/2"]);
+   * snap.release();
+   * assert.equal([...db.scan({ prefix: enc.encode("user/") })].length, 3);
+   * await db.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   *
+   * @throws {InvalidArgumentError} for bad bounds, limit or snapshot.
+   * @throws {CorruptionError} when a table read fails its checksum.
+   * @throws {ClosedError} when the store is (or gets) closed.
    */
   scan(opts: ScanOptions = {}): Generator<ScanItem> {
     return this.#scanAt(USER_KEY_SPACE, opts);
@@ -1545,7 +1701,12 @@ export class Db implements KeySpace {
     }
   }
 
-  /** A snapshot at the newest visible write; reads through it see nothing newer. */
+  /**
+   * A snapshot at the newest visible write; reads through it see nothing
+   * newer. Release it when done: it keeps old versions from compaction.
+   *
+   * @throws {ClosedError} once close() was called.
+   */
   snapshot(): Snapshot {
     if (this.#closed) throw new ClosedError();
     const seq = this.#visibleSeq;
@@ -1575,6 +1736,9 @@ export class Db implements KeySpace {
    * tables are not deleted until release()) and returns it with the visible
    * seqno and the memtables, newest first. The memtables keep changing and
    * are freed once flushed: copy what you need before the next await.
+   *
+   * @internal Not part of the public API: it hands out engine internals.
+   * @ignore
    */
   pinForBackup(): {
     version: Version;
@@ -1687,7 +1851,11 @@ export class Db implements KeySpace {
 
   /**
    * Stops taking writes, finishes queued ones (synced), waits for background
-   * work, closes files and releases the directory lock.
+   * work, closes files and releases the directory lock. Calling it again
+   * waits for the first call.
+   *
+   * @throws {ReadOnlyError} or an I/O error when the final sync fails; the
+   *   lock is released anyway.
    */
   close(): Promise<void> {
     // A second call gets the first one's promise: it resolves only once the

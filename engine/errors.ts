@@ -24,6 +24,7 @@ export type ErrorCode =
 export class ShaleError extends Error {
   /** A stable, machine-readable snake_case code. */
   readonly code: ErrorCode;
+  /** An error with `code`; `options.cause` keeps the underlying error. */
   constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.code = code;
@@ -33,6 +34,7 @@ export class ShaleError extends Error {
 
 /** Input the caller should not have sent (bad sizes, bad options). */
 export class InvalidArgumentError extends ShaleError {
+  /** `code` narrows the kind: a key or value over its size limit. */
   constructor(
     message: string,
     code: "invalid_argument" | "key_too_long" | "value_too_large" =
@@ -46,6 +48,7 @@ export class InvalidArgumentError extends ShaleError {
 export class PreconditionFailedError extends ShaleError {
   /** Index of the first failing condition inside a batch (0 for a single op). */
   readonly index: number;
+  /** `index`: the op of the batch whose condition failed. */
   constructor(message: string, index = 0) {
     super("precondition_failed", message);
     this.index = index;
@@ -54,8 +57,11 @@ export class PreconditionFailedError extends ShaleError {
 
 /** Stored bytes failed a checksum or a structural check. Names file and offset. */
 export class CorruptionError extends ShaleError {
+  /** The file holding the bad bytes. */
   readonly file: string;
+  /** Where in `file` the bad bytes start. */
   readonly offset: number;
+  /** `what` failed at `offset` of `file`; the message names all three. */
   constructor(file: string, offset: number, what: string) {
     super("corruption", `${what} (file ${file}, offset ${offset})`);
     this.file = file;
@@ -70,11 +76,13 @@ export class CorruptionError extends ShaleError {
  * Nothing is changed on disk; the message says what to do.
  */
 export class FormatVersionError extends ShaleError {
+  /** The file in the older format. */
   readonly file: string;
   /** The format version found in the file. */
   readonly found: number;
   /** The format version this build reads and writes. */
   readonly expected: number;
+  /** `file` holds format `found`; this build reads `expected` only. */
   constructor(file: string, found: number, expected: number) {
     super(
       "unsupported_format",
@@ -88,6 +96,7 @@ export class FormatVersionError extends ShaleError {
 
 /** The database was closed. */
 export class ClosedError extends ShaleError {
+  /** "database is closed". */
   constructor() {
     super("closed", "database is closed");
   }
@@ -95,6 +104,7 @@ export class ClosedError extends ShaleError {
 
 /** Writes are refused: a previous write or fsync failed, see `reason`. */
 export class ReadOnlyError extends ShaleError {
+  /** `reason`: the failure that made the store read-only. */
   constructor(reason: string, options?: ErrorOptions) {
     super("read_only", `database is read-only: ${reason}`, options);
   }
@@ -102,6 +112,7 @@ export class ReadOnlyError extends ShaleError {
 
 /** The disk (or quota) is full; nothing was written. */
 export class DiskFullError extends ShaleError {
+  /** `options.cause` keeps the OS error. */
   constructor(message: string, options?: ErrorOptions) {
     super("disk_full", message, options);
   }
@@ -109,6 +120,7 @@ export class DiskFullError extends ShaleError {
 
 /** Another process holds the data directory's lock. */
 export class LockedError extends ShaleError {
+  /** `dir`: the data directory whose lock is held. */
   constructor(dir: string) {
     super(
       "locked",

@@ -20,6 +20,7 @@ import { isBun } from "./runtime.ts";
 
 /** A file opened for appending (WAL, manifest, table being written). */
 export interface WritableFile {
+  /** The path it was opened at. */
   readonly path: string;
   /** Bytes written so far (the append position). */
   readonly size: number;
@@ -29,20 +30,25 @@ export interface WritableFile {
   sync(): Promise<void>;
   /** Cuts the file back to `len` bytes (drops a failed partial append). */
   truncate(len: number): void;
+  /** Closes the file; unsynced bytes may still be lost to a power cut. */
   close(): void;
 }
 
 /** A file opened for synchronous positional reads. */
 export interface ReadableFile {
+  /** The path it was opened at. */
   readonly path: string;
+  /** Its length in bytes when opened. */
   readonly size: number;
   /** Reads exactly `len` bytes at `pos` into a new buffer, or fewer at end of file. */
   readAt(pos: number, len: number): Uint8Array;
+  /** Closes the file. */
   close(): void;
 }
 
 /** A held lock on a data directory. */
 export interface DirLock {
+  /** Lets go of the lock (another process may take it from then on). */
   release(): void;
 }
 
@@ -64,14 +70,21 @@ export { DIR_MODE, FILE_MODE } from "./fs_modes.ts";
 export interface FileSystem {
   /** Creates (truncating, or exclusively) or opens a file for appending; new files get {@link FILE_MODE}. */
   openWritable(path: string, opts?: OpenWritableOptions): WritableFile;
+  /** Opens an existing file for positional reads. */
   openReadable(path: string): ReadableFile;
+  /** The whole content of a file. */
   readFile(path: string): Uint8Array;
+  /** Whether anything exists at `path`. */
   exists(path: string): boolean;
+  /** A file's length in bytes. */
   size(path: string): number;
   /** Truncates a file to `len` bytes and syncs it. */
   truncate(path: string, len: number): Promise<void>;
+  /** Renames atomically, replacing `to` (durable after {@link syncDir}). */
   rename(from: string, to: string): void;
+  /** Removes a file or an empty directory. */
   remove(path: string): void;
+  /** The names (not paths) of the entries of `dir`. */
   readDir(dir: string): string[];
   /** Creates `dir` and missing parents with {@link DIR_MODE}. */
   mkdirp(dir: string): void;

@@ -80,8 +80,11 @@ export interface DbOptions {
 
 /** A key's newest visible value. `version` is the seqno of its last write. */
 export interface ReadResult {
+  /** The value. */
   value: Uint8Array;
+  /** The version (seqno) of the write that stored it: its ETag over HTTP. */
   version: number;
+  /** The caller's encoding tag of the value (`ENCODING_RAW` by default). */
   encoding: number;
   /** ms since the epoch, 0 for never. */
   expiresAt: number;
@@ -89,7 +92,12 @@ export interface ReadResult {
 
 /** A point in time that reads can be made at; release it when done. */
 export interface Snapshot {
+  /** The newest seqno this snapshot sees. */
   readonly seq: number;
+  /**
+   * Lets go of the snapshot, so compaction may drop the old versions it
+   * kept alive. Releasing twice is harmless.
+   */
   release(): void;
 }
 
@@ -99,9 +107,13 @@ export interface ScanOptions {
   start?: Uint8Array;
   /** Exclusive upper bound. */
   end?: Uint8Array;
+  /** Only keys starting with these bytes (narrows start/end). */
   prefix?: Uint8Array;
+  /** Descending key order. Default ascending. */
   reverse?: boolean;
+  /** Stop after this many items. */
   limit?: number;
+  /** Read at this snapshot. Default: a snapshot taken when scan() is called. */
   snapshot?: Snapshot;
 }
 
@@ -139,8 +151,14 @@ export type BatchOp =
 
 /** Options of a single put. */
 export interface PutOptions {
+  /** When the value expires, in ms since the epoch; 0 or absent: never. */
   expiresAt?: number;
+  /** An encoding tag stored with the value and returned with it. */
   encoding?: number;
+  /**
+   * A condition: the key's current version must equal this number, or the
+   * key must not exist (null). Checked atomically with the write.
+   */
   ifVersion?: number | null;
   /** Builds the key from the put's version; see {@link BatchOp}. */
   versionedKey?: VersionedKey;
@@ -182,20 +200,31 @@ export const MAX_KEY_SPACE = 255;
 
 /** What a scan yields: the newest visible version of one key. */
 export interface ScanItem {
+  /** The key, as the caller wrote it. */
   key: Uint8Array;
+  /** Its newest visible value. */
   value: Uint8Array;
+  /** The version (seqno) of the write that stored the value. */
   version: number;
+  /** The caller's encoding tag of the value (`ENCODING_RAW` by default). */
   encoding: number;
+  /** When the value expires, in ms since the epoch; 0 for never. */
   expiresAt: number;
 }
 
 /** What recovery found and did. */
 export interface RecoveryInfo {
+  /** How long open() took to recover, in ms. */
   ms: number;
+  /** WAL segments replayed. */
   walFiles: number;
+  /** WAL records replayed. */
   walRecords: number;
+  /** Incomplete records cut off a WAL's end (a crash mid-append). */
   tornTails: { file: string; offset: number; bytes: number; reason: string }[];
+  /** Damaged WAL stretches skipped, with why. */
   skipped: { file: string; offset: number; reason: string }[];
+  /** Files no manifest referenced (leftovers of a crash), removed. */
   removedFiles: string[];
   /**
    * Things the operator should fix that do not stop the store, e.g. a data

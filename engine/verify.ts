@@ -25,24 +25,35 @@ import { dataRecordCount, readWalEntries } from "./wal.ts";
 
 /** One problem found by verify. */
 export interface VerifyError {
+  /** The file the problem is in. */
   file: string;
+  /** Where in the file. */
   offset: number;
+  /** What is wrong. */
   message: string;
 }
 
 /** What verify checked and found. */
 export interface VerifyReport {
+  /** Files read (tables, WAL segments, the manifest). */
   files: number;
+  /** Table files checked. */
   tables: number;
+  /** Entries read from the tables. */
   entries: number;
+  /** Records read from the WAL. */
   walRecords: number;
+  /** Incomplete records at a WAL's end (a crash mid-append): not errors. */
   tornTails: VerifyError[];
+  /** Real problems: checksum mismatches, bad structure, missing files. */
   errors: VerifyError[];
 }
 
 /** Options of {@link verify}. */
 export interface VerifyOptions {
+  /** Called after each file, with how many of how many are done. */
   onProgress?: (done: number, total: number, file: string) => void;
+  /** The file system to read through. Default: the real one. */
   fs?: FileSystem;
 }
 
