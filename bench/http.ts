@@ -17,6 +17,15 @@ import { parseArgs } from "node:util";
 import { Buffer } from "node:buffer";
 import { lineChartSvg } from "./_chart.ts";
 import { Progress } from "./_measure.ts";
+import { type Server, startServer } from "./_servers.ts";
+import {
+  have,
+  parseWrk,
+  pinner,
+  type WrkResult,
+  wrkRunner,
+  wrkScripts,
+} from "./_wrk.ts";
 import {
   commandLine,
   fmtInt,
@@ -52,228 +61,31 @@ const READER_CONNS = Number(args["reader-connections"]);
 const SERVER_CPU = args["server-cpu"];
 const WRK_CPU = args["wrk-cpu"];
 
-function have(cmd: string): boolean {
-  try {
-    return new Deno.Command("sh", {
-      args: ["-c", `command -v ${cmd}`],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
 if (!have("wrk")) {
   console.error(
     "wrk not found: install it (apt-get install -y wrk) or run `make bench-http`",
   );
   Deno.exit(1);
 }
-const pin = have("taskset");
-const pinned = (cpu: string, cmd: string[]) =>
-  pin ? ["taskset", "-c", cpu, ...cmd] : cmd;
 
 const tmp = await Deno.makeTempDir({ prefix: "shale-http-" });
+const pin = have("taskset");
+const pinned = pinner();
+const { wrk, wrkCommand } = wrkRunner({
+  cpu: WRK_CPU,
+  scriptDir: tmp,
+  keys: KEYS,
+  pinned,
+});
 const machine = machineInfo(tmp);
 const command = commandLine("bench/http.ts").replace(" --unstable-kv", "");
 const progress = new Progress();
 
-// ---------------------------------------------------------------- wrk scripts
-
-const LUA_COMMON = `
-local n = 100000
-function init(args)
-  n = tonumber(args[1]) or n
-  math.randomseed(os.time() * 1000 + (tonumber(args[2]) or 0))
-end
-local function key(prefix, i) return string.format("/kv/%s%015d", prefix, i) end
-local body = string.rep("v", 100)
-`;
-const SCRIPTS: Record<string, string> = {
-  get_hit: `${LUA_COMMON}
-function request() return wrk.format("GET", key("k", math.random(0, n - 1))) end`,
-  get_miss: `${LUA_COMMON}
-function request() return wrk.format("GET", key("m", math.random(0, n - 1))) end`,
-  put: `${LUA_COMMON}
-function request() return wrk.format("PUT", key("k", math.random(0, n - 1)), nil, body) end`,
-  mixed: `${LUA_COMMON}
-function request()
-  local k = key("k", math.random(0, n - 1))
-  if math.random() < 0.1 then return wrk.format("PUT", k, nil, body) end
-  return wrk.format("GET", k)
-end`,
-  range: `${LUA_COMMON}
-function request()
-  return wrk.format("GET", string.format("/kv/range?start=k%015d&limit=100", math.random(0, n - 101)))
-end`,
-  writer: `
-local n = 1000000
-local big = string.rep("w", ${BUSY_VALUE})
-function init(args) math.randomseed(os.time()) end
-function request()
-  return wrk.format("PUT", string.format("/kv/w%015d", math.random(0, n - 1)), nil, big)
-end`,
-};
-for (const [name, text] of Object.entries(SCRIPTS)) {
+for (const [name, text] of Object.entries(wrkScripts(BUSY_VALUE))) {
   await Deno.writeTextFile(`${tmp}/${name}.lua`, text);
 }
 
-interface WrkResult {
-  rps: number;
-  requests: number;
-  p50: number; // ms
-  p99: number; // ms
-  non2xx: number;
-  socketErrors: string;
-}
-
-function toMs(v: string, unit: string): number {
-  const x = Number(v);
-  return unit === "us"
-    ? x / 1000
-    : unit === "ms"
-    ? x
-    : unit === "s"
-    ? x * 1000
-    : x;
-}
-
-function parseWrk(out: string): WrkResult {
-  const pct = (p: string) => {
-    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s)\\s*$`, "m").exec(
-      out,
-    );
-    return m ? toMs(m[1], m[2]) : NaN;
-  };
-  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
-  const reqs = /(\d+) requests in/.exec(out);
-  const non = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
-  const sock = /Socket errors:(.*)/.exec(out);
-  return {
-    rps: rps ? Number(rps[1]) : NaN,
-    requests: reqs ? Number(reqs[1]) : 0,
-    p50: pct("50"),
-    p99: pct("99"),
-    non2xx: non ? Number(non[1]) : 0,
-    socketErrors: sock ? sock[1].trim() : "",
-  };
-}
-
-function wrkCommand(
-  url: string,
-  script: string,
-  seconds: number,
-  conns: number,
-): Deno.Command {
-  const cmd = pinned(WRK_CPU, [
-    "wrk",
-    "-t1",
-    `-c${conns}`,
-    `-d${seconds}s`,
-    "--timeout",
-    "10s",
-    "--latency",
-    "-s",
-    `${tmp}/${script}.lua`,
-    url,
-    "--",
-    String(KEYS),
-    String(Math.floor(Math.random() * 1e6)),
-  ]);
-  return new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
-
-async function wrk(
-  url: string,
-  script: string,
-  seconds: number,
-  conns: number,
-): Promise<WrkResult> {
-  const out = await wrkCommand(url, script, seconds, conns).output();
-  const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) {
-    throw new Error(
-      `wrk failed: ${new TextDecoder().decode(out.stderr)} ${text}`,
-    );
-  }
-  return parseWrk(text);
-}
-
 // ---------------------------------------------------------------- servers
-
-interface Server {
-  url: string;
-  child: Deno.ChildProcess;
-  log: string[];
-  stop(): Promise<void>;
-}
-
-async function startServer(cmd: string[], name: string): Promise<Server> {
-  const child = new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  const log: string[] = [];
-  let resolveUrl: (u: string) => void;
-  const urlP = new Promise<string>((r) => (resolveUrl = r));
-  const drain = async (s: ReadableStream<Uint8Array>) => {
-    let buf = "";
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (log.length < 200) log.push(line);
-        const m = /http:\/\/127\.0\.0\.1:(\d+)/.exec(line);
-        if (m) resolveUrl(`http://127.0.0.1:${m[1]}`);
-      }
-    }
-  };
-  drain(child.stdout);
-  drain(child.stderr);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const url = await Promise.race([
-    urlP,
-    child.status.then((s) => {
-      throw new Error(
-        `${name} exited with ${s.code} before listening:\n${log.join("\n")}`,
-      );
-    }),
-    new Promise<never>((_, rej) => {
-      timer = setTimeout(
-        () => rej(new Error(`${name} did not print its URL within 60 s`)),
-        60_000,
-      );
-    }),
-  ]).finally(() => clearTimeout(timer));
-  let stopped = false;
-  return {
-    url,
-    child,
-    log,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      try {
-        child.kill("SIGTERM");
-      } catch { /* already gone */ }
-      const t = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 10_000);
-      await child.status;
-      clearTimeout(t);
-    },
-  };
-}
 
 const deno = Deno.execPath();
 const WORKLOADS: { name: string; script: string; text: string }[] = [

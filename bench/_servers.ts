@@ -1,0 +1,84 @@
+/**
+ * The servers the HTTP benchmark measures, as processes: started from a
+ * command line, ready once they print their loopback URL.
+ *
+ * @module
+ */
+
+/** A benchmarked server process. */
+export interface Server {
+  url: string;
+  child: Deno.ChildProcess;
+  log: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `cmd` and waits (60 s at most) for it to print its
+ * `http://127.0.0.1:PORT` URL; `stop()` sends SIGTERM, then SIGKILL.
+ */
+export async function startServer(
+  cmd: string[],
+  name: string,
+): Promise<Server> {
+  const child = new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const log: string[] = [];
+  let resolveUrl: (u: string) => void;
+  const urlP = new Promise<string>((r) => (resolveUrl = r));
+  const drain = async (s: ReadableStream<Uint8Array>) => {
+    let buf = "";
+    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (log.length < 200) log.push(line);
+        const m = /http:\/\/127\.0\.0\.1:(\d+)/.exec(line);
+        if (m) resolveUrl(`http://127.0.0.1:${m[1]}`);
+      }
+    }
+  };
+  drain(child.stdout);
+  drain(child.stderr);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const url = await Promise.race([
+    urlP,
+    child.status.then((s) => {
+      throw new Error(
+        `${name} exited with ${s.code} before listening:\n${log.join("\n")}`,
+      );
+    }),
+    new Promise<never>((_, rej) => {
+      timer = setTimeout(
+        () => rej(new Error(`${name} did not print its URL within 60 s`)),
+        60_000,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+  let stopped = false;
+  return {
+    url,
+    child,
+    log,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+      const t = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+      }, 10_000);
+      await child.status;
+      clearTimeout(t);
+    },
+  };
+}
