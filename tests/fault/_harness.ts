@@ -1,7 +1,6 @@
 /**
  * Shared machinery of the fault suites (tests/fault/): the real server as a
- * subprocess (`shale serve` on port 0, JSON logs, on Deno by default or on
- * Bun or as the binary: see tests/_shale.ts), the offline
+ * subprocess (re-exported from tests/_shale.ts, the one starter), the offline
  * `verify` command, an HTTP client with timeouts, a raw-socket client for
  * requests `fetch` refuses to send, RSS sampling from /proc, percentiles,
  * and a tally that ends every suite with one line `N passed, N failed`.
@@ -13,14 +12,28 @@
  */
 
 import { compareBytes } from "../../mod.ts";
-import { REPO, shaleCommand, type ShaleRuntime } from "../_shale.ts";
+import {
+  REPO,
+  type ServerProcess,
+  shaleCommand,
+  type ShaleRuntime,
+} from "../_shale.ts";
 
 export {
+  killServer,
+  type LogLine,
   MAIN,
+  mustStart,
+  type ReadyServer,
   REPO,
   SERVER_PERMISSIONS,
+  type ServerProcess,
   SHALE_RUNTIMES,
   type ShaleRuntime,
+  type StartOptions,
+  type StartResult,
+  startServer,
+  stopServer,
   unavailable,
 } from "../_shale.ts";
 export { rawExchange, type RawOutcome } from "../_raw_http.ts";
@@ -37,227 +50,6 @@ export function envInt(name: string, fallback: number): number {
     throw new Error(`${name} must be a non-negative integer, got "${v}"`);
   }
   return n;
-}
-
-// ---- the server subprocess --------------------------------------------------
-
-/** One line the server logged (its stdout and stderr, JSON or not). */
-export interface LogLine {
-  text: string;
-  /** Parsed JSON log record, when the line was one. */
-  json?: Record<string, unknown>;
-}
-
-/** A running (or exited) `shale serve` subprocess. */
-export interface ServerProcess {
-  readonly pid: number;
-  readonly dataDir: string;
-  /** Every line of output so far. */
-  readonly logs: LogLine[];
-  /** Resolves with the exit status when the process ends. */
-  readonly exited: Promise<Deno.CommandStatus>;
-  /** performance.now() at spawn. */
-  readonly spawnedAt: number;
-  /** Sends a signal (ignored once the process has exited). */
-  kill(signal: Deno.Signal): void;
-  /** All output as text (for failure messages). */
-  output(): string;
-}
-
-/** A server that printed its listening line. */
-export interface ReadyServer extends ServerProcess {
-  readonly port: number;
-  readonly base: string;
-  /** performance.now() when the listening line arrived. */
-  readonly listeningAt: number;
-  /** The engine's own recovery time from the start-up line, in ms. */
-  readonly recoveryMs: number;
-}
-
-/** What starting a server came to: listening, or exited with output. */
-export type StartResult =
-  | { ok: true; server: ReadyServer }
-  | { ok: false; code: number; signal: string | null; output: string };
-
-/** Options of {@link startServer}. */
-export interface StartOptions {
-  /** Extra `serve` flags (e.g. `--memtable-size 64K`). */
-  args?: string[];
-  /** Extra environment for the subprocess. */
-  env?: Record<string, string>;
-  /** Deadline for the listening line. Default 30 s. */
-  timeoutMs?: number;
-  /** Which runtime runs the server. Default Deno. */
-  runtime?: ShaleRuntime;
-}
-
-/**
- * Spawns `shale serve --data-dir DIR --port 0 --log-format json` and waits
- * until it prints `shale listening on http://HOST:PORT` or exits.
- */
-export async function startServer(
-  dataDir: string,
-  opts: StartOptions = {},
-): Promise<StartResult> {
-  const shale = await shaleCommand(opts.runtime ?? "deno");
-  const spawnedAt = performance.now();
-  const child = new Deno.Command(shale.command, {
-    args: [
-      ...shale.args,
-      "serve",
-      "--data-dir",
-      dataDir,
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--log-format",
-      "json",
-      ...(opts.args ?? []),
-    ],
-    cwd: REPO,
-    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...opts.env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const logs: LogLine[] = [];
-  const listening = Promise.withResolvers<LogLine>();
-  const onLine = (text: string) => {
-    const line: LogLine = { text };
-    if (text.startsWith("{")) {
-      try {
-        line.json = JSON.parse(text);
-      } catch {
-        // not a log record
-      }
-    }
-    logs.push(line);
-    const msg = line.json?.msg;
-    if (typeof msg === "string" && msg.startsWith("shale listening on ")) {
-      listening.resolve(line);
-    }
-  };
-  const pumps = Promise.all([
-    pumpLines(child.stdout, onLine),
-    pumpLines(child.stderr, onLine),
-  ]);
-  let done = false;
-  const exited = (async () => {
-    const status = await child.status;
-    await pumps.catch(() => {});
-    done = true;
-    return status;
-  })();
-  const proc: ServerProcess = {
-    pid: child.pid,
-    dataDir,
-    logs,
-    exited,
-    spawnedAt,
-    kill(signal) {
-      if (done) return;
-      try {
-        child.kill(signal);
-      } catch {
-        // already gone
-      }
-    },
-    output: () => logs.map((l) => l.text).join("\n"),
-  };
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const outcome = await Promise.race([
-    listening.promise.then((line) => ({ line })),
-    exited.then((status) => ({ status })),
-    new Promise<{ timeout: true }>((resolve) => {
-      timer = setTimeout(() => resolve({ timeout: true }), timeoutMs);
-    }),
-  ]);
-  clearTimeout(timer);
-  if ("timeout" in outcome) {
-    proc.kill("SIGKILL");
-    await exited;
-    throw new Error(
-      `server did not start within ${timeoutMs} ms:\n${proc.output()}`,
-    );
-  }
-  if ("status" in outcome) {
-    return {
-      ok: false,
-      code: outcome.status.code,
-      signal: outcome.status.signal,
-      output: proc.output(),
-    };
-  }
-  const msg = String(outcome.line.json!.msg);
-  const m = /^shale listening on (https?):\/\/(.+):(\d+)$/.exec(msg);
-  if (m === null) throw new Error(`unexpected listening line: ${msg}`);
-  const port = Number(m[3]);
-  const server: ReadyServer = {
-    ...proc,
-    port,
-    base: `${m[1]}://127.0.0.1:${port}`,
-    listeningAt: performance.now(),
-    recoveryMs: Number(outcome.line.json!.recovery_ms ?? NaN),
-  };
-  return { ok: true, server };
-}
-
-/** {@link startServer}, throwing (with the output) when it does not listen. */
-export async function mustStart(
-  dataDir: string,
-  opts: StartOptions = {},
-): Promise<ReadyServer> {
-  const r = await startServer(dataDir, opts);
-  if (!r.ok) {
-    throw new Error(`server exited with code ${r.code}:\n${r.output}`);
-  }
-  return r.server;
-}
-
-/** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit status. */
-export async function stopServer(
-  s: ServerProcess,
-  graceMs = 15_000,
-): Promise<Deno.CommandStatus> {
-  s.kill("SIGTERM");
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const status = await Promise.race([
-    s.exited,
-    new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), graceMs);
-    }),
-  ]);
-  clearTimeout(timer);
-  if (status !== undefined) return status;
-  s.kill("SIGKILL");
-  return await s.exited;
-}
-
-/** SIGKILL and wait for the process to be gone. */
-export async function killServer(
-  s: ServerProcess,
-): Promise<Deno.CommandStatus> {
-  s.kill("SIGKILL");
-  return await s.exited;
-}
-
-async function pumpLines(
-  stream: ReadableStream<Uint8Array>,
-  onLine: (line: string) => void,
-): Promise<void> {
-  const dec = new TextDecoder();
-  let rest = "";
-  for await (const chunk of stream) {
-    rest += dec.decode(chunk, { stream: true });
-    let nl;
-    while ((nl = rest.indexOf("\n")) >= 0) {
-      onLine(rest.slice(0, nl));
-      rest = rest.slice(nl + 1);
-    }
-  }
-  if (rest !== "") onLine(rest);
 }
 
 /**

@@ -14,8 +14,12 @@ import {
   unb64,
   withServer,
 } from "./_helpers.ts";
-import { mustStart, stopServer } from "../fault/_harness.ts";
-import { type ShaleRuntime, unavailable } from "../_shale.ts";
+import {
+  mustStart,
+  type ShaleRuntime,
+  stopServer,
+  unavailable,
+} from "../_shale.ts";
 
 /**
  * Registers a test that needs only HTTP three times: in process on

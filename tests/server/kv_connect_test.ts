@@ -14,8 +14,7 @@ import {
   join,
   kvConnectSpace,
 } from "../../server/kv_connect/keyspace.ts";
-import { mustStart, stopServer } from "../fault/_harness.ts";
-import { unavailable } from "../_shale.ts";
+import { mustStart, stopServer, unavailable } from "../_shale.ts";
 
 const TOKEN = "kv-test-token-0123456789";
 const CLIENTS = new URL("./kv_connect_clients/", import.meta.url);

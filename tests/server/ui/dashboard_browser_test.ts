@@ -11,6 +11,7 @@
  * on CI installs it (`make browser`).
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { mustStart, stopServer } from "../../_shale.ts";
 
 /**
  * puppeteer-core, loaded only when Chromium is there: a non-literal dynamic
@@ -87,53 +88,15 @@ interface Server {
   stop(): Promise<void>;
 }
 
-/** Starts `shale serve` as its own process with `deno task start`'s permissions. */
+/** Starts `shale serve` as its own process (the one starter, on Deno). */
 async function startServer(extra: string[] = []): Promise<Server> {
-  const cfg = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const perms = (cfg.tasks.start as string).split(/\s+/).filter((t) =>
-    t.startsWith("--allow-")
-  );
   const dir = await Deno.makeTempDir({ prefix: "shale-ui-test-" });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...perms,
-      `${ROOT}server/main.ts`,
-      "serve",
-      "--data-dir",
-      dir,
-      "--port",
-      "0",
-      "--sync",
-      "none",
-      ...extra,
-    ],
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const drain = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s.pipeThrough(new TextDecoderStream())) text += c;
-  };
-  const pipes = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  const deadline = Date.now() + 20_000;
-  let m: RegExpMatchArray | null = null;
-  while ((m = text.match(/listening on (http:\/\/\S+)/)) === null) {
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`server did not start:\n${text}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  const s = await mustStart(dir, { args: ["--sync", "none", ...extra] });
   return {
-    base: m[1],
+    base: s.base,
     dir,
     async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-      await pipes;
+      await stopServer(s);
       await Deno.remove(dir, { recursive: true });
     },
   };
