@@ -22,54 +22,29 @@
  */
 import { createHmac } from "node:crypto";
 import { bearerToken, matchesDigest, sha256 } from "../auth.ts";
-import {
-  compareBytes,
-  type Db,
-  type KeySpace,
-  PreconditionFailedError,
-  prefixEnd,
-} from "../../mod.ts";
+import type { Db } from "../../mod.ts";
 import { errorResponse as funnel, type LogFn } from "../errors.ts";
-import {
-  failedChecks,
-  parseAtomicWrite,
-  type ParsedWrite,
-  planBatch,
-  wireEncoding,
-} from "./atomic.ts";
 import { badRequest, KvConnectError } from "./errors.ts";
 import {
   dataPrefix,
   DEFAULT_DATABASE,
   ensureDatabaseId,
   isValidName,
-  join,
   kvConnectSpace,
   MAX_NAME_LENGTH,
   readDatabaseId,
-  toVersionstamp,
 } from "./keyspace.ts";
-import {
-  AW_CHECK_FAILURE,
-  AW_SUCCESS,
-  decodeAtomicWrite,
-  decodeSnapshotRead,
-  decodeWatch,
-  encodeAtomicWriteOutput,
-  encodeSnapshotReadOutput,
-  type KvEntry,
-  ProtobufError,
-} from "./protobuf.ts";
-import { keyId, WatchHub } from "./watch.ts";
-import {
-  checkReadLimits,
-  checkWatchKey,
-  checkWriteLimits,
-  MAX_READ_RESPONSE_BYTES,
-  MAX_WATCHED_KEYS,
-  MAX_WATCHES,
-  MAX_WATCHES_PER_CLIENT,
-} from "./limits.ts";
+import { ProtobufError } from "./protobuf.ts";
+import { WatchHub } from "./watch.ts";
+import { atomicWrite, snapshotRead, watch } from "./data_path.ts";
+import { MAX_WATCHES, MAX_WATCHES_PER_CLIENT } from "./limits.ts";
+
+export {
+  MAX_READ_ENTRIES,
+  MAX_READ_RANGES,
+  MAX_RMW_ATTEMPTS,
+  MAX_WATCH_KEYS,
+} from "./data_path.ts";
 
 /** What {@link handleKvConnect} needs from the server. */
 export interface KvConnectContext {
@@ -99,26 +74,18 @@ export const KV_CONNECT_PATH = "/deno-kv";
 export const SUPPORTED_VERSIONS: readonly number[] = [1, 2, 3];
 /** How long metadata (and its data-path token) stays valid. */
 export const METADATA_TTL_MS = 60 * 60 * 1000;
-/** Most ranges in one snapshot read. */
-export const MAX_READ_RANGES = 10;
-/** Most entries one read may ask for, over all its ranges (Deno's client: 1000). */
-export const MAX_READ_ENTRIES = 1000;
-/** Most keys one watch may cover (Deno KV's limit). */
-export const MAX_WATCH_KEYS = MAX_WATCHED_KEYS;
 /** Most database names whose ids stay cached in memory. */
 export const MAX_CACHED_DATABASES = 1024;
 /** Largest request body. Deno's client stays below 1 MiB per write. */
 export const MAX_BODY_BYTES = 8 << 20;
-/** Attempts at a sum/min/max write before answering 503 (the client retries). */
-export const MAX_RMW_ATTEMPTS = 50;
 
 const DATA_METHODS = new Set(["snapshot_read", "atomic_write", "watch"]);
-const PROTO_HEADERS = { "content-type": "application/x-protobuf" };
 const CHALLENGE = { "www-authenticate": 'Bearer realm="shale-kv-connect"' };
 /** Token handed out when the server runs without auth (any value works then). */
 const OPEN_TOKEN = "shale-no-auth";
 
-interface State {
+/** Per-store state of KV Connect. */
+export interface State {
   /** Database ids by name, settled once per process. */
   ids: Map<string, Promise<string>>;
   /** Data key prefixes by name. */
@@ -454,211 +421,6 @@ async function checkDataPath(
       } does not match database ${name} (${id}); reopen the database`,
     );
   }
-}
-
-function toEntry(
-  prefixLength: number,
-  key: Uint8Array,
-  value: Uint8Array,
-  encoding: number,
-  seq: number,
-): KvEntry {
-  return {
-    key: key.subarray(prefixLength),
-    value,
-    encoding: wireEncoding(encoding),
-    versionstamp: toVersionstamp(seq),
-  };
-}
-
-function snapshotRead(
-  ctx: KvConnectContext,
-  db: KeySpace,
-  prefix: Uint8Array,
-  body: Uint8Array,
-): Response {
-  const ranges = decodeSnapshotRead(body);
-  checkReadLimits(ranges);
-  if (ranges.length > MAX_READ_RANGES) {
-    throw badRequest(
-      `too many ranges in one read (${ranges.length} > ${MAX_READ_RANGES})`,
-    );
-  }
-  let total = 0;
-  ranges.forEach((r, i) => {
-    if (r.limit <= 0 || r.limit > MAX_READ_ENTRIES) {
-      throw badRequest(
-        `range ${i}: limit must be 1 to ${MAX_READ_ENTRIES}, got ${r.limit}`,
-      );
-    }
-    total += r.limit;
-  });
-  // Returning fewer entries than asked would end the client's listing early,
-  // so an over-large read is refused rather than cut short.
-  if (total > MAX_READ_ENTRIES) {
-    throw badRequest(
-      `the ranges of one read ask for ${total} entries; at most ${MAX_READ_ENTRIES}`,
-    );
-  }
-  const out: KvEntry[][] = [];
-  let bytes = 0;
-  const snapshot = db.snapshot();
-  try {
-    for (const r of ranges) {
-      const start = join(prefix, r.start);
-      // Every key-space prefix ends in 0x00, so it always has an end.
-      const end = r.end.length === 0 ? prefixEnd(prefix)! : join(prefix, r.end);
-      const entries: KvEntry[] = [];
-      if (compareBytes(start, end) < 0) {
-        for (
-          const item of db.scan({
-            start,
-            end,
-            reverse: r.reverse,
-            limit: r.limit,
-            snapshot,
-          })
-        ) {
-          bytes += item.key.length + item.value.length;
-          if (bytes > MAX_READ_RESPONSE_BYTES) {
-            ctx.refused?.("kv_read_too_large");
-            throw badRequest(
-              `the answer to this read would pass ${MAX_READ_RESPONSE_BYTES} bytes; read fewer entries at a time (a smaller limit or batchSize)`,
-            );
-          }
-          entries.push(
-            toEntry(
-              prefix.length,
-              item.key,
-              item.value,
-              item.encoding,
-              item.version,
-            ),
-          );
-        }
-      }
-      out.push(entries);
-    }
-  } finally {
-    snapshot.release();
-  }
-  return new Response(encodeSnapshotReadOutput(out), {
-    headers: PROTO_HEADERS,
-  });
-}
-
-async function atomicWrite(
-  store: Db,
-  db: KeySpace,
-  state: State,
-  prefix: Uint8Array,
-  body: Uint8Array,
-): Promise<Response> {
-  const aw = decodeAtomicWrite(body);
-  checkWriteLimits(aw);
-  const parsed = parseAtomicWrite(aw, prefix);
-  if (parsed.checks.some((c) => c.seq === -1)) return checkFailure(db, parsed);
-  for (let attempt = 0; attempt < MAX_RMW_ATTEMPTS; attempt++) {
-    const plan = planBatch(db, parsed);
-    if (plan.ops.length === 0) {
-      return writeOutput(AW_SUCCESS, toVersionstamp(store.visibleSeq));
-    }
-    let seq: number;
-    try {
-      seq = await db.batch(plan.ops);
-    } catch (err) {
-      if (!(err instanceof PreconditionFailedError)) throw err;
-      if (err.index < parsed.checks.length) return checkFailure(db, parsed);
-      // A key read for sum/min/max changed (or its write is still syncing):
-      // wait a moment and recompute.
-      await new Promise((r) => setTimeout(r, Math.min(1 + attempt, 10)));
-      continue;
-    }
-    state.hub.notify(plan.touched.map(keyId));
-    return writeOutput(AW_SUCCESS, toVersionstamp(seq));
-  }
-  throw new KvConnectError(
-    503,
-    "too much contention on the keys of this sum/min/max; retry",
-  );
-}
-
-function checkFailure(db: KeySpace, parsed: ParsedWrite): Response {
-  const failed = failedChecks(db, parsed);
-  return writeOutput(AW_CHECK_FAILURE, new Uint8Array(0), failed);
-}
-
-function writeOutput(
-  status: number,
-  versionstamp: Uint8Array,
-  failed: number[] = [],
-): Response {
-  return new Response(encodeAtomicWriteOutput(status, versionstamp, failed), {
-    headers: PROTO_HEADERS,
-  });
-}
-
-function watch(
-  req: Request,
-  ctx: KvConnectContext,
-  db: KeySpace,
-  state: State,
-  prefix: Uint8Array,
-  body: Uint8Array,
-): Response {
-  const client = ctx.client ?? "local";
-  const keys = decodeWatch(body);
-  if (keys.length === 0) throw badRequest("a watch needs at least one key");
-  if (keys.length > MAX_WATCH_KEYS) {
-    throw badRequest(
-      `too many keys in one watch (${keys.length} > ${MAX_WATCH_KEYS})`,
-    );
-  }
-  keys.forEach((k, i) => {
-    if (k.length === 0) throw badRequest(`watch key ${i} is empty`);
-    checkWatchKey(k, `watch key ${i}`);
-  });
-  const admit = state.hub.admit(client);
-  if (admit !== "ok") {
-    ctx.refused?.("too_many_watches");
-    // Per client: the client's own doing (4xx, shown to it). Server-wide:
-    // temporary (503; Deno's client retries).
-    throw admit === "client"
-      ? new KvConnectError(
-        429,
-        `too many open watches from this client (at most ${MAX_WATCHES_PER_CLIENT})`,
-      )
-      : new KvConnectError(
-        503,
-        `too many open watches on this server (at most ${MAX_WATCHES}); retry later`,
-        { "retry-after": "5" },
-      );
-  }
-  const full = keys.map((k) => join(prefix, k));
-  const read = (key: Uint8Array): KvEntry | undefined => {
-    const r = db.get(key);
-    return r === undefined
-      ? undefined
-      : toEntry(prefix.length, key, r.value, r.encoding, r.version);
-  };
-  // Read once up front so that a bad key or a closed store is answered
-  // here, with a status, rather than by a stream that errors.
-  for (const k of full) read(k);
-  const probe = (key: Uint8Array) => {
-    const r = db.get(key);
-    return r === undefined
-      ? { version: 0, expiresAt: 0 }
-      : { version: r.version, expiresAt: r.expiresAt };
-  };
-  const stream = state.hub.open(full, { read, probe, client }, req.signal);
-  // The stream is length-prefixed frames, not one protobuf message:
-  // `@deno/kv` (Node) refuses any type but application/octet-stream here.
-  return new Response(stream, {
-    headers: {
-      "content-type": "application/octet-stream",
-      "cache-control": "no-store",
-    },
-  });
 }
 
 // ---------------------------------------------------------------- plumbing
