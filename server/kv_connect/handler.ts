@@ -22,6 +22,7 @@
  */
 import { createHmac } from "node:crypto";
 import { bearerToken, matchesDigest, sha256 } from "../auth.ts";
+import { concat } from "../body.ts";
 import type { Db } from "../../mod.ts";
 import { errorResponse as funnel, type LogFn } from "../errors.ts";
 import { badRequest, KvConnectError } from "./errors.ts";
@@ -425,7 +426,12 @@ async function checkDataPath(
 
 // ---------------------------------------------------------------- plumbing
 
-/** Reads the body, refusing (413) as soon as it passes `max` bytes. */
+/**
+ * Reads the body, refusing (413) as soon as it passes `max` bytes, charging
+ * the server's body budget. The REST reader (`../body.ts`) adds HTTP/1.1
+ * framing checks (411, a bad Content-Length) that this protocol's clients
+ * never need; the errors here are plain text, as KV Connect answers them.
+ */
 async function readBody(
   req: Request,
   ctx: KvConnectContext,
@@ -455,14 +461,7 @@ async function readBody(
   } finally {
     reader.releaseLock();
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
+  return concat(chunks, size);
 }
 
 /** Takes body bytes from the server's budget; past it, 503 (the client retries). */
