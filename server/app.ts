@@ -20,13 +20,21 @@ import type { Db } from "../mod.ts";
 import { clip, HttpError } from "./_codec.ts";
 import { BearerAuth } from "./auth.ts";
 import { BodyBudget } from "./body_budget.ts";
-import type { Ctx, RouteHandler, ServerEnv } from "./context.ts";
+import type { Ctx, ServerEnv } from "./context.ts";
 import { CursorSnapshots } from "./cursors.ts";
 import { errorResponse, type LogFn } from "./errors.ts";
 import { backupResponse } from "./backup_route.ts";
 import { readBody } from "./body.ts";
 import { checkJsonDepth } from "./json_depth.ts";
 import { checkSite, requestTarget } from "./guard.ts";
+import {
+  ANY,
+  methodNotAllowed,
+  PUBLIC,
+  read,
+  type Route,
+  route,
+} from "./route_table.ts";
 import {
   closeKvConnectWatches,
   handleKvConnect,
@@ -126,21 +134,6 @@ const KNOWN_METHODS = new Set([
   "OPTIONS",
   "PATCH",
 ]);
-
-/** One entry of the route table. */
-interface Route {
-  /** Metrics label (`/kv/{key}`). */
-  name: string;
-  /** Whether this route serves the raw path. */
-  match: (path: string) => boolean;
-  /** Served without the access token (it checks its own, or reveals nothing). */
-  public?: boolean;
-  /** Handlers by method, in the order `Allow` lists them. */
-  methods: Readonly<Record<string, RouteHandler>>;
-}
-
-/** A route that takes every method itself (KV Connect). */
-const ANY = "*";
 
 /**
  * Builds the HTTP handler for `db`: a function from `Request` to `Response`
@@ -381,62 +374,4 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
 /** Routes whose latency the stats stream reports: the data API, not monitoring. */
 function isDataRoute(route: string): boolean {
   return route.startsWith("/kv/") || route === "/deno-kv";
-}
-
-const PUBLIC = { public: true };
-
-/**
- * A route table entry. `pattern` is the metrics label and, unless
- * `opts.match` is given, the matcher: `/a/*` matches `/a` and all below it,
- * `/a/{key}` everything below `/a/`, anything else exactly itself.
- */
-function route(
-  pattern: string,
-  methods: Record<string, RouteHandler>,
-  opts: { public?: boolean; match?: (path: string) => boolean } = {},
-): Route {
-  let name = pattern;
-  let match = opts.match ?? ((p: string) => p === pattern);
-  if (pattern.endsWith("/*")) {
-    const base = name = pattern.slice(0, -2);
-    match = opts.match ?? ((p) => p === base || p.startsWith(base + "/"));
-  } else if (pattern.endsWith("/{key}")) {
-    const base = pattern.slice(0, -5);
-    match = opts.match ?? ((p) => p.startsWith(base));
-  }
-  return { name, match, public: opts.public, methods };
-}
-
-/**
- * A read-only route: GET, and HEAD answering GET's status and headers,
- * Content-Length included (RFC 9110 9.3.2), without the body.
- */
-function read(
-  get: (ctx: Ctx) => Response,
-): Record<string, RouteHandler> {
-  return { GET: get, HEAD: (ctx) => withoutBody(get(ctx)) };
-}
-
-/** The bodies of read-only routes are small and already in memory. */
-async function withoutBody(res: Response): Promise<Response> {
-  const headers = new Headers(res.headers);
-  if (res.body !== null && !headers.has("content-length")) {
-    headers.set("content-length", String((await res.arrayBuffer()).byteLength));
-  } else {
-    res.body?.cancel().catch(() => {});
-  }
-  return new Response(null, { status: res.status, headers });
-}
-
-/** 405 with `Allow`; OPTIONS gets 204 with `Allow`. */
-function methodNotAllowed(method: string, allow: string): Response {
-  if (method === "OPTIONS") {
-    return new Response(null, { status: 204, headers: { allow } });
-  }
-  throw new HttpError(
-    405,
-    "method_not_allowed",
-    `method ${clip(method, 16)} is not allowed here (allowed: ${allow})`,
-    { allow },
-  );
 }
