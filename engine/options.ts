@@ -5,6 +5,16 @@
  */
 import { InvalidArgumentError } from "./errors.ts";
 import type { FileSystem } from "./fs.ts";
+import { mmapAvailable } from "./mmap.ts";
+import process from "node:process";
+import { isBun } from "./runtime.ts";
+
+/**
+ * How table data blocks are read: `mmap` (a read-only memory map per table;
+ * needs FFI, on Deno `--allow-ffi`), `pread` (positional reads through the
+ * block cache), `auto` (mmap when FFI is permitted, else pread).
+ */
+export type ReadMode = "mmap" | "pread" | "auto";
 
 /** How writes reach the disk. */
 export type SyncMode = "always" | "interval" | "none";
@@ -38,6 +48,13 @@ export interface DbOptions {
   bloomBitsPerKey?: number;
   /** Block cache capacity in bytes. Default 64 MiB. */
   blockCacheBytes?: number;
+  /**
+   * How tables are read (see {@link ReadMode}). Default `auto`, or the
+   * environment variable SHALE_READ_MODE when set and readable (the test
+   * suite runs once per mode through it). With `mmap` the block cache is
+   * not used for data blocks: the OS page cache holds them.
+   */
+  readMode?: ReadMode;
   /** Open table files kept at once (LRU). Default 500. */
   maxOpenTables?: number;
   /** Largest key accepted. Default (and maximum) 4096 bytes. */
@@ -78,8 +95,10 @@ export interface DbOptions {
 
 /** DbOptions with every default filled in. */
 export type ResolvedOptions =
-  & Required<Omit<DbOptions, "fs" | "memoryBudgetBytes">>
+  & Required<Omit<DbOptions, "fs" | "memoryBudgetBytes" | "readMode">>
   & {
+    /** `auto` resolved against what this process may do. */
+    readMode: "mmap" | "pread";
     fs: FileSystem | undefined;
     memoryBudgetBytes: number | undefined;
   };
@@ -100,6 +119,7 @@ const KNOWN = new Set([
   "blockSize",
   "bloomBitsPerKey",
   "blockCacheBytes",
+  "readMode",
   "maxOpenTables",
   "maxKeyBytes",
   "maxValueBytes",
@@ -114,6 +134,34 @@ const KNOWN = new Set([
   "clock",
   "fs",
 ]);
+
+/** SHALE_READ_MODE when set and readable without a permission prompt. */
+function envReadMode(): string | undefined {
+  try {
+    if (isBun) return process.env.SHALE_READ_MODE || undefined;
+    const q = Deno.permissions.querySync({
+      name: "env",
+      variable: "SHALE_READ_MODE",
+    });
+    if (q.state !== "granted") return undefined;
+    return Deno.env.get("SHALE_READ_MODE") || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resolves a read mode: `auto` becomes mmap where FFI is permitted. */
+function resolveReadMode(mode: unknown): "mmap" | "pread" {
+  if (mode !== "mmap" && mode !== "pread" && mode !== "auto") {
+    invalid("readMode", "mmap, pread or auto", mode);
+  }
+  if (mode === "pread") return "pread";
+  if (mmapAvailable()) return "mmap";
+  if (mode === "auto") return "pread";
+  throw new InvalidArgumentError(
+    'option readMode "mmap" needs memory maps through FFI, which this process may not use (on Deno, run with --allow-ffi)',
+  );
+}
 
 function invalid(option: string, rule: string, got: unknown): never {
   const shown = typeof got === "string" ? JSON.stringify(got) : String(got);
@@ -175,6 +223,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     blockSize: o.blockSize ?? 4096,
     bloomBitsPerKey: o.bloomBitsPerKey ?? 10,
     blockCacheBytes: o.blockCacheBytes ?? 64 << 20,
+    readMode: resolveReadMode(o.readMode ?? envReadMode() ?? "auto"),
     maxOpenTables: o.maxOpenTables ?? 500,
     maxKeyBytes: o.maxKeyBytes ?? MAX_KEY_BYTES,
     maxValueBytes: o.maxValueBytes ?? 16 << 20,
