@@ -286,6 +286,7 @@ export class Db implements KeySpace {
       dir,
       this.#blockCache,
       options.maxOpenTables,
+      options.readMode,
     );
     this.#versions = new VersionSet(versionFromState(state));
     this.#versions.onObsolete = (n) => this.#deleteTable(n);

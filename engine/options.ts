@@ -5,12 +5,17 @@
  */
 import { InvalidArgumentError } from "./errors.ts";
 import type { FileSystem } from "./fs.ts";
-import type { DbOptions } from "./types.ts";
+import type { DbOptions, ReadMode } from "./types.ts";
+import { mmapAvailable } from "./mmap.ts";
+import process from "node:process";
+import { isBun } from "./runtime.ts";
 
 /** DbOptions with every default filled in. */
 export type ResolvedOptions =
-  & Required<Omit<DbOptions, "fs" | "memoryBudgetBytes">>
+  & Required<Omit<DbOptions, "fs" | "memoryBudgetBytes" | "readMode">>
   & {
+    /** `auto` resolved against what this process may do. */
+    readMode: "mmap" | "pread";
     fs: FileSystem | undefined;
     memoryBudgetBytes: number | undefined;
   };
@@ -31,6 +36,7 @@ const KNOWN = new Set([
   "blockSize",
   "bloomBitsPerKey",
   "blockCacheBytes",
+  "readMode",
   "maxOpenTables",
   "maxKeyBytes",
   "maxValueBytes",
@@ -45,6 +51,34 @@ const KNOWN = new Set([
   "clock",
   "fs",
 ]);
+
+/** SHALE_READ_MODE when set and readable without a permission prompt. */
+function envReadMode(): string | undefined {
+  try {
+    if (isBun) return process.env.SHALE_READ_MODE || undefined;
+    const q = Deno.permissions.querySync({
+      name: "env",
+      variable: "SHALE_READ_MODE",
+    });
+    if (q.state !== "granted") return undefined;
+    return Deno.env.get("SHALE_READ_MODE") || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resolves a read mode: `auto` becomes mmap where FFI is permitted. */
+function resolveReadMode(mode: unknown): "mmap" | "pread" {
+  if (mode !== "mmap" && mode !== "pread" && mode !== "auto") {
+    invalid("readMode", "mmap, pread or auto", mode);
+  }
+  if (mode === "pread") return "pread";
+  if (mmapAvailable()) return "mmap";
+  if (mode === "auto") return "pread";
+  throw new InvalidArgumentError(
+    'option readMode "mmap" needs memory maps through FFI, which this process may not use (on Deno, run with --allow-ffi)',
+  );
+}
 
 function invalid(option: string, rule: string, got: unknown): never {
   const shown = typeof got === "string" ? JSON.stringify(got) : String(got);
@@ -106,6 +140,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     blockSize: o.blockSize ?? 4096,
     bloomBitsPerKey: o.bloomBitsPerKey ?? 10,
     blockCacheBytes: o.blockCacheBytes ?? 64 << 20,
+    readMode: resolveReadMode(o.readMode ?? envReadMode() ?? "auto"),
     maxOpenTables: o.maxOpenTables ?? 500,
     maxKeyBytes: o.maxKeyBytes ?? MAX_KEY_BYTES,
     maxValueBytes: o.maxValueBytes ?? 16 << 20,

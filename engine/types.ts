@@ -8,6 +8,13 @@
  */
 import type { FileSystem } from "./fs.ts";
 
+/**
+ * How table data blocks are read: `mmap` (a read-only memory map per table;
+ * needs FFI, on Deno `--allow-ffi`), `pread` (positional reads through the
+ * block cache), `auto` (mmap when FFI is permitted, else pread).
+ */
+export type ReadMode = "mmap" | "pread" | "auto";
+
 /** How writes reach the disk. */
 export type SyncMode = "always" | "interval" | "none";
 
@@ -40,6 +47,13 @@ export interface DbOptions {
   bloomBitsPerKey?: number;
   /** Block cache capacity in bytes. Default 64 MiB. */
   blockCacheBytes?: number;
+  /**
+   * How tables are read (see {@link ReadMode}). Default `auto`, or the
+   * environment variable SHALE_READ_MODE when set and readable (the test
+   * suite runs once per mode through it). With `mmap` the block cache is
+   * not used for data blocks: the OS page cache holds them.
+   */
+  readMode?: ReadMode;
   /** Open table files kept at once (LRU). Default 500. */
   maxOpenTables?: number;
   /** Largest key accepted. Default (and maximum) 4096 bytes. */

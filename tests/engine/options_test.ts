@@ -37,6 +37,7 @@ const BAD: [string, DbOptions][] = [
   ["salvage", { salvage: "yes" as unknown as boolean }],
   ["clock", { clock: 5 as unknown as () => number }],
   ["memtableBites", { memtableBites: 1 } as DbOptions],
+  ["readMode", { readMode: "mapped" as "mmap" }],
 ];
 
 Deno.test("every option with a value that cannot work is refused with invalid_argument naming it", () => {
