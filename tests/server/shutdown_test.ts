@@ -123,6 +123,24 @@ async function beginUpload(
 }
 
 /**
+ * Waits until the server counts `n` requests in flight besides the
+ * `/metrics` request asking, so a signal sent next finds them inside.
+ */
+async function waitInFlight(port: number, n: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`))
+      .text();
+    const m = text.match(/^shale_http_requests_in_flight (\d+)$/m);
+    if (m && Number(m[1]) - 1 >= n) return;
+    if (Date.now() > deadline) {
+      throw new Error(`never ${n} requests in flight:\n${text}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
  * What a connection opened now gets: "refused" when the connect fails or
  * the socket is closed before any answer, else the raw response.
  */
@@ -153,8 +171,8 @@ eachRuntime(
     try {
       const a = await startServe(rt, dir, ["--sync", "always"]);
       const conn = await beginUpload(a.port, "slow", "hello-", 12);
-      // Let the server start the request and block on the rest of the body.
-      await new Promise((r) => setTimeout(r, 300));
+      // The server has started the request and waits for the rest of the body.
+      await waitInFlight(a.port, 1);
       a.child.kill("SIGTERM");
       await a.waitFor(/shutting down reason=SIGTERM/);
 
@@ -207,7 +225,7 @@ eachRuntime(
       deepEqual(put.status, 204);
       await put.body?.cancel();
       const conn = await beginUpload(a.port, "stalled", "never-", 100);
-      await new Promise((r) => setTimeout(r, 300));
+      await waitInFlight(a.port, 1);
       const t0 = Date.now();
       a.child.kill("SIGTERM");
       const code = await a.finished;
