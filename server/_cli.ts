@@ -207,9 +207,10 @@ const SERVE_FLAGS: FlagSpec[] = [
   {
     name: "shutdown-timeout",
     type: "string",
-    default: "30",
+    default: "5",
     valueName: "SECONDS",
-    help: "on SIGINT/SIGTERM, how long to wait for in-flight requests",
+    help:
+      "on SIGINT/SIGTERM, how long in-flight requests (uploads included) may take to finish before they are cut and the store is closed",
   },
 ];
 

@@ -4,10 +4,12 @@
  * listener, signals and shutdown; the HTTP API itself is `app.ts`. What
  * differs between Deno and Bun is behind `runtime.ts`.
  *
- * Shutdown order on SIGINT/SIGTERM: mark /health not ready, stop accepting
- * and let in-flight requests finish (bounded by --shutdown-timeout), release
- * cursor snapshots, close the engine (flushes queued writes, releases the
- * LOCK), exit 0. A second signal exits at once with 130.
+ * Shutdown order on SIGINT/SIGTERM: mark /health not ready, answer new
+ * requests 503 `shutting_down`, wait for the requests in flight to finish
+ * (uploads included; see `drain.ts`), stop the listener -- both bounded by
+ * --shutdown-timeout -- then release cursor snapshots, close the engine
+ * (flushes queued writes, releases the LOCK), exit 0. A second signal exits
+ * at once with 130.
  *
  * @module
  */
@@ -32,6 +34,7 @@ import {
   type StopSignal,
 } from "./runtime.ts";
 import { requestTarget } from "./guard.ts";
+import { Drain, within } from "./drain.ts";
 import { runBackup, runRestore } from "./backup_cli.ts";
 
 /** A logger writing one line per call to `out`, as text or JSON. */
@@ -148,10 +151,14 @@ async function serve(cfg: ServeConfig): Promise<number> {
     log,
     metrics,
   });
+  // Counts requests in flight; after the signal it answers new ones 503
+  // shutting_down (/health still says why: not_ready).
+  const drain = new Drain();
+  const tracked = drain.wrap(handler, (req) => logPath(req) === "/health");
   const serveHandler: ServeHandler = cfg.accessLog
     ? async (req, info) => {
       const start = performance.now();
-      const res = await handler(req, info);
+      const res = await tracked(req, info);
       // The path only: query strings may carry secrets, and Host is not
       // trusted to say where the path starts (see guard.ts).
       const path = logPath(req);
@@ -164,7 +171,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
       });
       return res;
     }
-    : (req, info) => handler(req, info);
+    : tracked;
 
   const stop = Promise.withResolvers<string>();
   let stopping = false;
@@ -231,17 +238,21 @@ async function serve(cfg: ServeConfig): Promise<number> {
   ]);
   log("info", "shutting down", { reason: signal });
   handler.drain();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = await Promise.race([
-    server.shutdown().then(() => false),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), cfg.shutdownTimeoutMs);
-    }),
-  ]);
-  clearTimeout(timer);
-  if (timedOut) {
+  // Let every request already inside finish, uploads included, and only
+  // then stop the listener: Deno's shutdown() cuts bodies still arriving.
+  drain.close();
+  const deadline = performance.now() + cfg.shutdownTimeoutMs;
+  const idle = await drain.idle(cfg.shutdownTimeoutMs);
+  // Past the deadline the listener's shutdown cuts what still runs; the
+  // store is closed without waiting for it.
+  const stopped = await within(
+    server.shutdown(),
+    idle ? deadline - performance.now() : 0,
+  );
+  if (!idle || !stopped) {
     log("warn", "in-flight requests did not finish in time", {
       timeout_ms: cfg.shutdownTimeoutMs,
+      in_flight: drain.inFlight,
     });
   }
   handler.close();
