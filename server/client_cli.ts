@@ -118,7 +118,11 @@ export function clientHelp(command: string): string {
     "",
     "Flags:",
     ...SPECIFIC[command],
-    ...COMMON,
+    // scan has bounds, not a key; batch's keys are in its file.
+    ...COMMON.filter((l) =>
+      !(command === "scan" && l.includes("--key-file")) &&
+      !(command === "batch" && /--key-(file|hex)/.test(l))
+    ),
     "",
     ...EXIT_HELP,
   ].join("\n");
