@@ -66,6 +66,7 @@ const COMMON = [
   "  --key-hex           KEY (and --prefix/--start/--end) are hex-encoded bytes",
   "  --key-file F        read the key's bytes from file F (instead of KEY)",
   "  -h, --help          show this help",
+  "  --                  what follows is arguments, even if it starts with '-'",
 ];
 
 const SPECIFIC: Record<string, string[]> = {

@@ -177,6 +177,9 @@ Deno.test("shale put/get: key from stdin, value and key from files, --json with 
           doc.expires_at <= Date.now() + 3601_000,
         `expires_at ${doc.expires_at}`,
       );
+      // After `--`, an argument starting with '-' is a value, not a flag.
+      ok0(await shale(["put", "n", ...url, "--", "-5"]), "put -- -5");
+      equal(new TextDecoder().decode(s.db.get(enc.encode("n"))!.value), "-5");
       // The value from an argument is its UTF-8 bytes.
       ok0(await shale(["put", "ключ", "значение", ...url]), "put utf-8");
       equal(
@@ -392,6 +395,7 @@ Deno.test("shale client commands: usage errors exit 2 before anything is sent", 
     [["scan", "--format", "csv", ...url], /--format must be json or text/],
     [["scan", "--limit", "0", ...url], /--limit must be a positive integer/],
     [["get", "k", "--bogus", ...url], /bogus/],
+    [["put", "n", "-5", ...url], /-5/],
     [["get", "k", "--url", "ftp://x"], /must be an http/],
     [["batch", "/nonexistent/ops.json", ...url], /cannot read the batch file/],
   ];
