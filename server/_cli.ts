@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { runtime } from "./runtime.ts";
+import { CLIENT_COMMANDS, EXIT_HELP } from "./client_cli.ts";
 
 /** Shortest `--auth-token` accepted. */
 export const MIN_TOKEN_LENGTH = 16;
@@ -389,6 +390,11 @@ export function mainHelp(): string {
   for (const [name, c] of Object.entries(COMMANDS)) {
     lines.push(`  ${name.padEnd(8)} ${c.summary}`);
   }
+  lines.push("", "Client commands (--url URL [--token TOKEN]):");
+  for (const [name, summary] of Object.entries(CLIENT_COMMANDS)) {
+    lines.push(`  ${name.padEnd(8)} ${summary}`);
+  }
+  lines.push("", ...EXIT_HELP);
   lines.push(
     "",
     "Run 'shale <command> --help' for the flags of a command. Every flag can",

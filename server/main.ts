@@ -36,6 +36,7 @@ import {
 import { requestTarget } from "./guard.ts";
 import { Drain, within } from "./drain.ts";
 import { runBackup, runRestore } from "./backup_cli.ts";
+import { CLIENT_COMMANDS, runClient } from "./client_cli.ts";
 
 /** A logger writing one line per call to `out`, as text or JSON. */
 export function createLogger(
@@ -59,6 +60,9 @@ export function createLogger(
 
 /** Runs the command line `args`; resolves with the process exit code. */
 export async function main(args: string[]): Promise<number> {
+  if (args[0] !== undefined && Object.hasOwn(CLIENT_COMMANDS, args[0])) {
+    return await runClient(args, runtime.env);
+  }
   let inv;
   try {
     inv = parseCommandLine(args, runtime.env);
