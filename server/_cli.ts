@@ -205,6 +205,54 @@ const SERVE_FLAGS: FlagSpec[] = [
     help: "log one line per request",
   },
   {
+    name: "max-connections",
+    type: "string",
+    default: "auto",
+    valueName: "N",
+    help:
+      "client connections open at once; past it new ones get 503 and are closed (auto: the descriptor limit less a quarter, 32-1024, kept for data files; Deno only, see docs/HTTP.md)",
+  },
+  {
+    name: "header-timeout",
+    type: "string",
+    default: "10",
+    valueName: "SECONDS",
+    help:
+      "a new connection that sends no complete request head in this long is closed",
+  },
+  {
+    name: "idle-timeout",
+    type: "string",
+    default: "30",
+    valueName: "SECONDS",
+    help:
+      "a kept-alive connection (HTTP/1.1 or 1.0) with no request in progress is closed after this long",
+  },
+  {
+    name: "request-timeout",
+    type: "string",
+    default: "60",
+    valueName: "SECONDS",
+    help:
+      "from a request's head to its response's head, body upload included; past it the connection is closed",
+  },
+  {
+    name: "write-timeout",
+    type: "string",
+    default: "30",
+    valueName: "SECONDS",
+    help:
+      "a response whose client reads nothing for this long is aborted and its connection closed",
+  },
+  {
+    name: "max-response-memory",
+    type: "string",
+    default: "256MiB",
+    valueName: "SIZE",
+    help:
+      "bytes of large (64 KiB and more) response bodies being written at once; past it 503 overloaded",
+  },
+  {
     name: "shutdown-timeout",
     type: "string",
     default: "30",
@@ -318,6 +366,13 @@ export interface ServeConfig {
   logFormat: "text" | "json";
   accessLog: boolean;
   shutdownTimeoutMs: number;
+  /** Undefined: derived from the descriptor limit ("auto"). */
+  maxConnections: number | undefined;
+  headerTimeoutMs: number;
+  idleTimeoutMs: number;
+  requestTimeoutMs: number;
+  writeTimeoutMs: number;
+  maxResponseMemoryBytes: number;
 }
 
 /** Settings of `shale verify`. */
@@ -603,6 +658,15 @@ export function parseCommandLine(
     fail(`${label("max-key-size")} must be from 1 to 4096`);
   }
   const accessLog = get("access-log")!;
+  /** A timeout flag in seconds (fractions allowed, for tests), as ms. */
+  const seconds = (name: string): number => {
+    const raw = get(name)!;
+    const v = Number(raw);
+    if (!/^\d+(\.\d+)?$/.test(raw) || !(v >= 0.05 && v <= 86400)) {
+      fail(`${label(name)} must be seconds from 0.05 to 86400, got "${raw}"`);
+    }
+    return Math.round(v * 1000);
+  };
   return {
     command: "serve",
     dataDir: get("data-dir")!,
@@ -678,6 +742,22 @@ export function parseCommandLine(
       3600,
       fail,
     ) * 1000,
+    maxConnections: get("max-connections") === "auto" ? undefined : int(
+      get("max-connections")!,
+      label("max-connections"),
+      1,
+      1_000_000,
+      fail,
+    ),
+    headerTimeoutMs: seconds("header-timeout"),
+    idleTimeoutMs: seconds("idle-timeout"),
+    requestTimeoutMs: seconds("request-timeout"),
+    writeTimeoutMs: seconds("write-timeout"),
+    maxResponseMemoryBytes: size(
+      get("max-response-memory")!,
+      label("max-response-memory"),
+      fail,
+    ),
   };
 }
 
