@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 
 /** The limits the listener enforces (see docs/HTTP.md, "Connections"). */
 export interface ConnectionLimits {
@@ -27,16 +27,30 @@ export interface ConnectionLimits {
 /** Bodies at least this large are streamed in chunks and counted. */
 export const LARGE_RESPONSE_BYTES = 64 * 1024;
 
-/** The soft descriptor limit when the platform says (Linux), else 1024. */
-export function descriptorLimit(): number {
+/**
+ * How many file descriptors this process may open: the soft limit from
+ * /proc/self/limits where it can be read (Linux; on Deno only with
+ * --allow-all), else the descriptors free right now, counted by opening
+ * /dev/null up to `probeMax` times (so a limit above `probeMax` reads as
+ * `probeMax`), else 1024.
+ */
+export function descriptorLimit(probeMax = 4096): number {
   try {
     const text = readFileSync("/proc/self/limits", "utf8");
     const m = text.match(/^Max open files\s+(\d+|unlimited)/m);
     if (m) return m[1] === "unlimited" ? 1 << 20 : Number(m[1]);
   } catch {
-    // not Linux, or /proc not mounted: assume the common default.
+    // not Linux, or not allowed: count instead.
   }
-  return 1024;
+  const fds: number[] = [];
+  try {
+    while (fds.length < probeMax) fds.push(openSync("/dev/null", "r"));
+  } catch {
+    // out of descriptors (or no /dev/null: then fds is empty)
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
+  return fds.length > 0 ? fds.length : 1024;
 }
 
 /**

@@ -216,7 +216,10 @@ export function serveWithLimits(
       // listener's connections count too.
       if (stats.open >= limits.maxConnections) {
         stats.refused("max_connections");
-        refuse(conn);
+        // Awaited, so a burst of refusals holds one descriptor at a time
+        // (the 503 fits an empty socket buffer: the write does not wait
+        // for the client).
+        await refuse(conn);
         continue;
       }
       serveConn(conn);
@@ -259,14 +262,15 @@ export function serveWithLimits(
 }
 
 /** Answers 503 on a connection over the cap and closes it. */
-function refuse(conn: Deno.Conn): void {
+async function refuse(conn: Deno.Conn): Promise<void> {
   // TLS would need a handshake first: just close those.
-  const write = "handshake" in conn
-    ? Promise.resolve(0)
-    : conn.write(REFUSED).catch(() => 0);
-  write.finally(() => {
-    try {
-      conn.close();
-    } catch { /* already closed */ }
-  });
+  if (!("handshake" in conn)) {
+    await Promise.race([
+      conn.write(REFUSED).catch(() => 0),
+      new Promise((r) => setTimeout(r, 50)),
+    ]);
+  }
+  try {
+    conn.close();
+  } catch { /* already closed */ }
 }
