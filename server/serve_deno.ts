@@ -81,6 +81,8 @@ export function serveWithLimits(
       port: opts.port,
       cert: opts.tls.cert,
       key: opts.tls.key,
+      // As Deno.serve does: HTTP/2 where the client offers it.
+      alpnProtocols: ["h2", "http/1.1"],
     });
   const netAddr = listener.addr as Deno.NetAddr;
   const addr = { hostname: netAddr.hostname, port: netAddr.port };
@@ -94,7 +96,7 @@ export function serveWithLimits(
     reason: Parameters<ConnectionStats["closed"]>[0],
   ) => {
     stats.closed(reason);
-    s.abort.abort();
+    abortConnection(s.abort);
   };
 
   // One timer for all connections: per-request timers would cost more than
@@ -129,7 +131,7 @@ export function serveWithLimits(
         close(s, "write_timeout");
       } else if (s.chunks?.stalled) {
         // Counted by response_guard.ts when its timer fired.
-        s.abort.abort();
+        abortConnection(s.abort);
       }
     }
   }, period);
@@ -240,7 +242,7 @@ export function serveWithLimits(
       // Idle connections go at once; busy ones when their response is out.
       const waits: Promise<void>[] = [];
       for (const s of conns) {
-        if (s.busy === 0) s.abort.abort();
+        if (s.busy === 0) abortConnection(s.abort);
         else waits.push(drained(s));
       }
       await Promise.all(waits);
@@ -253,11 +255,38 @@ export function serveWithLimits(
       const check = setInterval(() => {
         if (s.busy === 0 || !conns.has(s)) {
           clearInterval(check);
-          s.abort.abort();
+          abortConnection(s.abort);
           resolve();
         }
       }, 20);
     });
+  }
+}
+
+let aborting = false;
+let errorFilterInstalled = false;
+
+/**
+ * Aborts one connection's HTTP server. When the client has just closed the
+ * connection, Deno's abort listener closes a resource that is already gone
+ * and reports BadResource as an uncaught error (from inside dispatchEvent,
+ * so no try/catch sees it), which would end the process; that one report is
+ * dropped here, synchronously, while the abort runs.
+ */
+function abortConnection(ac: AbortController): void {
+  if (!errorFilterInstalled) {
+    errorFilterInstalled = true;
+    globalThis.addEventListener("error", (e) => {
+      if (aborting && e.error instanceof Deno.errors.BadResource) {
+        e.preventDefault();
+      }
+    });
+  }
+  aborting = true;
+  try {
+    ac.abort();
+  } finally {
+    aborting = false;
   }
 }
 

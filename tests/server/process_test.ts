@@ -248,7 +248,7 @@ eachRuntime(
         client.close();
       }
       proc.child.kill("SIGTERM");
-      deepEqual(await proc.finished, 0);
+      deepEqual(await proc.finished, 0, proc.output());
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
