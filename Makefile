@@ -143,8 +143,10 @@ promtool-test: setup
 	$(DENO) test --allow-read --allow-write --allow-env --allow-run --allow-net tests/server/metrics_test.ts
 
 # Hostile clients for SHALE_ABUSE_SECONDS (60): big bodies, deep JSON, KV
-# Connect reads and watches, cross-site requests; /health within 1 s and RSS
-# under SHALE_ABUSE_RSS_MIB (2048) throughout.
+# Connect reads and watches, cross-site requests, 300 idle and 100 slowloris
+# connections, 20 readers of a 16 MiB value that never read
+# (SHALE_ABUSE_IDLE, _SLOWLORIS, _STALLED); /health within 1 s and RSS under
+# SHALE_ABUSE_RSS_MIB (2048) throughout.
 abuse: setup
 	$(DENO) run $(FAULT_PERMS) tests/fault/abuse.ts
 

@@ -206,6 +206,54 @@ const SERVE_FLAGS: FlagSpec[] = [
     help: "log one line per request",
   },
   {
+    name: "max-connections",
+    type: "string",
+    default: "auto",
+    valueName: "N",
+    help:
+      "client connections open at once; past it new ones get 503 and are closed (auto: the descriptor limit less a quarter, 32-1024, kept for data files; Deno only, see docs/HTTP.md)",
+  },
+  {
+    name: "header-timeout",
+    type: "string",
+    default: "10",
+    valueName: "SECONDS",
+    help:
+      "a new connection that sends no complete request head in this long is closed",
+  },
+  {
+    name: "idle-timeout",
+    type: "string",
+    default: "30",
+    valueName: "SECONDS",
+    help:
+      "a kept-alive connection (HTTP/1.1 or 1.0) with no request in progress is closed after this long",
+  },
+  {
+    name: "request-timeout",
+    type: "string",
+    default: "60",
+    valueName: "SECONDS",
+    help:
+      "from a request's head to its response's head, body upload included; past it the connection is closed",
+  },
+  {
+    name: "write-timeout",
+    type: "string",
+    default: "30",
+    valueName: "SECONDS",
+    help:
+      "a response whose client reads nothing for this long is aborted and its connection closed",
+  },
+  {
+    name: "max-response-memory",
+    type: "string",
+    default: "256MiB",
+    valueName: "SIZE",
+    help:
+      "bytes of large (64 KiB and more) response bodies being written at once; past it 503 overloaded",
+  },
+  {
     name: "shutdown-timeout",
     type: "string",
     default: "5",
@@ -289,6 +337,10 @@ const FIXED_LIMITS = [
   "  KV Connect: values 64 KiB, keys 2048 B, 100 checks and 1000 mutations",
   "    per atomic write, 8 MiB per read answer, 10 keys per watch, 64 watches",
   "    per client and 1024 per server, data tokens valid 1 h",
+  "Connections: Deno enforces every connection flag above; Bun (and the",
+  "  dist/shale binary) has no --max-connections and one idle timer (the",
+  "  shortest of the header, idle and write timeouts) for the three; large",
+  "  responses are bounded on both (docs/HTTP.md, 'Connections')",
 ];
 
 /** Settings of `shale serve`, every default filled in. */
@@ -320,6 +372,13 @@ export interface ServeConfig {
   logFormat: "text" | "json";
   accessLog: boolean;
   shutdownTimeoutMs: number;
+  /** Undefined: derived from the descriptor limit ("auto"). */
+  maxConnections: number | undefined;
+  headerTimeoutMs: number;
+  idleTimeoutMs: number;
+  requestTimeoutMs: number;
+  writeTimeoutMs: number;
+  maxResponseMemoryBytes: number;
 }
 
 /** Settings of `shale verify`. */
@@ -610,6 +669,15 @@ export function parseCommandLine(
     fail(`${label("max-key-size")} must be from 1 to 4096`);
   }
   const accessLog = get("access-log")!;
+  /** A timeout flag in seconds (fractions allowed, for tests), as ms. */
+  const seconds = (name: string): number => {
+    const raw = get(name)!;
+    const v = Number(raw);
+    if (!/^\d+(\.\d+)?$/.test(raw) || !(v >= 0.05 && v <= 86400)) {
+      fail(`${label(name)} must be seconds from 0.05 to 86400, got "${raw}"`);
+    }
+    return Math.round(v * 1000);
+  };
   return {
     command: "serve",
     dataDir: get("data-dir")!,
@@ -685,6 +753,22 @@ export function parseCommandLine(
       3600,
       fail,
     ) * 1000,
+    maxConnections: get("max-connections") === "auto" ? undefined : int(
+      get("max-connections")!,
+      label("max-connections"),
+      1,
+      1_000_000,
+      fail,
+    ),
+    headerTimeoutMs: seconds("header-timeout"),
+    idleTimeoutMs: seconds("idle-timeout"),
+    requestTimeoutMs: seconds("request-timeout"),
+    writeTimeoutMs: seconds("write-timeout"),
+    maxResponseMemoryBytes: size(
+      get("max-response-memory")!,
+      label("max-response-memory"),
+      fail,
+    ),
   };
 }
 

@@ -26,6 +26,7 @@ import {
   VERSION,
 } from "./_cli.ts";
 import { listenSurvivingEmfile } from "./listen.ts";
+import { defaultMaxConnections, descriptorLimit } from "./connection_limits.ts";
 import { Metrics } from "./metrics.ts";
 import {
   type Listener,
@@ -206,6 +207,16 @@ async function serve(cfg: ServeConfig): Promise<number> {
         // listener's own cap only needs to stay out of their way.
         maxRequestBodyBytes: Math.max(cfg.maxBatchBytes, cfg.maxValueBytes) +
           1024 * 1024,
+        limits: {
+          maxConnections: cfg.maxConnections ??
+            defaultMaxConnections(descriptorLimit()),
+          headerTimeoutMs: cfg.headerTimeoutMs,
+          idleTimeoutMs: cfg.idleTimeoutMs,
+          requestTimeoutMs: cfg.requestTimeoutMs,
+          writeTimeoutMs: cfg.writeTimeoutMs,
+          maxResponseMemoryBytes: cfg.maxResponseMemoryBytes,
+        },
+        stats: metrics.connections,
         onListen: (addr) => {
           const scheme = cert === undefined ? "http" : "https";
           const host = addr.hostname.includes(":")
@@ -218,6 +229,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
             auth: cfg.authToken === undefined ? "off" : "on",
             version: VERSION,
             runtime: `${runtime.name} ${runtime.version}`,
+            max_connections: metrics.connections.max || "none",
           });
         },
       },
@@ -236,6 +248,11 @@ async function serve(cfg: ServeConfig): Promise<number> {
     return 1;
   }
 
+  if (server.unenforced !== undefined) {
+    log("info", "some connection limits are not enforced on this runtime", {
+      why: server.unenforced,
+    });
+  }
   const signal = await Promise.race([
     stop.promise,
     server.finished.then(() => "server stopped"),
