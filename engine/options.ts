@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from "./errors.ts";
 import type { FileSystem } from "./fs.ts";
-import type { DbOptions, ReadMode } from "./types.ts";
+import type { DbOptions } from "./types.ts";
 import { mmapAvailable } from "./mmap.ts";
 import process from "node:process";
 import { isBun } from "./runtime.ts";
