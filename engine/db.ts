@@ -52,6 +52,7 @@ import {
 import type { FileSystem, WritableFile } from "./fs.ts";
 import { realFs } from "./fs.ts";
 import type { ScanItem } from "./iterator.ts";
+import { ChangeHistory } from "./changes.ts";
 import { LevelIterator, MergingIterator, visibleEntries } from "./iterator.ts";
 import type { FlushResult, TableSettings } from "./jobs.ts";
 import type {
@@ -260,6 +261,7 @@ export class Db {
 
   #lastSeq = 0;
   #visibleSeq = 0;
+  #changes!: ChangeHistory;
   #nextFile = 1;
   #snapshots = new Map<number, number>();
 
@@ -410,6 +412,7 @@ export class Db {
     // into one memtable that will be flushed in the background.
     const replayed = new Memtable();
     const replayedLogs: number[] = [];
+    const recovered: Entry[] = []; // seeds the change history
     for (const n of logs) {
       const path = `${this.dir}/${fileName(n, "log")}`;
       // Only the newest segment can end in a torn write: a segment is
@@ -432,11 +435,17 @@ export class Db {
       }
       for (const e of entries) {
         replayed.add(e);
+        recovered.push(e);
         if (e.seq > this.#lastSeq) this.#lastSeq = e.seq;
       }
       replayedLogs.push(n);
     }
     this.#visibleSeq = this.#lastSeq;
+    this.#changes = ChangeHistory.fromRecovered(
+      recovered,
+      this.#lastSeq,
+      this.options.changeHistoryBytes,
+    );
 
     const firstLive = replayed.count > 0 ? replayedLogs : [];
     if (replayed.count > 0) {
@@ -802,6 +811,7 @@ export class Db {
         for (const w of group) {
           this.#visibleSeq = w.seq;
           this.#dropInflight(w);
+          this.#changes.publish(w.seq, w.entries); // the change feed's hook
         }
         for (const w of group) w.resolve(w.seq);
       }
@@ -1429,6 +1439,14 @@ export class Db {
   /** The last seqno handed out. */
   get lastSeq(): number {
     return this.#lastSeq;
+  }
+
+  /**
+   * The retained history of committed write groups and the hook for new
+   * ones (see `engine/changes.ts`): the change feed reads it.
+   */
+  get changes(): ChangeHistory {
+    return this.#changes;
   }
 
   /** The newest seqno visible to readers. */

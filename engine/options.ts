@@ -43,6 +43,11 @@ export interface DbOptions {
   maxKeyBytes?: number;
   /** Largest value accepted. Default 16 MiB. */
   maxValueBytes?: number;
+  /**
+   * Memory kept for the change history (`db.changes`, the HTTP change
+   * feed's resume window); the oldest write groups go first. Default 64 MiB.
+   */
+  changeHistoryBytes?: number;
   /** Target size of one table file written by compaction. Default 8 MiB. */
   tableTargetBytes?: number;
   /** Target size of level 1; each deeper level is 10x. Default 64 MiB. */
@@ -120,6 +125,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     maxOpenTables: o.maxOpenTables ?? 500,
     maxKeyBytes: o.maxKeyBytes ?? MAX_KEY_BYTES,
     maxValueBytes: o.maxValueBytes ?? 16 << 20,
+    changeHistoryBytes: o.changeHistoryBytes ?? 64 << 20,
     tableTargetBytes: o.tableTargetBytes ?? 8 << 20,
     baseLevelBytes: o.baseLevelBytes ?? 64 << 20,
     l0CompactionTrigger: o.l0CompactionTrigger ?? 4,
@@ -135,6 +141,11 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     throw new RangeError(
       `sync must be always, interval or none, got ${r.sync}`,
     );
+  }
+  if (
+    !(Number.isSafeInteger(r.changeHistoryBytes) && r.changeHistoryBytes >= 0)
+  ) {
+    throw new RangeError("changeHistoryBytes must be a non-negative integer");
   }
   if (r.maxKeyBytes < 1 || r.maxKeyBytes > MAX_KEY_BYTES) {
     throw new RangeError(`maxKeyBytes must be 1..${MAX_KEY_BYTES}`);

@@ -119,6 +119,29 @@ const SERVE_FLAGS: FlagSpec[] = [
     help: "largest value accepted",
   },
   {
+    name: "watch-history-size",
+    type: "string",
+    default: "64MiB",
+    valueName: "SIZE",
+    help:
+      "memory for the change history that /kv/watch resumes from (plus the log not yet flushed after a restart)",
+  },
+  {
+    name: "watch-max-lag",
+    type: "string",
+    default: "16MiB",
+    valueName: "SIZE",
+    help:
+      "history a /kv/watch consumer may fall behind by before its stream is closed with consumer_too_slow",
+  },
+  {
+    name: "watch-heartbeat-ms",
+    type: "string",
+    default: "15000",
+    valueName: "MS",
+    help: "an idle /kv/watch stream gets a heartbeat comment this often",
+  },
+  {
     name: "max-batch-size",
     type: "string",
     default: "64MiB",
@@ -203,6 +226,9 @@ export interface ServeConfig {
   maxKeyBytes: number;
   maxValueBytes: number;
   maxBatchBytes: number;
+  watchHistoryBytes: number;
+  watchMaxLagBytes: number;
+  watchHeartbeatMs: number;
   authToken: string | undefined;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
@@ -442,6 +468,23 @@ export function parseCommandLine(
     maxKeyBytes,
     maxValueBytes: size(get("max-value-size")!, label("max-value-size"), fail),
     maxBatchBytes: size(get("max-batch-size")!, label("max-batch-size"), fail),
+    watchHistoryBytes: size(
+      get("watch-history-size")!,
+      label("watch-history-size"),
+      fail,
+    ),
+    watchMaxLagBytes: size(
+      get("watch-max-lag")!,
+      label("watch-max-lag"),
+      fail,
+    ),
+    watchHeartbeatMs: int(
+      get("watch-heartbeat-ms")!,
+      label("watch-heartbeat-ms"),
+      10,
+      3_600_000,
+      fail,
+    ),
     authToken,
     tlsCert,
     tlsKey,

@@ -42,6 +42,7 @@ import {
   renderError,
 } from "./errors.ts";
 import { Metrics } from "./metrics.ts";
+import { type WatchOptions, WatchRoute } from "./routes/watch.ts";
 import {
   closeKvConnectWatches,
   handleKvConnect,
@@ -76,6 +77,8 @@ export interface HandlerOptions {
   log?: LogFn;
   /** Counters to update; a fresh {@link Metrics} when omitted. */
   metrics?: Metrics;
+  /** The change feed's pacing (`GET /kv/watch`, `routes/watch.ts`). */
+  watch?: WatchOptions;
 }
 
 /** The request handler plus the few controls `main.ts` needs. */
@@ -164,6 +167,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
   const held = new Map<string, HeldSnapshot>();
   let draining = false;
   let cursorsExpired = 0;
+  const watch = new WatchRoute(db, { log, ...options.watch });
 
   function releaseExpired(now: number): void {
     for (const [id, h] of held) {
@@ -207,6 +211,10 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       if (rest === "range") {
         ctx.route = "/kv/range";
         return readOnly(ctx, READ_ALLOW, () => range(ctx));
+      }
+      if (rest === "watch") {
+        ctx.route = "/kv/watch";
+        return watch.handle(req, ctx.query);
       }
       if (rest === "batch") {
         ctx.route = "/kv/batch";
@@ -346,6 +354,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
         type: "counter",
         value: cursorsExpired,
       },
+      ...watch.samples(),
     ]);
     return new Response(body, {
       headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
@@ -887,6 +896,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     drain() {
       draining = true;
       closeKvConnectWatches(db);
+      watch.close();
     },
     close() {
       for (const h of held.values()) releaseQuietly(h.snapshot);

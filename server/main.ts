@@ -110,6 +110,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
       baseLevelBytes: cfg.baseLevelBytes,
       maxKeyBytes: cfg.maxKeyBytes,
       maxValueBytes: cfg.maxValueBytes,
+      changeHistoryBytes: cfg.watchHistoryBytes,
     });
   } catch (err) {
     log("error", "cannot open the data directory", {
@@ -136,6 +137,10 @@ async function serve(cfg: ServeConfig): Promise<number> {
     maxBatchBytes: cfg.maxBatchBytes,
     log,
     metrics,
+    watch: {
+      maxLagBytes: cfg.watchMaxLagBytes,
+      heartbeatMs: cfg.watchHeartbeatMs,
+    },
   });
   const serveHandler: ServeHandler = cfg.accessLog
     ? async (req, info) => {
