@@ -61,8 +61,6 @@ export const DEFAULT_CHANGE_HISTORY_BYTES = 64 << 20;
 /** The retained write groups of a store and their listeners. */
 export class ChangeHistory {
   #groups: ChangeGroup[] = [];
-  /** Bytes published up to and including each group of #groups (parallel). */
-  #ends: number[] = [];
   /** Bytes published since the history was created. */
   #published = 0;
   /** Index of the oldest live group in #groups (dropped ones stay until compacted). */
@@ -115,6 +113,11 @@ export class ChangeHistory {
     return this.#head;
   }
 
+  /** Bytes counted for every group published since the history was created. */
+  get published(): number {
+    return this.#published;
+  }
+
   /** Bytes counted for the retained groups. */
   get bytes(): number {
     return this.#bytes;
@@ -159,7 +162,6 @@ export class ChangeHistory {
     const group: ChangeGroup = { version, changes, bytes };
     this.#groups.push(group);
     this.#published += bytes;
-    this.#ends.push(this.#published);
     this.#bytes += bytes;
     this.#head = version;
     this.#trim();
@@ -175,24 +177,6 @@ export class ChangeHistory {
     if (version < this.#floor) return undefined;
     const i = this.#firstAbove(version);
     return this.#groups.slice(i, Math.min(this.#groups.length, i + max));
-  }
-
-  /**
-   * Counted bytes of the groups above `version` (a reader's lag), in
-   * O(log n). Below the floor it is every retained byte.
-   */
-  bytesAfter(version: number): number {
-    const i = this.#firstAbove(version);
-    if (i === this.#start) return this.#published - this.#endBefore();
-    return this.#published - this.#ends[i - 1];
-  }
-
-  /** Bytes published before the oldest retained group. */
-  #endBefore(): number {
-    const s = this.#start;
-    return s < this.#groups.length
-      ? this.#ends[s] - this.#groups[s].bytes
-      : this.#published;
   }
 
   /** Index of the first retained group with a version above `version`. */
@@ -225,7 +209,6 @@ export class ChangeHistory {
     // amortized cost per group stays constant.
     if (this.#start > 1024 && this.#start * 2 > g.length) {
       this.#groups = g.slice(this.#start);
-      this.#ends = this.#ends.slice(this.#start);
       this.#start = 0;
     }
   }

@@ -12,10 +12,12 @@
  * shared history from there when the runtime asks for more, so the memory
  * of one stream is its queue of encoded events (at most `queueBytes` plus
  * one read of {@link PULL_BYTES}). A consumer that stops reading stops the
- * pulls; once the history after its cursor passes `maxLagBytes` (or its
- * cursor falls below the history's floor) the stream gets an `error`
- * event, `consumer_too_slow`, and is closed: the client resumes from the
- * last id it received.
+ * pulls; once more than `maxLagBytes` of changes were committed since its
+ * last pull (or its cursor fell below the history's floor, so the next
+ * change it needs is gone) the stream gets an `error` event,
+ * `consumer_too_slow`, and is closed: the client resumes from the last id
+ * it received. A consumer catching up on a long backlog keeps pulling, so
+ * it is not dropped for the backlog alone.
  *
  * @module
  */
@@ -35,7 +37,10 @@ import type { Sample } from "../metrics.ts";
 export interface WatchOptions {
   /** A comment line goes out when a stream was idle this long. Default 15 s. */
   heartbeatMs?: number;
-  /** Unsent history (bytes) after which a stream is dropped. Default 16 MiB. */
+  /**
+   * Changes (bytes, as the history counts them) committed while a stream
+   * takes nothing, after which it is dropped. Default 16 MiB.
+   */
   maxLagBytes?: number;
   /** Encoded events a stream may queue before it stops pulling. Default 256 KiB. */
   queueBytes?: number;
@@ -270,7 +275,8 @@ export class WatchRoute {
     for (const s of this.#streams) {
       if (
         s.cursor < history.floor ||
-        history.bytesAfter(s.cursor) > this.#maxLagBytes
+        (!s.waiting &&
+          history.published - s.publishedAtPull > this.#maxLagBytes)
       ) {
         this.drops++;
         s.drop();
@@ -283,6 +289,8 @@ export class WatchRoute {
 class WatchStream {
   /** Every group up to this version was sent or skipped. */
   cursor: number;
+  /** The history's published byte count when the runtime last pulled. */
+  publishedAtPull: number;
   /** The last `id:` written to the stream. */
   #lastId: number;
   readonly body: ReadableStream<Uint8Array>;
@@ -296,6 +304,7 @@ class WatchStream {
     this.#route = route;
     this.cursor = since;
     this.#lastId = since;
+    this.publishedAtPull = route.settings.history.published;
     this.#spec = spec;
     const { queueBytes, history } = route.settings;
     this.body = new ReadableStream<Uint8Array>({
@@ -312,6 +321,11 @@ class WatchStream {
       pull: () => this.#pull(),
       cancel: () => this.end(),
     }, { highWaterMark: queueBytes, size: (c) => c.byteLength });
+  }
+
+  /** True while a pull waits for a commit (the consumer is caught up). */
+  get waiting(): boolean {
+    return this.#waiter !== undefined;
   }
 
   /** Lets a waiting pull look at the history again. */
@@ -362,6 +376,7 @@ class WatchStream {
 
   async #pull(): Promise<void> {
     const { history, heartbeatMs } = this.#route.settings;
+    this.publishedAtPull = history.published;
     while (!this.#ended) {
       const groups = history.after(this.cursor, PULL_GROUPS);
       if (groups === undefined) {
