@@ -171,7 +171,23 @@ eachRuntime(
         ok(versions[i] > versions[i - 1], "versions only grow across restarts");
       }
       versions = [];
-      await s.cancel();
+      // A consumer that leaves is noticed (the runtime cancels the body).
+      const other = await openWatch(base);
+      equal((await other.next())?.event, "ready");
+      await other.cancel();
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const m = await (await fetch(`${base}/metrics`)).text();
+        if (/^shale_watch_streams_open 1$/m.test(m)) break;
+        ok(Date.now() < deadline, `the cancelled stream stayed open:\n${m}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // SIGTERM ends the open stream, and the server exits cleanly.
+      const t0 = Date.now();
+      server.child.kill("SIGTERM");
+      equal(await s.next(10_000), undefined, "the stream ends on shutdown");
+      equal((await server.child.status).code, 0);
+      ok(Date.now() - t0 < 5_000, "shutdown did not wait for the stream");
       await server.stop();
     });
   },
