@@ -137,9 +137,10 @@ const SERVE_FLAGS: FlagSpec[] = [
   {
     name: "watch-heartbeat-ms",
     type: "string",
-    default: "15000",
+    default: "5000",
     valueName: "MS",
-    help: "an idle /kv/watch stream gets a heartbeat comment this often",
+    help:
+      "an idle /kv/watch stream gets a heartbeat comment this often (keep it under 10 s on Bun, which closes connections idle for 10 s)",
   },
   {
     name: "max-batch-size",

@@ -35,7 +35,7 @@ import type { Sample } from "../metrics.ts";
 
 /** Options of {@link WatchRoute}; every field has a default. */
 export interface WatchOptions {
-  /** A comment line goes out when a stream was idle this long. Default 15 s. */
+  /** A comment line goes out when a stream was idle this long. Default 5 s (Bun closes a connection idle for 10 s). */
   heartbeatMs?: number;
   /**
    * Changes (bytes, as the history counts them) committed while a stream
@@ -96,7 +96,7 @@ export class WatchRoute {
 
   constructor(db: Db, options: WatchOptions = {}) {
     this.#db = db;
-    this.#heartbeatMs = options.heartbeatMs ?? 15_000;
+    this.#heartbeatMs = options.heartbeatMs ?? 5_000;
     this.#maxLagBytes = options.maxLagBytes ?? 16 << 20;
     this.#queueBytes = options.queueBytes ?? 256 * 1024;
     this.#valueLimit = options.valueLimit ?? 64 * 1024;

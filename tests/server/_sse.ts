@@ -23,6 +23,8 @@ export class SseReader {
   readonly #reader: ReadableStreamDefaultReader<string>;
   #buf = "";
   #done = false;
+  /** A read still pending from a call that timed out; the next call takes it. */
+  #pending: Promise<ReadableStreamReadResult<string>> | undefined;
 
   constructor(res: Response) {
     this.#reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
@@ -44,14 +46,16 @@ export class SseReader {
       const left = deadline - Date.now();
       if (left <= 0) throw new Error("timed out waiting for an SSE event");
       let timer: ReturnType<typeof setTimeout> | undefined;
+      this.#pending ??= this.#reader.read();
       const r = await Promise.race([
-        this.#reader.read(),
+        this.#pending,
         new Promise<"timeout">((resolve) => {
           timer = setTimeout(() => resolve("timeout"), left);
         }),
       ]);
       clearTimeout(timer);
       if (r === "timeout") continue;
+      this.#pending = undefined;
       if (r.done) this.#done = true;
       else this.#buf += r.value;
     }

@@ -303,3 +303,39 @@ eachRuntime(
     );
   },
 );
+
+/** Extra `serve` flags for the idle-stream test (empty: the defaults). */
+const IDLE_FLAGS: string[] = JSON.parse(
+  Deno.env.get("SHALE_TEST_IDLE_FLAGS") ?? "[]",
+);
+
+Deno.test({
+  name:
+    `[bun] change feed: with the default heartbeat an idle stream outlives Bun's 10 s idle timeout${
+      unavailable("bun") ? ` (ignored: ${unavailable("bun")})` : ""
+    }`,
+  ignore: unavailable("bun") !== undefined,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const server = await serve("bun", dir, IDLE_FLAGS);
+      try {
+        const s = await openWatch(server.base);
+        equal((await s.next())?.event, "ready");
+        // Nothing happens for 11 s; only heartbeats keep the stream open.
+        const idle = s.next(11_000).then(() => "event or end", () => "idle");
+        equal(await idle, "idle", "the stream ended while idle");
+        ok(s.comments >= 2, `${s.comments} heartbeats`);
+        const r = await fetch(`${server.base}/kv/k1`, {
+          method: "PUT",
+          body: "v",
+        });
+        equal(r.status, 204);
+        const ev = await s.next(5_000);
+        equal(ev?.event, "change");
+        await s.cancel();
+      } finally {
+        await server.stop();
+      }
+    });
+  },
+});
