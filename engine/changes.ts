@@ -48,7 +48,10 @@ export interface ChangeGroup {
   bytes: number;
 }
 
-/** Told of each group right after it became visible. Must not throw or block. */
+/**
+ * Told of each group right after it became visible, on the commit path:
+ * must be quick and must not block. One that throws is unsubscribed.
+ */
 export type ChangeListener = (group: ChangeGroup) => void;
 
 /** Accounting overhead per retained group (object, array, version). */
@@ -70,6 +73,8 @@ export class ChangeHistory {
   #head: number;
   #maxBytes: number;
   readonly #listeners = new Set<ChangeListener>();
+  /** The last error a listener threw (it was unsubscribed for it). */
+  listenerError: unknown;
 
   /** A history that has nothing after `version` yet. */
   constructor(version: number, maxBytes = DEFAULT_CHANGE_HISTORY_BYTES) {
@@ -165,7 +170,17 @@ export class ChangeHistory {
     this.#bytes += bytes;
     this.#head = version;
     this.#trim();
-    for (const fn of this.#listeners) fn(group);
+    for (const fn of this.#listeners) {
+      try {
+        fn(group);
+      } catch (err) {
+        // A throw here would reach the commit loop and turn the store
+        // read-only for a bug outside the engine: drop the listener, keep
+        // the error for whoever investigates.
+        this.#listeners.delete(fn);
+        this.listenerError = err;
+      }
+    }
   }
 
   /**

@@ -154,3 +154,24 @@ Deno.test("DbOptions.changeHistoryBytes is validated", async () => {
     ok(err instanceof RangeError);
   });
 });
+
+Deno.test("Db.changes: a listener that throws is unsubscribed and the store keeps taking writes", async () => {
+  await withTempDir(async (dir) => {
+    const db = await open(dir, { sync: "none", background: "inline" });
+    try {
+      let calls = 0;
+      db.changes.subscribe(() => {
+        calls++;
+        throw new Error("listener bug");
+      });
+      await db.put(enc("a"), enc("1"));
+      await db.put(enc("b"), enc("2"));
+      equal(calls, 1);
+      equal((db.changes.listenerError as Error).message, "listener bug");
+      equal(db.health().ok, true);
+      equal(dec(db.get(enc("b"))!.value), "2");
+    } finally {
+      await db.close();
+    }
+  });
+});
