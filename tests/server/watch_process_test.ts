@@ -263,7 +263,7 @@ async function stalledRun(
 }
 
 /** MiB of values written past the stalled consumer. */
-const MIB = 96;
+const MIB = 128;
 
 eachRuntime(
   "change feed: a consumer that never reads does not grow the server's memory and is dropped with consumer_too_slow",
@@ -294,9 +294,9 @@ eachRuntime(
     );
     // Buffered for the consumer, 128 MiB of values would be over 170 MiB
     // of base64. What the feed may add: the queue, one event, runtime slack;
-    // the rest is noise between two runs (measured up to ~40 MiB).
+    // the rest is noise between two runs (measured up to 47 MiB on Bun).
     ok(
-      withStalled - without < 96 * 2 ** 20,
+      withStalled - without < 112 * 2 ** 20,
       `RSS grew by ${mib(withStalled)} MiB with a stalled watch, ${
         mib(without)
       } MiB without`,
