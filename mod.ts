@@ -28,6 +28,12 @@ export type {
   VersionedKey,
 } from "./engine/db.ts";
 export * from "./engine/errors.ts";
+export type {
+  Change,
+  ChangeGroup,
+  ChangeHistory,
+  ChangeListener,
+} from "./engine/changes.ts";
 export type { DbOptions, SyncMode } from "./engine/options.ts";
 export {
   ENCODING_RAW,

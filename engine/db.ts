@@ -52,6 +52,7 @@ import {
 import type { FileSystem, WritableFile } from "./fs.ts";
 import { realFs } from "./fs.ts";
 import type { ScanItem } from "./iterator.ts";
+import { ChangeHistory } from "./changes.ts";
 import { LevelIterator, MergingIterator, visibleEntries } from "./iterator.ts";
 import type { FlushResult, TableSettings } from "./jobs.ts";
 import type {
@@ -372,6 +373,7 @@ export class Db implements KeySpace {
 
   #lastSeq = 0;
   #visibleSeq = 0;
+  #changes!: ChangeHistory;
   #nextFile = 1;
   #snapshots = new Map<number, number>();
 
@@ -524,6 +526,7 @@ export class Db implements KeySpace {
     // into one memtable that will be flushed in the background.
     const replayed = new Memtable();
     const replayedLogs: number[] = [];
+    const recovered: Entry[] = []; // seeds the change history
     for (const n of logs) {
       const path = `${this.dir}/${fileName(n, "log")}`;
       // Only the newest segment can end in a torn write: a segment is
@@ -546,11 +549,17 @@ export class Db implements KeySpace {
       }
       for (const e of entries) {
         replayed.add(e);
+        recovered.push(e);
         if (e.seq > this.#lastSeq) this.#lastSeq = e.seq;
       }
       replayedLogs.push(n);
     }
     this.#visibleSeq = this.#lastSeq;
+    this.#changes = ChangeHistory.fromRecovered(
+      recovered,
+      this.#lastSeq,
+      this.options.changeHistoryBytes,
+    );
 
     const firstLive = replayed.count > 0 ? replayedLogs : [];
     if (replayed.count > 0) {
@@ -1113,6 +1122,7 @@ export class Db implements KeySpace {
         for (const w of group) {
           this.#visibleSeq = w.seq;
           this.#dropInflight(w);
+          this.#changes.publish(w.seq, w.entries); // the change feed's hook
         }
         for (const w of group) this.#resolveWrite(w);
       }
@@ -1882,6 +1892,14 @@ export class Db implements KeySpace {
   /** The last seqno handed out. */
   get lastSeq(): number {
     return this.#lastSeq;
+  }
+
+  /**
+   * The retained history of committed write groups and the hook for new
+   * ones (see `engine/changes.ts`): the change feed reads it.
+   */
+  get changes(): ChangeHistory {
+    return this.#changes;
   }
 
   /** The newest seqno visible to readers. */

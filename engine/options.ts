@@ -44,6 +44,11 @@ export interface DbOptions {
   maxKeyBytes?: number;
   /** Largest value accepted. Default 16 MiB. */
   maxValueBytes?: number;
+  /**
+   * Memory kept for the change history (`db.changes`, the HTTP change
+   * feed's resume window); the oldest write groups go first. Default 64 MiB.
+   */
+  changeHistoryBytes?: number;
   /** Target size of one table file written by compaction. Default 8 MiB. */
   tableTargetBytes?: number;
   /** Target size of level 1; each deeper level is 10x. Default 64 MiB. */
@@ -92,6 +97,7 @@ export const MAX_KEY_BYTES = 4096;
 
 /** Every option `open()` knows; anything else is a typo and refused. */
 const KNOWN = new Set([
+  "changeHistoryBytes",
   "memoryBudgetBytes",
   "sync",
   "syncIntervalMs",
@@ -178,6 +184,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     maxOpenTables: o.maxOpenTables ?? 500,
     maxKeyBytes: o.maxKeyBytes ?? MAX_KEY_BYTES,
     maxValueBytes: o.maxValueBytes ?? 16 << 20,
+    changeHistoryBytes: o.changeHistoryBytes ?? 64 << 20,
     tableTargetBytes: o.tableTargetBytes ?? 8 << 20,
     baseLevelBytes: o.baseLevelBytes ?? 64 << 20,
     l0CompactionTrigger: o.l0CompactionTrigger ?? 4,
@@ -217,6 +224,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
   checkInt("l0SlowdownTrigger", r.l0SlowdownTrigger, 1);
   checkInt("l0StopTrigger", r.l0StopTrigger, 1);
   checkInt("maxManifestBytes", r.maxManifestBytes, 1024);
+  checkInt("changeHistoryBytes", r.changeHistoryBytes, 0);
   // Writes stop at l0StopTrigger until compaction brings L0 back down, so
   // compaction must start before the stop or writes would wait for ever.
   // Above the slowdown trigger it is merely slow (RocksDB allows it too).

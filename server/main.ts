@@ -116,6 +116,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
       baseLevelBytes: cfg.baseLevelBytes,
       maxKeyBytes: cfg.maxKeyBytes,
       maxValueBytes: cfg.maxValueBytes,
+      changeHistoryBytes: cfg.watchHistoryBytes,
     });
   } catch (err) {
     log("error", "cannot open the data directory", {
@@ -147,6 +148,10 @@ async function serve(cfg: ServeConfig): Promise<number> {
     publicUrl: cfg.publicUrl,
     log,
     metrics,
+    watch: {
+      maxLagBytes: cfg.watchMaxLagBytes,
+      heartbeatMs: cfg.watchHeartbeatMs,
+    },
   });
   const serveHandler: ServeHandler = cfg.accessLog
     ? async (req, info) => {
