@@ -18,7 +18,13 @@
  *   data lives only in merged tables, with older versions gone, so the
  *   floor is the version just before the first replayed write (or the last
  *   version when nothing was replayed).
- * - Memory: keys and values of the retained groups plus ~{@link
+ * - Keys: the engine hands in stored keys (a key-space byte, then the key:
+ *   engine/FORMAT.md, "Stored keys and key spaces"); each change carries
+ *   the space as a number and the key as its writer gave it, so no reader
+ *   sees the internal layout. Every space's writes are recorded (one seqno
+ *   orders them all); a reader picks the spaces it shows (the HTTP feed:
+ *   `USER_KEY_SPACE` only).
+ * - Memory: stored keys and values of the retained groups plus ~{@link
  *   GROUP_OVERHEAD_BYTES} per group and {@link CHANGE_OVERHEAD_BYTES} per
  *   change are counted; when the count passes `maxBytes`, the oldest groups
  *   go and the floor moves up to the newest version dropped.
@@ -26,9 +32,13 @@
  * @module
  */
 import { type Entry, KIND_PUT } from "./entry.ts";
+import { InvalidArgumentError } from "./errors.ts";
 
 /** One key's change inside a group. */
 export interface Change {
+  /** The key space written (`USER_KEY_SPACE`, 0, for the Db's own methods). */
+  space: number;
+  /** The key within its space, as the writer gave it. Treat as read-only. */
   key: Uint8Array;
   type: "put" | "delete";
   /** The value written (empty for a delete). Treat as read-only. */
@@ -140,15 +150,19 @@ export class ChangeHistory {
 
   set maxBytes(n: number) {
     if (!(Number.isSafeInteger(n) && n >= 0)) {
-      throw new RangeError("maxBytes must be a non-negative integer");
+      throw new InvalidArgumentError(
+        `change history maxBytes must be an integer of at least 0, got ${n}`,
+      );
     }
     this.#maxBytes = n;
     this.#trim();
   }
 
   /**
-   * Records the group `version` (its entries share that seqno) and tells
-   * every listener. Called by the engine only, in ascending version order.
+   * Records the group `version` (its entries share that seqno, their keys
+   * are stored keys) and tells every listener. Called by the engine only,
+   * in ascending version order. Without `copy` the changes are views of
+   * the entries' bytes, which the engine never reuses.
    */
   publish(version: number, entries: readonly Entry[], copy = false): void {
     const changes: Change[] = [];
@@ -156,7 +170,8 @@ export class ChangeHistory {
     for (const e of entries) {
       const put = e.kind === KIND_PUT;
       changes.push({
-        key: copy ? e.key.slice() : e.key,
+        space: e.key[0],
+        key: copy ? e.key.slice(1) : e.key.subarray(1),
         type: put ? "put" : "delete",
         value: copy && put ? e.value.slice() : e.value,
         encoding: e.encoding,

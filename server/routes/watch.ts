@@ -64,17 +64,6 @@ const PARAMS = [
 ] as const;
 const encoder = new TextEncoder();
 
-/**
- * The user key of a change the feed shows, or undefined. The history holds
- * stored keys (engine/FORMAT.md: a key-space byte, then the key); the feed
- * shows the user key space only (KV Connect databases live in another).
- */
-function userKeyOf(stored: Uint8Array): Uint8Array | undefined {
-  return stored.length > 1 && stored[0] === USER_KEY_SPACE
-    ? stored.subarray(1)
-    : undefined;
-}
-
 interface StreamSpec {
   start: Uint8Array | undefined;
   end: Uint8Array | undefined;
@@ -426,8 +415,10 @@ class WatchStream {
     const { start, end, values, valueLimit } = this.#spec;
     const items: Record<string, unknown>[] = [];
     for (const c of g.changes) {
-      const key = userKeyOf(c.key);
-      if (key === undefined) continue;
+      // The feed is the /kv/ routes' view: user keys only (KV Connect
+      // databases live in another key space and have their own watch).
+      if (c.space !== USER_KEY_SPACE) continue;
+      const key = c.key;
       if (start !== undefined && compareBytes(key, start) < 0) continue;
       if (end !== undefined && compareBytes(key, end) >= 0) continue;
       const item: Record<string, unknown> = {

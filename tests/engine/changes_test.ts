@@ -5,7 +5,12 @@
  * a reopen as far back as the WAL that recovery replays.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { type ChangeGroup, open } from "../../mod.ts";
+import {
+  type ChangeGroup,
+  InvalidArgumentError,
+  open,
+  USER_KEY_SPACE,
+} from "../../mod.ts";
 import {
   CHANGE_OVERHEAD_BYTES,
   ChangeHistory,
@@ -14,15 +19,21 @@ import {
 import { KIND_DELETE, KIND_PUT } from "../../engine/entry.ts";
 import { dec, enc, withTempDir } from "../_helpers.ts";
 
-function entry(key: string, seq: number, value = "v") {
+/** A WAL entry as the engine publishes it: its key is a stored key. */
+function entry(key: string, seq: number, value = "v", space = USER_KEY_SPACE) {
   return {
-    key: enc(key),
+    key: stored(space, key),
     seq,
     kind: KIND_PUT,
     encoding: 0,
     expiresAt: 0,
     value: enc(value),
   };
+}
+
+/** The stored form of `key` in `space` (engine/FORMAT.md). */
+function stored(space: number, key: string): Uint8Array {
+  return new Uint8Array([space, ...enc(key)]);
 }
 
 const summary = (groups: readonly ChangeGroup[] | undefined) =>
@@ -45,8 +56,9 @@ Deno.test("ChangeHistory: after() reads groups above a version; the budget drops
   equal(h.after(9), undefined, "below the floor");
   equal(h.after(14)?.length, 0);
   equal(h.after(13)![0].changes[0].type, "delete");
-  // Three groups, four changes, 7 bytes of keys and values.
-  equal(h.bytes, 3 * GROUP_OVERHEAD_BYTES + 4 * CHANGE_OVERHEAD_BYTES + 7);
+  // Three groups, four changes, 11 bytes: four stored keys of 2 bytes
+  // (space byte and key) and three 1-byte values.
+  equal(h.bytes, 3 * GROUP_OVERHEAD_BYTES + 4 * CHANGE_OVERHEAD_BYTES + 11);
   equal(h.published, h.bytes);
   h.maxBytes = h.bytes - 1;
   equal(h.floor, 11, "the oldest group went");
@@ -143,15 +155,92 @@ Deno.test("Db.changes: after a reopen the history holds the replayed WAL; after 
   });
 });
 
-Deno.test("DbOptions.changeHistoryBytes is validated", async () => {
+Deno.test("ChangeHistory: each change carries its key space and the key as written, never the stored key", () => {
+  const h = new ChangeHistory(0, 1 << 20);
+  const stamped = entry("k", 1, "x", 1);
+  const wal = [entry("\x00a", 1), stamped];
+  h.publish(1, wal);
+  h.publish(2, [entry("b", 2, "y", 255)], true); // as recovery does
+  const [g1, g2] = h.after(0)!;
+  deepEqual(
+    g1.changes.map((c) => [c.space, dec(c.key), dec(c.value)]),
+    [[USER_KEY_SPACE, "\x00a", "v"], [1, "k", "x"]],
+  );
+  deepEqual(
+    g2.changes.map((c) => [c.space, dec(c.key), dec(c.value)]),
+    [[255, "b", "y"]],
+  );
+  // Published without a copy, a change is a view of the entry's bytes; a
+  // copied one (recovery) owns its bytes, so it pins no log buffer.
+  equal(g1.changes[1].key.buffer, stamped.key.buffer);
+  equal(g2.changes[0].key.byteLength, g2.changes[0].key.buffer.byteLength);
+  // Stored keys are counted: "\x00a" is 3 stored bytes, "k" and "b" 2.
+  equal(
+    h.bytes,
+    2 * GROUP_OVERHEAD_BYTES + 3 * CHANGE_OVERHEAD_BYTES + (3 + 1) +
+      (2 + 1) + (2 + 1),
+  );
+});
+
+Deno.test("Db.changes: writes to every key space are recorded with their space; user keys lose no byte", async () => {
   await withTempDir(async (dir) => {
+    let db = await open(dir, { sync: "always", background: "inline" });
+    const live: [number, string][] = [];
+    db.changes.subscribe((g) => {
+      for (const c of g.changes) live.push([c.space, dec(c.key)]);
+    });
+    // A user key that starts with 0x00 looks like a stored key of space 0:
+    // it must come out whole.
+    await db.put(enc("\x00zero"), enc("1"));
+    await db.keySpace(1).put(enc("kvc"), enc("2"));
+    await db.keySpace(7).batch([
+      { type: "put", key: enc("p"), value: enc("3") },
+      { type: "delete", key: enc("q") },
+    ]);
+    const expected = [
+      [USER_KEY_SPACE, "\x00zero"],
+      [1, "kvc"],
+      [7, "p"],
+      [7, "q"],
+    ];
+    deepEqual(live, expected);
+    await db.close();
+    // The history recovery seeds from the WAL says the same.
+    db = await open(dir, { sync: "always", background: "inline" });
+    try {
+      const replayed = db.changes.after(db.changes.floor)!.flatMap((g) =>
+        g.changes.map((c) => [c.space, dec(c.key)])
+      );
+      deepEqual(replayed, expected);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+Deno.test("DbOptions.changeHistoryBytes is validated like every option", async () => {
+  await withTempDir(async (dir) => {
+    for (const bad of [-1, 1.5, NaN, "64MiB"]) {
+      let err: unknown;
+      try {
+        await open(`${dir}/never`, {
+          changeHistoryBytes: bad as number,
+        });
+      } catch (e) {
+        err = e;
+      }
+      ok(err instanceof InvalidArgumentError, `${bad}: got ${err}`);
+      equal(err.code, "invalid_argument");
+      ok(err.message.includes("changeHistoryBytes"), err.message);
+    }
+    const h = new ChangeHistory(0);
     let err: unknown;
     try {
-      await open(dir, { changeHistoryBytes: -1 });
+      h.maxBytes = -1;
     } catch (e) {
       err = e;
     }
-    ok(err instanceof RangeError);
+    ok(err instanceof InvalidArgumentError, `maxBytes: got ${err}`);
   });
 });
 
