@@ -15,9 +15,14 @@
  *
  * @module
  */
-export { Db, MAX_KEY_SPACE, open, USER_KEY_SPACE } from "./engine/db.ts";
+export { Db, open } from "./engine/db.ts";
+export { MAX_KEY_SPACE, USER_KEY_SPACE } from "./engine/types.ts";
 export type {
   BatchOp,
+  Change,
+  ChangeGroup,
+  ChangeListener,
+  DbOptions,
   KeySpace,
   PutOptions,
   ReadResult,
@@ -25,16 +30,11 @@ export type {
   ScanItem,
   ScanOptions,
   Snapshot,
+  SyncMode,
   VersionedKey,
-} from "./engine/db.ts";
+} from "./engine/types.ts";
 export * from "./engine/errors.ts";
-export type {
-  Change,
-  ChangeGroup,
-  ChangeHistory,
-  ChangeListener,
-} from "./engine/changes.ts";
-export type { DbOptions, SyncMode } from "./engine/options.ts";
+export type { ChangeHistory } from "./engine/changes.ts";
 export {
   ENCODING_RAW,
   ENCODING_U64LE,
@@ -42,9 +42,8 @@ export {
   KIND_DELETE,
   KIND_PUT,
 } from "./engine/entry.ts";
-export { FaultyFileSystem, realFs } from "./engine/fs.ts";
+export { realFs } from "./engine/fs.ts";
 /** Small byte arrays carved from shared slabs (cheaper than `new Uint8Array`). */
-export { Arena } from "./engine/coding.ts";
 export type { FileSystem, OpenWritableOptions } from "./engine/fs.ts";
 export { verify } from "./engine/verify.ts";
 export type {

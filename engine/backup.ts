@@ -28,11 +28,17 @@ import { ByteWriter } from "./coding.ts";
 import type { Db } from "./db.ts";
 import type { Entry, EntryIterator } from "./entry.ts";
 import { CorruptionError } from "./errors.ts";
+import {
+  CURRENT_FILE,
+  currentContents,
+  logFileName,
+  manifestFileName,
+  tableFileName,
+} from "./filename.ts";
 import type { ReadableFile } from "./fs.ts";
 import {
   emptyState,
   encodeEdit,
-  manifestName,
   snapshotEdit,
   type TableMeta,
 } from "./manifest.ts";
@@ -119,13 +125,13 @@ export function startBackup(db: Db, now: () => number = Date.now): Backup {
     const logNumber = maxFile + 1;
     const manifestNumber = maxFile + 2;
     const members: Member[] = tables.map((t) => ({
-      name: fileName(t.fileNumber, "sst"),
+      name: tableFileName(t.fileNumber),
       size: t.size,
-      path: `${db.dir}/${fileName(t.fileNumber, "sst")}`,
+      path: `${db.dir}/${tableFileName(t.fileNumber)}`,
     }));
     const log = logTail(pin.memtables, maxTableSeq, pin.seq);
     members.push({
-      name: fileName(logNumber, "log"),
+      name: logFileName(logNumber),
       size: log.length,
       bytes: log,
     });
@@ -138,10 +144,10 @@ export function startBackup(db: Db, now: () => number = Date.now): Backup {
     mw.bytes(logHeader(MANIFEST_MAGIC));
     frameRecord(mw, RECORD_EDIT, encodeEdit(snapshotEdit(state)));
     const manifest = mw.finish();
-    const mname = manifestName(manifestNumber);
+    const mname = manifestFileName(manifestNumber);
     members.push({ name: mname, size: manifest.length, bytes: manifest });
-    const current = encoder.encode(mname + "\n");
-    members.push({ name: "CURRENT", size: current.length, bytes: current });
+    const current = encoder.encode(currentContents(mname));
+    members.push({ name: CURRENT_FILE, size: current.length, bytes: current });
     return new LiveBackup(pin, members, now());
   } catch (err) {
     pin.release();
@@ -173,10 +179,6 @@ function logTail(
   }
   w.bytes(closeMarker(w.pos, upTo));
   return w.finish();
-}
-
-function fileName(n: number, ext: string): string {
-  return `${String(n).padStart(6, "0")}.${ext}`;
 }
 
 function sha256Hex(bytes: Uint8Array): string {

@@ -33,36 +33,7 @@
  */
 import { type Entry, KIND_PUT } from "./entry.ts";
 import { InvalidArgumentError } from "./errors.ts";
-
-/** One key's change inside a group. */
-export interface Change {
-  /** The key space written (`USER_KEY_SPACE`, 0, for the Db's own methods). */
-  space: number;
-  /** The key within its space, as the writer gave it. Treat as read-only. */
-  key: Uint8Array;
-  type: "put" | "delete";
-  /** The value written (empty for a delete). Treat as read-only. */
-  value: Uint8Array;
-  /** The value's encoding tag (0 for plain bytes). */
-  encoding: number;
-  /** Expiry in ms since the epoch; 0 = never. */
-  expiresAt: number;
-}
-
-/** All changes of one write (a single put/delete or an atomic batch). */
-export interface ChangeGroup {
-  /** The seqno every change of the group shares. */
-  version: number;
-  changes: readonly Change[];
-  /** Bytes this group counts against the history's budget. */
-  bytes: number;
-}
-
-/**
- * Told of each group right after it became visible, on the commit path:
- * must be quick and must not block. One that throws is unsubscribed.
- */
-export type ChangeListener = (group: ChangeGroup) => void;
+import type { Change, ChangeGroup, ChangeListener } from "./types.ts";
 
 /** Accounting overhead per retained group (object, array, version). */
 export const GROUP_OVERHEAD_BYTES = 64;

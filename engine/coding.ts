@@ -185,7 +185,20 @@ export class ByteWriter {
 }
 
 /**
- * A cursor over bytes. Every read checks bounds and throws a RangeError
+ * Encoded bytes are malformed: what a decoder throws so its caller can turn
+ * it into a CorruptionError with file and offset. Decoders throw only this
+ * for bad input, so any other error (a RangeError from a bad typed-array
+ * length, a TypeError) is a bug and passes through as itself.
+ */
+export class DecodeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DecodeError";
+  }
+}
+
+/**
+ * A cursor over bytes. Every read checks bounds and throws a DecodeError
  * naming the field; callers turn that into a CorruptionError with file and
  * offset.
  */
@@ -203,7 +216,7 @@ export class ByteReader {
 
   private need(n: number, what: string): void {
     if (this.pos + n > this.end) {
-      throw new RangeError(`${what} runs past the end at offset ${this.pos}`);
+      throw new DecodeError(`${what} runs past the end at offset ${this.pos}`);
     }
   }
 
@@ -236,7 +249,7 @@ export class ByteReader {
       if (b < 0x80) return result;
       mul *= 128;
     }
-    throw new RangeError(
+    throw new DecodeError(
       `${what} is longer than 8 bytes at offset ${this.pos}`,
     );
   }

@@ -19,7 +19,8 @@ import type { TableMeta } from "./manifest.ts";
 import { NUM_LEVELS } from "./manifest.ts";
 import { TableReader } from "./sstable/reader.ts";
 import type { TableProps } from "./sstable/writer.ts";
-import { tableFileName, TableWriter } from "./sstable/writer.ts";
+import { tablePath } from "./filename.ts";
+import { TableWriter } from "./sstable/writer.ts";
 import type { Version } from "./version.ts";
 import { overlaps } from "./version.ts";
 
@@ -180,7 +181,7 @@ export async function runCompaction(
 ): Promise<CompactionResult> {
   const cache = new BlockCache(0);
   const readers = job.inputs.map((n) =>
-    TableReader.open(fs, tableFileName(job.dir, n), n, cache)
+    TableReader.open(fs, tablePath(job.dir, n), n, cache)
   );
   const result: CompactionResult = {
     type: "compact",
@@ -269,7 +270,7 @@ export async function runCompaction(
     // Outputs already finished are not in the manifest: remove them now
     // (open would remove them too).
     for (const o of result.outputs) {
-      fs.remove(tableFileName(job.dir, o.fileNumber));
+      fs.remove(tablePath(job.dir, o.fileNumber));
     }
     throw err;
   } finally {

@@ -42,7 +42,6 @@ import type { Entry, EntryIterator } from "./entry.ts";
 import { isLive, KIND_DELETE, KIND_PUT, MAX_SEQ } from "./entry.ts";
 import {
   ClosedError,
-  CorruptionError,
   InvalidArgumentError,
   PreconditionFailedError,
   ReadOnlyError,
@@ -51,173 +50,62 @@ import {
 } from "./errors.ts";
 import type { FileSystem, WritableFile } from "./fs.ts";
 import { realFs } from "./fs.ts";
-import type { ScanItem } from "./iterator.ts";
 import { ChangeHistory } from "./changes.ts";
 import { LevelIterator, MergingIterator, visibleEntries } from "./iterator.ts";
 import type { FlushResult, TableSettings } from "./jobs.ts";
-import type {
-  ManifestRead,
-  ManifestState,
-  TableMeta,
-  VersionEdit,
-} from "./manifest.ts";
+import type { ManifestState, TableMeta, VersionEdit } from "./manifest.ts";
 import {
   applyEdit,
-  emptyState,
-  manifestName,
   ManifestWriter,
   NUM_LEVELS,
-  readManifest,
   setCurrent,
 } from "./manifest.ts";
+import { lockPath, logPath, manifestFileName, tablePath } from "./filename.ts";
 import { Memtable } from "./memtable.ts";
-import type { DbOptions, ResolvedOptions } from "./options.ts";
+import type { Recovered } from "./recovery.ts";
+import {
+  accessWarning,
+  makeDataDir,
+  recover,
+  removeUnreferenced,
+} from "./recovery.ts";
+import type { ResolvedOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";
 import { TableCache } from "./table_cache.ts";
+import type {
+  BatchOp,
+  DbOptions,
+  KeySpace,
+  PutOptions,
+  ReadResult,
+  RecoveryInfo,
+  ScanItem,
+  ScanOptions,
+  Snapshot,
+  VersionedKey,
+} from "./types.ts";
+import { MAX_KEY_SPACE, USER_KEY_SPACE } from "./types.ts";
 import type { TableProps } from "./sstable/writer.ts";
 import type { Version } from "./version.ts";
 import {
-  compareL0,
   findTableIndex,
   overlaps,
-  Version as VersionClass,
   versionFromState,
   VersionSet,
 } from "./version.ts";
 import {
   closeMarker,
   createLog,
-  dataRecordCount,
   encodeBatchOps,
   frameBatch,
-  readWalEntries,
   WAL_MAGIC,
 } from "./wal.ts";
-
-export type { ScanItem } from "./iterator.ts";
-
-/** A key's newest visible value. `version` is the seqno of its last write. */
-export interface ReadResult {
-  value: Uint8Array;
-  version: number;
-  encoding: number;
-  /** ms since the epoch, 0 for never. */
-  expiresAt: number;
-}
-
-/** A point in time that reads can be made at; release it when done. */
-export interface Snapshot {
-  readonly seq: number;
-  release(): void;
-}
-
-/** Range and direction of a scan. `prefix` combines with start/end. */
-export interface ScanOptions {
-  /** Inclusive lower bound. */
-  start?: Uint8Array;
-  /** Exclusive upper bound. */
-  end?: Uint8Array;
-  prefix?: Uint8Array;
-  reverse?: boolean;
-  limit?: number;
-  snapshot?: Snapshot;
-}
-
-/**
- * Builds the key of a put from the write's version (seqno); see
- * {@link BatchOp}'s `versionedKey`.
- */
-export type VersionedKey = (version: number) => Uint8Array;
-
-/**
- * One operation of an atomic batch. `ifVersion`: a number means the key's
- * current version must equal it; null means the key must not exist.
- *
- * `versionedKey` makes a put's key contain the put's own version (Deno KV's
- * versionstamped keys): once the batch is ordered, and before anything is
- * written, the engine calls it once with the batch's version and stores the
- * put under the key it returns, which must be exactly as long as `key` (a
- * placeholder: checked for length only). Such a put takes no `ifVersion`;
- * two of them with equal placeholders in one batch count as one key (the
- * last wins), and a built key equal to another key of the batch fails the
- * batch. The caller learns the key from the version the batch resolves with.
- */
-export type BatchOp =
-  | {
-    type: "put";
-    key: Uint8Array;
-    value: Uint8Array;
-    expiresAt?: number;
-    encoding?: number;
-    ifVersion?: number | null;
-    versionedKey?: VersionedKey;
-  }
-  | { type: "delete"; key: Uint8Array; ifVersion?: number | null }
-  | { type: "check"; key: Uint8Array; ifVersion: number | null };
-
-/** Options of a single put. */
-export interface PutOptions {
-  expiresAt?: number;
-  encoding?: number;
-  ifVersion?: number | null;
-  /** Builds the key from the put's version; see {@link BatchOp}. */
-  versionedKey?: VersionedKey;
-}
-
-/**
- * The data API of one key space. Every stored key is a key-space byte
- * followed by the key the caller gives, so spaces never see each other's
- * keys and each one holds every key of 1..maxKeyBytes bytes. The
- * {@link Db} itself is key space {@link USER_KEY_SPACE}; `db.keySpace(id)`
- * returns the same API bound to another space, for data that must stay
- * apart from user keys (the server keeps its KV Connect databases in one).
- * Snapshots and versions are shared by all spaces of a store.
- */
-export interface KeySpace {
-  /** The newest visible value of `key`, or undefined. */
-  get(key: Uint8Array, opts?: { snapshot?: Snapshot }): ReadResult | undefined;
-  /** The version of `key`'s latest accepted write, or null. */
-  version(key: Uint8Array): number | null;
-  /** Writes `value` under `key`; resolves with the write's version. */
-  put(key: Uint8Array, value: Uint8Array, opts?: PutOptions): Promise<number>;
-  /** Deletes `key`; resolves with the delete's version. */
-  delete(
-    key: Uint8Array,
-    opts?: { ifVersion?: number | null },
-  ): Promise<number>;
-  /** Applies every op atomically with one version, or none. */
-  batch(ops: readonly BatchOp[]): Promise<number>;
-  /** Scans this space's keys in order (or reverse) at one snapshot. */
-  scan(opts?: ScanOptions): Generator<ScanItem>;
-  /** A snapshot at the newest visible write (of the whole store). */
-  snapshot(): Snapshot;
-}
-
-/** The key space of the Db's own methods: every user key lives here. */
-export const USER_KEY_SPACE = 0;
-/** Key-space ids are one byte. */
-export const MAX_KEY_SPACE = 255;
 
 /** A versioned put found by validation: which op, and its encoded entry. */
 interface KeyStamp {
   op: number;
   entry: Entry;
   build: VersionedKey;
-}
-
-/** What recovery found and did. */
-export interface RecoveryInfo {
-  ms: number;
-  walFiles: number;
-  walRecords: number;
-  tornTails: { file: string; offset: number; bytes: number; reason: string }[];
-  skipped: { file: string; offset: number; reason: string }[];
-  removedFiles: string[];
-  /**
-   * Things the operator should fix that do not stop the store, e.g. a data
-   * directory other users can read. The server logs each one at start.
-   */
-  warnings: string[];
 }
 
 interface PendingWrite {
@@ -256,45 +144,7 @@ interface Immutable {
   walNumbers: number[];
 }
 
-function fileName(n: number, ext: string): string {
-  return `${String(n).padStart(6, "0")}.${ext}`;
-}
-
 const EMPTY = new Uint8Array(0);
-
-/**
- * Creates the data directory and missing parents, and fsyncs the parent of
- * each one created: until then a power cut can drop the new directory's
- * entry, and every acknowledged write in it with it.
- */
-async function makeDataDir(fs: FileSystem, dir: string): Promise<void> {
-  const created: string[] = [];
-  for (let d = dir.replace(/\/+$/, ""); d && !fs.exists(d);) {
-    created.unshift(d);
-    const i = d.lastIndexOf("/");
-    if (i <= 0) break;
-    d = d.slice(0, i);
-  }
-  if (created.length === 0) return;
-  fs.mkdirp(dir);
-  for (const d of created) {
-    const i = d.lastIndexOf("/");
-    await fs.syncDir(i > 0 ? d.slice(0, i) : i === 0 ? "/" : ".");
-  }
-}
-
-/**
- * A warning when an existing data directory can be read or entered by
- * users other than its owner (a new one is created owner-only).
- */
-function accessWarning(fs: FileSystem, dir: string): string | undefined {
-  if (!fs.exists(dir)) return undefined;
-  const mode = fs.dirMode(dir);
-  if (mode === null || (mode & 0o077) === 0) return undefined;
-  return `data directory ${dir} is accessible to other users (mode ${
-    mode.toString(8).padStart(4, "0")
-  }); run chmod 700 on it`;
-}
 
 /** The stored form of `key` in `space` (a new array: for bounds that live on). */
 function spaceKey(space: number, key: Uint8Array = EMPTY): Uint8Array {
@@ -390,15 +240,8 @@ export class Db implements KeySpace {
   #lagTimer: ReturnType<typeof setInterval> | undefined;
   #stallWaiters: (() => void)[] = [];
 
-  recovery: RecoveryInfo = {
-    ms: 0,
-    walFiles: 0,
-    walRecords: 0,
-    tornTails: [],
-    skipped: [],
-    removedFiles: [],
-    warnings: [],
-  };
+  /** What open-time recovery found and did (set by {@link Db.open}). */
+  recovery!: RecoveryInfo;
   #counters = {
     puts: 0,
     deletes: 0,
@@ -479,14 +322,14 @@ export class Db implements KeySpace {
     const fs = opts.fs ?? realFs;
     const warning = accessWarning(fs, dir);
     await makeDataDir(fs, dir);
-    const lock = fs.lock(`${dir}/LOCK`);
+    const lock = fs.lock(lockPath(dir));
     let db: Db | undefined;
     try {
-      const found = readManifest(fs, dir);
-      const state = found?.state ?? emptyState();
-      db = new Db(dir, opts, fs, lock, state);
+      const recovered = await recover(fs, dir, opts);
+      db = new Db(dir, opts, fs, lock, recovered.state);
+      db.recovery = recovered.info;
       if (warning) db.recovery.warnings.push(warning);
-      await db.#recover(found);
+      await db.#start(recovered);
       db.recovery.ms = performance.now() - started;
       return db;
     } catch (err) {
@@ -496,79 +339,31 @@ export class Db implements KeySpace {
     }
   }
 
-  async #recover(found: ManifestRead | undefined): Promise<void> {
+  /**
+   * Takes over what recovery found: the replayed memtable (flushed in the
+   * background), a new WAL segment, and a new manifest holding the whole
+   * state; then removes what it no longer references and starts the timers
+   * and any background work due.
+   */
+  async #start(r: Recovered): Promise<void> {
     const fs = this.#fs;
-    const names = fs.readDir(this.dir);
-    const oldManifest = found?.manifestFile;
-    if (found) this.#checkManifestFiles(found, new Set(names));
-    let maxNumber = 0;
-    const logs: number[] = [];
-    for (const name of names) {
-      // Every numbered name counts, leftovers included: new files are
-      // created exclusively, so a number must never be handed out twice.
-      const any = /^(?:MANIFEST-)?(\d{6,})\./.exec(name + ".");
-      if (any) maxNumber = Math.max(maxNumber, Number(any[1]));
-      const m = /^(\d{6,})\.(log|sst)$/.exec(name);
-      if (!m) continue;
-      const n = Number(m[1]);
-      if (m[2] === "log" && n >= this.#state.logNumber) logs.push(n);
-    }
-    const mf = oldManifest ? Number(oldManifest.slice(9)) : 0;
-    this.#nextFile = Math.max(
-      this.#state.nextFileNumber,
-      maxNumber + 1,
-      mf + 1,
-    );
-    this.#lastSeq = this.#state.lastSeq;
-    logs.sort((a, b) => a - b);
-
-    // Replay every WAL segment the manifest does not cover, oldest first,
-    // into one memtable that will be flushed in the background.
-    const replayed = new Memtable();
-    const replayedLogs: number[] = [];
-    const recovered: Entry[] = []; // seeds the change history
-    for (const n of logs) {
-      const path = `${this.dir}/${fileName(n, "log")}`;
-      // Only the newest segment can end in a torn write: a segment is
-      // complete and durable before the next one gets its first record
-      // (#rotate), and one closed cleanly ends with a marker (close()).
-      const { entries, log } = readWalEntries(fs, path, {
-        salvage: this.options.salvage,
-        mayBeTorn: n === logs[logs.length - 1],
-      });
-      this.recovery.walFiles++;
-      this.recovery.walRecords += dataRecordCount(log);
-      for (const s of log.skipped) {
-        this.recovery.skipped.push({ file: path, ...s });
-      }
-      if (log.tornTail) {
-        // Never acknowledged: a write is acknowledged only after its
-        // record (and everything before it) was fdatasync'd.
-        this.recovery.tornTails.push({ file: path, ...log.tornTail });
-        await fs.truncate(path, log.validEnd);
-      }
-      for (const e of entries) {
-        replayed.add(e);
-        recovered.push(e);
-        if (e.seq > this.#lastSeq) this.#lastSeq = e.seq;
-      }
-      replayedLogs.push(n);
-    }
+    this.#nextFile = r.nextFile;
+    this.#lastSeq = r.lastSeq;
     this.#visibleSeq = this.#lastSeq;
     this.#changes = ChangeHistory.fromRecovered(
-      recovered,
+      r.entries,
       this.#lastSeq,
       this.options.changeHistoryBytes,
     );
 
-    const firstLive = replayed.count > 0 ? replayedLogs : [];
-    if (replayed.count > 0) {
-      this.#imm.push({ mem: replayed, walNumbers: firstLive });
+    const firstLive = r.replayed.count > 0 ? r.replayedLogs : [];
+    if (r.replayed.count > 0) {
+      this.#imm.push({ mem: r.replayed, walNumbers: firstLive });
     }
     this.#walNumber = this.#nextFile++;
     this.#wal = await createLog(
       fs,
-      `${this.dir}/${fileName(this.#walNumber, "log")}`,
+      logPath(this.dir, this.#walNumber),
       WAL_MAGIC,
     );
     this.#state.logNumber = firstLive.length > 0
@@ -583,75 +378,16 @@ export class Db implements KeySpace {
       manifestNumber,
       this.#state,
     );
-    this.#removeUnreferenced(new Set(firstLive));
+    this.recovery.removedFiles.push(
+      ...removeUnreferenced(fs, this.dir, this.#state, {
+        logs: new Set(firstLive),
+        walNumber: this.#walNumber,
+        manifest: this.#manifest.name,
+      }),
+    );
     this.#startIntervalSync();
     this.#maybeScheduleFlush();
     this.#maybeScheduleCompaction();
-  }
-
-  /**
-   * The manifest must describe files that exist: every live table, and the
-   * WAL segment replay starts at. An acknowledged edit cannot be lost to a
-   * crash (it counts only once fsync'd), so a missing file means damage,
-   * e.g. a manifest whose last edit was cut off: refuse to open rather than
-   * serve a store with silently missing data (salvage opens anyway without
-   * the missing WAL, and says so).
-   */
-  #checkManifestFiles(found: ManifestRead, names: Set<string>): void {
-    const path = `${this.dir}/${found.manifestFile}`;
-    const torn = found.tornTail;
-    const why = torn
-      ? `; the manifest's last edit is torn at offset ${torn.offset}, so it describes an older state than the files on disk`
-      : "";
-    if (torn) this.recovery.tornTails.push({ file: path, ...torn });
-    for (const level of this.#state.levels) {
-      for (const n of level.keys()) {
-        if (!names.has(fileName(n, "sst"))) {
-          throw new CorruptionError(
-            path,
-            torn?.offset ?? 0,
-            `the manifest lists table ${
-              fileName(n, "sst")
-            }, which is missing${why}`,
-          );
-        }
-      }
-    }
-    const wal = fileName(this.#state.logNumber, "log");
-    if (!names.has(wal)) {
-      const what =
-        `the manifest needs WAL ${wal} for replay, but it is missing${why}`;
-      if (!this.options.salvage) {
-        throw new CorruptionError(path, torn?.offset ?? 0, what);
-      }
-      this.recovery.skipped.push({ file: path, offset: 0, reason: what });
-    }
-  }
-
-  /** Deletes files the new manifest does not reference (crash leftovers). */
-  #removeUnreferenced(liveLogs: Set<number>): void {
-    const live = new Set<number>();
-    for (const level of this.#state.levels) {
-      for (const n of level.keys()) live.add(n);
-    }
-    for (const name of this.#fs.readDir(this.dir)) {
-      let remove = false;
-      const m = /^(\d{6,})\.(log|sst)$/.exec(name);
-      if (m) {
-        const n = Number(m[1]);
-        remove = m[2] === "sst"
-          ? !live.has(n)
-          : n !== this.#walNumber && !liveLogs.has(n);
-      } else if (/^MANIFEST-\d+$/.test(name)) {
-        remove = name !== this.#manifest.name;
-      } else if (name.endsWith(".tmp")) {
-        remove = true;
-      }
-      if (remove) {
-        this.#fs.remove(`${this.dir}/${name}`);
-        this.recovery.removedFiles.push(name);
-      }
-    }
   }
 
   #startIntervalSync(): void {
@@ -1190,13 +926,13 @@ export class Db implements KeySpace {
       if (this.options.sync !== "always") await this.#wal.sync();
       wal = await createLog(
         this.#fs,
-        `${this.dir}/${fileName(n, "log")}`,
+        logPath(this.dir, n),
         WAL_MAGIC,
       );
       await this.#fs.syncDir(this.dir);
     } catch (err) {
       // Keep writing to the current segment; the memtable just grows.
-      this.#removeQuietly(`${this.dir}/${fileName(n, "log")}`);
+      this.#removeQuietly(logPath(this.dir, n));
       this.#backgroundFailed(err, "new WAL segment");
       return;
     }
@@ -1469,9 +1205,7 @@ export class Db implements KeySpace {
       result = await this.#flushRunner.run({
         type: "flush",
         ...this.#tableSettings(),
-        walPaths: imm.walNumbers.map((n) =>
-          `${this.dir}/${fileName(n, "log")}`
-        ),
+        walPaths: imm.walNumbers.map((n) => logPath(this.dir, n)),
         salvage: this.options.salvage,
         fileNumber,
       }) as FlushResult;
@@ -1502,7 +1236,7 @@ export class Db implements KeySpace {
     this.#counters.flushes++;
     this.#counters.flushBytes += result.table?.fileSize ?? 0;
     for (const n of imm.walNumbers) {
-      this.#removeQuietly(`${this.dir}/${fileName(n, "log")}`);
+      this.#removeQuietly(logPath(this.dir, n));
     }
   }
 
@@ -1527,7 +1261,7 @@ export class Db implements KeySpace {
     const run = this.#manifestChain.then(async () => {
       await this.#manifest.append(edit);
       applyEdit(this.#state, edit);
-      this.#versions.install(this.#buildVersion(edit));
+      this.#versions.apply(edit);
       const m = this.#manifest;
       if (
         m.size >= this.options.maxManifestBytes &&
@@ -1559,7 +1293,7 @@ export class Db implements KeySpace {
     try {
       next = await ManifestWriter.start(fs, this.dir, n, this.#state);
     } catch {
-      this.#removeQuietly(`${this.dir}/${manifestName(n)}`);
+      this.#removeQuietly(`${this.dir}/${manifestFileName(n)}`);
       return;
     }
     try {
@@ -1576,28 +1310,12 @@ export class Db implements KeySpace {
     this.#counters.manifestRolls++;
   }
 
-  #buildVersion(edit: VersionEdit): Version {
-    const cur = this.#versions.current;
-    const levels: TableMeta[][] = cur.levels.map((l) => [...l]);
-    for (const d of edit.deleted ?? []) {
-      levels[d.level] = levels[d.level].filter((t) =>
-        t.fileNumber !== d.fileNumber
-      );
-    }
-    for (const t of edit.added ?? []) levels[t.level].push(t);
-    levels[0].sort(compareL0);
-    for (let l = 1; l < NUM_LEVELS; l++) {
-      levels[l].sort((a, b) => compareBytes(a.smallest, b.smallest));
-    }
-    return new VersionClass(levels);
-  }
-
   #deleteTable(n: number): void {
     this.#tables.evict(n);
     // Not #closed: a compaction that close() waits for still makes its
     // inputs obsolete, and they must go before the lock is released.
     if (this.#released) return;
-    this.#removeQuietly(`${this.dir}/${fileName(n, "sst")}`);
+    this.#removeQuietly(tablePath(this.dir, n));
   }
 
   /** Deletes an obsolete file; a failure leaves it for the next open to remove. */

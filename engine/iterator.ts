@@ -10,6 +10,7 @@ import { compareBytes, equalBytes } from "./coding.ts";
 import type { Entry, EntryIterator } from "./entry.ts";
 import { compareEntries, isLive, MAX_SEQ } from "./entry.ts";
 import type { TableMeta } from "./manifest.ts";
+import type { ScanItem } from "./types.ts";
 import { findTableIndex } from "./version.ts";
 
 /**
@@ -149,15 +150,6 @@ export class LevelIterator implements EntryIterator {
   entry(): Entry {
     return this.#cur!.entry();
   }
-}
-
-/** What a scan yields: the newest visible version of one key. */
-export interface ScanItem {
-  key: Uint8Array;
-  value: Uint8Array;
-  version: number;
-  encoding: number;
-  expiresAt: number;
 }
 
 /** Bounds and snapshot of a visible-entry scan. */

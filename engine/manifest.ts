@@ -11,8 +11,16 @@
  *
  * @module
  */
-import { ByteReader, ByteWriter } from "./coding.ts";
+import { ByteReader, ByteWriter, DecodeError } from "./coding.ts";
 import { CorruptionError } from "./errors.ts";
+import {
+  CURRENT_FILE,
+  currentContents,
+  currentPath as currentPathOf,
+  manifestFileName,
+  parseCurrentContents,
+  tempFileName,
+} from "./filename.ts";
 import type { FileSystem, WritableFile } from "./fs.ts";
 import {
   createLog,
@@ -147,11 +155,11 @@ export function decodeEdit(
           break;
         }
         default:
-          throw new RangeError(`unknown edit tag ${tag}`);
+          throw new DecodeError(`unknown edit tag ${tag}`);
       }
     }
   } catch (err) {
-    if (err instanceof RangeError) {
+    if (err instanceof DecodeError) {
       throw new CorruptionError(
         file,
         offset,
@@ -165,7 +173,7 @@ export function decodeEdit(
 
 function readLevel(r: ByteReader): number {
   const level = r.u8("level");
-  if (level >= NUM_LEVELS) throw new RangeError(`level ${level} out of range`);
+  if (level >= NUM_LEVELS) throw new DecodeError(`level ${level} out of range`);
   return level;
 }
 
@@ -217,11 +225,6 @@ export function snapshotEdit(s: ManifestState): VersionEdit {
   };
 }
 
-/** `MANIFEST-000007` for 7. */
-export function manifestName(n: number): string {
-  return `MANIFEST-${String(n).padStart(6, "0")}`;
-}
-
 /** What readManifest found. */
 export interface ManifestRead {
   state: ManifestState;
@@ -239,18 +242,17 @@ export function readManifest(
   fs: FileSystem,
   dir: string,
 ): ManifestRead | undefined {
-  const currentPath = `${dir}/CURRENT`;
+  const currentPath = currentPathOf(dir);
   if (!fs.exists(currentPath)) return undefined;
   const text = new TextDecoder().decode(fs.readFile(currentPath));
-  const m = /^MANIFEST-(\d{6,})\n$/.exec(text);
-  if (!m) {
+  const manifestFile = parseCurrentContents(text);
+  if (manifestFile === undefined) {
     throw new CorruptionError(
       currentPath,
       0,
       "CURRENT does not name a manifest (expected MANIFEST-NNNNNN and a newline)",
     );
   }
-  const manifestFile = `MANIFEST-${m[1]}`;
   const path = `${dir}/${manifestFile}`;
   if (!fs.exists(path)) {
     throw new CorruptionError(
@@ -315,7 +317,7 @@ export class ManifestWriter {
     number: number,
     state: ManifestState,
   ): Promise<ManifestWriter> {
-    const name = manifestName(number);
+    const name = manifestFileName(number);
     const file = await createLog(fs, `${dir}/${name}`, MANIFEST_MAGIC);
     const writer = new ManifestWriter(file, name);
     try {
@@ -353,16 +355,16 @@ export async function setCurrent(
   dir: string,
   manifest: string,
 ): Promise<void> {
-  const tmp = `${dir}/CURRENT.tmp`;
+  const tmp = `${dir}/${tempFileName(CURRENT_FILE)}`;
   // A leftover (or a planted symlink) is unlinked, never written through.
   fs.remove(tmp);
   const f = fs.openWritable(tmp, { exclusive: true });
   try {
-    f.append(new TextEncoder().encode(manifest + "\n"));
+    f.append(new TextEncoder().encode(currentContents(manifest)));
     await f.sync();
   } finally {
     f.close();
   }
-  fs.rename(tmp, `${dir}/CURRENT`);
+  fs.rename(tmp, currentPathOf(dir));
   await fs.syncDir(dir);
 }

@@ -8,7 +8,7 @@ import type { BlockCache } from "./cache.ts";
 import type { FileSystem } from "./fs.ts";
 import type { TableStats } from "./sstable/reader.ts";
 import { newTableStats, TableReader } from "./sstable/reader.ts";
-import { tableFileName } from "./sstable/writer.ts";
+import { tablePath } from "./filename.ts";
 
 interface Slot {
   reader: TableReader;
@@ -63,7 +63,7 @@ export class TableCache {
     }
     const reader = TableReader.open(
       this.fs,
-      tableFileName(this.dir, fileNumber),
+      tablePath(this.dir, fileNumber),
       fileNumber,
       this.blockCache,
       { stats: this.stats },

@@ -13,7 +13,14 @@ import type { FileSystem } from "./fs.ts";
 import { realFs } from "./fs.ts";
 import { readManifest } from "./manifest.ts";
 import { TableReader } from "./sstable/reader.ts";
-import { tableFileName } from "./sstable/writer.ts";
+import {
+  currentPath,
+  FileType,
+  lockPath,
+  logFileName,
+  parseFileName,
+  tablePath,
+} from "./filename.ts";
 import { dataRecordCount, readWalEntries } from "./wal.ts";
 
 /** One problem found by verify. */
@@ -64,13 +71,13 @@ export function verify(dir: string, opts: VerifyOptions = {}): VerifyReport {
     tornTails: [],
     errors: [],
   };
-  const lock = fs.lock(`${dir}/LOCK`);
+  const lock = fs.lock(lockPath(dir));
   try {
     let manifest: ReturnType<typeof readManifest>;
     try {
       manifest = readManifest(fs, dir);
     } catch (err) {
-      report.errors.push(toVerifyError(err, `${dir}/CURRENT`));
+      report.errors.push(toVerifyError(err, currentPath(dir)));
     }
     const tables = manifest
       ? manifest.state.levels.flatMap((l) => [...l.values()])
@@ -85,7 +92,7 @@ export function verify(dir: string, opts: VerifyOptions = {}): VerifyReport {
       });
     }
     if (manifest) {
-      const wal = `${String(manifest.state.logNumber).padStart(6, "0")}.log`;
+      const wal = logFileName(manifest.state.logNumber);
       if (!fs.exists(`${dir}/${wal}`)) {
         report.errors.push({
           file: `${dir}/${manifest.manifestFile}`,
@@ -95,17 +102,21 @@ export function verify(dir: string, opts: VerifyOptions = {}): VerifyReport {
         });
       }
     }
-    const logs: string[] = fs.readDir(dir)
-      .filter((n) => /^\d{6,}\.log$/.test(n))
-      .filter((n) =>
-        !manifest || Number(n.slice(0, -4)) >= manifest.state.logNumber
-      )
-      .sort((a, b) => parseInt(a) - parseInt(b));
+    const logs: string[] = [];
+    const logNumber = new Map<string, number>();
+    for (const name of fs.readDir(dir)) {
+      const f = parseFileName(name);
+      if (f?.type !== FileType.Log) continue;
+      if (manifest && f.number! < manifest.state.logNumber) continue;
+      logs.push(name);
+      logNumber.set(name, f.number!);
+    }
+    logs.sort((a, b) => logNumber.get(a)! - logNumber.get(b)!);
     const total = tables.length + logs.length;
     let done = 0;
     const cache = new BlockCache(0);
     for (const t of tables) {
-      const path = tableFileName(dir, t.fileNumber);
+      const path = tablePath(dir, t.fileNumber);
       opts.onProgress?.(done, total, path);
       report.files++;
       report.tables++;

@@ -10,7 +10,7 @@
  * @module
  */
 import { compareBytes } from "./coding.ts";
-import type { ManifestState, TableMeta } from "./manifest.ts";
+import type { ManifestState, TableMeta, VersionEdit } from "./manifest.ts";
 import { NUM_LEVELS } from "./manifest.ts";
 
 /** One immutable picture of the tables per level. */
@@ -36,16 +36,37 @@ export function compareL0(a: TableMeta, b: TableMeta): number {
   return b.maxSeq - a.maxSeq || b.fileNumber - a.fileNumber;
 }
 
+/** Puts one level's tables in their Version order (see {@link Version}). */
+function sortLevel(level: number, tables: TableMeta[]): void {
+  tables.sort(
+    level === 0 ? compareL0 : (a, b) => compareBytes(a.smallest, b.smallest),
+  );
+}
+
 /** Builds a Version from a manifest state. */
 export function versionFromState(s: ManifestState): Version {
   const levels: TableMeta[][] = [];
   for (let l = 0; l < NUM_LEVELS; l++) {
     const tables = [...s.levels[l].values()];
-    tables.sort(
-      l === 0 ? compareL0 : (a, b) => compareBytes(a.smallest, b.smallest),
-    );
+    sortLevel(l, tables);
     levels.push(tables);
   }
+  return new Version(levels);
+}
+
+/**
+ * The Version `edit` leads to from `cur`: its tables minus the deleted ones,
+ * plus the added ones, each level in Version order. `cur` is unchanged.
+ */
+export function nextVersion(cur: Version, edit: VersionEdit): Version {
+  const levels: TableMeta[][] = cur.levels.map((l) => [...l]);
+  for (const d of edit.deleted ?? []) {
+    levels[d.level] = levels[d.level].filter((t) =>
+      t.fileNumber !== d.fileNumber
+    );
+  }
+  for (const t of edit.added ?? []) levels[t.level].push(t);
+  for (let l = 0; l < NUM_LEVELS; l++) sortLevel(l, levels[l]);
   return new Version(levels);
 }
 
@@ -104,6 +125,11 @@ export class VersionSet {
     this.#current = v;
     this.#refVersion(v);
     this.unpin(old);
+  }
+
+  /** Installs the Version `edit` leads to from the current one. */
+  apply(edit: VersionEdit): void {
+    this.install(nextVersion(this.#current, edit));
   }
 
   /** Pins the current Version for a long read; pair with unpin(). */

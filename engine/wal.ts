@@ -26,6 +26,7 @@ import type { Arena } from "./coding.ts";
 import {
   ByteReader,
   ByteWriter,
+  DecodeError,
   readU32,
   readU64,
   writeU32,
@@ -409,7 +410,7 @@ export function decodeBatch(
     for (let i = 0; i < count; i++) {
       const kind = r.u8("op kind");
       if (kind !== KIND_PUT && kind !== KIND_DELETE) {
-        throw new RangeError(`unknown op kind ${kind}`);
+        throw new DecodeError(`unknown op kind ${kind}`);
       }
       const encoding = r.u8("op encoding");
       const expiresAt = r.varint("op expiry");
@@ -417,10 +418,10 @@ export function decodeBatch(
       const value = kind === KIND_PUT ? r.lengthPrefixed("op value") : EMPTY;
       out.push({ key, seq, kind, encoding, expiresAt, value });
     }
-    if (r.remaining !== 0) throw new RangeError("trailing bytes after batch");
+    if (r.remaining !== 0) throw new DecodeError("trailing bytes after batch");
     return out;
   } catch (err) {
-    if (err instanceof RangeError) {
+    if (err instanceof DecodeError) {
       throw new CorruptionError(file, offset, `bad WAL batch: ${err.message}`);
     }
     throw err;

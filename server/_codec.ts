@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { Arena } from "../mod.ts";
+import { Arena } from "../engine/coding.ts";
 
 /** A client error with its HTTP status and snake_case code. */
 export class HttpError extends Error {

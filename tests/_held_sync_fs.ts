@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { FaultyFileSystem } from "../engine/fs.ts";
+import { FaultyFileSystem } from "../engine/testing/faulty_fs.ts";
 import type {
   FileSystem,
   OpenWritableOptions,

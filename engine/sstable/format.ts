@@ -17,6 +17,7 @@
 import {
   ByteReader,
   ByteWriter,
+  DecodeError,
   readU64,
   writeU32,
   writeU64,
@@ -85,9 +86,10 @@ export interface Footer {
 /**
  * A structural check failed inside a block that passed its CRC (a writer
  * bug, or a CRC collision). The table reader turns it into a
- * CorruptionError naming file and block offset.
+ * CorruptionError naming file and block offset. It is a DecodeError, like
+ * every error a decoder throws for malformed bytes.
  */
-export class TableFormatError extends Error {
+export class TableFormatError extends DecodeError {
   constructor(message: string) {
     super(message);
     this.name = "TableFormatError";
@@ -246,7 +248,7 @@ export function encodeProperties(p: TableProps): Uint8Array {
 /**
  * Decodes a properties block. `fileNumber` and `fileSize` are not stored
  * (the file name and its length say them) and are filled from the arguments.
- * Throws RangeError or TableFormatError on malformed bytes.
+ * Throws DecodeError (TableFormatError is one) on malformed bytes.
  */
 export function decodeProperties(
   block: Uint8Array,

@@ -22,6 +22,7 @@ import { BloomFilterBuilder, bloomHash } from "../bloom.ts";
 import { type Entry, KIND_DELETE } from "../entry.ts";
 import { InvalidArgumentError, wrapIoError } from "../errors.ts";
 import type { FileSystem, WritableFile } from "../fs.ts";
+import { tablePath, tempFileName } from "../filename.ts";
 import { BlockBuilder } from "./block.ts";
 import {
   BLOCK_TYPE_DATA,
@@ -43,11 +44,6 @@ export interface TableWriterOptions {
   blockSize?: number;
   /** Bloom filter bits per distinct user key; 0 writes no filter. Default 10. */
   bloomBitsPerKey?: number;
-}
-
-/** Path of table `n` in `dir`: `<dir>/NNNNNN.sst` (at least 6 digits). */
-export function tableFileName(dir: string, n: number): string {
-  return `${dir}/${String(n).padStart(6, "0")}.sst`;
 }
 
 // Output is buffered into writes of about this size; blocks at least this
@@ -99,8 +95,8 @@ export class TableWriter {
     this.#fs = fs;
     this.#dir = dir;
     this.fileNumber = fileNumber;
-    this.path = tableFileName(dir, fileNumber);
-    this.tmpPath = this.path + ".tmp";
+    this.path = tablePath(dir, fileNumber);
+    this.tmpPath = tempFileName(this.path);
     this.#blockSize = opts.blockSize ?? 4096;
     const bits = opts.bloomBitsPerKey ?? 10;
     if (!(this.#blockSize > 0)) {

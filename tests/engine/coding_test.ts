@@ -4,6 +4,7 @@ import {
   ByteReader,
   ByteWriter,
   compareBytes,
+  DecodeError,
   equalBytes,
   hasPrefix,
   prefixEnd,
@@ -61,10 +62,10 @@ Deno.test("varints round trip up to 2^53 - 1", () => {
   }
 });
 
-Deno.test("a truncated varint throws a RangeError naming the field", () => {
+Deno.test("a truncated varint throws a DecodeError naming the field", () => {
   const r = new ByteReader(bytes(0x80, 0x80));
   assert.throws(() => r.varint("table size"), (err: unknown) => {
-    assert.ok(err instanceof RangeError);
+    assert.ok(err instanceof DecodeError);
     assert.match(err.message, /table size/);
     return true;
   });
@@ -105,7 +106,7 @@ Deno.test("u32 and u64 helpers round trip their extremes", () => {
 Deno.test("reading past the end throws instead of returning garbage", () => {
   const r = new ByteReader(bytes(1, 2, 3));
   assert.throws(() => r.u32("block crc"), /block crc runs past the end/);
-  assert.throws(() => r.u64(), RangeError);
+  assert.throws(() => r.u64(), DecodeError);
   assert.throws(() => r.bytes(4, "value"), /value/);
   assert.equal(r.pos, 0, "a failed read does not move the cursor");
 });
@@ -114,7 +115,7 @@ Deno.test("a reader honours its start and end bounds", () => {
   const r = new ByteReader(bytes(9, 1, 2, 9), 1, 3);
   assert.equal(r.remaining, 2);
   assert.deepEqual([...r.bytes(2)], [1, 2]);
-  assert.throws(() => r.u8(), RangeError);
+  assert.throws(() => r.u8(), DecodeError);
 });
 
 Deno.test("length-prefixed bytes round trip, including empty ones", () => {

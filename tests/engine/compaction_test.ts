@@ -13,10 +13,11 @@ import assert from "node:assert/strict";
 import type { Db, ScanOptions } from "../../mod.ts";
 import { open } from "../../mod.ts";
 import { compareBytes } from "../../engine/coding.ts";
+import { tablePath } from "../../engine/filename.ts";
 import { realFs } from "../../engine/fs.ts";
 import type { TableMeta } from "../../engine/manifest.ts";
 import { NUM_LEVELS, readManifest } from "../../engine/manifest.ts";
-import type { DbOptions } from "../../engine/options.ts";
+import type { DbOptions } from "../../engine/types.ts";
 import type { ModelScan } from "../_helpers.ts";
 import {
   concat,
@@ -122,10 +123,6 @@ function exists(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-function sstPath(dir: string, n: number): string {
-  return `${dir}/${String(n).padStart(6, "0")}.sst`;
 }
 
 /**
@@ -443,7 +440,7 @@ async function scanSnapshotRun(
         const filesAfter = manifestFiles(dir);
         for (const n of filesBefore) {
           assert.ok(!filesAfter.has(n), `table ${n} was not rewritten`);
-          assert.ok(exists(sstPath(dir, n)), `pinned table ${n} was deleted`);
+          assert.ok(exists(tablePath(dir, n)), `pinned table ${n} was deleted`);
         }
         // Midway, the scans still read their snapshot.
         for (let i = 0; i < 100; i++) got.push(line(forward.next().value!));
@@ -453,7 +450,7 @@ async function scanSnapshotRun(
         assert.deepEqual(got, before.scan().map(line));
         assert.deepEqual(gotBack, before.scan(range).map(line));
         for (const n of filesBefore) {
-          assert.ok(!exists(sstPath(dir, n)), `obsolete table ${n} remains`);
+          assert.ok(!exists(tablePath(dir, n)), `obsolete table ${n} remains`);
         }
         assertMatches(db, model, 0, rng, "after the scans");
         assertNoOrphans(dir, "after the scans");
@@ -595,17 +592,23 @@ Deno.test("an obsolete table is deleted only after the scan that pinned it finis
         await db.compactRange();
         for (const n of first) {
           assert.ok(!manifestFiles(dir).has(n), `table ${n} still live`);
-          assert.ok(exists(sstPath(dir, n)), `table ${n} deleted under a scan`);
+          assert.ok(
+            exists(tablePath(dir, n)),
+            `table ${n} deleted under a scan`,
+          );
         }
         abandoned.return(undefined);
         for (const n of first) {
-          assert.ok(exists(sstPath(dir, n)), `table ${n} deleted under a scan`);
+          assert.ok(
+            exists(tablePath(dir, n)),
+            `table ${n} deleted under a scan`,
+          );
         }
         let count = 1;
         for (const _ of scan) count++;
         assert.equal(count, 300);
         for (const n of first) {
-          assert.ok(!exists(sstPath(dir, n)), `table ${n} was not deleted`);
+          assert.ok(!exists(tablePath(dir, n)), `table ${n} was not deleted`);
         }
 
         // A second generation, released by breaking out of a for-of.
@@ -613,10 +616,10 @@ Deno.test("an obsolete table is deleted only after the scan that pinned it finis
         for (const _ of db.scan()) {
           await load();
           await db.compactRange();
-          for (const n of second) assert.ok(exists(sstPath(dir, n)));
+          for (const n of second) assert.ok(exists(tablePath(dir, n)));
           break;
         }
-        for (const n of second) assert.ok(!exists(sstPath(dir, n)));
+        for (const n of second) assert.ok(!exists(tablePath(dir, n)));
         assertNoOrphans(dir, "end");
       } finally {
         await db.close();

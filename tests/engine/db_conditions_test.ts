@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import type { BatchOp, Db, ReadResult } from "../../mod.ts";
-import { FaultyFileSystem, open, ShaleError } from "../../mod.ts";
+import { open, ShaleError } from "../../mod.ts";
+import { FaultyFileSystem } from "../../engine/testing/faulty_fs.ts";
 import { dec, enc, withTempDir } from "../_helpers.ts";
 import { HeldSyncFs } from "../_held_sync_fs.ts";
 

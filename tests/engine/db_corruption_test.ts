@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { CorruptionError, open, ShaleError } from "../../mod.ts";
 import { verify } from "../../engine/verify.ts";
+import { logPath, parseFileName } from "../../engine/filename.ts";
 import {
   LOG_HEADER_SIZE,
   RECORD_CLOSED,
@@ -235,8 +236,8 @@ Deno.test("a bad tail in a WAL segment older than the newest is corruption, not 
     const off = recordOffset(b, 7);
     await Deno.writeFile(log, b.subarray(0, b.length - 3));
     // A newer (empty) segment: the one a later rotation would have started.
-    const n = Number(log.slice(log.lastIndexOf("/") + 1, -4)) + 1;
-    const newer = `${dir}/${String(n).padStart(6, "0")}.log`;
+    const n = parseFileName(log.slice(log.lastIndexOf("/") + 1))!.number! + 1;
+    const newer = logPath(dir, n);
     await Deno.writeFile(newer, b.subarray(0, LOG_HEADER_SIZE));
     await assert.rejects(
       open(dir, { background: "inline" }),

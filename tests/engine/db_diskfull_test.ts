@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { FaultyFileSystem, open, type ShaleError } from "../../mod.ts";
+import { open, type ShaleError } from "../../mod.ts";
+import { FaultyFileSystem } from "../../engine/testing/faulty_fs.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Db } from "../../mod.ts";
 import { open, ShaleError } from "../../mod.ts";
-import type { DbOptions } from "../../engine/options.ts";
+import type { DbOptions } from "../../engine/types.ts";
 import { bytes, enc, hex, NoSyncFileSystem, withTempDir } from "../_helpers.ts";
 
 function hasCode(code: string) {

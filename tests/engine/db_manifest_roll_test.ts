@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import type { Db } from "../../mod.ts";
-import { FaultyFileSystem, InvalidArgumentError, open } from "../../mod.ts";
+import { InvalidArgumentError, open } from "../../mod.ts";
+import { FaultyFileSystem } from "../../engine/testing/faulty_fs.ts";
 import { dec, enc, NoSyncFileSystem, withTempDir } from "../_helpers.ts";
 
 const key = (i: number) => enc(`key-${String(i).padStart(5, "0")}`);

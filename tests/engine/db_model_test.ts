@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import type { BatchOp, Db, ScanOptions, Snapshot } from "../../mod.ts";
 import { open, ShaleError } from "../../mod.ts";
-import type { DbOptions } from "../../engine/options.ts";
+import type { DbOptions } from "../../engine/types.ts";
 import type { ModelScan } from "../_helpers.ts";
 import {
   bytes,

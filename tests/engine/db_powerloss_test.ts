@@ -10,8 +10,9 @@
  */
 import assert from "node:assert/strict";
 import type { Db } from "../../mod.ts";
-import { FaultyFileSystem, open, ShaleError } from "../../mod.ts";
-import type { FaultOp } from "../../engine/fs.ts";
+import { open, ShaleError } from "../../mod.ts";
+import { FaultyFileSystem } from "../../engine/testing/faulty_fs.ts";
+import type { FaultOp } from "../../engine/testing/faulty_fs.ts";
 import {
   dec,
   enc,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ByteWriter } from "../../engine/coding.ts";
+import { ByteReader, ByteWriter } from "../../engine/coding.ts";
 import { CorruptionError } from "../../engine/errors.ts";
 import { realFs } from "../../engine/fs.ts";
 import type { TableMeta, VersionEdit } from "../../engine/manifest.ts";
@@ -8,7 +8,6 @@ import {
   decodeEdit,
   emptyState,
   encodeEdit,
-  manifestName,
   ManifestWriter,
   NUM_LEVELS,
   readManifest,
@@ -114,11 +113,6 @@ Deno.test("a snapshot edit recreates the state from nothing", () => {
   const t = emptyState();
   applyEdit(t, decodeEdit(encodeEdit(snapshotEdit(s)), "m", 8));
   assert.deepEqual(t, s);
-});
-
-Deno.test("manifest names are zero-padded to six digits", () => {
-  assert.equal(manifestName(7), "MANIFEST-000007");
-  assert.equal(manifestName(1234567), "MANIFEST-1234567");
 });
 
 Deno.test("a new directory has no manifest", async () => {
@@ -270,3 +264,22 @@ async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+Deno.test("a bug while decoding an edit surfaces as itself, never as corruption", () => {
+  const b = encodeEdit({ compactPointers: [{ level: 1, key: enc("k") }] });
+  // Stand-in for a genuine bug: a RangeError that is no decode failure.
+  const original = ByteReader.prototype.lengthPrefixed;
+  ByteReader.prototype.lengthPrefixed = () => {
+    throw new RangeError("Invalid typed array length: -1");
+  };
+  try {
+    assert.throws(
+      () => decodeEdit(b, "/d/MANIFEST-000002", 40),
+      (err) =>
+        err instanceof RangeError && !(err instanceof CorruptionError) &&
+        /Invalid typed array length/.test(err.message),
+    );
+  } finally {
+    ByteReader.prototype.lengthPrefixed = original;
+  }
+});

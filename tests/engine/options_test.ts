@@ -1,7 +1,7 @@
 /** Every option is validated: values that can never make progress are refused, naming the option. */
 import assert from "node:assert/strict";
 import { InvalidArgumentError, open } from "../../mod.ts";
-import type { DbOptions } from "../../engine/options.ts";
+import type { DbOptions } from "../../engine/types.ts";
 import { resolveOptions } from "../../engine/options.ts";
 import { withTempDir } from "../_helpers.ts";
 

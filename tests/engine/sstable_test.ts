@@ -18,7 +18,8 @@ import {
   FormatVersionError,
   InvalidArgumentError,
 } from "../../engine/errors.ts";
-import { FaultyFileSystem, realFs } from "../../engine/fs.ts";
+import { realFs } from "../../engine/fs.ts";
+import { FaultyFileSystem } from "../../engine/testing/faulty_fs.ts";
 import {
   BLOCK_TRAILER_SIZE,
   FOOTER_CRC_OFFSET,
@@ -28,8 +29,8 @@ import {
   TABLE_FORMAT_VERSION,
   TABLE_MAGIC,
 } from "../../engine/sstable/format.ts";
+import { tablePath } from "../../engine/filename.ts";
 import {
-  tableFileName,
   type TableProps,
   TableWriter,
   type TableWriterOptions,
@@ -186,7 +187,7 @@ function openTable(
 ): TableReader {
   return TableReader.open(
     realFs,
-    tableFileName(dir, fileNumber),
+    tablePath(dir, fileNumber),
     fileNumber,
     cache,
     { stats },
@@ -518,11 +519,6 @@ Deno.test("sstable writer removes its temp file when fsync fails", async () => {
   });
 });
 
-Deno.test("sstable table file names have six zero-padded digits", () => {
-  assert.equal(tableFileName("/d", 12), "/d/000012.sst");
-  assert.equal(tableFileName("/d", 1234567), "/d/1234567.sst");
-});
-
 Deno.test("sstable reads hit the block cache and count bloom results", async () => {
   const model: Entry[] = [];
   for (let i = 0; i < 1000; i++) {
@@ -607,7 +603,7 @@ Deno.test("sstable detects every single flipped byte in a small table", async ()
   await withDir(async (dir) => {
     const props = await writeTable(dir, 11, model, { blockSize: 64 });
     assert.ok(props.dataBlocks > 3, `${props.dataBlocks} blocks`);
-    const src = tableFileName(dir, 11);
+    const src = tablePath(dir, 11);
     const bytes = await Deno.readFile(src);
     const dst = `${dir}/flip.sst`;
     for (let pos = 0; pos < bytes.length; pos++) {
@@ -625,7 +621,7 @@ Deno.test("sstable names the failing part for flips in data, index, filter and f
   const model = genEntries(rng, 500);
   await withDir(async (dir) => {
     await writeTable(dir, 12, model, { blockSize: 1024 });
-    const src = tableFileName(dir, 12);
+    const src = tablePath(dir, 12);
     const size = (await Deno.stat(src)).size;
     const t = openTable(dir, 12);
     // Handles of the meta blocks, read back from the footer via the format.
@@ -682,7 +678,7 @@ Deno.test("sstable names the failing part for flips in data, index, filter and f
 Deno.test("sstable refuses an unknown format version", async () => {
   await withDir(async (dir) => {
     await writeTable(dir, 13, [entry("a", 1, "x")]);
-    const src = tableFileName(dir, 13);
+    const src = tablePath(dir, 13);
     const dst = `${dir}/v2.sst`;
     await corruptCopy(src, dst, (b) => {
       const f = b.subarray(b.length - FOOTER_SIZE);
@@ -714,7 +710,7 @@ Deno.test("sstable refuses an unknown format version", async () => {
 Deno.test("sstable refuses a version 1 table (before key spaces) as an older format", async () => {
   await withDir(async (dir) => {
     await writeTable(dir, 15, [entry("a", 1, "x")]);
-    const src = tableFileName(dir, 15);
+    const src = tablePath(dir, 15);
     const dst = `${dir}/v1.sst`;
     await corruptCopy(src, dst, (b) => {
       const f = b.subarray(b.length - FOOTER_SIZE);
@@ -739,7 +735,7 @@ Deno.test("sstable reports a truncated file as corruption at any length", async 
   const model = genEntries(prng(seed), 200);
   await withDir(async (dir) => {
     await writeTable(dir, 14, model, { blockSize: 512 });
-    const src = tableFileName(dir, 14);
+    const src = tablePath(dir, 14);
     const full = await Deno.readFile(src);
     const dst = `${dir}/short.sst`;
     const lengths = [0, 1, 7, FOOTER_SIZE - 1, FOOTER_SIZE, 600];

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ByteWriter } from "../../engine/coding.ts";
+import { ByteReader, ByteWriter } from "../../engine/coding.ts";
 import { crc32 } from "../../engine/crc.ts";
 import type { Entry } from "../../engine/entry.ts";
 import {
@@ -544,4 +544,25 @@ Deno.test("readWalEntries skips the clean-close marker but refuses one in the mi
       /unknown WAL record type 3/,
     );
   });
+});
+
+Deno.test("a bug while decoding a batch surfaces as itself, never as corruption", () => {
+  const w = new ByteWriter();
+  encodeBatch(w, 5, [entry(enc("key"), KIND_PUT, enc("value"))]);
+  const payload = w.finish();
+  // Stand-in for a genuine bug: a RangeError that is no decode failure.
+  const original = ByteReader.prototype.lengthPrefixed;
+  ByteReader.prototype.lengthPrefixed = () => {
+    throw new RangeError("Invalid typed array length: -1");
+  };
+  try {
+    assert.throws(
+      () => decodeBatch(payload, FILE, 8),
+      (err) =>
+        err instanceof RangeError && !(err instanceof CorruptionError) &&
+        /Invalid typed array length/.test(err.message),
+    );
+  } finally {
+    ByteReader.prototype.lengthPrefixed = original;
+  }
 });

@@ -18,7 +18,8 @@
  *
  * @module
  */
-import { FaultyFileSystem, open } from "../../mod.ts";
+import { open } from "../../mod.ts";
+import { FaultyFileSystem } from "../../engine/testing/faulty_fs.ts";
 import { createHandler } from "../../server/app.ts";
 import {
   errorCodeOf,

@@ -5,7 +5,7 @@
  * binary.
  */
 import { deepEqual, match, ok } from "node:assert/strict";
-import { FaultyFileSystem } from "../../mod.ts";
+import { FaultyFileSystem } from "../../engine/testing/faulty_fs.ts";
 import {
   b,
   b64,

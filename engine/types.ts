@@ -1,0 +1,240 @@
+/**
+ * The engine's public types in one place: what callers pass to and get back
+ * from a `Db` (results, scans, batches, snapshots, key spaces, recovery
+ * report, options, change history groups). `mod.ts` re-exports them; engine
+ * modules import them from here rather than from each other.
+ *
+ * @module
+ */
+import type { FileSystem } from "./fs.ts";
+
+/** How writes reach the disk. */
+export type SyncMode = "always" | "interval" | "none";
+
+/** Options for opening a database. Every field is optional. */
+export interface DbOptions {
+  /**
+   * One memory budget for memtables, the block cache and the index and
+   * filter data of open tables. When set, it sizes `memtableBytes` (1/16
+   * each, up to 1 + maxImmutableMemtables of them), `blockCacheBytes` (3/8)
+   * and `maxOpenTables` (open tables' index and filter data get the
+   * remaining ~7/16, at an estimated 5% of a table's size, enough to keep
+   * every table of a dataset ~9x the budget open); explicit values win.
+   */
+  memoryBudgetBytes?: number;
+  /**
+   * `always` (default): a write resolves after fdatasync (group commit shares
+   * one fsync between all writes waiting for it). `interval`: fdatasync every
+   * `syncIntervalMs`. `none`: left to the OS.
+   */
+  sync?: SyncMode;
+  /** Period of the `interval` sync mode. Default 100 ms. */
+  syncIntervalMs?: number;
+  /** Memtable size that triggers a flush. Default 8 MiB. */
+  memtableBytes?: number;
+  /** Frozen memtables allowed before writes wait for a flush. Default 2. */
+  maxImmutableMemtables?: number;
+  /** Target size of a data block. Default 4 KiB. */
+  blockSize?: number;
+  /** Bloom filter bits per key (10 gives about 1% false positives). */
+  bloomBitsPerKey?: number;
+  /** Block cache capacity in bytes. Default 64 MiB. */
+  blockCacheBytes?: number;
+  /** Open table files kept at once (LRU). Default 500. */
+  maxOpenTables?: number;
+  /** Largest key accepted. Default (and maximum) 4096 bytes. */
+  maxKeyBytes?: number;
+  /** Largest value accepted. Default 16 MiB. */
+  maxValueBytes?: number;
+  /**
+   * Memory kept for the change history (`db.changes`, the HTTP change
+   * feed's resume window); the oldest write groups go first. Default 64 MiB.
+   */
+  changeHistoryBytes?: number;
+  /** Target size of one table file written by compaction. Default 8 MiB. */
+  tableTargetBytes?: number;
+  /** Target size of level 1; each deeper level is 10x. Default 64 MiB. */
+  baseLevelBytes?: number;
+  /** L0 table count that triggers compaction. Default 4. */
+  l0CompactionTrigger?: number;
+  /** L0 table count at which writes are delayed. Default 8. */
+  l0SlowdownTrigger?: number;
+  /** L0 table count at which writes wait for compaction. Default 12. */
+  l0StopTrigger?: number;
+  /**
+   * Where flushes and compactions run: `worker` (default, a Web Worker on
+   * another core) or `inline` (on the calling thread; tests use it with a
+   * fault-injecting file system).
+   */
+  background?: "worker" | "inline";
+  /**
+   * Manifest size past which it is rolled over to a new manifest that starts
+   * with a snapshot of the state (and at least 4x that snapshot, so a large
+   * state does not roll on every edit). Bounds the manifest's growth and
+   * the time the next open spends replaying it. Default 4 MiB, at least
+   * 1 KiB.
+   */
+  maxManifestBytes?: number;
+  /** Skip corrupt WAL records in the middle of a log instead of failing. */
+  salvage?: boolean;
+  /** Clock for expiry, ms since the epoch. Default Date.now. */
+  clock?: () => number;
+  /** File system; tests inject a faulty one. */
+  fs?: FileSystem;
+}
+
+/** A key's newest visible value. `version` is the seqno of its last write. */
+export interface ReadResult {
+  value: Uint8Array;
+  version: number;
+  encoding: number;
+  /** ms since the epoch, 0 for never. */
+  expiresAt: number;
+}
+
+/** A point in time that reads can be made at; release it when done. */
+export interface Snapshot {
+  readonly seq: number;
+  release(): void;
+}
+
+/** Range and direction of a scan. `prefix` combines with start/end. */
+export interface ScanOptions {
+  /** Inclusive lower bound. */
+  start?: Uint8Array;
+  /** Exclusive upper bound. */
+  end?: Uint8Array;
+  prefix?: Uint8Array;
+  reverse?: boolean;
+  limit?: number;
+  snapshot?: Snapshot;
+}
+
+/**
+ * Builds the key of a put from the write's version (seqno); see
+ * {@link BatchOp}'s `versionedKey`.
+ */
+export type VersionedKey = (version: number) => Uint8Array;
+
+/**
+ * One operation of an atomic batch. `ifVersion`: a number means the key's
+ * current version must equal it; null means the key must not exist.
+ *
+ * `versionedKey` makes a put's key contain the put's own version (Deno KV's
+ * versionstamped keys): once the batch is ordered, and before anything is
+ * written, the engine calls it once with the batch's version and stores the
+ * put under the key it returns, which must be exactly as long as `key` (a
+ * placeholder: checked for length only). Such a put takes no `ifVersion`;
+ * two of them with equal placeholders in one batch count as one key (the
+ * last wins), and a built key equal to another key of the batch fails the
+ * batch. The caller learns the key from the version the batch resolves with.
+ */
+export type BatchOp =
+  | {
+    type: "put";
+    key: Uint8Array;
+    value: Uint8Array;
+    expiresAt?: number;
+    encoding?: number;
+    ifVersion?: number | null;
+    versionedKey?: VersionedKey;
+  }
+  | { type: "delete"; key: Uint8Array; ifVersion?: number | null }
+  | { type: "check"; key: Uint8Array; ifVersion: number | null };
+
+/** Options of a single put. */
+export interface PutOptions {
+  expiresAt?: number;
+  encoding?: number;
+  ifVersion?: number | null;
+  /** Builds the key from the put's version; see {@link BatchOp}. */
+  versionedKey?: VersionedKey;
+}
+
+/**
+ * The data API of one key space. Every stored key is a key-space byte
+ * followed by the key the caller gives, so spaces never see each other's
+ * keys and each one holds every key of 1..maxKeyBytes bytes. The
+ * Db itself is key space {@link USER_KEY_SPACE}; `db.keySpace(id)`
+ * returns the same API bound to another space, for data that must stay
+ * apart from user keys (the server keeps its KV Connect databases in one).
+ * Snapshots and versions are shared by all spaces of a store.
+ */
+export interface KeySpace {
+  /** The newest visible value of `key`, or undefined. */
+  get(key: Uint8Array, opts?: { snapshot?: Snapshot }): ReadResult | undefined;
+  /** The version of `key`'s latest accepted write, or null. */
+  version(key: Uint8Array): number | null;
+  /** Writes `value` under `key`; resolves with the write's version. */
+  put(key: Uint8Array, value: Uint8Array, opts?: PutOptions): Promise<number>;
+  /** Deletes `key`; resolves with the delete's version. */
+  delete(
+    key: Uint8Array,
+    opts?: { ifVersion?: number | null },
+  ): Promise<number>;
+  /** Applies every op atomically with one version, or none. */
+  batch(ops: readonly BatchOp[]): Promise<number>;
+  /** Scans this space's keys in order (or reverse) at one snapshot. */
+  scan(opts?: ScanOptions): Generator<ScanItem>;
+  /** A snapshot at the newest visible write (of the whole store). */
+  snapshot(): Snapshot;
+}
+
+/** The key space of the Db's own methods: every user key lives here. */
+export const USER_KEY_SPACE = 0;
+/** Key-space ids are one byte. */
+export const MAX_KEY_SPACE = 255;
+
+/** What a scan yields: the newest visible version of one key. */
+export interface ScanItem {
+  key: Uint8Array;
+  value: Uint8Array;
+  version: number;
+  encoding: number;
+  expiresAt: number;
+}
+
+/** What recovery found and did. */
+export interface RecoveryInfo {
+  ms: number;
+  walFiles: number;
+  walRecords: number;
+  tornTails: { file: string; offset: number; bytes: number; reason: string }[];
+  skipped: { file: string; offset: number; reason: string }[];
+  removedFiles: string[];
+  /**
+   * Things the operator should fix that do not stop the store, e.g. a data
+   * directory other users can read. The server logs each one at start.
+   */
+  warnings: string[];
+}
+
+/** One key's change inside a group. */
+export interface Change {
+  /** The key space written (`USER_KEY_SPACE`, 0, for the Db's own methods). */
+  space: number;
+  /** The key within its space, as the writer gave it. Treat as read-only. */
+  key: Uint8Array;
+  type: "put" | "delete";
+  /** The value written (empty for a delete). Treat as read-only. */
+  value: Uint8Array;
+  /** The value's encoding tag (0 for plain bytes). */
+  encoding: number;
+  /** Expiry in ms since the epoch; 0 = never. */
+  expiresAt: number;
+}
+
+/** All changes of one write (a single put/delete or an atomic batch). */
+export interface ChangeGroup {
+  /** The seqno every change of the group shares. */
+  version: number;
+  changes: readonly Change[];
+  /** Bytes this group counts against the history's budget. */
+  bytes: number;
+}
+
+/**
+ * Told of each group right after it became visible, on the commit path:
+ * must be quick and must not block. One that throws is unsubscribed.
+ */
+export type ChangeListener = (group: ChangeGroup) => void;
