@@ -28,6 +28,7 @@ export const MAX_KEY_BYTES = 4096;
 
 /** Every option `open()` knows; anything else is a typo and refused. */
 const KNOWN = new Set([
+  "changeHistoryBytes",
   "memoryBudgetBytes",
   "sync",
   "syncIntervalMs",
@@ -144,6 +145,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     maxOpenTables: o.maxOpenTables ?? 500,
     maxKeyBytes: o.maxKeyBytes ?? MAX_KEY_BYTES,
     maxValueBytes: o.maxValueBytes ?? 16 << 20,
+    changeHistoryBytes: o.changeHistoryBytes ?? 64 << 20,
     tableTargetBytes: o.tableTargetBytes ?? 8 << 20,
     baseLevelBytes: o.baseLevelBytes ?? 64 << 20,
     l0CompactionTrigger: o.l0CompactionTrigger ?? 4,
@@ -183,6 +185,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
   checkInt("l0SlowdownTrigger", r.l0SlowdownTrigger, 1);
   checkInt("l0StopTrigger", r.l0StopTrigger, 1);
   checkInt("maxManifestBytes", r.maxManifestBytes, 1024);
+  checkInt("changeHistoryBytes", r.changeHistoryBytes, 0);
   // Writes stop at l0StopTrigger until compaction brings L0 back down, so
   // compaction must start before the stop or writes would wait for ever.
   // Above the slowdown trigger it is merely slow (RocksDB allows it too).

@@ -1,8 +1,8 @@
 /**
  * The engine's public types in one place: what callers pass to and get back
  * from a `Db` (results, scans, batches, snapshots, key spaces, recovery
- * report, options). `mod.ts` re-exports them; engine modules import them from
- * here rather than from each other.
+ * report, options, change history groups). `mod.ts` re-exports them; engine
+ * modules import them from here rather than from each other.
  *
  * @module
  */
@@ -60,6 +60,11 @@ export interface DbOptions {
   maxKeyBytes?: number;
   /** Largest value accepted. Default 16 MiB. */
   maxValueBytes?: number;
+  /**
+   * Memory kept for the change history (`db.changes`, the HTTP change
+   * feed's resume window); the oldest write groups go first. Default 64 MiB.
+   */
+  changeHistoryBytes?: number;
   /** Target size of one table file written by compaction. Default 8 MiB. */
   tableTargetBytes?: number;
   /** Target size of level 1; each deeper level is 10x. Default 64 MiB. */
@@ -217,3 +222,33 @@ export interface RecoveryInfo {
    */
   warnings: string[];
 }
+
+/** One key's change inside a group. */
+export interface Change {
+  /** The key space written (`USER_KEY_SPACE`, 0, for the Db's own methods). */
+  space: number;
+  /** The key within its space, as the writer gave it. Treat as read-only. */
+  key: Uint8Array;
+  type: "put" | "delete";
+  /** The value written (empty for a delete). Treat as read-only. */
+  value: Uint8Array;
+  /** The value's encoding tag (0 for plain bytes). */
+  encoding: number;
+  /** Expiry in ms since the epoch; 0 = never. */
+  expiresAt: number;
+}
+
+/** All changes of one write (a single put/delete or an atomic batch). */
+export interface ChangeGroup {
+  /** The seqno every change of the group shares. */
+  version: number;
+  changes: readonly Change[];
+  /** Bytes this group counts against the history's budget. */
+  bytes: number;
+}
+
+/**
+ * Told of each group right after it became visible, on the commit path:
+ * must be quick and must not block. One that throws is unsubscribed.
+ */
+export type ChangeListener = (group: ChangeGroup) => void;

@@ -123,6 +123,30 @@ const SERVE_FLAGS: FlagSpec[] = [
     help: "largest value accepted",
   },
   {
+    name: "watch-history-size",
+    type: "string",
+    default: "64MiB",
+    valueName: "SIZE",
+    help:
+      "memory for the change history that /kv/watch resumes from (plus the log not yet flushed after a restart)",
+  },
+  {
+    name: "watch-max-lag",
+    type: "string",
+    default: "16MiB",
+    valueName: "SIZE",
+    help:
+      "history a /kv/watch consumer may fall behind by before its stream is closed with consumer_too_slow",
+  },
+  {
+    name: "watch-heartbeat-ms",
+    type: "string",
+    default: "5000",
+    valueName: "MS",
+    help:
+      "an idle /kv/watch stream gets a heartbeat comment this often (keep it under 10 s on Bun, which closes connections idle for 10 s)",
+  },
+  {
     name: "max-batch-size",
     type: "string",
     default: "8MiB",
@@ -362,6 +386,9 @@ export interface ServeConfig {
   maxBatchBytes: number;
   maxBodyMemoryBytes: number;
   cursorMaxAgeMs: number;
+  watchHistoryBytes: number;
+  watchMaxLagBytes: number;
+  watchHeartbeatMs: number;
   authToken: string | undefined;
   insecureNoAuth: boolean;
   allowHosts: string[];
@@ -732,6 +759,23 @@ export function parseCommandLine(
       86400,
       fail,
     ) * 1000,
+    watchHistoryBytes: size(
+      get("watch-history-size")!,
+      label("watch-history-size"),
+      fail,
+    ),
+    watchMaxLagBytes: size(
+      get("watch-max-lag")!,
+      label("watch-max-lag"),
+      fail,
+    ),
+    watchHeartbeatMs: int(
+      get("watch-heartbeat-ms")!,
+      label("watch-heartbeat-ms"),
+      10,
+      3_600_000,
+      fail,
+    ),
     authToken,
     insecureNoAuth,
     allowHosts,

@@ -48,6 +48,7 @@ import { BodyBudget, type BodyLease } from "./body_budget.ts";
 import { checkJsonDepth } from "./json_depth.ts";
 import { REFUSAL_REASONS, Refusals } from "./refusals.ts";
 import { backupResponse } from "./backup_route.ts";
+import { type WatchOptions, WatchRoute } from "./routes/watch.ts";
 import {
   closeKvConnectWatches,
   handleKvConnect,
@@ -114,6 +115,8 @@ export interface HandlerOptions {
   statsStreamIntervalMs?: number;
   /** Counters to update; a fresh {@link Metrics} when omitted. */
   metrics?: Metrics;
+  /** The change feed's pacing (`GET /kv/watch`, `routes/watch.ts`). */
+  watch?: WatchOptions;
 }
 
 /** What the listener knows about the client (`Deno.ServeHandlerInfo`). */
@@ -241,6 +244,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     stats: statsBody,
     latency: () => metrics.latencyCounts(isDataRoute),
   }, options.statsStreamIntervalMs);
+  const watch = new WatchRoute(db, { log, ...options.watch });
 
   function releaseExpired(now: number): void {
     for (const [id, h] of held) {
@@ -342,6 +346,10 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
           checkKey: () => {}, // every key of 1..maxKeyBytes is the user's
           maxKeyBytes,
         });
+      }
+      if (rest === "watch") {
+        ctx.route = "/kv/watch";
+        return watch.handle(req, ctx.query);
       }
       if (rest === "batch") {
         ctx.route = "/kv/batch";
@@ -532,6 +540,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
         type: "counter",
         value: cursorsExpired,
       },
+      ...watch.samples(),
     ]);
     return new Response(body + refusals.render().join("\n") + "\n", {
       headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
@@ -1103,6 +1112,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       draining = true;
       closeKvConnectWatches(db);
       statsStreams.closeAll();
+      watch.close();
     },
     close() {
       statsStreams.closeAll();

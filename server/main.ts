@@ -124,6 +124,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
       baseLevelBytes: cfg.baseLevelBytes,
       maxKeyBytes: cfg.maxKeyBytes,
       maxValueBytes: cfg.maxValueBytes,
+      changeHistoryBytes: cfg.watchHistoryBytes,
     });
   } catch (err) {
     log("error", "cannot open the data directory", {
@@ -155,6 +156,10 @@ async function serve(cfg: ServeConfig): Promise<number> {
     publicUrl: cfg.publicUrl,
     log,
     metrics,
+    watch: {
+      maxLagBytes: cfg.watchMaxLagBytes,
+      heartbeatMs: cfg.watchHeartbeatMs,
+    },
   });
   // Counts requests in flight; after the signal it answers new ones 503
   // shutting_down (/health still says why: not_ready).
