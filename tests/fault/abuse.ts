@@ -7,7 +7,7 @@
  * /health` must answer within 1 s, and the server's RSS (read with `ps`, which
  * works without extra permissions) must stay under SHALE_ABUSE_RSS_MIB
  * (default 2048 MiB for this full mix; the short run in `make test` uses
- * 768). Live body bytes are bounded by --max-body-memory; the rest is the
+ * 1024). Live body bytes are bounded by --max-body-memory; the rest is the
  * garbage collector's slack and the engine's memtables: two clients putting
  * 16 MiB values back to back hold the process near 1 GiB on their own. Every answer must be one the limits promise (2xx, or the
  * documented refusal), never a 500 or a dropped connection.
