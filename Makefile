@@ -17,7 +17,7 @@ export SHALE_BUN := $(abspath $(BUN))
 # `make run ARGS="--port 9000"` passes ARGS to `shale serve`.
 ARGS ?=
 
-.PHONY: setup browser node-deps test ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak abuse linearizability promtool-test clean
+.PHONY: setup browser node-deps test test-pread ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak abuse linearizability promtool-test clean
 
 setup: $(DENO) $(BUN)
 
@@ -59,12 +59,25 @@ $(NODE_DEPS): tests/node/package-lock.json
 	@command -v npm >/dev/null 2>&1 || { echo "npm not found: tests/node/deno_kv_test.ts will be ignored"; exit 0; }; \
 	npm ci --prefix tests/node --no-audit --no-fund || echo "npm ci failed: tests/node/deno_kv_test.ts will be ignored"
 
+PREAD_PERMS := --allow-read --allow-write --allow-env --allow-run --allow-sys --allow-net
+PREAD_SHORT := $(addprefix tests/engine/,sstable_test.ts table_cache_test.ts \
+  cache_test.ts db_corruption_test.ts db_model_test.ts db_keyspace_test.ts \
+  db_crash_test.ts options_test.ts) tests/fault/corruption_test.ts
+
 # The README's test command: formatting, lint, types, then every test.
 test: setup node-deps
 	$(DENO) fmt --check
 	$(DENO) lint
 	$(DENO) task check
 	$(DENO) task test
+	@# `deno task test` reads tables through memory maps (--allow-ffi makes
+	@# readMode "auto" choose mmap); the table-reading tests run again on
+	@# pread here, the whole engine suite in `make test-pread`.
+	SHALE_READ_MODE=pread $(DENO) test $(PREAD_PERMS) $(PREAD_SHORT)
+
+# The whole engine suite with positional reads instead of memory maps.
+test-pread: setup
+	SHALE_READ_MODE=pread $(DENO) test $(PREAD_PERMS) tests/engine/ tests/fault/corruption_test.ts
 
 ci: browser test
 
@@ -111,7 +124,7 @@ bench-stall: setup
 	$(DENO) run -A bench/stall.ts $(ARGS)
 
 # Reliability suites (tests/fault/, see README "Reliability"): the long runs.
-FAULT_PERMS := --allow-read --allow-write --allow-env --allow-run --allow-net --allow-sys
+FAULT_PERMS := --allow-read --allow-write --allow-env --allow-run --allow-net --allow-sys --allow-ffi
 
 crash-test: setup
 	SHALE_CRASH_CYCLES=$${SHALE_CRASH_CYCLES:-100} $(DENO) test $(FAULT_PERMS) tests/fault/crash_load_test.ts
@@ -130,8 +143,10 @@ promtool-test: setup
 	$(DENO) test --allow-read --allow-write --allow-env --allow-run --allow-net tests/server/metrics_test.ts
 
 # Hostile clients for SHALE_ABUSE_SECONDS (60): big bodies, deep JSON, KV
-# Connect reads and watches, cross-site requests; /health within 1 s and RSS
-# under SHALE_ABUSE_RSS_MIB (2048) throughout.
+# Connect reads and watches, cross-site requests, 300 idle and 100 slowloris
+# connections, 20 readers of a 16 MiB value that never read
+# (SHALE_ABUSE_IDLE, _SLOWLORIS, _STALLED); /health within 1 s and RSS under
+# SHALE_ABUSE_RSS_MIB (2048) throughout.
 abuse: setup
 	$(DENO) run $(FAULT_PERMS) tests/fault/abuse.ts
 

@@ -19,6 +19,9 @@ export { Db, open } from "./engine/db.ts";
 export { MAX_KEY_SPACE, USER_KEY_SPACE } from "./engine/types.ts";
 export type {
   BatchOp,
+  Change,
+  ChangeGroup,
+  ChangeListener,
   DbOptions,
   KeySpace,
   PutOptions,
@@ -31,6 +34,7 @@ export type {
   VersionedKey,
 } from "./engine/types.ts";
 export * from "./engine/errors.ts";
+export type { ChangeHistory } from "./engine/changes.ts";
 export {
   ENCODING_RAW,
   ENCODING_U64LE,

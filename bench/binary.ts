@@ -37,7 +37,13 @@ const DURATION = Number(args.duration);
 const STARTS = Number(args.starts);
 const KEYS = Number(args.keys);
 const CONNS = Number(args.connections);
-const PERMS = ["--allow-read", "--allow-write", "--allow-net", "--allow-env"];
+const PERMS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-env",
+  "--allow-ffi",
+];
 
 const hasTaskset = (await new Deno.Command("sh", {
   args: ["-c", "command -v taskset"],

@@ -50,6 +50,7 @@ import {
 } from "./errors.ts";
 import type { FileSystem, WritableFile } from "./fs.ts";
 import { realFs } from "./fs.ts";
+import { ChangeHistory } from "./changes.ts";
 import { LevelIterator, MergingIterator, visibleEntries } from "./iterator.ts";
 import type { FlushResult, TableSettings } from "./jobs.ts";
 import type { ManifestState, TableMeta, VersionEdit } from "./manifest.ts";
@@ -246,6 +247,7 @@ export class Db implements KeySpace {
 
   #lastSeq = 0;
   #visibleSeq = 0;
+  #changes!: ChangeHistory;
   #nextFile = 1;
   #snapshots = new Map<number, number>();
 
@@ -310,6 +312,7 @@ export class Db implements KeySpace {
       dir,
       this.#blockCache,
       options.maxOpenTables,
+      options.readMode,
     );
     this.#versions = new VersionSet(versionFromState(state));
     this.#versions.onObsolete = (n) => this.#deleteTable(n);
@@ -379,6 +382,11 @@ export class Db implements KeySpace {
     this.#nextFile = r.nextFile;
     this.#lastSeq = r.lastSeq;
     this.#visibleSeq = this.#lastSeq;
+    this.#changes = ChangeHistory.fromRecovered(
+      r.entries,
+      this.#lastSeq,
+      this.options.changeHistoryBytes,
+    );
 
     const firstLive = r.replayed.count > 0 ? r.replayedLogs : [];
     if (r.replayed.count > 0) {
@@ -959,6 +967,7 @@ export class Db implements KeySpace {
         for (const w of group) {
           this.#visibleSeq = w.seq;
           this.#dropInflight(w);
+          this.#changes.publish(w.seq, w.entries); // the change feed's hook
         }
         for (const w of group) this.#resolveWrite(w);
       }
@@ -1766,6 +1775,14 @@ export class Db implements KeySpace {
   /** The last seqno handed out. */
   get lastSeq(): number {
     return this.#lastSeq;
+  }
+
+  /**
+   * The retained history of committed write groups and the hook for new
+   * ones (see `engine/changes.ts`): the change feed reads it.
+   */
+  get changes(): ChangeHistory {
+    return this.#changes;
   }
 
   /** The newest seqno visible to readers. */

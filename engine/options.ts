@@ -6,11 +6,16 @@
 import { InvalidArgumentError } from "./errors.ts";
 import type { FileSystem } from "./fs.ts";
 import type { DbOptions } from "./types.ts";
+import { mmapAvailable } from "./mmap.ts";
+import process from "node:process";
+import { isBun } from "./runtime.ts";
 
 /** DbOptions with every default filled in. */
 export type ResolvedOptions =
-  & Required<Omit<DbOptions, "fs" | "memoryBudgetBytes">>
+  & Required<Omit<DbOptions, "fs" | "memoryBudgetBytes" | "readMode">>
   & {
+    /** `auto` resolved against what this process may do. */
+    readMode: "mmap" | "pread";
     fs: FileSystem | undefined;
     memoryBudgetBytes: number | undefined;
   };
@@ -23,6 +28,7 @@ export const MAX_KEY_BYTES = 4096;
 
 /** Every option `open()` knows; anything else is a typo and refused. */
 const KNOWN = new Set([
+  "changeHistoryBytes",
   "memoryBudgetBytes",
   "sync",
   "syncIntervalMs",
@@ -31,6 +37,7 @@ const KNOWN = new Set([
   "blockSize",
   "bloomBitsPerKey",
   "blockCacheBytes",
+  "readMode",
   "maxOpenTables",
   "maxKeyBytes",
   "maxValueBytes",
@@ -45,6 +52,34 @@ const KNOWN = new Set([
   "clock",
   "fs",
 ]);
+
+/** SHALE_READ_MODE when set and readable without a permission prompt. */
+function envReadMode(): string | undefined {
+  try {
+    if (isBun) return process.env.SHALE_READ_MODE || undefined;
+    const q = Deno.permissions.querySync({
+      name: "env",
+      variable: "SHALE_READ_MODE",
+    });
+    if (q.state !== "granted") return undefined;
+    return Deno.env.get("SHALE_READ_MODE") || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resolves a read mode: `auto` becomes mmap where FFI is permitted. */
+function resolveReadMode(mode: unknown): "mmap" | "pread" {
+  if (mode !== "mmap" && mode !== "pread" && mode !== "auto") {
+    invalid("readMode", "mmap, pread or auto", mode);
+  }
+  if (mode === "pread") return "pread";
+  if (mmapAvailable()) return "mmap";
+  if (mode === "auto") return "pread";
+  throw new InvalidArgumentError(
+    'option readMode "mmap" needs memory maps through FFI, which this process may not use (on Deno, run with --allow-ffi)',
+  );
+}
 
 function invalid(option: string, rule: string, got: unknown): never {
   const shown = typeof got === "string" ? JSON.stringify(got) : String(got);
@@ -106,9 +141,11 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     blockSize: o.blockSize ?? 4096,
     bloomBitsPerKey: o.bloomBitsPerKey ?? 10,
     blockCacheBytes: o.blockCacheBytes ?? 64 << 20,
+    readMode: resolveReadMode(o.readMode ?? envReadMode() ?? "auto"),
     maxOpenTables: o.maxOpenTables ?? 500,
     maxKeyBytes: o.maxKeyBytes ?? MAX_KEY_BYTES,
     maxValueBytes: o.maxValueBytes ?? 16 << 20,
+    changeHistoryBytes: o.changeHistoryBytes ?? 64 << 20,
     tableTargetBytes: o.tableTargetBytes ?? 8 << 20,
     baseLevelBytes: o.baseLevelBytes ?? 64 << 20,
     l0CompactionTrigger: o.l0CompactionTrigger ?? 4,
@@ -148,6 +185,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
   checkInt("l0SlowdownTrigger", r.l0SlowdownTrigger, 1);
   checkInt("l0StopTrigger", r.l0StopTrigger, 1);
   checkInt("maxManifestBytes", r.maxManifestBytes, 1024);
+  checkInt("changeHistoryBytes", r.changeHistoryBytes, 0);
   // Writes stop at l0StopTrigger until compaction brings L0 back down, so
   // compaction must start before the stop or writes would wait for ever.
   // Above the slowdown trigger it is merely slow (RocksDB allows it too).

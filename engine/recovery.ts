@@ -22,6 +22,7 @@ import {
   parseFileName,
   tableFileName,
 } from "./filename.ts";
+import type { Entry } from "./entry.ts";
 import type { FileSystem } from "./fs.ts";
 import type { ManifestRead, ManifestState } from "./manifest.ts";
 import { emptyState, readManifest } from "./manifest.ts";
@@ -41,6 +42,11 @@ export interface Recovered {
   lastSeq: number;
   /** Every replayed record; empty when nothing needed replay. */
   replayed: Memtable;
+  /**
+   * The replayed entries in log order (ascending seqno, a batch's entries
+   * adjacent), views of the logs read; they seed the change history.
+   */
+  entries: Entry[];
   /** Numbers of the WAL segments replayed, oldest first. */
   replayedLogs: number[];
   /** What recovery found and did (`ms` and `warnings` are the caller's). */
@@ -101,6 +107,7 @@ export async function recover(
   // into one memtable that will be flushed in the background.
   const replayed = new Memtable();
   const replayedLogs: number[] = [];
+  const replayedEntries: Entry[] = [];
   for (const n of logs) {
     const path = logPath(dir, n);
     // Only the newest segment can end in a torn write: a segment is
@@ -123,6 +130,7 @@ export async function recover(
     }
     for (const e of entries) {
       replayed.add(e);
+      replayedEntries.push(e);
       if (e.seq > lastSeq) lastSeq = e.seq;
     }
     replayedLogs.push(n);
@@ -133,6 +141,7 @@ export async function recover(
     nextFile,
     lastSeq,
     replayed,
+    entries: replayedEntries,
     replayedLogs,
     info,
   };

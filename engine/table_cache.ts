@@ -2,10 +2,17 @@
  * Open table readers, bounded in number (LRU). A reader in use by an
  * iterator is pinned and never closed under it.
  *
+ * With `readMode` "mmap" every table is opened as a memory map (its data
+ * blocks bypass the block cache); "pread" reads blocks with positional
+ * reads through the block cache. Closing a reader (LRU trim, eviction when
+ * its file is deleted, closeAll) unmaps it, which is safe at any time
+ * because no view into a map ever leaves the reader (sstable/reader.ts).
+ *
  * @module
  */
 import type { BlockCache } from "./cache.ts";
 import type { FileSystem } from "./fs.ts";
+import type { ReadMode } from "./types.ts";
 import type { TableStats } from "./sstable/reader.ts";
 import { newTableStats, TableReader } from "./sstable/reader.ts";
 import { tablePath } from "./filename.ts";
@@ -30,6 +37,7 @@ export class TableCache {
     readonly dir: string,
     readonly blockCache: BlockCache,
     readonly maxOpen: number,
+    readonly readMode: Exclude<ReadMode, "auto"> = "pread",
   ) {}
 
   /** Bytes of index and filter data held by open readers. */
@@ -66,7 +74,7 @@ export class TableCache {
       tablePath(this.dir, fileNumber),
       fileNumber,
       this.blockCache,
-      { stats: this.stats },
+      { stats: this.stats, map: this.readMode === "mmap" },
     );
     this.opens++;
     slot = { reader, pins, used: ++this.#tick };

@@ -1,12 +1,19 @@
 /**
  * The engine's public types in one place: what callers pass to and get back
  * from a `Db` (results, scans, batches, snapshots, key spaces, recovery
- * report, options). `mod.ts` re-exports them; engine modules import them from
- * here rather than from each other.
+ * report, options, change history groups). `mod.ts` re-exports them; engine
+ * modules import them from here rather than from each other.
  *
  * @module
  */
 import type { FileSystem } from "./fs.ts";
+
+/**
+ * How table data blocks are read: `mmap` (a read-only memory map per table;
+ * needs FFI, on Deno `--allow-ffi`), `pread` (positional reads through the
+ * block cache), `auto` (mmap when FFI is permitted, else pread).
+ */
+export type ReadMode = "mmap" | "pread" | "auto";
 
 /** How writes reach the disk. */
 export type SyncMode = "always" | "interval" | "none";
@@ -40,12 +47,24 @@ export interface DbOptions {
   bloomBitsPerKey?: number;
   /** Block cache capacity in bytes. Default 64 MiB. */
   blockCacheBytes?: number;
+  /**
+   * How tables are read (see {@link ReadMode}). Default `auto`, or the
+   * environment variable SHALE_READ_MODE when set and readable (the test
+   * suite runs once per mode through it). With `mmap` the block cache is
+   * not used for data blocks: the OS page cache holds them.
+   */
+  readMode?: ReadMode;
   /** Open table files kept at once (LRU). Default 500. */
   maxOpenTables?: number;
   /** Largest key accepted. Default (and maximum) 4096 bytes. */
   maxKeyBytes?: number;
   /** Largest value accepted. Default 16 MiB. */
   maxValueBytes?: number;
+  /**
+   * Memory kept for the change history (`db.changes`, the HTTP change
+   * feed's resume window); the oldest write groups go first. Default 64 MiB.
+   */
+  changeHistoryBytes?: number;
   /** Target size of one table file written by compaction. Default 8 MiB. */
   tableTargetBytes?: number;
   /** Target size of level 1; each deeper level is 10x. Default 64 MiB. */
@@ -232,3 +251,33 @@ export interface RecoveryInfo {
    */
   warnings: string[];
 }
+
+/** One key's change inside a group. */
+export interface Change {
+  /** The key space written (`USER_KEY_SPACE`, 0, for the Db's own methods). */
+  space: number;
+  /** The key within its space, as the writer gave it. Treat as read-only. */
+  key: Uint8Array;
+  type: "put" | "delete";
+  /** The value written (empty for a delete). Treat as read-only. */
+  value: Uint8Array;
+  /** The value's encoding tag (0 for plain bytes). */
+  encoding: number;
+  /** Expiry in ms since the epoch; 0 = never. */
+  expiresAt: number;
+}
+
+/** All changes of one write (a single put/delete or an atomic batch). */
+export interface ChangeGroup {
+  /** The seqno every change of the group shares. */
+  version: number;
+  changes: readonly Change[];
+  /** Bytes this group counts against the history's budget. */
+  bytes: number;
+}
+
+/**
+ * Told of each group right after it became visible, on the commit path:
+ * must be quick and must not block. One that throws is unsubscribed.
+ */
+export type ChangeListener = (group: ChangeGroup) => void;

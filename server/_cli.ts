@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { runtime } from "./runtime.ts";
+import { CLIENT_COMMANDS, EXIT_HELP } from "./client_cli.ts";
 
 /** Shortest `--auth-token` accepted. */
 export const MIN_TOKEN_LENGTH = 16;
@@ -122,6 +123,30 @@ const SERVE_FLAGS: FlagSpec[] = [
     help: "largest value accepted",
   },
   {
+    name: "watch-history-size",
+    type: "string",
+    default: "64MiB",
+    valueName: "SIZE",
+    help:
+      "memory for the change history that /kv/watch resumes from (plus the log not yet flushed after a restart)",
+  },
+  {
+    name: "watch-max-lag",
+    type: "string",
+    default: "16MiB",
+    valueName: "SIZE",
+    help:
+      "history a /kv/watch consumer may fall behind by before its stream is closed with consumer_too_slow",
+  },
+  {
+    name: "watch-heartbeat-ms",
+    type: "string",
+    default: "5000",
+    valueName: "MS",
+    help:
+      "an idle /kv/watch stream gets a heartbeat comment this often (keep it under 10 s on Bun, which closes connections idle for 10 s)",
+  },
+  {
     name: "max-batch-size",
     type: "string",
     default: "8MiB",
@@ -205,11 +230,60 @@ const SERVE_FLAGS: FlagSpec[] = [
     help: "log one line per request",
   },
   {
-    name: "shutdown-timeout",
+    name: "max-connections",
+    type: "string",
+    default: "auto",
+    valueName: "N",
+    help:
+      "client connections open at once; past it new ones get 503 and are closed (auto: the descriptor limit less a quarter, 32-1024, kept for data files; Deno only, see docs/HTTP.md)",
+  },
+  {
+    name: "header-timeout",
+    type: "string",
+    default: "10",
+    valueName: "SECONDS",
+    help:
+      "a new connection that sends no complete request head in this long is closed",
+  },
+  {
+    name: "idle-timeout",
     type: "string",
     default: "30",
     valueName: "SECONDS",
-    help: "on SIGINT/SIGTERM, how long to wait for in-flight requests",
+    help:
+      "a kept-alive connection (HTTP/1.1 or 1.0) with no request in progress is closed after this long",
+  },
+  {
+    name: "request-timeout",
+    type: "string",
+    default: "60",
+    valueName: "SECONDS",
+    help:
+      "from a request's head to its response's head, body upload included; past it the connection is closed",
+  },
+  {
+    name: "write-timeout",
+    type: "string",
+    default: "30",
+    valueName: "SECONDS",
+    help:
+      "a response whose client reads nothing for this long is aborted and its connection closed",
+  },
+  {
+    name: "max-response-memory",
+    type: "string",
+    default: "256MiB",
+    valueName: "SIZE",
+    help:
+      "bytes of large (64 KiB and more) response bodies being written at once; past it 503 overloaded",
+  },
+  {
+    name: "shutdown-timeout",
+    type: "string",
+    default: "5",
+    valueName: "SECONDS",
+    help:
+      "on SIGINT/SIGTERM, how long in-flight requests (uploads included) may take to finish before they are cut and the store is closed",
   },
 ];
 
@@ -287,6 +361,10 @@ const FIXED_LIMITS = [
   "  KV Connect: values 64 KiB, keys 2048 B, 100 checks and 1000 mutations",
   "    per atomic write, 8 MiB per read answer, 10 keys per watch, 64 watches",
   "    per client and 1024 per server, data tokens valid 1 h",
+  "Connections: Deno enforces every connection flag above; Bun (and the",
+  "  dist/shale binary) has no --max-connections and one idle timer (the",
+  "  shortest of the header, idle and write timeouts) for the three; large",
+  "  responses are bounded on both (docs/HTTP.md, 'Connections')",
 ];
 
 /** Settings of `shale serve`, every default filled in. */
@@ -308,6 +386,9 @@ export interface ServeConfig {
   maxBatchBytes: number;
   maxBodyMemoryBytes: number;
   cursorMaxAgeMs: number;
+  watchHistoryBytes: number;
+  watchMaxLagBytes: number;
+  watchHeartbeatMs: number;
   authToken: string | undefined;
   insecureNoAuth: boolean;
   allowHosts: string[];
@@ -318,6 +399,13 @@ export interface ServeConfig {
   logFormat: "text" | "json";
   accessLog: boolean;
   shutdownTimeoutMs: number;
+  /** Undefined: derived from the descriptor limit ("auto"). */
+  maxConnections: number | undefined;
+  headerTimeoutMs: number;
+  idleTimeoutMs: number;
+  requestTimeoutMs: number;
+  writeTimeoutMs: number;
+  maxResponseMemoryBytes: number;
 }
 
 /** Settings of `shale verify`. */
@@ -388,6 +476,11 @@ export function mainHelp(): string {
   for (const [name, c] of Object.entries(COMMANDS)) {
     lines.push(`  ${name.padEnd(8)} ${c.summary}`);
   }
+  lines.push("", "Client commands (--url URL [--token TOKEN]):");
+  for (const [name, summary] of Object.entries(CLIENT_COMMANDS)) {
+    lines.push(`  ${name.padEnd(8)} ${summary}`);
+  }
+  lines.push("", ...EXIT_HELP);
   lines.push(
     "",
     "Run 'shale <command> --help' for the flags of a command. Every flag can",
@@ -603,6 +696,15 @@ export function parseCommandLine(
     fail(`${label("max-key-size")} must be from 1 to 4096`);
   }
   const accessLog = get("access-log")!;
+  /** A timeout flag in seconds (fractions allowed, for tests), as ms. */
+  const seconds = (name: string): number => {
+    const raw = get(name)!;
+    const v = Number(raw);
+    if (!/^\d+(\.\d+)?$/.test(raw) || !(v >= 0.05 && v <= 86400)) {
+      fail(`${label(name)} must be seconds from 0.05 to 86400, got "${raw}"`);
+    }
+    return Math.round(v * 1000);
+  };
   return {
     command: "serve",
     dataDir: get("data-dir")!,
@@ -657,6 +759,23 @@ export function parseCommandLine(
       86400,
       fail,
     ) * 1000,
+    watchHistoryBytes: size(
+      get("watch-history-size")!,
+      label("watch-history-size"),
+      fail,
+    ),
+    watchMaxLagBytes: size(
+      get("watch-max-lag")!,
+      label("watch-max-lag"),
+      fail,
+    ),
+    watchHeartbeatMs: int(
+      get("watch-heartbeat-ms")!,
+      label("watch-heartbeat-ms"),
+      10,
+      3_600_000,
+      fail,
+    ),
     authToken,
     insecureNoAuth,
     allowHosts,
@@ -678,6 +797,22 @@ export function parseCommandLine(
       3600,
       fail,
     ) * 1000,
+    maxConnections: get("max-connections") === "auto" ? undefined : int(
+      get("max-connections")!,
+      label("max-connections"),
+      1,
+      1_000_000,
+      fail,
+    ),
+    headerTimeoutMs: seconds("header-timeout"),
+    idleTimeoutMs: seconds("idle-timeout"),
+    requestTimeoutMs: seconds("request-timeout"),
+    writeTimeoutMs: seconds("write-timeout"),
+    maxResponseMemoryBytes: size(
+      get("max-response-memory")!,
+      label("max-response-memory"),
+      fail,
+    ),
   };
 }
 

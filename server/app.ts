@@ -23,6 +23,7 @@ import { BodyBudget } from "./body_budget.ts";
 import type { Ctx, ServerEnv } from "./context.ts";
 import { CursorSnapshots } from "./cursors.ts";
 import { errorResponse, type LogFn } from "./errors.ts";
+import { type WatchOptions, WatchRoute } from "./routes/watch.ts";
 import { backupResponse } from "./backup_route.ts";
 import { readBody } from "./body.ts";
 import { checkJsonDepth } from "./json_depth.ts";
@@ -105,6 +106,8 @@ export interface HandlerOptions {
   statsStreamIntervalMs?: number;
   /** Counters to update; a fresh {@link Metrics} when omitted. */
   metrics?: Metrics;
+  /** The change feed's pacing (`GET /kv/watch`, `routes/watch.ts`). */
+  watch?: WatchOptions;
 }
 
 /** What the listener knows about the client (`Deno.ServeHandlerInfo`). */
@@ -226,7 +229,13 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     ),
   };
   const kv = kvRoutes(env);
-  const ops = opsRoutes(env, isDataRoute, options.statsStreamIntervalMs);
+  const watch = new WatchRoute(db, { log, ...options.watch });
+  const ops = opsRoutes(
+    env,
+    isDataRoute,
+    options.statsStreamIntervalMs,
+    () => watch.samples(),
+  );
 
   // KV Connect (Deno's KV client) does its own auth and answers errors as
   // plain text, as that protocol requires.
@@ -276,6 +285,8 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     route("/ui", read(uiRoute), { public: true, match: isUiPath }),
     route("/kv/range", read(rangeRoute(env))),
     route("/kv/get", { [ANY]: multiGetRoute }),
+    // GET /kv/watch answers its own 405s (server/routes/watch.ts).
+    route("/kv/watch", { [ANY]: (ctx) => watch.handle(ctx.req, ctx.query) }),
     route("/kv/batch", { POST: batchRoute(env) }),
     route("/kv/{key}", keyMethods),
     route("/stats", read(ops.stats)),
@@ -361,6 +372,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
       env.draining = true;
       closeKvConnectWatches(db);
       ops.streams.closeAll();
+      watch.close();
     },
     close() {
       ops.streams.closeAll();

@@ -92,6 +92,7 @@ export function listenSurvivingEmfile(
   return {
     addr,
     finished: finished.promise,
+    unenforced: current.unenforced,
     async shutdown() {
       stopped = true;
       await Promise.all(

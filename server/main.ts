@@ -4,10 +4,12 @@
  * listener, signals and shutdown; the HTTP API itself is `app.ts`. What
  * differs between Deno and Bun is behind `runtime.ts`.
  *
- * Shutdown order on SIGINT/SIGTERM: mark /health not ready, stop accepting
- * and let in-flight requests finish (bounded by --shutdown-timeout), release
- * cursor snapshots, close the engine (flushes queued writes, releases the
- * LOCK), exit 0. A second signal exits at once with 130.
+ * Shutdown order on SIGINT/SIGTERM: mark /health not ready, answer new
+ * requests 503 `shutting_down`, wait for the requests in flight to finish
+ * (uploads included; see `drain.ts`), stop the listener -- both bounded by
+ * --shutdown-timeout -- then release cursor snapshots, close the engine
+ * (flushes queued writes, releases the LOCK), exit 0. A second signal exits
+ * at once with 130.
  *
  * @module
  */
@@ -24,6 +26,7 @@ import {
   VERSION,
 } from "./_cli.ts";
 import { listenSurvivingEmfile } from "./listen.ts";
+import { defaultMaxConnections, descriptorLimit } from "./connection_limits.ts";
 import { Metrics } from "./metrics.ts";
 import {
   type Listener,
@@ -32,7 +35,9 @@ import {
   type StopSignal,
 } from "./runtime.ts";
 import { requestTarget } from "./guard.ts";
+import { Drain, within } from "./drain.ts";
 import { runBackup, runRestore } from "./backup_cli.ts";
+import { CLIENT_COMMANDS, runClient } from "./client_cli.ts";
 
 /** A logger writing one line per call to `out`, as text or JSON. */
 export function createLogger(
@@ -56,6 +61,9 @@ export function createLogger(
 
 /** Runs the command line `args`; resolves with the process exit code. */
 export async function main(args: string[]): Promise<number> {
+  if (args[0] !== undefined && Object.hasOwn(CLIENT_COMMANDS, args[0])) {
+    return await runClient(args, runtime.env);
+  }
   let inv;
   try {
     inv = parseCommandLine(args, runtime.env);
@@ -116,6 +124,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
       baseLevelBytes: cfg.baseLevelBytes,
       maxKeyBytes: cfg.maxKeyBytes,
       maxValueBytes: cfg.maxValueBytes,
+      changeHistoryBytes: cfg.watchHistoryBytes,
     });
   } catch (err) {
     log("error", "cannot open the data directory", {
@@ -147,11 +156,19 @@ async function serve(cfg: ServeConfig): Promise<number> {
     publicUrl: cfg.publicUrl,
     log,
     metrics,
+    watch: {
+      maxLagBytes: cfg.watchMaxLagBytes,
+      heartbeatMs: cfg.watchHeartbeatMs,
+    },
   });
+  // Counts requests in flight; after the signal it answers new ones 503
+  // shutting_down (/health still says why: not_ready).
+  const drain = new Drain();
+  const tracked = drain.wrap(handler, (req) => logPath(req) === "/health");
   const serveHandler: ServeHandler = cfg.accessLog
     ? async (req, info) => {
       const start = performance.now();
-      const res = await handler(req, info);
+      const res = await tracked(req, info);
       // The path only: query strings may carry secrets, and Host is not
       // trusted to say where the path starts (see guard.ts).
       const path = logPath(req);
@@ -164,7 +181,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
       });
       return res;
     }
-    : (req, info) => handler(req, info);
+    : tracked;
 
   const stop = Promise.withResolvers<string>();
   let stopping = false;
@@ -195,6 +212,16 @@ async function serve(cfg: ServeConfig): Promise<number> {
         // listener's own cap only needs to stay out of their way.
         maxRequestBodyBytes: Math.max(cfg.maxBatchBytes, cfg.maxValueBytes) +
           1024 * 1024,
+        limits: {
+          maxConnections: cfg.maxConnections ??
+            defaultMaxConnections(descriptorLimit()),
+          headerTimeoutMs: cfg.headerTimeoutMs,
+          idleTimeoutMs: cfg.idleTimeoutMs,
+          requestTimeoutMs: cfg.requestTimeoutMs,
+          writeTimeoutMs: cfg.writeTimeoutMs,
+          maxResponseMemoryBytes: cfg.maxResponseMemoryBytes,
+        },
+        stats: metrics.connections,
         onListen: (addr) => {
           const scheme = cert === undefined ? "http" : "https";
           const host = addr.hostname.includes(":")
@@ -207,6 +234,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
             auth: cfg.authToken === undefined ? "off" : "on",
             version: VERSION,
             runtime: `${runtime.name} ${runtime.version}`,
+            max_connections: metrics.connections.max || "none",
           });
         },
       },
@@ -225,23 +253,32 @@ async function serve(cfg: ServeConfig): Promise<number> {
     return 1;
   }
 
+  if (server.unenforced !== undefined) {
+    log("info", "some connection limits are not enforced on this runtime", {
+      why: server.unenforced,
+    });
+  }
   const signal = await Promise.race([
     stop.promise,
     server.finished.then(() => "server stopped"),
   ]);
   log("info", "shutting down", { reason: signal });
   handler.drain();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = await Promise.race([
-    server.shutdown().then(() => false),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), cfg.shutdownTimeoutMs);
-    }),
-  ]);
-  clearTimeout(timer);
-  if (timedOut) {
+  // Let every request already inside finish, uploads included, and only
+  // then stop the listener: Deno's shutdown() cuts bodies still arriving.
+  drain.close();
+  const deadline = performance.now() + cfg.shutdownTimeoutMs;
+  const idle = await drain.idle(cfg.shutdownTimeoutMs);
+  // Past the deadline the listener's shutdown cuts what still runs; the
+  // store is closed without waiting for it.
+  const stopped = await within(
+    server.shutdown(),
+    idle ? deadline - performance.now() : 0,
+  );
+  if (!idle || !stopped) {
     log("warn", "in-flight requests did not finish in time", {
       timeout_ms: cfg.shutdownTimeoutMs,
+      in_flight: drain.inFlight,
     });
   }
   handler.close();

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { ConnectionStats } from "./connection_stats.ts";
 
 /** Upper bounds (seconds) of the latency histogram buckets; `+Inf` is implied. */
 export const LATENCY_BUCKETS: readonly number[] = [
@@ -45,6 +46,8 @@ interface Histogram {
 
 /** Counters and histograms of one server; cheap enough to update per request. */
 export class Metrics {
+  /** Connection counters, updated by the listener (see `listen.ts`). */
+  readonly connections: ConnectionStats = new ConnectionStats();
   readonly #started: number;
   readonly #requests = new Map<string, number>();
   readonly #latency = new Map<string, Histogram>();
@@ -143,6 +146,7 @@ export class Metrics {
       inFlight: this.#inFlight,
       serverErrors: this.#errors5xx,
       requestBytes: this.#bytesIn,
+      connections: this.connections.toJSON(),
       byStatus,
       byRoute,
     };
@@ -208,6 +212,7 @@ export class Metrics {
       "Seconds since the server started.",
     );
     out.push(`shale_uptime_seconds ${(now - this.#started) / 1000}`);
+    out.push(...this.connections.render());
     for (const s of extra) {
       family(s.name, s.type, s.help);
       out.push(`${s.name} ${s.value}`);

@@ -8,6 +8,8 @@
  * @module
  */
 import { isBun } from "../engine/runtime.ts";
+import type { ConnectionLimits } from "./connection_limits.ts";
+import type { ConnectionStats } from "./connection_stats.ts";
 import { bunRuntime } from "./runtime_bun.ts";
 import { denoRuntime } from "./runtime_deno.ts";
 
@@ -30,6 +32,10 @@ export interface ListenOptions {
   maxRequestBodyBytes: number;
   /** Called once the socket is bound. */
   onListen(addr: Addr): void;
+  /** Connection cap and timeouts (each runtime enforces what it can). */
+  limits: ConnectionLimits;
+  /** Where the listener counts connections (shown in /stats and /metrics). */
+  stats: ConnectionStats;
 }
 
 /** The request handler: the request and where it came from. */
@@ -45,6 +51,8 @@ export interface Listener {
   readonly finished: Promise<void>;
   /** Stops accepting; resolves once in-flight requests have finished. */
   shutdown(): Promise<void>;
+  /** Set when some of `limits` are not enforced: which, and why. */
+  readonly unenforced?: string;
 }
 
 /** The process and listener operations of one runtime. */

@@ -8,6 +8,7 @@
 import * as fs from "node:fs";
 import process from "node:process";
 import type { Listener, Runtime } from "./runtime.ts";
+import { guardResponses } from "./response_guard.ts";
 
 interface BunServer {
   readonly hostname: string;
@@ -62,16 +63,35 @@ export function bunRuntime(): Runtime {
       process.on(signal, fn);
       return () => process.off(signal, fn);
     },
-    listen(opts, handler): Listener {
+    listen(opts, plainHandler): Listener {
+      const handler = guardResponses(plainHandler, {
+        writeTimeoutMs: opts.limits.writeTimeoutMs,
+        maxResponseMemoryBytes: opts.limits.maxResponseMemoryBytes,
+        stats: opts.stats,
+      });
+      // Bun.serve has one timer per connection: closed once no byte moved
+      // either way for idleTimeout seconds (1-255). It stands in for the
+      // header-read, keep-alive and write timeouts, so it takes the
+      // shortest of them.
+      const l = opts.limits;
+      const idleSeconds = Math.max(
+        1,
+        Math.min(
+          255,
+          Math.ceil(
+            Math.min(l.headerTimeoutMs, l.idleTimeoutMs, l.writeTimeoutMs) /
+              1000,
+          ),
+        ),
+      );
+      opts.stats.tracked = false;
       const server = bun.serve({
         hostname: opts.hostname,
         port: opts.port,
         // Never Bun's development error pages (they show source).
         development: false,
         maxRequestBodySize: opts.maxRequestBodyBytes,
-        // Bun's default: a connection that sends and receives nothing for
-        // 10 s is closed (Deno.serve has no such limit yet).
-        idleTimeout: 10,
+        idleTimeout: idleSeconds,
         ...(opts.tls ? { tls: opts.tls } : {}),
         fetch: (req, srv) =>
           handler(req, {
@@ -93,6 +113,8 @@ export function bunRuntime(): Runtime {
         // Bun.serve only stops when told to.
         finished: new Promise<void>(() => {}),
         shutdown: () => server.stop(false),
+        unenforced:
+          `Bun.serve exposes no connection events: no connection cap and no open-connection count; one ${idleSeconds} s idle timeout stands in for the header, keep-alive and write timeouts (a client trickling bytes resets it), no request timeout`,
       };
     },
   };

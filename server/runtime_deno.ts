@@ -5,6 +5,8 @@
  * @module
  */
 import type { Listener, Runtime } from "./runtime.ts";
+import { guardResponses } from "./response_guard.ts";
+import { serveOnConnection, serveWithLimits } from "./serve_deno.ts";
 
 /** The Deno implementation of the server's runtime port. */
 export function denoRuntime(): Runtime {
@@ -35,7 +37,16 @@ export function denoRuntime(): Runtime {
       Deno.addSignalListener(signal, fn);
       return () => Deno.removeSignalListener(signal, fn);
     },
-    listen(opts, handler): Listener {
+    listen(opts, plainHandler): Listener {
+      const handler = guardResponses(plainHandler, {
+        writeTimeoutMs: opts.limits.writeTimeoutMs,
+        maxResponseMemoryBytes: opts.limits.maxResponseMemoryBytes,
+        stats: opts.stats,
+      });
+      const serveOn = serveOnConnection();
+      if (serveOn !== undefined) {
+        return serveWithLimits(opts, handler, opts.limits, opts.stats, serveOn);
+      }
       const server = Deno.serve({
         hostname: opts.hostname,
         port: opts.port,
@@ -47,6 +58,8 @@ export function denoRuntime(): Runtime {
         addr: { hostname: server.addr.hostname, port: server.addr.port },
         finished: server.finished,
         shutdown: () => server.shutdown(),
+        unenforced:
+          "this Deno has no Deno[Deno.internal].serveHttpOnConnection: no connection cap, header, idle, request or write timeout (large responses are still bounded)",
       };
     },
   };

@@ -26,6 +26,7 @@ export const SERVER_PERMISSIONS: readonly string[] = [
   "--allow-write",
   "--allow-net",
   "--allow-env",
+  "--allow-ffi",
 ];
 
 /** One way to run shale. */

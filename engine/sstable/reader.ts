@@ -9,6 +9,16 @@
  * synchronous positional reads, so a reader belongs to one thread and its
  * handle must not be shared with async reads.
  *
+ * A reader opened with `map: true` reads footer, filter, properties and
+ * index as above, then maps the file (engine/mmap.ts) at the size it had
+ * when opened, and serves data blocks from the map without the block
+ * cache (the page cache does that job). Each data block's CRC is checked
+ * the first time the reader touches it (a bit per block remembers it: the
+ * file is immutable). Nothing that leaves the reader views the map: get()
+ * copies the value it returns and iterators decode a copy of the block, so
+ * close() may unmap at once; every method checks `closed` before touching
+ * the map.
+ *
  * @module
  */
 import { compareBytes, readU32 } from "../coding.ts";
@@ -23,6 +33,7 @@ import {
 } from "../entry.ts";
 import { CorruptionError, ShaleError, wrapIoError } from "../errors.ts";
 import type { FileSystem, ReadableFile } from "../fs.ts";
+import { type FileMap, mapFile } from "../mmap.ts";
 import { blockGet, decodeBlock } from "./block.ts";
 import {
   BLOCK_TRAILER_SIZE,
@@ -67,6 +78,11 @@ export function newTableStats(): TableStats {
 export interface TableReaderOptions {
   /** Counters to add to (shared between readers); a fresh object by default. */
   stats?: TableStats;
+  /**
+   * Serve data blocks from a read-only memory map of the file instead of
+   * positional reads through the block cache. Throws when mapping fails.
+   */
+  map?: boolean;
 }
 
 /** An open, immutable table file. */
@@ -88,6 +104,11 @@ export class TableReader {
   readonly #idxOffsets: Float64Array;
   readonly #idxSizes: Float64Array;
   readonly #metaBytes: number;
+  // The mapped file and a bit per data block whose CRC has been checked;
+  // undefined when the reader uses positional reads.
+  #map: FileMap | undefined;
+  #mapped: Uint8Array = new Uint8Array(0);
+  #verified: Uint8Array = new Uint8Array(0);
   #closed = false;
 
   private constructor(
@@ -173,17 +194,37 @@ export class TableReader {
       throw wrapIoError(err, `open table ${path}`);
     }
     try {
-      return new TableReader(
+      const reader = new TableReader(
         path,
         fileNumber,
         file,
         cache,
         opts.stats ?? newTableStats(),
       );
+      // Mapped only now that the footer and index proved the file whole:
+      // every data block lies below the filter, inside the mapped size.
+      if (opts.map) reader.#mapFile();
+      return reader;
     } catch (err) {
       file.close();
       throw err;
     }
+  }
+
+  #mapFile(): void {
+    const size = this.#file.size;
+    try {
+      this.#map = mapFile(this.path, size);
+    } catch (err) {
+      throw wrapIoError(err, `map table ${this.path}`);
+    }
+    this.#mapped = this.#map.bytes;
+    this.#verified = new Uint8Array(this.#idxKeys.length);
+  }
+
+  /** True when data blocks come from a memory map. */
+  get mapped(): boolean {
+    return this.#map !== undefined;
   }
 
   /** Number of data blocks. */
@@ -229,6 +270,8 @@ export class TableReader {
           `data block malformed: ${(err as Error).message}`,
         );
       }
+      // Never hand out a view into the map: it dies with close().
+      if (e !== undefined && this.#map !== undefined) e.value = e.value.slice();
     }
     if (e === undefined && this.#filter.length !== 0) {
       stats.bloomFalsePositives++;
@@ -255,8 +298,13 @@ export class TableReader {
     return lo;
   }
 
-  /** The verified bytes of data block `i`, from the cache or from disk (then cached). */
+  /**
+   * The verified bytes of data block `i`, from the cache or from disk (then
+   * cached); on a mapped reader a view into the map, valid only until
+   * close(): use it before returning to the event loop and copy what you keep.
+   */
   readDataBlock(i: number): Uint8Array {
+    if (this.#map !== undefined) return this.#mappedBlock(i);
     const offset = this.#idxOffsets[i];
     let block = this.#cache.get(this.fileNumber, offset);
     if (block === undefined) {
@@ -272,9 +320,13 @@ export class TableReader {
     return block;
   }
 
-  /** Every entry of data block `i`, decoded (keys copied, values viewing the block). */
+  /**
+   * Every entry of data block `i`, decoded (keys copied, values viewing the
+   * block, which is a private copy on a mapped reader).
+   */
   decodeDataBlock(i: number): Entry[] {
-    const block = this.readDataBlock(i);
+    let block = this.readDataBlock(i);
+    if (this.#map !== undefined) block = block.slice();
     try {
       return decodeBlock(block);
     } catch (err) {
@@ -299,6 +351,26 @@ export class TableReader {
     if (this.#closed) return;
     this.#closed = true;
     this.#file.close();
+    this.#mapped = new Uint8Array(0);
+    this.#map?.unmap();
+  }
+
+  /** Data block `i` as a view into the map, its CRC checked on first use. */
+  #mappedBlock(i: number): Uint8Array {
+    if (this.#closed) this.#throwClosed();
+    const offset = this.#idxOffsets[i];
+    const size = this.#idxSizes[i];
+    if (this.#verified[i] === 0) {
+      this.#checkBlock(
+        this.#mapped.subarray(offset, offset + size + BLOCK_TRAILER_SIZE),
+        { offset, size },
+        BLOCK_TYPE_DATA,
+        "data",
+      );
+      this.#verified[i] = 1;
+      this.stats.blockReads++;
+    }
+    return this.#mapped.subarray(offset, offset + size);
   }
 
   #throwClosed(): never {
@@ -313,6 +385,18 @@ export class TableReader {
   #readBlock(h: BlockHandle, type: number, what: string): Uint8Array {
     const n = h.size + BLOCK_TRAILER_SIZE;
     const buf = this.#file.readAt(h.offset, n);
+    this.#checkBlock(buf, h, type, what);
+    return buf.subarray(0, h.size);
+  }
+
+  /** Checks a block plus trailer read into `buf`: length, CRC and type. */
+  #checkBlock(
+    buf: Uint8Array,
+    h: BlockHandle,
+    type: number,
+    what: string,
+  ): void {
+    const n = h.size + BLOCK_TRAILER_SIZE;
     if (buf.length !== n) {
       throw this.#corrupt(
         h.offset,
@@ -328,7 +412,6 @@ export class TableReader {
         `${what} block has type ${buf[h.size]}, expected ${type}`,
       );
     }
-    return buf.subarray(0, h.size);
   }
 
   #decodeIndex(index: Uint8Array, n: number, at: number): void {

@@ -65,8 +65,10 @@ export function kvRoutes(env: ServerEnv): KvRoutes {
     if (r.expiresAt > 0) {
       headers["expires"] = new Date(r.expiresAt).toUTCString();
     }
+    // Also on GET: the listener bounds large responses by this header
+    // without touching the body (response_guard.ts).
+    headers["content-length"] = String(r.value.length);
     if (ctx.req.method === "HEAD") {
-      headers["content-length"] = String(r.value.length);
       return new Response(null, { status: 200, headers });
     }
     return new Response(r.value as Uint8Array<ArrayBuffer>, {

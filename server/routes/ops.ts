@@ -13,6 +13,7 @@ import { type Ctx, json, type ServerEnv } from "../context.ts";
 import { publicMessage } from "../errors.ts";
 import { kvConnectWatchCount } from "../kv_connect/handler.ts";
 import { type StatsBody, StatsStreams } from "./stats_stream.ts";
+import type { Sample } from "../metrics.ts";
 
 /** The operations routes' handlers, and the stats streams they serve. */
 export interface OpsRoutes {
@@ -32,6 +33,8 @@ export function opsRoutes(
   env: ServerEnv,
   isDataRoute: (route: string) => boolean,
   statsStreamIntervalMs?: number,
+  /** More /metrics samples (the change feed's). */
+  extraSamples: () => Sample[] = () => [],
 ): OpsRoutes {
   const { db, metrics, budget, refusals, cursors, log } = env;
   /** The last unhealthy reason logged, so polling does not flood the log. */
@@ -124,6 +127,7 @@ export function opsRoutes(
         type: "counter",
         value: cursors.expired,
       },
+      ...extraSamples(),
     ]);
     return new Response(body + refusals.render().join("\n") + "\n", {
       headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },

@@ -26,6 +26,8 @@ const BAD: [string, DbOptions][] = [
   ["memoryBudgetBytes", { memoryBudgetBytes: 1 << 20 }],
   ["memoryBudgetBytes", { memoryBudgetBytes: 1.5 * 2 ** 30 + 0.5 }],
   ["l0CompactionTrigger", { l0CompactionTrigger: 0 }],
+  ["changeHistoryBytes", { changeHistoryBytes: -1 }],
+  ["changeHistoryBytes", { changeHistoryBytes: 0.5 }],
   ["maxManifestBytes", { maxManifestBytes: 1023 }],
   ["maxManifestBytes", { maxManifestBytes: 4096.5 }],
   ["l0StopTrigger", { l0SlowdownTrigger: 8, l0StopTrigger: 8 }],
@@ -37,6 +39,7 @@ const BAD: [string, DbOptions][] = [
   ["salvage", { salvage: "yes" as unknown as boolean }],
   ["clock", { clock: 5 as unknown as () => number }],
   ["memtableBites", { memtableBites: 1 } as DbOptions],
+  ["readMode", { readMode: "mapped" as "mmap" }],
 ];
 
 Deno.test("every option with a value that cannot work is refused with invalid_argument naming it", () => {

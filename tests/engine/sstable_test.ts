@@ -40,7 +40,14 @@ import {
   TableReader,
   type TableStats,
 } from "../../engine/sstable/reader.ts";
+import { mmapAvailable } from "../../engine/mmap.ts";
 import { prng } from "../_helpers.ts";
+
+/**
+ * Data blocks come through a memory map unless SHALE_READ_MODE=pread (make
+ * test runs the engine suite once per mode) or FFI is not permitted.
+ */
+const MAP = Deno.env.get("SHALE_READ_MODE") !== "pread" && mmapAvailable();
 
 const enc = new TextEncoder();
 const hex = (b: Uint8Array) =>
@@ -184,13 +191,14 @@ function openTable(
   fileNumber: number,
   cache = new BlockCache(1 << 20),
   stats?: TableStats,
+  map = MAP,
 ): TableReader {
   return TableReader.open(
     realFs,
     tablePath(dir, fileNumber),
     fileNumber,
     cache,
-    { stats },
+    { stats, map },
   );
 }
 
@@ -528,7 +536,8 @@ Deno.test("sstable reads hit the block cache and count bloom results", async () 
     await writeTable(dir, 10, model);
     const cache = new BlockCache(1 << 20);
     const stats = newTableStats();
-    const t = openTable(dir, 10, cache, stats);
+    // The block cache serves positional reads only.
+    const t = openTable(dir, 10, cache, stats, false);
     try {
       for (const e of model) assertSameEntry(t.get(e.key, MAX_SEQ), e, "get");
       assert.equal(stats.blockReads, t.blockCount);
@@ -575,7 +584,9 @@ function expectCorruption(
 ): CorruptionError {
   let t: TableReader | undefined;
   try {
-    t = TableReader.open(realFs, path, fileNumber, new BlockCache(0));
+    t = TableReader.open(realFs, path, fileNumber, new BlockCache(0), {
+      map: MAP,
+    });
     const all = collect(t.iterator());
     all.forEach((e, i) => assertSameEntry(e, model[i], `${what} entry ${i}`));
     for (const e of model) assertSameEntry(t.get(e.key, e.seq), e, what);
@@ -661,7 +672,9 @@ Deno.test("sstable names the failing part for flips in data, index, filter and f
     }
     // Flipped data bytes are found at read time, with the block's offset.
     await corruptCopy(src, dst, flipAt(100));
-    const bad = TableReader.open(realFs, dst, 12, new BlockCache(1 << 20));
+    const bad = TableReader.open(realFs, dst, 12, new BlockCache(1 << 20), {
+      map: MAP,
+    });
     try {
       assert.throws(
         () => collect(bad.iterator()),

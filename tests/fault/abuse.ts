@@ -7,13 +7,17 @@
  * /health` must answer within 1 s, and the server's RSS (read with `ps`, which
  * works without extra permissions) must stay under SHALE_ABUSE_RSS_MIB
  * (default 2048 MiB for this full mix; the short run in `make test` uses
- * 768). Live body bytes are bounded by --max-body-memory; the rest is the
+ * 1024). Live body bytes are bounded by --max-body-memory; the rest is the
  * garbage collector's slack and the engine's memtables: two clients putting
  * 16 MiB values back to back hold the process near 1 GiB on their own. Every answer must be one the limits promise (2xx, or the
  * documented refusal), never a 500 or a dropped connection.
  *
- * Slowloris and idle-connection floods belong to the listener (connection
- * cap and timeouts) and are not part of this run.
+ * Connection floods against the listener run alongside: idle connections
+ * that never send a byte, slowloris connections trickling a request head,
+ * and readers that ask for a 16 MiB value and never read it; each is opened
+ * again as soon as the server closes it (the server runs with 2 s header
+ * and write timeouts so that happens within a short run). The server
+ * must have closed some of each kind (counted in /stats).
  *
  * Usage: deno run -A tests/fault/abuse.ts (SHALE_ABUSE_BATCH_CLIENTS, default
  * 4, and SHALE_ABUSE_PUT_CLIENTS, default 2, size the big-body clients)
@@ -56,10 +60,22 @@ export interface AbuseClients {
   batches: number;
   /** Clients putting 16 MiB values back to back. */
   puts: number;
+  /** Connections held open without sending a byte. */
+  idle: number;
+  /** Connections trickling a request head, a header line every 500 ms. */
+  slowloris: number;
+  /** Connections asking for a 16 MiB value and never reading it (more than loopback socket buffers take in). */
+  stalledReaders: number;
 }
 
-/** `make abuse`: four batch and two PUT clients. */
-export const FULL: AbuseClients = { batches: 4, puts: 2 };
+/** `make abuse`: the full mix. */
+export const FULL: AbuseClients = {
+  batches: 4,
+  puts: 2,
+  idle: 300,
+  slowloris: 100,
+  stalledReaders: 20,
+};
 
 const enc = new TextEncoder();
 
@@ -82,7 +98,21 @@ export async function runAbuse(
 ): Promise<AbuseResult> {
   const dir = await Deno.makeTempDir({ prefix: "shale-abuse-" });
   const server = await mustStart(`${dir}/data`, {
-    args: ["--sync", "none"],
+    args: [
+      "--sync",
+      "none",
+      "--header-timeout",
+      "2",
+      // Longer than the gaps between a client's requests: a pooled
+      // keep-alive connection closed just as the client reuses it fails
+      // that request (the race every keep-alive timeout has).
+      "--idle-timeout",
+      "10",
+      "--write-timeout",
+      "2",
+      "--max-response-memory",
+      "32MiB",
+    ],
   });
   const base = server.base;
   const statuses = new Map<string, number>();
@@ -137,6 +167,12 @@ export async function runAbuse(
     );
     if (r.status !== 200) throw new Error(`atomic_write: ${r.status}`);
   }
+  const put4 = await fetch(`${base}/kv/value16`, {
+    method: "PUT",
+    body: new Uint8Array(16 << 20).fill(4),
+  });
+  await put4.body?.cancel();
+  if (put4.status !== 204) throw new Error(`put value16: ${put4.status}`);
   const deadline = performance.now() + seconds * 1000;
   const running = () => performance.now() < deadline;
   const expect = (what: string, status: number, allowed: number[]) => {
@@ -291,13 +327,107 @@ export async function runAbuse(
     }
   })();
 
+  // Connection floods: each slot reconnects when the server closes it.
+  const held = new Set<Deno.Conn>();
+  const flood = (
+    what: string,
+    n: number,
+    behave: (c: Deno.Conn) => Promise<void>,
+  ) =>
+    Array.from({ length: n }, async () => {
+      while (running()) {
+        let c: Deno.Conn;
+        try {
+          c = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+        } catch (err) {
+          fail(`${what}: connect failed: ${err}`);
+          await sleep(200);
+          continue;
+        }
+        held.add(c);
+        try {
+          await behave(c);
+          count(what, "closed by server");
+        } catch {
+          count(what, "reset by server");
+        } finally {
+          held.delete(c);
+          try {
+            c.close();
+          } catch { /* closed */ }
+        }
+      }
+    });
+  /** Resolves when the server closes `c`; throws when it resets it. */
+  const untilClosed = async (c: Deno.Conn) => {
+    const buf = new Uint8Array(64 * 1024);
+    while ((await c.read(buf)) !== null) { /* drop what it sends */ }
+  };
+  const idleFlood = flood(
+    "idle connection",
+    clients.idle,
+    (c) => untilClosed(c),
+  );
+  const slowloris = flood("slowloris", clients.slowloris, async (c) => {
+    await c.write(enc.encode("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+    const closed = untilClosed(c);
+    let line = 0;
+    let open = true;
+    const stop = () => {
+      open = false;
+    };
+    closed.then(stop, stop);
+    while (open && running()) {
+      await c.write(enc.encode(`X-${line++}: y\r\n`)).catch(() => {});
+      await sleep(500);
+    }
+    await closed;
+  });
+  const stalled = flood("stalled reader", clients.stalledReaders, async (c) => {
+    await c.write(
+      enc.encode("GET /kv/value16 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+    );
+    // Never read past what the kernel takes in, for longer than the
+    // write timeout (2 s) plus slack for a loaded machine; then see the
+    // server has closed the connection.
+    await sleep(4000);
+    await untilClosed(c);
+  });
+
   const errors: string[] = [];
   await Promise.all(
-    [health, rss, ...batches, ...puts, deepJson, crossSite, kvConnect].map(
+    [
+      health,
+      rss,
+      ...batches,
+      ...puts,
+      deepJson,
+      crossSite,
+      kvConnect,
+      ...idleFlood,
+      ...slowloris,
+      ...stalled,
+    ].map(
       (p) => p.catch((err) => errors.push(String(err))),
     ),
   );
   for (const e of errors) fail(`client error: ${e}`);
+  const conns = (await (await fetch(`${base}/stats`)).json()).server
+    .connections as { closed: Record<string, number> };
+  for (const c of held) {
+    try {
+      c.close();
+    } catch { /* closed */ }
+  }
+  const closedBy = conns.closed;
+  if (clients.idle + clients.slowloris > 0 && !(closedBy.header_timeout > 0)) {
+    fail(
+      `no idle or slowloris connection was closed: ${JSON.stringify(conns)}`,
+    );
+  }
+  if (clients.stalledReaders > 0 && !(closedBy.write_timeout > 0)) {
+    fail(`no stalled reader was cut off: ${JSON.stringify(conns)}`);
+  }
   const status = await stopServer(server);
   if (status.code !== 0) fail(`server exited ${status.code}`);
   const unhandled = server.logs.filter((l) =>
@@ -346,6 +476,9 @@ if (import.meta.main) {
       {
         batches: envInt("SHALE_ABUSE_BATCH_CLIENTS", FULL.batches),
         puts: envInt("SHALE_ABUSE_PUT_CLIENTS", FULL.puts),
+        idle: envInt("SHALE_ABUSE_IDLE", FULL.idle),
+        slowloris: envInt("SHALE_ABUSE_SLOWLORIS", FULL.slowloris),
+        stalledReaders: envInt("SHALE_ABUSE_STALLED", FULL.stalledReaders),
       },
     );
   } catch {

@@ -248,7 +248,7 @@ eachRuntime(
         client.close();
       }
       proc.child.kill("SIGTERM");
-      deepEqual(await proc.finished, 0);
+      deepEqual(await proc.finished, 0, proc.output());
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -410,8 +410,16 @@ eachRuntime(
     const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
     const FDS = 128;
     try {
-      // Soft and hard limit: the runtime cannot raise it.
-      const { proc, base } = await startServe(rt, dir, [], {}, `-n ${FDS}`);
+      // Soft and hard limit: the runtime cannot raise it. A cap above the
+      // limit, so the descriptors run out before it (the next test has
+      // the default cap).
+      const { proc, base } = await startServe(
+        rt,
+        dir,
+        ["--max-connections", "1000"],
+        {},
+        `-n ${FDS}`,
+      );
       const port = Number(new URL(base).port);
       // A keep-alive connection made before the flood.
       const early = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -457,6 +465,76 @@ eachRuntime(
         match(proc.output(), /warn\s+out of file descriptors/);
         match(proc.output(), /listening again/);
       }
+      proc.child.kill("SIGTERM");
+      deepEqual(await proc.finished, 0, proc.output());
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+eachRuntime(
+  "the default connection cap stays below ulimit -n: idle connections past it get 503 and the server never runs out of descriptors",
+  async (rt) => {
+    const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
+    const FDS = 128;
+    try {
+      const { proc, base } = await startServe(
+        rt,
+        dir,
+        ["--header-timeout", "2"],
+        {},
+        `-n ${FDS}`,
+      );
+      if (rt !== "deno") {
+        // Bun.serve has no connection hook: no cap (docs/HTTP.md).
+        match(proc.output(), /max_connections=none/);
+        proc.child.kill("SIGTERM");
+        deepEqual(await proc.finished, 0, proc.output());
+        return;
+      }
+      // Deno (without --allow-all) counts the descriptors free at start
+      // and keeps at least 32 of them for files.
+      const cap = Number(proc.output().match(/max_connections=(\d+)/)?.[1]);
+      ok(cap > 16 && cap <= FDS - 32, `cap ${cap}`);
+      const port = Number(new URL(base).port);
+      const idle: Deno.Conn[] = [];
+      for (let i = 0; i < FDS + 40; i++) {
+        idle.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+      }
+      // Those past the cap are answered 503 and closed.
+      let refused = 0;
+      await Promise.all(idle.map(async (c) => {
+        const buf = new Uint8Array(512);
+        const n = await Promise.race([
+          c.read(buf).catch(() => null),
+          new Promise<null>((r) => setTimeout(() => r(null), 1000)),
+        ]);
+        if (n && /^HTTP\/1\.1 503/.test(new TextDecoder().decode(buf))) {
+          refused++;
+        }
+      }));
+      deepEqual(refused, FDS + 40 - cap);
+      // The held ones time out (--header-timeout 2); then /health answers.
+      let status = 0;
+      for (let i = 0; i < 60 && status !== 200; i++) {
+        try {
+          const r = await fetch(`${base}/health`, {
+            signal: AbortSignal.timeout(1000),
+          });
+          status = r.status;
+          await r.body?.cancel();
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      deepEqual(status, 200, proc.output());
+      for (const c of idle) {
+        try {
+          c.close();
+        } catch { /* closed by the server */ }
+      }
+      ok(!/out of file descriptors/.test(proc.output()), proc.output());
       proc.child.kill("SIGTERM");
       deepEqual(await proc.finished, 0, proc.output());
     } finally {

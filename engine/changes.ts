@@ -1,0 +1,216 @@
+/**
+ * The change history: every committed write group, in seqno order, kept in
+ * memory up to a byte budget, plus listeners told of each group as it
+ * becomes visible. The HTTP change feed (`GET /kv/watch`) reads it; nothing
+ * else in the engine depends on it.
+ *
+ * Contract:
+ * - {@link ChangeHistory.publish} is called by the commit loop once per
+ *   write (one seqno, all of a batch's ops) right after it became visible
+ *   to readers, in ascending seqno order, before the writer is resolved.
+ * - Every group with a version in `(floor, head]` is retained: a reader
+ *   positioned at any version `>= floor` can read every later change with
+ *   no gap. Seqnos may skip (a group whose WAL append failed was never
+ *   visible), so versions are compared, never counted.
+ * - At open the history is seeded from the WAL segments recovery replayed
+ *   (the writes not yet in a table), so it survives a restart, crash
+ *   included, as far back as the oldest unflushed write. Before that the
+ *   data lives only in merged tables, with older versions gone, so the
+ *   floor is the version just before the first replayed write (or the last
+ *   version when nothing was replayed).
+ * - Keys: the engine hands in stored keys (a key-space byte, then the key:
+ *   engine/FORMAT.md, "Stored keys and key spaces"); each change carries
+ *   the space as a number and the key as its writer gave it, so no reader
+ *   sees the internal layout. Every space's writes are recorded (one seqno
+ *   orders them all); a reader picks the spaces it shows (the HTTP feed:
+ *   `USER_KEY_SPACE` only).
+ * - Memory: stored keys and values of the retained groups plus ~{@link
+ *   GROUP_OVERHEAD_BYTES} per group and {@link CHANGE_OVERHEAD_BYTES} per
+ *   change are counted; when the count passes `maxBytes`, the oldest groups
+ *   go and the floor moves up to the newest version dropped.
+ *
+ * @module
+ */
+import { type Entry, KIND_PUT } from "./entry.ts";
+import { InvalidArgumentError } from "./errors.ts";
+import type { Change, ChangeGroup, ChangeListener } from "./types.ts";
+
+/** Accounting overhead per retained group (object, array, version). */
+export const GROUP_OVERHEAD_BYTES = 64;
+/** Accounting overhead per retained change. */
+export const CHANGE_OVERHEAD_BYTES = 48;
+/** Default budget of the in-memory change history. */
+export const DEFAULT_CHANGE_HISTORY_BYTES = 64 << 20;
+
+/** The retained write groups of a store and their listeners. */
+export class ChangeHistory {
+  #groups: ChangeGroup[] = [];
+  /** Bytes published since the history was created. */
+  #published = 0;
+  /** Index of the oldest live group in #groups (dropped ones stay until compacted). */
+  #start = 0;
+  #bytes = 0;
+  #floor: number;
+  #head: number;
+  #maxBytes: number;
+  readonly #listeners = new Set<ChangeListener>();
+  /** The last error a listener threw (it was unsubscribed for it). */
+  listenerError: unknown;
+
+  /** A history that has nothing after `version` yet. */
+  constructor(version: number, maxBytes = DEFAULT_CHANGE_HISTORY_BYTES) {
+    this.#floor = version;
+    this.#head = version;
+    this.#maxBytes = maxBytes;
+  }
+
+  /**
+   * A history seeded from recovered WAL entries (ascending seq, a batch's
+   * entries adjacent). Entries are copied, so they do not pin the buffer
+   * the log was read into. `lastSeq` is the store's last version.
+   */
+  static fromRecovered(
+    entries: readonly Entry[],
+    lastSeq: number,
+    maxBytes = DEFAULT_CHANGE_HISTORY_BYTES,
+  ): ChangeHistory {
+    const h = new ChangeHistory(
+      entries.length > 0 ? entries[0].seq - 1 : lastSeq,
+      maxBytes,
+    );
+    let i = 0;
+    while (i < entries.length) {
+      let j = i + 1;
+      while (j < entries.length && entries[j].seq === entries[i].seq) j++;
+      h.publish(entries[i].seq, entries.slice(i, j), true);
+      i = j;
+    }
+    if (lastSeq > h.#head) h.#head = lastSeq;
+    return h;
+  }
+
+  /** Versions above this one are all retained (up to {@link head}). */
+  get floor(): number {
+    return this.#floor;
+  }
+
+  /** The newest version published (or the store's version at open). */
+  get head(): number {
+    return this.#head;
+  }
+
+  /** Bytes counted for every group published since the history was created. */
+  get published(): number {
+    return this.#published;
+  }
+
+  /** Bytes counted for the retained groups. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Groups retained. */
+  get groups(): number {
+    return this.#groups.length - this.#start;
+  }
+
+  /** The budget; lowering it drops the oldest groups at once. */
+  get maxBytes(): number {
+    return this.#maxBytes;
+  }
+
+  set maxBytes(n: number) {
+    if (!(Number.isSafeInteger(n) && n >= 0)) {
+      throw new InvalidArgumentError(
+        `change history maxBytes must be an integer of at least 0, got ${n}`,
+      );
+    }
+    this.#maxBytes = n;
+    this.#trim();
+  }
+
+  /**
+   * Records the group `version` (its entries share that seqno, their keys
+   * are stored keys) and tells every listener. Called by the engine only,
+   * in ascending version order. Without `copy` the changes are views of
+   * the entries' bytes, which the engine never reuses.
+   */
+  publish(version: number, entries: readonly Entry[], copy = false): void {
+    const changes: Change[] = [];
+    let bytes = GROUP_OVERHEAD_BYTES;
+    for (const e of entries) {
+      const put = e.kind === KIND_PUT;
+      changes.push({
+        space: e.key[0],
+        key: copy ? e.key.slice(1) : e.key.subarray(1),
+        type: put ? "put" : "delete",
+        value: copy && put ? e.value.slice() : e.value,
+        encoding: e.encoding,
+        expiresAt: e.expiresAt,
+      });
+      bytes += CHANGE_OVERHEAD_BYTES + e.key.length + e.value.length;
+    }
+    const group: ChangeGroup = { version, changes, bytes };
+    this.#groups.push(group);
+    this.#published += bytes;
+    this.#bytes += bytes;
+    this.#head = version;
+    this.#trim();
+    for (const fn of this.#listeners) {
+      try {
+        fn(group);
+      } catch (err) {
+        // A throw here would reach the commit loop and turn the store
+        // read-only for a bug outside the engine: drop the listener, keep
+        // the error for whoever investigates.
+        this.#listeners.delete(fn);
+        this.listenerError = err;
+      }
+    }
+  }
+
+  /**
+   * Up to `max` retained groups with a version above `version`, oldest
+   * first; undefined when `version` is below the floor (changes after it
+   * are no longer all retained).
+   */
+  after(version: number, max = Infinity): ChangeGroup[] | undefined {
+    if (version < this.#floor) return undefined;
+    const i = this.#firstAbove(version);
+    return this.#groups.slice(i, Math.min(this.#groups.length, i + max));
+  }
+
+  /** Index of the first retained group with a version above `version`. */
+  #firstAbove(version: number): number {
+    const g = this.#groups;
+    let lo = this.#start;
+    let hi = g.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (g[mid].version <= version) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Calls `fn` for every group published from now on; returns the unsubscribe. */
+  subscribe(fn: ChangeListener): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  #trim(): void {
+    const g = this.#groups;
+    while (this.#bytes > this.#maxBytes && this.#start < g.length) {
+      const old = g[this.#start++];
+      this.#bytes -= old.bytes;
+      this.#floor = old.version;
+    }
+    // Compact the array once the dropped prefix is half of it, so the
+    // amortized cost per group stays constant.
+    if (this.#start > 1024 && this.#start * 2 > g.length) {
+      this.#groups = g.slice(this.#start);
+      this.#start = 0;
+    }
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Bounds what clients that stop reading can pin. Large response bodies
+ * (a 16 MiB value) are counted against one budget while they are written
+ * (past it: 503 overloaded, so 100 stalled readers cannot hold 1.5 GB) and
+ * handed to the HTTP layer in 64 KiB chunks; any large or streamed body
+ * whose client takes no chunk for the write timeout is aborted, which
+ * closes the connection and frees the body. Other bodies pass untouched
+ * (no cost on the hot path); the listener bounds how long they may take
+ * to write as a whole.
+ *
+ * @module
+ */
+import type { ConnectionStats } from "./connection_stats.ts";
+import { LARGE_RESPONSE_BYTES } from "./connection_limits.ts";
+import type { ServeHandler } from "./runtime.ts";
+
+/** Size of the pieces a large body is written in. */
+export const RESPONSE_CHUNK_BYTES = 64 * 1024;
+
+/** What {@link guardResponses} enforces. */
+export interface ResponseGuardOptions {
+  writeTimeoutMs: number;
+  maxResponseMemoryBytes: number;
+  stats: ConnectionStats;
+}
+
+/** Wraps `handler` so its large and streamed response bodies are bounded. */
+export function guardResponses(
+  handler: ServeHandler,
+  opts: ResponseGuardOptions,
+): ServeHandler {
+  return async (req, info) => {
+    const res = await handler(req, info);
+    return guardResponse(res, opts);
+  };
+}
+
+/**
+ * Responses whose body {@link guardResponse} hands out chunk by chunk with
+ * the write timeout, and whether that timeout fired (the listener then
+ * closes the connection: an errored body alone does not on every
+ * runtime). The listener times the other responses as a whole.
+ */
+export const CHUNK_TIMED: WeakMap<Response, { stalled: boolean }> =
+  new WeakMap();
+
+/**
+ * The response as it is sent: untouched, chunked and timed, or a 503.
+ * Only the headers decide, because reading `res.body` turns a buffered body
+ * into a stream and costs Deno its fast path (measured: about 3x the CPU
+ * per small GET). Chunked and timed: bodies of 64 KiB and more by their
+ * Content-Length, and bodies streamed by design, which say so with
+ * `text/event-stream` or `cache-control: no-store` and no length.
+ */
+export function guardResponse(
+  res: Response,
+  opts: ResponseGuardOptions,
+): Response {
+  const lengthHeader = res.headers.get("content-length");
+  const length = lengthHeader === null ? undefined : Number(lengthHeader);
+  if (length !== undefined && length < LARGE_RESPONSE_BYTES) return res;
+  if (length === undefined && !isStream(res.headers)) return res;
+  if (res.body === null) return res;
+  const stats = opts.stats;
+  let held = 0;
+  if (length !== undefined) {
+    if (
+      stats.responseBytesInFlight > 0 &&
+      stats.responseBytesInFlight + length > opts.maxResponseMemoryBytes
+    ) {
+      res.body.cancel().catch(() => {});
+      stats.responsesRefused++;
+      return Response.json({
+        error: {
+          code: "overloaded",
+          message:
+            `too many large responses are being written (${stats.responseBytesInFlight} bytes, limit ${opts.maxResponseMemoryBytes}); retry later`,
+        },
+      }, { status: 503, headers: { "retry-after": "1" } });
+    }
+    held = length;
+    stats.responseBytesInFlight += held;
+  }
+  const release = () => {
+    stats.responseBytesInFlight -= held;
+    held = 0;
+  };
+  const reader = res.body.getReader();
+  let piece: Uint8Array | undefined;
+  let offset = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const state = { stalled: false };
+  const body = new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      clearTimeout(timer);
+      try {
+        while (piece === undefined || offset >= piece.length) {
+          const r = await reader.read();
+          if (r.done) {
+            release();
+            ctrl.close();
+            return;
+          }
+          piece = r.value;
+          offset = 0;
+        }
+      } catch (err) {
+        release();
+        ctrl.error(err);
+        return;
+      }
+      const end = Math.min(piece.length, offset + RESPONSE_CHUNK_BYTES);
+      ctrl.enqueue(piece.subarray(offset, end));
+      offset = end;
+      if (offset >= piece.length) piece = undefined;
+      // The client must take this chunk within the write timeout; if it
+      // does not, the body is aborted (and with it the connection).
+      timer = setTimeout(() => {
+        stats.closed("write_timeout");
+        state.stalled = true;
+        release();
+        piece = undefined;
+        reader.cancel().catch(() => {});
+        ctrl.error(new Error("write timeout: the client stopped reading"));
+      }, opts.writeTimeoutMs);
+    },
+    cancel(reason) {
+      clearTimeout(timer);
+      release();
+      piece = undefined;
+      return reader.cancel(reason).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+  const out = new Response(body, {
+    status: res.status,
+    statusText: res.statusText,
+    headers: res.headers,
+  });
+  CHUNK_TIMED.set(out, state);
+  return out;
+}
+
+function isStream(headers: Headers): boolean {
+  return (headers.get("content-type") ?? "").startsWith("text/event-stream") ||
+    (headers.get("cache-control") ?? "").includes("no-store");
+}

@@ -1,0 +1,455 @@
+/**
+ * `GET /kv/watch`: the change feed, as Server-Sent Events. Every committed
+ * write group in the requested key range goes out as one `change` event,
+ * in commit order, with the group's version as the event `id`; a client
+ * that reconnects with `Last-Event-ID` (or `?since=`) gets every later
+ * change exactly once. The history comes from the engine's change history
+ * (`engine/changes.ts`); this module only filters, encodes and paces it.
+ * Contract and wire format: `docs/HTTP.md`, "Change feed".
+ *
+ * Pacing: a stream is pulled, never pushed. Each stream keeps a cursor
+ * (every group up to it was sent or skipped as out of range) and reads the
+ * shared history from there when the runtime asks for more, so the memory
+ * of one stream is its queue of encoded events (at most `queueBytes` plus
+ * one read of {@link PULL_BYTES}). A consumer that stops reading stops the
+ * pulls; once more than `maxLagBytes` of changes were committed since its
+ * last pull (or its cursor fell below the history's floor, so the next
+ * change it needs is gone) the stream gets an `error` event,
+ * `consumer_too_slow`, and is closed: the client resumes from the last id
+ * it received. A consumer catching up on a long backlog keeps pulling, so
+ * it is not dropped for the backlog alone.
+ *
+ * @module
+ */
+import {
+  type ChangeGroup,
+  compareBytes,
+  type Db,
+  prefixEnd,
+  USER_KEY_SPACE,
+} from "../../mod.ts";
+import { clip, HttpError, parseQuery, toBase64 } from "../_codec.ts";
+import type { LogFn } from "../errors.ts";
+import type { Sample } from "../metrics.ts";
+
+/** Options of {@link WatchRoute}; every field has a default. */
+export interface WatchOptions {
+  /** A comment line goes out when a stream was idle this long. Default 5 s (Bun closes a connection idle for 10 s). */
+  heartbeatMs?: number;
+  /**
+   * Changes (bytes, as the history counts them) committed while a stream
+   * takes nothing, after which it is dropped. Default 16 MiB.
+   */
+  maxLagBytes?: number;
+  /** Encoded events a stream may queue before it stops pulling. Default 256 KiB. */
+  queueBytes?: number;
+  /** Default of `value_limit`: larger values are sent as their size. 64 KiB. */
+  valueLimit?: number;
+  /** Where stream faults go. */
+  log?: LogFn;
+}
+
+/** Encoded bytes one pull reads from the history before it yields. */
+export const PULL_BYTES = 64 * 1024;
+/** History groups one pull looks at before it yields. */
+const PULL_GROUPS = 256;
+const PARAMS = [
+  "start",
+  "end",
+  "prefix",
+  "since",
+  "values",
+  "value_limit",
+] as const;
+const encoder = new TextEncoder();
+
+interface StreamSpec {
+  start: Uint8Array | undefined;
+  end: Uint8Array | undefined;
+  values: boolean;
+  valueLimit: number;
+}
+
+/** The change feed route: open streams, their counters, shutdown. */
+export class WatchRoute {
+  readonly #db: Db;
+  readonly #heartbeatMs: number;
+  readonly #maxLagBytes: number;
+  readonly #queueBytes: number;
+  readonly #valueLimit: number;
+  readonly #log: LogFn;
+  readonly #streams = new Set<WatchStream>();
+  #unsubscribe: (() => void) | undefined;
+  /** Counters for `/metrics`. */
+  eventsSent = 0;
+  resumes = 0;
+  drops = 0;
+
+  constructor(db: Db, options: WatchOptions = {}) {
+    this.#db = db;
+    this.#heartbeatMs = options.heartbeatMs ?? 5_000;
+    this.#maxLagBytes = options.maxLagBytes ?? 16 << 20;
+    this.#queueBytes = options.queueBytes ?? 256 * 1024;
+    this.#valueLimit = options.valueLimit ?? 64 * 1024;
+    this.#log = options.log ??
+      ((level, message, fields) => console.error(level, message, fields ?? ""));
+  }
+
+  /** Streams open now. */
+  get open(): number {
+    return this.#streams.size;
+  }
+
+  /** Answers `GET /kv/watch?<query>`; errors before streaming are thrown. */
+  handle(req: Request, query: string): Response {
+    if (req.method !== "GET") {
+      if (req.method === "OPTIONS") {
+        return new Response(null, { status: 204, headers: { allow: "GET" } });
+      }
+      throw new HttpError(
+        405,
+        "method_not_allowed",
+        `method ${clip(req.method, 16)} is not allowed here (allowed: GET)`,
+        { allow: "GET" },
+      );
+    }
+    const p = parseQuery(query, PARAMS);
+    const text = (name: string): string | undefined => {
+      const v = p.get(name);
+      return v === undefined ? undefined : new TextDecoder().decode(v);
+    };
+    let start = p.get("start");
+    let end = p.get("end");
+    const prefix = p.get("prefix");
+    if (prefix !== undefined) {
+      if (start !== undefined || end !== undefined) {
+        throw badParam("prefix cannot be combined with start or end");
+      }
+      start = prefix.length > 0 ? prefix : undefined;
+      end = prefix.length > 0 ? prefixEnd(prefix) : undefined;
+    }
+    if (start !== undefined && start.length === 0) start = undefined;
+    if (end !== undefined && end.length === 0) end = undefined;
+    const values = parseBool(text("values"), "values", true);
+    const limitText = text("value_limit");
+    let valueLimit = this.#valueLimit;
+    if (limitText !== undefined) {
+      valueLimit = /^[0-9]{1,10}$/.test(limitText) ? Number(limitText) : NaN;
+      if (!Number.isSafeInteger(valueLimit)) {
+        throw badParam(
+          `value_limit must be a byte count, got "${clip(limitText)}"`,
+        );
+      }
+    }
+    // EventSource repeats the original URL when it reconnects, so the
+    // header (the last id it received) wins over ?since=.
+    const header = req.headers.get("last-event-id");
+    const sinceText = header !== null && header.trim() !== ""
+      ? header.trim()
+      : text("since");
+    const history = this.#db.changes;
+    let since = history.head;
+    if (sinceText !== undefined) {
+      if (!/^[0-9]{1,16}$/.test(sinceText)) {
+        throw badParam(
+          `the resume point (Last-Event-ID or since) must be a version number, got "${
+            clip(sinceText)
+          }"`,
+        );
+      }
+      since = Number(sinceText);
+      if (since > history.head) {
+        throw new HttpError(
+          410,
+          "version_unknown",
+          `version ${since} is newer than the store's last version ${history.head} (a different store, or writes lost in a crash without sync always); start again without a resume point`,
+        );
+      }
+      if (since < history.floor) {
+        throw new HttpError(
+          410,
+          "history_gone",
+          `changes after version ${since} are no longer retained (history starts after version ${history.floor}); read the current state and watch again without a resume point`,
+        );
+      }
+      this.resumes++;
+    }
+    const stream = new WatchStream(this, since, {
+      start,
+      end,
+      values,
+      valueLimit,
+    });
+    this.#streams.add(stream);
+    this.#unsubscribe ??= history.subscribe((g) => this.#onCommit(g));
+    // A client that goes away cancels the body (both runtimes), which ends
+    // the stream; req.signal is not used: Deno aborts it on success too.
+    return new Response(stream.body, {
+      headers: {
+        "content-type": "text/event-stream",
+        "cache-control": "no-store",
+        // Proxies (nginx) must not hold events back.
+        "x-accel-buffering": "no",
+      },
+    });
+  }
+
+  /** Ends every stream (server shutdown); EventSource clients reconnect. */
+  close(): void {
+    for (const s of [...this.#streams]) s.end(true);
+  }
+
+  /** Samples for `/metrics` (base units, counters end in `_total`). */
+  samples(): Sample[] {
+    const h = this.#db.changes;
+    return [
+      {
+        name: "shale_watch_streams_open",
+        help: "Change feed (/kv/watch) streams open.",
+        type: "gauge",
+        value: this.#streams.size,
+      },
+      {
+        name: "shale_watch_events_sent_total",
+        help: "Change events sent on change feed streams.",
+        type: "counter",
+        value: this.eventsSent,
+      },
+      {
+        name: "shale_watch_resumes_total",
+        help: "Change feed streams opened with a resume point.",
+        type: "counter",
+        value: this.resumes,
+      },
+      {
+        name: "shale_watch_drops_total",
+        help: "Change feed streams closed because the consumer fell behind.",
+        type: "counter",
+        value: this.drops,
+      },
+      {
+        name: "shale_watch_history_bytes",
+        help: "Memory counted for the retained change history.",
+        type: "gauge",
+        value: h.bytes,
+      },
+      {
+        name: "shale_watch_history_floor_version",
+        help: "A resume point must be at least this version.",
+        type: "gauge",
+        value: h.floor,
+      },
+    ];
+  }
+
+  /** Stream bookkeeping, for {@link WatchStream}. */
+  get settings() {
+    return {
+      heartbeatMs: this.#heartbeatMs,
+      queueBytes: this.#queueBytes,
+      history: this.#db.changes,
+      log: this.#log,
+    };
+  }
+
+  /** @internal A stream ended: forget it, and stop listening when none is left. */
+  forget(s: WatchStream): void {
+    this.#streams.delete(s);
+    if (this.#streams.size === 0) {
+      this.#unsubscribe?.();
+      this.#unsubscribe = undefined;
+    }
+  }
+
+  #onCommit(_g: ChangeGroup): void {
+    const history = this.#db.changes;
+    for (const s of this.#streams) {
+      if (
+        s.cursor < history.floor ||
+        (!s.waiting &&
+          history.published - s.publishedAtPull > this.#maxLagBytes)
+      ) {
+        this.drops++;
+        s.drop();
+      } else s.wake();
+    }
+  }
+}
+
+/** One open `/kv/watch` response body. */
+class WatchStream {
+  /** Every group up to this version was sent or skipped. */
+  cursor: number;
+  /** The history's published byte count when the runtime last pulled. */
+  publishedAtPull: number;
+  /** The last `id:` written to the stream. */
+  #lastId: number;
+  readonly body: ReadableStream<Uint8Array>;
+  readonly #route: WatchRoute;
+  readonly #spec: StreamSpec;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #waiter: (() => void) | undefined;
+  #ended = false;
+
+  constructor(route: WatchRoute, since: number, spec: StreamSpec) {
+    this.#route = route;
+    this.cursor = since;
+    this.#lastId = since;
+    this.publishedAtPull = route.settings.history.published;
+    this.#spec = spec;
+    const { queueBytes, history } = route.settings;
+    this.body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#controller = controller;
+        // The first event names the position, so a client that sees no
+        // change before it disconnects still resumes from here.
+        controller.enqueue(encoder.encode(
+          `retry: 1000\nid: ${since}\nevent: ready\ndata: ${
+            JSON.stringify({ version: since, floor: history.floor })
+          }\n\n`,
+        ));
+      },
+      pull: () => this.#pull(),
+      cancel: () => this.end(),
+    }, { highWaterMark: queueBytes, size: (c) => c.byteLength });
+  }
+
+  /** True while a pull waits for a commit (the consumer is caught up). */
+  get waiting(): boolean {
+    return this.#waiter !== undefined;
+  }
+
+  /** Lets a waiting pull look at the history again. */
+  wake(): void {
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.();
+  }
+
+  /** The consumer fell behind: tell it where to resume, then close. */
+  drop(): void {
+    if (this.#ended) return;
+    const message =
+      `the consumer fell behind the change feed; reconnect with Last-Event-ID set to the last id received (${this.#lastId} on this stream)`;
+    this.#send(
+      `event: error\ndata: ${
+        JSON.stringify({
+          error: { code: "consumer_too_slow", message },
+          resume_from: this.#lastId,
+        })
+      }\n\n`,
+    );
+    this.end(true);
+  }
+
+  /** Ends the stream; `close` also closes the body (else it was cancelled). */
+  end(close = false): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#route.forget(this);
+    this.wake();
+    if (close) {
+      try {
+        this.#controller.close();
+      } catch {
+        // already closed or errored by the runtime
+      }
+    }
+  }
+
+  #send(text: string): void {
+    try {
+      this.#controller.enqueue(encoder.encode(text));
+    } catch {
+      this.end();
+    }
+  }
+
+  async #pull(): Promise<void> {
+    const { history, heartbeatMs } = this.#route.settings;
+    this.publishedAtPull = history.published;
+    while (!this.#ended) {
+      const groups = history.after(this.cursor, PULL_GROUPS);
+      if (groups === undefined) {
+        this.#route.drops++;
+        this.drop();
+        return;
+      }
+      let out = "";
+      for (const g of groups) {
+        const event = this.#encode(g);
+        this.cursor = g.version;
+        if (event === undefined) continue;
+        out += event;
+        this.#lastId = g.version;
+        this.#route.eventsSent++;
+        if (out.length >= PULL_BYTES) break;
+      }
+      if (out !== "") {
+        this.#send(out);
+        return;
+      }
+      if (groups.length > 0) continue; // all out of range: read on
+      // Nothing new: wait for a commit or the heartbeat.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const beat = await new Promise<boolean>((resolve) => {
+        this.#waiter = () => resolve(false);
+        timer = setTimeout(() => resolve(true), heartbeatMs);
+      });
+      clearTimeout(timer);
+      this.#waiter = undefined;
+      if (beat && !this.#ended) {
+        // Carry the cursor as the id, so a client watching a quiet range
+        // resumes from here, not from before every skipped group.
+        const id = this.cursor > this.#lastId ? `id: ${this.cursor}\n` : "";
+        this.#lastId = this.cursor;
+        this.#send(`: heartbeat\n${id}\n`);
+        return;
+      }
+    }
+  }
+
+  /** One SSE event for the group's changes in range, or undefined. */
+  #encode(g: ChangeGroup): string | undefined {
+    const { start, end, values, valueLimit } = this.#spec;
+    const items: Record<string, unknown>[] = [];
+    for (const c of g.changes) {
+      // The feed is the /kv/ routes' view: user keys only (KV Connect
+      // databases live in another key space and have their own watch).
+      if (c.space !== USER_KEY_SPACE) continue;
+      const key = c.key;
+      if (start !== undefined && compareBytes(key, start) < 0) continue;
+      if (end !== undefined && compareBytes(key, end) >= 0) continue;
+      const item: Record<string, unknown> = {
+        key: toBase64(key),
+        type: c.type,
+      };
+      if (c.type === "put") {
+        if (values && c.value.length <= valueLimit) {
+          item.value = toBase64(c.value);
+        } else item.value_size = c.value.length;
+        if (c.expiresAt !== 0) item.expires_at = c.expiresAt;
+      }
+      items.push(item);
+    }
+    if (items.length === 0) return undefined;
+    return `id: ${g.version}\nevent: change\ndata: ${
+      JSON.stringify({ version: g.version, changes: items })
+    }\n\n`;
+  }
+}
+
+function badParam(message: string): HttpError {
+  return new HttpError(400, "invalid_parameter", message);
+}
+
+function parseBool(
+  v: string | undefined,
+  name: string,
+  dflt: boolean,
+): boolean {
+  if (v === undefined || v === "") return dflt;
+  if (v === "true" || v === "1") return true;
+  if (v === "false" || v === "0") return false;
+  throw badParam(`${name} must be true or false, got "${clip(v)}"`);
+}

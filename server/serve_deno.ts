@@ -1,0 +1,305 @@
+/**
+ * Deno's HTTP listener with the connection protections `Deno.serve` lacks
+ * (Deno 2.9 has no connection cap, no header-read, idle or write timeout):
+ * connections are accepted here with `Deno.listen`, counted, refused past
+ * `maxConnections` (503, then closed) and each handed to Deno's own HTTP
+ * server (hyper) with its own abort signal, so the same request path as
+ * `Deno.serve` runs (measured: no req/s loss). A sweeper closes connections
+ * that deliver no request in time, take too long to produce a response, or
+ * do not take a small response. The hand-over uses
+ * `Deno[Deno.internal].serveHttpOnConnection`, which `Deno.serve` itself is
+ * built on; where a Deno lacks it, `Deno.serve` runs without the
+ * protections (logged).
+ *
+ * @module
+ */
+import type { ConnectionLimits } from "./connection_limits.ts";
+import type { ConnectionStats } from "./connection_stats.ts";
+import { CHUNK_TIMED } from "./response_guard.ts";
+import type { Listener, ListenOptions, ServeHandler } from "./runtime.ts";
+
+type ServeOnConnection = (
+  conn: Deno.Conn,
+  signal: AbortSignal,
+  handler: (req: Request, info: Deno.ServeHandlerInfo) => Promise<Response>,
+  onError: (err: unknown) => Response,
+  onListen: (scheme: string) => void,
+) => { finished: Promise<void> };
+
+/** Deno's per-connection HTTP server, when this Deno has it. */
+export function serveOnConnection(): ServeOnConnection | undefined {
+  const d = Deno as unknown as Record<symbol, Record<string, unknown>> & {
+    internal?: symbol;
+  };
+  const internals = d.internal === undefined ? undefined : d[d.internal];
+  const fn = internals?.serveHttpOnConnection;
+  return typeof fn === "function" ? fn as ServeOnConnection : undefined;
+}
+
+interface ConnState {
+  conn: Deno.Conn;
+  abort: AbortController;
+  /** Requests being handled (hyper handles one at a time per connection). */
+  busy: number;
+  /** Requests answered so far. */
+  served: number;
+  /** performance.now() of the last change: accepted, request in, answered. */
+  since: number;
+  /** The current request's handler returned; its body is being written. */
+  responded: boolean;
+  /** The current response is small and fixed: it must be written in time. */
+  timedWrite: boolean;
+  /** The chunk timer of the current response, when it has one. */
+  chunks: { stalled: boolean } | undefined;
+}
+
+const REFUSED = new TextEncoder().encode(
+  "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 99\r\n\r\n" +
+    JSON.stringify({
+      error: {
+        code: "too_many_connections",
+        message: "the server has too many open connections",
+      },
+    }).padEnd(99),
+);
+
+/**
+ * Serves `handler` on `opts` with `limits` enforced, counting into
+ * `stats`. Throws like `Deno.listen` when the address cannot be bound.
+ */
+export function serveWithLimits(
+  opts: ListenOptions,
+  handler: ServeHandler,
+  limits: ConnectionLimits,
+  stats: ConnectionStats,
+  serveOn: ServeOnConnection,
+): Listener {
+  const listener: Deno.Listener = opts.tls === undefined
+    ? Deno.listen({ hostname: opts.hostname, port: opts.port })
+    : Deno.listenTls({
+      hostname: opts.hostname,
+      port: opts.port,
+      cert: opts.tls.cert,
+      key: opts.tls.key,
+      // As Deno.serve does: HTTP/2 where the client offers it.
+      alpnProtocols: ["h2", "http/1.1"],
+    });
+  const netAddr = listener.addr as Deno.NetAddr;
+  const addr = { hostname: netAddr.hostname, port: netAddr.port };
+  stats.max = limits.maxConnections;
+  const conns = new Set<ConnState>();
+  const finished = Promise.withResolvers<void>();
+  let closing = false;
+
+  const close = (
+    s: ConnState,
+    reason: Parameters<ConnectionStats["closed"]>[0],
+  ) => {
+    stats.closed(reason);
+    abortConnection(s.abort);
+  };
+
+  // One timer for all connections: per-request timers would cost more than
+  // the requests on the fast path.
+  const period = Math.max(
+    20,
+    Math.min(
+      1000,
+      Math.floor(
+        Math.min(
+          limits.headerTimeoutMs,
+          limits.idleTimeoutMs,
+          limits.requestTimeoutMs,
+          limits.writeTimeoutMs,
+        ) / 4,
+      ),
+    ),
+  );
+  const sweeper = setInterval(() => {
+    const now = performance.now();
+    for (const s of conns) {
+      const age = now - s.since;
+      if (s.busy === 0) {
+        if (s.served === 0 && age > limits.headerTimeoutMs) {
+          close(s, "header_timeout");
+        } else if (s.served > 0 && age > limits.idleTimeoutMs) {
+          close(s, "idle_timeout");
+        }
+      } else if (!s.responded) {
+        if (age > limits.requestTimeoutMs) close(s, "request_timeout");
+      } else if (s.timedWrite && age > limits.writeTimeoutMs) {
+        close(s, "write_timeout");
+      } else if (s.chunks?.stalled) {
+        // Counted by response_guard.ts when its timer fired.
+        abortConnection(s.abort);
+      }
+    }
+  }, period);
+
+  const onError = () =>
+    Response.json(
+      { error: { code: "internal", message: "internal server error" } },
+      { status: 500 },
+    );
+
+  const serveConn = (conn: Deno.Conn) => {
+    const s: ConnState = {
+      conn,
+      abort: new AbortController(),
+      busy: 0,
+      served: 0,
+      since: performance.now(),
+      responded: false,
+      timedWrite: false,
+      chunks: undefined,
+    };
+    conns.add(s);
+    stats.open++;
+    const remoteAddr = conn.remoteAddr as Deno.NetAddr;
+    const perRequest = async (req: Request, info: Deno.ServeHandlerInfo) => {
+      s.busy++;
+      s.responded = false;
+      s.since = performance.now();
+      const done = () => {
+        s.busy--;
+        s.served++;
+        s.responded = false;
+        s.since = performance.now();
+      };
+      let res: Response;
+      try {
+        res = await handler(req, { remoteAddr });
+      } catch (err) {
+        done();
+        throw err;
+      }
+      s.responded = true;
+      s.since = performance.now();
+      // Streamed and large bodies are timed chunk by chunk
+      // (response_guard.ts); the rest must be written within the timeout.
+      s.chunks = CHUNK_TIMED.get(res);
+      s.timedWrite = s.chunks === undefined;
+      info.completed.then(done, done);
+      return res;
+    };
+    let served;
+    try {
+      served = serveOn(conn, s.abort.signal, perRequest, onError, () => {});
+    } catch {
+      conns.delete(s);
+      stats.open--;
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+      return;
+    }
+    served.finished.catch(() => {}).finally(() => {
+      conns.delete(s);
+      stats.open--;
+    });
+  };
+
+  const accept = async () => {
+    for (;;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (err) {
+        if (closing) break;
+        // Out of descriptors, say: stop listening (listen.ts binds again)
+        // and keep serving the connections already open.
+        try {
+          listener.close();
+        } catch { /* already closed */ }
+        finished.reject(err);
+        return;
+      }
+      // stats.open, not conns.size: after a rebind (listen.ts) the earlier
+      // listener's connections count too.
+      if (stats.open >= limits.maxConnections) {
+        stats.refused("max_connections");
+        // Awaited, so a burst of refusals holds one descriptor at a time
+        // (the 503 fits an empty socket buffer: the write does not wait
+        // for the client).
+        await refuse(conn);
+        continue;
+      }
+      serveConn(conn);
+    }
+    finished.resolve();
+  };
+  opts.onListen(addr);
+  accept();
+
+  return {
+    addr,
+    finished: finished.promise,
+    async shutdown() {
+      closing = true;
+      try {
+        listener.close();
+      } catch { /* already closed */ }
+      // Idle connections go at once; busy ones when their response is out.
+      const waits: Promise<void>[] = [];
+      for (const s of conns) {
+        if (s.busy === 0) abortConnection(s.abort);
+        else waits.push(drained(s));
+      }
+      await Promise.all(waits);
+      clearInterval(sweeper);
+    },
+  };
+
+  function drained(s: ConnState): Promise<void> {
+    return new Promise((resolve) => {
+      const check = setInterval(() => {
+        if (s.busy === 0 || !conns.has(s)) {
+          clearInterval(check);
+          abortConnection(s.abort);
+          resolve();
+        }
+      }, 20);
+    });
+  }
+}
+
+let aborting = false;
+let errorFilterInstalled = false;
+
+/**
+ * Aborts one connection's HTTP server. When the client has just closed the
+ * connection, Deno's abort listener closes a resource that is already gone
+ * and reports BadResource as an uncaught error (from inside dispatchEvent,
+ * so no try/catch sees it), which would end the process; that one report is
+ * dropped here, synchronously, while the abort runs.
+ */
+function abortConnection(ac: AbortController): void {
+  if (!errorFilterInstalled) {
+    errorFilterInstalled = true;
+    globalThis.addEventListener("error", (e) => {
+      if (aborting && e.error instanceof Deno.errors.BadResource) {
+        e.preventDefault();
+      }
+    });
+  }
+  aborting = true;
+  try {
+    ac.abort();
+  } finally {
+    aborting = false;
+  }
+}
+
+/** Answers 503 on a connection over the cap and closes it. */
+async function refuse(conn: Deno.Conn): Promise<void> {
+  // TLS would need a handshake first: just close those.
+  if (!("handshake" in conn)) {
+    await Promise.race([
+      conn.write(REFUSED).catch(() => 0),
+      new Promise((r) => setTimeout(r, 50)),
+    ]);
+  }
+  try {
+    conn.close();
+  } catch { /* already closed */ }
+}
