@@ -69,6 +69,7 @@ test: setup node-deps
 	$(DENO) fmt --check
 	$(DENO) lint
 	$(DENO) task check
+	$(DENO) doc --lint mod.ts
 	$(DENO) task test
 	@# `deno task test` reads tables through memory maps (--allow-ffi makes
 	@# readMode "auto" choose mmap); the table-reading tests run again on

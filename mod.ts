@@ -25,6 +25,7 @@ export type {
   DbOptions,
   KeySpace,
   PutOptions,
+  ReadMode,
   ReadResult,
   RecoveryInfo,
   ScanItem,

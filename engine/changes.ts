@@ -134,6 +134,8 @@ export class ChangeHistory {
    * are stored keys) and tells every listener. Called by the engine only,
    * in ascending version order. Without `copy` the changes are views of
    * the entries' bytes, which the engine never reuses.
+   *
+   * @internal @ignore
    */
   publish(version: number, entries: readonly Entry[], copy = false): void {
     const changes: Change[] = [];

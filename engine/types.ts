@@ -258,6 +258,7 @@ export interface Change {
   space: number;
   /** The key within its space, as the writer gave it. Treat as read-only. */
   key: Uint8Array;
+  /** Whether the write stored a value or a tombstone. */
   type: "put" | "delete";
   /** The value written (empty for a delete). Treat as read-only. */
   value: Uint8Array;
@@ -271,6 +272,7 @@ export interface Change {
 export interface ChangeGroup {
   /** The seqno every change of the group shares. */
   version: number;
+  /** The group's changes, one per key, in the order the writer gave them. */
   changes: readonly Change[];
   /** Bytes this group counts against the history's budget. */
   bytes: number;
