@@ -496,6 +496,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
         health: draining ? { ok: false, code: "not_ready" } : db.health(),
         statsStreams: statsStreams.size,
         kvConnectWatches: kvConnectWatchCount(db),
+        watchStreams: watch.open,
         memory: {
           rss: mem.rss,
           heapUsed: mem.heapUsed,
