@@ -235,6 +235,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     isDataRoute,
     options.statsStreamIntervalMs,
     () => watch.samples(),
+    () => watch.open,
   );
 
   // KV Connect (Deno's KV client) does its own auth and answers errors as

@@ -35,6 +35,8 @@ export function opsRoutes(
   statsStreamIntervalMs?: number,
   /** More /metrics samples (the change feed's). */
   extraSamples: () => Sample[] = () => [],
+  /** Open change-feed streams, for /stats. */
+  watchStreams: () => number = () => 0,
 ): OpsRoutes {
   const { db, metrics, budget, refusals, cursors, log } = env;
   /** The last unhealthy reason logged, so polling does not flood the log. */
@@ -82,6 +84,7 @@ export function opsRoutes(
         health: env.draining ? { ok: false, code: "not_ready" } : db.health(),
         statsStreams: streams.size,
         kvConnectWatches: kvConnectWatchCount(db),
+        watchStreams: watchStreams(),
         memory: {
           rss: mem.rss,
           heapUsed: mem.heapUsed,

@@ -306,12 +306,43 @@
       color: "--c1",
     },
     {
+      id: "connections",
+      label: "Connections open / max",
+      // null when the runtime does not report connections (Bun): "n/a",
+      // never a made-up number. Whole numbers, as in /stats.
+      value: (e) => e.stats.server.connections.open,
+      text: (e) => {
+        const c = e.stats.server.connections;
+        if (c.open === null) return "n/a";
+        return c.open + " / " + (c.max > 0 ? c.max : "no cap");
+      },
+      title: (e) =>
+        e.stats.server.connections.open === null
+          ? "This runtime (Bun) does not report open connections."
+          : "",
+      sub: (e) => {
+        const c = e.stats.server.connections;
+        if (c.open === null) return "not reported by this runtime";
+        const refused = Object.values(c.refused).reduce((a, n) => a + n, 0);
+        return fmtNum(refused) + " refused at the cap";
+      },
+      color: "--c3",
+    },
+    {
+      id: "feed",
+      label: "Change-feed streams",
+      value: (e) => e.stats.server.watchStreams,
+      sub: () => "open on /kv/watch",
+      color: "--c4",
+    },
+    {
       id: "streams",
-      label: "Watch streams",
+      label: "KV Connect watches",
       value: (e) => e.stats.server.kvConnectWatches,
       sub: (e) =>
-        "KV Connect watches · " + fmtNum(e.stats.server.statsStreams) +
-        (e.stats.server.statsStreams === 1 ? " dashboard" : " dashboards"),
+        fmtNum(e.stats.server.statsStreams) +
+        (e.stats.server.statsStreams === 1 ? " dashboard" : " dashboards") +
+        " streaming stats",
       color: "--c2",
     },
   ];
@@ -393,6 +424,7 @@
       const v = t.value(e);
       el.querySelector(".value").textContent = t.text ? t.text(e) : fmtNum(v);
       el.querySelector(".sub").textContent = t.sub(e);
+      el.title = t.title ? t.title(e) : "";
       if (e.rates !== null) {
         const h = history.get(t.id);
         h.push(t.series ? t.series(e) : v);

@@ -302,6 +302,9 @@ Deno.test("watch: metrics count streams, events and resumes in promtool-clean fo
     match(text, /^shale_watch_events_sent_total 2$/m);
     match(text, /^shale_watch_resumes_total 1$/m);
     match(text, /^shale_watch_drops_total 0$/m);
+    // /stats (and so the dashboard) carries the same count.
+    const stats = await (await fetch(`${base}/stats`)).json();
+    equal(stats.server.watchStreams, 2);
     await s.cancel();
     await again.cancel();
     // The server sees the cancel once the socket closes.

@@ -219,7 +219,13 @@ Deno.test({
   sanitizeResources: false,
 }, async (t) => {
   // A small budget (1 MiB memtables) so a few seconds of writes flush.
-  const server = await startServer(["--memory-budget", "16MiB"]);
+  // A set connection cap, so the connections tile has a known "max".
+  const server = await startServer([
+    "--memory-budget",
+    "16MiB",
+    "--max-connections",
+    "100",
+  ]);
   const authServer = await startServer(["--auth-token", TOKEN]);
   const { browser, profile } = await launch();
   const base = server.base;
@@ -316,6 +322,63 @@ Deno.test({
         equal(memValues[mem.indexOf("Budget")], "16.0 MiB");
         equal(await text(page, "#write-state"), "healthy");
         equal(await text(page, "#live"), "live");
+      },
+    );
+
+    await t.step(
+      "overview: connections and change-feed streams match /stats",
+      async () => {
+        const tile = (id: string) => text(page, `#tile-${id} .value`);
+        const serverStats = async () =>
+          (await (await fetch(`${base}/stats`)).json()).server;
+        // Two change-feed streams, held open until the tile has seen them.
+        const feeds = [0, 1].map(() => new AbortController());
+        const bodies = await Promise.all(feeds.map(async (c) => {
+          const res = await fetch(`${base}/kv/watch?prefix=load/`, {
+            signal: c.signal,
+          });
+          equal(res.status, 200);
+          const reader = res.body!.getReader();
+          await reader.read(); // the stream is registered once it answers
+          return reader;
+        }));
+        equal((await serverStats()).watchStreams, 2);
+        await page.waitForFunction(
+          `document.querySelector("#tile-feed .value").textContent === "2"`,
+          { timeout: 5000 },
+        );
+        // Connections: the tile and /stats agree once the count is steady
+        // (the page's own stream and pooled keep-alive connections).
+        let shown = "";
+        let open = -1;
+        for (let i = 0; i < 50; i++) {
+          const before = await updates(page);
+          const c = (await serverStats()).connections;
+          equal(c.max, 100);
+          open = c.open;
+          await page.waitForFunction(
+            `Number(document.body.dataset.updates) >= ${before + 1}`,
+            { timeout: 5000 },
+          );
+          shown = await tile("connections");
+          if (shown === `${open} / 100`) break;
+        }
+        equal(shown, `${open} / 100`);
+        ok(open >= 1, `open connections ${open}`);
+        equal(
+          await page.$eval(
+            "#tile-connections",
+            (e) => (e as { title: string }).title,
+          ),
+          "",
+        );
+        for (const r of bodies) await r.cancel();
+        for (const c of feeds) c.abort();
+        await page.waitForFunction(
+          `document.querySelector("#tile-feed .value").textContent === "0"`,
+          { timeout: 5000 },
+        );
+        equal((await serverStats()).watchStreams, 0);
       },
     );
 
