@@ -207,6 +207,77 @@ export type BatchOp =
   | ({ op: "check"; key: Bytes } & Condition);
 
 /**
+ * Options of {@link ShaleClient.watch}. `prefix` cannot be combined with
+ * `start` / `end`; with none of them every key of `/kv/` is watched.
+ *
+ * @example Changes under a prefix after version 41, without values
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import type { WatchOptions } from "./client.ts";
+ * const opts: WatchOptions = { prefix: "users/", since: 41, values: false };
+ * equal(opts.since, 41);
+ * ```
+ */
+export interface WatchOptions {
+  prefix?: Bytes;
+  /** Inclusive lower bound. */
+  start?: Bytes;
+  /** Exclusive upper bound. */
+  end?: Bytes;
+  /** Resume point: every change with a version above this one. Default: from now. */
+  since?: number;
+  /** `false`: puts carry `valueSize` instead of `value`. Default `true`. */
+  values?: boolean;
+  /** Stops the watch; the loop then ends without an error. */
+  signal?: AbortSignal;
+  /**
+   * Connection attempts in a row that may fail (no answer at all) before the
+   * watch gives up with a `network_error`. Default 10, one second apart
+   * (or the server's `retry:` hint).
+   */
+  retries?: number;
+}
+
+/**
+ * One change of a {@link ChangeEvent}: a put (with its `value`, or only its
+ * `valueSize` when values are off or the value is over the server's
+ * `value_limit`) or a delete.
+ *
+ * @example The shape of a change
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import type { Change } from "./client.ts";
+ * const c: Change = { key: new Uint8Array([1]), type: "delete" };
+ * equal(c.type, "delete");
+ * ```
+ */
+export interface Change {
+  key: Uint8Array;
+  type: "put" | "delete";
+  value?: Uint8Array;
+  valueSize?: number;
+  /** ms since the epoch, for a put with a TTL. */
+  expiresAt?: number;
+}
+
+/**
+ * One committed write in the watched range: a single put or delete, or the
+ * ops of one atomic batch that fall in the range, with their shared version.
+ *
+ * @example The shape of an event
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import type { ChangeEvent } from "./client.ts";
+ * const ev: ChangeEvent = { version: 7, changes: [] };
+ * equal(ev.version, 7);
+ * ```
+ */
+export interface ChangeEvent {
+  version: number;
+  changes: Change[];
+}
+
+/**
  * An error answer from the server (its `code`, `status` and message), or a
  * failure to get one: `code` is then `timeout` or `network_error` (status
  * 0), or `bad_response` when the answer was not shale's JSON.
@@ -606,6 +677,130 @@ export class ShaleClient {
     });
   }
 
+  /**
+   * Follows the change feed (`GET /kv/watch`): yields every committed change
+   * in the range, in commit order, one {@link ChangeEvent} per write (a batch
+   * is one event). When the connection drops or the server drops a slow
+   * consumer (`consumer_too_slow`), it reconnects with `Last-Event-ID` set to
+   * the last position seen, so each change is yielded exactly once. A resume
+   * point the server no longer holds rejects with a {@link ShaleClientError}
+   * (`410 history_gone`): read the current state and watch again without
+   * `since`. Breaking out of the loop or aborting `signal` closes the
+   * connection and ends the loop without an error.
+   *
+   * @example Watching a prefix while writing to it
+   * ```ts
+   * import { deepEqual } from "node:assert/strict";
+   * import { ShaleClient } from "./client.ts";
+   * import { open } from "./mod.ts";
+   * import { createHandler } from "./server/app.ts";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const db = await open(dir, { sync: "none", background: "inline" });
+   * const handler = createHandler(db);
+   * const server = Deno.serve({ port: 0, onListen() {} }, handler);
+   * const shale = new ShaleClient(`http://localhost:${server.addr.port}`);
+   *
+   * const start = await shale.put("other", "not watched");
+   * await shale.put("jobs/1", "queued");
+   * await shale.batch([
+   *   { op: "delete", key: "jobs/1" },
+   *   { op: "put", key: "jobs/2", value: "queued" },
+   * ]);
+   * const seen: string[][] = [];
+   * for await (const ev of shale.watch({ prefix: "jobs/", since: start })) {
+   *   seen.push(ev.changes.map((c) =>
+   *     `${c.type} ${new TextDecoder().decode(c.key)}`
+   *   ));
+   *   if (seen.length === 2) break;
+   * }
+   * deepEqual(seen, [["put jobs/1"], ["delete jobs/1", "put jobs/2"]]);
+   *
+   * await server.shutdown();
+   * handler.close();
+   * await db.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  async *watch(
+    opts: WatchOptions = {},
+  ): AsyncGenerator<ChangeEvent, void, void> {
+    const params: string[] = [];
+    const add = (name: string, v: Bytes | undefined) => {
+      if (v !== undefined) params.push(`${name}=${percentEncode(toBytes(v))}`);
+    };
+    add("prefix", opts.prefix);
+    add("start", opts.start);
+    add("end", opts.end);
+    if (opts.values === false) params.push("values=false");
+    const path = `/kv/watch${params.length ? "?" + params.join("&") : ""}`;
+    let last = opts.since === undefined ? undefined : String(opts.since);
+    let retryMs = 1000;
+    let failures = 0;
+    const retries = opts.retries ?? 10;
+    // One controller for the whole watch: aborting it (caller's signal, or
+    // the loop ending) cancels the fetch and the body being read.
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(opts.signal?.reason);
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    if (opts.signal?.aborted) return;
+    try {
+      while (!stop.signal.aborted) {
+        let res: Response;
+        try {
+          res = await this.#send("GET", path, {
+            signal: stop.signal,
+            headers: last === undefined ? {} : { "last-event-id": last },
+          });
+        } catch (err) {
+          if (stop.signal.aborted) return;
+          if (!(err instanceof TypeError) || ++failures > retries) {
+            throw new ShaleClientError(
+              0,
+              "network_error",
+              `watch of ${this.baseUrl} failed: ${(err as Error).message}`,
+              { cause: err },
+            );
+          }
+          await sleep(retryMs, stop.signal);
+          continue;
+        }
+        if (res.status !== 200) throw await failure(res);
+        failures = 0;
+        try {
+          for await (const ev of sseEvents(res.body!)) {
+            if (ev.retry !== undefined) retryMs = ev.retry;
+            if (ev.event === "error") {
+              const doc = JSON.parse(ev.data) as {
+                error: { code: string; message: string };
+              };
+              // A dropped slow consumer resumes like a cut connection.
+              if (doc.error.code === "consumer_too_slow") break;
+              throw new ShaleClientError(0, doc.error.code, doc.error.message);
+            }
+            if (ev.event === "change") {
+              const event = parseChange(ev.data);
+              last = ev.id ?? String(event.version);
+              yield event;
+            } else if (ev.id !== undefined) {
+              // `ready` and heartbeats move the resume point forward too.
+              last = ev.id;
+            }
+          }
+        } catch (err) {
+          if (err instanceof ShaleClientError || err instanceof SyntaxError) {
+            throw err;
+          }
+          if (stop.signal.aborted) return;
+          // The connection broke mid-stream: reconnect from `last`.
+        }
+      }
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+      stop.abort();
+    }
+  }
+
   // ---- plumbing ---------------------------------------------------------
 
   /** POSTs a JSON body and returns the parsed 200 answer. */
@@ -788,6 +983,101 @@ async function failure(res: Response): Promise<ShaleClientError> {
     "bad_response",
     `unexpected ${res.status} answer: ${text.slice(0, 200) || "(empty)"}`,
   );
+}
+
+/** One dispatched Server-Sent Event; `id` is the last `id:` of its block. */
+interface SseEvent {
+  event: string;
+  data: string;
+  id: string | undefined;
+  retry: number | undefined;
+}
+
+/**
+ * Parses a `text/event-stream` body (HTML spec rules that shale uses:
+ * blank line dispatches, `:` starts a comment, an `id:` counts even in a
+ * block without data, such as a heartbeat). Yields blocks with data or an id.
+ */
+async function* sseEvents(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<SseEvent, void, void> {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  try {
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) return;
+      buf += r.value.replaceAll("\r\n", "\n");
+      let cut: number;
+      while ((cut = buf.indexOf("\n\n")) >= 0) {
+        const block = buf.slice(0, cut);
+        buf = buf.slice(cut + 2);
+        const ev: SseEvent = {
+          event: "message",
+          data: "",
+          id: undefined,
+          retry: undefined,
+        };
+        const data: string[] = [];
+        for (const line of block.split("\n")) {
+          if (line === "" || line.startsWith(":")) continue;
+          const colon = line.indexOf(":");
+          const field = colon < 0 ? line : line.slice(0, colon);
+          let value = colon < 0 ? "" : line.slice(colon + 1);
+          if (value.startsWith(" ")) value = value.slice(1);
+          if (field === "event") ev.event = value;
+          else if (field === "data") data.push(value);
+          else if (field === "id") ev.id = value;
+          else if (field === "retry" && /^[0-9]+$/.test(value)) {
+            ev.retry = Number(value);
+          }
+        }
+        ev.data = data.join("\n");
+        if (data.length > 0 || ev.id !== undefined || ev.retry !== undefined) {
+          yield ev;
+        }
+      }
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}
+
+/** A `change` event's JSON data as a {@link ChangeEvent}. */
+function parseChange(data: string): ChangeEvent {
+  const doc = JSON.parse(data) as {
+    version: number;
+    changes: {
+      key: string;
+      type: "put" | "delete";
+      value?: string;
+      value_size?: number;
+      expires_at?: number;
+    }[];
+  };
+  return {
+    version: Number(doc.version),
+    changes: doc.changes.map((c) => {
+      const out: Change = { key: unb64(c.key), type: c.type };
+      if (c.value !== undefined) out.value = unb64(c.value);
+      if (c.value_size !== undefined) out.valueSize = c.value_size;
+      if (c.expires_at !== undefined) out.expiresAt = c.expires_at;
+      return out;
+    }),
+  };
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 /** Standard base64 with `btoa`, which every runtime has (Node 20 lacks `toBase64`). */

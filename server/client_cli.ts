@@ -1,12 +1,13 @@
 /**
- * The command-line client, like `etcdctl`: `shale get|put|del|scan|batch`
+ * The command-line client, like `etcdctl`: `shale get|put|del|scan|batch|watch`
  * talk to a running server through the typed REST client (`client.ts`).
  *
  * Binary-safe: a key comes from its argument (UTF-8, or hex with
  * `--key-hex`), from a file (`--key-file`) or from stdin (`-`); a value
  * likewise (`--value-file`, `-`). `get` writes the raw value bytes to
  * stdout; `scan` writes one JSON object or one tab-separated line per
- * entry, keys and values as UTF-8 text, or `--hex` / `--base64`.
+ * entry, keys and values as UTF-8 text, or `--hex` / `--base64`; `watch`
+ * writes one JSON object per change until interrupted.
  *
  * Exit codes (documented in the README and `--help`): see {@link EXIT}.
  * The token comes from `--token`, `SHALE_TOKEN` or `SHALE_AUTH_TOKEN`, the
@@ -19,6 +20,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import {
   type BatchOp,
+  type Change,
   type Entry,
   ShaleClient,
   ShaleClientError,
@@ -46,6 +48,7 @@ export const CLIENT_COMMANDS: Record<string, string> = {
   del: "delete a key",
   scan: "list a range of keys, one line per entry",
   batch: "apply a JSON batch file (POST /kv/batch format) atomically",
+  watch: "print every change in a range as it is committed, one JSON line each",
 };
 
 const USAGE: Record<string, string> = {
@@ -56,6 +59,9 @@ const USAGE: Record<string, string> = {
     "shale scan [--prefix P | --start S --end E] [--limit N] [--reverse]\n" +
     "           [--keys-only] [--page-size N] [--format json|text] [--hex|--base64]",
   batch: "shale batch FILE|-",
+  watch:
+    "shale watch [--prefix P | --start S --end E] [--since V] [--hex|--base64]\n" +
+    "           [--no-values]",
 };
 
 const COMMON = [
@@ -101,6 +107,17 @@ const SPECIFIC: Record<string, string[]> = {
     '  {"op":"check",...}]} as POST /kv/batch takes; "-" reads stdin.',
     '  Prints {"applied":N,"version":"V"}.',
   ],
+  watch: [
+    "  --prefix P          keys starting with P (default: every key)",
+    "  --start S, --end E  keys in [S, E)",
+    "  --since V           start after version V (default: from now)",
+    "  --no-values         print a put's value_size instead of its value",
+    "  --hex, --base64     encoding of keys and values (default UTF-8 text)",
+    '  Prints {"version":"V","type":"put","key":K,"value":V[,"expires_at":MS]}',
+    '  or {"version":"V","type":"delete","key":K} per change (a batch\'s changes',
+    "  share one version), reconnecting by itself without losing or repeating",
+    "  one, until Ctrl-C (exit 0) or the server stays unreachable (exit 5).",
+  ],
 };
 
 /** The exit-code table, shown in the help of every client command. */
@@ -119,9 +136,11 @@ export function clientHelp(command: string): string {
     "",
     "Flags:",
     ...SPECIFIC[command],
-    // scan has bounds, not a key; batch's keys are in its file.
+    // scan and watch have bounds, not a key; batch's keys are in its file;
+    // watch runs until interrupted.
     ...COMMON.filter((l) =>
       !(command === "scan" && l.includes("--key-file")) &&
+      !(command === "watch" && /--key-file|--timeout/.test(l)) &&
       !(command === "batch" && /--key-(file|hex)/.test(l))
     ),
     "",
@@ -163,6 +182,8 @@ const FLAGS = {
   reverse: { type: "boolean" },
   "keys-only": { type: "boolean" },
   format: { type: "string" },
+  since: { type: "string" },
+  "no-values": { type: "boolean" },
 } as const;
 
 /** The flags each command accepts besides the common ones. */
@@ -183,6 +204,7 @@ const ALLOWED: Record<string, string[]> = {
     "base64",
   ],
   batch: [],
+  watch: ["prefix", "start", "end", "since", "no-values", "hex", "base64"],
 };
 const COMMON_FLAGS = ["help", "url", "token", "timeout", "key-hex", "key-file"];
 
@@ -289,6 +311,8 @@ async function dispatch(
       return await scan(client, values, positionals, encoding);
     case "batch":
       return await batch(client, values, positionals);
+    case "watch":
+      return await watch(client, values, positionals, encoding);
   }
   throw new Usage(`unknown command "${command}"`);
 }
@@ -376,17 +400,7 @@ async function scan(
   if (format !== "json" && format !== "text") {
     throw new Usage(`--format must be json or text, got "${format}"`);
   }
-  const bound = (name: string): Uint8Array | undefined => {
-    const v = str(values[name]);
-    if (v === undefined) return undefined;
-    return values["key-hex"] ? fromHex(v, `--${name}`) : encoder.encode(v);
-  };
-  const prefix = bound("prefix");
-  const start = bound("start");
-  const end = bound("end");
-  if (prefix !== undefined && (start !== undefined || end !== undefined)) {
-    throw new Usage("--prefix excludes --start and --end");
-  }
+  const { prefix, start, end } = bounds(values);
   const limit = values.limit === undefined
     ? undefined
     : positiveInt(values.limit, "--limit");
@@ -409,6 +423,72 @@ async function scan(
       ? jsonLine(e, encoding, keysOnly)
       : textLine(e, encoding, keysOnly);
     await writeOut(encoder.encode(line));
+  }
+  return EXIT.ok;
+}
+
+/** --prefix, or --start/--end, as bytes (hex with --key-hex). */
+function bounds(values: Values): {
+  prefix?: Uint8Array;
+  start?: Uint8Array;
+  end?: Uint8Array;
+} {
+  const bound = (name: string): Uint8Array | undefined => {
+    const v = str(values[name]);
+    if (v === undefined) return undefined;
+    return values["key-hex"] ? fromHex(v, `--${name}`) : encoder.encode(v);
+  };
+  const prefix = bound("prefix");
+  const start = bound("start");
+  const end = bound("end");
+  if (prefix !== undefined && (start !== undefined || end !== undefined)) {
+    throw new Usage("--prefix excludes --start and --end");
+  }
+  return { prefix, start, end };
+}
+
+async function watch(
+  client: ShaleClient,
+  values: Values,
+  pos: string[],
+  encoding: Encoding,
+): Promise<number> {
+  if (pos.length > 0) {
+    throw new Usage(`watch takes no arguments, got "${pos[0]}"`);
+  }
+  if (values["key-file"] !== undefined) {
+    throw new Usage("watch does not take --key-file");
+  }
+  if (values.timeout !== undefined) {
+    throw new Usage("watch does not take --timeout (it runs until Ctrl-C)");
+  }
+  const { prefix, start, end } = bounds(values);
+  const since = values.since === undefined
+    ? undefined
+    : version(values.since, "--since");
+  // Ctrl-C ends the watch cleanly: the loop stops, the exit code is 0.
+  const stop = new AbortController();
+  const onSigint = () => stop.abort();
+  process.on("SIGINT", onSigint);
+  try {
+    for await (
+      const ev of client.watch({
+        prefix,
+        start,
+        end,
+        since,
+        values: values["no-values"] !== true,
+        signal: stop.signal,
+      })
+    ) {
+      let lines = "";
+      for (const c of ev.changes) lines += changeLine(ev.version, c, encoding);
+      // One write per event: a batch's lines go out together, and each
+      // event is handed to the OS before the next is read.
+      await writeOut(encoder.encode(lines));
+    }
+  } finally {
+    process.off("SIGINT", onSigint);
   }
   return EXIT.ok;
 }
@@ -585,13 +665,16 @@ function positiveInt(v: string | boolean, flag: string): number {
   return Number(v);
 }
 
-function version(v: string | boolean | undefined): number | undefined {
+function version(
+  v: string | boolean | undefined,
+  flag = "--if-version",
+): number | undefined {
   if (v === undefined) return undefined;
   if (
     typeof v !== "string" || !/^[0-9]+$/.test(v) ||
     !Number.isSafeInteger(Number(v))
   ) {
-    throw new Usage(`--if-version must be a version number, got "${v}"`);
+    throw new Usage(`${flag} must be a version number, got "${v}"`);
   }
   return Number(v);
 }
@@ -664,6 +747,16 @@ function jsonLine(e: Entry, encoding: Encoding, keysOnly: boolean): string {
   if (!keysOnly) o.value = show(e.value, encoding, "value");
   o.version = String(e.version);
   if (e.expiresAt !== undefined) o.expires_at = e.expiresAt;
+  return JSON.stringify(o) + "\n";
+}
+
+function changeLine(version: number, c: Change, encoding: Encoding): string {
+  const o: Record<string, string | number> = { version: String(version) };
+  o.type = c.type;
+  o.key = show(c.key, encoding, "key");
+  if (c.value !== undefined) o.value = show(c.value, encoding, "value");
+  if (c.valueSize !== undefined) o.value_size = c.valueSize;
+  if (c.expiresAt !== undefined) o.expires_at = c.expiresAt;
   return JSON.stringify(o) + "\n";
 }
 

@@ -1,5 +1,5 @@
 /**
- * The command-line client (`shale get|put|del|scan|batch`) as real
+ * The command-line client (`shale get|put|del|scan|batch|watch`) as real
  * processes against a real HTTP server: binary keys and values through
  * stdin and files, scan paging through many keys, a batch file, conditions
  * and the exit codes scripts rely on, refused connections, usage errors,
@@ -398,6 +398,10 @@ Deno.test("shale client commands: usage errors exit 2 before anything is sent", 
     [["put", "n", "-5", ...url], /-5/],
     [["get", "k", "--url", "ftp://x"], /must be an http/],
     [["batch", "/nonexistent/ops.json", ...url], /cannot read the batch file/],
+    [["watch", "--prefix", "a", "--end", "b", ...url], /--prefix excludes/],
+    [["watch", "--since=1.5", ...url], /--since must be a version number/],
+    [["watch", "--timeout", "5", ...url], /watch does not take --timeout/],
+    [["watch", "k", ...url], /watch takes no arguments/],
   ];
   for (const [args, re] of cases) {
     const r = await shale(args);
@@ -410,6 +414,86 @@ Deno.test("shale client commands: usage errors exit 2 before anything is sent", 
   const top = await shale(["--help"]);
   match(top.text, /Client commands/);
   match(top.text, /\bbatch\b/);
+});
+
+Deno.test("shale watch: a real process prints the changes made by shale put/del/batch as JSON lines, and exits 0 on SIGINT", async () => {
+  await withServer({}, async (s) => {
+    const url = ["--url", s.base];
+    const before = await shale(["put", "w/0", "before the watch", ...url]);
+    ok0(before, "put");
+    const c = await shaleCommand("deno");
+    const child = new Deno.Command(c.command, {
+      args: [
+        ...c.args,
+        "watch",
+        "--prefix",
+        "w/",
+        "--since",
+        before.text.trim(),
+        ...url,
+      ],
+      env: { ...baseEnv(), NO_COLOR: "1" },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    /** Reads stdout until it holds `n` lines (each line arrives flushed). */
+    const untilLines = async (n: number) => {
+      while (out.split("\n").length - 1 < n) {
+        const r = await lines.read();
+        if (r.done) throw new Error(`stdout ended after: ${out}`);
+        out += r.value;
+      }
+    };
+    try {
+      const v1 = Number((await shale(["put", "w/1", "one", ...url])).text);
+      // Each line is printed while the process keeps running.
+      await untilLines(1);
+      ok0(await shale(["put", "x/1", "outside the prefix", ...url]), "put");
+      await withTempDir(async (dir) => {
+        const file = `${dir}/ops.json`;
+        await Deno.writeTextFile(
+          file,
+          JSON.stringify({
+            ops: [
+              {
+                op: "put",
+                key: b64(enc.encode("w/2")),
+                value: b64(enc.encode("two")),
+              },
+              { op: "delete", key: b64(enc.encode("w/1")) },
+            ],
+          }),
+        );
+        ok0(await shale(["batch", file, ...url]), "batch");
+      });
+      const d = await shale(["del", "w/2", ...url]);
+      ok0(d, "del");
+      await untilLines(4);
+      const got = out.trim().split("\n").map((l) => JSON.parse(l));
+      const vb = Number(got[1].version);
+      deepEqual(got, [
+        { version: String(v1), type: "put", key: "w/1", value: "one" },
+        { version: String(vb), type: "put", key: "w/2", value: "two" },
+        { version: String(vb), type: "delete", key: "w/1" },
+        { version: String(vb + 1), type: "delete", key: "w/2" },
+      ]);
+    } finally {
+      child.kill("SIGINT");
+    }
+    const status = await child.status;
+    for (;;) {
+      const r = await lines.read();
+      if (r.done) break;
+      out += r.value;
+    }
+    equal(status.code, 0, await stderr);
+    equal(out.trim().split("\n").length, 4, out);
+  });
 });
 
 Deno.test("parseBatch: the POST /kv/batch format, checked field by field", () => {
