@@ -184,8 +184,18 @@ Deno.test({
         `a batch answered ${batch.status} ${batch.text().slice(0, 200)}`,
       );
 
-      // /health says so.
-      const h = await request(base, "GET", "/health");
+      // /health says so. Background work retries every second and may free
+      // space meanwhile (a flush that fits deletes its WAL segment), which
+      // rightly clears the state; so take the space again, hit the full disk
+      // once more, and ask at once (a few tries).
+      let h = await request(base, "GET", "/health");
+      for (let i = 0; i < 3 && h.status !== 503; i++) {
+        await topUp();
+        const key = `probe/${i}`;
+        const r = await request(base, "PUT", keyPath(key), { body: big });
+        if (r.status === 204) acked.set(key, big); // space was freed: kept
+        h = await request(base, "GET", "/health");
+      }
       const hText = h.text();
       tally.check(
         h.status === 503 && /disk|space|full/i.test(hText),
@@ -207,7 +217,8 @@ Deno.test({
       );
       tally.check(
         scan.status === 200 &&
-          (scan.json() as { items: unknown[] }).items.length === acked.size,
+          (scan.json() as { items: unknown[] }).items.length ===
+            [...acked.keys()].filter((k) => k.startsWith("fill/")).length,
         `a scan while full answered ${scan.status}`,
       );
 
