@@ -382,3 +382,67 @@ async function pumpLines(
   }
   if (rest !== "") onLine(rest);
 }
+
+/** Registers `fn` once per runtime, ignored (with the reason) where it cannot run. */
+export function eachRuntime(
+  name: string,
+  fn: (rt: ShaleRuntime) => Promise<void>,
+  runtimes: readonly ShaleRuntime[] = SHALE_RUNTIMES,
+): void {
+  for (const rt of runtimes) {
+    const why = unavailable(rt);
+    Deno.test({
+      name: `[${rt}] ${name}${why ? ` (ignored: ${why})` : ""}`,
+      ignore: why !== undefined,
+      fn: () => fn(rt),
+    });
+  }
+}
+
+/** A child process whose stdout and stderr are collected as text. */
+export interface PipedProcess {
+  child: Deno.ChildProcess;
+  /** Everything printed so far, both pipes interleaved. */
+  output(): string;
+  /** Resolves with the first match of `re` in the output, or throws after `timeoutMs`. */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Resolves with the exit code once both pipes are drained. */
+  finished: Promise<number>;
+}
+
+/** Spawns `argv` (NO_COLOR set, plus `env`) and collects its output. */
+export function spawnPiped(
+  argv: readonly string[],
+  env: Record<string, string> = {},
+): PipedProcess {
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  let text = "";
+  const drain = async (s: ReadableStream<Uint8Array>) => {
+    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+    }
+  };
+  const pipes = Promise.all([drain(child.stdout), drain(child.stderr)]);
+  return {
+    child,
+    output: () => text,
+    finished: Promise.all([pipes, child.status]).then(([, s]) => s.code),
+    async waitFor(re, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const m = text.match(re);
+        if (m) return m;
+        if (Date.now() > deadline) {
+          throw new Error(`timed out waiting for ${re}; output:\n${text}`);
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+  };
+}

@@ -8,10 +8,12 @@ import { deepEqual, match, ok } from "node:assert/strict";
 import { selfSignedCert } from "./_helpers.ts";
 import {
   bunPath,
+  eachRuntime,
+  type PipedProcess,
   REPO,
-  SHALE_RUNTIMES,
   shaleCommand,
   type ShaleRuntime,
+  spawnPiped,
   unavailable,
 } from "../_shale.ts";
 
@@ -32,25 +34,7 @@ async function command(rt: ShaleRuntime): Promise<[string, string[]]> {
   return [c.command, ["run", ...perms, c.args[c.args.length - 1]]];
 }
 
-/** Registers `fn` once per runtime, ignored (with the reason) where it cannot run. */
-function eachRuntime(name: string, fn: (rt: ShaleRuntime) => Promise<void>) {
-  for (const rt of SHALE_RUNTIMES) {
-    const why = unavailable(rt);
-    Deno.test({
-      name: `[${rt}] ${name}${why ? ` (ignored: ${why})` : ""}`,
-      ignore: why !== undefined,
-      fn: () => fn(rt),
-    });
-  }
-}
-
-interface Proc {
-  child: Deno.ChildProcess;
-  output(): string;
-  waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-  /** Resolves with the exit code once both pipes are drained. */
-  finished: Promise<number>;
-}
+type Proc = PipedProcess;
 
 async function spawn(
   rt: ShaleRuntime,
@@ -70,37 +54,7 @@ async function spawn(
     ...lead,
     ...args,
   ];
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  let text = "";
-  const drain = async (s: ReadableStream<Uint8Array>) => {
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-      text += chunk;
-    }
-  };
-  const pipes = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  const finished = Promise.all([pipes, child.status]).then(([, s]) => s.code);
-  return {
-    child,
-    output: () => text,
-    finished,
-    async waitFor(re, timeoutMs = 15_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const m = text.match(re);
-        if (m) return m;
-        if (Date.now() > deadline) {
-          throw new Error(`timed out waiting for ${re}; output:\n${text}`);
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    },
-  };
+  return spawnPiped(argv, env);
 }
 
 async function startServe(

@@ -8,30 +8,15 @@
  */
 import { deepEqual, match, ok } from "node:assert/strict";
 import {
-  SHALE_RUNTIMES,
+  eachRuntime,
+  type PipedProcess,
   shaleCommand,
   type ShaleRuntime,
-  unavailable,
+  spawnPiped,
 } from "../_shale.ts";
 
-function eachRuntime(name: string, fn: (rt: ShaleRuntime) => Promise<void>) {
-  for (const rt of SHALE_RUNTIMES) {
-    const why = unavailable(rt);
-    Deno.test({
-      name: `[${rt}] ${name}${why ? ` (ignored: ${why})` : ""}`,
-      ignore: why !== undefined,
-      fn: () => fn(rt),
-    });
-  }
-}
-
-interface Server {
-  child: Deno.ChildProcess;
+interface Server extends PipedProcess {
   port: number;
-  output(): string;
-  waitFor(re: RegExp, timeoutMs?: number): Promise<void>;
-  /** The exit code, once both pipes are drained. */
-  finished: Promise<number>;
 }
 
 async function startServe(
@@ -40,40 +25,18 @@ async function startServe(
   extra: string[] = [],
 ): Promise<Server> {
   const c = await shaleCommand(rt);
-  const child = new Deno.Command(c.command, {
-    args: [...c.args, "serve", "--port", "0", "--data-dir", dir, ...extra],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  let text = "";
-  const drain = async (s: ReadableStream<Uint8Array>) => {
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-      text += chunk;
-    }
-  };
-  const pipes = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  const waitFor = async (re: RegExp, timeoutMs = 15_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!re.test(text)) {
-      if (Date.now() > deadline) {
-        throw new Error(`timed out waiting for ${re}; output:\n${text}`);
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
-  await waitFor(/listening on http:\/\/127\.0\.0\.1:\d+/);
-  const port = Number(
-    text.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/)![1],
-  );
-  return {
-    child,
-    port,
-    output: () => text,
-    waitFor,
-    finished: Promise.all([pipes, child.status]).then(([, s]) => s.code),
-  };
+  const proc = spawnPiped([
+    c.command,
+    ...c.args,
+    "serve",
+    "--port",
+    "0",
+    "--data-dir",
+    dir,
+    ...extra,
+  ]);
+  const m = await proc.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
+  return { ...proc, port: Number(m[1]) };
 }
 
 const enc = new TextEncoder();

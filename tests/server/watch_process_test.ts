@@ -8,22 +8,17 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { b64 } from "./_helpers.ts";
 import { type ChangePayload, SseReader } from "./_sse.ts";
-import { shaleCommand, type ShaleRuntime, unavailable } from "../_shale.ts";
+import {
+  eachRuntime,
+  shaleCommand,
+  type ShaleRuntime,
+  spawnPiped,
+  unavailable,
+} from "../_shale.ts";
 import { withTempDir } from "../_helpers.ts";
 
 /** Deno and Bun; the binary is Bun's runtime, tested by process_test.ts. */
 const RUNTIMES: ShaleRuntime[] = ["deno", "bun"];
-
-function eachRuntime(name: string, fn: (rt: ShaleRuntime) => Promise<void>) {
-  for (const rt of RUNTIMES) {
-    const why = unavailable(rt);
-    Deno.test({
-      name: `[${rt}] ${name}${why ? ` (ignored: ${why})` : ""}`,
-      ignore: why !== undefined,
-      fn: () => fn(rt),
-    });
-  }
-}
 
 interface Server {
   child: Deno.ChildProcess;
@@ -39,41 +34,34 @@ async function serve(
   extra: string[] = [],
 ): Promise<Server> {
   const c = await shaleCommand(rt);
-  const child = new Deno.Command(c.command, {
-    args: [...c.args, "serve", "--port", "0", "--data-dir", dir, ...extra],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  let text = "";
-  const drain = async (s: ReadableStream<Uint8Array>) => {
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-      text += chunk;
-    }
-  };
-  const pipes = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  const deadline = Date.now() + 20_000;
-  let m: RegExpMatchArray | null = null;
-  while ((m = text.match(/listening on (http:\/\/[^\s"]+)/)) === null) {
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`server did not start:\n${text}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
+  const proc = spawnPiped([
+    c.command,
+    ...c.args,
+    "serve",
+    "--port",
+    "0",
+    "--data-dir",
+    dir,
+    ...extra,
+  ]);
+  let m: RegExpMatchArray;
+  try {
+    m = await proc.waitFor(/listening on (http:\/\/[^\s"]+)/, 20_000);
+  } catch {
+    proc.child.kill("SIGKILL");
+    throw new Error(`server did not start:\n${proc.output()}`);
   }
   return {
-    child,
+    child: proc.child,
     base: m[1],
-    output: () => text,
+    output: proc.output,
     async stop(signal: Deno.Signal = "SIGTERM") {
       try {
-        child.kill(signal);
+        proc.child.kill(signal);
       } catch {
         // already gone
       }
-      await child.status;
-      await pipes;
+      await proc.finished;
     },
   };
 }
@@ -196,6 +184,7 @@ eachRuntime(
       await server.stop();
     });
   },
+  RUNTIMES,
 );
 
 /**
@@ -308,6 +297,7 @@ eachRuntime(
       } MiB without`,
     );
   },
+  RUNTIMES,
 );
 
 /** Extra `serve` flags for the idle-stream test (empty: the defaults). */
