@@ -16,7 +16,7 @@ import {
   sleep,
   stopServer,
 } from "../tests/fault/_harness.ts";
-import { parseSize } from "../server/_cli.ts";
+import { parseSize } from "../server/cli_values.ts";
 
 const sizeText = Deno.args[0] ?? "8MiB";
 const limit = parseSize(sizeText);

@@ -17,14 +17,9 @@ import { statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { open, verify } from "../mod.ts";
 import { createHandler, type LogFn } from "./app.ts";
-import {
-  exposureWarning,
-  parseCommandLine,
-  type ServeConfig,
-  UsageError,
-  type VerifyConfig,
-  VERSION,
-} from "./_cli.ts";
+import { parseCommandLine, UsageError, type VerifyConfig } from "./_cli.ts";
+import { VERSION } from "./cli_help.ts";
+import { exposureWarning, type ServeConfig } from "./serve_config.ts";
 import { listenSurvivingEmfile } from "./listen.ts";
 import { defaultMaxConnections, descriptorLimit } from "./connection_limits.ts";
 import { Metrics } from "./metrics.ts";
@@ -37,7 +32,8 @@ import {
 import { requestTarget } from "./guard.ts";
 import { Drain, within } from "./drain.ts";
 import { runBackup, runRestore } from "./backup_cli.ts";
-import { CLIENT_COMMANDS, runClient } from "./client_cli.ts";
+import { runClient } from "./client_cli.ts";
+import { CLIENT_COMMANDS } from "./client_cli_help.ts";
 
 /** A logger writing one line per call to `out`, as text or JSON. */
 export function createLogger(

@@ -1,13 +1,9 @@
 /** Command-line parsing, help text and metric rendering, without a process. */
 import { deepEqual, match, ok, throws } from "node:assert/strict";
-import {
-  commandHelp,
-  exposureWarning,
-  mainHelp,
-  parseCommandLine,
-  parseSize,
-  UsageError,
-} from "../../server/_cli.ts";
+import { parseCommandLine, UsageError } from "../../server/_cli.ts";
+import { commandHelp, mainHelp } from "../../server/cli_help.ts";
+import { parseSize } from "../../server/cli_values.ts";
+import { exposureWarning } from "../../server/serve_config.ts";
 import { labels, Metrics, renderEngine } from "../../server/metrics.ts";
 import { logPath } from "../../server/main.ts";
 

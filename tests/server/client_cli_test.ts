@@ -7,7 +7,7 @@
  * trip with the exit codes runs on every runtime (Bun and the binary too).
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { parseBatch } from "../../server/client_cli.ts";
+import { parseBatch } from "../../server/client_cli_input.ts";
 import { Rng, withTempDir } from "../_helpers.ts";
 import {
   SHALE_RUNTIMES,
