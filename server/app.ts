@@ -35,6 +35,7 @@ import {
   read,
   type Route,
   route,
+  SCOPED,
 } from "./route_table.ts";
 import {
   closeKvConnectWatches,
@@ -48,6 +49,8 @@ import { multiGet } from "./routes/multi_get.ts";
 import { opsRoutes } from "./routes/ops.ts";
 import { rangeRoute } from "./routes/range.ts";
 import { isUiPath, uiRoute } from "./routes/ui.ts";
+import { authorizeKey, requireAdmin } from "./scope.ts";
+import type { ScopedToken } from "./token_file.ts";
 
 export { HttpError } from "./_codec.ts";
 export { ERROR_STATUS, type LogFn } from "./errors.ts";
@@ -56,6 +59,11 @@ export { ERROR_STATUS, type LogFn } from "./errors.ts";
 export interface HandlerOptions {
   /** When set, every route but `/health` needs `Authorization: Bearer <token>`. */
   authToken?: string;
+  /**
+   * Tokens limited to a key prefix and a mode (`--token-file`); they reach
+   * the `/kv/` routes only. Needs `authToken` (the admin token).
+   */
+  scopedTokens?: ScopedToken[];
   /** Largest key in bytes. Default: the engine's `maxKeyBytes`. */
   maxKeyBytes?: number;
   /** Largest value (PUT body) in bytes. Default: the engine's `maxValueBytes`. */
@@ -126,6 +134,8 @@ export interface Handler {
   drain(): void;
   /** Releases every snapshot held for cursors. Call before `db.close()`. */
   close(): void;
+  /** Replaces the scoped tokens (a reloaded `--token-file`). */
+  setScopedTokens(tokens: ScopedToken[]): void;
 }
 
 const KNOWN_METHODS = new Set([
@@ -220,7 +230,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     draining: false,
   };
   const { metrics, refusals, cursors, budget } = env;
-  const auth = new BearerAuth(options.authToken);
+  const auth = new BearerAuth(options.authToken, options.scopedTokens);
   const site = {
     tokenRequired: auth.required,
     allowHosts: new Set((options.allowHosts ?? []).map((h) => h.toLowerCase())),
@@ -268,7 +278,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
         checkJsonDepth(body, what);
         return body;
       },
-      checkKey: () => {}, // every key of 1..maxKeyBytes is the user's
+      checkKey: (key, what) => authorizeKey(ctx.scope, "read", key, what),
       maxKeyBytes: env.limits.maxKeyBytes,
     });
   const keyMethods = {
@@ -279,17 +289,21 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
   };
   // The route table: the first match serves the path. Routing looks at the
   // raw path, so the key "range" is /kv/%72ange. One line per route.
+  // SCOPED routes check each key against a scoped token's prefix
+  // themselves; every other non-public route needs the admin token.
   const routes: Route[] = [
     route("/health", read(ops.health), PUBLIC),
     route("/deno-kv/*", { [ANY]: kvConnect }, PUBLIC),
     // The dashboard's files are public; the API calls it makes are not.
     route("/ui", read(uiRoute), { public: true, match: isUiPath }),
-    route("/kv/range", read(rangeRoute(env))),
-    route("/kv/get", { [ANY]: multiGetRoute }),
+    route("/kv/range", read(rangeRoute(env)), SCOPED),
+    route("/kv/get", { [ANY]: multiGetRoute }, SCOPED),
     // GET /kv/watch answers its own 405s (server/routes/watch.ts).
-    route("/kv/watch", { [ANY]: (ctx) => watch.handle(ctx.req, ctx.query) }),
-    route("/kv/batch", { POST: batchRoute(env) }),
-    route("/kv/{key}", keyMethods),
+    route("/kv/watch", {
+      [ANY]: (ctx) => watch.handle(ctx.req, ctx.query, ctx.scope),
+    }, SCOPED),
+    route("/kv/batch", { POST: batchRoute(env) }, SCOPED),
+    route("/kv/{key}", keyMethods, SCOPED),
     route("/stats", read(ops.stats)),
     route("/stats/stream", read(ops.statsStream)),
     route("/metrics", read(ops.metrics)),
@@ -299,7 +313,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
   async function dispatch(ctx: Ctx): Promise<Response> {
     const hit = routes.find((r) => r.match(ctx.path));
     // Unknown paths need the token too: a 404 would confirm a guess.
-    if (hit?.public !== true) auth.check(ctx.req);
+    if (hit?.public !== true) ctx.scope = auth.check(ctx.req);
     if (hit === undefined) {
       throw new HttpError(
         404,
@@ -307,6 +321,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
         `no route for ${clip(ctx.path)}`,
       );
     }
+    if (hit.scoped !== true) requireAdmin(ctx.scope, hit.name);
     ctx.route = hit.name;
     const method = ctx.req.method;
     const fn = Object.hasOwn(hit.methods, method)
@@ -378,6 +393,9 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     close() {
       ops.streams.closeAll();
       cursors.close();
+    },
+    setScopedTokens(tokens: ScopedToken[]) {
+      auth.setScoped(tokens);
     },
   });
 }

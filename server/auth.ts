@@ -10,7 +10,10 @@
  * @module
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import { InvalidArgumentError } from "../mod.ts";
 import { HttpError } from "./_codec.ts";
+import type { Scope } from "./scope.ts";
+import type { ScopedToken } from "./token_file.ts";
 
 /** SHA-256 of `text` (UTF-8). */
 export function sha256(text: string): Uint8Array {
@@ -31,13 +34,26 @@ export function bearerToken(req: Request): string | undefined {
 
 const CHALLENGE = { "www-authenticate": 'Bearer realm="shale"' };
 
-/** The REST routes' access check: one token, or none when `token` is unset. */
+/**
+ * The REST routes' access check: the admin token (every power), the scoped
+ * tokens of `--token-file` (a key prefix and a mode each, see `scope.ts`),
+ * or no token at all when the admin token is unset.
+ *
+ * A presented token is hashed once and compared with every known digest,
+ * without stopping at a match, so the time taken depends only on how many
+ * tokens there are.
+ */
 export class BearerAuth {
   readonly #digest: Uint8Array | undefined;
+  #scoped: { digest: Uint8Array; scope: Scope }[] = [];
 
-  /** `token` undefined: every request passes. */
-  constructor(token: string | undefined) {
+  /**
+   * `token` undefined: every request passes (then `scoped` must be empty:
+   * scoped tokens would mean nothing when no token is needed).
+   */
+  constructor(token: string | undefined, scoped: ScopedToken[] = []) {
     this.#digest = token === undefined ? undefined : sha256(token);
+    this.setScoped(scoped);
   }
 
   /** Whether requests need a token at all. */
@@ -45,9 +61,30 @@ export class BearerAuth {
     return this.#digest !== undefined;
   }
 
-  /** Throws 401 `unauthorized` unless `req` carries the token. */
-  check(req: Request): void {
-    if (this.#digest === undefined) return;
+  /** How many scoped tokens are known. */
+  get scopedCount(): number {
+    return this.#scoped.length;
+  }
+
+  /** Replaces the scoped tokens (a reloaded `--token-file`). */
+  setScoped(scoped: ScopedToken[]): void {
+    if (this.#digest === undefined && scoped.length > 0) {
+      throw new InvalidArgumentError(
+        "scoped tokens need an admin token (authToken) as well",
+      );
+    }
+    this.#scoped = scoped.map((t) => ({
+      digest: sha256(t.token),
+      scope: t.scope,
+    }));
+  }
+
+  /**
+   * Throws 401 `unauthorized` unless `req` carries a known token. Returns
+   * the token's scope, or undefined for the admin token (or no auth).
+   */
+  check(req: Request): Scope | undefined {
+    if (this.#digest === undefined) return undefined;
     const token = bearerToken(req);
     if (token === undefined) {
       throw new HttpError(
@@ -57,8 +94,18 @@ export class BearerAuth {
         CHALLENGE,
       );
     }
-    if (!matchesDigest(token, this.#digest)) {
+    const got = sha256(token);
+    let admin = timingSafeEqual(got, this.#digest);
+    let scope: Scope | undefined;
+    for (const t of this.#scoped) {
+      if (timingSafeEqual(got, t.digest)) scope = t.scope;
+    }
+    // Parsing refuses a scoped token equal to the admin token; were one
+    // there anyway, the narrower power wins.
+    if (scope !== undefined) admin = false;
+    if (!admin && scope === undefined) {
       throw new HttpError(401, "unauthorized", "invalid token", CHALLENGE);
     }
+    return scope;
   }
 }

@@ -163,6 +163,13 @@ export const SERVE_FLAGS: FlagSpec[] = [
       `require Authorization: Bearer TOKEN on every route but /health; at least ${MIN_TOKEN_LENGTH} characters (prefer the env var: flags show in ps)`,
   },
   {
+    name: "token-file",
+    type: "string",
+    valueName: "FILE",
+    help:
+      "JSON file of scoped tokens, each limited to a key prefix and a mode (read or read-write) on the /kv/ routes; needs --auth-token (the admin token); mode 600; reloaded on SIGHUP (docs/HTTP.md, 'Scoped tokens')",
+  },
+  {
     name: "insecure-no-auth",
     type: "boolean",
     default: "false",

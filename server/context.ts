@@ -13,6 +13,7 @@ import type { CursorSnapshots } from "./cursors.ts";
 import type { LogFn } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Refusals } from "./refusals.ts";
+import type { Scope } from "./scope.ts";
 
 /** One request on its way through the routes. */
 export interface Ctx {
@@ -29,6 +30,11 @@ export interface Ctx {
   client: string;
   /** This request's share of the body budget. */
   lease: BodyLease;
+  /**
+   * The scoped token's prefix and mode, once auth has passed; undefined for
+   * the admin token or without auth (everything allowed).
+   */
+  scope?: Scope;
 }
 
 /** A route's answer to one request. */

@@ -16,7 +16,8 @@
 import { statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { open, verify } from "../mod.ts";
-import { createHandler, type LogFn } from "./app.ts";
+import { createHandler, type Handler, type LogFn } from "./app.ts";
+import { loadTokenFile, type ScopedToken } from "./token_file.ts";
 import { parseCommandLine, UsageError, type VerifyConfig } from "./_cli.ts";
 import { VERSION } from "./cli_help.ts";
 import { exposureWarning, type ServeConfig } from "./serve_config.ts";
@@ -107,6 +108,16 @@ async function serve(cfg: ServeConfig): Promise<number> {
     }
   }
 
+  let scopedTokens: ScopedToken[] = [];
+  if (cfg.tokenFile !== undefined) {
+    try {
+      scopedTokens = loadTokenFile(cfg.tokenFile, cfg.authToken);
+    } catch (err) {
+      log("error", "cannot use --token-file", { error: errorText(err) });
+      return 1;
+    }
+  }
+
   const t0 = performance.now();
   let db;
   try {
@@ -142,6 +153,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
   const metrics = new Metrics();
   const handler = createHandler(db, {
     authToken: cfg.authToken,
+    scopedTokens,
     maxKeyBytes: cfg.maxKeyBytes,
     maxValueBytes: cfg.maxValueBytes,
     maxBatchBytes: cfg.maxBatchBytes,
@@ -193,6 +205,11 @@ async function serve(cfg: ServeConfig): Promise<number> {
     ? ["SIGINT"]
     : ["SIGINT", "SIGTERM"];
   const unlisten = signals.map((s) => runtime.onSignal(s, onSignal(s)));
+  if (cfg.tokenFile !== undefined && runtime.os !== "windows") {
+    unlisten.push(
+      runtime.onSignal("SIGHUP", () => reloadTokens(cfg, handler, log)),
+    );
+  }
 
   let server: Listener;
   try {
@@ -228,6 +245,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
             sync: cfg.sync,
             recovery_ms: recoveryMs,
             auth: cfg.authToken === undefined ? "off" : "on",
+            scoped_tokens: scopedTokens.length,
             version: VERSION,
             runtime: `${runtime.name} ${runtime.version}`,
             max_connections: metrics.connections.max || "none",
@@ -288,6 +306,22 @@ async function serve(cfg: ServeConfig): Promise<number> {
   for (const off of unlisten) off();
   log("info", "stopped", { code });
   return code;
+}
+
+/**
+ * SIGHUP: reads `--token-file` again. A file that no longer parses leaves
+ * the tokens in force as they were.
+ */
+function reloadTokens(cfg: ServeConfig, handler: Handler, log: LogFn): void {
+  try {
+    const tokens = loadTokenFile(cfg.tokenFile!, cfg.authToken);
+    handler.setScopedTokens(tokens);
+    log("info", "token file reloaded", { scoped_tokens: tokens.length });
+  } catch (err) {
+    log("error", "token file not reloaded; the previous tokens stay", {
+      error: errorText(err),
+    });
+  }
 }
 
 function runVerify(cfg: VerifyConfig): number {

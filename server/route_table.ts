@@ -18,6 +18,11 @@ export interface Route {
   match: (path: string) => boolean;
   /** Served without the access token (it checks its own, or reveals nothing). */
   public?: boolean;
+  /**
+   * Serves scoped tokens too, checking every key it touches against the
+   * token's prefix (`scope.ts`); other routes need the admin token.
+   */
+  scoped?: boolean;
   /** Handlers by method, in the order `Allow` lists them. */
   methods: Readonly<Record<string, RouteHandler>>;
 }
@@ -28,6 +33,9 @@ export const ANY = "*";
 /** Options of a route that needs no token. */
 export const PUBLIC = { public: true };
 
+/** Options of a data route that scoped tokens may use. */
+export const SCOPED = { scoped: true };
+
 /**
  * A route table entry. `pattern` is the metrics label and, unless
  * `opts.match` is given, the matcher: `/a/*` matches `/a` and all below it,
@@ -36,7 +44,11 @@ export const PUBLIC = { public: true };
 export function route(
   pattern: string,
   methods: Record<string, RouteHandler>,
-  opts: { public?: boolean; match?: (path: string) => boolean } = {},
+  opts: {
+    public?: boolean;
+    scoped?: boolean;
+    match?: (path: string) => boolean;
+  } = {},
 ): Route {
   let name = pattern;
   let match = opts.match ?? ((p: string) => p === pattern);
@@ -47,7 +59,7 @@ export function route(
     const base = pattern.slice(0, -5);
     match = opts.match ?? ((p) => p.startsWith(base));
   }
-  return { name, match, public: opts.public, methods };
+  return { name, match, public: opts.public, scoped: opts.scoped, methods };
 }
 
 /**

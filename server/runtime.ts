@@ -16,6 +16,9 @@ import { denoRuntime } from "./runtime_deno.ts";
 /** The signals the server stops on. */
 export type StopSignal = "SIGINT" | "SIGTERM";
 
+/** The signals the server handles: stop, or reload the token file (SIGHUP). */
+export type Signal = StopSignal | "SIGHUP";
+
 /** A bound address. */
 export interface Addr {
   hostname: string;
@@ -73,7 +76,7 @@ export interface Runtime {
   writeStderr(text: string): void;
   stderrIsTerminal(): boolean;
   /** Calls `fn` on `signal`; returns the function that stops it. */
-  onSignal(signal: StopSignal, fn: () => void): () => void;
+  onSignal(signal: Signal, fn: () => void): () => void;
   /** Binds and serves; throws when the address cannot be bound. */
   listen(opts: ListenOptions, handler: ServeHandler): Listener;
 }

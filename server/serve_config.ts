@@ -38,6 +38,8 @@ export interface ServeConfig {
   watchMaxLagBytes: number;
   watchHeartbeatMs: number;
   authToken: string | undefined;
+  /** `--token-file`: scoped tokens (read at start and on SIGHUP). */
+  tokenFile: string | undefined;
   insecureNoAuth: boolean;
   allowHosts: string[];
   allowOrigins: string[];
@@ -107,6 +109,14 @@ export function parseServeConfig(
       `${
         label("auth-token")
       } must be at least ${MIN_TOKEN_LENGTH} characters, got ${authToken.length}`,
+    );
+  }
+  const tokenFile = get("token-file");
+  if (tokenFile !== undefined && authToken === undefined) {
+    fail(
+      `${
+        label("token-file")
+      } needs --auth-token (the admin token): without it every request would pass`,
     );
   }
   const insecureNoAuth = bool(
@@ -234,6 +244,7 @@ export function parseServeConfig(
       fail,
     ),
     authToken,
+    tokenFile,
     insecureNoAuth,
     allowHosts,
     allowOrigins,

@@ -20,6 +20,7 @@ import { type Ctx, json, type ServerEnv } from "../context.ts";
 import { renderError } from "../errors.ts";
 import { requireJson } from "../guard.ts";
 import { checkJsonDepth } from "../json_depth.ts";
+import { authorizeKey, type Scope } from "../scope.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -65,6 +66,7 @@ export function batchRoute(env: ServerEnv): (ctx: Ctx) => Promise<Response> {
       );
     }
     const ops = parseBatch(doc, limits, env.clock());
+    ops.forEach((op, i) => authorizeOp(ctx.scope, op, i));
     try {
       const version = await db.batch(ops);
       return json(200, { applied: ops.length, version: String(version) });
@@ -78,6 +80,20 @@ export function batchRoute(env: ServerEnv): (ctx: Ctx) => Promise<Response> {
       throw err;
     }
   };
+}
+
+/**
+ * Throws 403 `forbidden` unless a scoped token may apply op `i`: a check
+ * reads its key, a put or delete writes it. A range op checks its
+ * `[start, end)` with `authorizeRange`.
+ */
+export function authorizeOp(
+  scope: Scope | undefined,
+  op: BatchOp,
+  i: number,
+): void {
+  const access = op.type === "check" ? "read" : "write";
+  authorizeKey(scope, access, op.key, `op ${i} key`);
 }
 
 /**

@@ -16,6 +16,7 @@ import {
 import { readBody } from "../body.ts";
 import type { Ctx, RouteHandler, ServerEnv } from "../context.ts";
 import { conditionFor, parseTags, tagsMatch } from "../etag.ts";
+import { authorizeKey } from "../scope.ts";
 
 /** The handlers of `/kv/{key}`, by method. */
 export interface KvRoutes {
@@ -36,6 +37,7 @@ export function kvRoutes(env: ServerEnv): KvRoutes {
 
   function getKey(ctx: Ctx): Response {
     const key = decodeKey(ctx.path.slice(4), limits.maxKeyBytes);
+    authorizeKey(ctx.scope, "read", key);
     parseQuery(ctx.query, []);
     const r = db.get(key);
     if (r === undefined) {
@@ -79,6 +81,7 @@ export function kvRoutes(env: ServerEnv): KvRoutes {
 
   async function putKey(ctx: Ctx): Promise<Response> {
     const key = decodeKey(ctx.path.slice(4), limits.maxKeyBytes);
+    authorizeKey(ctx.scope, "write", key);
     const params = parseQuery(ctx.query, ["ttl"]);
     const ttl = params.get("ttl");
     const expiresAt = ttl === undefined ? undefined : Math.round(
@@ -96,6 +99,7 @@ export function kvRoutes(env: ServerEnv): KvRoutes {
 
   async function deleteKey(ctx: Ctx): Promise<Response> {
     const key = decodeKey(ctx.path.slice(4), limits.maxKeyBytes);
+    authorizeKey(ctx.scope, "write", key);
     parseQuery(ctx.query, []);
     const ifVersion = await conditionFor(db, ctx.req, key);
     await db.delete(key, { ifVersion });

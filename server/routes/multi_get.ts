@@ -31,7 +31,7 @@ export interface MultiGetDeps {
     tooLargeCode: string,
     what: string,
   ): Promise<Uint8Array>;
-  /** Throws the handler's error for a key `/kv/` may not use (none today). */
+  /** Throws the handler's error for a key the caller may not read (scoped tokens). */
   checkKey(key: Uint8Array, what: string): void;
   maxKeyBytes: number;
   /** Default {@link DEFAULT_MAX_GET_KEYS}. */

@@ -18,6 +18,7 @@ import {
 import { compareBytes, prefixEnd, type Snapshot } from "../../mod.ts";
 import { type Ctx, jsonText, type ServerEnv } from "../context.ts";
 import { cursorBinding, decodeCursor, encodeCursor } from "../cursors.ts";
+import { authorizeRange } from "../scope.ts";
 
 const RANGE_PARAMS = [
   "start",
@@ -68,6 +69,9 @@ export function rangeRoute(env: ServerEnv): (ctx: Ctx) => Response {
     }
     if (start !== undefined && start.length === 0) start = undefined;
     if (end !== undefined && end.length === 0) end = undefined;
+    // The bounds as asked; a cursor below only narrows them (and must come
+    // with the same bounds), so it cannot lead outside the prefix.
+    authorizeRange(ctx.scope, "read", start, end);
 
     const now = env.monotonic();
     cursors.releaseExpired(now);

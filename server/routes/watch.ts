@@ -29,6 +29,7 @@ import {
   USER_KEY_SPACE,
 } from "../../mod.ts";
 import { clip, HttpError, parseQuery, toBase64 } from "../_codec.ts";
+import { authorizeRange, type Scope } from "../scope.ts";
 import type { LogFn } from "../errors.ts";
 import type { Sample } from "../metrics.ts";
 
@@ -100,8 +101,11 @@ export class WatchRoute {
     return this.#streams.size;
   }
 
-  /** Answers `GET /kv/watch?<query>`; errors before streaming are thrown. */
-  handle(req: Request, query: string): Response {
+  /**
+   * Answers `GET /kv/watch?<query>`; errors before streaming are thrown. A
+   * scoped token's `scope` must hold the whole watched range.
+   */
+  handle(req: Request, query: string, scope?: Scope): Response {
     if (req.method !== "GET") {
       if (req.method === "OPTIONS") {
         return new Response(null, { status: 204, headers: { allow: "GET" } });
@@ -130,6 +134,7 @@ export class WatchRoute {
     }
     if (start !== undefined && start.length === 0) start = undefined;
     if (end !== undefined && end.length === 0) end = undefined;
+    authorizeRange(scope, "read", start, end);
     const values = parseBool(text("values"), "values", true);
     const limitText = text("value_limit");
     let valueLimit = this.#valueLimit;

@@ -7,6 +7,7 @@ import {
   matchesDigest,
   sha256,
 } from "../../server/auth.ts";
+import { Scope } from "../../server/scope.ts";
 
 const req = (authorization?: string) =>
   new Request("http://127.0.0.1/", {
@@ -48,4 +49,22 @@ Deno.test("BearerAuth passes everything without a token, 401 otherwise", () => {
         e.headers?.["www-authenticate"] === 'Bearer realm="shale"',
     );
   }
+});
+
+Deno.test("BearerAuth: the admin token has no scope, a scoped token its own", () => {
+  const scope = new Scope(new TextEncoder().encode("app/"), false);
+  const auth = new BearerAuth("0123456789abcdef", [
+    { token: "scoped-0123456789", scope },
+  ]);
+  equal(auth.check(req("Bearer 0123456789abcdef")), undefined);
+  equal(auth.check(req("Bearer scoped-0123456789")), scope);
+  equal(auth.scopedCount, 1);
+  throws(() => auth.check(req("Bearer scoped-012345678")), /invalid token/);
+  auth.setScoped([]);
+  throws(() => auth.check(req("Bearer scoped-0123456789")), /invalid token/);
+  // Without an admin token, scoped tokens would guard nothing.
+  throws(
+    () => new BearerAuth(undefined, [{ token: "scoped-0123456789", scope }]),
+    /need an admin token/,
+  );
 });
