@@ -2,13 +2,16 @@
  * shale: a persistent key/value store built on a log-structured merge tree.
  *
  * ```ts
+ * import assert from "node:assert/strict";
  * import { open } from "./mod.ts";
  *
  * const dir = await Deno.makeTempDir();
  * const db = await open(dir, { background: "inline" });
  * const enc = new TextEncoder();
- * await db.put(enc.encode("hello"), enc.encode("world"));
- * console.log(new TextDecoder().decode(db.get(enc.encode("hello"))!.value));
+ * const version = await db.put(enc.encode("hello"), enc.encode("world"));
+ * const got = db.get(enc.encode("hello"));
+ * assert.equal(new TextDecoder().decode(got!.value), "world");
+ * assert.equal(got!.version, version);
  * await db.close();
  * await Deno.remove(dir, { recursive: true });
  * ```

@@ -181,7 +181,8 @@ function logTail(
   return w.finish();
 }
 
-function sha256Hex(bytes: Uint8Array): string {
+/** SHA-256 of `bytes` in lower-case hex (the archive's `.sha256` members). */
+export function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 

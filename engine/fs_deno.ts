@@ -1,14 +1,11 @@
 /**
  * The real {@link FileSystem} on Deno: `Deno.FsFile` for appends, fdatasync
- * and the `flock` locks, and `node:fs` positional reads for tables (see
- * engine/fs.ts for why reads are synchronous). Deno implements a `node:fs`
- * positional read as seek + read on the file's shared position, so a read
- * handle must never be shared with async reads or with another thread.
+ * and the `flock` locks, and `node:fs` positional reads for tables
+ * (`FdReadable` in fs_shared.ts, shared with the node:fs port).
  *
  * @module
  */
-import * as nodeFs from "node:fs";
-import { LockedError, wrapIoError } from "./errors.ts";
+import { wrapIoError } from "./errors.ts";
 import type {
   DirLock,
   FileSystem,
@@ -17,6 +14,7 @@ import type {
   WritableFile,
 } from "./fs.ts";
 import { DIR_MODE, FILE_MODE } from "./fs_modes.ts";
+import { appendAll, FdReadable, lockDirAndFile } from "./fs_shared.ts";
 
 class RealWritable implements WritableFile {
   #file: Deno.FsFile;
@@ -26,18 +24,7 @@ class RealWritable implements WritableFile {
     this.size = size;
   }
   append(data: Uint8Array): void {
-    let off = 0;
-    try {
-      while (off < data.length) {
-        off += this.#file.writeSync(data.subarray(off));
-      }
-    } catch (err) {
-      // A partial append leaves torn bytes; the caller treats the store as
-      // failed, and replay truncates the torn tail.
-      this.size += off;
-      throw wrapIoError(err, `append to ${this.path}`);
-    }
-    this.size += data.length;
+    appendAll(this, data, (d, off) => this.#file.writeSync(d.subarray(off)));
   }
   async sync(): Promise<void> {
     try {
@@ -66,30 +53,6 @@ class RealWritable implements WritableFile {
   }
 }
 
-class RealReadable implements ReadableFile {
-  #fd: number;
-  constructor(readonly path: string, fd: number, readonly size: number) {
-    this.#fd = fd;
-  }
-  readAt(pos: number, len: number): Uint8Array {
-    const buf = new Uint8Array(len);
-    let got = 0;
-    while (got < len) {
-      const n = nodeFs.readSync(this.#fd, buf, got, len - got, pos + got);
-      if (n === 0) break;
-      got += n;
-    }
-    return got === len ? buf : buf.subarray(0, got);
-  }
-  close(): void {
-    try {
-      nodeFs.closeSync(this.#fd);
-    } catch {
-      // already closed
-    }
-  }
-}
-
 /** The real file system through Deno's own file API. */
 export class DenoFileSystem implements FileSystem {
   openWritable(path: string, opts?: OpenWritableOptions): WritableFile {
@@ -110,9 +73,7 @@ export class DenoFileSystem implements FileSystem {
     }
   }
   openReadable(path: string): ReadableFile {
-    const fd = nodeFs.openSync(path, "r");
-    const size = nodeFs.fstatSync(fd).size;
-    return new RealReadable(path, fd, size);
+    return FdReadable.open(path);
   }
   readFile(path: string): Uint8Array {
     return Deno.readFileSync(path);
@@ -167,42 +128,24 @@ export class DenoFileSystem implements FileSystem {
     }
   }
   lock(path: string): DirLock {
-    // The lock is held on the directory itself: deleting or replacing the
-    // LOCK file cannot let a second process in. The LOCK file is locked too,
-    // for older shale versions that only look at it.
-    const dir = path.replace(/\/[^/]*$/, "") || ".";
-    const files: Deno.FsFile[] = [];
-    const release = () => {
-      for (const f of files.reverse()) {
+    return lockDirAndFile<Deno.FsFile>(path, {
+      openDir: (dir) => Deno.openSync(dir, { read: true }),
+      openFile: (p) =>
+        Deno.openSync(p, {
+          read: true,
+          write: true,
+          create: true,
+          mode: FILE_MODE,
+        }),
+      tryLock: (f) => f.tryLockSync(true),
+      release: (f) => {
         try {
           f.unlockSync();
         } catch {
           // closing releases it anyway
         }
         f.close();
-      }
-    };
-    try {
-      for (
-        const f of [
-          () => Deno.openSync(dir, { read: true }),
-          () =>
-            Deno.openSync(path, {
-              read: true,
-              write: true,
-              create: true,
-              mode: FILE_MODE,
-            }),
-        ]
-      ) {
-        const file = f();
-        files.push(file);
-        if (!file.tryLockSync(true)) throw new LockedError(dir);
-      }
-    } catch (err) {
-      release();
-      throw err;
-    }
-    return { release };
+      },
+    });
   }
 }

@@ -29,6 +29,7 @@ import type {
   WritableFile,
 } from "./fs.ts";
 import { DIR_MODE, FILE_MODE } from "./fs_modes.ts";
+import { appendAll, FdReadable, lockDirAndFile } from "./fs_shared.ts";
 
 class NodeWritable implements WritableFile {
   #fd: number;
@@ -38,24 +39,12 @@ class NodeWritable implements WritableFile {
     this.size = size;
   }
   append(data: Uint8Array): void {
-    let off = 0;
-    try {
-      while (off < data.length) {
-        off += fs.writeSync(
-          this.#fd,
-          data,
-          off,
-          data.length - off,
-          this.size + off,
-        );
-      }
-    } catch (err) {
-      // A partial append leaves torn bytes; the caller treats the store as
-      // failed, and replay truncates the torn tail.
-      this.size += off;
-      throw wrapIoError(err, `append to ${this.path}`);
-    }
-    this.size += data.length;
+    appendAll(
+      this,
+      data,
+      (d, off) =>
+        fs.writeSync(this.#fd, d, off, d.length - off, this.size + off),
+    );
   }
   sync(): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -72,30 +61,6 @@ class NodeWritable implements WritableFile {
       throw wrapIoError(err, `truncate ${this.path}`);
     }
     this.size = len;
-  }
-  close(): void {
-    try {
-      fs.closeSync(this.#fd);
-    } catch {
-      // already closed
-    }
-  }
-}
-
-class NodeReadable implements ReadableFile {
-  #fd: number;
-  constructor(readonly path: string, fd: number, readonly size: number) {
-    this.#fd = fd;
-  }
-  readAt(pos: number, len: number): Uint8Array {
-    const buf = new Uint8Array(len);
-    let got = 0;
-    while (got < len) {
-      const n = fs.readSync(this.#fd, buf, got, len - got, pos + got);
-      if (n === 0) break;
-      got += n;
-    }
-    return got === len ? buf : buf.subarray(0, got);
   }
   close(): void {
     try {
@@ -126,13 +91,7 @@ export class NodeFileSystem implements FileSystem {
     }
   }
   openReadable(path: string): ReadableFile {
-    const fd = fs.openSync(path, "r");
-    try {
-      return new NodeReadable(path, fd, fs.fstatSync(fd).size);
-    } catch (err) {
-      fs.closeSync(fd);
-      throw err;
-    }
+    return FdReadable.open(path);
   }
   readFile(path: string): Uint8Array {
     // A plain Uint8Array, not a Buffer: Buffer.slice shares memory, where
@@ -192,38 +151,16 @@ export class NodeFileSystem implements FileSystem {
   lock(path: string): DirLock {
     const flock = libcFlock();
     if (flock === undefined) return pidFileLock(path);
-    // As on Deno: the directory itself is locked, so deleting or replacing
-    // the LOCK file cannot let a second process in; the LOCK file is locked
-    // too, for older shale versions that only look at it.
-    const dir = path.replace(/\/[^/]*$/, "") || ".";
-    const fds: number[] = [];
-    const release = () => {
-      for (const fd of fds.reverse()) {
+    return lockDirAndFile<number>(path, {
+      openDir: (dir) => fs.openSync(dir, fs.constants.O_RDONLY),
+      openFile: (p) =>
+        fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT, FILE_MODE),
+      tryLock: (fd) => flock(fd, LOCK_EX | LOCK_NB) === 0,
+      release: (fd) => {
         flock(fd, LOCK_UN);
         fs.closeSync(fd);
-      }
-    };
-    try {
-      for (
-        const open of [
-          () => fs.openSync(dir, fs.constants.O_RDONLY),
-          () =>
-            fs.openSync(
-              path,
-              fs.constants.O_RDWR | fs.constants.O_CREAT,
-              FILE_MODE,
-            ),
-        ]
-      ) {
-        const fd = open();
-        fds.push(fd);
-        if (flock(fd, LOCK_EX | LOCK_NB) !== 0) throw new LockedError(dir);
-      }
-    } catch (err) {
-      release();
-      throw err;
-    }
-    return { release };
+      },
+    });
   }
 }
 

@@ -33,12 +33,26 @@ const PROT_READ = 1;
 const MAP_SHARED = 1;
 const O_RDONLY = 0;
 
-interface Libc {
-  /** Maps `len` bytes of `path` from offset 0, or throws. */
+/**
+ * The four C calls as one runtime's FFI exposes them. `A` is how that FFI
+ * carries an address (a pointer object on Deno, a number on Bun).
+ */
+interface Libc<A> {
+  open(path: Uint8Array, flags: number): number;
+  close(fd: number): void;
+  /** `mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0)`; undefined on failure. */
+  mmap(len: number, fd: number): A | undefined;
+  munmap(addr: A, len: number): void;
+  /** The mapped bytes at `addr` as a buffer (no copy). */
+  view(addr: A, len: number): ArrayBuffer;
+}
+
+/** Something that maps files: a {@link Libc} with its address type hidden. */
+interface Mapper {
   map(path: string, len: number): FileMap;
 }
 
-let libc: Libc | null | undefined;
+let mapper: Mapper | null | undefined;
 
 function cPath(path: string): Uint8Array {
   const b = new TextEncoder().encode(path);
@@ -60,53 +74,69 @@ function oCloexec(): number {
   return process.platform === "darwin" ? 0x1000000 : 0x80000;
 }
 
-function denoLibc(names: string[]): Libc {
-  let lib;
+/** The first of `names` that `load` opens. */
+function loadFirst<L>(names: string[], load: (name: string) => L): L {
   for (const name of names) {
     try {
-      lib = Deno.dlopen(name, {
-        open: { parameters: ["buffer", "i32"], result: "i32" },
-        close: { parameters: ["i32"], result: "i32" },
-        mmap: {
-          parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"],
-          result: "pointer",
-        },
-        munmap: { parameters: ["pointer", "usize"], result: "i32" },
-      });
-      break;
+      return load(name);
     } catch {
       // try the next name
     }
   }
-  if (!lib) throw new Error(`cannot load the C library (${names.join(", ")})`);
-  const s = lib.symbols;
+  throw new Error(`cannot load the C library (${names.join(", ")})`);
+}
+
+/**
+ * Maps `len` bytes of `path` read-only through `c`: open, mmap, close the
+ * descriptor (the mapping outlives it), and an unmap that runs once.
+ */
+function mapWith<A>(c: Libc<A>, path: string, len: number): FileMap {
+  const fd = c.open(cPath(path), O_RDONLY | oCloexec());
+  if (fd < 0) throw new Error(`mmap: cannot open ${path}`);
+  let addr: A | undefined;
+  try {
+    addr = c.mmap(len, fd);
+  } finally {
+    c.close(fd);
+  }
+  if (addr === undefined) {
+    throw new Error(`mmap of ${len} bytes of ${path} failed`);
+  }
+  const bytes = new Uint8Array(c.view(addr, len));
+  let mapped = true;
   return {
-    map(path: string, len: number): FileMap {
-      const fd = s.open(cPath(path), O_RDONLY | oCloexec());
-      if (fd < 0) throw new Error(`mmap: cannot open ${path}`);
-      let p;
-      try {
-        p = s.mmap(null, BigInt(len), PROT_READ, MAP_SHARED, fd, 0n);
-      } finally {
-        s.close(fd);
-      }
-      const addr = p === null ? 0n : BigInt(Deno.UnsafePointer.value(p));
-      if (p === null || addr === 0xffffffffffffffffn) {
-        throw new Error(`mmap of ${len} bytes of ${path} failed`);
-      }
-      const bytes = new Uint8Array(
-        Deno.UnsafePointerView.getArrayBuffer(p, len),
-      );
-      let mapped = true;
-      return {
-        bytes,
-        unmap() {
-          if (!mapped) return;
-          mapped = false;
-          s.munmap(p, BigInt(len));
-        },
-      };
+    bytes,
+    unmap() {
+      if (!mapped) return;
+      mapped = false;
+      c.munmap(addr, len);
     },
+  };
+}
+
+function denoLibc(names: string[]): Libc<Deno.PointerObject> {
+  const s = loadFirst(names, (name) =>
+    Deno.dlopen(name, {
+      open: { parameters: ["buffer", "i32"], result: "i32" },
+      close: { parameters: ["i32"], result: "i32" },
+      mmap: {
+        parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"],
+        result: "pointer",
+      },
+      munmap: { parameters: ["pointer", "usize"], result: "i32" },
+    })).symbols;
+  return {
+    open: (path, flags) => s.open(path, flags),
+    close: (fd) => void s.close(fd),
+    mmap(len, fd) {
+      const p = s.mmap(null, BigInt(len), PROT_READ, MAP_SHARED, fd, 0n);
+      // MAP_FAILED is (void *) -1.
+      if (p === null) return undefined;
+      const addr = BigInt(Deno.UnsafePointer.value(p));
+      return addr === 0xffffffffffffffffn ? undefined : p;
+    },
+    munmap: (p, len) => void s.munmap(p, BigInt(len)),
+    view: (p, len) => Deno.UnsafePointerView.getArrayBuffer(p, len),
   };
 }
 
@@ -132,54 +162,35 @@ interface BunFfi {
   toArrayBuffer(ptr: number, offset: number, len: number): ArrayBuffer;
 }
 
-function bunLibc(names: string[]): Libc {
+function bunLibc(names: string[]): Libc<number> {
   // Loaded at run time by name: `bun:ffi` exists only on Bun.
   const ffi = createRequire(import.meta.url)("bun:ffi") as BunFfi;
-  let lib;
-  for (const name of names) {
-    try {
-      lib = ffi.dlopen(name, {
-        open: { args: ["ptr", "i32"], returns: "i32" },
-        close: { args: ["i32"], returns: "i32" },
-        // An integer result, so MAP_FAILED reads as -1.
-        mmap: {
-          args: ["ptr", "u64", "i32", "i32", "i32", "i64"],
-          returns: "i64",
-        },
-        munmap: { args: ["ptr", "u64"], returns: "i32" },
-      });
-      break;
-    } catch {
-      // try the next name
-    }
-  }
-  if (!lib) throw new Error(`cannot load the C library (${names.join(", ")})`);
-  const s = lib.symbols;
+  const s = loadFirst(names, (name) =>
+    ffi.dlopen(name, {
+      open: { args: ["ptr", "i32"], returns: "i32" },
+      close: { args: ["i32"], returns: "i32" },
+      // An integer result, so MAP_FAILED reads as -1.
+      mmap: {
+        args: ["ptr", "u64", "i32", "i32", "i32", "i64"],
+        returns: "i64",
+      },
+      munmap: { args: ["ptr", "u64"], returns: "i32" },
+    })).symbols;
   return {
-    map(path: string, len: number): FileMap {
-      const fd = s.open(cPath(path), O_RDONLY | oCloexec());
-      if (fd < 0) throw new Error(`mmap: cannot open ${path}`);
-      let r;
-      try {
-        r = Number(s.mmap(null, len, PROT_READ, MAP_SHARED, fd, 0));
-      } finally {
-        s.close(fd);
-      }
-      if (r === -1 || r === 0) {
-        throw new Error(`mmap of ${len} bytes of ${path} failed`);
-      }
-      const bytes = new Uint8Array(ffi.toArrayBuffer(r, 0, len));
-      let mapped = true;
-      return {
-        bytes,
-        unmap() {
-          if (!mapped) return;
-          mapped = false;
-          s.munmap(r, len);
-        },
-      };
+    open: (path, flags) => s.open(path, flags),
+    close: (fd) => void s.close(fd),
+    mmap(len, fd) {
+      const r = Number(s.mmap(null, len, PROT_READ, MAP_SHARED, fd, 0));
+      return r === -1 || r === 0 ? undefined : r;
     },
+    munmap: (addr, len) => void s.munmap(addr, len),
+    view: (addr, len) => ffi.toArrayBuffer(addr, 0, len),
   };
+}
+
+/** A {@link Mapper} over `c`. */
+function mapperOf<A>(c: Libc<A>): Mapper {
+  return { map: (path, len) => mapWith(c, path, len) };
 }
 
 /**
@@ -203,16 +214,16 @@ export function mmapAvailable(): boolean {
  */
 export function mapFile(path: string, len: number): FileMap {
   if (!(len > 0)) throw new Error(`mmap: cannot map ${len} bytes of ${path}`);
-  if (libc === undefined) {
+  if (mapper === undefined) {
     const names = libNames();
-    libc = names === undefined || !mmapAvailable()
+    mapper = names === undefined || !mmapAvailable()
       ? null
       : isBun
-      ? bunLibc(names)
-      : denoLibc(names);
+      ? mapperOf(bunLibc(names))
+      : mapperOf(denoLibc(names));
   }
-  if (libc === null) {
+  if (mapper === null) {
     throw new Error("memory maps are unavailable (on Deno: --allow-ffi)");
   }
-  return libc.map(path, len);
+  return mapper.map(path, len);
 }

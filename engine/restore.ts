@@ -19,6 +19,7 @@ import {
   BACKUP_SUMMARY,
   BACKUP_SUMMARY_SHA,
   type BackupSummary,
+  sha256Hex,
 } from "./backup.ts";
 import { CorruptionError, InvalidArgumentError } from "./errors.ts";
 import type { FileSystem, WritableFile } from "./fs.ts";
@@ -203,7 +204,7 @@ async function readArchive(
     );
   }
   if (summarySha === undefined) bad(`the archive lacks ${BACKUP_SUMMARY_SHA}`);
-  const actual = createHash("sha256").update(summaryBytes!).digest("hex");
+  const actual = sha256Hex(summaryBytes!);
   if (actual !== summarySha) {
     bad(`${BACKUP_SUMMARY} does not match its checksum: the backup is damaged`);
   }

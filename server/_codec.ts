@@ -248,3 +248,23 @@ export function checkTtl(seconds: number, what: string): number {
 export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A JSON request body (UTF-8) parsed; 400 `invalid_json` naming `what`
+ * (`batch body`) when it is not UTF-8 or not JSON.
+ */
+export function parseJson(body: Uint8Array, what: string): unknown {
+  try {
+    return JSON.parse(strictUtf8.decode(body));
+  } catch (err) {
+    throw new HttpError(
+      400,
+      "invalid_json",
+      `${what} is not valid JSON: ${
+        err instanceof Error ? clip(err.message, 120) : "parse error"
+      }`,
+    );
+  }
+}

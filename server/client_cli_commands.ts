@@ -19,6 +19,7 @@ import {
   readStdin,
   seconds,
   str,
+  takesNoArguments,
   type Values,
   version,
 } from "./client_cli_input.ts";
@@ -101,12 +102,7 @@ export async function scan(
   pos: string[],
   encoding: Encoding,
 ): Promise<number> {
-  if (pos.length > 0) {
-    throw new Usage(`scan takes no arguments, got "${pos[0]}"`);
-  }
-  if (values["key-file"] !== undefined) {
-    throw new Usage("scan does not take --key-file");
-  }
+  takesNoArguments("scan", pos, values);
   const format = str(values.format) ?? "json";
   if (format !== "json" && format !== "text") {
     throw new Usage(`--format must be json or text, got "${format}"`);
@@ -144,12 +140,7 @@ export async function watch(
   pos: string[],
   encoding: Encoding,
 ): Promise<number> {
-  if (pos.length > 0) {
-    throw new Usage(`watch takes no arguments, got "${pos[0]}"`);
-  }
-  if (values["key-file"] !== undefined) {
-    throw new Usage("watch does not take --key-file");
-  }
+  takesNoArguments("watch", pos, values);
   if (values.timeout !== undefined) {
     throw new Usage("watch does not take --timeout (it runs until Ctrl-C)");
   }

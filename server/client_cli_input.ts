@@ -117,6 +117,20 @@ export function expect(
   return keyFromFile ? ["", ...pos] : pos;
 }
 
+/** For commands over a range (scan, watch): no KEY, no --key-file. */
+export function takesNoArguments(
+  command: string,
+  pos: string[],
+  values: Values,
+): void {
+  if (pos.length > 0) {
+    throw new Usage(`${command} takes no arguments, got "${pos[0]}"`);
+  }
+  if (values["key-file"] !== undefined) {
+    throw new Usage(`${command} does not take --key-file`);
+  }
+}
+
 /** The key: from --key-file, stdin (`-`), hex (--key-hex) or UTF-8. */
 export async function keyBytes(
   values: Values,

@@ -13,6 +13,7 @@ import {
   fromBase64,
   HttpError,
   isObject,
+  parseJson,
   parseQuery,
 } from "../_codec.ts";
 import { readBody } from "../body.ts";
@@ -21,8 +22,6 @@ import { renderError } from "../errors.ts";
 import { requireJson } from "../guard.ts";
 import { checkJsonDepth } from "../json_depth.ts";
 import { authorizeKey, type Scope } from "../scope.ts";
-
-const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** The limits {@link parseBatch} checks. */
 export interface BatchLimits {
@@ -53,18 +52,7 @@ export function batchRoute(env: ServerEnv): (ctx: Ctx) => Promise<Response> {
     // Decoding and parsing hold about two more copies of the body (the text,
     // then the parsed strings and their decoded bytes): charge them too.
     await ctx.lease.take(2 * body.length);
-    let doc: unknown;
-    try {
-      doc = JSON.parse(decoder.decode(body));
-    } catch (err) {
-      throw new HttpError(
-        400,
-        "invalid_json",
-        `batch body is not valid JSON: ${
-          err instanceof Error ? clip(err.message, 120) : "parse error"
-        }`,
-      );
-    }
+    const doc = parseJson(body, "batch body");
     const ops = parseBatch(doc, limits, env.clock());
     ops.forEach((op, i) => authorizeOp(ctx.scope, op, i));
     try {

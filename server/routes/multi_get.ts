@@ -12,7 +12,7 @@
  * @module
  */
 import type { Db, Snapshot } from "../../mod.ts";
-import { clip, fromBase64, HttpError, toBase64 } from "../_codec.ts";
+import { clip, fromBase64, HttpError, parseJson, toBase64 } from "../_codec.ts";
 
 /** Most keys in one multi-get unless the caller sets another limit. */
 export const DEFAULT_MAX_GET_KEYS = 1000;
@@ -43,7 +43,6 @@ export interface MultiGetDeps {
 }
 
 const ALLOW = "POST";
-const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Answers one request to `/kv/get` (auth is checked by the caller). Throws
@@ -153,18 +152,7 @@ function parseKeys(
   maxKeys: number,
   deps: MultiGetDeps,
 ): Uint8Array[] {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(decoder.decode(body));
-  } catch (err) {
-    throw new HttpError(
-      400,
-      "invalid_json",
-      `multi-get body is not valid JSON: ${
-        err instanceof Error ? clip(err.message, 120) : "parse error"
-      }`,
-    );
-  }
+  const doc = parseJson(body, "multi-get body");
   const bad = (message: string) =>
     new HttpError(400, "invalid_request", message);
   if (
