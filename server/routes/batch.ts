@@ -72,8 +72,8 @@ export function batchRoute(env: ServerEnv): (ctx: Ctx) => Promise<Response> {
 
 /**
  * Throws 403 `forbidden` unless a scoped token may apply op `i`: a check
- * reads its key, a put or delete writes it. A range op checks its
- * `[start, end)` with `authorizeRange`.
+ * reads its key, a put or delete writes it. An op over a range of keys
+ * belongs here too, checking its `[start, end)` with `authorizeRange`.
  */
 export function authorizeOp(
   scope: Scope | undefined,
