@@ -20,8 +20,6 @@
  *
  * @module
  */
-import { createHmac } from "node:crypto";
-import { bearerToken, matchesDigest, sha256 } from "../auth.ts";
 import { concat } from "../body.ts";
 import type { Db } from "../../mod.ts";
 import { errorResponse as funnel, type LogFn } from "../errors.ts";
@@ -37,6 +35,7 @@ import {
 } from "./keyspace.ts";
 import { ProtobufError } from "./protobuf.ts";
 import { WatchHub } from "./watch.ts";
+import { dataToken, requireDataToken, requireToken } from "./tokens.ts";
 import { atomicWrite, snapshotRead, watch } from "./data_path.ts";
 import { MAX_WATCHES, MAX_WATCHES_PER_CLIENT } from "./limits.ts";
 
@@ -81,10 +80,6 @@ export const MAX_CACHED_DATABASES = 1024;
 export const MAX_BODY_BYTES = 8 << 20;
 
 const DATA_METHODS = new Set(["snapshot_read", "atomic_write", "watch"]);
-const CHALLENGE = { "www-authenticate": 'Bearer realm="shale-kv-connect"' };
-/** Token handed out when the server runs without auth (any value works then). */
-const OPEN_TOKEN = "shale-no-auth";
-
 /** Per-store state of KV Connect. */
 export interface State {
   /** Database ids by name, settled once per process. */
@@ -211,75 +206,6 @@ async function route(
       return await atomicWrite(ctx.db, space, state, prefix, body);
     default:
       return watch(req, ctx, space, state, prefix, body);
-  }
-}
-
-// ---------------------------------------------------------------- auth
-
-/** sha256 digests of expected tokens, so a request hashes only its own. */
-const digests = new Map<string, Uint8Array>();
-
-function digestOf(token: string): Uint8Array {
-  let d = digests.get(token);
-  if (d === undefined) {
-    if (digests.size >= 1024) digests.clear();
-    digests.set(token, d = sha256(token));
-  }
-  return d;
-}
-
-/**
- * The data-path token of database `name`, valid until `expiresAt` (ms since
- * epoch): `<expiresAt>.<HMAC of name and expiry under the access token>`, so
- * it survives restarts, differs per database, stops working when the access
- * token changes, and expires when the metadata says it does. Without an
- * access token anyone may get one, but it still expires.
- */
-function dataToken(
-  authToken: string | undefined,
-  name: string,
-  expiresAt: number,
-): string {
-  const mac = createHmac("sha256", authToken ?? OPEN_TOKEN)
-    .update(`shale kv-connect data path\0${name}\0${expiresAt}`)
-    .digest("base64url");
-  return `${expiresAt}.${mac}`;
-}
-
-/** Refuses (401) a data-path token that is not ours for `name` or expired. */
-function requireDataToken(
-  req: Request,
-  ctx: KvConnectContext,
-  name: string,
-): void {
-  const got = bearerToken(req);
-  const m = got === undefined ? null : /^([0-9]{1,16})\./.exec(got);
-  const expiresAt = m === null ? 0 : Number(m[1]);
-  requireToken(
-    req,
-    dataToken(ctx.authToken, name, expiresAt),
-    "data-path token",
-  );
-  if (expiresAt <= (ctx.clock ?? Date.now)()) {
-    throw new KvConnectError(
-      401,
-      "data-path token expired; repeat the metadata exchange",
-      CHALLENGE,
-    );
-  }
-}
-
-function requireToken(req: Request, want: string, what: string): void {
-  const got = bearerToken(req);
-  if (got === undefined) {
-    throw new KvConnectError(
-      401,
-      `missing ${what} (Authorization: Bearer <token>)`,
-      CHALLENGE,
-    );
-  }
-  if (!matchesDigest(got, digestOf(want))) {
-    throw new KvConnectError(401, `invalid ${what}`, CHALLENGE);
   }
 }
 

@@ -28,13 +28,19 @@
  * @module
  */
 
-/** Malformed protobuf input. The message names what failed. */
-export class ProtobufError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ProtobufError";
-  }
-}
+import {
+  bytesFieldSize,
+  EMPTY,
+  lenFieldSize,
+  Reader,
+  uintFieldSize,
+  varintSize,
+  WIRE_LEN,
+  WIRE_VARINT,
+  Writer,
+} from "./wire.ts";
+
+export { ProtobufError } from "./wire.ts";
 
 // ---------------------------------------------------------------- enums
 
@@ -126,115 +132,6 @@ export interface KvEntry {
 export interface WatchKeyOutput {
   changed: boolean;
   entry?: KvEntry;
-}
-
-const WIRE_VARINT = 0;
-const WIRE_I64 = 1;
-const WIRE_LEN = 2;
-const WIRE_I32 = 5;
-const EMPTY: Uint8Array = new Uint8Array(0);
-
-// ---------------------------------------------------------------- reading
-
-/** Sequential reader over one message's bytes. */
-class Reader {
-  #buf: Uint8Array;
-  #pos = 0;
-  #what: string;
-
-  constructor(buf: Uint8Array, what: string) {
-    this.#buf = buf;
-    this.#what = what;
-  }
-
-  get done(): boolean {
-    return this.#pos >= this.#buf.length;
-  }
-
-  fail(detail: string): never {
-    throw new ProtobufError(`${this.#what}: ${detail}`);
-  }
-
-  /** A varint as a BigInt (all 64 bits). */
-  varint64(): bigint {
-    let lo = 0;
-    let hi = 0;
-    for (let i = 0; i < 10; i++) {
-      if (this.#pos >= this.#buf.length) this.fail("truncated varint");
-      const b = this.#buf[this.#pos++];
-      if (i < 4) lo |= (b & 0x7f) << (7 * i);
-      else if (i === 4) {
-        lo |= (b & 0x0f) << 28;
-        hi |= (b & 0x7f) >> 4;
-      } else hi |= (b & 0x7f) << (7 * i - 32);
-      if ((b & 0x80) === 0) {
-        return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
-      }
-    }
-    return this.fail("varint longer than 10 bytes");
-  }
-
-  /** A varint truncated to its low 32 bits, as protobuf does for 32-bit fields. */
-  varint32(): number {
-    let result = 0;
-    for (let i = 0; i < 10; i++) {
-      if (this.#pos >= this.#buf.length) this.fail("truncated varint");
-      const b = this.#buf[this.#pos++];
-      if (i < 5) result |= (b & 0x7f) << (7 * i);
-      if ((b & 0x80) === 0) return result;
-    }
-    return this.fail("varint longer than 10 bytes");
-  }
-
-  /** Bytes of a length-delimited field, as a view (no copy). */
-  bytes(): Uint8Array {
-    const len = this.varint32() >>> 0;
-    if (len > this.#buf.length - this.#pos) {
-      this.fail(`length ${len} runs past the end of the message`);
-    }
-    const out = this.#buf.subarray(this.#pos, this.#pos + len);
-    this.#pos += len;
-    return out;
-  }
-
-  /** Reads a tag; returns [field number, wire type]. */
-  tag(): [number, number] {
-    const t = this.varint32() >>> 0;
-    const field = t >>> 3;
-    if (field === 0) this.fail("field number 0");
-    return [field, t & 7];
-  }
-
-  skip(wire: number): void {
-    switch (wire) {
-      case WIRE_VARINT:
-        this.varint32();
-        return;
-      case WIRE_I64:
-        this.#advance(8);
-        return;
-      case WIRE_LEN:
-        this.bytes();
-        return;
-      case WIRE_I32:
-        this.#advance(4);
-        return;
-      default:
-        this.fail(`unsupported wire type ${wire}`);
-    }
-  }
-
-  #advance(n: number): void {
-    if (n > this.#buf.length - this.#pos) this.fail("truncated fixed field");
-    this.#pos += n;
-  }
-
-  /** Fails unless `wire` is `want` for `field`. */
-  expect(wire: number, want: number, field: string): void {
-    if (wire !== want) {
-      this.fail(`field ${field} has wire type ${wire}, expected ${want}`);
-    }
-  }
 }
 
 function decodeReadRange(buf: Uint8Array): ReadRange {
@@ -414,73 +311,6 @@ export function decodeWatch(buf: Uint8Array): Uint8Array[] {
 }
 
 // ---------------------------------------------------------------- writing
-
-function varintSize(v: number): number {
-  let n = 1;
-  while (v >= 0x80) {
-    v = Math.floor(v / 128);
-    n++;
-  }
-  return n;
-}
-
-/** Size of a length-delimited field (tag + length + payload) for fields 1..15. */
-function lenFieldSize(len: number): number {
-  return 1 + varintSize(len) + len;
-}
-
-/** Appends to one exactly pre-sized buffer; sizes are computed up front. */
-class Writer {
-  readonly buf: Uint8Array<ArrayBuffer>;
-  #pos = 0;
-
-  constructor(size: number) {
-    this.buf = new Uint8Array(size);
-  }
-
-  varint(v: number): void {
-    while (v >= 0x80) {
-      this.buf[this.#pos++] = (v & 0x7f) | 0x80;
-      v = Math.floor(v / 128);
-    }
-    this.buf[this.#pos++] = v;
-  }
-
-  tag(field: number, wire: number): void {
-    this.buf[this.#pos++] = (field << 3) | wire;
-  }
-
-  /** A bytes field; omitted when empty (proto3 default). */
-  bytes(field: number, data: Uint8Array): void {
-    if (data.length === 0) return;
-    this.tag(field, WIRE_LEN);
-    this.varint(data.length);
-    this.buf.set(data, this.#pos);
-    this.#pos += data.length;
-  }
-
-  /** A varint field; omitted when 0. */
-  uint(field: number, v: number): void {
-    if (v === 0) return;
-    this.tag(field, WIRE_VARINT);
-    this.varint(v);
-  }
-
-  /** Starts a nested message of `len` bytes. */
-  begin(field: number, len: number): void {
-    this.tag(field, WIRE_LEN);
-    this.varint(len);
-  }
-}
-
-function bytesFieldSize(data: Uint8Array): number {
-  return data.length === 0 ? 0 : lenFieldSize(data.length);
-}
-
-function uintFieldSize(v: number): number {
-  return v === 0 ? 0 : 1 + varintSize(v);
-}
-
 function kvEntrySize(e: KvEntry): number {
   return bytesFieldSize(e.key) + bytesFieldSize(e.value) +
     uintFieldSize(e.encoding) + bytesFieldSize(e.versionstamp);
