@@ -16,7 +16,7 @@
  *
  * @module
  */
-import type { Db } from "../mod.ts";
+import { Db } from "../mod.ts";
 import { clip, HttpError } from "./_codec.ts";
 import { BearerAuth } from "./auth.ts";
 import { BodyBudget } from "./body_budget.ts";
@@ -51,6 +51,8 @@ import { rangeRoute } from "./routes/range.ts";
 import { isUiPath, uiRoute } from "./routes/ui.ts";
 import { authorizeKey, requireAdmin } from "./scope.ts";
 import type { ScopedToken } from "./token_file.ts";
+import { EngineStore } from "./store/engine_store.ts";
+import type { Store } from "./store/store.ts";
 
 export { HttpError } from "./_codec.ts";
 export { ERROR_STATUS, type LogFn } from "./errors.ts";
@@ -199,14 +201,22 @@ const KNOWN_METHODS = new Set([
  * Deno.serve({ port: 8080 }, handler);
  * ```
  */
-export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
+export function createHandler(
+  source: Db | Store,
+  options: HandlerOptions = {},
+): Handler {
   const log: LogFn = options.log ??
     ((level, message, fields) => console.error(level, message, fields ?? ""));
+  const db = source instanceof Db ? source : undefined;
+  const store = db !== undefined ? new EngineStore(db) : source as Store;
   const env: ServerEnv = {
+    store,
     db,
     limits: {
-      maxKeyBytes: options.maxKeyBytes ?? db.options.maxKeyBytes,
-      maxValueBytes: options.maxValueBytes ?? db.options.maxValueBytes,
+      maxKeyBytes: options.maxKeyBytes ?? db?.options.maxKeyBytes ??
+        store.maxKeyBytes,
+      maxValueBytes: options.maxValueBytes ?? db?.options.maxValueBytes ??
+        store.maxValueBytes,
       maxBatchBytes: options.maxBatchBytes ?? 8 << 20,
       maxBatchOps: options.maxBatchOps ?? 10000,
       maxScanLimit: options.maxScanLimit ?? 10000,
@@ -239,18 +249,20 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     ),
   };
   const kv = kvRoutes(env);
-  const watch = new WatchRoute(db, { log, ...options.watch });
+  const watch = db === undefined
+    ? undefined
+    : new WatchRoute(db, { log, ...options.watch });
   const ops = opsRoutes(
     env,
     isDataRoute,
     options.statsStreamIntervalMs,
-    () => watch.samples(),
-    () => watch.open,
+    () => watch?.samples() ?? [],
+    () => watch?.open ?? 0,
   );
 
   // KV Connect (Deno's KV client) does its own auth and answers errors as
   // plain text, as that protocol requires.
-  const kvConnect = (ctx: Ctx) => {
+  const kvConnect = (ctx: Ctx, db: Db) => {
     const scheme = ctx.req.url.slice(0, ctx.req.url.indexOf(":"));
     return handleKvConnect(ctx.req, ctx.path, {
       db,
@@ -267,7 +279,7 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
   // POST /kv/get answers its own 405s (server/routes/multi_get.ts).
   const multiGetRoute = (ctx: Ctx) =>
     multiGet(ctx.req, {
-      db,
+      store,
       readBody: async (_req, limit, code, what) => {
         const body = await readBody(
           ctx.req,
@@ -293,22 +305,43 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
   // themselves; every other non-public route needs the admin token.
   const routes: Route[] = [
     route("/health", read(ops.health), PUBLIC),
-    route("/deno-kv/*", { [ANY]: kvConnect }, PUBLIC),
+    route(
+      "/deno-kv/*",
+      { [ANY]: (ctx) => kvConnect(ctx, requireEngine("KV Connect serving")) },
+      PUBLIC,
+    ),
     // The dashboard's files are public; the API calls it makes are not.
     route("/ui", read(uiRoute), { public: true, match: isUiPath }),
     route("/kv/range", read(rangeRoute(env)), SCOPED),
     route("/kv/get", { [ANY]: multiGetRoute }, SCOPED),
     // GET /kv/watch answers its own 405s (server/routes/watch.ts).
     route("/kv/watch", {
-      [ANY]: (ctx) => watch.handle(ctx.req, ctx.query, ctx.scope),
+      [ANY]: (ctx) => {
+        requireEngine("the change feed");
+        return watch!.handle(ctx.req, ctx.query, ctx.scope);
+      },
     }, SCOPED),
     route("/kv/batch", { POST: batchRoute(env) }, SCOPED),
     route("/kv/{key}", keyMethods, SCOPED),
     route("/stats", read(ops.stats)),
     route("/stats/stream", read(ops.statsStream)),
     route("/metrics", read(ops.metrics)),
-    route("/admin/backup", { GET: (ctx) => backupResponse(db, ctx.query) }),
+    route("/admin/backup", {
+      GET: (ctx) => backupResponse(requireEngine("/admin/backup"), ctx.query),
+    }),
   ];
+
+  /** The engine, or 501 for a route a KV Connect backend cannot serve. */
+  function requireEngine(what: string): Db {
+    if (db === undefined) {
+      throw new HttpError(
+        501,
+        "not_supported_by_backend",
+        `${what} needs shale's local engine; this server is a gateway onto a KV Connect backend (docs/HTTP.md, "Gateway mode")`,
+      );
+    }
+    return db;
+  }
 
   async function dispatch(ctx: Ctx): Promise<Response> {
     const hit = routes.find((r) => r.match(ctx.path));
@@ -386,13 +419,14 @@ export function createHandler(db: Db, options: HandlerOptions = {}): Handler {
     refusals,
     drain() {
       env.draining = true;
-      closeKvConnectWatches(db);
+      if (db !== undefined) closeKvConnectWatches(db);
       ops.streams.closeAll();
-      watch.close();
+      watch?.close();
     },
     close() {
       ops.streams.closeAll();
       cursors.close();
+      store.close?.();
     },
     setScopedTokens(tokens: ScopedToken[]) {
       auth.setScoped(tokens);

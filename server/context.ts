@@ -14,6 +14,7 @@ import type { LogFn } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Refusals } from "./refusals.ts";
 import type { Scope } from "./scope.ts";
+import type { Store } from "./store/store.ts";
 
 /** One request on its way through the routes. */
 export interface Ctx {
@@ -52,7 +53,10 @@ export interface Limits {
 
 /** The server's shared state and collaborators, built once per handler. */
 export interface ServerEnv {
-  db: Db;
+  /** The data behind the REST routes (the engine, or a KV Connect backend). */
+  store: Store;
+  /** The local engine, when the store is one (watch, backup, KV Connect serving). */
+  db: Db | undefined;
   limits: Limits;
   /** Wall clock for TTLs (ms since epoch). */
   clock: () => number;

@@ -67,9 +67,9 @@ export function route(
  * Content-Length included (RFC 9110 9.3.2), without the body.
  */
 export function read(
-  get: (ctx: Ctx) => Response,
+  get: (ctx: Ctx) => Response | Promise<Response>,
 ): Record<string, RouteHandler> {
-  return { GET: get, HEAD: (ctx) => withoutBody(get(ctx)) };
+  return { GET: get, HEAD: async (ctx) => withoutBody(await get(ctx)) };
 }
 
 /** The bodies of read-only routes are small and already in memory. */

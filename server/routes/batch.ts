@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type BatchOp, PreconditionFailedError } from "../../mod.ts";
+import { PreconditionFailedError } from "../../mod.ts";
 import {
   checkTtl,
   clip,
@@ -22,6 +22,8 @@ import { renderError } from "../errors.ts";
 import { requireJson } from "../guard.ts";
 import { checkJsonDepth } from "../json_depth.ts";
 import { authorizeKey, type Scope } from "../scope.ts";
+import { canonicalVersion } from "../etag.ts";
+import type { IfVersion, StoreOp } from "../store/store.ts";
 
 /** The limits {@link parseBatch} checks. */
 export interface BatchLimits {
@@ -32,7 +34,7 @@ export interface BatchLimits {
 
 /** The batch route's handler over `env`. */
 export function batchRoute(env: ServerEnv): (ctx: Ctx) => Promise<Response> {
-  const { db, limits, metrics } = env;
+  const { store, limits, metrics } = env;
   const bodyLimit = {
     bytes: limits.maxBatchBytes,
     code: "payload_too_large",
@@ -56,8 +58,8 @@ export function batchRoute(env: ServerEnv): (ctx: Ctx) => Promise<Response> {
     const ops = parseBatch(doc, limits, env.clock());
     ops.forEach((op, i) => authorizeOp(ctx.scope, op, i));
     try {
-      const version = await db.batch(ops);
-      return json(200, { applied: ops.length, version: String(version) });
+      const version = await store.batch(ops);
+      return json(200, { applied: ops.length, version });
     } catch (err) {
       if (err instanceof PreconditionFailedError) {
         // The engine's message already starts with "op <index>: ".
@@ -77,7 +79,7 @@ export function batchRoute(env: ServerEnv): (ctx: Ctx) => Promise<Response> {
  */
 export function authorizeOp(
   scope: Scope | undefined,
-  op: BatchOp,
+  op: StoreOp,
   i: number,
 ): void {
   const access = op.type === "check" ? "read" : "write";
@@ -85,7 +87,7 @@ export function authorizeOp(
 }
 
 /**
- * Turns a parsed batch body into engine ops. Pure: `now` (ms since epoch)
+ * Turns a parsed batch body into store ops. Pure: `now` (ms since epoch)
  * turns each `ttl` into an expiry time. Throws {@link HttpError} (400
  * `invalid_batch`, 413, 414) naming the op at fault.
  */
@@ -93,7 +95,7 @@ export function parseBatch(
   doc: unknown,
   limits: BatchLimits,
   now: number,
-): BatchOp[] {
+): StoreOp[] {
   const { maxBatchOps, maxKeyBytes, maxValueBytes } = limits;
   const bad = (message: string) => new HttpError(400, "invalid_batch", message);
   if (!isObject(doc) || !Array.isArray(doc.ops)) {
@@ -111,7 +113,7 @@ export function parseBatch(
       `batch has ${raw.length} ops; the limit is ${maxBatchOps}`,
     );
   }
-  return raw.map((op, i): BatchOp => {
+  return raw.map((op, i): StoreOp => {
     if (!isObject(op)) throw bad(`op ${i} must be an object`);
     const allowed = op.op === "put"
       ? ["op", "key", "value", "ttl", "if_match", "if_none_match"]
@@ -135,16 +137,16 @@ export function parseBatch(
         `op ${i}: key is ${key.length} bytes; the limit is ${maxKeyBytes}`,
       );
     }
-    let ifVersion: number | null | undefined;
+    let ifVersion: IfVersion;
     if (op.if_match !== undefined && op.if_none_match !== undefined) {
       throw bad(`op ${i}: give if_match or if_none_match, not both`);
     }
     if (op.if_match !== undefined) {
       const m = typeof op.if_match === "string"
-        ? /^"?([0-9]{1,16})"?$/.exec(op.if_match)
+        ? /^"?([0-9]{1,30})"?$/.exec(op.if_match)
         : null;
-      ifVersion = m === null ? NaN : Number(m[1]);
-      if (!Number.isSafeInteger(ifVersion)) {
+      ifVersion = m === null ? undefined : canonicalVersion(m[1]);
+      if (ifVersion === undefined) {
         throw bad(`op ${i}: if_match must be a version string such as "12"`);
       }
     } else if (op.if_none_match !== undefined) {

@@ -15,7 +15,8 @@ import {
 } from "../_codec.ts";
 import { readBody } from "../body.ts";
 import type { Ctx, RouteHandler, ServerEnv } from "../context.ts";
-import { conditionFor, parseTags, tagsMatch } from "../etag.ts";
+import { parseTags, tagsMatch } from "../etag.ts";
+import type { HeaderConditions } from "../store/store.ts";
 import { authorizeKey } from "../scope.ts";
 
 /** The handlers of `/kv/{key}`, by method. */
@@ -27,7 +28,7 @@ export interface KvRoutes {
 
 /** The key route's handlers over `env`. */
 export function kvRoutes(env: ServerEnv): KvRoutes {
-  const { db, limits, metrics } = env;
+  const { store, limits, metrics } = env;
   const valueLimit = {
     bytes: limits.maxValueBytes,
     code: "value_too_large",
@@ -35,11 +36,11 @@ export function kvRoutes(env: ServerEnv): KvRoutes {
   };
   const countBytes = (n: number) => metrics.addBytesIn(n);
 
-  function getKey(ctx: Ctx): Response {
+  async function getKey(ctx: Ctx): Promise<Response> {
     const key = decodeKey(ctx.path.slice(4), limits.maxKeyBytes);
     authorizeKey(ctx.scope, "read", key);
     parseQuery(ctx.query, []);
-    const r = db.get(key);
+    const r = await store.get(key);
     if (r === undefined) {
       throw new HttpError(404, "not_found", "key not found");
     }
@@ -89,8 +90,7 @@ export function kvRoutes(env: ServerEnv): KvRoutes {
         parseTtl(ascii(ttl, "ttl"), "query parameter ttl") * 1000,
     );
     const value = await readBody(ctx.req, ctx.lease, valueLimit, countBytes);
-    const ifVersion = await conditionFor(db, ctx.req, key);
-    const version = await db.put(key, value, { expiresAt, ifVersion });
+    const version = await store.put(key, value, expiresAt, conditions(ctx));
     return new Response(null, {
       status: 204,
       headers: { etag: `"${version}"` },
@@ -101,12 +101,20 @@ export function kvRoutes(env: ServerEnv): KvRoutes {
     const key = decodeKey(ctx.path.slice(4), limits.maxKeyBytes);
     authorizeKey(ctx.scope, "write", key);
     parseQuery(ctx.query, []);
-    const ifVersion = await conditionFor(db, ctx.req, key);
-    await db.delete(key, { ifVersion });
+    await store.delete(key, conditions(ctx));
     return new Response(null, { status: 204 });
   }
 
   return { get: getKey, put: putKey, delete: deleteKey };
+}
+
+/** The request's If-Match / If-None-Match, parsed. */
+function conditions(ctx: Ctx): HeaderConditions {
+  const h = ctx.req.headers;
+  return {
+    ifMatch: parseTags(h.get("if-match"), "If-Match"),
+    ifNone: parseTags(h.get("if-none-match"), "If-None-Match"),
+  };
 }
 
 /**

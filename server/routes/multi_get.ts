@@ -11,8 +11,8 @@
  *
  * @module
  */
-import type { Db, Snapshot } from "../../mod.ts";
 import { clip, fromBase64, HttpError, parseJson, toBase64 } from "../_codec.ts";
+import type { Store } from "../store/store.ts";
 
 /** Most keys in one multi-get unless the caller sets another limit. */
 export const DEFAULT_MAX_GET_KEYS = 1000;
@@ -23,7 +23,7 @@ export const DEFAULT_MAX_GET_RESPONSE_BYTES = 64 << 20;
 
 /** What the route needs from the handler that mounts it. */
 export interface MultiGetDeps {
-  db: Db;
+  store: Store;
   /** The handler's streaming body reader (413 past `limit`, 411 unframed). */
   readBody(
     req: Request,
@@ -97,35 +97,16 @@ export async function multiGet(
   );
   const keys = parseKeys(body, maxKeys, deps);
   const maxResponse = deps.maxResponseBytes ?? DEFAULT_MAX_GET_RESPONSE_BYTES;
-  const snapshot: Snapshot = deps.db.snapshot();
-  const parts: string[] = [];
-  try {
-    let bytes = 0;
-    for (const key of keys) {
-      const r = deps.db.get(key, { snapshot });
-      if (r === undefined) {
-        parts.push("null");
-        continue;
-      }
-      bytes += r.value.length;
-      if (bytes > maxResponse) {
-        throw new HttpError(
-          413,
-          "response_too_large",
-          `the values of these keys pass ${maxResponse} bytes; ask for fewer keys per request`,
-        );
-      }
-      parts.push(
-        `{"key":"${toBase64(key)}","value":"${
-          toBase64(r.value)
-        }","version":"${r.version}"}`,
-      );
-    }
-  } finally {
-    snapshot.release();
-  }
+  const { entries, snapshot } = await deps.store.getMany(keys, maxResponse);
+  const parts = entries.map((r, i) =>
+    r === undefined
+      ? "null"
+      : `{"key":"${toBase64(keys[i])}","value":"${
+        toBase64(r.value)
+      }","version":"${r.version}"}`
+  );
   return new Response(
-    `{"items":[${parts.join(",")}],"snapshot":"${snapshot.seq}"}`,
+    `{"items":[${parts.join(",")}],"snapshot":"${snapshot}"}`,
     { headers: { "content-type": "application/json" } },
   );
 }

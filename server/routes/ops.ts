@@ -14,10 +14,11 @@ import { publicMessage } from "../errors.ts";
 import { kvConnectWatchCount } from "../kv_connect/handler.ts";
 import { type StatsBody, StatsStreams } from "./stats_stream.ts";
 import type { Sample } from "../metrics.ts";
+import type { StoreHealth } from "../store/store.ts";
 
 /** The operations routes' handlers, and the stats streams they serve. */
 export interface OpsRoutes {
-  health(ctx: Ctx): Response;
+  health(ctx: Ctx): Promise<Response>;
   stats(ctx: Ctx): Response;
   statsStream(ctx: Ctx): Response;
   metrics(ctx: Ctx): Response;
@@ -38,7 +39,7 @@ export function opsRoutes(
   /** Open change-feed streams, for /stats. */
   watchStreams: () => number = () => 0,
 ): OpsRoutes {
-  const { db, metrics, budget, refusals, cursors, log } = env;
+  const { store, db, metrics, budget, refusals, cursors, log } = env;
   /** The last unhealthy reason logged, so polling does not flood the log. */
   let lastUnhealthy: string | undefined;
   const streams = new StatsStreams({
@@ -46,14 +47,14 @@ export function opsRoutes(
     latency: () => metrics.latencyCounts(isDataRoute),
   }, statsStreamIntervalMs);
 
-  function health(ctx: Ctx): Response {
+  async function health(ctx: Ctx): Promise<Response> {
     parseQuery(ctx.query, []);
     if (env.draining) {
       return healthError("not_ready", "server is shutting down");
     }
-    let h: { ok: boolean; reason?: string; code?: string };
+    let h: StoreHealth;
     try {
-      h = db.health();
+      h = await store.health();
     } catch (err) {
       if (err instanceof ShaleError) return healthError(err.code, err.message);
       throw err;
@@ -68,22 +69,27 @@ export function opsRoutes(
     }
     return healthError(
       code,
-      h.code === undefined ? "store cannot take writes" : publicMessage(code),
+      h.message ??
+        (h.code === undefined
+          ? "store cannot take writes"
+          : publicMessage(code)),
     );
   }
 
   function statsBody(): StatsBody {
     const mem = process.memoryUsage();
     return {
-      engine: db.stats(),
+      [store.kind === "engine" ? "engine" : "backend"]: store.stats(),
       server: {
         ...metrics.toJSON(),
         cursors: { open: cursors.size, expired: cursors.expired },
         bodyBytesInFlight: budget.used,
         refused: refusals.toJSON(),
-        health: env.draining ? { ok: false, code: "not_ready" } : db.health(),
+        health: env.draining
+          ? { ok: false, code: "not_ready" }
+          : store.lastHealth(),
         statsStreams: streams.size,
-        kvConnectWatches: kvConnectWatchCount(db),
+        kvConnectWatches: db === undefined ? 0 : kvConnectWatchCount(db),
         watchStreams: watchStreams(),
         memory: {
           rss: mem.rss,
@@ -111,7 +117,7 @@ export function opsRoutes(
 
   function prometheus(ctx: Ctx): Response {
     parseQuery(ctx.query, []);
-    const body = metrics.render(db.stats(), [
+    const body = metrics.render(db?.stats(), [
       {
         name: "shale_http_body_bytes_in_flight",
         help: "Request body bytes held against --max-body-memory.",
@@ -130,6 +136,7 @@ export function opsRoutes(
         type: "counter",
         value: cursors.expired,
       },
+      ...store.samples(),
       ...extraSamples(),
     ]);
     return new Response(body + refusals.render().join("\n") + "\n", {

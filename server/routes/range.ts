@@ -19,6 +19,7 @@ import { compareBytes, prefixEnd, type Snapshot } from "../../mod.ts";
 import { type Ctx, jsonText, type ServerEnv } from "../context.ts";
 import { cursorBinding, decodeCursor, encodeCursor } from "../cursors.ts";
 import { authorizeRange } from "../scope.ts";
+import type { ScanPage } from "../store/store.ts";
 
 const RANGE_PARAMS = [
   "start",
@@ -30,11 +31,15 @@ const RANGE_PARAMS = [
   "keys_only",
 ] as const;
 const DEFAULT_SCAN_LIMIT = 1000;
+/** The snapshot id of cursors over a store without snapshots (never held). */
+const NO_SNAPSHOT = "00".repeat(16);
 
 /** The range route's handler over `env`. */
-export function rangeRoute(env: ServerEnv): (ctx: Ctx) => Response {
-  const { db, limits, cursors } = env;
-  return function range(ctx: Ctx): Response {
+export function rangeRoute(
+  env: ServerEnv,
+): (ctx: Ctx) => Promise<Response> {
+  const { store, limits, cursors } = env;
+  return async function range(ctx: Ctx): Promise<Response> {
     const p = parseQuery(ctx.query, RANGE_PARAMS);
     const limitText = p.get("limit");
     let limit = DEFAULT_SCAN_LIMIT;
@@ -117,43 +122,43 @@ export function rangeRoute(env: ServerEnv): (ctx: Ctx) => Response {
       }
     }
     if (snapshot === undefined) {
-      snapshot = db.snapshot();
+      // A backend without snapshots reads the latest state on every page.
+      snapshot = store.snapshot();
       snapshotId = undefined;
     }
 
-    const parts: string[] = [];
-    let bytes = 0;
-    let lastKey: Uint8Array | undefined;
-    let more = false;
+    let page: ScanPage = { items: [], more: false };
     const empty = start !== undefined && end !== undefined &&
       compareBytes(start, end) >= 0;
     try {
       if (!empty) {
-        for (const item of db.scan({ start, end, reverse, snapshot })) {
-          if (parts.length >= limit || bytes >= limits.maxPageBytes) {
-            more = true;
-            break;
-          }
-          const k = toBase64(item.key);
-          parts.push(
-            keysOnly
-              ? `{"key":"${k}","version":"${item.version}"}`
-              : `{"key":"${k}","value":"${
-                toBase64(item.value)
-              }","version":"${item.version}"}`,
-          );
-          bytes += item.key.length + (keysOnly ? 0 : item.value.length);
-          lastKey = item.key;
-        }
+        page = await store.scanPage({
+          start,
+          end,
+          reverse,
+          limit,
+          maxBytes: limits.maxPageBytes,
+          keysOnly,
+          snapshot,
+        });
       }
     } catch (err) {
       // The snapshot is out of the cache while this request owns it.
-      cursors.release(snapshot);
+      if (snapshot !== undefined) cursors.release(snapshot);
       throw err;
     }
+    const parts = page.items.map((item) => {
+      const k = toBase64(item.key);
+      return keysOnly
+        ? `{"key":"${k}","version":"${item.version}"}`
+        : `{"key":"${k}","value":"${
+          toBase64(item.value)
+        }","version":"${item.version}"}`;
+    });
+    const lastKey = page.items.at(-1)?.key;
     let next = "null";
-    if (more && lastKey !== undefined) {
-      snapshotId = cursors.keep(
+    if (page.more && lastKey !== undefined) {
+      snapshotId = snapshot === undefined ? NO_SNAPSHOT : cursors.keep(
         snapshotId,
         snapshot,
         createdAt,
@@ -161,7 +166,7 @@ export function rangeRoute(env: ServerEnv): (ctx: Ctx) => Response {
         now,
       );
       next = `"${encodeCursor({ reverse, binding, snapshotId, lastKey })}"`;
-    } else {
+    } else if (snapshot !== undefined) {
       cursors.release(snapshot);
     }
     return jsonText(`{"items":[${parts.join(",")}],"next":${next}}`);

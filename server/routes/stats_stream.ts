@@ -14,7 +14,10 @@ import { LATENCY_BUCKETS } from "../metrics.ts";
 
 /** The `/stats` body: what every event's `stats` field holds. */
 export interface StatsBody {
-  engine: Record<string, unknown>;
+  /** The local engine's counters (absent in gateway mode). */
+  engine?: Record<string, unknown>;
+  /** The KV Connect backend client's counters (gateway mode only). */
+  backend?: Record<string, unknown>;
   server: Record<string, unknown>;
 }
 
@@ -167,8 +170,8 @@ export class StatsStreams {
 
 /** Per-second rates between two `/stats` bodies taken `seconds` apart. */
 export function rates(a: StatsBody, b: StatsBody, seconds: number): Rates {
-  const opsA = (a.engine.ops ?? {}) as Record<string, number>;
-  const opsB = (b.engine.ops ?? {}) as Record<string, number>;
+  const opsA = ((a.engine ?? a.backend)?.ops ?? {}) as Record<string, number>;
+  const opsB = ((b.engine ?? b.backend)?.ops ?? {}) as Record<string, number>;
   const per = (d: number) =>
     seconds > 0 ? Math.round(d / seconds * 100) / 100 : 0;
   const op = (...names: string[]) =>

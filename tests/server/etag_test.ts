@@ -7,8 +7,8 @@ Deno.test("parseTags reads *, strong and weak tags, and absent headers", () => {
   equal(parseTags(null, "If-Match"), undefined);
   equal(parseTags(" * ", "If-Match"), "*");
   deepEqual(parseTags('"3", W/"4" ,"x"', "If-Match"), [
-    { weak: false, version: 3 },
-    { weak: true, version: 4 },
+    { weak: false, version: "3" },
+    { weak: true, version: "4" },
     { weak: false, version: undefined },
   ]);
 });

@@ -8,6 +8,7 @@ import { open } from "../../../mod.ts";
 import { createHandler } from "../../../server/app.ts";
 import { multiGet } from "../../../server/routes/multi_get.ts";
 import { HttpError } from "../../../server/_codec.ts";
+import { EngineStore } from "../../../server/store/engine_store.ts";
 import { hex, testSeed, withSeed, withTempDir } from "../../_helpers.ts";
 import { b, b64, errorCode, rawRequest, withServer } from "../_helpers.ts";
 
@@ -259,7 +260,7 @@ Deno.test("multi-get through the handler: an answer over the byte limit is a 413
       const readBody = async (req: Request) =>
         new Uint8Array(await req.arrayBuffer());
       const deps = {
-        db,
+        store: new EngineStore(db),
         readBody,
         checkKey: () => {},
         maxKeyBytes: 100,

@@ -71,11 +71,11 @@ Deno.test("stats stream: first event at once, then rates of what happened betwee
     // The same body as /stats (numbers move; the shape does not).
     const stats = await (await h(new Request(`${BASE}/stats`))).json();
     deepEqual(Object.keys(first.stats), Object.keys(stats));
-    deepEqual(Object.keys(first.stats.engine), Object.keys(stats.engine));
+    deepEqual(Object.keys(first.stats.engine!), Object.keys(stats.engine));
     deepEqual(Object.keys(first.stats.server), Object.keys(stats.server));
     equal(first.stats.server.statsStreams, 1);
-    deepEqual(first.stats.engine.writeState, { state: "ok", reason: null });
-    deepEqual(first.stats.engine.background, {
+    deepEqual(first.stats.engine!.writeState, { state: "ok", reason: null });
+    deepEqual(first.stats.engine!.background, {
       flushing: false,
       compacting: false,
     });
