@@ -29,6 +29,20 @@ export const SERVE_FLAGS: FlagSpec[] = [
     help: "data directory (created if missing)",
   },
   {
+    name: "backend",
+    type: "string",
+    valueName: "URL",
+    help:
+      "serve the API from this KV Connect database (Deno Deploy KV, denokv, another shale's /deno-kv/NAME) instead of a data directory: a stateless gateway (docs/HTTP.md, 'Gateway mode')",
+  },
+  {
+    name: "backend-token",
+    type: "string",
+    valueName: "TOKEN",
+    help:
+      "the backend's access token, as DENO_KV_ACCESS_TOKEN is for Deno (prefer the env var: flags show in ps)",
+  },
+  {
     name: "host",
     type: "string",
     default: "127.0.0.1",

@@ -15,8 +15,9 @@
  */
 import { statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { open, verify } from "../mod.ts";
+import { verify } from "../mod.ts";
 import { createHandler, type Handler, type LogFn } from "./app.ts";
+import { openStore } from "./open_store.ts";
 import { loadTokenFile, type ScopedToken } from "./token_file.ts";
 import { parseCommandLine, UsageError, type VerifyConfig } from "./_cli.ts";
 import { VERSION } from "./cli_help.ts";
@@ -118,44 +119,20 @@ async function serve(cfg: ServeConfig): Promise<number> {
     }
   }
 
-  const t0 = performance.now();
-  let db;
-  try {
-    db = await open(cfg.dataDir, {
-      sync: cfg.sync,
-      syncIntervalMs: cfg.syncIntervalMs,
-      memoryBudgetBytes: cfg.memoryBudgetBytes,
-      memtableBytes: cfg.memtableBytes,
-      blockCacheBytes: cfg.blockCacheBytes,
-      tableTargetBytes: cfg.tableTargetBytes,
-      baseLevelBytes: cfg.baseLevelBytes,
-      maxKeyBytes: cfg.maxKeyBytes,
-      maxValueBytes: cfg.maxValueBytes,
-      changeHistoryBytes: cfg.watchHistoryBytes,
-    });
-  } catch (err) {
-    log("error", "cannot open the data directory", {
-      data_dir: cfg.dataDir,
-      error: errorText(err),
-    });
-    return 1;
-  }
-  const recoveryMs = Math.round((performance.now() - t0) * 10) / 10;
-  for (const w of db.recovery.warnings) {
-    log("warn", w, { data_dir: cfg.dataDir });
-  }
-  for (const t of db.recovery.tornTails) {
-    log("warn", "recovery found a torn log tail (never acknowledged)", {
-      ...t,
-    });
-  }
+  const opened = await openStore(cfg, log);
+  if (opened === undefined) return 1;
+  const { db, store, listenFields } = opened;
 
   const metrics = new Metrics();
-  const handler = createHandler(db, {
+  const handler = createHandler(db ?? store!, {
     authToken: cfg.authToken,
     scopedTokens,
-    maxKeyBytes: cfg.maxKeyBytes,
-    maxValueBytes: cfg.maxValueBytes,
+    // A backend's own limits bound the flags (their defaults are the engine's).
+    maxKeyBytes: Math.min(cfg.maxKeyBytes, store?.maxKeyBytes ?? Infinity),
+    maxValueBytes: Math.min(
+      cfg.maxValueBytes,
+      store?.maxValueBytes ?? Infinity,
+    ),
     maxBatchBytes: cfg.maxBatchBytes,
     maxBodyMemoryBytes: cfg.maxBodyMemoryBytes,
     cursorMaxAgeMs: cfg.cursorMaxAgeMs,
@@ -241,9 +218,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
             ? `[${addr.hostname}]`
             : addr.hostname;
           log("info", `shale listening on ${scheme}://${host}:${addr.port}`, {
-            data_dir: cfg.dataDir,
-            sync: cfg.sync,
-            recovery_ms: recoveryMs,
+            ...listenFields,
             auth: cfg.authToken === undefined ? "off" : "on",
             scoped_tokens: scopedTokens.length,
             version: VERSION,
@@ -263,7 +238,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
     });
     for (const off of unlisten) off();
     handler.close();
-    await db.close();
+    await db?.close();
     return 1;
   }
 
@@ -298,7 +273,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
   handler.close();
   let code = 0;
   try {
-    await db.close();
+    await db?.close();
   } catch (err) {
     log("error", "closing the engine failed", { error: errorText(err) });
     code = 1;

@@ -19,6 +19,9 @@ import {
 export interface ServeConfig {
   command: "serve";
   dataDir: string;
+  /** KV Connect URL to serve from instead of `dataDir` (gateway mode). */
+  backend: string | undefined;
+  backendToken: string | undefined;
   host: string;
   port: number;
   sync: "always" | "interval" | "none";
@@ -172,9 +175,19 @@ export function parseServeConfig(
     }
     return Math.round(v * 1000);
   };
+  const backend = get("backend");
+  if (backend !== undefined && !/^https?:\/\/[^/\s]/i.test(backend)) {
+    fail(
+      `${
+        label("backend")
+      } must be an http:// or https:// URL, got "${backend}"`,
+    );
+  }
   return {
     command: "serve",
     dataDir: get("data-dir")!,
+    backend,
+    backendToken: get("backend-token"),
     host,
     port: int(get("port")!, label("port"), 0, 65535, fail),
     sync: oneOf(
