@@ -20,11 +20,25 @@ import {
   stopServer,
   unavailable,
 } from "../_shale.ts";
+import { withGateway } from "./_gateway.ts";
+
+/**
+ * The contract tests that also run against a gateway onto a KV Connect
+ * backend (docs/HTTP.md, "Gateway mode"): the data API. The others test
+ * the engine's own figures and routes.
+ */
+const GATEWAY_CONTRACT = new Set([
+  "PUT, GET, HEAD and DELETE round-trip a value with its ETag",
+  "If-Match and If-None-Match make writes conditional",
+  "racing If-Match writers: exactly one wins",
+  "range: bounds, prefix, limit, reverse, keys_only",
+]);
 
 /**
  * Registers a test that needs only HTTP three times: in process on
  * `Deno.serve` (with `inProcess` options), and against `shale serve
- * --sync none <flags>` on Bun and as the binary.
+ * --sync none <flags>` on Bun and as the binary; those of
+ * {@link GATEWAY_CONTRACT} a fourth time, through a gateway.
  */
 function contract(
   name: string,
@@ -33,6 +47,9 @@ function contract(
   fn: (s: { base: string }) => Promise<void>,
 ): void {
   Deno.test(name, () => withServer(inProcess, fn));
+  if (GATEWAY_CONTRACT.has(name)) {
+    Deno.test(`[gateway] ${name}`, () => withGateway((g) => fn(g)));
+  }
   for (const rt of ["bun", "binary"] as ShaleRuntime[]) {
     const why = unavailable(rt);
     Deno.test({
