@@ -94,6 +94,14 @@ export class KvConnectClient {
   readonly #backoffMs: number;
   readonly #clock: () => number;
   #meta: Promise<Metadata> | undefined;
+  /**
+   * The last call's outcome: reached (an answer, even a refusal), or not
+   * (503, with why) at `at` (`performance.now()`).
+   */
+  reach: { ok: boolean; at: number; message?: string } = {
+    ok: true,
+    at: -Infinity,
+  };
 
   constructor(options: KvConnectClientOptions) {
     let u: URL;
@@ -261,8 +269,28 @@ export class KvConnectClient {
     }
   }
 
-  /** One HTTP call with the retry rule `retry`; resolves with the body. */
+  /** {@link #tries}, recording the outcome in {@link reach}. */
   async #call(
+    url: string,
+    headers: Record<string, string>,
+    body: BodyInit,
+    retry: Retry,
+    what: string,
+  ): Promise<Uint8Array> {
+    try {
+      const out = await this.#tries(url, headers, body, retry, what);
+      this.reach = { ok: true, at: performance.now() };
+      return out;
+    } catch (err) {
+      if (err instanceof HttpError && err.status === 503) {
+        this.reach = { ok: false, at: performance.now(), message: err.message };
+      }
+      throw err;
+    }
+  }
+
+  /** One HTTP call with the retry rule `retry`; resolves with the body. */
+  async #tries(
     url: string,
     headers: Record<string, string>,
     body: BodyInit,
@@ -288,14 +316,15 @@ export class KvConnectClient {
           await this.#backoff(attempt);
           continue;
         }
+        const outcome = retry === "always"
+          ? ""
+          : safe
+          ? "; the write was not applied"
+          : "; the write's outcome is unknown, read the key to find out";
         throw unavailable(
           `the backend ${this.url} did not answer the ${what} (${
             errorText(err)
-          })${
-            safe
-              ? ""
-              : "; the write's outcome is unknown, read the key to find out"
-          }`,
+          })${outcome}`,
         );
       }
       let bytes: Uint8Array;

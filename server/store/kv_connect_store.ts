@@ -83,9 +83,7 @@ export class KvConnectStore implements Store {
   readonly maxValueBytes = MAX_VALUE_BYTES;
   readonly client: KvConnectClient;
   readonly #ops = { gets: 0, puts: 0, deletes: 0, batches: 0, scans: 0 };
-  #health: StoreHealth = { ok: true };
-  #healthAt = -Infinity;
-  #probe: Promise<StoreHealth> | undefined;
+  #probe: Promise<void> | undefined;
 
   constructor(options: KvConnectClientOptions) {
     this.client = new KvConnectClient(options);
@@ -214,33 +212,28 @@ export class KvConnectStore implements Store {
     }
   }
 
-  health(): Promise<StoreHealth> {
-    if (performance.now() - this.#healthAt < HEALTH_TTL_MS) {
-      return Promise.resolve(this.#health);
+  /**
+   * Whether the backend answers: the last call's outcome when it is under
+   * a second old, else a probe (a one-entry read).
+   */
+  async health(): Promise<StoreHealth> {
+    if (performance.now() - this.client.reach.at >= HEALTH_TTL_MS) {
+      this.#probe ??= this.client.snapshotRead([
+        { ...ALL_KEYS, limit: 1, reverse: false },
+      ]).then(() => {}, () => {}).finally(() => this.#probe = undefined);
+      await this.#probe;
     }
-    this.#probe ??= this.client.snapshotRead([{
-      ...ALL_KEYS,
-      limit: 1,
-      reverse: false,
-    }]).then(
-      (): StoreHealth => ({ ok: true }),
-      (err): StoreHealth => ({
-        ok: false,
-        code: "backend_unavailable",
-        message: err instanceof Error ? err.message : String(err),
-        reason: String(err),
-      }),
-    ).then((h) => {
-      this.#health = h;
-      this.#healthAt = performance.now();
-      this.#probe = undefined;
-      return h;
-    });
-    return this.#probe;
+    return this.lastHealth();
   }
 
   lastHealth(): StoreHealth {
-    return this.#health;
+    const r = this.client.reach;
+    return r.ok ? { ok: true } : {
+      ok: false,
+      code: "backend_unavailable",
+      message: r.message,
+      reason: r.message,
+    };
   }
 
   stats(): Record<string, unknown> {
@@ -248,7 +241,7 @@ export class KvConnectStore implements Store {
       url: this.client.url,
       ops: { ...this.#ops },
       ...this.client.counters,
-      health: this.#health,
+      health: this.lastHealth(),
     };
   }
 
@@ -282,9 +275,9 @@ export class KvConnectStore implements Store {
       },
       {
         name: "shale_backend_up",
-        help: "1 when the last health probe reached the backend.",
+        help: "1 when the last call reached the backend.",
         type: "gauge",
-        value: this.#health.ok ? 1 : 0,
+        value: this.client.reach.ok ? 1 : 0,
       },
     ];
   }
