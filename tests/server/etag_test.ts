@@ -46,3 +46,14 @@ Deno.test("conditionFailure answers 412 with the current ETag, or nothing", () =
   equal(conditionFailure(undefined, none, null), undefined);
   equal(conditionFailure(undefined, none, 2)!.code, "precondition_failed");
 });
+
+Deno.test("versions are decimal up to 80 bits (a backend's versionstamps); leading zeros do not count", () => {
+  const max = String((1n << 80n) - 1n);
+  deepEqual(parseTags(`"${max}", "${1n << 80n}", "007"`, "If-Match"), [
+    { weak: false, version: max },
+    { weak: false, version: undefined },
+    { weak: false, version: "7" },
+  ]);
+  equal(tagsMatch(parseTags(`"${max}"`, "x")!, max, true), true);
+  equal(tagsMatch(parseTags('"007"', "x")!, 7, true), true);
+});
