@@ -17,7 +17,7 @@ export SHALE_BUN := $(abspath $(BUN))
 # `make run ARGS="--port 9000"` passes ARGS to `shale serve`.
 ARGS ?=
 
-.PHONY: setup browser node-deps test test-pread ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak abuse linearizability promtool-test clean
+.PHONY: setup browser node-deps test test-pread ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak abuse linearizability migrate-large promtool-test clean
 
 setup: $(DENO) $(BUN)
 
@@ -153,6 +153,11 @@ abuse: setup
 
 # 8 HTTP clients for 60 s with 6 kill -9s of the server, history checked
 # for linearizability (SHALE_LIN_MS, SHALE_LIN_KILLS, SHALE_SEED to change).
+# shale migrate with SHALE_MIGRATE_KEYS keys (default 200000) to a KV Connect
+# backend and back; `make test` runs it with 3000.
+migrate-large: setup
+	SHALE_MIGRATE_KEYS=$${SHALE_MIGRATE_KEYS:-200000} $(DENO) test $(FAULT_PERMS) tests/server/migrate_test.ts
+
 linearizability: setup
 	SHALE_LIN_MS=$${SHALE_LIN_MS:-60000} SHALE_LIN_KILLS=$${SHALE_LIN_KILLS:-6} $(DENO) test $(FAULT_PERMS) tests/server/linearizability_test.ts
 

@@ -40,6 +40,9 @@ export function mainHelp(): string {
   for (const [name, c] of Object.entries(COMMANDS)) {
     lines.push(`  ${name.padEnd(8)} ${c.summary}`);
   }
+  lines.push(
+    "  migrate  copy every key between data directories and KV Connect URLs",
+  );
   lines.push("", "Client commands (--url URL [--token TOKEN]):");
   for (const [name, summary] of Object.entries(CLIENT_COMMANDS)) {
     lines.push(`  ${name.padEnd(8)} ${summary}`);

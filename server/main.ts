@@ -36,6 +36,7 @@ import { Drain, within } from "./drain.ts";
 import { runBackup, runRestore } from "./backup_cli.ts";
 import { runClient } from "./client_cli.ts";
 import { CLIENT_COMMANDS } from "./client_cli_help.ts";
+import { runMigrate } from "./migrate_cli.ts";
 
 /** A logger writing one line per call to `out`, as text or JSON. */
 export function createLogger(
@@ -61,6 +62,9 @@ export function createLogger(
 export async function main(args: string[]): Promise<number> {
   if (args[0] !== undefined && Object.hasOwn(CLIENT_COMMANDS, args[0])) {
     return await runClient(args, runtime.env);
+  }
+  if (args[0] === "migrate") {
+    return await runMigrate(args.slice(1), runtime.env);
   }
   let inv;
   try {

@@ -131,6 +131,7 @@ export class EngineStore implements Store {
         key: item.key,
         value: item.value,
         version: String(item.version),
+        expiresAt: item.expiresAt,
       });
       bytes += item.key.length + (req.keysOnly ? 0 : item.value.length);
     }

@@ -201,7 +201,7 @@ export class KvConnectStore implements Store {
           return { items, more: true };
         }
         const entry = toEntry(e);
-        items.push({ key, value: entry.value, version: entry.version });
+        items.push({ key, ...entry });
         bytes += key.length + (req.keysOnly ? 0 : entry.value.length);
       }
       if (entries.length < want) return { items, more: false };

@@ -26,6 +26,8 @@ export interface StoreItem {
   key: Uint8Array;
   value: Uint8Array;
   version: string;
+  /** ms since epoch; 0 for never, or unknown (KV Connect reads carry no expiry). */
+  expiresAt: number;
 }
 
 /**
