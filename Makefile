@@ -17,7 +17,7 @@ export SHALE_BUN := $(abspath $(BUN))
 # `make run ARGS="--port 9000"` passes ARGS to `shale serve`.
 ARGS ?=
 
-.PHONY: setup browser node-deps test test-pread ci fmt lint check unit run build build-deno bench bench-http bench-kv bench-binary bench-large bench-stall crash-test fuzz soak abuse linearizability migrate-large promtool-test clean
+.PHONY: setup browser node-deps test test-pread ci fmt lint check unit run build build-deno bench bench-http bench-gateway bench-kv bench-binary bench-large bench-stall crash-test fuzz soak abuse linearizability migrate-large promtool-test clean
 
 setup: $(DENO) $(BUN)
 
@@ -106,6 +106,11 @@ bench: setup
 bench-http: setup
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk) || sudo sh -c 'apt-get update -qq && apt-get install -y -qq wrk'
 	$(DENO) run -A bench/http.ts
+
+# Gateway mode's latency: shale serve --backend (onto a second shale over
+# KV Connect) vs shale serve on a data directory, one client, loopback.
+bench-gateway: setup
+	$(DENO) run -A bench/gateway.ts $(ARGS)
 
 # Deno's KV client against shale (KV Connect) vs a local Deno.openKv(path).
 bench-kv: setup

@@ -287,3 +287,50 @@ Deno.test("gateway: backend stopped gives 503 backend_unavailable; service resum
     await Deno.remove(scratch, { recursive: true });
   }
 });
+
+Deno.test("gateway: killing a gateway mid-write loses no acknowledged write", async () => {
+  const backend = await startBackend();
+  const scratch = await Deno.makeTempDir({ prefix: "shale-gw-unused-" });
+  const gw = await mustStart(scratch, {
+    args: ["--backend", backend.url],
+    env: { SHALE_BACKEND_TOKEN: BACKEND_TOKEN },
+  });
+  const acked = new Map<string, string>(); // key -> ETag of its one write
+  let killed = false;
+  const writer = async (w: number) => {
+    for (let i = 0; !killed; i++) {
+      try {
+        const r = await fetch(`${gw.base}/kv/w${w}-${i}`, {
+          method: "PUT",
+          body: `v${w}-${i}`,
+        });
+        await r.body?.cancel();
+        if (r.status === 204) acked.set(`w${w}-${i}`, r.headers.get("etag")!);
+      } catch {
+        // Cut by the kill: its outcome is unknown, and it was not acknowledged.
+      }
+    }
+  };
+  const fresh = startGateway(backend.url);
+  try {
+    const writers = Array.from({ length: 4 }, (_, w) => writer(w));
+    await new Promise((r) => setTimeout(r, 400));
+    gw.kill("SIGKILL");
+    await gw.exited;
+    killed = true;
+    await Promise.all(writers);
+    ok(acked.size > 0, "no write was acknowledged before the kill");
+    // Another gateway reads every acknowledged write, at its version.
+    for (const [key, etag] of acked) {
+      const r = await fetch(`${fresh.base}/kv/${key}`);
+      equal(r.status, 200, key);
+      equal(r.headers.get("etag"), etag, key);
+      equal(await r.text(), `v${key.slice(1)}`);
+    }
+  } finally {
+    await fresh.close();
+    await stopServer(backend.server);
+    await Deno.remove(backend.dir, { recursive: true });
+    await Deno.remove(scratch, { recursive: true });
+  }
+});
