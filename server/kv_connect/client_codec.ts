@@ -12,11 +12,19 @@
  *                     2 read_disabled  4 read_is_strongly_consistent
  *                     8 status
  * AtomicWriteOutput   1 status  2 versionstamp  4 failed_checks (packed)
+ * Watch               1 keys (WatchKey: 1 key)
+ * WatchOutput         1 status  2 keys (WatchKeyOutput: 1 changed,
+ *                     2 entry_if_changed KvEntry)
  * ```
  *
  * @module
  */
-import type { AtomicWrite, KvEntry, ReadRange } from "./protobuf.ts";
+import type {
+  AtomicWrite,
+  KvEntry,
+  ReadRange,
+  WatchKeyOutput,
+} from "./protobuf.ts";
 import {
   bytesFieldSize,
   EMPTY,
@@ -206,6 +214,55 @@ export function decodeAtomicWriteOutput(buf: Uint8Array): AtomicWriteOutput {
     } else if (field === 4) {
       r.expect(wire, WIRE_VARINT, "failed_checks");
       out.failedChecks.push(r.varint32() >>> 0);
+    } else r.skip(wire);
+  }
+  return out;
+}
+
+/** Encodes a `Watch` of `keys`, in order. */
+export function encodeWatch(
+  keys: readonly Uint8Array[],
+): Uint8Array<ArrayBuffer> {
+  let size = 0;
+  for (const k of keys) size += lenFieldSize(bytesFieldSize(k));
+  const w = new Writer(size);
+  for (const k of keys) {
+    w.begin(1, bytesFieldSize(k));
+    w.bytes(1, k);
+  }
+  return w.buf;
+}
+
+/** A decoded `WatchOutput` (one frame's message). */
+export interface WatchOutput {
+  status: number;
+  keys: WatchKeyOutput[];
+}
+
+/** Decodes the message of one watch frame. */
+export function decodeWatchOutput(buf: Uint8Array): WatchOutput {
+  const r = new Reader(buf, "WatchOutput");
+  const out: WatchOutput = { status: 0, keys: [] };
+  while (!r.done) {
+    const [field, wire] = r.tag();
+    if (field === 1) {
+      r.expect(wire, WIRE_VARINT, "status");
+      out.status = r.varint32();
+    } else if (field === 2) {
+      r.expect(wire, WIRE_LEN, "keys");
+      const k = new Reader(r.bytes(), "WatchKeyOutput");
+      const key: WatchKeyOutput = { changed: false };
+      while (!k.done) {
+        const [f, w] = k.tag();
+        if (f === 1) {
+          k.expect(w, WIRE_VARINT, "changed");
+          key.changed = k.varint32() !== 0;
+        } else if (f === 2) {
+          k.expect(w, WIRE_LEN, "entry_if_changed");
+          key.entry = decodeKvEntry(k.bytes());
+        } else k.skip(w);
+      }
+      out.keys.push(key);
     } else r.skip(wire);
   }
   return out;

@@ -1,8 +1,8 @@
 /**
  * A KV Connect client over `fetch` (no dependency): the metadata exchange
  * (protocol versions 1 to 3, as shale's server, denokv and Deno Deploy speak
- * them), `snapshot_read` and `atomic_write` on the strongly consistent
- * endpoint. The codec is `../kv_connect/client_codec.ts`.
+ * them), `snapshot_read`, `atomic_write` and `watch` on the strongly
+ * consistent endpoint. The codec is `../kv_connect/client_codec.ts`.
  *
  * Failure rules, so that an error never becomes a false acknowledgement:
  * - A read is retried with backoff on a network error, a timeout, a 5xx or
@@ -26,11 +26,17 @@ import {
   type AtomicWriteOutput,
   decodeAtomicWriteOutput,
   decodeSnapshotReadOutput,
+  decodeWatchOutput,
   encodeAtomicWrite,
   encodeSnapshotRead,
+  encodeWatch,
   type SnapshotReadOutput,
 } from "../kv_connect/client_codec.ts";
-import type { AtomicWrite, ReadRange } from "../kv_connect/protobuf.ts";
+import type {
+  AtomicWrite,
+  ReadRange,
+  WatchKeyOutput,
+} from "../kv_connect/protobuf.ts";
 
 /** Protocol versions this client speaks, best last. */
 export const CLIENT_VERSIONS: readonly number[] = [1, 2, 3];
@@ -161,6 +167,88 @@ export class KvConnectClient {
     );
   }
 
+  /**
+   * Watches `keys` (protocol version 3): yields, per frame the backend sends,
+   * one {@link WatchKeyOutput} per key, in order; the first frame holds every
+   * key's current entry. Ends when `signal` aborts; a lost stream throws 503
+   * (watch again to resume: the first frame says where things stand).
+   */
+  async *watch(
+    keys: Uint8Array[],
+    signal: AbortSignal,
+  ): AsyncGenerator<WatchKeyOutput[]> {
+    const meta = await this.#metadata();
+    if (meta.version < 3) {
+      throw badBackend(
+        `speaks KV Connect version ${meta.version}; watching needs version 3`,
+      );
+    }
+    this.counters.calls++;
+    let res: Response;
+    try {
+      res = await fetch(`${meta.endpoint}/watch`, {
+        method: "POST",
+        headers: dataHeaders(meta),
+        body: encodeWatch(keys),
+        signal,
+      });
+    } catch (err) {
+      if (signal.aborted) return;
+      this.counters.failures++;
+      throw unavailable(
+        `the backend did not answer the watch (${errorText(err)})`,
+      );
+    }
+    if (!res.ok || res.body === null) {
+      this.counters.failures++;
+      const reason = (await res.text()).slice(0, 500);
+      throw res.status >= 500
+        ? unavailable(
+          `the backend answered the watch with ${res.status}: ${reason}`,
+        )
+        : refused(res.status, "watch", reason);
+    }
+    const reader = res.body.getReader();
+    let buf = new Uint8Array(0);
+    try {
+      for (;;) {
+        // A frame: u32 little-endian length, then a WatchOutput; 0 = keep-alive.
+        while (buf.length >= 4) {
+          const len = new DataView(buf.buffer, buf.byteOffset).getUint32(
+            0,
+            true,
+          );
+          if (buf.length < 4 + len) break;
+          const frame = buf.subarray(4, 4 + len);
+          buf = buf.subarray(4 + len);
+          if (len === 0) continue;
+          const out = decodeWatchOutput(frame);
+          if (out.status !== 1) {
+            throw unavailable(
+              `the backend ended the watch with status ${out.status}`,
+            );
+          }
+          yield out.keys;
+        }
+        const { done, value } = await reader.read();
+        if (done) {
+          throw unavailable("the backend closed the watch stream");
+        }
+        const next = new Uint8Array(buf.length + value.length);
+        next.set(buf);
+        next.set(value, buf.length);
+        buf = next;
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      if (err instanceof HttpError) throw err;
+      throw unavailable(`the watch stream was cut (${errorText(err)})`);
+    } finally {
+      reader.releaseLock();
+      await res.body.cancel().catch(() => {});
+    }
+  }
+
   /** Forgets the data-path token, so the next call repeats the exchange. */
   reset(): void {
     this.#meta = undefined;
@@ -237,20 +325,10 @@ export class KvConnectClient {
   ): Promise<Uint8Array> {
     for (let relogin = 0;; relogin++) {
       const meta = await this.#metadata();
-      const headers: Record<string, string> = {
-        authorization: `Bearer ${meta.token}`,
-        "content-type": "application/x-protobuf",
-      };
-      if (meta.version === 1) {
-        headers["x-transaction-domain-id"] = meta.databaseId;
-      } else {
-        headers["x-denokv-database-id"] = meta.databaseId;
-        headers["x-denokv-version"] = String(meta.version);
-      }
       try {
         return await this.#call(
           `${meta.endpoint}/${method}`,
-          headers,
+          dataHeaders(meta),
           body,
           retry,
           method,
@@ -367,6 +445,21 @@ export class KvConnectClient {
     const base = this.#backoffMs * 2 ** (attempt - 1);
     await new Promise((r) => setTimeout(r, base / 2 + Math.random() * base));
   }
+}
+
+/** The headers of a data-path call under `meta`. */
+function dataHeaders(meta: Metadata): Record<string, string> {
+  const headers: Record<string, string> = {
+    authorization: `Bearer ${meta.token}`,
+    "content-type": "application/x-protobuf",
+  };
+  if (meta.version === 1) {
+    headers["x-transaction-domain-id"] = meta.databaseId;
+  } else {
+    headers["x-denokv-database-id"] = meta.databaseId;
+    headers["x-denokv-version"] = String(meta.version);
+  }
+  return headers;
 }
 
 /** 503 `backend_unavailable`: the client may try again later. */

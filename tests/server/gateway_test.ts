@@ -17,6 +17,7 @@ import {
   withGateway,
 } from "./_gateway.ts";
 import { b64, errorCode, unb64 } from "./_helpers.ts";
+import { encodeKey, versionOf } from "../../server/store/kv_connect_keys.ts";
 
 const JSON_HEADERS = { "content-type": "application/json" };
 
@@ -333,4 +334,30 @@ Deno.test("gateway: killing a gateway mid-write loses no acknowledged write", as
     await Deno.remove(backend.dir, { recursive: true });
     await Deno.remove(scratch, { recursive: true });
   }
+});
+
+Deno.test("gateway: the KV Connect client watches keys on the backend", async () => {
+  await withGateway(async ({ base, store }) => {
+    const ac = new AbortController();
+    const key = encodeKey(new TextEncoder().encode("watched"));
+    const frames = store.client.watch([key], ac.signal);
+    // The first frame gives the key's state now: absent.
+    const first = await frames.next();
+    equal(first.done, false);
+    equal(first.value![0].entry, undefined);
+    const put = await fetch(`${base}/kv/watched`, { method: "PUT", body: "1" });
+    equal(put.status, 204);
+    const etag = put.headers.get("etag")!;
+    for (;;) {
+      const next = await frames.next();
+      equal(next.done, false);
+      const e = next.value![0].entry;
+      if (e === undefined) continue;
+      equal(new TextDecoder().decode(e.value), "1");
+      equal(`"${versionOf(e.versionstamp)}"`, etag);
+      break;
+    }
+    ac.abort();
+    equal((await frames.next()).done, true);
+  });
 });
