@@ -77,6 +77,16 @@ interface Metadata {
 /** How a failed attempt may be handled. */
 type Retry = "always" | "unsent";
 
+/** One backend call: where, what, and when it may be repeated. */
+interface Call {
+  url: string;
+  headers: Record<string, string>;
+  body: BodyInit;
+  retry: Retry;
+  /** Names the call in errors ("snapshot_read", "metadata exchange"). */
+  what: string;
+}
+
 /** Did a fetch failure happen before any byte could reach the server? */
 function neverSent(err: unknown): boolean {
   return /connection refused|ECONNREFUSED|dns error|failed to lookup/i.test(
@@ -278,13 +288,13 @@ export class KvConnectClient {
     if (this.#token !== undefined) {
       headers.authorization = `Bearer ${this.#token}`;
     }
-    const res = await this.#call(
-      this.url,
+    const res = await this.#call({
+      url: this.url,
       headers,
-      JSON.stringify({ supportedVersions: CLIENT_VERSIONS }),
-      "always",
-      "metadata exchange",
-    );
+      body: JSON.stringify({ supportedVersions: CLIENT_VERSIONS }),
+      retry: "always",
+      what: "metadata exchange",
+    });
     let doc: Record<string, unknown>;
     try {
       doc = JSON.parse(new TextDecoder().decode(res));
@@ -326,13 +336,13 @@ export class KvConnectClient {
     for (let relogin = 0;; relogin++) {
       const meta = await this.#metadata();
       try {
-        return await this.#call(
-          `${meta.endpoint}/${method}`,
-          dataHeaders(meta),
+        return await this.#call({
+          url: `${meta.endpoint}/${method}`,
+          headers: dataHeaders(meta),
           body,
           retry,
-          method,
-        );
+          what: method,
+        });
       } catch (err) {
         // An expired data token (401), or a backend that now holds another
         // database under the URL (400: database id mismatch): the request
@@ -348,15 +358,9 @@ export class KvConnectClient {
   }
 
   /** {@link #tries}, recording the outcome in {@link reach}. */
-  async #call(
-    url: string,
-    headers: Record<string, string>,
-    body: BodyInit,
-    retry: Retry,
-    what: string,
-  ): Promise<Uint8Array> {
+  async #call(call: Call): Promise<Uint8Array> {
     try {
-      const out = await this.#tries(url, headers, body, retry, what);
+      const out = await this.#tries(call);
       this.reach = { ok: true, at: performance.now() };
       return out;
     } catch (err) {
@@ -367,14 +371,9 @@ export class KvConnectClient {
     }
   }
 
-  /** One HTTP call with the retry rule `retry`; resolves with the body. */
-  async #tries(
-    url: string,
-    headers: Record<string, string>,
-    body: BodyInit,
-    retry: Retry,
-    what: string,
-  ): Promise<Uint8Array> {
+  /** One HTTP call with its retry rule; resolves with the body. */
+  async #tries(call: Call): Promise<Uint8Array> {
+    const { url, headers, body, retry, what } = call;
     for (let attempt = 1;; attempt++) {
       this.counters.calls++;
       const t0 = performance.now();
