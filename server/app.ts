@@ -151,10 +151,15 @@ const KNOWN_METHODS = new Set([
 ]);
 
 /**
- * Builds the HTTP handler for `db`: a function from `Request` to `Response`
- * that never throws (every failure is an answer with a JSON error body).
- * Serve it with `Deno.serve` or Bun's `serve`, or call it directly. Call
- * `close()` on it before `db.close()`.
+ * Builds the HTTP handler for `source`: a function from `Request` to
+ * `Response` that never throws (every failure is an answer with a JSON error
+ * body). Serve it with `Deno.serve` or Bun's `serve`, or call it directly.
+ * Call `close()` on it before `db.close()`.
+ *
+ * `source` is the local engine (`Db`), or any `Store` (`store/store.ts`),
+ * such as a `KvConnectStore` onto a KV Connect backend (gateway mode): then
+ * the routes that need the engine (the change feed, backups, KV Connect
+ * serving) answer 501 `not_supported_by_backend`.
  *
  * Requests must name a loopback host (`127.0.0.1`, `localhost`) or one of
  * `allowHosts`, unless a token is required (DNS-rebinding guard).
