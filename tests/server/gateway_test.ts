@@ -81,6 +81,13 @@ Deno.test("gateway: binary keys, paging with cursors, batches, TTLs, multi-get",
     const err = await failed.json();
     equal(err.error.index, 2);
     equal(await (await fetch(`${base}/kv/x`)).text(), "1");
+    // A batch of checks alone commits nothing and answers 200.
+    const checked = await batch(base, [
+      { op: "check", key: b64("x"), if_match: v.version },
+      { op: "check", key: b64("absent"), if_none_match: "*" },
+    ]);
+    equal(checked.status, 200);
+    equal((await checked.json()).applied, 2);
     // The same version twice is fine; a version past 80 bits never matches.
     const huge = await batch(base, [
       { op: "check", key: b64("x"), if_match: "9".repeat(25) },
