@@ -17,6 +17,7 @@ import type { FileSystem } from "./fs.ts";
 import { MergingIterator } from "./iterator.ts";
 import type { TableMeta } from "./manifest.ts";
 import { NUM_LEVELS } from "./manifest.ts";
+import type { Compression } from "./sstable/codec.ts";
 import { TableReader } from "./sstable/reader.ts";
 import type { TableProps } from "./sstable/writer.ts";
 import { tablePath } from "./filename.ts";
@@ -129,6 +130,7 @@ export interface CompactionJob {
   dir: string;
   blockSize: number;
   bloomBitsPerKey: number;
+  compression: Compression;
   tableTargetBytes: number;
   /** Input table file numbers, newest source first (L0 newest first, then the level below). */
   inputs: number[];
@@ -220,7 +222,13 @@ export async function runCompaction(
         // Split on the bytes actually encoded: an estimate from raw key and
         // value sizes overshoots prefix-compressed keys several times, and
         // the outputs would outrun the file numbers reserved for them.
-        if (writer && writer.estimatedSize >= job.tableTargetBytes) {
+        // The last reserved file number takes whatever is left: numbers are
+        // reserved from input file sizes, and compressed inputs rewritten
+        // raw (compression switched off) can outgrow that reservation.
+        if (
+          writer && writer.estimatedSize >= job.tableTargetBytes &&
+          nextOutput < job.outputNumbers.length
+        ) {
           result.outputs.push(await writer.finish());
           writer = undefined;
         }
@@ -254,7 +262,11 @@ export async function runCompaction(
           fs,
           job.dir,
           job.outputNumbers[nextOutput++],
-          { blockSize: job.blockSize, bloomBitsPerKey: job.bloomBitsPerKey },
+          {
+            blockSize: job.blockSize,
+            bloomBitsPerKey: job.bloomBitsPerKey,
+            compression: job.compression,
+          },
         );
       }
       writer.add(e);

@@ -45,6 +45,16 @@ export interface DbOptions {
   blockSize?: number;
   /** Bloom filter bits per key (10 gives about 1% false positives). */
   bloomBitsPerKey?: number;
+  /**
+   * How new tables store their data blocks: `zstd` compresses each block
+   * (one that would not shrink by an eighth stays raw), `none` writes them
+   * raw. Tables already written keep their codec; both kinds are always
+   * readable. Default `none` (bench/RESULTS_COMPRESSION.md: zstd saves space
+   * on compressible values but slows reads that miss the block cache), or
+   * the environment variable SHALE_COMPRESSION when set and readable (the
+   * test suite reruns through it).
+   */
+  compression?: "none" | "zstd";
   /** Block cache capacity in bytes. Default 64 MiB. */
   blockCacheBytes?: number;
   /**

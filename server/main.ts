@@ -127,6 +127,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
       memoryBudgetBytes: cfg.memoryBudgetBytes,
       memtableBytes: cfg.memtableBytes,
       blockCacheBytes: cfg.blockCacheBytes,
+      compression: cfg.compression,
       tableTargetBytes: cfg.tableTargetBytes,
       baseLevelBytes: cfg.baseLevelBytes,
       maxKeyBytes: cfg.maxKeyBytes,

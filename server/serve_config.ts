@@ -27,6 +27,7 @@ export interface ServeConfig {
   memoryBudgetBytes: number | undefined;
   memtableBytes: number | undefined;
   blockCacheBytes: number | undefined;
+  compression: "none" | "zstd";
   tableTargetBytes: number;
   baseLevelBytes: number;
   maxKeyBytes: number;
@@ -203,6 +204,12 @@ export function parseServeConfig(
     blockCacheBytes: autoSize(
       get("block-cache-size")!,
       label("block-cache-size"),
+      fail,
+    ),
+    compression: oneOf(
+      get("compression")!,
+      ["none", "zstd"],
+      label("compression"),
       fail,
     ),
     tableTargetBytes: size(get("table-size")!, label("table-size"), fail),
