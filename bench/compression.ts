@@ -19,10 +19,12 @@ import {
   commandLine,
   fmtInt,
   fmtRate,
+  loadAverage,
   machineInfo,
   machineMarkdown,
   mdTable,
 } from "./_report.ts";
+import { median } from "./_measure.ts";
 import { keyFor, permutation, prng, ValuePool } from "./_workload.ts";
 
 const args = parseArgs({
@@ -158,12 +160,6 @@ async function runOnce(ds: Dataset, compression: Compression): Promise<Run> {
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 const info = machineInfo(Deno.cwd());
 const results = new Map<string, Run[]>();
 for (let round = 0; round < ROUNDS; round++) {
@@ -185,8 +181,7 @@ for (let round = 0; round < ROUNDS; round++) {
     }
   }
 }
-const loadEnd = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3)
-  .join(" ");
+const loadEnd = loadAverage();
 
 const med = (ds: Dataset, c: Compression, f: (r: Run) => number) =>
   median(results.get(`${ds.name}/${c}`)!.map(f));

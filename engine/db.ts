@@ -1201,6 +1201,7 @@ export class Db implements KeySpace {
         blockSize: this.options.blockSize,
         bloomBitsPerKey: this.options.bloomBitsPerKey,
         compression: this.options.compression,
+        bytesPerSecond: this.options.compactionBytesPerSecond,
         tableTargetBytes: this.options.tableTargetBytes,
         inputs: deleted.map((d) => d.fileNumber),
         outputLevel: pick.outputLevel,

@@ -47,6 +47,7 @@ const KNOWN = new Set([
   "maxKeyBytes",
   "maxValueBytes",
   "tableTargetBytes",
+  "compactionBytesPerSecond",
   "baseLevelBytes",
   "l0CompactionTrigger",
   "l0SlowdownTrigger",
@@ -179,6 +180,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     maxValueBytes: o.maxValueBytes ?? 16 << 20,
     changeHistoryBytes: o.changeHistoryBytes ?? 64 << 20,
     tableTargetBytes: o.tableTargetBytes ?? 8 << 20,
+    compactionBytesPerSecond: o.compactionBytesPerSecond ?? 0,
     baseLevelBytes: o.baseLevelBytes ?? 64 << 20,
     l0CompactionTrigger: o.l0CompactionTrigger ?? 4,
     l0SlowdownTrigger: o.l0SlowdownTrigger ?? 8,
@@ -212,6 +214,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
   checkInt("maxKeyBytes", r.maxKeyBytes, 1, MAX_KEY_BYTES);
   checkInt("maxValueBytes", r.maxValueBytes, 1);
   checkInt("tableTargetBytes", r.tableTargetBytes, 1);
+  checkInt("compactionBytesPerSecond", r.compactionBytesPerSecond, 0);
   checkInt("baseLevelBytes", r.baseLevelBytes, 1);
   checkInt("l0CompactionTrigger", r.l0CompactionTrigger, 1);
   checkInt("l0SlowdownTrigger", r.l0SlowdownTrigger, 1);

@@ -77,6 +77,12 @@ export interface DbOptions {
   changeHistoryBytes?: number;
   /** Target size of one table file written by compaction. Default 8 MiB. */
   tableTargetBytes?: number;
+  /**
+   * Upper bound on the bytes compaction writes per second, so that it never
+   * takes the disk and CPU from reads and writes (a token bucket refilled
+   * every 100 ms; flushes are not limited). 0, the default, is unlimited.
+   */
+  compactionBytesPerSecond?: number;
   /** Target size of level 1; each deeper level is 10x. Default 64 MiB. */
   baseLevelBytes?: number;
   /** L0 table count that triggers compaction. Default 4. */

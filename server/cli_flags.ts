@@ -96,6 +96,14 @@ export const SERVE_FLAGS: FlagSpec[] = [
     help: "target size of a table file written by compaction",
   },
   {
+    name: "compaction-rate",
+    type: "string",
+    default: "unlimited",
+    valueName: "SIZE",
+    help:
+      "most bytes compaction writes per second (a SIZE, e.g. 32MiB), so that it leaves disk and CPU to requests; flushes are not limited",
+  },
+  {
     name: "base-level-size",
     type: "string",
     default: "64MiB",

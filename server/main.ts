@@ -129,6 +129,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
       blockCacheBytes: cfg.blockCacheBytes,
       compression: cfg.compression,
       tableTargetBytes: cfg.tableTargetBytes,
+      compactionBytesPerSecond: cfg.compactionBytesPerSecond,
       baseLevelBytes: cfg.baseLevelBytes,
       maxKeyBytes: cfg.maxKeyBytes,
       maxValueBytes: cfg.maxValueBytes,

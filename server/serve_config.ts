@@ -29,6 +29,8 @@ export interface ServeConfig {
   blockCacheBytes: number | undefined;
   compression: "none" | "zstd";
   tableTargetBytes: number;
+  /** 0: unlimited. */
+  compactionBytesPerSecond: number;
   baseLevelBytes: number;
   maxKeyBytes: number;
   maxValueBytes: number;
@@ -213,6 +215,9 @@ export function parseServeConfig(
       fail,
     ),
     tableTargetBytes: size(get("table-size")!, label("table-size"), fail),
+    compactionBytesPerSecond: get("compaction-rate") === "unlimited"
+      ? 0
+      : size(get("compaction-rate")!, label("compaction-rate"), fail),
     baseLevelBytes: size(
       get("base-level-size")!,
       label("base-level-size"),

@@ -300,9 +300,10 @@ export class TableReader {
   }
 
   /**
-   * The verified bytes of data block `i`, from the cache or from disk (then
-   * cached); on a mapped reader a view into the map, valid only until
-   * close(): use it before returning to the event loop and copy what you keep.
+   * The verified (and inflated) bytes of data block `i`, from the cache or
+   * from disk (then cached); for a raw block of a mapped reader a view into
+   * the map, valid only until close(): use it before returning to the event
+   * loop and copy what you keep.
    */
   readDataBlock(i: number): Uint8Array {
     const offset = this.#idxOffsets[i];
