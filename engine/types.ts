@@ -15,6 +15,12 @@ import type { FileSystem } from "./fs.ts";
  */
 export type ReadMode = "mmap" | "pread" | "auto";
 
+/**
+ * How new tables store their data blocks: `none` raw, `zstd` compressed
+ * per block where that saves at least an eighth (engine/FORMAT.md).
+ */
+export type Compression = "none" | "zstd";
+
 /** How writes reach the disk. */
 export type SyncMode = "always" | "interval" | "none";
 
@@ -54,7 +60,7 @@ export interface DbOptions {
    * the environment variable SHALE_COMPRESSION when set and readable (the
    * test suite reruns through it).
    */
-  compression?: "none" | "zstd";
+  compression?: Compression;
   /** Block cache capacity in bytes. Default 64 MiB. */
   blockCacheBytes?: number;
   /**

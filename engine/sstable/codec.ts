@@ -23,7 +23,7 @@ import { ByteReader, ByteWriter } from "../coding.ts";
 import { TableFormatError } from "./format.ts";
 
 /** How blocks are stored: the option `compression`. */
-export type Compression = "none" | "zstd";
+export type { Compression } from "../types.ts";
 
 /** Codec number of a block stored as is. */
 export const CODEC_NONE = 0;
