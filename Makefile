@@ -17,7 +17,7 @@ export SHALE_BUN := $(abspath $(BUN))
 # `make run ARGS="--port 9000"` passes ARGS to `shale serve`.
 ARGS ?=
 
-.PHONY: setup browser node-deps test test-pread ci fmt lint check unit run build build-deno bench bench-http bench-gateway bench-kv bench-binary bench-large bench-stall crash-test fuzz soak abuse linearizability migrate-large promtool-test clean
+.PHONY: setup browser node-deps test test-pread test-zstd ci fmt lint check unit run build build-deno bench bench-http bench-gateway bench-kv bench-binary bench-large bench-stall bench-compression crash-test fuzz soak abuse linearizability migrate-large promtool-test clean
 
 setup: $(DENO) $(BUN)
 
@@ -63,6 +63,10 @@ PREAD_PERMS := --allow-read --allow-write --allow-env --allow-run --allow-sys --
 PREAD_SHORT := $(addprefix tests/engine/,sstable_test.ts table_cache_test.ts \
   cache_test.ts db_corruption_test.ts db_model_test.ts db_keyspace_test.ts \
   db_crash_test.ts options_test.ts) tests/fault/corruption_test.ts
+# Table-reading tests rerun writing zstd blocks (the default writes them
+# raw); `make test-zstd` reruns the whole engine suite so.
+ZSTD_SHORT := $(addprefix tests/engine/,sstable_test.ts \
+  table_cache_test.ts db_model_test.ts db_crash_test.ts)
 
 # The README's test command: formatting, lint, types, then every test.
 test: setup node-deps
@@ -75,10 +79,15 @@ test: setup node-deps
 	@# readMode "auto" choose mmap); the table-reading tests run again on
 	@# pread here, the whole engine suite in `make test-pread`.
 	SHALE_READ_MODE=pread $(DENO) test $(PREAD_PERMS) $(PREAD_SHORT)
+	SHALE_COMPRESSION=zstd $(DENO) test $(PREAD_PERMS) --allow-ffi $(ZSTD_SHORT)
 
 # The whole engine suite with positional reads instead of memory maps.
 test-pread: setup
 	SHALE_READ_MODE=pread $(DENO) test $(PREAD_PERMS) tests/engine/ tests/fault/corruption_test.ts
+
+# The whole engine suite writing zstd blocks instead of raw ones.
+test-zstd: setup
+	SHALE_COMPRESSION=zstd $(DENO) test $(PREAD_PERMS) --allow-ffi tests/engine/ tests/fault/corruption_test.ts
 
 ci: browser test
 
@@ -128,6 +137,10 @@ bench-large: setup
 # Event-loop stalls and get latency while a compaction rewrites every table.
 bench-stall: setup
 	$(DENO) run -A bench/stall.ts $(ARGS)
+
+# Table size, fill and read speed with compression none vs zstd.
+bench-compression: setup
+	$(DENO) run -A bench/compression.ts $(ARGS)
 
 # Reliability suites (tests/fault/, see README "Reliability"): the long runs.
 FAULT_PERMS := --allow-read --allow-write --allow-env --allow-run --allow-net --allow-sys --allow-ffi

@@ -25,6 +25,7 @@ export type {
   Change,
   ChangeGroup,
   ChangeListener,
+  Compression,
   DbOptions,
   KeySpace,
   PutOptions,

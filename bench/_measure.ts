@@ -16,6 +16,13 @@ export function quantiles(
   return qs.map((q) => n === 0 ? NaN : s[Math.min(n - 1, Math.floor(q * n))]);
 }
 
+/** The median of round results (mean of the middle two when even). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 /** Collects latency samples (ms) into a growable typed array. */
 export class Samples {
   #buf = new Float64Array(1 << 16);

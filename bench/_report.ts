@@ -84,11 +84,7 @@ export function machineInfo(dir: string): MachineInfo {
   const filesystem = df.length >= 2
     ? `${df[1]} on ${df[0]} (mounted at ${df[df.length - 1]})`
     : "unknown";
-  let load = "";
-  try {
-    load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3)
-      .join(" ");
-  } catch { /* not Linux */ }
+  const load = loadAverage();
   return {
     date: new Date().toISOString(),
     cpu,
@@ -100,6 +96,16 @@ export function machineInfo(dir: string): MachineInfo {
     os: `${Deno.build.os} ${Deno.build.arch} ${sh(["uname", "-r"])}`,
     load,
   };
+}
+
+/** The load average now (1/5/15 min), for the end of a run. */
+export function loadAverage(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3)
+      .join(" ");
+  } catch {
+    return "unknown (no /proc/loadavg)";
+  }
 }
 
 /** The Markdown "machine" block every results file starts with. */

@@ -46,6 +46,8 @@ const { values: args } = parseArgs({
     "busy-value-bytes": { type: "string", default: "16384" },
     "busy-connections": { type: "string", default: "8" },
     "reader-connections": { type: "string", default: "8" },
+    // Extra `shale serve` flags, e.g. "--compaction-rate 4MiB".
+    "shale-args": { type: "string", default: "" },
     "no-write": { type: "boolean", default: false },
     results: { type: "string", default: "bench/RESULTS_HTTP.md" },
     svg: { type: "string", default: "bench/results_http.svg" },
@@ -280,6 +282,7 @@ try {
         dataDir,
         "--sync",
         "always",
+        ...args["shale-args"].split(/\s+/).filter((a) => a !== ""),
       ]),
       "shale server",
     );

@@ -17,6 +17,8 @@ import type { FileSystem } from "./fs.ts";
 import { MergingIterator } from "./iterator.ts";
 import type { TableMeta } from "./manifest.ts";
 import { NUM_LEVELS } from "./manifest.ts";
+import type { Compression } from "./sstable/codec.ts";
+import { RateLimiter } from "./rate_limiter.ts";
 import { TableReader } from "./sstable/reader.ts";
 import type { TableProps } from "./sstable/writer.ts";
 import { tablePath } from "./filename.ts";
@@ -129,7 +131,10 @@ export interface CompactionJob {
   dir: string;
   blockSize: number;
   bloomBitsPerKey: number;
+  compression: Compression;
   tableTargetBytes: number;
+  /** Bound on output bytes written per second (0: unlimited); see engine/rate_limiter.ts. */
+  bytesPerSecond: number;
   /** Input table file numbers, newest source first (L0 newest first, then the level below). */
   inputs: number[];
   outputLevel: number;
@@ -151,6 +156,12 @@ export interface CompactionResult {
   entriesOut: number;
   dropped: number;
 }
+
+/**
+ * Output bytes written between two rate-limit requests: the slice of work
+ * done without yielding (the table writer's output buffer is 64 KiB).
+ */
+const RATE_SLICE_BYTES = 64 * 1024;
 
 function inDeeperLevel(
   key: Uint8Array,
@@ -193,6 +204,12 @@ export async function runCompaction(
   };
   let writer: TableWriter | undefined;
   let nextOutput = 0;
+  const limiter = job.bytesPerSecond > 0
+    ? new RateLimiter(job.bytesPerSecond)
+    : undefined;
+  // Output bytes of finished tables, and bytes already paid for.
+  let finishedBytes = 0;
+  let paidBytes = 0;
   try {
     for (const r of readers) result.bytesRead += r.props.fileSize;
     const merged = new MergingIterator(
@@ -220,8 +237,16 @@ export async function runCompaction(
         // Split on the bytes actually encoded: an estimate from raw key and
         // value sizes overshoots prefix-compressed keys several times, and
         // the outputs would outrun the file numbers reserved for them.
-        if (writer && writer.estimatedSize >= job.tableTargetBytes) {
-          result.outputs.push(await writer.finish());
+        // The last reserved file number takes whatever is left: numbers are
+        // reserved from input file sizes, and compressed inputs rewritten
+        // raw (compression switched off) can outgrow that reservation.
+        if (
+          writer && writer.estimatedSize >= job.tableTargetBytes &&
+          nextOutput < job.outputNumbers.length
+        ) {
+          const props = await writer.finish();
+          result.outputs.push(props);
+          finishedBytes += props.fileSize;
           writer = undefined;
         }
       }
@@ -254,11 +279,23 @@ export async function runCompaction(
           fs,
           job.dir,
           job.outputNumbers[nextOutput++],
-          { blockSize: job.blockSize, bloomBitsPerKey: job.bloomBitsPerKey },
+          {
+            blockSize: job.blockSize,
+            bloomBitsPerKey: job.bloomBitsPerKey,
+            compression: job.compression,
+          },
         );
       }
       writer.add(e);
       result.entriesOut++;
+      if (limiter) {
+        // Pay for each slice once written; waiting yields the worker.
+        const written = finishedBytes + writer.estimatedSize;
+        if (written - paidBytes >= RATE_SLICE_BYTES) {
+          await limiter.request(written - paidBytes);
+          paidBytes = written;
+        }
+      }
     }
     if (writer) {
       result.outputs.push(await writer.finish());

@@ -1130,6 +1130,7 @@ export class Db implements KeySpace {
       dir: this.dir,
       blockSize: this.options.blockSize,
       bloomBitsPerKey: this.options.bloomBitsPerKey,
+      compression: this.options.compression,
     };
   }
 
@@ -1199,6 +1200,8 @@ export class Db implements KeySpace {
         dir: this.dir,
         blockSize: this.options.blockSize,
         bloomBitsPerKey: this.options.bloomBitsPerKey,
+        compression: this.options.compression,
+        bytesPerSecond: this.options.compactionBytesPerSecond,
         tableTargetBytes: this.options.tableTargetBytes,
         inputs: deleted.map((d) => d.fileNumber),
         outputLevel: pick.outputLevel,

@@ -11,6 +11,7 @@ import { runCompaction } from "./compaction.ts";
 import { binaryString } from "./coding.ts";
 import type { Entry } from "./entry.ts";
 import type { FileSystem } from "./fs.ts";
+import type { Compression } from "./sstable/codec.ts";
 import type { TableProps } from "./sstable/writer.ts";
 import { TableWriter } from "./sstable/writer.ts";
 import { readWalEntries } from "./wal.ts";
@@ -20,6 +21,7 @@ export interface TableSettings {
   dir: string;
   blockSize: number;
   bloomBitsPerKey: number;
+  compression: Compression;
 }
 
 /** Turn one frozen memtable (rebuilt from its WAL segments) into an L0 table. */
@@ -69,6 +71,7 @@ export async function runFlush(
   const w = TableWriter.create(fs, job.dir, job.fileNumber, {
     blockSize: job.blockSize,
     bloomBitsPerKey: job.bloomBitsPerKey,
+    compression: job.compression,
   });
   try {
     for (const e of entries) w.add(e);

@@ -9,11 +9,15 @@ import type { DbOptions } from "./types.ts";
 import { mmapAvailable } from "./mmap.ts";
 import process from "node:process";
 import { isBun } from "./runtime.ts";
+import { type Compression, zstdAvailable } from "./sstable/codec.ts";
 
 /** DbOptions with every default filled in. */
 export type ResolvedOptions =
-  & Required<Omit<DbOptions, "fs" | "memoryBudgetBytes" | "readMode">>
+  & Required<
+    Omit<DbOptions, "fs" | "memoryBudgetBytes" | "readMode" | "compression">
+  >
   & {
+    compression: Compression;
     /** `auto` resolved against what this process may do. */
     readMode: "mmap" | "pread";
     fs: FileSystem | undefined;
@@ -36,12 +40,14 @@ const KNOWN = new Set([
   "maxImmutableMemtables",
   "blockSize",
   "bloomBitsPerKey",
+  "compression",
   "blockCacheBytes",
   "readMode",
   "maxOpenTables",
   "maxKeyBytes",
   "maxValueBytes",
   "tableTargetBytes",
+  "compactionBytesPerSecond",
   "baseLevelBytes",
   "l0CompactionTrigger",
   "l0SlowdownTrigger",
@@ -53,19 +59,41 @@ const KNOWN = new Set([
   "fs",
 ]);
 
-/** SHALE_READ_MODE when set and readable without a permission prompt. */
-function envReadMode(): string | undefined {
+/**
+ * An environment variable (SHALE_READ_MODE, SHALE_COMPRESSION: the test
+ * suite reruns through them) when set and readable without a permission
+ * prompt.
+ */
+function envDefault(variable: string): string | undefined {
   try {
-    if (isBun) return process.env.SHALE_READ_MODE || undefined;
-    const q = Deno.permissions.querySync({
-      name: "env",
-      variable: "SHALE_READ_MODE",
-    });
+    if (isBun) return process.env[variable] || undefined;
+    const q = Deno.permissions.querySync({ name: "env", variable });
     if (q.state !== "granted") return undefined;
-    return Deno.env.get("SHALE_READ_MODE") || undefined;
+    return Deno.env.get(variable) || undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Default of the `compression` option. Measured by bench/compression.ts
+ * (bench/RESULTS_COMPRESSION.md): zstd stores JSON in about a quarter of the
+ * space, but node:zlib's zstd costs a fixed ~0.1-0.3 ms per call, so reads
+ * that miss the block cache get several times slower and flushes and
+ * compactions spend more CPU; random values do not shrink at all. Raw
+ * blocks are the default, zstd a choice for space.
+ */
+export const DEFAULT_COMPRESSION: Compression = "none";
+
+/** Validates a compression option: zstd only where node:zlib has it. */
+function resolveCompression(c: unknown): Compression {
+  if (c !== "none" && c !== "zstd") invalid("compression", "none or zstd", c);
+  if (c === "zstd" && !zstdAvailable()) {
+    throw new InvalidArgumentError(
+      'option compression "zstd" needs zstd in node:zlib, which this runtime lacks (use compression "none")',
+    );
+  }
+  return c;
 }
 
 /** Resolves a read mode: `auto` becomes mmap where FFI is permitted. */
@@ -141,12 +169,18 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     blockSize: o.blockSize ?? 4096,
     bloomBitsPerKey: o.bloomBitsPerKey ?? 10,
     blockCacheBytes: o.blockCacheBytes ?? 64 << 20,
-    readMode: resolveReadMode(o.readMode ?? envReadMode() ?? "auto"),
+    readMode: resolveReadMode(
+      o.readMode ?? envDefault("SHALE_READ_MODE") ?? "auto",
+    ),
+    compression: resolveCompression(
+      o.compression ?? envDefault("SHALE_COMPRESSION") ?? DEFAULT_COMPRESSION,
+    ),
     maxOpenTables: o.maxOpenTables ?? 500,
     maxKeyBytes: o.maxKeyBytes ?? MAX_KEY_BYTES,
     maxValueBytes: o.maxValueBytes ?? 16 << 20,
     changeHistoryBytes: o.changeHistoryBytes ?? 64 << 20,
     tableTargetBytes: o.tableTargetBytes ?? 8 << 20,
+    compactionBytesPerSecond: o.compactionBytesPerSecond ?? 0,
     baseLevelBytes: o.baseLevelBytes ?? 64 << 20,
     l0CompactionTrigger: o.l0CompactionTrigger ?? 4,
     l0SlowdownTrigger: o.l0SlowdownTrigger ?? 8,
@@ -180,6 +214,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
   checkInt("maxKeyBytes", r.maxKeyBytes, 1, MAX_KEY_BYTES);
   checkInt("maxValueBytes", r.maxValueBytes, 1);
   checkInt("tableTargetBytes", r.tableTargetBytes, 1);
+  checkInt("compactionBytesPerSecond", r.compactionBytesPerSecond, 0);
   checkInt("baseLevelBytes", r.baseLevelBytes, 1);
   checkInt("l0CompactionTrigger", r.l0CompactionTrigger, 1);
   checkInt("l0SlowdownTrigger", r.l0SlowdownTrigger, 1);

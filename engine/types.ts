@@ -15,6 +15,12 @@ import type { FileSystem } from "./fs.ts";
  */
 export type ReadMode = "mmap" | "pread" | "auto";
 
+/**
+ * How new tables store their data blocks: `none` raw, `zstd` compressed
+ * per block where that saves at least an eighth (engine/FORMAT.md).
+ */
+export type Compression = "none" | "zstd";
+
 /** How writes reach the disk. */
 export type SyncMode = "always" | "interval" | "none";
 
@@ -45,6 +51,16 @@ export interface DbOptions {
   blockSize?: number;
   /** Bloom filter bits per key (10 gives about 1% false positives). */
   bloomBitsPerKey?: number;
+  /**
+   * How new tables store their data blocks: `zstd` compresses each block
+   * (one that would not shrink by an eighth stays raw), `none` writes them
+   * raw. Tables already written keep their codec; both kinds are always
+   * readable. Default `none` (bench/RESULTS_COMPRESSION.md: zstd saves space
+   * on compressible values but slows reads that miss the block cache), or
+   * the environment variable SHALE_COMPRESSION when set and readable (the
+   * test suite reruns through it).
+   */
+  compression?: Compression;
   /** Block cache capacity in bytes. Default 64 MiB. */
   blockCacheBytes?: number;
   /**
@@ -67,6 +83,12 @@ export interface DbOptions {
   changeHistoryBytes?: number;
   /** Target size of one table file written by compaction. Default 8 MiB. */
   tableTargetBytes?: number;
+  /**
+   * Upper bound on the bytes compaction writes per second, so that it never
+   * takes the disk and CPU from reads and writes (a token bucket refilled
+   * every 100 ms; flushes are not limited). 0, the default, is unlimited.
+   */
+  compactionBytesPerSecond?: number;
   /** Target size of level 1; each deeper level is 10x. Default 64 MiB. */
   baseLevelBytes?: number;
   /** L0 table count that triggers compaction. Default 4. */

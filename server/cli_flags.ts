@@ -95,11 +95,27 @@ export const SERVE_FLAGS: FlagSpec[] = [
     help: "block cache capacity (auto: 3/8 of --memory-budget, else 64MiB)",
   },
   {
+    name: "compression",
+    type: "string",
+    default: "none",
+    valueName: "CODEC",
+    help:
+      "how new tables store their data blocks: none (raw) or zstd (smaller on disk for compressible values, slower reads that miss the block cache; a block that does not shrink by 1/8 stays raw); tables already written stay readable either way",
+  },
+  {
     name: "table-size",
     type: "string",
     default: "8MiB",
     valueName: "SIZE",
     help: "target size of a table file written by compaction",
+  },
+  {
+    name: "compaction-rate",
+    type: "string",
+    default: "unlimited",
+    valueName: "SIZE",
+    help:
+      "most bytes compaction writes per second (a SIZE, e.g. 32MiB), so that it leaves disk and CPU to requests; flushes are not limited",
   },
   {
     name: "base-level-size",

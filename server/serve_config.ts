@@ -30,7 +30,10 @@ export interface ServeConfig {
   memoryBudgetBytes: number | undefined;
   memtableBytes: number | undefined;
   blockCacheBytes: number | undefined;
+  compression: "none" | "zstd";
   tableTargetBytes: number;
+  /** 0: unlimited. */
+  compactionBytesPerSecond: number;
   baseLevelBytes: number;
   maxKeyBytes: number;
   maxValueBytes: number;
@@ -218,7 +221,16 @@ export function parseServeConfig(
       label("block-cache-size"),
       fail,
     ),
+    compression: oneOf(
+      get("compression")!,
+      ["none", "zstd"],
+      label("compression"),
+      fail,
+    ),
     tableTargetBytes: size(get("table-size")!, label("table-size"), fail),
+    compactionBytesPerSecond: get("compaction-rate") === "unlimited"
+      ? 0
+      : size(get("compaction-rate")!, label("compaction-rate"), fail),
     baseLevelBytes: size(
       get("base-level-size")!,
       label("base-level-size"),

@@ -7,7 +7,7 @@
  * [filter block][trailer] [properties block][trailer] [index block][trailer]
  * [footer: 3 handles (u64 offset, u64 size) | version u8 | 3 reserved | crc32 | magic "SHALETBL"]
  *
- * trailer = type u8 | crc32 u32 LE over (block bytes ++ type byte)
+ * trailer = type u8 (kind | codec << 4) | crc32 u32 LE over (block bytes ++ type byte)
  * ```
  *
  * A leaf of the table layer: imports only byte coding, crc and errors.
@@ -38,11 +38,21 @@ export const TABLE_MAGIC: Uint8Array = new Uint8Array([
 ]);
 
 /**
- * Table format version written into the footer; readers refuse any other.
+ * Newest table format version, written into the footer of a table that has
+ * a compressed block; readers refuse versions they do not know.
  * 2: every key starts with its key-space byte (version 1 tables are refused
  * with a {@link FormatVersionError}).
+ * 3: data blocks may be compressed (the codec is in each trailer's type
+ * byte, engine/sstable/codec.ts).
  */
-export const TABLE_FORMAT_VERSION = 2;
+export const TABLE_FORMAT_VERSION = 3;
+
+/**
+ * Version written into a table whose blocks are all stored raw: its bytes
+ * are exactly those of version 2, so builds from before compression still
+ * read it (a store can go back one build as long as it never compressed).
+ */
+export const TABLE_FORMAT_VERSION_RAW = 2;
 
 /** Fixed size of the footer at the end of every table file. */
 export const FOOTER_SIZE = 64;
@@ -122,11 +132,15 @@ export function blockTrailer(block: Uint8Array, type: number): Uint8Array {
   return t;
 }
 
-/** Encodes the footer (version {@link TABLE_FORMAT_VERSION}). */
+/**
+ * Encodes the footer: version {@link TABLE_FORMAT_VERSION} when a block of
+ * the table is compressed, else {@link TABLE_FORMAT_VERSION_RAW}.
+ */
 export function encodeFooter(
   index: BlockHandle,
   filter: BlockHandle,
   properties: BlockHandle,
+  compressed: boolean,
 ): Uint8Array {
   const f = new Uint8Array(FOOTER_SIZE);
   writeU64(f, 0, index.offset);
@@ -135,7 +149,9 @@ export function encodeFooter(
   writeU64(f, 24, filter.size);
   writeU64(f, 32, properties.offset);
   writeU64(f, 40, properties.size);
-  f[FOOTER_VERSION_OFFSET] = TABLE_FORMAT_VERSION;
+  f[FOOTER_VERSION_OFFSET] = compressed
+    ? TABLE_FORMAT_VERSION
+    : TABLE_FORMAT_VERSION_RAW;
   writeU32(
     f,
     FOOTER_CRC_OFFSET,
@@ -180,13 +196,15 @@ export function decodeFooter(
   }
   const version = buf[FOOTER_VERSION_OFFSET];
   if (version === 1) {
-    throw new FormatVersionError(file, version, TABLE_FORMAT_VERSION);
+    throw new FormatVersionError(file, version, TABLE_FORMAT_VERSION_RAW);
   }
-  if (version !== TABLE_FORMAT_VERSION) {
+  if (
+    version !== TABLE_FORMAT_VERSION_RAW && version !== TABLE_FORMAT_VERSION
+  ) {
     throw new CorruptionError(
       file,
       at + FOOTER_VERSION_OFFSET,
-      `unsupported table format version ${version} (this build reads ${TABLE_FORMAT_VERSION})`,
+      `unsupported table format version ${version} (this build reads ${TABLE_FORMAT_VERSION_RAW} and ${TABLE_FORMAT_VERSION})`,
     );
   }
   const handle = (off: number, what: string): BlockHandle => {

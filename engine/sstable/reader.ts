@@ -9,10 +9,15 @@
  * synchronous positional reads, so a reader belongs to one thread and its
  * handle must not be shared with async reads.
  *
+ * Data blocks may be compressed (engine/sstable/codec.ts, the codec is in
+ * each block's trailer); the block cache holds them decompressed, so a hit
+ * costs no inflating.
+ *
  * A reader opened with `map: true` reads footer, filter, properties and
  * index as above, then maps the file (engine/mmap.ts) at the size it had
- * when opened, and serves data blocks from the map without the block
- * cache (the page cache does that job). Each data block's CRC is checked
+ * when opened, and serves raw data blocks from the map without the block
+ * cache (the page cache does that job); compressed ones are inflated from
+ * the map into the block cache. Each data block's CRC is checked
  * the first time the reader touches it (a bit per block remembers it: the
  * file is immutable). Nothing that leaves the reader views the map: get()
  * copies the value it returns and iterators decode a copy of the block, so
@@ -25,16 +30,14 @@ import { compareBytes, readU32 } from "../coding.ts";
 import { crc32 } from "../crc.ts";
 import { bloomMayContain } from "../bloom.ts";
 import type { BlockCache } from "../cache.ts";
-import {
-  compareEntries,
-  type Entry,
-  type EntryIterator,
-  MAX_SEQ,
-} from "../entry.ts";
+import type { Entry, EntryIterator } from "../entry.ts";
 import { CorruptionError, ShaleError, wrapIoError } from "../errors.ts";
 import type { FileSystem, ReadableFile } from "../fs.ts";
 import { type FileMap, mapFile } from "../mmap.ts";
 import { blockGet, decodeBlock } from "./block.ts";
+import { CODEC_NONE, codecOf, decompressBlock, typeOf } from "./codec.ts";
+import { type BlockIndex, decodeIndexBlock } from "./index_block.ts";
+import { TableIterator } from "./iterator.ts";
 import {
   BLOCK_TRAILER_SIZE,
   BLOCK_TYPE_DATA,
@@ -147,19 +150,17 @@ export class TableReader {
     }
 
     const index = this.#readBlock(footer.index, BLOCK_TYPE_INDEX, "index");
-    const n = index.length >= 4 ? readU32(index, index.length - 4) : -1;
-    // Every index entry takes at least 4 bytes, which bounds a sane count.
-    if (n < 0 || n * 4 > index.length) {
-      throw this.#corrupt(
-        footer.index.offset,
-        `index block has bad entry count ${n}`,
-      );
+    let idx: BlockIndex;
+    try {
+      idx = decodeIndexBlock(index);
+    } catch (err) {
+      throw this.#corrupt(footer.index.offset, (err as Error).message);
     }
-    this.#idxKeys = new Array<Uint8Array>(n);
-    this.#idxSeqs = new Float64Array(n);
-    this.#idxOffsets = new Float64Array(n);
-    this.#idxSizes = new Float64Array(n);
-    this.#decodeIndex(index, n, footer.index.offset);
+    const n = idx.keys.length;
+    this.#idxKeys = idx.keys;
+    this.#idxSeqs = idx.seqs;
+    this.#idxOffsets = idx.offsets;
+    this.#idxSizes = idx.sizes;
     this.#metaBytes = index.byteLength + this.#filter.byteLength + n * 120;
     const dataEnd = n === 0
       ? 0
@@ -299,22 +300,32 @@ export class TableReader {
   }
 
   /**
-   * The verified bytes of data block `i`, from the cache or from disk (then
-   * cached); on a mapped reader a view into the map, valid only until
-   * close(): use it before returning to the event loop and copy what you keep.
+   * The verified (and inflated) bytes of data block `i`, from the cache or
+   * from disk (then cached); for a raw block of a mapped reader a view into
+   * the map, valid only until close(): use it before returning to the event
+   * loop and copy what you keep.
    */
   readDataBlock(i: number): Uint8Array {
-    if (this.#map !== undefined) return this.#mappedBlock(i);
     const offset = this.#idxOffsets[i];
+    const size = this.#idxSizes[i];
+    const mapped = this.#map !== undefined;
+    // A mapped table serves raw blocks from the map (the page cache holds
+    // them); compressed ones are inflated once into the block cache, like
+    // every block of a table read with pread.
+    if (mapped && codecOf(this.#mapped[offset + size]) === CODEC_NONE) {
+      return this.#mappedBlock(i);
+    }
     let block = this.#cache.get(this.fileNumber, offset);
     if (block === undefined) {
       if (this.#closed) this.#throwClosed();
-      block = this.#readBlock(
-        { offset, size: this.#idxSizes[i] },
-        BLOCK_TYPE_DATA,
-        "data",
-      );
-      this.stats.blockReads++;
+      const h = { offset, size };
+      if (mapped) {
+        const codec = codecOf(this.#mapped[offset + size]);
+        block = this.#inflate(this.#mappedBlock(i), codec, h, "data");
+      } else {
+        block = this.#readBlock(h, BLOCK_TYPE_DATA, "data");
+        this.stats.blockReads++;
+      }
       this.#cache.insert(this.fileNumber, offset, block);
     }
     return block;
@@ -381,15 +392,43 @@ export class TableReader {
     return new CorruptionError(this.path, offset, what);
   }
 
-  /** Reads a block plus trailer, checks length, CRC and type; returns the block bytes. */
+  /**
+   * Reads a block plus trailer, checks length, CRC and type; returns the
+   * block's bytes, decompressed when its trailer names a codec.
+   */
   #readBlock(h: BlockHandle, type: number, what: string): Uint8Array {
     const n = h.size + BLOCK_TRAILER_SIZE;
     const buf = this.#file.readAt(h.offset, n);
     this.#checkBlock(buf, h, type, what);
-    return buf.subarray(0, h.size);
+    return this.#inflate(
+      buf.subarray(0, h.size),
+      codecOf(buf[h.size]),
+      h,
+      what,
+    );
   }
 
-  /** Checks a block plus trailer read into `buf`: length, CRC and type. */
+  /** The raw bytes of a verified stored block; a damaged frame is corruption. */
+  #inflate(
+    stored: Uint8Array,
+    codec: number,
+    h: BlockHandle,
+    what: string,
+  ): Uint8Array {
+    try {
+      return decompressBlock(stored, codec);
+    } catch (err) {
+      throw this.#corrupt(
+        h.offset,
+        `${what} block malformed: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  /**
+   * Checks a block plus trailer read into `buf`: length, CRC and block
+   * kind (the codec half of the type byte is checked when inflating).
+   */
   #checkBlock(
     buf: Uint8Array,
     h: BlockHandle,
@@ -406,167 +445,11 @@ export class TableReader {
     if (crc32(buf.subarray(0, h.size + 1)) !== readU32(buf, h.size + 1)) {
       throw this.#corrupt(h.offset, `${what} block checksum mismatch`);
     }
-    if (buf[h.size] !== type) {
+    if (typeOf(buf[h.size]) !== type) {
       throw this.#corrupt(
         h.offset,
         `${what} block has type ${buf[h.size]}, expected ${type}`,
       );
     }
-  }
-
-  #decodeIndex(index: Uint8Array, n: number, at: number): void {
-    const end = index.length - 4;
-    let p = 0;
-    let expectOffset = 0;
-    const varint = (what: string): number => {
-      let result = 0;
-      let mul = 1;
-      for (let i = 0; i < 8; i++) {
-        if (p >= end) break;
-        const b = index[p++];
-        result += (b & 0x7f) * mul;
-        if (b < 0x80) return result;
-        mul *= 128;
-      }
-      throw this.#corrupt(at, `index entry ${what} malformed at ${p}`);
-    };
-    for (let i = 0; i < n; i++) {
-      const klen = varint("key length");
-      if (p + klen > end) {
-        throw this.#corrupt(at, `index entry ${i} key runs past block`);
-      }
-      const key = index.subarray(p, p + klen);
-      p += klen;
-      const seq = varint("seq");
-      const offset = varint("offset");
-      const size = varint("size");
-      if (offset !== expectOffset) {
-        throw this.#corrupt(
-          at,
-          `index entry ${i} points at offset ${offset}, expected ${expectOffset}`,
-        );
-      }
-      if (
-        i > 0 &&
-        compareEntries(this.#idxKeys[i - 1], this.#idxSeqs[i - 1], key, seq) >=
-          0
-      ) {
-        throw this.#corrupt(at, `index entry ${i} is out of order`);
-      }
-      this.#idxKeys[i] = key;
-      this.#idxSeqs[i] = seq;
-      this.#idxOffsets[i] = offset;
-      this.#idxSizes[i] = size;
-      expectOffset = offset + size + BLOCK_TRAILER_SIZE;
-    }
-    if (p !== end) {
-      throw this.#corrupt(at, `index block has ${end - p} trailing bytes`);
-    }
-  }
-}
-
-/**
- * Iterates a table one decoded block at a time (a whole block is decoded
- * when the cursor enters it, which keeps next()/prev() trivial).
- */
-class TableIterator implements EntryIterator {
-  readonly #t: TableReader;
-  #block = -1;
-  #entries: Entry[] = [];
-  #pos = 0;
-  #valid = false;
-
-  constructor(t: TableReader) {
-    this.#t = t;
-  }
-
-  #load(i: number): void {
-    if (this.#block !== i) {
-      this.#entries = this.#t.decodeDataBlock(i);
-      this.#block = i;
-    }
-  }
-
-  seek(key: Uint8Array, seq: number = MAX_SEQ): void {
-    const t = this.#t;
-    const i = t.findBlock(key, seq);
-    if (i >= t.blockCount) {
-      this.#valid = false;
-      return;
-    }
-    this.#load(i);
-    const es = this.#entries;
-    let lo = 0;
-    let hi = es.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareEntries(es[mid].key, es[mid].seq, key, seq) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    this.#pos = lo;
-    this.#valid = true;
-    // The index promised an entry at or after the target in this block; if
-    // the block disagrees, continue with the next one rather than stop.
-    if (lo === es.length) {
-      this.#pos = lo - 1;
-      this.next();
-    }
-  }
-
-  seekToFirst(): void {
-    if (this.#t.blockCount === 0) {
-      this.#valid = false;
-      return;
-    }
-    this.#load(0);
-    this.#pos = 0;
-    this.#valid = true;
-  }
-
-  seekToLast(): void {
-    const n = this.#t.blockCount;
-    if (n === 0) {
-      this.#valid = false;
-      return;
-    }
-    this.#load(n - 1);
-    this.#pos = this.#entries.length - 1;
-    this.#valid = true;
-  }
-
-  seekBefore(key: Uint8Array): void {
-    this.seek(key, MAX_SEQ);
-    if (this.#valid) this.prev();
-    else this.seekToLast();
-  }
-
-  valid(): boolean {
-    return this.#valid;
-  }
-
-  next(): void {
-    if (!this.#valid) return;
-    if (++this.#pos < this.#entries.length) return;
-    if (this.#block + 1 < this.#t.blockCount) {
-      this.#load(this.#block + 1);
-      this.#pos = 0;
-    } else {
-      this.#valid = false;
-    }
-  }
-
-  prev(): void {
-    if (!this.#valid) return;
-    if (--this.#pos >= 0) return;
-    if (this.#block > 0) {
-      this.#load(this.#block - 1);
-      this.#pos = this.#entries.length - 1;
-    } else {
-      this.#valid = false;
-    }
-  }
-
-  entry(): Entry {
-    return this.#entries[this.#pos];
   }
 }

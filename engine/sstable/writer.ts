@@ -25,6 +25,14 @@ import type { FileSystem, WritableFile } from "../fs.ts";
 import { tablePath, tempFileName } from "../filename.ts";
 import { BlockBuilder } from "./block.ts";
 import {
+  CODEC_NONE,
+  CODEC_ZSTD,
+  compressBlock,
+  type Compression,
+  typeByte,
+  zstdAvailable,
+} from "./codec.ts";
+import {
   BLOCK_TYPE_DATA,
   BLOCK_TYPE_FILTER,
   BLOCK_TYPE_INDEX,
@@ -44,6 +52,11 @@ export interface TableWriterOptions {
   blockSize?: number;
   /** Bloom filter bits per distinct user key; 0 writes no filter. Default 10. */
   bloomBitsPerKey?: number;
+  /**
+   * Codec tried on each data block; a block that would not shrink by an
+   * eighth is stored raw. Default "none".
+   */
+  compression?: Compression;
 }
 
 // Output is buffered into writes of about this size; blocks at least this
@@ -68,6 +81,8 @@ export class TableWriter {
   readonly #fs: FileSystem;
   readonly #dir: string;
   readonly #blockSize: number;
+  readonly #compress: boolean;
+  #compressedBlocks = 0;
   #file: WritableFile | undefined;
   #block = new BlockBuilder();
   #out = new ByteWriter(OUT_CHUNK + 1024);
@@ -110,6 +125,18 @@ export class TableWriter {
       );
     }
     this.#bloom = bits > 0 ? new BloomFilterBuilder(bits) : undefined;
+    const compression = opts.compression ?? "none";
+    if (compression !== "none" && compression !== "zstd") {
+      throw new InvalidArgumentError(
+        `compression must be none or zstd, got ${String(compression)}`,
+      );
+    }
+    if (compression === "zstd" && !zstdAvailable()) {
+      throw new InvalidArgumentError(
+        "compression zstd needs node:zlib's zstd, which this runtime lacks",
+      );
+    }
+    this.#compress = compression === "zstd";
     // A leftover (or a planted symlink) is unlinked, never written through.
     fs.remove(this.tmpPath);
     this.#file = fs.openWritable(this.tmpPath, { exclusive: true });
@@ -123,6 +150,11 @@ export class TableWriter {
     opts: TableWriterOptions = {},
   ): TableWriter {
     return new TableWriter(fs, dir, fileNumber, opts);
+  }
+
+  /** Data blocks written compressed so far. */
+  get compressedBlocks(): number {
+    return this.#compressedBlocks;
   }
 
   /** Entries added so far. */
@@ -215,7 +247,9 @@ export class TableWriter {
       );
       this.#index.u32(this.#indexCount);
       const index = this.#writeBlock(this.#index.view_(), BLOCK_TYPE_INDEX);
-      this.#out.bytes(encodeFooter(index, filter, properties));
+      this.#out.bytes(
+        encodeFooter(index, filter, properties, this.#compressedBlocks > 0),
+      );
       this.#flushOut();
       props.fileSize = this.#offset;
       const file = this.#file!;
@@ -252,7 +286,13 @@ export class TableWriter {
 
   #flushDataBlock(): void {
     const block = this.#block;
-    const h = this.#writeBlock(block.finish(), BLOCK_TYPE_DATA);
+    const raw = block.finish();
+    const packed = this.#compress ? compressBlock(raw) : undefined;
+    if (packed !== undefined) this.#compressedBlocks++;
+    const h = this.#writeBlock(
+      packed ?? raw,
+      typeByte(BLOCK_TYPE_DATA, packed ? CODEC_ZSTD : CODEC_NONE),
+    );
     const idx = this.#index;
     const lastKey = block.lastKey();
     idx.varint(lastKey.length);
@@ -265,7 +305,7 @@ export class TableWriter {
     block.reset();
   }
 
-  /** Queues `content` plus its trailer for output; returns its handle. */
+  /** Queues `content` plus its trailer (type byte `type`) for output; returns its handle. */
   #writeBlock(content: Uint8Array, type: number): BlockHandle {
     const out = this.#out;
     const h = { offset: this.#offset + out.pos, size: content.length };

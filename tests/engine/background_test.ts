@@ -8,6 +8,7 @@ const job: Job = {
   dir: "/nonexistent",
   blockSize: 4096,
   bloomBitsPerKey: 10,
+  compression: "none",
   walPaths: [],
   salvage: false,
   fileNumber: 1,

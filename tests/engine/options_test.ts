@@ -40,6 +40,7 @@ const BAD: [string, DbOptions][] = [
   ["clock", { clock: 5 as unknown as () => number }],
   ["memtableBites", { memtableBites: 1 } as DbOptions],
   ["readMode", { readMode: "mapped" as "mmap" }],
+  ["compression", { compression: "lz4" as "zstd" }],
 ];
 
 Deno.test("every option with a value that cannot work is refused with invalid_argument naming it", () => {

@@ -41,6 +41,8 @@ import {
   type TableStats,
 } from "../../engine/sstable/reader.ts";
 import { mmapAvailable } from "../../engine/mmap.ts";
+import { DEFAULT_COMPRESSION } from "../../engine/options.ts";
+import type { Compression } from "../../engine/sstable/codec.ts";
 import { prng } from "../_helpers.ts";
 
 /**
@@ -48,6 +50,10 @@ import { prng } from "../_helpers.ts";
  * test runs the engine suite once per mode) or FFI is not permitted.
  */
 const MAP = Deno.env.get("SHALE_READ_MODE") !== "pread" && mmapAvailable();
+
+/** Tables are written with the store's default codec unless SHALE_COMPRESSION says otherwise (make test runs both). */
+const COMPRESSION = (Deno.env.get("SHALE_COMPRESSION") ??
+  DEFAULT_COMPRESSION) as Compression;
 
 const enc = new TextEncoder();
 const hex = (b: Uint8Array) =>
@@ -118,7 +124,12 @@ function genEntries(rng: () => number, nKeys: number): Entry[] {
           : 0,
         value: del || rng() < 0.1
           ? new Uint8Array(0)
-          : randomBytes(rng, Math.floor(rng() * 100)),
+          : rng() < 0.5
+          ? randomBytes(rng, Math.floor(rng() * 100))
+          // Text that zstd shrinks, so that compressed blocks are read too.
+          : enc.encode(
+            `{"n":${Math.floor(rng() * 100)},"s":"${"ab".repeat(20)}"}`,
+          ),
       });
     }
   }
@@ -181,7 +192,10 @@ async function writeTable(
   entries: Entry[],
   opts: TableWriterOptions = {},
 ): Promise<TableProps> {
-  const w = TableWriter.create(realFs, dir, fileNumber, opts);
+  const w = TableWriter.create(realFs, dir, fileNumber, {
+    compression: COMPRESSION,
+    ...opts,
+  });
   for (const e of entries) w.add(e);
   return await w.finish();
 }

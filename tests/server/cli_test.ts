@@ -18,6 +18,13 @@ Deno.test("serve defaults match the issue: ./data, 127.0.0.1:8080, sync always, 
   );
   deepEqual(c.maxValueBytes, 16 << 20);
   deepEqual(c.maxBatchBytes, 8 << 20);
+  deepEqual([c.compression, c.compactionBytesPerSecond], ["none", 0]);
+  const d = parseCommandLine(
+    ["serve", "--compression", "zstd", "--compaction-rate", "32MiB"],
+    noEnv,
+  );
+  ok(d.command === "serve");
+  deepEqual([d.compression, d.compactionBytesPerSecond], ["zstd", 32 << 20]);
 });
 
 Deno.test("every flag has a SHALE_* env var and flags win over it", () => {
@@ -109,6 +116,9 @@ Deno.test("bad command lines are usage errors", () => {
       ["serve", "--log-format", "xml"],
       ["serve", "--tls-cert", "c.pem"],
       ["serve", "--memtable-size", "lots"],
+      ["serve", "--compression", "lz4"],
+      ["serve", "--compaction-rate", "fast"],
+      ["serve", "--compaction-rate", "0"],
       ["serve", "--max-key-size", "5000"],
       ["serve", "--auth-token", "has space"],
       ["serve", "--port"],
