@@ -19,13 +19,7 @@
 import type { JobRunner } from "./background.ts";
 import { InlineRunner, WorkerRunner } from "./background.ts";
 import { unrefTimer } from "./runtime.ts";
-import {
-  Arena,
-  binaryString,
-  ByteWriter,
-  compareBytes,
-  prefixEnd,
-} from "./coding.ts";
+import { Arena, binaryString, compareBytes, prefixEnd } from "./coding.ts";
 import type {
   CompactionJob,
   CompactionPick,
@@ -40,14 +34,7 @@ import {
 import { BlockCache } from "./cache.ts";
 import type { Entry, EntryIterator } from "./entry.ts";
 import { isLive, KIND_DELETE, KIND_PUT, MAX_SEQ } from "./entry.ts";
-import {
-  ClosedError,
-  InvalidArgumentError,
-  PreconditionFailedError,
-  ReadOnlyError,
-  ShaleError,
-  wrapIoError,
-} from "./errors.ts";
+import { ClosedError, InvalidArgumentError, wrapIoError } from "./errors.ts";
 import type { FileSystem, WritableFile } from "./fs.ts";
 import { realFs } from "./fs.ts";
 import { ChangeHistory } from "./changes.ts";
@@ -93,50 +80,15 @@ import {
   versionFromState,
   VersionSet,
 } from "./version.ts";
-import {
-  closeMarker,
-  createLog,
-  encodeBatchOps,
-  frameBatch,
-  WAL_MAGIC,
-} from "./wal.ts";
+import { createLog, encodeBatchOps, WAL_MAGIC } from "./wal.ts";
+import type { CommitEnv } from "./commit.ts";
+import { CommitPipeline } from "./commit.ts";
 
 /** A versioned put found by validation: which op, and its encoded entry. */
 interface KeyStamp {
   op: number;
   entry: Entry;
   build: VersionedKey;
-}
-
-interface PendingWrite {
-  seq: number;
-  entries: Entry[];
-  /** binaryString() of each entry's key, computed once. */
-  skeys: string[];
-  resolve: (seq: number) => void;
-  reject: (err: Error) => void;
-  /**
-   * Callers whose answer depends on this write (see #checkConditions), told
-   * once it is visible (true) or has failed (false).
-   */
-  watchers?: ((visible: boolean) => void)[];
-}
-
-/** A write accepted for a key and not yet visible or failed. */
-interface Inflight {
-  /** Whether the key exists after this write (a live put). */
-  live: boolean;
-  write: PendingWrite;
-}
-
-/**
- * A condition decision that depends on writes still in flight: answer only
- * once they are visible (then `error`, if any, stands), or re-check when one
- * of them failed.
- */
-interface PendingVerdict {
-  waitFor: PendingWrite[];
-  error?: PreconditionFailedError;
 }
 
 interface Immutable {
@@ -208,22 +160,15 @@ export class Db implements KeySpace {
   #closing: Promise<void> | undefined;
   /** Set once close() let go of the directory: no file may be touched after. */
   #released = false;
-  /** Set after a failed fsync or manifest write: the store is read-only until reopened. */
-  #failure: ShaleError | undefined;
-  /**
-   * Set while the disk is full: the failing write was undone and rejected,
-   * and writes are retried as they come; cleared by the next success.
-   */
-  #diskFull: ShaleError | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Background work hit a full disk; it waits for the retry timer. */
   #backgroundBlocked = false;
 
   #mem = new Memtable();
   #imm: Immutable[] = []; // newest first
-  #wal!: WritableFile;
+  /** The write queue, the WAL and the failure state (set by #start). */
+  #commit!: CommitPipeline;
   #walNumber = 0;
-  #walBuf = new ByteWriter(64 * 1024);
   /**
    * Where write batches are copied to. Entries of one memtable come from
    * neighbouring slabs, so slabs are freed together when it is flushed.
@@ -238,15 +183,6 @@ export class Db implements KeySpace {
   #keyScratch: Uint8Array;
   #scratchViews: (Uint8Array | undefined)[];
   #spaces = new Map<number, KeySpace>();
-  #queue: PendingWrite[] = [];
-  #committing = false;
-  #commitDone: Promise<void> = Promise.resolve();
-  #inflight = new Map<string, Inflight>();
-  #walDirty = false;
-  #intervalTimer: ReturnType<typeof setInterval> | undefined;
-
-  #lastSeq = 0;
-  #visibleSeq = 0;
   #changes!: ChangeHistory;
   #nextFile = 1;
   #snapshots = new Map<number, number>();
@@ -380,11 +316,9 @@ export class Db implements KeySpace {
   async #start(r: Recovered): Promise<void> {
     const fs = this.#fs;
     this.#nextFile = r.nextFile;
-    this.#lastSeq = r.lastSeq;
-    this.#visibleSeq = this.#lastSeq;
     this.#changes = ChangeHistory.fromRecovered(
       r.entries,
-      this.#lastSeq,
+      r.lastSeq,
       this.options.changeHistoryBytes,
     );
 
@@ -393,15 +327,16 @@ export class Db implements KeySpace {
       this.#imm.push({ mem: r.replayed, walNumbers: firstLive });
     }
     this.#walNumber = this.#nextFile++;
-    this.#wal = await createLog(
+    const wal = await createLog(
       fs,
       logPath(this.dir, this.#walNumber),
       WAL_MAGIC,
     );
+    this.#commit = new CommitPipeline(this.#commitEnv(), wal, r.lastSeq);
     this.#state.logNumber = firstLive.length > 0
       ? firstLive[0]
       : this.#walNumber;
-    this.#state.lastSeq = this.#lastSeq;
+    this.#state.lastSeq = r.lastSeq;
     const manifestNumber = this.#nextFile++;
     this.#state.nextFileNumber = this.#nextFile;
     this.#manifest = await ManifestWriter.create(
@@ -417,22 +352,27 @@ export class Db implements KeySpace {
         manifest: this.#manifest.name,
       }),
     );
-    this.#startIntervalSync();
     this.#maybeScheduleFlush();
     this.#maybeScheduleCompaction();
   }
 
-  #startIntervalSync(): void {
-    if (this.options.sync !== "interval") return;
-    this.#intervalTimer = setInterval(() => {
-      if (!this.#walDirty || this.#failure) return;
-      this.#walDirty = false;
-      this.#wal.sync().then(
-        () => this.#counters.walSyncs++,
-        (err) => this.#fail(wrapIoError(err, "interval WAL sync")),
-      );
-    }, this.options.syncIntervalMs);
-    unrefTimer(this.#intervalTimer);
+  /** How the commit pipeline reaches the memtable, the read path and stats. */
+  #commitEnv(): CommitEnv {
+    const o = this.options;
+    return {
+      sync: o.sync,
+      syncIntervalMs: o.syncIntervalMs,
+      clock: o.clock,
+      memtable: () => this.#mem,
+      makeRoom: () =>
+        this.#mem.bytes >= o.memtableBytes ? this.#rotate() : undefined,
+      published: (seq, entries) => this.#changes.publish(seq, entries),
+      diskFull: () => this.#diskFullRetry(),
+      backgroundBlocked: () => this.#backgroundBlocked,
+      storedKey: (space, key) => this.#storedKey(space, key),
+      visibleVersion: (key) => this.#visibleVersion(key),
+      counters: this.#counters,
+    };
   }
 
   // ---------------------------------------------------------------- writes
@@ -591,24 +531,30 @@ export class Db implements KeySpace {
       this.#checkWritable();
       // Decided and enqueued in one synchronous stretch: no other write can
       // be accepted between the check and this write's seqno.
-      const pending = this.#checkConditions(space, ops, entries.length > 0);
+      const pending = this.#commit.checkConditions(
+        space,
+        ops,
+        entries.length > 0,
+      );
       if (pending === undefined) break;
-      if (await this.#settled(pending.waitFor)) {
+      if (await this.#commit.settled(pending.waitFor)) {
         if (pending.error) {
           this.#counters.preconditionFailures++;
           throw pending.error;
         }
         this.#checkWritable();
-        return this.#visibleSeq;
+        return this.#commit.visibleSeq;
       }
       // A write the answer depended on failed: decide again.
     }
-    if (entries.length === 0) return this.#visibleSeq;
-    return this.#enqueue(
+    if (entries.length === 0) return this.#commit.visibleSeq;
+    const stamp = stamps &&
+      ((seq: number) => this.#stampKeys(encoded.entries, stamps, seq));
+    return this.#commit.enqueue(
       encoded.entries,
       encoded.payload,
       ops.length > 1,
-      stamps,
+      stamp,
     );
   }
 
@@ -735,62 +681,6 @@ export class Db implements KeySpace {
   }
 
   /**
-   * Decides a batch's conditions against every accepted write, in-flight
-   * ones included, so two racing conditional writes can never both win.
-   * Returns undefined when they hold and the batch may be enqueued now
-   * (its own fsync then covers every write it was checked against). Throws
-   * when one fails against visible state. Otherwise the answer depends on
-   * writes readers cannot see yet, and revealing it now would not be
-   * linearizable: the caller waits for them (see {@link PendingVerdict}).
-   * That is the case for a failed condition whose key has a write in
-   * flight, and for a check-only batch (it writes nothing, so no fsync of
-   * its own orders it) that read any in-flight write.
-   */
-  #checkConditions(
-    space: number,
-    ops: readonly BatchOp[],
-    writes: boolean,
-  ): PendingVerdict | undefined {
-    let read: PendingWrite[] | undefined;
-    for (let i = 0; i < ops.length; i++) {
-      const want = ops[i].ifVersion;
-      if (want === undefined) continue;
-      const key = this.#storedKey(space, ops[i].key);
-      const p = this.#inflight.size > 0
-        ? this.#inflight.get(binaryString(key))
-        : undefined;
-      const have = p
-        ? (p.live ? p.write.seq : null)
-        : this.#visibleVersion(key);
-      if (want === null ? have !== null : have !== want) {
-        const error = new PreconditionFailedError(
-          want === null
-            ? `op ${i}: key exists (version ${have})`
-            : `op ${i}: expected version ${want}, found ${have ?? "none"}`,
-          i,
-        );
-        if (p) return { waitFor: [p.write], error };
-        this.#counters.preconditionFailures++;
-        throw error;
-      }
-      if (p && !writes) (read ??= []).push(p.write);
-    }
-    return read && { waitFor: read };
-  }
-
-  /**
-   * Resolves once every write in `writes` is visible (true) or once one of
-   * them failed (false). Never rejects.
-   */
-  #settled(writes: PendingWrite[]): Promise<boolean> {
-    return Promise.all(
-      writes.map((w) =>
-        new Promise<boolean>((r) => (w.watchers ??= []).push(r))
-      ),
-    ).then((all) => all.every((v) => v));
-  }
-
-  /**
    * For conditions the caller decides itself (e.g. HTTP entity-tag lists):
    * when a write to `key` is in flight (accepted, not yet visible), a
    * promise that resolves once it is visible (true) or failed (false);
@@ -801,68 +691,13 @@ export class Db implements KeySpace {
   whenSettled(key: Uint8Array): Promise<boolean> | undefined {
     if (this.#closed) throw new ClosedError();
     this.#checkKey(key);
-    if (this.#inflight.size === 0) return undefined;
-    const p = this.#inflight.get(
-      binaryString(this.#storedKey(USER_KEY_SPACE, key)),
-    );
-    return p ? this.#settled([p.write]) : undefined;
-  }
-
-  /** Resolves a write's caller and whoever waits on its outcome. */
-  #resolveWrite(w: PendingWrite): void {
-    w.resolve(w.seq);
-    if (w.watchers) { for (const f of w.watchers) f(true); }
-  }
-
-  /** Rejects a write's caller and tells whoever waits on its outcome. */
-  #rejectWrite(w: PendingWrite, err: Error): void {
-    this.#dropInflight(w);
-    w.reject(err);
-    if (w.watchers) { for (const f of w.watchers) f(false); }
+    const p = this.#commit.inflight(this.#storedKey(USER_KEY_SPACE, key));
+    return p ? this.#commit.settled([p.write]) : undefined;
   }
 
   #checkWritable(): void {
     if (this.#closed) throw new ClosedError();
-    if (this.#failure) throw this.#failure;
-  }
-
-  #enqueue(
-    entries: Entry[],
-    opsPayload: Uint8Array,
-    isBatch: boolean,
-    stamps?: KeyStamp[],
-  ): Promise<number> {
-    const seq = this.#lastSeq + 1;
-    // Throws (and the batch fails) before the seqno is used up.
-    if (stamps !== undefined) this.#stampKeys(entries, stamps, seq);
-    this.#lastSeq = seq;
-    const skeys: string[] = [];
-    for (const e of entries) {
-      e.seq = seq;
-      const skey = binaryString(e.key);
-      skeys.push(skey);
-      if (e.kind === KIND_PUT) this.#counters.puts++;
-      else this.#counters.deletes++;
-      this.#counters.userBytes += e.key.length - 1 + e.value.length;
-    }
-    if (isBatch) this.#counters.batches++;
-    frameBatch(this.#walBuf, seq, opsPayload);
-    return new Promise<number>((resolve, reject) => {
-      const write: PendingWrite = { seq, entries, skeys, resolve, reject };
-      for (let i = 0; i < entries.length; i++) {
-        const e = entries[i];
-        this.#inflight.set(skeys[i], {
-          live: e.kind === KIND_PUT &&
-            (e.expiresAt === 0 || e.expiresAt > this.options.clock()),
-          write,
-        });
-      }
-      this.#queue.push(write);
-      if (!this.#committing) {
-        this.#committing = true;
-        this.#commitDone = this.#commitLoop();
-      }
-    });
+    if (this.#commit.failure) throw this.#commit.failure;
   }
 
   /**
@@ -903,107 +738,11 @@ export class Db implements KeySpace {
   }
 
   /**
-   * Group commit: while writes are queued, take all of them, write their
-   * records with one write and one fdatasync, apply them to the memtable and
-   * resolve them. Writes arriving during the fsync form the next group.
-   */
-  async #commitLoop(): Promise<void> {
-    await Promise.resolve(); // let writes of this tick join the first group
-    try {
-      while (this.#queue.length > 0 && !this.#failure) {
-        if (this.#mem.bytes >= this.options.memtableBytes) {
-          await this.#rotate();
-          if (this.#failure) break;
-        }
-        const group = this.#queue;
-        this.#queue = [];
-        const data = this.#walBuf.finish();
-        this.#walBuf.reset();
-        const walSize = this.#wal.size;
-        try {
-          this.#wal.append(data);
-        } catch (err) {
-          // A failed append (typically ENOSPC) wrote nothing durable: cut
-          // the partial record off and reject just this group. Only if the
-          // cut fails is the log in doubt, and the store turns read-only.
-          const e = wrapIoError(err, "WAL write");
-          try {
-            this.#wal.truncate(walSize);
-          } catch {
-            this.#fail(e);
-          }
-          if (!this.#failure) this.#noteDiskFull(e);
-          for (const w of group) this.#rejectWrite(w, this.#failure ?? e);
-          continue;
-        }
-        if (!this.#backgroundBlocked) this.#diskFull = undefined;
-        try {
-          this.#counters.walBytes += data.length;
-          if (this.options.sync === "always") {
-            await this.#wal.sync();
-            this.#counters.walSyncs++;
-          } else {
-            this.#walDirty = true;
-          }
-        } catch (err) {
-          this.#fail(wrapIoError(err, "WAL write"));
-          for (const w of group) this.#rejectWrite(w, this.#failure!);
-          break;
-        }
-        this.#counters.writeGroups++;
-        if (group.length === 1) {
-          this.#mem.addMany(group[0].entries, group[0].skeys);
-        } else {
-          const entries: Entry[] = [];
-          const skeys: string[] = [];
-          for (const w of group) {
-            for (let i = 0; i < w.entries.length; i++) {
-              entries.push(w.entries[i]);
-              skeys.push(w.skeys[i]);
-            }
-          }
-          this.#mem.addMany(entries, skeys);
-        }
-        for (const w of group) {
-          this.#visibleSeq = w.seq;
-          this.#dropInflight(w);
-          this.#changes.publish(w.seq, w.entries); // the change feed's hook
-        }
-        for (const w of group) this.#resolveWrite(w);
-      }
-    } catch (err) {
-      // Nothing above should throw; if something does, fail loudly rather
-      // than leave queued writers waiting forever.
-      this.#fail(wrapIoError(err, "commit loop"));
-    } finally {
-      if (this.#failure) {
-        for (const w of this.#queue) this.#rejectWrite(w, this.#failure);
-        this.#queue = [];
-        this.#walBuf.reset();
-      }
-      this.#committing = false;
-    }
-  }
-
-  #dropInflight(w: PendingWrite): void {
-    for (const id of w.skeys) {
-      if (this.#inflight.get(id)?.write === w) this.#inflight.delete(id);
-    }
-  }
-
-  /** Turns the store read-only after a failed fsync or manifest write. */
-  #fail(err: ShaleError): void {
-    if (this.#failure) return;
-    this.#failure = new ReadOnlyError(err.message, { cause: err });
-  }
-
-  /**
    * Background work or a WAL append hit a full disk. Nothing was lost;
    * health reports it, background work retries every second, and writes
    * that would have to wait for a flush are rejected with disk_full.
    */
-  #noteDiskFull(err: ShaleError): void {
-    this.#diskFull = err;
+  #diskFullRetry(): void {
     this.#wakeStalled();
     if (this.#retryTimer !== undefined || this.#closed) return;
     this.#retryTimer = setTimeout(() => {
@@ -1020,8 +759,8 @@ export class Db implements KeySpace {
     const e = wrapIoError(err, what);
     if (e.code === "disk_full") {
       this.#backgroundBlocked = true;
-      this.#noteDiskFull(e);
-    } else this.#fail(e);
+      this.#commit.noteDiskFull(e);
+    } else this.#commit.fail(e);
   }
 
   /** Freezes the memtable and starts a new one with a new WAL segment. */
@@ -1032,7 +771,7 @@ export class Db implements KeySpace {
       // The old segment must be complete on disk before the new one gets
       // a record: recovery treats a bad tail in any but the newest segment
       // as corruption. With sync "always" every record is already synced.
-      if (this.options.sync !== "always") await this.#wal.sync();
+      if (this.options.sync !== "always") await this.#commit.log.sync();
       wal = await createLog(
         this.#fs,
         logPath(this.dir, n),
@@ -1045,10 +784,9 @@ export class Db implements KeySpace {
       this.#backgroundFailed(err, "new WAL segment");
       return;
     }
-    this.#wal.close();
     this.#imm.unshift({ mem: this.#mem, walNumbers: [this.#walNumber] });
     this.#mem = new Memtable();
-    this.#wal = wal;
+    this.#commit.replaceLog(wal);
     this.#walNumber = n;
     this.#maybeScheduleFlush();
   }
@@ -1069,16 +807,17 @@ export class Db implements KeySpace {
     }
     if (!this.#mustStall()) return;
     // Waiting for a flush that cannot write would hang the caller.
-    if (this.#diskFull) throw this.#diskFull;
+    if (this.#commit.diskFull) throw this.#commit.diskFull;
     const started = performance.now();
     this.#counters.stalls++;
     while (
-      this.#mustStall() && !this.#closed && !this.#failure && !this.#diskFull
+      this.#mustStall() && !this.#closed && !this.#commit.failure &&
+      !this.#commit.diskFull
     ) {
       await new Promise<void>((r) => this.#stallWaiters.push(r));
     }
     this.#counters.stallMs += performance.now() - started;
-    if (this.#diskFull && this.#mustStall()) throw this.#diskFull;
+    if (this.#commit.diskFull && this.#mustStall()) throw this.#commit.diskFull;
   }
 
   #mustStall(): boolean {
@@ -1136,7 +875,7 @@ export class Db implements KeySpace {
 
   #maybeScheduleFlush(): void {
     if (this.#flushing || this.#imm.length === 0 || this.#closed) return;
-    if (this.#failure || this.#backgroundBlocked) return;
+    if (this.#commit.failure || this.#backgroundBlocked) return;
     this.#flushing = this.#flushOldest().finally(() => {
       this.#flushing = undefined;
       this.#wakeStalled();
@@ -1148,7 +887,7 @@ export class Db implements KeySpace {
   // ---------------------------------------------------------- compaction
 
   #maybeScheduleCompaction(): void {
-    if (this.#compacting || this.#closed || this.#failure) return;
+    if (this.#compacting || this.#closed || this.#commit.failure) return;
     if (this.#backgroundBlocked) return;
     const pick = pickCompaction(
       this.#versions.current,
@@ -1234,11 +973,11 @@ export class Db implements KeySpace {
     try {
       await this.#logAndApply(edit);
     } catch (err) {
-      this.#fail(wrapIoError(err, "manifest write"));
+      this.#commit.fail(wrapIoError(err, "manifest write"));
       return;
     }
     this.#counters.compactMs += performance.now() - started;
-    this.#diskFull = undefined;
+    this.#commit.diskFull = undefined;
   }
 
   #tableSize(fileNumber: number): number {
@@ -1296,7 +1035,7 @@ export class Db implements KeySpace {
         this.#wakeStalled();
       });
       await this.#compacting;
-      if (this.#failure) throw this.#failure;
+      if (this.#commit.failure) throw this.#commit.failure;
     }
     this.#maybeScheduleCompaction();
   }
@@ -1314,7 +1053,7 @@ export class Db implements KeySpace {
       if (!busy) break;
       await busy;
     }
-    if (this.#failure) throw this.#failure;
+    if (this.#commit.failure) throw this.#commit.failure;
   }
 
   async #flushOldest(): Promise<void> {
@@ -1341,18 +1080,18 @@ export class Db implements KeySpace {
     const edit: VersionEdit = {
       logNumber,
       nextFileNumber: this.#nextFile,
-      lastSeq: this.#lastSeq,
+      lastSeq: this.#commit.lastSeq,
       added: result.table ? [this.#metaFrom(result.table, 0)] : [],
     };
     try {
       await this.#logAndApply(edit);
     } catch (err) {
-      this.#fail(wrapIoError(err, "manifest write"));
+      this.#commit.fail(wrapIoError(err, "manifest write"));
       return;
     }
     // Rotations during the awaits above added newer memtables at the front.
     this.#imm = this.#imm.filter((x) => x !== imm);
-    this.#diskFull = undefined;
+    this.#commit.diskFull = undefined;
     this.#counters.flushes++;
     this.#counters.flushBytes += result.table?.fileSize ?? 0;
     for (const n of imm.walNumbers) {
@@ -1385,7 +1124,7 @@ export class Db implements KeySpace {
       const m = this.#manifest;
       if (
         m.size >= this.options.maxManifestBytes &&
-        m.size >= 4 * m.snapshotBytes && !this.#failure
+        m.size >= 4 * m.snapshotBytes && !this.#commit.failure
       ) {
         await this.#rollManifest();
       }
@@ -1420,7 +1159,7 @@ export class Db implements KeySpace {
       await setCurrent(fs, this.dir, next.name);
     } catch (err) {
       next.close();
-      this.#fail(wrapIoError(err, "manifest roll-over"));
+      this.#commit.fail(wrapIoError(err, "manifest roll-over"));
       return;
     }
     const old = this.#manifest;
@@ -1459,25 +1198,14 @@ export class Db implements KeySpace {
    */
   async flush(): Promise<void> {
     this.#checkWritable();
-    while (this.#committing) await this.#commitDone;
-    this.#checkWritable();
-    if (this.#mem.count > 0) {
-      // The rotation holds the commit slot; #commitDone must be what ends
-      // it, or a concurrent flush() or close() waiting on #commitDone would
-      // spin on an already-resolved promise and starve the rotation's I/O.
-      this.#committing = true;
-      const rotated = this.#rotate().finally(() => {
-        this.#committing = false;
-        if (this.#queue.length > 0) {
-          this.#committing = true;
-          this.#commitDone = this.#commitLoop();
-        }
-      });
-      this.#commitDone = rotated.catch(() => {});
-      await rotated;
-    }
+    // The rotation holds the commit slot, so no group is appended to the
+    // old segment while it is being closed.
+    await this.#commit.exclusive(async () => {
+      this.#checkWritable();
+      if (this.#mem.count > 0) await this.#rotate();
+    });
     while (this.#flushing) await this.#flushing;
-    if (this.#failure) throw this.#failure;
+    if (this.#commit.failure) throw this.#commit.failure;
   }
 
   // ---------------------------------------------------------------- reads
@@ -1506,7 +1234,7 @@ export class Db implements KeySpace {
     this.#counters.gets++;
     const e = this.#find(
       this.#storedKey(space, key),
-      opts?.snapshot?.seq ?? this.#visibleSeq,
+      opts?.snapshot?.seq ?? this.#commit.visibleSeq,
     );
     if (e === undefined || !isLive(e, this.options.clock())) return undefined;
     return {
@@ -1529,10 +1257,8 @@ export class Db implements KeySpace {
     if (this.#closed) throw new ClosedError();
     this.#checkKey(userKey);
     const key = this.#storedKey(space, userKey);
-    if (this.#inflight.size > 0) {
-      const p = this.#inflight.get(binaryString(key));
-      if (p) return p.live ? p.write.seq : null;
-    }
+    const p = this.#commit.inflight(key);
+    if (p) return p.live ? p.write.seq : null;
     return this.#visibleVersion(key);
   }
 
@@ -1655,7 +1381,7 @@ export class Db implements KeySpace {
       ? spaceKey(space + 1)
       : undefined;
     this.#counters.scans++;
-    const snapshotSeq = opts.snapshot?.seq ?? this.#visibleSeq;
+    const snapshotSeq = opts.snapshot?.seq ?? this.#commit.visibleSeq;
     const version = this.#versions.pin();
     const pinned = new Map<number, number>(); // file number -> pins held
     const closeTable = (t: TableMeta): void => {
@@ -1721,7 +1447,7 @@ export class Db implements KeySpace {
    */
   snapshot(): Snapshot {
     if (this.#closed) throw new ClosedError();
-    const seq = this.#visibleSeq;
+    const seq = this.#commit.visibleSeq;
     this.#snapshots.set(seq, (this.#snapshots.get(seq) ?? 0) + 1);
     let released = false;
     return {
@@ -1738,7 +1464,7 @@ export class Db implements KeySpace {
 
   /** The oldest seqno a live snapshot still reads at (or the visible seqno). */
   oldestSnapshotSeq(): number {
-    let min = this.#visibleSeq;
+    let min = this.#commit.visibleSeq;
     for (const s of this.#snapshots.keys()) if (s < min) min = s;
     return min;
   }
@@ -1764,7 +1490,7 @@ export class Db implements KeySpace {
     let released = false;
     return {
       version,
-      seq: this.#visibleSeq,
+      seq: this.#commit.visibleSeq,
       memtables: [this.#mem, ...this.#imm.map((i) => i.mem)],
       fs: this.#fs,
       release: () => {
@@ -1777,7 +1503,7 @@ export class Db implements KeySpace {
 
   /** The last seqno handed out. */
   get lastSeq(): number {
-    return this.#lastSeq;
+    return this.#commit.lastSeq;
   }
 
   /**
@@ -1790,7 +1516,7 @@ export class Db implements KeySpace {
 
   /** The newest seqno visible to readers. */
   get visibleSeq(): number {
-    return this.#visibleSeq;
+    return this.#commit.visibleSeq;
   }
 
   // ---------------------------------------------------------------- status
@@ -1798,7 +1524,7 @@ export class Db implements KeySpace {
   /** Whether the store takes writes, and why not. */
   health(): { ok: boolean; reason?: string; code?: string } {
     if (this.#closed) return { ok: false, reason: "closed", code: "closed" };
-    const problem = this.#failure ?? this.#diskFull;
+    const problem = this.#commit.failure ?? this.#commit.diskFull;
     if (problem) {
       return { ok: false, reason: problem.message, code: problem.code };
     }
@@ -1822,14 +1548,14 @@ export class Db implements KeySpace {
       writeAmplification: c.userBytes > 0
         ? Math.round(diskBytes / c.userBytes * 1000) / 1000
         : 0,
-      seq: { last: this.#lastSeq, visible: this.#visibleSeq },
+      seq: { last: this.#commit.lastSeq, visible: this.#commit.visibleSeq },
       memtable: {
         bytes: this.#mem.bytes,
         entries: this.#mem.count,
         immutable: this.#imm.length,
         immutableBytes: this.#imm.reduce((s, i) => s + i.mem.bytes, 0),
       },
-      wal: { number: this.#walNumber, bytes: this.#wal.size },
+      wal: { number: this.#walNumber, bytes: this.#commit.log.size },
       manifest: {
         name: this.#manifest.name,
         bytes: this.#manifest.size,
@@ -1885,11 +1611,10 @@ export class Db implements KeySpace {
   }
 
   async #close(): Promise<void> {
-    while (this.#committing) await this.#commitDone;
+    await this.#commit.stop();
     this.#closed = true;
     this.#wakeStalled();
-    if (this.#intervalTimer !== undefined) clearInterval(this.#intervalTimer);
-    if (!this.#failure) await this.#markCleanClose();
+    if (!this.#commit.failure) await this.#commit.markCleanClose();
     while (this.#flushing || this.#compacting) {
       await (this.#flushing ?? this.#compacting);
     }
@@ -1897,47 +1622,16 @@ export class Db implements KeySpace {
     this.#abandon();
   }
 
-  /**
-   * Makes every write durable, then ends the live WAL segment with a
-   * clean-close marker, so the next open knows the segment is complete: a
-   * damaged record in it is then corruption, never a torn write. Without
-   * the marker (a crash, or this failing) the next open treats a bad tail of
-   * the newest segment as torn, as before.
-   */
-  async #markCleanClose(): Promise<void> {
-    try {
-      if (this.options.sync !== "always") await this.#wal.sync();
-    } catch (err) {
-      this.#fail(wrapIoError(err, "WAL sync on close"));
-      return;
-    }
-    const size = this.#wal.size;
-    try {
-      this.#wal.append(closeMarker(size, this.#lastSeq));
-      await this.#wal.sync();
-    } catch {
-      // Every write is durable already; only the marker is missing, so the
-      // next open just cannot tell a damaged tail from a torn one. Cut the
-      // partial marker off (best effort: a torn marker is a torn tail).
-      try {
-        this.#wal.truncate(size);
-      } catch {
-        // left for the next open to truncate as a torn tail
-      }
-    }
-  }
-
   /** Releases every resource without waiting for anything. */
   #abandon(): void {
     this.#closed = true;
     this.#released = true;
-    if (this.#intervalTimer !== undefined) clearInterval(this.#intervalTimer);
     if (this.#lagTimer !== undefined) clearInterval(this.#lagTimer);
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.#flushRunner.close();
     this.#compactRunner.close();
     this.#tables.closeAll();
-    this.#wal?.close();
+    this.#commit?.close();
     this.#manifest?.close();
     this.#lock.release();
   }

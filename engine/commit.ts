@@ -1,0 +1,506 @@
+/**
+ * The group-commit pipeline: the write queue, the WAL buffer and its
+ * appends, the in-flight map, the visible seqno, interval sync, and the
+ * sticky failure state (read-only after a failed sync, disk full after a
+ * failed append). The Db hands it a log and a memtable through a
+ * {@link CommitEnv}, so it runs (and is tested) without a Db, as Pebble's
+ * `commit.go` does with its `commitEnv`.
+ *
+ * A write goes: {@link CommitPipeline.enqueue} assigns the next seqno,
+ * frames the record into the WAL buffer and marks its keys in flight; the
+ * commit loop takes every queued write as one group, appends the buffer to
+ * the log with one write and (sync "always") one fdatasync, applies the
+ * group to the memtable, makes it visible, and resolves it.
+ *
+ * Invariants (the tests in tests/engine/commit_test.ts check them):
+ * - The WAL holds records in seqno order: seqnos are handed out and framed
+ *   into the one buffer in the same synchronous step, and the buffer is
+ *   appended whole, one group after the other.
+ * - The visible seqno only moves up: groups are applied in seqno order, and
+ *   a write is visible only once every earlier write is.
+ * - A write is acknowledged (its promise resolves, readers see it) only
+ *   after its group's append and, with sync "always", its fdatasync. A
+ *   rejected write changed nothing readers can see.
+ * - A condition decided from an in-flight write waits for that write: a
+ *   failed check is answered only once the write it saw is visible, and is
+ *   decided again if that write failed (see {@link CommitPipeline.checkConditions}).
+ * - After a failed fdatasync the store is read-only until reopened (the log
+ *   is in doubt); a failed append is cut off and only its group is rejected
+ *   (disk full), unless the cut fails too.
+ *
+ * Everything here runs on the main thread.
+ *
+ * @module
+ */
+import { binaryString, ByteWriter } from "./coding.ts";
+import type { Entry } from "./entry.ts";
+import { KIND_PUT } from "./entry.ts";
+import {
+  ClosedError,
+  PreconditionFailedError,
+  ReadOnlyError,
+  type ShaleError,
+  wrapIoError,
+} from "./errors.ts";
+import type { WritableFile } from "./fs.ts";
+import { unrefTimer } from "./runtime.ts";
+import type { BatchOp } from "./types.ts";
+import { closeMarker, frameBatch } from "./wal.ts";
+
+/** A write accepted by {@link CommitPipeline.enqueue}, not yet resolved. */
+export interface PendingWrite {
+  seq: number;
+  entries: Entry[];
+  /** binaryString() of each entry's key, computed once. */
+  skeys: string[];
+  resolve: (seq: number) => void;
+  reject: (err: Error) => void;
+  /**
+   * Callers whose answer depends on this write (see checkConditions), told
+   * once it is visible (true) or has failed (false).
+   */
+  watchers?: ((visible: boolean) => void)[];
+}
+
+/** A write accepted for a key and not yet visible or failed. */
+export interface Inflight {
+  /** Whether the key exists after this write (a live put). */
+  live: boolean;
+  write: PendingWrite;
+}
+
+/**
+ * A condition decision that depends on writes still in flight: answer only
+ * once they are visible (then `error`, if any, stands), or re-check when one
+ * of them failed.
+ */
+export interface PendingVerdict {
+  waitFor: PendingWrite[];
+  error?: PreconditionFailedError;
+}
+
+/** Where a group goes once durable: the current memtable. */
+export interface CommitMemtable {
+  addMany(entries: readonly Entry[], skeys: readonly string[]): void;
+}
+
+/** The counters the pipeline keeps (the Db's stats object has them all). */
+export interface CommitCounters {
+  puts: number;
+  deletes: number;
+  batches: number;
+  userBytes: number;
+  writeGroups: number;
+  walSyncs: number;
+  walBytes: number;
+  preconditionFailures: number;
+}
+
+/** What the pipeline needs from its surroundings (the Db, or a test). */
+export interface CommitEnv {
+  /** "always": fdatasync every group; "interval": on a timer; "none": never. */
+  sync: "always" | "interval" | "none";
+  /** The interval timer's period (sync "interval"). */
+  syncIntervalMs: number;
+  /** Milliseconds since the epoch: whether a put with a deadline is live. */
+  clock(): number;
+  /** The memtable groups are applied to (it changes on rotation). */
+  memtable(): CommitMemtable;
+  /**
+   * Called before each group: rotates a full memtable (and the log, through
+   * {@link CommitPipeline.replaceLog}). Returns a promise only when it has
+   * work to do, so a group with nothing to rotate takes no extra tick.
+   */
+  makeRoom(): Promise<void> | undefined;
+  /** A group became visible: the change feed's hook. */
+  published(seq: number, entries: readonly Entry[]): void;
+  /** The state turned disk full (wake stalled writers, arrange retries). */
+  diskFull(err: ShaleError): void;
+  /** Background work is blocked on a full disk: a good append does not clear it. */
+  backgroundBlocked(): boolean;
+  /** The stored form of `key` in key space `space` (valid until the next call). */
+  storedKey(space: number, key: Uint8Array): Uint8Array;
+  /** The version of a stored key's newest visible write; null when absent. */
+  visibleVersion(storedKey: Uint8Array): number | null;
+  counters: CommitCounters;
+}
+
+/** The group-commit pipeline; see the module comment for its invariants. */
+export class CommitPipeline {
+  #env: CommitEnv;
+  #log: WritableFile;
+  #buf = new ByteWriter(64 * 1024);
+  #queue: PendingWrite[] = [];
+  #committing = false;
+  #done: Promise<void> = Promise.resolve();
+  #inflight = new Map<string, Inflight>();
+  #lastSeq: number;
+  #visibleSeq: number;
+  #logDirty = false;
+  #intervalTimer: ReturnType<typeof setInterval> | undefined;
+  #stopped = false;
+  #failure: ShaleError | undefined;
+  /**
+   * Set while the disk is full: the failing write was undone and rejected,
+   * and writes are retried as they come; cleared by the next success.
+   */
+  diskFull: ShaleError | undefined;
+
+  /** Appends to `log`; `lastSeq` is the newest seqno already written (and visible). */
+  constructor(env: CommitEnv, log: WritableFile, lastSeq: number) {
+    this.#env = env;
+    this.#log = log;
+    this.#lastSeq = lastSeq;
+    this.#visibleSeq = lastSeq;
+    if (env.sync === "interval") this.#startIntervalSync();
+  }
+
+  /** The log being appended to. */
+  get log(): WritableFile {
+    return this.#log;
+  }
+
+  /** The last seqno handed out. */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** The newest seqno visible to readers. */
+  get visibleSeq(): number {
+    return this.#visibleSeq;
+  }
+
+  /** Set after a failed fsync or manifest write: read-only until reopened. */
+  get failure(): ShaleError | undefined {
+    return this.#failure;
+  }
+
+  /** Turns the store read-only (the first failure sticks). */
+  fail(err: ShaleError): void {
+    if (this.#failure) return;
+    this.#failure = new ReadOnlyError(err.message, { cause: err });
+  }
+
+  /** Records a full disk and tells the env (which arranges the retries). */
+  noteDiskFull(err: ShaleError): void {
+    this.diskFull = err;
+    this.#env.diskFull(err);
+  }
+
+  /**
+   * Switches to a new log segment and closes the old one. Only while no
+   * group is being appended: from {@link CommitEnv.makeRoom} or inside
+   * {@link exclusive}.
+   */
+  replaceLog(next: WritableFile): void {
+    this.#log.close();
+    this.#log = next;
+  }
+
+  /** Whether a group (or an {@link exclusive} task) is in progress. */
+  get busy(): boolean {
+    return this.#committing;
+  }
+
+  /** Resolves once no group is in progress or queued. Never rejects. */
+  async idle(): Promise<void> {
+    while (this.#committing) await this.#done;
+  }
+
+  /**
+   * Runs `task` holding the commit slot (no group is appended meanwhile);
+   * writes queued while it runs commit after it. Throws ClosedError after
+   * {@link stop}.
+   */
+  async exclusive(task: () => Promise<void>): Promise<void> {
+    // Inline, not idle(): the slot is taken in the same tick as the check.
+    while (this.#committing) await this.#done;
+    if (this.#stopped) throw new ClosedError();
+    this.#committing = true;
+    const run = task().finally(() => {
+      this.#committing = false;
+      if (this.#queue.length > 0) this.#startLoop();
+    });
+    this.#done = run.catch(() => {});
+    await run;
+  }
+
+  /**
+   * Waits for the groups in progress, then takes no more writes
+   * ({@link enqueue} throws ClosedError) and stops the interval timer.
+   */
+  async stop(): Promise<void> {
+    while (this.#committing) await this.#done;
+    this.#stopped = true;
+    if (this.#intervalTimer !== undefined) clearInterval(this.#intervalTimer);
+  }
+
+  /** Stops the timer and closes the log, waiting for nothing. */
+  close(): void {
+    this.#stopped = true;
+    if (this.#intervalTimer !== undefined) clearInterval(this.#intervalTimer);
+    this.#log.close();
+  }
+
+  /**
+   * The in-flight write to a stored key (accepted, not yet visible or
+   * failed), if any.
+   */
+  inflight(storedKey: Uint8Array): Inflight | undefined {
+    if (this.#inflight.size === 0) return undefined;
+    return this.#inflight.get(binaryString(storedKey));
+  }
+
+  /**
+   * Decides a batch's conditions against every accepted write, in-flight
+   * ones included, so two racing conditional writes can never both win.
+   * Returns undefined when they hold and the batch may be enqueued now
+   * (its own fsync then covers every write it was checked against). Throws
+   * when one fails against visible state. Otherwise the answer depends on
+   * writes readers cannot see yet, and revealing it now would not be
+   * linearizable: the caller waits for them (see {@link PendingVerdict}).
+   * That is the case for a failed condition whose key has a write in
+   * flight, and for a check-only batch (it writes nothing, so no fsync of
+   * its own orders it) that read any in-flight write.
+   */
+  checkConditions(
+    space: number,
+    ops: readonly BatchOp[],
+    writes: boolean,
+  ): PendingVerdict | undefined {
+    const env = this.#env;
+    let read: PendingWrite[] | undefined;
+    for (let i = 0; i < ops.length; i++) {
+      const want = ops[i].ifVersion;
+      if (want === undefined) continue;
+      const key = env.storedKey(space, ops[i].key);
+      const p = this.inflight(key);
+      const have = p ? (p.live ? p.write.seq : null) : env.visibleVersion(key);
+      if (want === null ? have !== null : have !== want) {
+        const error = new PreconditionFailedError(
+          want === null
+            ? `op ${i}: key exists (version ${have})`
+            : `op ${i}: expected version ${want}, found ${have ?? "none"}`,
+          i,
+        );
+        if (p) return { waitFor: [p.write], error };
+        env.counters.preconditionFailures++;
+        throw error;
+      }
+      if (p && !writes) (read ??= []).push(p.write);
+    }
+    return read && { waitFor: read };
+  }
+
+  /**
+   * Resolves once every write in `writes` is visible (true) or once one of
+   * them failed (false). Never rejects.
+   */
+  settled(writes: PendingWrite[]): Promise<boolean> {
+    return Promise.all(
+      writes.map((w) =>
+        new Promise<boolean>((r) => (w.watchers ??= []).push(r))
+      ),
+    ).then((all) => all.every((v) => v));
+  }
+
+  /**
+   * Accepts a write: the entries (stored keys) get the next seqno and the
+   * record `opsPayload` is framed into the WAL buffer. `stamp`, when given,
+   * runs first with that seqno and may throw (the write then fails before
+   * the seqno is used up). Resolves with the seqno once visible.
+   */
+  enqueue(
+    entries: Entry[],
+    opsPayload: Uint8Array,
+    isBatch: boolean,
+    stamp?: (seq: number) => void,
+  ): Promise<number> {
+    if (this.#stopped) throw new ClosedError();
+    const c = this.#env.counters;
+    const seq = this.#lastSeq + 1;
+    if (stamp !== undefined) stamp(seq);
+    this.#lastSeq = seq;
+    const skeys: string[] = [];
+    for (const e of entries) {
+      e.seq = seq;
+      const skey = binaryString(e.key);
+      skeys.push(skey);
+      if (e.kind === KIND_PUT) c.puts++;
+      else c.deletes++;
+      c.userBytes += e.key.length - 1 + e.value.length;
+    }
+    if (isBatch) c.batches++;
+    frameBatch(this.#buf, seq, opsPayload);
+    return new Promise<number>((resolve, reject) => {
+      const write: PendingWrite = { seq, entries, skeys, resolve, reject };
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i];
+        this.#inflight.set(skeys[i], {
+          live: e.kind === KIND_PUT &&
+            (e.expiresAt === 0 || e.expiresAt > this.#env.clock()),
+          write,
+        });
+      }
+      this.#queue.push(write);
+      if (!this.#committing) this.#startLoop();
+    });
+  }
+
+  /**
+   * Makes every write durable, then ends the log with a clean-close marker,
+   * so the next open knows the segment is complete: a damaged record in it
+   * is then corruption, never a torn write. Without the marker (a crash, or
+   * this failing) the next open treats a bad tail of the newest segment as
+   * torn, as before. Call after {@link stop}.
+   */
+  async markCleanClose(): Promise<void> {
+    const log = this.#log;
+    try {
+      if (this.#env.sync !== "always") await log.sync();
+    } catch (err) {
+      this.fail(wrapIoError(err, "WAL sync on close"));
+      return;
+    }
+    const size = log.size;
+    try {
+      log.append(closeMarker(size, this.#lastSeq));
+      await log.sync();
+    } catch {
+      // Every write is durable already; only the marker is missing, so the
+      // next open just cannot tell a damaged tail from a torn one. Cut the
+      // partial marker off (best effort: a torn marker is a torn tail).
+      try {
+        log.truncate(size);
+      } catch {
+        // left for the next open to truncate as a torn tail
+      }
+    }
+  }
+
+  #startLoop(): void {
+    this.#committing = true;
+    this.#done = this.#commitLoop();
+  }
+
+  #startIntervalSync(): void {
+    this.#intervalTimer = setInterval(() => {
+      if (!this.#logDirty || this.#failure) return;
+      this.#logDirty = false;
+      this.#log.sync().then(
+        () => this.#env.counters.walSyncs++,
+        (err) => this.fail(wrapIoError(err, "interval WAL sync")),
+      );
+    }, this.#env.syncIntervalMs);
+    unrefTimer(this.#intervalTimer);
+  }
+
+  /**
+   * Group commit: while writes are queued, take all of them, write their
+   * records with one write and one fdatasync, apply them to the memtable and
+   * resolve them. Writes arriving during the fsync form the next group.
+   */
+  async #commitLoop(): Promise<void> {
+    const env = this.#env;
+    const c = env.counters;
+    await Promise.resolve(); // let writes of this tick join the first group
+    try {
+      while (this.#queue.length > 0 && !this.#failure) {
+        const room = env.makeRoom();
+        if (room !== undefined) {
+          await room;
+          if (this.#failure) break;
+        }
+        const group = this.#queue;
+        this.#queue = [];
+        const data = this.#buf.finish();
+        this.#buf.reset();
+        const log = this.#log;
+        const logSize = log.size;
+        try {
+          log.append(data);
+        } catch (err) {
+          // A failed append (typically ENOSPC) wrote nothing durable: cut
+          // the partial record off and reject just this group. Only if the
+          // cut fails is the log in doubt, and the store turns read-only.
+          const e = wrapIoError(err, "WAL write");
+          try {
+            log.truncate(logSize);
+          } catch {
+            this.fail(e);
+          }
+          if (!this.#failure) this.noteDiskFull(e);
+          for (const w of group) this.#reject(w, this.#failure ?? e);
+          continue;
+        }
+        if (!env.backgroundBlocked()) this.diskFull = undefined;
+        try {
+          c.walBytes += data.length;
+          if (env.sync === "always") {
+            await log.sync();
+            c.walSyncs++;
+          } else {
+            this.#logDirty = true;
+          }
+        } catch (err) {
+          this.fail(wrapIoError(err, "WAL write"));
+          for (const w of group) this.#reject(w, this.#failure!);
+          break;
+        }
+        c.writeGroups++;
+        this.#apply(group);
+        for (const w of group) {
+          this.#visibleSeq = w.seq;
+          this.#dropInflight(w);
+          env.published(w.seq, w.entries); // the change feed's hook
+        }
+        for (const w of group) {
+          w.resolve(w.seq);
+          if (w.watchers) { for (const f of w.watchers) f(true); }
+        }
+      }
+    } catch (err) {
+      // Nothing above should throw; if something does, fail loudly rather
+      // than leave queued writers waiting forever.
+      this.fail(wrapIoError(err, "commit loop"));
+    } finally {
+      if (this.#failure) {
+        for (const w of this.#queue) this.#reject(w, this.#failure);
+        this.#queue = [];
+        this.#buf.reset();
+      }
+      this.#committing = false;
+    }
+  }
+
+  /** Adds a durable group to the memtable, in seqno order. */
+  #apply(group: PendingWrite[]): void {
+    const mem = this.#env.memtable();
+    if (group.length === 1) {
+      mem.addMany(group[0].entries, group[0].skeys);
+      return;
+    }
+    const entries: Entry[] = [];
+    const skeys: string[] = [];
+    for (const w of group) {
+      for (let i = 0; i < w.entries.length; i++) {
+        entries.push(w.entries[i]);
+        skeys.push(w.skeys[i]);
+      }
+    }
+    mem.addMany(entries, skeys);
+  }
+
+  /** Rejects a write's caller and tells whoever waits on its outcome. */
+  #reject(w: PendingWrite, err: Error): void {
+    this.#dropInflight(w);
+    w.reject(err);
+    if (w.watchers) { for (const f of w.watchers) f(false); }
+  }
+
+  #dropInflight(w: PendingWrite): void {
+    for (const id of w.skeys) {
+      if (this.#inflight.get(id)?.write === w) this.#inflight.delete(id);
+    }
+  }
+}

@@ -1,0 +1,366 @@
+/**
+ * The group-commit pipeline on its own: a fake log whose syncs the test
+ * completes (or fails) by hand, and a memtable that records what it is
+ * given. Checks the invariants in engine/commit.ts's header.
+ */
+import assert from "node:assert/strict";
+import type {
+  CommitCounters,
+  CommitEnv,
+  CommitMemtable,
+} from "../../engine/commit.ts";
+import { CommitPipeline } from "../../engine/commit.ts";
+import { binaryString } from "../../engine/coding.ts";
+import type { Entry } from "../../engine/entry.ts";
+import { KIND_DELETE, KIND_PUT } from "../../engine/entry.ts";
+import {
+  ClosedError,
+  PreconditionFailedError,
+  ReadOnlyError,
+} from "../../engine/errors.ts";
+import type { WritableFile } from "../../engine/fs.ts";
+import type { LogReadResult } from "../../engine/wal.ts";
+import {
+  decodeBatch,
+  encodeBatchOps,
+  logHeader,
+  parseLog,
+  RECORD_BATCH,
+  WAL_MAGIC,
+} from "../../engine/wal.ts";
+import { enc, testSeed, withSeed } from "../_helpers.ts";
+
+/** A log in memory; each sync waits until the test settles it. */
+class FakeLog implements WritableFile {
+  readonly path = "fake.log";
+  appends: Uint8Array[] = [];
+  #bytes: number[] = [...logHeader(WAL_MAGIC)];
+  /** Set to make the next append throw this error. */
+  failAppend: Error | undefined;
+  syncs: { resolve(): void; reject(err: Error): void }[] = [];
+  closed = false;
+
+  get size(): number {
+    return this.#bytes.length;
+  }
+  append(data: Uint8Array): void {
+    if (this.failAppend) {
+      const err = this.failAppend;
+      this.failAppend = undefined;
+      this.#bytes.push(...data.subarray(0, data.length >> 1)); // a partial write
+      throw err;
+    }
+    this.appends.push(data.slice());
+    this.#bytes.push(...data);
+  }
+  sync(): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.syncs.push({ resolve, reject })
+    );
+  }
+  truncate(len: number): void {
+    this.#bytes.length = len;
+  }
+  close(): void {
+    this.closed = true;
+  }
+  parse(): LogReadResult {
+    return parseLog(new Uint8Array(this.#bytes), this.path, WAL_MAGIC);
+  }
+  /** The seqno of every batch record, in log order. */
+  seqs(): number[] {
+    const log = this.parse();
+    return log.records.filter((r) => r.type === RECORD_BATCH).map((r) =>
+      decodeBatch(r.payload, this.path, 0)[0].seq
+    );
+  }
+  /** Completes the oldest pending sync. */
+  async completeSync(): Promise<void> {
+    await waitFor(() => this.syncs.length > 0);
+    this.syncs.shift()!.resolve();
+  }
+}
+
+/** Records every group applied. */
+class FakeMemtable implements CommitMemtable {
+  groups: Entry[][] = [];
+  addMany(entries: readonly Entry[], skeys: readonly string[]): void {
+    assert.equal(entries.length, skeys.length);
+    for (let i = 0; i < entries.length; i++) {
+      assert.equal(skeys[i], binaryString(entries[i].key));
+    }
+    this.groups.push([...entries]);
+  }
+}
+
+function counters(): CommitCounters {
+  return {
+    puts: 0,
+    deletes: 0,
+    batches: 0,
+    userBytes: 0,
+    writeGroups: 0,
+    walSyncs: 0,
+    walBytes: 0,
+    preconditionFailures: 0,
+  };
+}
+
+/** Lets pending promise callbacks (and the commit loop) run. */
+async function waitFor(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !cond(); i++) {
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  assert.ok(cond(), "condition not reached");
+}
+
+function setup(sync: CommitEnv["sync"] = "always") {
+  const log = new FakeLog();
+  const mem = new FakeMemtable();
+  const published: number[] = [];
+  const visible = new Map<string, number>(); // stored key -> version
+  const env: CommitEnv = {
+    sync,
+    syncIntervalMs: 10,
+    clock: () => 1000,
+    memtable: () => mem,
+    makeRoom: () => undefined,
+    published: (seq) => published.push(seq),
+    diskFull: () => {},
+    backgroundBlocked: () => false,
+    storedKey: (space, key) => new Uint8Array([space, ...key]),
+    visibleVersion: (key) => visible.get(binaryString(key)) ?? null,
+    counters: counters(),
+  };
+  const pipe = new CommitPipeline(env, log, 0);
+  const write = (key: string, del = false): Promise<number> => {
+    const op: Entry = {
+      key: enc(key),
+      seq: 0,
+      kind: del ? KIND_DELETE : KIND_PUT,
+      encoding: 0,
+      expiresAt: 0,
+      value: del ? new Uint8Array(0) : enc("v-" + key),
+    };
+    const { payload, entries } = encodeBatchOps([op], undefined, 0);
+    return pipe.enqueue(entries, payload, false);
+  };
+  return { log, mem, env, pipe, write, published, visible };
+}
+
+Deno.test("writes of one tick form one group: one append, one sync, one apply", async () => {
+  const { log, mem, pipe, write, env } = setup();
+  const ps = [write("a"), write("b"), write("c")];
+  await log.completeSync();
+  assert.deepEqual(await Promise.all(ps), [1, 2, 3]);
+  assert.equal(log.appends.length, 1);
+  assert.deepEqual(mem.groups.map((g) => g.map((e) => e.seq)), [[1, 2, 3]]);
+  assert.equal(env.counters.writeGroups, 1);
+  assert.equal(env.counters.walSyncs, 1);
+  assert.equal(env.counters.puts, 3);
+  assert.equal(pipe.visibleSeq, 3);
+});
+
+Deno.test("writes arriving during a sync wait for it and form the next group", async () => {
+  const { log, mem, pipe, write } = setup();
+  const first = write("a");
+  await waitFor(() => log.syncs.length === 1);
+  const rest = [write("b"), write("c"), write("d")];
+  assert.equal(log.appends.length, 1, "no append while a sync is pending");
+  await log.completeSync();
+  assert.equal(await first, 1);
+  await log.completeSync();
+  assert.deepEqual(await Promise.all(rest), [2, 3, 4]);
+  assert.deepEqual(mem.groups.map((g) => g.length), [1, 3]);
+  assert.deepEqual(log.seqs(), [1, 2, 3, 4]);
+  await pipe.idle();
+  assert.equal(pipe.busy, false);
+});
+
+Deno.test("a write is acknowledged and visible only after its sync", async () => {
+  const { log, mem, pipe, write, published } = setup();
+  let acked = false;
+  const p = write("a").then((v) => (acked = true, v));
+  await waitFor(() => log.syncs.length === 1);
+  assert.equal(log.appends.length, 1, "appended before the sync");
+  assert.equal(acked, false);
+  assert.equal(pipe.visibleSeq, 0);
+  assert.equal(pipe.lastSeq, 1);
+  assert.equal(mem.groups.length, 0);
+  assert.deepEqual(published, []);
+  assert.equal(pipe.inflight(new Uint8Array([0, ...enc("a")]))?.live, true);
+  await log.completeSync();
+  assert.equal(await p, 1);
+  assert.equal(pipe.visibleSeq, 1);
+  assert.deepEqual(published, [1]);
+  assert.equal(pipe.inflight(new Uint8Array([0, ...enc("a")])), undefined);
+});
+
+Deno.test("WAL order is seqno order and the visible seqno only moves up (random load)", async () => {
+  await withSeed(testSeed(11), async (rng) => {
+    const { log, mem, pipe, write } = setup();
+    const acks: number[] = [];
+    const seen: number[] = [];
+    let n = 0;
+    for (let round = 0; round < 60; round++) {
+      const burst = rng.range(0, 6);
+      for (let i = 0; i < burst; i++) {
+        n++;
+        write(`k${rng.int(20)}`, rng.chance(0.2)).then((seq) => {
+          // Acknowledged only once visible.
+          assert.ok(pipe.visibleSeq >= seq);
+          acks.push(seq);
+        });
+      }
+      if (log.syncs.length > 0 && rng.chance(0.6)) log.syncs.shift()!.resolve();
+      await new Promise((r) => setTimeout(r, 0));
+      seen.push(pipe.visibleSeq);
+    }
+    while (acks.length < n) {
+      log.syncs.shift()?.resolve();
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    await pipe.idle();
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1]);
+    const want = Array.from({ length: n }, (_, i) => i + 1);
+    assert.deepEqual(log.seqs(), want);
+    assert.deepEqual(acks, want, "acknowledged in seqno order");
+    assert.deepEqual(mem.groups.flat().map((e) => e.seq), want);
+    assert.equal(pipe.visibleSeq, n);
+  });
+});
+
+Deno.test("a failed sync rejects its group and every queued write, and sticks", async () => {
+  const { log, mem, pipe, write } = setup();
+  const a = write("a");
+  await waitFor(() => log.syncs.length === 1);
+  const b = write("b");
+  log.syncs.shift()!.reject(new Error("EIO: input/output error"));
+  await assert.rejects(a, ReadOnlyError);
+  await assert.rejects(b, ReadOnlyError);
+  assert.ok(pipe.failure instanceof ReadOnlyError);
+  assert.equal(pipe.visibleSeq, 0);
+  assert.equal(mem.groups.length, 0);
+  assert.equal(pipe.inflight(new Uint8Array([0, ...enc("a")])), undefined);
+  await pipe.idle();
+  // Still read-only: the first failure stays.
+  pipe.fail(new ReadOnlyError("later"));
+  assert.match(pipe.failure!.message, /input\/output error/);
+});
+
+Deno.test("a failed append is cut off and only its group is rejected (disk full)", async () => {
+  const { log, pipe, write, env } = setup();
+  let told = 0;
+  env.diskFull = () => told++;
+  log.failAppend = Object.assign(new Error("No space left on device"), {
+    code: "ENOSPC",
+  });
+  const sizeBefore = log.size;
+  await assert.rejects(write("a"), (e: Error & { code?: string }) => {
+    return e.code === "disk_full";
+  });
+  assert.equal(told, 1);
+  assert.equal(pipe.diskFull?.code, "disk_full");
+  assert.equal(log.size, sizeBefore, "the partial record was cut off");
+  assert.equal(pipe.failure, undefined);
+  const b = write("b");
+  await log.completeSync();
+  assert.equal(await b, 2);
+  assert.equal(pipe.diskFull, undefined, "a good append clears disk full");
+  assert.deepEqual(log.seqs(), [2]);
+});
+
+Deno.test("a failed check waits for the in-flight write it saw", async () => {
+  const { log, pipe, write, visible } = setup();
+  const put = write("k");
+  await waitFor(() => log.syncs.length === 1);
+  // The key is absent to readers, but a create is in flight: "absent"
+  // fails, and the verdict may not be given before the create is visible.
+  const verdict = pipe.checkConditions(0, [
+    { type: "put", key: enc("k"), value: enc("x"), ifVersion: null },
+  ], true);
+  assert.ok(verdict?.error instanceof PreconditionFailedError);
+  assert.equal(verdict.waitFor.length, 1);
+  let settled: boolean | undefined;
+  pipe.settled(verdict.waitFor).then((v) => (settled = v));
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(settled, undefined, "not answered while the write is in flight");
+  await log.completeSync();
+  await put;
+  await waitFor(() => settled !== undefined);
+  assert.equal(settled, true);
+
+  // Against visible state the answer is immediate.
+  visible.set(binaryString(new Uint8Array([0, ...enc("k")])), 1);
+  assert.throws(
+    () =>
+      pipe.checkConditions(0, [
+        { type: "check", key: enc("k"), ifVersion: 5 },
+      ], false),
+    PreconditionFailedError,
+  );
+  assert.equal(
+    pipe.checkConditions(
+      0,
+      [{ type: "check", key: enc("k"), ifVersion: 1 }],
+      false,
+    ),
+    undefined,
+  );
+});
+
+Deno.test("a check on a write that then fails is decided again (settled false)", async () => {
+  const { log, pipe, write } = setup();
+  const put = write("k");
+  await waitFor(() => log.syncs.length === 1);
+  const verdict = pipe.checkConditions(0, [
+    { type: "check", key: enc("k"), ifVersion: null },
+  ], false);
+  assert.ok(verdict !== undefined);
+  const settled = pipe.settled(verdict.waitFor);
+  log.syncs.shift()!.reject(new Error("EIO"));
+  await assert.rejects(put);
+  assert.equal(await settled, false);
+});
+
+Deno.test("exclusive() holds groups back; stop() waits, then refuses writes", async () => {
+  const { log, pipe, write, mem } = setup();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const task = pipe.exclusive(() => gate);
+  const a = write("a");
+  await new Promise((r) => setTimeout(r, 5));
+  assert.equal(log.appends.length, 0, "no append while the task runs");
+  release();
+  await task;
+  await log.completeSync();
+  assert.equal(await a, 1);
+  assert.equal(mem.groups.length, 1);
+  const b = write("b");
+  const stopped = pipe.stop();
+  await log.completeSync();
+  await stopped;
+  assert.equal(await b, 2);
+  assert.throws(() => write("c"), ClosedError);
+  await assert.rejects(pipe.exclusive(() => Promise.resolve()), ClosedError);
+  pipe.close();
+  assert.ok(log.closed);
+});
+
+Deno.test("sync interval: groups are acknowledged after the append, synced by the timer", async () => {
+  const { log, pipe, write, env } = setup("interval");
+  assert.equal(await write("a"), 1, "no sync awaited");
+  assert.equal(log.syncs.length, 0);
+  await waitFor(() => log.syncs.length === 1);
+  log.syncs.shift()!.resolve();
+  await waitFor(() => env.counters.walSyncs === 1);
+  await pipe.stop();
+  const closing = pipe.markCleanClose();
+  await log.completeSync(); // everything durable
+  await log.completeSync(); // the marker
+  await closing;
+  assert.ok(log.parse().closedAt !== undefined, "ends with a close marker");
+  assert.deepEqual(log.seqs(), [1]);
+  assert.equal(log.appends.length, 2, "the record, then the close marker");
+  pipe.close();
+});
