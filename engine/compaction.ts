@@ -15,7 +15,7 @@ import type { Entry, EntryIterator } from "./entry.ts";
 import { KIND_DELETE, KIND_PUT } from "./entry.ts";
 import type { FileSystem } from "./fs.ts";
 import { MergingIterator } from "./iterator.ts";
-import type { TableMeta } from "./manifest.ts";
+import type { TableMeta, VersionEdit } from "./manifest.ts";
 import { NUM_LEVELS } from "./manifest.ts";
 import type { Compression } from "./sstable/codec.ts";
 import { RateLimiter } from "./rate_limiter.ts";
@@ -145,6 +145,137 @@ export interface CompactionJob {
   /** Clock reading: puts expired by then become tombstones. */
   now: number;
   deeper: { smallest: Uint8Array; largest: Uint8Array }[];
+}
+
+/**
+ * Whether a pick needs no merge: one input table, nothing overlapping it in
+ * the output level, moving one level down. Its file is then relinked to
+ * the output level by a manifest edit, without reading or writing it.
+ */
+export function isTrivialMove(pick: CompactionPick): boolean {
+  return pick.inputs.length === 1 && pick.overlapping.length === 0 &&
+    pick.outputLevel !== pick.level;
+}
+
+/** The tables a compaction removes: its inputs, then the overlapping ones. */
+export function compactionInputs(
+  pick: CompactionPick,
+): { level: number; fileNumber: number }[] {
+  return [...pick.inputs, ...pick.overlapping].map((t) => ({
+    level: t.level,
+    fileNumber: t.fileNumber,
+  }));
+}
+
+/**
+ * Where the picked level's next compaction starts: after the largest key
+ * of this one's inputs (the pointer rotates through the key space).
+ */
+export function compactPointerAfter(
+  pick: CompactionPick,
+): { level: number; key: Uint8Array }[] {
+  const key = pick.inputs.reduce(
+    (m, t) => compareBytes(t.largest, m) > 0 ? t.largest : m,
+    pick.inputs[0].largest,
+  );
+  return [{ level: pick.level, key }];
+}
+
+/** The manifest edit of a trivial move (see {@link isTrivialMove}). */
+export function trivialMoveEdit(pick: CompactionPick): VersionEdit {
+  const t = pick.inputs[0];
+  return {
+    deleted: compactionInputs(pick),
+    added: [{ ...t, level: pick.outputLevel }],
+    compactPointers: compactPointerAfter(pick),
+  };
+}
+
+/**
+ * How many file numbers to reserve for a merge's outputs: the input bytes
+ * with half again for slack, in target-sized tables, plus two.
+ */
+export function outputReserve(
+  pick: CompactionPick,
+  tableTargetBytes: number,
+): number {
+  let bytes = 0;
+  for (const t of pick.inputs) bytes += t.size;
+  for (const t of pick.overlapping) bytes += t.size;
+  return Math.ceil(bytes * 1.5 / tableTargetBytes) + 2;
+}
+
+/** What a merge needs besides its pick (from the options and the Db). */
+export interface CompactionSettings {
+  dir: string;
+  blockSize: number;
+  bloomBitsPerKey: number;
+  compression: Compression;
+  tableTargetBytes: number;
+  /** Bound on output bytes written per second (0: unlimited). */
+  bytesPerSecond: number;
+  /** Oldest seqno a live snapshot reads at. */
+  smallestSnapshot: number;
+  /** Clock reading at the start. */
+  now: number;
+}
+
+/**
+ * The job description sent to the worker for a merge of `pick`, writing
+ * tables numbered from `outputNumbers` (mini-lsm's
+ * `generate_compaction_task`).
+ */
+export function compactionJob(
+  pick: CompactionPick,
+  settings: CompactionSettings,
+  outputNumbers: number[],
+): CompactionJob {
+  return {
+    type: "compact",
+    dir: settings.dir,
+    blockSize: settings.blockSize,
+    bloomBitsPerKey: settings.bloomBitsPerKey,
+    compression: settings.compression,
+    tableTargetBytes: settings.tableTargetBytes,
+    bytesPerSecond: settings.bytesPerSecond,
+    inputs: compactionInputs(pick).map((d) => d.fileNumber),
+    outputLevel: pick.outputLevel,
+    outputNumbers,
+    smallestSnapshot: settings.smallestSnapshot,
+    now: settings.now,
+    deeper: pick.deeper,
+  };
+}
+
+/** A table's manifest entry at `level`, from what its writer reported. */
+export function tableMetaFrom(p: TableProps, level: number): TableMeta {
+  return {
+    fileNumber: p.fileNumber,
+    level,
+    size: p.fileSize,
+    entries: p.entries,
+    minSeq: p.minSeq,
+    maxSeq: p.maxSeq,
+    smallest: p.smallestKey,
+    largest: p.largestKey,
+  };
+}
+
+/**
+ * The manifest edit that installs a merge's outputs in place of its inputs
+ * (mini-lsm's `apply_compaction_result`).
+ */
+export function compactionEdit(
+  pick: CompactionPick,
+  result: CompactionResult,
+  nextFileNumber: number,
+): VersionEdit {
+  return {
+    deleted: compactionInputs(pick),
+    added: result.outputs.map((o) => tableMetaFrom(o, pick.outputLevel)),
+    compactPointers: compactPointerAfter(pick),
+    nextFileNumber,
+  };
 }
 
 /** What a compaction wrote and read. */

@@ -16,21 +16,9 @@
  *
  * @module
  */
-import type { JobRunner } from "./background.ts";
-import { InlineRunner, WorkerRunner } from "./background.ts";
 import { unrefTimer } from "./runtime.ts";
 import { Arena, binaryString, compareBytes, prefixEnd } from "./coding.ts";
-import type {
-  CompactionJob,
-  CompactionPick,
-  CompactionResult,
-} from "./compaction.ts";
-import {
-  levelScore,
-  levelTarget,
-  pickCompaction,
-  pickFor,
-} from "./compaction.ts";
+import { levelScore, levelTarget } from "./compaction.ts";
 import { BlockCache } from "./cache.ts";
 import type { Entry, EntryIterator } from "./entry.ts";
 import { isLive, KIND_DELETE, KIND_PUT, MAX_SEQ } from "./entry.ts";
@@ -39,7 +27,6 @@ import type { FileSystem, WritableFile } from "./fs.ts";
 import { realFs } from "./fs.ts";
 import { ChangeHistory } from "./changes.ts";
 import { LevelIterator, MergingIterator, visibleEntries } from "./iterator.ts";
-import type { FlushResult, TableSettings } from "./jobs.ts";
 import type { ManifestState, TableMeta, VersionEdit } from "./manifest.ts";
 import {
   applyEdit,
@@ -72,7 +59,6 @@ import type {
   VersionedKey,
 } from "./types.ts";
 import { MAX_KEY_SPACE, USER_KEY_SPACE } from "./types.ts";
-import type { TableProps } from "./sstable/writer.ts";
 import type { Version } from "./version.ts";
 import {
   findTableIndex,
@@ -83,17 +69,14 @@ import {
 import { createLog, encodeBatchOps, WAL_MAGIC } from "./wal.ts";
 import type { CommitEnv } from "./commit.ts";
 import { CommitPipeline } from "./commit.ts";
+import type { Immutable, SchedulerEnv } from "./scheduler.ts";
+import { Scheduler } from "./scheduler.ts";
 
 /** A versioned put found by validation: which op, and its encoded entry. */
 interface KeyStamp {
   op: number;
   entry: Entry;
   build: VersionedKey;
-}
-
-interface Immutable {
-  mem: Memtable;
-  walNumbers: number[];
 }
 
 const EMPTY = new Uint8Array(0);
@@ -160,9 +143,6 @@ export class Db implements KeySpace {
   #closing: Promise<void> | undefined;
   /** Set once close() let go of the directory: no file may be touched after. */
   #released = false;
-  #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Background work hit a full disk; it waits for the retry timer. */
-  #backgroundBlocked = false;
 
   #mem = new Memtable();
   #imm: Immutable[] = []; // newest first
@@ -193,12 +173,9 @@ export class Db implements KeySpace {
   #versions: VersionSet;
   #tables: TableCache;
   #blockCache: BlockCache;
-  #flushRunner: JobRunner;
-  #flushing: Promise<void> | undefined;
-  #compactRunner: JobRunner;
-  #compacting: Promise<void> | undefined;
+  /** Flushes, compactions and backpressure (set by #start). */
+  #scheduler!: Scheduler;
   #lagTimer: ReturnType<typeof setInterval> | undefined;
-  #stallWaiters: (() => void)[] = [];
 
   /** What open-time recovery found and did (set by {@link Db.open}). */
   recovery!: RecoveryInfo;
@@ -252,9 +229,6 @@ export class Db implements KeySpace {
     );
     this.#versions = new VersionSet(versionFromState(state));
     this.#versions.onObsolete = (n) => this.#deleteTable(n);
-    const inline = options.background === "inline";
-    this.#flushRunner = inline ? new InlineRunner(fs) : new WorkerRunner();
-    this.#compactRunner = inline ? new InlineRunner(fs) : new WorkerRunner();
     this.#startLagMonitor();
   }
 
@@ -333,6 +307,7 @@ export class Db implements KeySpace {
       WAL_MAGIC,
     );
     this.#commit = new CommitPipeline(this.#commitEnv(), wal, r.lastSeq);
+    this.#scheduler = new Scheduler(this.#schedulerEnv());
     this.#state.logNumber = firstLive.length > 0
       ? firstLive[0]
       : this.#walNumber;
@@ -352,8 +327,8 @@ export class Db implements KeySpace {
         manifest: this.#manifest.name,
       }),
     );
-    this.#maybeScheduleFlush();
-    this.#maybeScheduleCompaction();
+    this.#scheduler.maybeScheduleFlush();
+    this.#scheduler.maybeScheduleCompaction();
   }
 
   /** How the commit pipeline reaches the memtable, the read path and stats. */
@@ -367,11 +342,34 @@ export class Db implements KeySpace {
       makeRoom: () =>
         this.#mem.bytes >= o.memtableBytes ? this.#rotate() : undefined,
       published: (seq, entries) => this.#changes.publish(seq, entries),
-      diskFull: () => this.#diskFullRetry(),
-      backgroundBlocked: () => this.#backgroundBlocked,
+      diskFull: () => this.#scheduler.diskFullRetry(),
+      backgroundBlocked: () => this.#scheduler.backgroundBlocked,
       storedKey: (space, key) => this.#storedKey(space, key),
       visibleVersion: (key) => this.#visibleVersion(key),
       counters: this.#counters,
+    };
+  }
+
+  /** How the scheduler reaches the memtables, the manifest and the commit state. */
+  #schedulerEnv(): SchedulerEnv {
+    return {
+      dir: this.dir,
+      fs: this.#fs,
+      options: this.options,
+      commit: this.#commit,
+      versions: this.#versions,
+      counters: this.#counters,
+      closed: () => this.#closed,
+      checkWritable: () => this.#checkWritable(),
+      immutables: () => this.#imm,
+      flushed: (imm) => this.#imm = this.#imm.filter((x) => x !== imm),
+      walNumber: () => this.#walNumber,
+      newFileNumber: () => this.#nextFile++,
+      nextFileNumber: () => this.#nextFile,
+      compactPointers: () => this.#state.compactPointers,
+      oldestSnapshotSeq: () => this.oldestSnapshotSeq(),
+      logAndApply: (edit) => this.#logAndApply(edit),
+      removeQuietly: (path) => this.#removeQuietly(path),
     };
   }
 
@@ -526,7 +524,7 @@ export class Db implements KeySpace {
         stamps.push({ op, entry: encoded.entries[i], build });
       }
     }
-    await this.#waitForRoom();
+    await this.#scheduler.waitForRoom();
     for (;;) {
       this.#checkWritable();
       // Decided and enqueued in one synchronous stretch: no other write can
@@ -737,32 +735,6 @@ export class Db implements KeySpace {
     }
   }
 
-  /**
-   * Background work or a WAL append hit a full disk. Nothing was lost;
-   * health reports it, background work retries every second, and writes
-   * that would have to wait for a flush are rejected with disk_full.
-   */
-  #diskFullRetry(): void {
-    this.#wakeStalled();
-    if (this.#retryTimer !== undefined || this.#closed) return;
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      this.#backgroundBlocked = false;
-      this.#maybeScheduleFlush();
-      this.#maybeScheduleCompaction();
-    }, 1000);
-    unrefTimer(this.#retryTimer);
-  }
-
-  /** Routes a background failure: a full disk is retried, anything else is fatal. */
-  #backgroundFailed(err: unknown, what: string): void {
-    const e = wrapIoError(err, what);
-    if (e.code === "disk_full") {
-      this.#backgroundBlocked = true;
-      this.#commit.noteDiskFull(e);
-    } else this.#commit.fail(e);
-  }
-
   /** Freezes the memtable and starts a new one with a new WAL segment. */
   async #rotate(): Promise<void> {
     const n = this.#nextFile++;
@@ -781,210 +753,14 @@ export class Db implements KeySpace {
     } catch (err) {
       // Keep writing to the current segment; the memtable just grows.
       this.#removeQuietly(logPath(this.dir, n));
-      this.#backgroundFailed(err, "new WAL segment");
+      this.#scheduler.backgroundFailed(err, "new WAL segment");
       return;
     }
     this.#imm.unshift({ mem: this.#mem, walNumbers: [this.#walNumber] });
     this.#mem = new Memtable();
     this.#commit.replaceLog(wal);
     this.#walNumber = n;
-    this.#maybeScheduleFlush();
-  }
-
-  /**
-   * Backpressure: waits while too many frozen memtables await their flush,
-   * so memory stays bounded when writes outpace the disk.
-   */
-  async #waitForRoom(): Promise<void> {
-    const l0 = this.#versions.current.levels[0].length;
-    if (
-      l0 >= this.options.l0SlowdownTrigger && l0 < this.options.l0StopTrigger
-    ) {
-      // Slowdown: give compaction a millisecond per write instead of
-      // letting L0 (and read amplification) grow until a hard stop.
-      this.#counters.slowdowns++;
-      await new Promise((r) => setTimeout(r, 1));
-    }
-    if (!this.#mustStall()) return;
-    // Waiting for a flush that cannot write would hang the caller.
-    if (this.#commit.diskFull) throw this.#commit.diskFull;
-    const started = performance.now();
-    this.#counters.stalls++;
-    while (
-      this.#mustStall() && !this.#closed && !this.#commit.failure &&
-      !this.#commit.diskFull
-    ) {
-      await new Promise<void>((r) => this.#stallWaiters.push(r));
-    }
-    this.#counters.stallMs += performance.now() - started;
-    if (this.#commit.diskFull && this.#mustStall()) throw this.#commit.diskFull;
-  }
-
-  #mustStall(): boolean {
-    return this.#imm.length >= this.options.maxImmutableMemtables ||
-      this.#versions.current.levels[0].length >= this.options.l0StopTrigger;
-  }
-
-  /**
-   * What {@link #waitForRoom} would do to a write arriving now, and why:
-   * the stall and slowdown counters only say it happened before.
-   */
-  #writeState(): { state: "ok" | "slowdown" | "stall"; reason: string | null } {
-    const imm = this.#imm.length;
-    const l0 = this.#versions.current.levels[0].length;
-    const o = this.options;
-    if (imm >= o.maxImmutableMemtables) {
-      return {
-        state: "stall",
-        reason:
-          `${imm} frozen memtables wait for a flush (limit ${o.maxImmutableMemtables})`,
-      };
-    }
-    if (l0 >= o.l0StopTrigger) {
-      return {
-        state: "stall",
-        reason: `L0 has ${l0} tables (writes wait at ${o.l0StopTrigger})`,
-      };
-    }
-    if (l0 >= o.l0SlowdownTrigger) {
-      return {
-        state: "slowdown",
-        reason:
-          `L0 has ${l0} tables (writes slow down at ${o.l0SlowdownTrigger})`,
-      };
-    }
-    return { state: "ok", reason: null };
-  }
-
-  #wakeStalled(): void {
-    const waiters = this.#stallWaiters;
-    this.#stallWaiters = [];
-    for (const w of waiters) w();
-  }
-
-  // ---------------------------------------------------------------- flush
-
-  #tableSettings(): TableSettings {
-    return {
-      dir: this.dir,
-      blockSize: this.options.blockSize,
-      bloomBitsPerKey: this.options.bloomBitsPerKey,
-      compression: this.options.compression,
-    };
-  }
-
-  #maybeScheduleFlush(): void {
-    if (this.#flushing || this.#imm.length === 0 || this.#closed) return;
-    if (this.#commit.failure || this.#backgroundBlocked) return;
-    this.#flushing = this.#flushOldest().finally(() => {
-      this.#flushing = undefined;
-      this.#wakeStalled();
-      this.#maybeScheduleFlush();
-      this.#maybeScheduleCompaction();
-    });
-  }
-
-  // ---------------------------------------------------------- compaction
-
-  #maybeScheduleCompaction(): void {
-    if (this.#compacting || this.#closed || this.#commit.failure) return;
-    if (this.#backgroundBlocked) return;
-    const pick = pickCompaction(
-      this.#versions.current,
-      this.options,
-      this.#state.compactPointers,
-    );
-    if (!pick) return;
-    this.#compacting = this.#compact(pick).finally(() => {
-      this.#compacting = undefined;
-      this.#wakeStalled();
-      this.#maybeScheduleCompaction();
-    });
-  }
-
-  /** Runs one compaction and installs its result; failures turn the store read-only. */
-  async #compact(pick: CompactionPick): Promise<void> {
-    const started = performance.now();
-    const deleted = [...pick.inputs, ...pick.overlapping].map((t) => ({
-      level: t.level,
-      fileNumber: t.fileNumber,
-    }));
-    const pointer = pick.inputs.reduce(
-      (m, t) => compareBytes(t.largest, m) > 0 ? t.largest : m,
-      pick.inputs[0].largest,
-    );
-    const compactPointers = [{ level: pick.level, key: pointer }];
-    let edit: VersionEdit;
-    if (
-      pick.inputs.length === 1 && pick.overlapping.length === 0 &&
-      pick.outputLevel !== pick.level
-    ) {
-      // Trivial move: nothing to merge, so relink the file one level down.
-      const t = pick.inputs[0];
-      edit = {
-        deleted,
-        added: [{ ...t, level: pick.outputLevel }],
-        compactPointers,
-      };
-      this.#counters.trivialMoves++;
-    } else {
-      let bytes = 0;
-      for (const t of deleted) bytes += this.#tableSize(t.fileNumber);
-      const reserve = Math.ceil(bytes * 1.5 / this.options.tableTargetBytes) +
-        2;
-      const outputNumbers: number[] = [];
-      for (let i = 0; i < reserve; i++) outputNumbers.push(this.#nextFile++);
-      const job: CompactionJob = {
-        type: "compact",
-        dir: this.dir,
-        blockSize: this.options.blockSize,
-        bloomBitsPerKey: this.options.bloomBitsPerKey,
-        compression: this.options.compression,
-        bytesPerSecond: this.options.compactionBytesPerSecond,
-        tableTargetBytes: this.options.tableTargetBytes,
-        inputs: deleted.map((d) => d.fileNumber),
-        outputLevel: pick.outputLevel,
-        outputNumbers,
-        smallestSnapshot: this.oldestSnapshotSeq(),
-        now: this.options.clock(),
-        deeper: pick.deeper,
-      };
-      let result: CompactionResult;
-      try {
-        result = await this.#compactRunner.run(job) as CompactionResult;
-      } catch (err) {
-        if (this.#closed) return;
-        this.#backgroundFailed(err, "compaction");
-        return;
-      }
-      edit = {
-        deleted,
-        added: result.outputs.map((o) => this.#metaFrom(o, pick.outputLevel)),
-        compactPointers,
-        nextFileNumber: this.#nextFile,
-      };
-      this.#counters.compactions++;
-      this.#counters.compactBytesRead += result.bytesRead;
-      this.#counters.compactDropped += result.dropped;
-      for (const o of result.outputs) {
-        this.#counters.compactBytesWritten += o.fileSize;
-      }
-    }
-    try {
-      await this.#logAndApply(edit);
-    } catch (err) {
-      this.#commit.fail(wrapIoError(err, "manifest write"));
-      return;
-    }
-    this.#counters.compactMs += performance.now() - started;
-    this.#commit.diskFull = undefined;
-  }
-
-  #tableSize(fileNumber: number): number {
-    for (const t of this.#versions.current.allTables()) {
-      if (t.fileNumber === fileNumber) return t.size;
-    }
-    return 0;
+    this.#scheduler.maybeScheduleFlush();
   }
 
   /**
@@ -1006,110 +782,15 @@ export class Db implements KeySpace {
     const start = userStart && spaceKey(USER_KEY_SPACE, userStart);
     const end = userEnd && spaceKey(USER_KEY_SPACE, userEnd);
     await this.flush();
-    // Push the range down to the deepest level that holds any of it, then
-    // rewrite that level's part in place, so versions no snapshot needs and
-    // tombstones with nothing below them are gone afterwards.
-    const inRange = (level: number) =>
-      this.#versions.current.levels[level].filter((t) =>
-        overlaps(t, start, end)
-      );
-    let deepest = -1;
-    for (let l = 0; l < NUM_LEVELS; l++) if (inRange(l).length > 0) deepest = l;
-    if (deepest < 0) return;
-    const bottom = Math.max(deepest, 1);
-    let mergedIntoBottom = false;
-    for (let level = 0; level <= bottom; level++) {
-      while (this.#compacting) await this.#compacting;
-      this.#checkWritable();
-      const v = this.#versions.current;
-      let inputs = inRange(level);
-      if (inputs.length === 0) continue;
-      // A merge from above already purged the bottom level's part.
-      if (level === bottom && mergedIntoBottom) break;
-      if (level === 0) inputs = [...v.levels[0]];
-      const output = level < bottom ? level + 1 : level;
-      if (output === bottom && level < bottom) mergedIntoBottom = true;
-      const run = this.#compact(pickFor(v, level, inputs, output));
-      this.#compacting = run.finally(() => {
-        this.#compacting = undefined;
-        this.#wakeStalled();
-      });
-      await this.#compacting;
-      if (this.#commit.failure) throw this.#commit.failure;
-    }
-    this.#maybeScheduleCompaction();
+    await this.#scheduler.compactRange(start, end);
   }
 
   /**
    * Waits until no flush or compaction is running or needed. A hook for
    * tests and benchmarks (a quiet store to measure); users never need it.
    */
-  async compactUntilIdle(): Promise<void> {
-    this.#backgroundBlocked = false; // an explicit call retries at once
-    for (;;) {
-      this.#maybeScheduleFlush();
-      this.#maybeScheduleCompaction();
-      const busy = this.#flushing ?? this.#compacting;
-      if (!busy) break;
-      await busy;
-    }
-    if (this.#commit.failure) throw this.#commit.failure;
-  }
-
-  async #flushOldest(): Promise<void> {
-    const imm = this.#imm[this.#imm.length - 1];
-    const fileNumber = this.#nextFile++;
-    let result: FlushResult;
-    try {
-      result = await this.#flushRunner.run({
-        type: "flush",
-        ...this.#tableSettings(),
-        walPaths: imm.walNumbers.map((n) => logPath(this.dir, n)),
-        salvage: this.options.salvage,
-        fileNumber,
-      }) as FlushResult;
-    } catch (err) {
-      if (this.#closed) return;
-      this.#backgroundFailed(err, "memtable flush");
-      return;
-    }
-    const remaining = this.#imm.slice(0, -1);
-    const logNumber = remaining.length > 0
-      ? remaining[remaining.length - 1].walNumbers[0]
-      : this.#walNumber;
-    const edit: VersionEdit = {
-      logNumber,
-      nextFileNumber: this.#nextFile,
-      lastSeq: this.#commit.lastSeq,
-      added: result.table ? [this.#metaFrom(result.table, 0)] : [],
-    };
-    try {
-      await this.#logAndApply(edit);
-    } catch (err) {
-      this.#commit.fail(wrapIoError(err, "manifest write"));
-      return;
-    }
-    // Rotations during the awaits above added newer memtables at the front.
-    this.#imm = this.#imm.filter((x) => x !== imm);
-    this.#commit.diskFull = undefined;
-    this.#counters.flushes++;
-    this.#counters.flushBytes += result.table?.fileSize ?? 0;
-    for (const n of imm.walNumbers) {
-      this.#removeQuietly(logPath(this.dir, n));
-    }
-  }
-
-  #metaFrom(p: TableProps, level: number): TableMeta {
-    return {
-      fileNumber: p.fileNumber,
-      level,
-      size: p.fileSize,
-      entries: p.entries,
-      minSeq: p.minSeq,
-      maxSeq: p.maxSeq,
-      smallest: p.smallestKey,
-      largest: p.largestKey,
-    };
+  compactUntilIdle(): Promise<void> {
+    return this.#scheduler.untilIdle();
   }
 
   /**
@@ -1204,7 +885,7 @@ export class Db implements KeySpace {
       this.#checkWritable();
       if (this.#mem.count > 0) await this.#rotate();
     });
-    while (this.#flushing) await this.#flushing;
+    while (this.#scheduler.flushing) await this.#scheduler.flushing;
     if (this.#commit.failure) throw this.#commit.failure;
   }
 
@@ -1578,11 +1259,8 @@ export class Db implements KeySpace {
         tableMeta: this.#tables.metaBytes,
       },
       snapshots: [...this.#snapshots.values()].reduce((a, b) => a + b, 0),
-      background: {
-        flushing: this.#flushing !== undefined,
-        compacting: this.#compacting !== undefined,
-      },
-      writeState: this.#writeState(),
+      background: this.#scheduler.running,
+      writeState: this.#scheduler.writeState(),
       recovery: {
         ms: Math.round(this.recovery.ms * 1000) / 1000,
         walFiles: this.recovery.walFiles,
@@ -1613,11 +1291,9 @@ export class Db implements KeySpace {
   async #close(): Promise<void> {
     await this.#commit.stop();
     this.#closed = true;
-    this.#wakeStalled();
+    this.#scheduler.wakeStalled();
     if (!this.#commit.failure) await this.#commit.markCleanClose();
-    while (this.#flushing || this.#compacting) {
-      await (this.#flushing ?? this.#compacting);
-    }
+    await this.#scheduler.idle();
     await this.#manifestChain;
     this.#abandon();
   }
@@ -1627,10 +1303,8 @@ export class Db implements KeySpace {
     this.#closed = true;
     this.#released = true;
     if (this.#lagTimer !== undefined) clearInterval(this.#lagTimer);
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
-    this.#flushRunner.close();
-    this.#compactRunner.close();
     this.#tables.closeAll();
+    this.#scheduler?.close();
     this.#commit?.close();
     this.#manifest?.close();
     this.#lock.release();

@@ -7,13 +7,20 @@
 import assert from "node:assert/strict";
 import type { CompactionPick, LevelShape } from "../../engine/compaction.ts";
 import {
+  compactionEdit,
+  compactionJob,
+  compactPointerAfter,
+  isTrivialMove,
   levelScore,
   levelTarget,
+  outputReserve,
   pickCompaction,
   pickFor,
+  trivialMoveEdit,
 } from "../../engine/compaction.ts";
 import type { TableMeta } from "../../engine/manifest.ts";
 import { NUM_LEVELS } from "../../engine/manifest.ts";
+import type { TableProps } from "../../engine/sstable/writer.ts";
 import { Version } from "../../engine/version.ts";
 import { dec, enc } from "../_helpers.ts";
 
@@ -296,4 +303,116 @@ Deno.test("picking does not modify the Version it looks at", () => {
   pickCompaction(v, SHAPE, NO_POINTERS);
   pickFor(v, 1, [v.levels[1][2]]);
   assert.equal(JSON.stringify(v.levels.map(files)), before);
+});
+
+// ------------------------------------------ jobs and results (pure as well)
+
+Deno.test("trivial move: only one input, nothing overlapping, and a level down", () => {
+  const l1 = run(1, 3, 600);
+  const v = version({ 1: l1, 2: [table(2, "k100", "k200")] });
+  assert.equal(isTrivialMove(pickFor(v, 1, [l1[0]])), true);
+  // Overlapping output table: must merge.
+  const overlapped = version({ 1: l1, 2: [table(2, "k000", "k003")] });
+  assert.equal(isTrivialMove(pickFor(overlapped, 1, [l1[0]])), false);
+  // Two inputs: must merge (they are one compaction's output range).
+  assert.equal(isTrivialMove(pickFor(v, 1, [l1[1], l1[2]])), false);
+  // Rewriting in place (compactRange's bottom level) is never a move.
+  assert.equal(isTrivialMove(pickFor(v, 1, [l1[0]], 1)), false);
+});
+
+Deno.test("a trivial move's edit relinks the table one level down and advances the pointer", () => {
+  const l1 = run(1, 3, 600);
+  const v = version({ 1: l1 });
+  const pick = pickFor(v, 1, [l1[1]]);
+  const edit = trivialMoveEdit(pick);
+  assert.deepEqual(edit.deleted, [{ level: 1, fileNumber: l1[1].fileNumber }]);
+  assert.equal(edit.added!.length, 1);
+  assert.deepEqual(edit.added![0], { ...l1[1], level: 2 });
+  assert.equal(l1[1].level, 1, "the input's meta is not modified");
+  assert.deepEqual(edit.compactPointers, [{ level: 1, key: l1[1].largest }]);
+  assert.equal(edit.nextFileNumber, undefined);
+});
+
+Deno.test("the compact pointer is the largest key among the inputs", () => {
+  const l0 = [table(0, "a", "m"), table(0, "c", "x"), table(0, "b", "k")];
+  const v = version({ 0: l0 });
+  const ptr = compactPointerAfter(pickFor(v, 0, [...v.levels[0]]));
+  assert.deepEqual(ptr.map((p) => [p.level, dec(p.key)]), [[0, "x"]]);
+});
+
+Deno.test("a merge job lists inputs then overlapping tables, and reserves outputs by size", () => {
+  const l0 = [table(0, "k000", "k015", 4000), table(0, "k010", "k012", 1000)];
+  const l1 = run(1, 3, 3000); // k000..k005, k010..k015, k020..k025
+  const v = version({ 0: l0, 1: l1, 3: [table(3, "k001", "k002")] });
+  const pick = pickFor(v, 0, [...v.levels[0]]);
+  // (4000 + 1000 + 3000 + 3000) * 1.5 / 2000 -> 9 (rounded up), + 2 spare.
+  assert.equal(outputReserve(pick, 2000), 11);
+  const job = compactionJob(pick, {
+    dir: "/d",
+    blockSize: 4096,
+    bloomBitsPerKey: 10,
+    compression: "zstd",
+    tableTargetBytes: 2000,
+    bytesPerSecond: 5000,
+    smallestSnapshot: 77,
+    now: 1234,
+  }, [50, 51]);
+  assert.deepEqual(job.inputs, [
+    ...v.levels[0].map((t) => t.fileNumber),
+    l1[0].fileNumber,
+    l1[1].fileNumber,
+  ]);
+  assert.equal(job.outputLevel, 1);
+  assert.deepEqual(job.outputNumbers, [50, 51]);
+  assert.equal(job.smallestSnapshot, 77);
+  assert.equal(job.now, 1234);
+  assert.equal(job.compression, "zstd");
+  assert.equal(job.bytesPerSecond, 5000);
+  assert.deepEqual(ranges(pick), ["k001..k002"]);
+  assert.equal(job.deeper, pick.deeper);
+});
+
+Deno.test("a merge's edit swaps inputs for outputs at the output level", () => {
+  const l1 = run(1, 2, 600);
+  const l2 = [table(2, "k000", "k003")];
+  const v = version({ 1: l1, 2: l2 });
+  const pick = pickFor(v, 1, [l1[0]]);
+  const out: TableProps = {
+    fileNumber: 90,
+    fileSize: 555,
+    entries: 7,
+    deletions: 1,
+    minSeq: 3,
+    maxSeq: 9,
+    dataSize: 400,
+    dataBlocks: 1,
+    rawKeyBytes: 28,
+    rawValueBytes: 300,
+    smallestKey: enc("k000"),
+    largestKey: enc("k005"),
+  };
+  const edit = compactionEdit(pick, {
+    type: "compact",
+    outputs: [out],
+    bytesRead: 0,
+    entriesIn: 0,
+    entriesOut: 0,
+    dropped: 0,
+  }, 91);
+  assert.deepEqual(edit.deleted, [
+    { level: 1, fileNumber: l1[0].fileNumber },
+    { level: 2, fileNumber: l2[0].fileNumber },
+  ]);
+  assert.deepEqual(edit.added, [{
+    fileNumber: 90,
+    level: 2,
+    size: 555,
+    entries: 7,
+    minSeq: 3,
+    maxSeq: 9,
+    smallest: enc("k000"),
+    largest: enc("k005"),
+  }]);
+  assert.equal(edit.nextFileNumber, 91);
+  assert.deepEqual(edit.compactPointers, [{ level: 1, key: l1[0].largest }]);
 });

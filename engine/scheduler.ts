@@ -1,0 +1,458 @@
+/**
+ * Background work and backpressure: when to flush a frozen memtable and
+ * when to compact, running those jobs in their workers and installing their
+ * results, holding writes back (slowdown, stall) while the tree is behind,
+ * and retrying after a full disk.
+ *
+ * What to compact and how a job and its result are described are pure
+ * functions in `compaction.ts`; this file decides when, runs one flush and
+ * one compaction at a time, and wakes stalled writers when either ends.
+ * Everything here runs on the main thread; the file work runs in workers
+ * (or inline, with `background: "inline"`).
+ *
+ * @module
+ */
+import type { JobRunner } from "./background.ts";
+import { InlineRunner, WorkerRunner } from "./background.ts";
+import type { CommitPipeline } from "./commit.ts";
+import type { CompactionPick, CompactionResult } from "./compaction.ts";
+import {
+  compactionEdit,
+  compactionJob,
+  isTrivialMove,
+  outputReserve,
+  pickCompaction,
+  pickFor,
+  tableMetaFrom,
+  trivialMoveEdit,
+} from "./compaction.ts";
+import { wrapIoError } from "./errors.ts";
+import { logPath } from "./filename.ts";
+import type { FileSystem } from "./fs.ts";
+import type { FlushResult } from "./jobs.ts";
+import type { VersionEdit } from "./manifest.ts";
+import { NUM_LEVELS } from "./manifest.ts";
+import type { Memtable } from "./memtable.ts";
+import type { ResolvedOptions } from "./options.ts";
+import { unrefTimer } from "./runtime.ts";
+import type { VersionSet } from "./version.ts";
+import { overlaps } from "./version.ts";
+
+/** A frozen memtable waiting for its flush, with the WAL segments holding it. */
+export interface Immutable {
+  mem: Memtable;
+  walNumbers: number[];
+}
+
+/** The limits backpressure works with. */
+export interface WriteLimits {
+  maxImmutableMemtables: number;
+  l0SlowdownTrigger: number;
+  l0StopTrigger: number;
+}
+
+/** Whether a write must wait: too many frozen memtables, or L0 at its stop trigger. */
+export function mustStall(imm: number, l0: number, o: WriteLimits): boolean {
+  return imm >= o.maxImmutableMemtables || l0 >= o.l0StopTrigger;
+}
+
+/**
+ * What backpressure does to a write arriving with `imm` frozen memtables and
+ * `l0` tables in L0, and why: the stall and slowdown counters only say it
+ * happened before.
+ */
+export function writePressure(
+  imm: number,
+  l0: number,
+  o: WriteLimits,
+): { state: "ok" | "slowdown" | "stall"; reason: string | null } {
+  if (imm >= o.maxImmutableMemtables) {
+    return {
+      state: "stall",
+      reason:
+        `${imm} frozen memtables wait for a flush (limit ${o.maxImmutableMemtables})`,
+    };
+  }
+  if (l0 >= o.l0StopTrigger) {
+    return {
+      state: "stall",
+      reason: `L0 has ${l0} tables (writes wait at ${o.l0StopTrigger})`,
+    };
+  }
+  if (l0 >= o.l0SlowdownTrigger) {
+    return {
+      state: "slowdown",
+      reason:
+        `L0 has ${l0} tables (writes slow down at ${o.l0SlowdownTrigger})`,
+    };
+  }
+  return { state: "ok", reason: null };
+}
+
+/** The counters the scheduler keeps (the Db's stats object has them all). */
+export interface SchedulerCounters {
+  flushes: number;
+  flushBytes: number;
+  stalls: number;
+  stallMs: number;
+  slowdowns: number;
+  compactions: number;
+  trivialMoves: number;
+  compactBytesRead: number;
+  compactBytesWritten: number;
+  compactMs: number;
+  compactDropped: number;
+}
+
+/** What the scheduler needs from the Db. */
+export interface SchedulerEnv {
+  dir: string;
+  fs: FileSystem;
+  options: ResolvedOptions;
+  commit: CommitPipeline;
+  versions: VersionSet;
+  counters: SchedulerCounters;
+  closed(): boolean;
+  /** Throws ClosedError once closed, or the sticky failure. */
+  checkWritable(): void;
+  /** The frozen memtables, newest first. */
+  immutables(): readonly Immutable[];
+  /** Drops a memtable whose flush is installed. */
+  flushed(imm: Immutable): void;
+  /** The number of the WAL segment being written. */
+  walNumber(): number;
+  /** Hands out the next file number. */
+  newFileNumber(): number;
+  /** The next file number to be handed out (for manifest edits). */
+  nextFileNumber(): number;
+  compactPointers(): readonly (Uint8Array | undefined)[];
+  oldestSnapshotSeq(): number;
+  /** Appends an edit to the manifest (durably), then installs the Version. */
+  logAndApply(edit: VersionEdit): Promise<void>;
+  /** Deletes an obsolete file; a failure leaves it for the next open. */
+  removeQuietly(path: string): void;
+}
+
+/** Decides and runs flushes and compactions; holds writes back when behind. */
+export class Scheduler {
+  #env: SchedulerEnv;
+  #flushRunner: JobRunner;
+  #flushing: Promise<void> | undefined;
+  #compactRunner: JobRunner;
+  #compacting: Promise<void> | undefined;
+  #stallWaiters: (() => void)[] = [];
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Background work hit a full disk; it waits for the retry timer. */
+  #blocked = false;
+
+  constructor(env: SchedulerEnv) {
+    this.#env = env;
+    const inline = env.options.background === "inline";
+    this.#flushRunner = inline ? new InlineRunner(env.fs) : new WorkerRunner();
+    this.#compactRunner = inline
+      ? new InlineRunner(env.fs)
+      : new WorkerRunner();
+  }
+
+  /** Whether background work waits for the disk-full retry timer. */
+  get backgroundBlocked(): boolean {
+    return this.#blocked;
+  }
+
+  /** Whether a flush or a compaction is running. */
+  get running(): { flushing: boolean; compacting: boolean } {
+    return {
+      flushing: this.#flushing !== undefined,
+      compacting: this.#compacting !== undefined,
+    };
+  }
+
+  /** The running flush, if any (flush() waits for every frozen memtable). */
+  get flushing(): Promise<void> | undefined {
+    return this.#flushing;
+  }
+
+  /** Resolves once no flush or compaction is running. */
+  async idle(): Promise<void> {
+    while (this.#flushing || this.#compacting) {
+      await (this.#flushing ?? this.#compacting);
+    }
+  }
+
+  /** Stops the retry timer and the workers, waiting for nothing. */
+  close(): void {
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#flushRunner.close();
+    this.#compactRunner.close();
+  }
+
+  // ---------------------------------------------------------- backpressure
+
+  /**
+   * Backpressure: waits while too many frozen memtables await their flush,
+   * so memory stays bounded when writes outpace the disk.
+   */
+  async waitForRoom(): Promise<void> {
+    const env = this.#env;
+    const o = env.options;
+    const c = env.counters;
+    const l0 = env.versions.current.levels[0].length;
+    if (l0 >= o.l0SlowdownTrigger && l0 < o.l0StopTrigger) {
+      // Slowdown: give compaction a millisecond per write instead of
+      // letting L0 (and read amplification) grow until a hard stop.
+      c.slowdowns++;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    if (!this.#mustStall()) return;
+    // Waiting for a flush that cannot write would hang the caller.
+    if (env.commit.diskFull) throw env.commit.diskFull;
+    const started = performance.now();
+    c.stalls++;
+    while (
+      this.#mustStall() && !env.closed() && !env.commit.failure &&
+      !env.commit.diskFull
+    ) {
+      await new Promise<void>((r) => this.#stallWaiters.push(r));
+    }
+    c.stallMs += performance.now() - started;
+    if (env.commit.diskFull && this.#mustStall()) throw env.commit.diskFull;
+  }
+
+  #mustStall(): boolean {
+    const env = this.#env;
+    return mustStall(
+      env.immutables().length,
+      env.versions.current.levels[0].length,
+      env.options,
+    );
+  }
+
+  /** What {@link waitForRoom} would do to a write arriving now, and why. */
+  writeState(): { state: "ok" | "slowdown" | "stall"; reason: string | null } {
+    const env = this.#env;
+    return writePressure(
+      env.immutables().length,
+      env.versions.current.levels[0].length,
+      env.options,
+    );
+  }
+
+  /** Lets stalled writers look again (something finished, or the store closed). */
+  wakeStalled(): void {
+    const waiters = this.#stallWaiters;
+    this.#stallWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  // ------------------------------------------------------------ disk full
+
+  /**
+   * Background work or a WAL append hit a full disk. Nothing was lost;
+   * health reports it, background work retries every second, and writes
+   * that would have to wait for a flush are rejected with disk_full.
+   */
+  diskFullRetry(): void {
+    this.wakeStalled();
+    if (this.#retryTimer !== undefined || this.#env.closed()) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#blocked = false;
+      this.maybeScheduleFlush();
+      this.maybeScheduleCompaction();
+    }, 1000);
+    unrefTimer(this.#retryTimer);
+  }
+
+  /** Routes a background failure: a full disk is retried, anything else is fatal. */
+  backgroundFailed(err: unknown, what: string): void {
+    const e = wrapIoError(err, what);
+    if (e.code === "disk_full") {
+      this.#blocked = true;
+      this.#env.commit.noteDiskFull(e);
+    } else this.#env.commit.fail(e);
+  }
+
+  // ---------------------------------------------------------------- flush
+
+  /** Starts flushing the oldest frozen memtable unless one is running. */
+  maybeScheduleFlush(): void {
+    const env = this.#env;
+    if (this.#flushing || env.immutables().length === 0 || env.closed()) {
+      return;
+    }
+    if (env.commit.failure || this.#blocked) return;
+    this.#flushing = this.#flushOldest().finally(() => {
+      this.#flushing = undefined;
+      this.wakeStalled();
+      this.maybeScheduleFlush();
+      this.maybeScheduleCompaction();
+    });
+  }
+
+  async #flushOldest(): Promise<void> {
+    const env = this.#env;
+    const o = env.options;
+    const imms = env.immutables();
+    const imm = imms[imms.length - 1];
+    const fileNumber = env.newFileNumber();
+    let result: FlushResult;
+    try {
+      result = await this.#flushRunner.run({
+        type: "flush",
+        dir: env.dir,
+        blockSize: o.blockSize,
+        bloomBitsPerKey: o.bloomBitsPerKey,
+        compression: o.compression,
+        walPaths: imm.walNumbers.map((n) => logPath(env.dir, n)),
+        salvage: o.salvage,
+        fileNumber,
+      }) as FlushResult;
+    } catch (err) {
+      if (env.closed()) return;
+      this.backgroundFailed(err, "memtable flush");
+      return;
+    }
+    // Rotations during the await added newer memtables at the front.
+    const remaining = env.immutables().slice(0, -1);
+    const logNumber = remaining.length > 0
+      ? remaining[remaining.length - 1].walNumbers[0]
+      : env.walNumber();
+    const edit: VersionEdit = {
+      logNumber,
+      nextFileNumber: env.nextFileNumber(),
+      lastSeq: env.commit.lastSeq,
+      added: result.table ? [tableMetaFrom(result.table, 0)] : [],
+    };
+    try {
+      await env.logAndApply(edit);
+    } catch (err) {
+      env.commit.fail(wrapIoError(err, "manifest write"));
+      return;
+    }
+    env.flushed(imm);
+    env.commit.diskFull = undefined;
+    env.counters.flushes++;
+    env.counters.flushBytes += result.table?.fileSize ?? 0;
+    for (const n of imm.walNumbers) env.removeQuietly(logPath(env.dir, n));
+  }
+
+  // ----------------------------------------------------------- compaction
+
+  /** Starts the most urgent compaction unless one is running. */
+  maybeScheduleCompaction(): void {
+    const env = this.#env;
+    if (this.#compacting || env.closed() || env.commit.failure) return;
+    if (this.#blocked) return;
+    const pick = pickCompaction(
+      env.versions.current,
+      env.options,
+      env.compactPointers(),
+    );
+    if (!pick) return;
+    this.#compacting = this.#compact(pick).finally(() => {
+      this.#compacting = undefined;
+      this.wakeStalled();
+      this.maybeScheduleCompaction();
+    });
+  }
+
+  /** Runs one compaction and installs its result; failures turn the store read-only. */
+  async #compact(pick: CompactionPick): Promise<void> {
+    const env = this.#env;
+    const o = env.options;
+    const c = env.counters;
+    const started = performance.now();
+    let edit: VersionEdit;
+    if (isTrivialMove(pick)) {
+      edit = trivialMoveEdit(pick);
+      c.trivialMoves++;
+    } else {
+      const outputNumbers: number[] = [];
+      const reserve = outputReserve(pick, o.tableTargetBytes);
+      for (let i = 0; i < reserve; i++) outputNumbers.push(env.newFileNumber());
+      const job = compactionJob(pick, {
+        dir: env.dir,
+        blockSize: o.blockSize,
+        bloomBitsPerKey: o.bloomBitsPerKey,
+        compression: o.compression,
+        tableTargetBytes: o.tableTargetBytes,
+        bytesPerSecond: o.compactionBytesPerSecond,
+        smallestSnapshot: env.oldestSnapshotSeq(),
+        now: o.clock(),
+      }, outputNumbers);
+      let result: CompactionResult;
+      try {
+        result = await this.#compactRunner.run(job) as CompactionResult;
+      } catch (err) {
+        if (env.closed()) return;
+        this.backgroundFailed(err, "compaction");
+        return;
+      }
+      edit = compactionEdit(pick, result, env.nextFileNumber());
+      c.compactions++;
+      c.compactBytesRead += result.bytesRead;
+      c.compactDropped += result.dropped;
+      for (const out of result.outputs) c.compactBytesWritten += out.fileSize;
+    }
+    try {
+      await env.logAndApply(edit);
+    } catch (err) {
+      env.commit.fail(wrapIoError(err, "manifest write"));
+      return;
+    }
+    c.compactMs += performance.now() - started;
+    env.commit.diskFull = undefined;
+  }
+
+  /**
+   * Compacts every table overlapping the stored-key range [start, end]
+   * (unbounded when omitted) down through the levels (see Db.compactRange;
+   * the caller flushes first). Automatic compaction waits meanwhile.
+   */
+  async compactRange(start?: Uint8Array, end?: Uint8Array): Promise<void> {
+    const env = this.#env;
+    // Push the range down to the deepest level that holds any of it, then
+    // rewrite that level's part in place, so versions no snapshot needs and
+    // tombstones with nothing below them are gone afterwards.
+    const inRange = (level: number) =>
+      env.versions.current.levels[level].filter((t) => overlaps(t, start, end));
+    let deepest = -1;
+    for (let l = 0; l < NUM_LEVELS; l++) if (inRange(l).length > 0) deepest = l;
+    if (deepest < 0) return;
+    const bottom = Math.max(deepest, 1);
+    let mergedIntoBottom = false;
+    for (let level = 0; level <= bottom; level++) {
+      while (this.#compacting) await this.#compacting;
+      env.checkWritable();
+      const v = env.versions.current;
+      let inputs = inRange(level);
+      if (inputs.length === 0) continue;
+      // A merge from above already purged the bottom level's part.
+      if (level === bottom && mergedIntoBottom) break;
+      if (level === 0) inputs = [...v.levels[0]];
+      const output = level < bottom ? level + 1 : level;
+      if (output === bottom && level < bottom) mergedIntoBottom = true;
+      const run = this.#compact(pickFor(v, level, inputs, output));
+      this.#compacting = run.finally(() => {
+        this.#compacting = undefined;
+        this.wakeStalled();
+      });
+      await this.#compacting;
+      if (env.commit.failure) throw env.commit.failure;
+    }
+    this.maybeScheduleCompaction();
+  }
+
+  /** Waits until no flush or compaction is running or needed (see Db.compactUntilIdle). */
+  async untilIdle(): Promise<void> {
+    this.#blocked = false; // an explicit call retries at once
+    for (;;) {
+      this.maybeScheduleFlush();
+      this.maybeScheduleCompaction();
+      const busy = this.#flushing ?? this.#compacting;
+      if (!busy) break;
+      await busy;
+    }
+    if (this.#env.commit.failure) throw this.#env.commit.failure;
+  }
+}
