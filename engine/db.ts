@@ -21,7 +21,7 @@ import { Arena, binaryString, compareBytes, prefixEnd } from "./coding.ts";
 import { levelScore, levelTarget } from "./compaction.ts";
 import { BlockCache } from "./cache.ts";
 import type { Entry, EntryIterator } from "./entry.ts";
-import { isLive, KIND_DELETE, KIND_PUT, MAX_SEQ } from "./entry.ts";
+import { isLive, MAX_SEQ } from "./entry.ts";
 import { ClosedError, InvalidArgumentError, wrapIoError } from "./errors.ts";
 import type { FileSystem, WritableFile } from "./fs.ts";
 import { realFs } from "./fs.ts";
@@ -56,7 +56,6 @@ import type {
   ScanItem,
   ScanOptions,
   Snapshot,
-  VersionedKey,
 } from "./types.ts";
 import { MAX_KEY_SPACE, USER_KEY_SPACE } from "./types.ts";
 import type { Version } from "./version.ts";
@@ -71,35 +70,14 @@ import type { CommitEnv } from "./commit.ts";
 import { CommitPipeline } from "./commit.ts";
 import type { Immutable, SchedulerEnv } from "./scheduler.ts";
 import { Scheduler } from "./scheduler.ts";
-
-/** A versioned put found by validation: which op, and its encoded entry. */
-interface KeyStamp {
-  op: number;
-  entry: Entry;
-  build: VersionedKey;
-}
-
-const EMPTY = new Uint8Array(0);
-
-/** The stored form of `key` in `space` (a new array: for bounds that live on). */
-function spaceKey(space: number, key: Uint8Array = EMPTY): Uint8Array {
-  const out = new Uint8Array(key.length + 1);
-  out[0] = space;
-  out.set(key, 1);
-  return out;
-}
-
-function putOp(key: Uint8Array, value: Uint8Array, opts?: PutOptions): BatchOp {
-  return {
-    type: "put",
-    key,
-    value,
-    expiresAt: opts?.expiresAt,
-    encoding: opts?.encoding,
-    ifVersion: opts?.ifVersion,
-    versionedKey: opts?.versionedKey,
-  };
-}
+import {
+  checkKey,
+  keyStamps,
+  putOp,
+  spaceKey,
+  stampKeys,
+  validateBatch,
+} from "./batch.ts";
 
 /**
  * Opens (creating if needed) the database in `dir`: takes the directory's
@@ -512,18 +490,10 @@ export class Db implements KeySpace {
     this.#checkWritable();
     // Validate and copy synchronously: the caller may reuse its buffers as
     // soon as this call returns its promise.
-    const { entries, versioned } = this.#validate(ops);
+    const { entries, versioned } = validateBatch(ops, this.options);
     const encoded = encodeBatchOps(entries, this.#arena, space);
-    let stamps: KeyStamp[] | undefined;
-    if (versioned !== undefined) {
-      stamps = [];
-      for (let i = 0; i < entries.length; i++) {
-        const op = versioned.get(entries[i]);
-        if (op === undefined) continue;
-        const build = (ops[op] as { versionedKey: VersionedKey }).versionedKey;
-        stamps.push({ op, entry: encoded.entries[i], build });
-      }
-    }
+    const stamps = versioned &&
+      keyStamps(ops, entries, encoded.entries, versioned);
     await this.#scheduler.waitForRoom();
     for (;;) {
       this.#checkWritable();
@@ -547,135 +517,13 @@ export class Db implements KeySpace {
     }
     if (entries.length === 0) return this.#commit.visibleSeq;
     const stamp = stamps &&
-      ((seq: number) => this.#stampKeys(encoded.entries, stamps, seq));
+      ((seq: number) => stampKeys(encoded.entries, stamps, seq));
     return this.#commit.enqueue(
       encoded.entries,
       encoded.payload,
       ops.length > 1,
       stamp,
     );
-  }
-
-  /**
-   * Checks every op and returns the entries to write (seq still 0), views
-   * of the caller's buffers. Ops of a batch share one seqno, so two versions
-   * of one key could not be ordered: the last op for a key wins, as it would
-   * in a sequence of writes.
-   */
-  #validate(
-    ops: readonly BatchOp[],
-  ): { entries: Entry[]; versioned?: Map<Entry, number> } {
-    if (!Array.isArray(ops) || ops.length === 0) {
-      throw new InvalidArgumentError("a batch needs at least one op");
-    }
-    const entries: (Entry | undefined)[] = [];
-    let slotOf: Map<string, number> | undefined;
-    let dropped = 0;
-    /** Entries of versioned puts -> their op index. */
-    let versioned: Map<Entry, number> | undefined;
-    for (let i = 0; i < ops.length; i++) {
-      const op = ops[i];
-      this.#checkKey(op.key);
-      const build = op.type === "put" ? op.versionedKey : undefined;
-      if (build !== undefined) {
-        if (typeof build !== "function") {
-          throw new InvalidArgumentError(
-            `op ${i}: versionedKey must be a function`,
-          );
-        }
-        if (op.ifVersion !== undefined) {
-          throw new InvalidArgumentError(
-            `op ${i}: a put with a versioned key cannot take ifVersion`,
-          );
-        }
-      }
-      if (ops.length > 1 && op.type !== "check") {
-        slotOf ??= new Map();
-        // Placeholders of versioned keys are no keys: they only meet each
-        // other (0x100 never occurs in a binary string).
-        const id = build !== undefined
-          ? "\u0100" + binaryString(op.key)
-          : binaryString(op.key);
-        const earlier = slotOf.get(id);
-        if (earlier !== undefined) {
-          entries[earlier] = undefined;
-          dropped++;
-        }
-        slotOf.set(id, entries.length);
-      }
-      if (op.type === "put") {
-        if (!(op.value instanceof Uint8Array)) {
-          throw new InvalidArgumentError(`op ${i}: value must be bytes`);
-        }
-        if (op.value.length > this.options.maxValueBytes) {
-          throw new InvalidArgumentError(
-            `op ${i}: value of ${op.value.length} bytes exceeds the limit of ${this.options.maxValueBytes}`,
-            "value_too_large",
-          );
-        }
-        const expiresAt = op.expiresAt ?? 0;
-        if (!Number.isSafeInteger(expiresAt) || expiresAt < 0) {
-          throw new InvalidArgumentError(
-            `op ${i}: expiresAt must be a non-negative integer`,
-          );
-        }
-        const encoding = op.encoding ?? 0;
-        if (!Number.isInteger(encoding) || encoding < 0 || encoding > 255) {
-          throw new InvalidArgumentError(`op ${i}: encoding must be 0..255`);
-        }
-        const entry: Entry = {
-          key: op.key,
-          seq: 0,
-          kind: KIND_PUT,
-          encoding,
-          expiresAt,
-          value: op.value,
-        };
-        entries.push(entry);
-        if (build !== undefined) (versioned ??= new Map()).set(entry, i);
-      } else if (op.type === "delete") {
-        entries.push({
-          key: op.key,
-          seq: 0,
-          kind: KIND_DELETE,
-          encoding: 0,
-          expiresAt: 0,
-          value: EMPTY,
-        });
-      } else if (op.type !== "check") {
-        throw new InvalidArgumentError(
-          `op ${i}: type must be put, delete or check`,
-        );
-      }
-      const v = op.ifVersion;
-      if (
-        v !== undefined && v !== null && !(Number.isSafeInteger(v) && v >= 0)
-      ) {
-        throw new InvalidArgumentError(
-          `op ${i}: ifVersion must be a version number or null`,
-        );
-      }
-      if (op.type === "check" && v === undefined) {
-        throw new InvalidArgumentError(`op ${i}: a check needs ifVersion`);
-      }
-    }
-    if (dropped === 0) return { entries: entries as Entry[], versioned };
-    return {
-      entries: entries.filter((e): e is Entry => e !== undefined),
-      versioned,
-    };
-  }
-
-  #checkKey(key: Uint8Array): void {
-    if (!(key instanceof Uint8Array) || key.length === 0) {
-      throw new InvalidArgumentError("key must be 1 or more bytes");
-    }
-    if (key.length > this.options.maxKeyBytes) {
-      throw new InvalidArgumentError(
-        `key of ${key.length} bytes exceeds the limit of ${this.options.maxKeyBytes}`,
-        "key_too_long",
-      );
-    }
   }
 
   /**
@@ -688,7 +536,7 @@ export class Db implements KeySpace {
    */
   whenSettled(key: Uint8Array): Promise<boolean> | undefined {
     if (this.#closed) throw new ClosedError();
-    this.#checkKey(key);
+    checkKey(this.options, key);
     const p = this.#commit.inflight(this.#storedKey(USER_KEY_SPACE, key));
     return p ? this.#commit.settled([p.write]) : undefined;
   }
@@ -696,43 +544,6 @@ export class Db implements KeySpace {
   #checkWritable(): void {
     if (this.#closed) throw new ClosedError();
     if (this.#commit.failure) throw this.#commit.failure;
-  }
-
-  /**
-   * Writes the keys of versioned puts, now that their version `seq` is
-   * known, into the encoded batch (entry keys are views into it, so the WAL
-   * record framed next and the memtable both get the final key).
-   */
-  #stampKeys(entries: Entry[], stamps: KeyStamp[], seq: number): void {
-    for (const s of stamps) {
-      const stored = s.entry.key; // space byte + placeholder
-      const key = s.build(seq);
-      if (!(key instanceof Uint8Array) || key.length !== stored.length - 1) {
-        throw new InvalidArgumentError(
-          `op ${s.op}: versionedKey must return ${
-            stored.length - 1
-          } bytes (the placeholder's length), got ${
-            key instanceof Uint8Array ? key.length : typeof key
-          }`,
-        );
-      }
-      stored.set(key, 1);
-    }
-    // Two versions of one key under one seqno could not be ordered.
-    if (entries.length === 1) return;
-    const seen = new Set<string>();
-    for (const e of entries) seen.add(binaryString(e.key));
-    if (seen.size === entries.length) return;
-    for (const s of stamps) {
-      const id = binaryString(s.entry.key);
-      let n = 0;
-      for (const e of entries) if (binaryString(e.key) === id) n++;
-      if (n > 1) {
-        throw new InvalidArgumentError(
-          `op ${s.op}: its versioned key equals another key of the batch`,
-        );
-      }
-    }
   }
 
   /** Freezes the memtable and starts a new one with a new WAL segment. */
@@ -911,7 +722,7 @@ export class Db implements KeySpace {
     opts?: { snapshot?: Snapshot },
   ): ReadResult | undefined {
     if (this.#closed) throw new ClosedError();
-    this.#checkKey(key);
+    checkKey(this.options, key);
     this.#counters.gets++;
     const e = this.#find(
       this.#storedKey(space, key),
@@ -936,7 +747,7 @@ export class Db implements KeySpace {
 
   #version(space: number, userKey: Uint8Array): number | null {
     if (this.#closed) throw new ClosedError();
-    this.#checkKey(userKey);
+    checkKey(this.options, userKey);
     const key = this.#storedKey(space, userKey);
     const p = this.#commit.inflight(key);
     if (p) return p.live ? p.write.seq : null;
