@@ -17,23 +17,16 @@
  * @module
  */
 import { unrefTimer } from "./runtime.ts";
-import { Arena, binaryString, compareBytes, prefixEnd } from "./coding.ts";
+import { Arena } from "./coding.ts";
 import { levelScore, levelTarget } from "./compaction.ts";
 import { BlockCache } from "./cache.ts";
-import type { Entry, EntryIterator } from "./entry.ts";
-import { isLive, MAX_SEQ } from "./entry.ts";
+import { isLive } from "./entry.ts";
 import { ClosedError, InvalidArgumentError, wrapIoError } from "./errors.ts";
 import type { FileSystem, WritableFile } from "./fs.ts";
 import { realFs } from "./fs.ts";
 import { ChangeHistory } from "./changes.ts";
-import { LevelIterator, MergingIterator, visibleEntries } from "./iterator.ts";
-import type { ManifestState, TableMeta, VersionEdit } from "./manifest.ts";
-import {
-  applyEdit,
-  ManifestWriter,
-  NUM_LEVELS,
-  setCurrent,
-} from "./manifest.ts";
+import type { ManifestState, VersionEdit } from "./manifest.ts";
+import { applyEdit, ManifestWriter, setCurrent } from "./manifest.ts";
 import { lockPath, logPath, manifestFileName, tablePath } from "./filename.ts";
 import { Memtable } from "./memtable.ts";
 import type { Recovered } from "./recovery.ts";
@@ -59,17 +52,13 @@ import type {
 } from "./types.ts";
 import { MAX_KEY_SPACE, USER_KEY_SPACE } from "./types.ts";
 import type { Version } from "./version.ts";
-import {
-  findTableIndex,
-  overlaps,
-  versionFromState,
-  VersionSet,
-} from "./version.ts";
+import { versionFromState, VersionSet } from "./version.ts";
 import { createLog, encodeBatchOps, WAL_MAGIC } from "./wal.ts";
 import type { CommitEnv } from "./commit.ts";
 import { CommitPipeline } from "./commit.ts";
 import type { Immutable, SchedulerEnv } from "./scheduler.ts";
 import { Scheduler } from "./scheduler.ts";
+import { ReadPath } from "./read.ts";
 import {
   checkKey,
   keyStamps,
@@ -132,14 +121,8 @@ export class Db implements KeySpace {
    * neighbouring slabs, so slabs are freed together when it is flushed.
    */
   #arena = new Arena();
-  /**
-   * Where point reads build the stored key (space byte + key), and views of
-   * it by length, made once each: a new array costs ~1.3 us, a new view
-   * ~80 ns, a cached one nothing. Only synchronous code uses them, and
-   * nothing keeps a view.
-   */
-  #keyScratch: Uint8Array;
-  #scratchViews: (Uint8Array | undefined)[];
+  /** Point lookups and scans over the memtables and tables. */
+  #read: ReadPath;
   #spaces = new Map<number, KeySpace>();
   #changes!: ChangeHistory;
   #nextFile = 1;
@@ -195,8 +178,6 @@ export class Db implements KeySpace {
     this.#fs = fs;
     this.#lock = lock;
     this.#state = state;
-    this.#keyScratch = new Uint8Array(options.maxKeyBytes + 1);
-    this.#scratchViews = new Array(options.maxKeyBytes + 2).fill(undefined);
     this.#blockCache = new BlockCache(options.blockCacheBytes);
     this.#tables = new TableCache(
       fs,
@@ -207,6 +188,16 @@ export class Db implements KeySpace {
     );
     this.#versions = new VersionSet(versionFromState(state));
     this.#versions.onObsolete = (n) => this.#deleteTable(n);
+    this.#read = new ReadPath({
+      memtable: () => this.#mem,
+      immutables: () => this.#imm,
+      versions: this.#versions,
+      tables: this.#tables,
+      clock: options.clock,
+      closed: () => this.#closed,
+      visibleSeq: () => this.#commit.visibleSeq,
+      counters: this.#counters,
+    }, options.maxKeyBytes);
     this.#startLagMonitor();
   }
 
@@ -322,8 +313,8 @@ export class Db implements KeySpace {
       published: (seq, entries) => this.#changes.publish(seq, entries),
       diskFull: () => this.#scheduler.diskFullRetry(),
       backgroundBlocked: () => this.#scheduler.backgroundBlocked,
-      storedKey: (space, key) => this.#storedKey(space, key),
-      visibleVersion: (key) => this.#visibleVersion(key),
+      storedKey: (space, key) => this.#read.storedKey(space, key),
+      visibleVersion: (key) => this.#read.visibleVersion(key),
       counters: this.#counters,
     };
   }
@@ -537,7 +528,7 @@ export class Db implements KeySpace {
   whenSettled(key: Uint8Array): Promise<boolean> | undefined {
     if (this.#closed) throw new ClosedError();
     checkKey(this.options, key);
-    const p = this.#commit.inflight(this.#storedKey(USER_KEY_SPACE, key));
+    const p = this.#commit.inflight(this.#read.storedKey(USER_KEY_SPACE, key));
     return p ? this.#commit.settled([p.write]) : undefined;
   }
 
@@ -724,8 +715,8 @@ export class Db implements KeySpace {
     if (this.#closed) throw new ClosedError();
     checkKey(this.options, key);
     this.#counters.gets++;
-    const e = this.#find(
-      this.#storedKey(space, key),
+    const e = this.#read.find(
+      this.#read.storedKey(space, key),
       opts?.snapshot?.seq ?? this.#commit.visibleSeq,
     );
     if (e === undefined || !isLive(e, this.options.clock())) return undefined;
@@ -748,60 +739,10 @@ export class Db implements KeySpace {
   #version(space: number, userKey: Uint8Array): number | null {
     if (this.#closed) throw new ClosedError();
     checkKey(this.options, userKey);
-    const key = this.#storedKey(space, userKey);
+    const key = this.#read.storedKey(space, userKey);
     const p = this.#commit.inflight(key);
     if (p) return p.live ? p.write.seq : null;
-    return this.#visibleVersion(key);
-  }
-
-  /** The version of `key`'s newest visible write; null when absent. */
-  #visibleVersion(key: Uint8Array): number | null {
-    const e = this.#find(key, MAX_SEQ);
-    return e !== undefined && isLive(e, this.options.clock()) ? e.seq : null;
-  }
-
-  /**
-   * The stored form of a checked key: a view of the scratch buffer, valid
-   * until the next call.
-   */
-  #storedKey(space: number, key: Uint8Array): Uint8Array {
-    const s = this.#keyScratch;
-    const n = key.length;
-    s[0] = space;
-    // A loop beats set()'s call overhead for short keys.
-    if (n <= 32) { for (let i = 0; i < n; i++) s[i + 1] = key[i]; }
-    else s.set(key, 1);
-    return this.#scratchViews[n + 1] ??= s.subarray(0, n + 1);
-  }
-
-  /** The newest entry (tombstones included) for a stored key at or below seq. */
-  #find(key: Uint8Array, seq: number): Entry | undefined {
-    const skey = binaryString(key);
-    let e = this.#mem.get(key, seq, skey);
-    if (e) return e;
-    for (const imm of this.#imm) {
-      e = imm.mem.get(key, seq, skey);
-      if (e) return e;
-    }
-    const levels = this.#versions.current.levels;
-    for (const t of levels[0]) {
-      if (
-        compareBytes(key, t.smallest) < 0 || compareBytes(key, t.largest) > 0
-      ) continue;
-      e = this.#tables.get(t.fileNumber).get(key, seq);
-      if (e) return e;
-    }
-    for (let l = 1; l < NUM_LEVELS; l++) {
-      const level = levels[l];
-      if (level.length === 0) continue;
-      const i = findTableIndex(level, key);
-      if (i >= level.length || compareBytes(key, level[i].smallest) < 0) {
-        continue;
-      }
-      e = this.#tables.get(level[i].fileNumber).get(key, seq);
-      if (e) return e;
-    }
-    return undefined;
+    return this.#read.visibleVersion(key);
   }
 
   /**
@@ -843,92 +784,11 @@ export class Db implements KeySpace {
 
   #scanAt(space: number, opts: ScanOptions = {}): Generator<ScanItem> {
     if (this.#closed) throw new ClosedError();
-    const it = this.#scan(space, opts);
+    const it = this.#read.scan(space, opts);
     // Run the body up to its first (internal) yield: that takes the
     // snapshot now. From then on, return() releases what it pinned.
     it.next();
     return it;
-  }
-
-  *#scan(space: number, opts: ScanOptions): Generator<ScanItem> {
-    let lower = opts.start;
-    let upper = opts.end;
-    if (opts.prefix !== undefined && opts.prefix.length > 0) {
-      if (!lower || compareBytes(opts.prefix, lower) > 0) lower = opts.prefix;
-      const pe = prefixEnd(opts.prefix);
-      if (pe && (!upper || compareBytes(pe, upper) < 0)) upper = pe;
-    }
-    const limit = opts.limit ?? Infinity;
-    if (
-      (lower && upper && compareBytes(lower, upper) >= 0) || !(limit > 0)
-    ) {
-      yield undefined as unknown as ScanItem; // the snapshot point: nothing
-      return;
-    }
-    // From here on, bounds are stored keys: the space's range at most.
-    lower = spaceKey(space, lower);
-    upper = upper !== undefined
-      ? spaceKey(space, upper)
-      : space < MAX_KEY_SPACE
-      ? spaceKey(space + 1)
-      : undefined;
-    this.#counters.scans++;
-    const snapshotSeq = opts.snapshot?.seq ?? this.#commit.visibleSeq;
-    const version = this.#versions.pin();
-    const pinned = new Map<number, number>(); // file number -> pins held
-    const closeTable = (t: TableMeta): void => {
-      const n = pinned.get(t.fileNumber) ?? 0;
-      if (n === 0) return;
-      if (n === 1) pinned.delete(t.fileNumber);
-      else pinned.set(t.fileNumber, n - 1);
-      this.#tables.unpin(t.fileNumber);
-    };
-    const openTable = (t: TableMeta): EntryIterator => {
-      const r = this.#tables.pin(t.fileNumber);
-      pinned.set(t.fileNumber, (pinned.get(t.fileNumber) ?? 0) + 1);
-      return r.iterator();
-    };
-    try {
-      const children: EntryIterator[] = [this.#mem.iterator()];
-      for (const imm of this.#imm) children.push(imm.mem.iterator());
-      for (const t of version.levels[0]) {
-        if (overlaps(t, lower, upper)) children.push(openTable(t));
-      }
-      for (let l = 1; l < NUM_LEVELS; l++) {
-        const tables = version.levels[l].filter((t) =>
-          overlaps(t, lower, upper)
-        );
-        if (tables.length > 0) {
-          children.push(new LevelIterator(tables, openTable, closeTable));
-        }
-      }
-      const merged = new MergingIterator(children, opts.reverse ?? false);
-      const now = this.options.clock();
-      // The snapshot point: scan() resumes the body up to here at once.
-      yield undefined as unknown as ScanItem;
-      const items = visibleEntries(merged, {
-        snapshotSeq,
-        now,
-        lower,
-        upper,
-        reverse: opts.reverse ?? false,
-        limit,
-      });
-      for (;;) {
-        // close() closes the table files under a scan still in progress.
-        if (this.#closed) throw new ClosedError();
-        const r = items.next();
-        if (r.done) break;
-        const item = r.value;
-        item.key = item.key.subarray(1); // callers see their own keys
-        yield item;
-      }
-    } finally {
-      for (const [n, pins] of pinned) {
-        for (let i = 0; i < pins; i++) this.#tables.unpin(n);
-      }
-      this.#versions.unpin(version);
-    }
   }
 
   /**
