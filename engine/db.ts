@@ -16,18 +16,16 @@
  *
  * @module
  */
-import { unrefTimer } from "./runtime.ts";
 import { Arena } from "./coding.ts";
-import { levelScore, levelTarget } from "./compaction.ts";
 import { BlockCache } from "./cache.ts";
 import { isLive } from "./entry.ts";
-import { ClosedError, InvalidArgumentError, wrapIoError } from "./errors.ts";
+import { ClosedError, InvalidArgumentError } from "./errors.ts";
 import type { FileSystem, WritableFile } from "./fs.ts";
 import { realFs } from "./fs.ts";
 import { ChangeHistory } from "./changes.ts";
-import type { ManifestState, VersionEdit } from "./manifest.ts";
-import { applyEdit, ManifestWriter, setCurrent } from "./manifest.ts";
-import { lockPath, logPath, manifestFileName, tablePath } from "./filename.ts";
+import type { ManifestState } from "./manifest.ts";
+import { ManifestWriter } from "./manifest.ts";
+import { lockPath, logPath, tablePath } from "./filename.ts";
 import { Memtable } from "./memtable.ts";
 import type { Recovered } from "./recovery.ts";
 import {
@@ -58,6 +56,9 @@ import type { CommitEnv } from "./commit.ts";
 import { CommitPipeline } from "./commit.ts";
 import type { Immutable, SchedulerEnv } from "./scheduler.ts";
 import { Scheduler } from "./scheduler.ts";
+import { SnapshotList } from "./snapshots.ts";
+import { dbStats, newCounters, startLagMonitor } from "./stats.ts";
+import { ManifestLog } from "./manifest_log.ts";
 import { ReadPath } from "./read.ts";
 import {
   checkKey,
@@ -126,11 +127,11 @@ export class Db implements KeySpace {
   #spaces = new Map<number, KeySpace>();
   #changes!: ChangeHistory;
   #nextFile = 1;
-  #snapshots = new Map<number, number>();
+  #snapshots = new SnapshotList();
 
   #state: ManifestState;
-  #manifest!: ManifestWriter;
-  #manifestChain: Promise<void> = Promise.resolve();
+  /** The manifest and the edits to it (set by #start). */
+  #manifest!: ManifestLog;
   #versions: VersionSet;
   #tables: TableCache;
   #blockCache: BlockCache;
@@ -140,31 +141,7 @@ export class Db implements KeySpace {
 
   /** What open-time recovery found and did (set by {@link Db.open}). */
   recovery!: RecoveryInfo;
-  #counters = {
-    puts: 0,
-    deletes: 0,
-    batches: 0,
-    gets: 0,
-    scans: 0,
-    writeGroups: 0,
-    walSyncs: 0,
-    walBytes: 0,
-    flushes: 0,
-    flushBytes: 0,
-    stalls: 0,
-    stallMs: 0,
-    slowdowns: 0,
-    preconditionFailures: 0,
-    userBytes: 0,
-    compactions: 0,
-    trivialMoves: 0,
-    compactBytesRead: 0,
-    compactBytesWritten: 0,
-    compactMs: 0,
-    compactDropped: 0,
-    manifestRolls: 0,
-    maxEventLoopStallMs: 0,
-  };
+  #counters = newCounters();
 
   private constructor(
     dir: string,
@@ -198,25 +175,7 @@ export class Db implements KeySpace {
       visibleSeq: () => this.#commit.visibleSeq,
       counters: this.#counters,
     }, options.maxKeyBytes);
-    this.#startLagMonitor();
-  }
-
-  /**
-   * Measures how late a short timer fires: the longest event-loop stall,
-   * reported in stats, is how we know background work never blocks reads.
-   */
-  #startLagMonitor(): void {
-    const period = 20;
-    let expected = performance.now() + period;
-    this.#lagTimer = setInterval(() => {
-      const now = performance.now();
-      const late = now - expected;
-      if (late > this.#counters.maxEventLoopStallMs) {
-        this.#counters.maxEventLoopStallMs = Math.round(late * 1000) / 1000;
-      }
-      expected = now + period;
-    }, period);
-    unrefTimer(this.#lagTimer);
+    this.#lagTimer = startLagMonitor(this.#counters);
   }
 
   /**
@@ -283,11 +242,20 @@ export class Db implements KeySpace {
     this.#state.lastSeq = r.lastSeq;
     const manifestNumber = this.#nextFile++;
     this.#state.nextFileNumber = this.#nextFile;
-    this.#manifest = await ManifestWriter.create(
-      fs,
-      this.dir,
-      manifestNumber,
+    this.#manifest = new ManifestLog(
+      {
+        fs,
+        dir: this.dir,
+        versions: this.#versions,
+        commit: this.#commit,
+        maxManifestBytes: this.options.maxManifestBytes,
+        newFileNumber: () => this.#nextFile++,
+        nextFileNumber: () => this.#nextFile,
+        removeQuietly: (path) => this.#removeQuietly(path),
+        counters: this.#counters,
+      },
       this.#state,
+      await ManifestWriter.create(fs, this.dir, manifestNumber, this.#state),
     );
     this.recovery.removedFiles.push(
       ...removeUnreferenced(fs, this.dir, this.#state, {
@@ -337,7 +305,7 @@ export class Db implements KeySpace {
       nextFileNumber: () => this.#nextFile,
       compactPointers: () => this.#state.compactPointers,
       oldestSnapshotSeq: () => this.oldestSnapshotSeq(),
-      logAndApply: (edit) => this.#logAndApply(edit),
+      logAndApply: (edit) => this.#manifest.logAndApply(edit),
       removeQuietly: (path) => this.#removeQuietly(path),
     };
   }
@@ -595,63 +563,6 @@ export class Db implements KeySpace {
     return this.#scheduler.untilIdle();
   }
 
-  /**
-   * Appends an edit to the manifest (durably), then installs the new
-   * Version. Edits are serialised so they reach the manifest in order.
-   */
-  #logAndApply(edit: VersionEdit): Promise<void> {
-    const run = this.#manifestChain.then(async () => {
-      await this.#manifest.append(edit);
-      applyEdit(this.#state, edit);
-      this.#versions.apply(edit);
-      const m = this.#manifest;
-      if (
-        m.size >= this.options.maxManifestBytes &&
-        m.size >= 4 * m.snapshotBytes && !this.#commit.failure
-      ) {
-        await this.#rollManifest();
-      }
-    });
-    this.#manifestChain = run.catch(() => {});
-    return run;
-  }
-
-  /**
-   * Starts a new manifest holding the whole state and switches CURRENT to
-   * it; runs inside the manifest chain, so no edit interleaves. Crash-safe
-   * at every step: the new file is complete and durable before CURRENT
-   * names it (write temp, fdatasync, rename, fsync directory), and the old
-   * one is removed only after. Until the rename the old manifest is in
-   * charge, and a failure there just leaves the roll for the next edit; a
-   * failure during the switch leaves it unknown which manifest CURRENT
-   * names, so the store turns read-only (both are complete, and the next
-   * open reads whichever it is).
-   */
-  async #rollManifest(): Promise<void> {
-    const fs = this.#fs;
-    const n = this.#nextFile++;
-    this.#state.nextFileNumber = this.#nextFile;
-    let next: ManifestWriter;
-    try {
-      next = await ManifestWriter.start(fs, this.dir, n, this.#state);
-    } catch {
-      this.#removeQuietly(`${this.dir}/${manifestFileName(n)}`);
-      return;
-    }
-    try {
-      await setCurrent(fs, this.dir, next.name);
-    } catch (err) {
-      next.close();
-      this.#commit.fail(wrapIoError(err, "manifest roll-over"));
-      return;
-    }
-    const old = this.#manifest;
-    this.#manifest = next;
-    old.close();
-    this.#removeQuietly(`${this.dir}/${old.name}`);
-    this.#counters.manifestRolls++;
-  }
-
   #deleteTable(n: number): void {
     this.#tables.evict(n);
     // Not #closed: a compaction that close() waits for still makes its
@@ -799,26 +710,12 @@ export class Db implements KeySpace {
    */
   snapshot(): Snapshot {
     if (this.#closed) throw new ClosedError();
-    const seq = this.#commit.visibleSeq;
-    this.#snapshots.set(seq, (this.#snapshots.get(seq) ?? 0) + 1);
-    let released = false;
-    return {
-      seq,
-      release: () => {
-        if (released) return;
-        released = true;
-        const n = (this.#snapshots.get(seq) ?? 1) - 1;
-        if (n > 0) this.#snapshots.set(seq, n);
-        else this.#snapshots.delete(seq);
-      },
-    };
+    return this.#snapshots.take(this.#commit.visibleSeq);
   }
 
   /** The oldest seqno a live snapshot still reads at (or the visible seqno). */
   oldestSnapshotSeq(): number {
-    let min = this.#commit.visibleSeq;
-    for (const s of this.#snapshots.keys()) if (s < min) min = s;
-    return min;
+    return this.#snapshots.oldest(this.#commit.visibleSeq);
   }
 
   /**
@@ -885,61 +782,23 @@ export class Db implements KeySpace {
 
   /** Counters and sizes, as a JSON-serialisable object. */
   stats(): Record<string, unknown> {
-    const v = this.#versions.current;
-    const levels = v.levels.map((tables, level) => ({
-      level,
-      tables: tables.length,
-      bytes: v.levelBytes(level),
-      targetBytes: level === 0 ? 0 : levelTarget(this.options, level),
-      score: Math.round(levelScore(v, this.options, level) * 1000) / 1000,
-    }));
-    const c = this.#counters;
-    const diskBytes = c.walBytes + c.flushBytes + c.compactBytesWritten;
-    return {
-      ops: { ...c },
-      writeAmplification: c.userBytes > 0
-        ? Math.round(diskBytes / c.userBytes * 1000) / 1000
-        : 0,
-      seq: { last: this.#commit.lastSeq, visible: this.#commit.visibleSeq },
-      memtable: {
-        bytes: this.#mem.bytes,
-        entries: this.#mem.count,
-        immutable: this.#imm.length,
-        immutableBytes: this.#imm.reduce((s, i) => s + i.mem.bytes, 0),
-      },
+    return dbStats({
+      options: this.options,
+      counters: this.#counters,
+      version: this.#versions.current,
+      lastSeq: this.#commit.lastSeq,
+      visibleSeq: this.#commit.visibleSeq,
+      mem: this.#mem,
+      imm: this.#imm,
       wal: { number: this.#walNumber, bytes: this.#commit.log.size },
-      manifest: {
-        name: this.#manifest.name,
-        bytes: this.#manifest.size,
-        snapshotBytes: this.#manifest.snapshotBytes,
-      },
-      levels,
-      tables: {
-        open: this.#tables.size,
-        maxOpen: this.options.maxOpenTables,
-        opens: this.#tables.opens,
-        metaBytes: this.#tables.metaBytes,
-        ...this.#tables.stats,
-      },
-      blockCache: this.#blockCache.stats(),
-      memory: {
-        budget: this.options.memoryBudgetBytes ?? null,
-        memtables: this.#mem.bytes +
-          this.#imm.reduce((s, i) => s + i.mem.bytes, 0),
-        blockCache: this.#blockCache.stats().bytes,
-        tableMeta: this.#tables.metaBytes,
-      },
-      snapshots: [...this.#snapshots.values()].reduce((a, b) => a + b, 0),
+      manifest: this.#manifest.stats(),
+      tables: this.#tables,
+      blockCache: this.#blockCache,
+      snapshots: this.#snapshots.count,
       background: this.#scheduler.running,
       writeState: this.#scheduler.writeState(),
-      recovery: {
-        ms: Math.round(this.recovery.ms * 1000) / 1000,
-        walFiles: this.recovery.walFiles,
-        walRecords: this.recovery.walRecords,
-        tornTails: this.recovery.tornTails.length,
-        skippedRecords: this.recovery.skipped.length,
-      },
-    };
+      recovery: this.recovery,
+    });
   }
 
   // ---------------------------------------------------------------- close
@@ -965,7 +824,7 @@ export class Db implements KeySpace {
     this.#scheduler.wakeStalled();
     if (!this.#commit.failure) await this.#commit.markCleanClose();
     await this.#scheduler.idle();
-    await this.#manifestChain;
+    await this.#manifest.idle();
     this.#abandon();
   }
 
