@@ -20,7 +20,7 @@ import { Arena } from "./coding.ts";
 import { BlockCache } from "./cache.ts";
 import { isLive } from "./entry.ts";
 import { ClosedError, InvalidArgumentError } from "./errors.ts";
-import type { FileSystem, WritableFile } from "./fs.ts";
+import type { FileSystem } from "./fs.ts";
 import { realFs } from "./fs.ts";
 import { ChangeHistory } from "./changes.ts";
 import type { ManifestState } from "./manifest.ts";
@@ -54,7 +54,8 @@ import { versionFromState, VersionSet } from "./version.ts";
 import { createLog, encodeBatchOps, WAL_MAGIC } from "./wal.ts";
 import type { CommitEnv } from "./commit.ts";
 import { CommitPipeline } from "./commit.ts";
-import type { Immutable, SchedulerEnv } from "./scheduler.ts";
+import type { SchedulerEnv } from "./scheduler.ts";
+import { MemtableSet } from "./memtables.ts";
 import { Scheduler } from "./scheduler.ts";
 import { SnapshotList } from "./snapshots.ts";
 import { dbStats, newCounters, startLagMonitor } from "./stats.ts";
@@ -112,11 +113,10 @@ export class Db implements KeySpace {
   /** Set once close() let go of the directory: no file may be touched after. */
   #released = false;
 
-  #mem = new Memtable();
-  #imm: Immutable[] = []; // newest first
+  /** The live memtable, the frozen ones, the live WAL segment's number. */
+  #memtables = new MemtableSet();
   /** The write queue, the WAL and the failure state (set by #start). */
   #commit!: CommitPipeline;
-  #walNumber = 0;
   /**
    * Where write batches are copied to. Entries of one memtable come from
    * neighbouring slabs, so slabs are freed together when it is flushed.
@@ -166,8 +166,8 @@ export class Db implements KeySpace {
     this.#versions = new VersionSet(versionFromState(state));
     this.#versions.onObsolete = (n) => this.#deleteTable(n);
     this.#read = new ReadPath({
-      memtable: () => this.#mem,
-      immutables: () => this.#imm,
+      memtable: () => this.#memtables.mem,
+      immutables: () => this.#memtables.imm,
       versions: this.#versions,
       tables: this.#tables,
       clock: options.clock,
@@ -226,19 +226,19 @@ export class Db implements KeySpace {
 
     const firstLive = r.replayed.count > 0 ? r.replayedLogs : [];
     if (r.replayed.count > 0) {
-      this.#imm.push({ mem: r.replayed, walNumbers: firstLive });
+      this.#memtables.imm.push({ mem: r.replayed, walNumbers: firstLive });
     }
-    this.#walNumber = this.#nextFile++;
+    this.#memtables.walNumber = this.#nextFile++;
     const wal = await createLog(
       fs,
-      logPath(this.dir, this.#walNumber),
+      logPath(this.dir, this.#memtables.walNumber),
       WAL_MAGIC,
     );
     this.#commit = new CommitPipeline(this.#commitEnv(), wal, r.lastSeq);
     this.#scheduler = new Scheduler(this.#schedulerEnv());
     this.#state.logNumber = firstLive.length > 0
       ? firstLive[0]
-      : this.#walNumber;
+      : this.#memtables.walNumber;
     this.#state.lastSeq = r.lastSeq;
     const manifestNumber = this.#nextFile++;
     this.#state.nextFileNumber = this.#nextFile;
@@ -260,7 +260,7 @@ export class Db implements KeySpace {
     this.recovery.removedFiles.push(
       ...removeUnreferenced(fs, this.dir, this.#state, {
         logs: new Set(firstLive),
-        walNumber: this.#walNumber,
+        walNumber: this.#memtables.walNumber,
         manifest: this.#manifest.name,
       }),
     );
@@ -275,9 +275,11 @@ export class Db implements KeySpace {
       sync: o.sync,
       syncIntervalMs: o.syncIntervalMs,
       clock: o.clock,
-      memtable: () => this.#mem,
+      memtable: () => this.#memtables.mem,
       makeRoom: () =>
-        this.#mem.bytes >= o.memtableBytes ? this.#rotate() : undefined,
+        this.#memtables.mem.bytes >= o.memtableBytes
+          ? this.#rotate()
+          : undefined,
       published: (seq, entries) => this.#changes.publish(seq, entries),
       diskFull: () => this.#scheduler.diskFullRetry(),
       backgroundBlocked: () => this.#scheduler.backgroundBlocked,
@@ -298,9 +300,9 @@ export class Db implements KeySpace {
       counters: this.#counters,
       closed: () => this.#closed,
       checkWritable: () => this.#checkWritable(),
-      immutables: () => this.#imm,
-      flushed: (imm) => this.#imm = this.#imm.filter((x) => x !== imm),
-      walNumber: () => this.#walNumber,
+      immutables: () => this.#memtables.imm,
+      flushed: (imm) => this.#memtables.flushed(imm),
+      walNumber: () => this.#memtables.walNumber,
       newFileNumber: () => this.#nextFile++,
       nextFileNumber: () => this.#nextFile,
       compactPointers: () => this.#state.compactPointers,
@@ -500,37 +502,22 @@ export class Db implements KeySpace {
     return p ? this.#commit.settled([p.write]) : undefined;
   }
 
+  #rotate(): Promise<void> {
+    return this.#memtables.rotate({
+      fs: this.#fs,
+      dir: this.dir,
+      sync: this.options.sync,
+      commit: this.#commit,
+      newFileNumber: () => this.#nextFile++,
+      removeQuietly: (path) => this.#removeQuietly(path),
+      failed: (err) => this.#scheduler.backgroundFailed(err, "new WAL segment"),
+      frozen: () => this.#scheduler.maybeScheduleFlush(),
+    });
+  }
+
   #checkWritable(): void {
     if (this.#closed) throw new ClosedError();
     if (this.#commit.failure) throw this.#commit.failure;
-  }
-
-  /** Freezes the memtable and starts a new one with a new WAL segment. */
-  async #rotate(): Promise<void> {
-    const n = this.#nextFile++;
-    let wal: WritableFile;
-    try {
-      // The old segment must be complete on disk before the new one gets
-      // a record: recovery treats a bad tail in any but the newest segment
-      // as corruption. With sync "always" every record is already synced.
-      if (this.options.sync !== "always") await this.#commit.log.sync();
-      wal = await createLog(
-        this.#fs,
-        logPath(this.dir, n),
-        WAL_MAGIC,
-      );
-      await this.#fs.syncDir(this.dir);
-    } catch (err) {
-      // Keep writing to the current segment; the memtable just grows.
-      this.#removeQuietly(logPath(this.dir, n));
-      this.#scheduler.backgroundFailed(err, "new WAL segment");
-      return;
-    }
-    this.#imm.unshift({ mem: this.#mem, walNumbers: [this.#walNumber] });
-    this.#mem = new Memtable();
-    this.#commit.replaceLog(wal);
-    this.#walNumber = n;
-    this.#scheduler.maybeScheduleFlush();
   }
 
   /**
@@ -596,7 +583,7 @@ export class Db implements KeySpace {
     // old segment while it is being closed.
     await this.#commit.exclusive(async () => {
       this.#checkWritable();
-      if (this.#mem.count > 0) await this.#rotate();
+      if (this.#memtables.mem.count > 0) await this.#rotate();
     });
     while (this.#scheduler.flushing) await this.#scheduler.flushing;
     if (this.#commit.failure) throw this.#commit.failure;
@@ -740,7 +727,7 @@ export class Db implements KeySpace {
     return {
       version,
       seq: this.#commit.visibleSeq,
-      memtables: [this.#mem, ...this.#imm.map((i) => i.mem)],
+      memtables: this.#memtables.all(),
       fs: this.#fs,
       release: () => {
         if (released) return;
@@ -788,9 +775,9 @@ export class Db implements KeySpace {
       version: this.#versions.current,
       lastSeq: this.#commit.lastSeq,
       visibleSeq: this.#commit.visibleSeq,
-      mem: this.#mem,
-      imm: this.#imm,
-      wal: { number: this.#walNumber, bytes: this.#commit.log.size },
+      mem: this.#memtables.mem,
+      imm: this.#memtables.imm,
+      wal: { number: this.#memtables.walNumber, bytes: this.#commit.log.size },
       manifest: this.#manifest.stats(),
       tables: this.#tables,
       blockCache: this.#blockCache,

@@ -14,7 +14,7 @@ import { LevelIterator, MergingIterator, visibleEntries } from "./iterator.ts";
 import type { TableMeta } from "./manifest.ts";
 import { NUM_LEVELS } from "./manifest.ts";
 import type { Memtable } from "./memtable.ts";
-import type { Immutable } from "./scheduler.ts";
+import type { Immutable } from "./memtables.ts";
 import { spaceKey } from "./batch.ts";
 import type { TableCache } from "./table_cache.ts";
 import type { ScanItem, ScanOptions } from "./types.ts";

@@ -32,17 +32,11 @@ import type { FileSystem } from "./fs.ts";
 import type { FlushResult } from "./jobs.ts";
 import type { VersionEdit } from "./manifest.ts";
 import { NUM_LEVELS } from "./manifest.ts";
-import type { Memtable } from "./memtable.ts";
+import type { Immutable } from "./memtables.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { unrefTimer } from "./runtime.ts";
 import type { VersionSet } from "./version.ts";
 import { overlaps } from "./version.ts";
-
-/** A frozen memtable waiting for its flush, with the WAL segments holding it. */
-export interface Immutable {
-  mem: Memtable;
-  walNumbers: number[];
-}
 
 /** The limits backpressure works with. */
 export interface WriteLimits {
