@@ -175,6 +175,15 @@ export class CommitPipeline {
     return this.#failure;
   }
 
+  /** Whether writes are taken, and why not (read-only, or the disk is full). */
+  health(): { ok: boolean; reason?: string; code?: string } {
+    const problem = this.#failure ?? this.diskFull;
+    if (problem) {
+      return { ok: false, reason: problem.message, code: problem.code };
+    }
+    return { ok: true };
+  }
+
   /** Turns the store read-only (the first failure sticks). */
   fail(err: ShaleError): void {
     if (this.#failure) return;

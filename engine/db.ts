@@ -16,27 +16,9 @@
  *
  * @module
  */
-import { Arena } from "./coding.ts";
-import { BlockCache } from "./cache.ts";
-import { isLive } from "./entry.ts";
-import { ClosedError, InvalidArgumentError } from "./errors.ts";
-import type { FileSystem } from "./fs.ts";
-import { realFs } from "./fs.ts";
-import { ChangeHistory } from "./changes.ts";
-import type { ManifestState } from "./manifest.ts";
-import { ManifestWriter } from "./manifest.ts";
-import { lockPath, logPath, tablePath } from "./filename.ts";
-import { Memtable } from "./memtable.ts";
-import type { Recovered } from "./recovery.ts";
-import {
-  accessWarning,
-  makeDataDir,
-  recover,
-  removeUnreferenced,
-} from "./recovery.ts";
+import type { ChangeHistory } from "./changes.ts";
+import { InvalidArgumentError } from "./errors.ts";
 import type { ResolvedOptions } from "./options.ts";
-import { resolveOptions } from "./options.ts";
-import { TableCache } from "./table_cache.ts";
 import type {
   BatchOp,
   DbOptions,
@@ -49,26 +31,8 @@ import type {
   Snapshot,
 } from "./types.ts";
 import { MAX_KEY_SPACE, USER_KEY_SPACE } from "./types.ts";
-import type { Version } from "./version.ts";
-import { versionFromState, VersionSet } from "./version.ts";
-import { createLog, encodeBatchOps, WAL_MAGIC } from "./wal.ts";
-import type { CommitEnv } from "./commit.ts";
-import { CommitPipeline } from "./commit.ts";
-import type { SchedulerEnv } from "./scheduler.ts";
-import { MemtableSet } from "./memtables.ts";
-import { Scheduler } from "./scheduler.ts";
-import { SnapshotList } from "./snapshots.ts";
-import { dbStats, newCounters, startLagMonitor } from "./stats.ts";
-import { ManifestLog } from "./manifest_log.ts";
-import { ReadPath } from "./read.ts";
-import {
-  checkKey,
-  keyStamps,
-  putOp,
-  spaceKey,
-  stampKeys,
-  validateBatch,
-} from "./batch.ts";
+import { putOp } from "./batch.ts";
+import { DbImpl } from "./db_impl.ts";
 
 /**
  * Opens (creating if needed) the database in `dir`: takes the directory's
@@ -105,77 +69,13 @@ export class Db implements KeySpace {
   readonly dir: string;
   /** The options in force, every default filled in. */
   readonly options: ResolvedOptions;
-  #fs: FileSystem;
-  #lock: { release(): void };
-  #closed = false;
-  /** The close() in progress or done. */
-  #closing: Promise<void> | undefined;
-  /** Set once close() let go of the directory: no file may be touched after. */
-  #released = false;
-
-  /** The live memtable, the frozen ones, the live WAL segment's number. */
-  #memtables = new MemtableSet();
-  /** The write queue, the WAL and the failure state (set by #start). */
-  #commit!: CommitPipeline;
-  /**
-   * Where write batches are copied to. Entries of one memtable come from
-   * neighbouring slabs, so slabs are freed together when it is flushed.
-   */
-  #arena = new Arena();
-  /** Point lookups and scans over the memtables and tables. */
-  #read: ReadPath;
+  #impl: DbImpl;
   #spaces = new Map<number, KeySpace>();
-  #changes!: ChangeHistory;
-  #nextFile = 1;
-  #snapshots = new SnapshotList();
 
-  #state: ManifestState;
-  /** The manifest and the edits to it (set by #start). */
-  #manifest!: ManifestLog;
-  #versions: VersionSet;
-  #tables: TableCache;
-  #blockCache: BlockCache;
-  /** Flushes, compactions and backpressure (set by #start). */
-  #scheduler!: Scheduler;
-  #lagTimer: ReturnType<typeof setInterval> | undefined;
-
-  /** What open-time recovery found and did (set by {@link Db.open}). */
-  recovery!: RecoveryInfo;
-  #counters = newCounters();
-
-  private constructor(
-    dir: string,
-    options: ResolvedOptions,
-    fs: FileSystem,
-    lock: { release(): void },
-    state: ManifestState,
-  ) {
-    this.dir = dir;
-    this.options = options;
-    this.#fs = fs;
-    this.#lock = lock;
-    this.#state = state;
-    this.#blockCache = new BlockCache(options.blockCacheBytes);
-    this.#tables = new TableCache(
-      fs,
-      dir,
-      this.#blockCache,
-      options.maxOpenTables,
-      options.readMode,
-    );
-    this.#versions = new VersionSet(versionFromState(state));
-    this.#versions.onObsolete = (n) => this.#deleteTable(n);
-    this.#read = new ReadPath({
-      memtable: () => this.#memtables.mem,
-      immutables: () => this.#memtables.imm,
-      versions: this.#versions,
-      tables: this.#tables,
-      clock: options.clock,
-      closed: () => this.#closed,
-      visibleSeq: () => this.#commit.visibleSeq,
-      counters: this.#counters,
-    }, options.maxKeyBytes);
-    this.#lagTimer = startLagMonitor(this.#counters);
+  private constructor(impl: DbImpl) {
+    this.#impl = impl;
+    this.dir = impl.dir;
+    this.options = impl.options;
   }
 
   /**
@@ -187,129 +87,12 @@ export class Db implements KeySpace {
    * @throws {FormatVersionError} when `dir` holds an older on-disk format.
    */
   static async open(dir: string, options?: DbOptions): Promise<Db> {
-    const started = performance.now();
-    const opts = resolveOptions(options);
-    const fs = opts.fs ?? realFs;
-    const warning = accessWarning(fs, dir);
-    await makeDataDir(fs, dir);
-    const lock = fs.lock(lockPath(dir));
-    let db: Db | undefined;
-    try {
-      const recovered = await recover(fs, dir, opts);
-      db = new Db(dir, opts, fs, lock, recovered.state);
-      db.recovery = recovered.info;
-      if (warning) db.recovery.warnings.push(warning);
-      await db.#start(recovered);
-      db.recovery.ms = performance.now() - started;
-      return db;
-    } catch (err) {
-      if (db) db.#abandon();
-      else lock.release();
-      throw err;
-    }
+    return new Db(await DbImpl.open(dir, options));
   }
 
-  /**
-   * Takes over what recovery found: the replayed memtable (flushed in the
-   * background), a new WAL segment, and a new manifest holding the whole
-   * state; then removes what it no longer references and starts the timers
-   * and any background work due.
-   */
-  async #start(r: Recovered): Promise<void> {
-    const fs = this.#fs;
-    this.#nextFile = r.nextFile;
-    this.#changes = ChangeHistory.fromRecovered(
-      r.entries,
-      r.lastSeq,
-      this.options.changeHistoryBytes,
-    );
-
-    const firstLive = r.replayed.count > 0 ? r.replayedLogs : [];
-    if (r.replayed.count > 0) {
-      this.#memtables.imm.push({ mem: r.replayed, walNumbers: firstLive });
-    }
-    this.#memtables.walNumber = this.#nextFile++;
-    const wal = await createLog(
-      fs,
-      logPath(this.dir, this.#memtables.walNumber),
-      WAL_MAGIC,
-    );
-    this.#commit = new CommitPipeline(this.#commitEnv(), wal, r.lastSeq);
-    this.#scheduler = new Scheduler(this.#schedulerEnv());
-    this.#state.logNumber = firstLive.length > 0
-      ? firstLive[0]
-      : this.#memtables.walNumber;
-    this.#state.lastSeq = r.lastSeq;
-    const manifestNumber = this.#nextFile++;
-    this.#state.nextFileNumber = this.#nextFile;
-    this.#manifest = new ManifestLog(
-      {
-        fs,
-        dir: this.dir,
-        versions: this.#versions,
-        commit: this.#commit,
-        maxManifestBytes: this.options.maxManifestBytes,
-        newFileNumber: () => this.#nextFile++,
-        nextFileNumber: () => this.#nextFile,
-        removeQuietly: (path) => this.#removeQuietly(path),
-        counters: this.#counters,
-      },
-      this.#state,
-      await ManifestWriter.create(fs, this.dir, manifestNumber, this.#state),
-    );
-    this.recovery.removedFiles.push(
-      ...removeUnreferenced(fs, this.dir, this.#state, {
-        logs: new Set(firstLive),
-        walNumber: this.#memtables.walNumber,
-        manifest: this.#manifest.name,
-      }),
-    );
-    this.#scheduler.maybeScheduleFlush();
-    this.#scheduler.maybeScheduleCompaction();
-  }
-
-  /** How the commit pipeline reaches the memtable, the read path and stats. */
-  #commitEnv(): CommitEnv {
-    const o = this.options;
-    return {
-      sync: o.sync,
-      syncIntervalMs: o.syncIntervalMs,
-      clock: o.clock,
-      memtable: () => this.#memtables.mem,
-      makeRoom: () =>
-        this.#memtables.mem.bytes >= o.memtableBytes
-          ? this.#rotate()
-          : undefined,
-      published: (seq, entries) => this.#changes.publish(seq, entries),
-      diskFull: () => this.#scheduler.diskFullRetry(),
-      backgroundBlocked: () => this.#scheduler.backgroundBlocked,
-      storedKey: (space, key) => this.#read.storedKey(space, key),
-      visibleVersion: (key) => this.#read.visibleVersion(key),
-      counters: this.#counters,
-    };
-  }
-
-  /** How the scheduler reaches the memtables, the manifest and the commit state. */
-  #schedulerEnv(): SchedulerEnv {
-    return {
-      dir: this.dir,
-      fs: this.#fs,
-      options: this.options,
-      commit: this.#commit,
-      versions: this.#versions,
-      counters: this.#counters,
-      closed: () => this.#closed,
-      checkWritable: () => this.#checkWritable(),
-      immutables: () => this.#memtables.imm,
-      flushed: (imm) => this.#memtables.flushed(imm),
-      walNumber: () => this.#memtables.walNumber,
-      newFileNumber: () => this.#nextFile++,
-      nextFileNumber: () => this.#nextFile,
-      compactPointers: () => this.#state.compactPointers,
-      oldestSnapshotSeq: () => this.oldestSnapshotSeq(),
-      logAndApply: (edit) => this.#manifest.logAndApply(edit),
-      removeQuietly: (path) => this.#removeQuietly(path),
-    };
+  /** What open-time recovery found and did. */
+  get recovery(): RecoveryInfo {
+    return this.#impl.recovery;
   }
 
   // ---------------------------------------------------------------- writes
@@ -346,7 +129,7 @@ export class Db implements KeySpace {
    * @throws {ClosedError} once close() was called.
    */
   put(key: Uint8Array, value: Uint8Array, opts?: PutOptions): Promise<number> {
-    return this.#batch(USER_KEY_SPACE, [putOp(key, value, opts)]);
+    return this.#impl.batch(USER_KEY_SPACE, [putOp(key, value, opts)]);
   }
 
   /**
@@ -364,7 +147,7 @@ export class Db implements KeySpace {
     key: Uint8Array,
     opts?: { ifVersion?: number | null },
   ): Promise<number> {
-    return this.#batch(USER_KEY_SPACE, [
+    return this.#impl.batch(USER_KEY_SPACE, [
       { type: "delete", key, ifVersion: opts?.ifVersion },
     ]);
   }
@@ -383,17 +166,18 @@ export class Db implements KeySpace {
     let space = this.#spaces.get(id);
     if (space === undefined) {
       space = {
-        get: (key, opts) => this.#get(id, key, opts),
-        version: (key) => this.#version(id, key),
-        put: (key, value, opts) => this.#batch(id, [putOp(key, value, opts)]),
+        get: (key, opts) => this.#impl.get(id, key, opts),
+        version: (key) => this.#impl.version(id, key),
+        put: (key, value, opts) =>
+          this.#impl.batch(id, [putOp(key, value, opts)]),
         delete: (key, opts) =>
-          this.#batch(id, [{
+          this.#impl.batch(id, [{
             type: "delete",
             key,
             ifVersion: opts?.ifVersion,
           }]),
-        batch: (ops) => this.#batch(id, ops),
-        scan: (opts) => this.#scanAt(id, opts),
+        batch: (ops) => this.#impl.batch(id, ops),
+        scan: (opts) => this.#impl.scan(id, opts),
         snapshot: () => this.snapshot(),
       };
       this.#spaces.set(id, space);
@@ -444,47 +228,7 @@ export class Db implements KeySpace {
    * @throws {ClosedError} once close() was called.
    */
   batch(ops: readonly BatchOp[]): Promise<number> {
-    return this.#batch(USER_KEY_SPACE, ops);
-  }
-
-  async #batch(space: number, ops: readonly BatchOp[]): Promise<number> {
-    this.#checkWritable();
-    // Validate and copy synchronously: the caller may reuse its buffers as
-    // soon as this call returns its promise.
-    const { entries, versioned } = validateBatch(ops, this.options);
-    const encoded = encodeBatchOps(entries, this.#arena, space);
-    const stamps = versioned &&
-      keyStamps(ops, entries, encoded.entries, versioned);
-    await this.#scheduler.waitForRoom();
-    for (;;) {
-      this.#checkWritable();
-      // Decided and enqueued in one synchronous stretch: no other write can
-      // be accepted between the check and this write's seqno.
-      const pending = this.#commit.checkConditions(
-        space,
-        ops,
-        entries.length > 0,
-      );
-      if (pending === undefined) break;
-      if (await this.#commit.settled(pending.waitFor)) {
-        if (pending.error) {
-          this.#counters.preconditionFailures++;
-          throw pending.error;
-        }
-        this.#checkWritable();
-        return this.#commit.visibleSeq;
-      }
-      // A write the answer depended on failed: decide again.
-    }
-    if (entries.length === 0) return this.#commit.visibleSeq;
-    const stamp = stamps &&
-      ((seq: number) => stampKeys(encoded.entries, stamps, seq));
-    return this.#commit.enqueue(
-      encoded.entries,
-      encoded.payload,
-      ops.length > 1,
-      stamp,
-    );
+    return this.#impl.batch(USER_KEY_SPACE, ops);
   }
 
   /**
@@ -496,75 +240,7 @@ export class Db implements KeySpace {
    * true, and must be decided again if it resolves false.
    */
   whenSettled(key: Uint8Array): Promise<boolean> | undefined {
-    if (this.#closed) throw new ClosedError();
-    checkKey(this.options, key);
-    const p = this.#commit.inflight(this.#read.storedKey(USER_KEY_SPACE, key));
-    return p ? this.#commit.settled([p.write]) : undefined;
-  }
-
-  #rotate(): Promise<void> {
-    return this.#memtables.rotate({
-      fs: this.#fs,
-      dir: this.dir,
-      sync: this.options.sync,
-      commit: this.#commit,
-      newFileNumber: () => this.#nextFile++,
-      removeQuietly: (path) => this.#removeQuietly(path),
-      failed: (err) => this.#scheduler.backgroundFailed(err, "new WAL segment"),
-      frozen: () => this.#scheduler.maybeScheduleFlush(),
-    });
-  }
-
-  #checkWritable(): void {
-    if (this.#closed) throw new ClosedError();
-    if (this.#commit.failure) throw this.#commit.failure;
-  }
-
-  /**
-   * Compacts every table overlapping [start, end] (unbounded when omitted)
-   * down through the levels, after flushing the memtable: a real operation
-   * for users (reclaim space after deleting a range, or prepare a store for
-   * read-only use); automatic compaction is paused while it runs.
-   *
-   * @throws {ReadOnlyError} after an earlier failed write or fsync, or when
-   *   this compaction's writes fail.
-   * @throws {ClosedError} once close() was called.
-   */
-  async compactRange(
-    userStart?: Uint8Array,
-    userEnd?: Uint8Array,
-  ): Promise<void> {
-    // Bounds are keys of the user key space; an open end also covers the
-    // key spaces after it.
-    const start = userStart && spaceKey(USER_KEY_SPACE, userStart);
-    const end = userEnd && spaceKey(USER_KEY_SPACE, userEnd);
-    await this.flush();
-    await this.#scheduler.compactRange(start, end);
-  }
-
-  /**
-   * Waits until no flush or compaction is running or needed. A hook for
-   * tests and benchmarks (a quiet store to measure); users never need it.
-   */
-  compactUntilIdle(): Promise<void> {
-    return this.#scheduler.untilIdle();
-  }
-
-  #deleteTable(n: number): void {
-    this.#tables.evict(n);
-    // Not #closed: a compaction that close() waits for still makes its
-    // inputs obsolete, and they must go before the lock is released.
-    if (this.#released) return;
-    this.#removeQuietly(tablePath(this.dir, n));
-  }
-
-  /** Deletes an obsolete file; a failure leaves it for the next open to remove. */
-  #removeQuietly(path: string): void {
-    try {
-      this.#fs.remove(path);
-    } catch {
-      // Open removes every file the manifest does not reference.
-    }
+    return this.#impl.whenSettled(key);
   }
 
   /**
@@ -577,16 +253,33 @@ export class Db implements KeySpace {
    *   the flush fails.
    * @throws {ClosedError} once close() was called.
    */
-  async flush(): Promise<void> {
-    this.#checkWritable();
-    // The rotation holds the commit slot, so no group is appended to the
-    // old segment while it is being closed.
-    await this.#commit.exclusive(async () => {
-      this.#checkWritable();
-      if (this.#memtables.mem.count > 0) await this.#rotate();
-    });
-    while (this.#scheduler.flushing) await this.#scheduler.flushing;
-    if (this.#commit.failure) throw this.#commit.failure;
+  flush(): Promise<void> {
+    return this.#impl.flush();
+  }
+
+  /**
+   * Compacts every table overlapping [start, end] (unbounded when omitted)
+   * down through the levels, after flushing the memtable: a real operation
+   * for users (reclaim space after deleting a range, or prepare a store for
+   * read-only use); automatic compaction is paused while it runs.
+   *
+   * @throws {ReadOnlyError} after an earlier failed write or fsync, or when
+   *   this compaction's writes fail.
+   * @throws {ClosedError} once close() was called.
+   */
+  compactRange(
+    userStart?: Uint8Array,
+    userEnd?: Uint8Array,
+  ): Promise<void> {
+    return this.#impl.compactRange(userStart, userEnd);
+  }
+
+  /**
+   * Waits until no flush or compaction is running or needed. A hook for
+   * tests and benchmarks (a quiet store to measure); users never need it.
+   */
+  compactUntilIdle(): Promise<void> {
+    return this.#impl.compactUntilIdle();
   }
 
   // ---------------------------------------------------------------- reads
@@ -602,28 +295,7 @@ export class Db implements KeySpace {
    * @throws {ClosedError} once close() was called.
    */
   get(key: Uint8Array, opts?: { snapshot?: Snapshot }): ReadResult | undefined {
-    return this.#get(USER_KEY_SPACE, key, opts);
-  }
-
-  #get(
-    space: number,
-    key: Uint8Array,
-    opts?: { snapshot?: Snapshot },
-  ): ReadResult | undefined {
-    if (this.#closed) throw new ClosedError();
-    checkKey(this.options, key);
-    this.#counters.gets++;
-    const e = this.#read.find(
-      this.#read.storedKey(space, key),
-      opts?.snapshot?.seq ?? this.#commit.visibleSeq,
-    );
-    if (e === undefined || !isLive(e, this.options.clock())) return undefined;
-    return {
-      value: e.value,
-      version: e.seq,
-      encoding: e.encoding,
-      expiresAt: e.expiresAt,
-    };
+    return this.#impl.get(USER_KEY_SPACE, key, opts);
   }
 
   /**
@@ -631,16 +303,7 @@ export class Db implements KeySpace {
    * waiting for their fsync; null when absent, deleted or expired.
    */
   version(key: Uint8Array): number | null {
-    return this.#version(USER_KEY_SPACE, key);
-  }
-
-  #version(space: number, userKey: Uint8Array): number | null {
-    if (this.#closed) throw new ClosedError();
-    checkKey(this.options, userKey);
-    const key = this.#read.storedKey(space, userKey);
-    const p = this.#commit.inflight(key);
-    if (p) return p.live ? p.write.seq : null;
-    return this.#read.visibleVersion(key);
+    return this.#impl.version(USER_KEY_SPACE, key);
   }
 
   /**
@@ -677,16 +340,7 @@ export class Db implements KeySpace {
    * @throws {ClosedError} when the store is (or gets) closed.
    */
   scan(opts: ScanOptions = {}): Generator<ScanItem> {
-    return this.#scanAt(USER_KEY_SPACE, opts);
-  }
-
-  #scanAt(space: number, opts: ScanOptions = {}): Generator<ScanItem> {
-    if (this.#closed) throw new ClosedError();
-    const it = this.#read.scan(space, opts);
-    // Run the body up to its first (internal) yield: that takes the
-    // snapshot now. From then on, return() releases what it pinned.
-    it.next();
-    return it;
+    return this.#impl.scan(USER_KEY_SPACE, opts);
   }
 
   /**
@@ -696,13 +350,12 @@ export class Db implements KeySpace {
    * @throws {ClosedError} once close() was called.
    */
   snapshot(): Snapshot {
-    if (this.#closed) throw new ClosedError();
-    return this.#snapshots.take(this.#commit.visibleSeq);
+    return this.#impl.snapshot();
   }
 
   /** The oldest seqno a live snapshot still reads at (or the visible seqno). */
   oldestSnapshotSeq(): number {
-    return this.#snapshots.oldest(this.#commit.visibleSeq);
+    return this.#impl.oldestSnapshotSeq();
   }
 
   /**
@@ -714,32 +367,13 @@ export class Db implements KeySpace {
    * @internal Not part of the public API: it hands out engine internals.
    * @ignore
    */
-  pinForBackup(): {
-    version: Version;
-    seq: number;
-    memtables: Memtable[];
-    fs: FileSystem;
-    release(): void;
-  } {
-    if (this.#closed) throw new ClosedError();
-    const version = this.#versions.pin();
-    let released = false;
-    return {
-      version,
-      seq: this.#commit.visibleSeq,
-      memtables: this.#memtables.all(),
-      fs: this.#fs,
-      release: () => {
-        if (released) return;
-        released = true;
-        if (!this.#released) this.#versions.unpin(version);
-      },
-    };
+  pinForBackup(): ReturnType<DbImpl["pinForBackup"]> {
+    return this.#impl.pinForBackup();
   }
 
   /** The last seqno handed out. */
   get lastSeq(): number {
-    return this.#commit.lastSeq;
+    return this.#impl.lastSeq;
   }
 
   /**
@@ -747,45 +381,24 @@ export class Db implements KeySpace {
    * ones (see `engine/changes.ts`): the change feed reads it.
    */
   get changes(): ChangeHistory {
-    return this.#changes;
+    return this.#impl.changes;
   }
 
   /** The newest seqno visible to readers. */
   get visibleSeq(): number {
-    return this.#commit.visibleSeq;
+    return this.#impl.visibleSeq;
   }
 
   // ---------------------------------------------------------------- status
 
   /** Whether the store takes writes, and why not. */
   health(): { ok: boolean; reason?: string; code?: string } {
-    if (this.#closed) return { ok: false, reason: "closed", code: "closed" };
-    const problem = this.#commit.failure ?? this.#commit.diskFull;
-    if (problem) {
-      return { ok: false, reason: problem.message, code: problem.code };
-    }
-    return { ok: true };
+    return this.#impl.health();
   }
 
   /** Counters and sizes, as a JSON-serialisable object. */
   stats(): Record<string, unknown> {
-    return dbStats({
-      options: this.options,
-      counters: this.#counters,
-      version: this.#versions.current,
-      lastSeq: this.#commit.lastSeq,
-      visibleSeq: this.#commit.visibleSeq,
-      mem: this.#memtables.mem,
-      imm: this.#memtables.imm,
-      wal: { number: this.#memtables.walNumber, bytes: this.#commit.log.size },
-      manifest: this.#manifest.stats(),
-      tables: this.#tables,
-      blockCache: this.#blockCache,
-      snapshots: this.#snapshots.count,
-      background: this.#scheduler.running,
-      writeState: this.#scheduler.writeState(),
-      recovery: this.recovery,
-    });
+    return this.#impl.stats();
   }
 
   // ---------------------------------------------------------------- close
@@ -799,31 +412,6 @@ export class Db implements KeySpace {
    *   lock is released anyway.
    */
   close(): Promise<void> {
-    // A second call gets the first one's promise: it resolves only once the
-    // files are closed and the directory lock released.
-    this.#closing ??= this.#closed ? Promise.resolve() : this.#close();
-    return this.#closing;
-  }
-
-  async #close(): Promise<void> {
-    await this.#commit.stop();
-    this.#closed = true;
-    this.#scheduler.wakeStalled();
-    if (!this.#commit.failure) await this.#commit.markCleanClose();
-    await this.#scheduler.idle();
-    await this.#manifest.idle();
-    this.#abandon();
-  }
-
-  /** Releases every resource without waiting for anything. */
-  #abandon(): void {
-    this.#closed = true;
-    this.#released = true;
-    if (this.#lagTimer !== undefined) clearInterval(this.#lagTimer);
-    this.#tables.closeAll();
-    this.#scheduler?.close();
-    this.#commit?.close();
-    this.#manifest?.close();
-    this.#lock.release();
+    return this.#impl.close();
   }
 }

@@ -17,7 +17,7 @@ import type { Memtable } from "./memtable.ts";
 import type { Immutable } from "./memtables.ts";
 import { spaceKey } from "./batch.ts";
 import type { TableCache } from "./table_cache.ts";
-import type { ScanItem, ScanOptions } from "./types.ts";
+import type { ReadResult, ScanItem, ScanOptions } from "./types.ts";
 import { MAX_KEY_SPACE } from "./types.ts";
 import type { VersionSet } from "./version.ts";
 import { findTableIndex, overlaps } from "./version.ts";
@@ -53,6 +53,21 @@ export class ReadPath {
     this.#src = src;
     this.#keyScratch = new Uint8Array(maxKeyBytes + 1);
     this.#scratchViews = new Array(maxKeyBytes + 2).fill(undefined);
+  }
+
+  /**
+   * The newest live value of a stored key at `seq` (what Db.get returns),
+   * or undefined when it is absent, deleted or expired.
+   */
+  get(key: Uint8Array, seq: number): ReadResult | undefined {
+    const e = this.find(key, seq);
+    if (e === undefined || !isLive(e, this.#src.clock())) return undefined;
+    return {
+      value: e.value,
+      version: e.seq,
+      encoding: e.encoding,
+      expiresAt: e.expiresAt,
+    };
   }
 
   /** The version of `key`'s newest visible write; null when absent. */
