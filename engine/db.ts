@@ -1,18 +1,18 @@
 /**
- * The database: open and recover, the write path with group commit, reads at
- * a snapshot, scans, memtable flushes, and close.
+ * The database's public surface: {@link open} and the {@link Db} methods,
+ * each documented with its guarantees and errors. The engine behind them is
+ * `db_impl.ts` (LevelDB's db.h over DBImpl), which wires the parts:
  *
- * Threads: everything here runs on the main thread. Reads are synchronous
- * (memtables, then tables through synchronous positional reads). Table
- * building runs in a background worker; the main thread only installs its
- * result with one manifest edit.
+ * - write path: batch.ts validates, commit.ts group-commits (WAL buffer, one
+ *   write and one fdatasync per group, then the memtable, then the answer);
+ *   nothing becomes visible before it is durable in the chosen sync mode;
+ * - read path: read.ts, synchronous, through memtables.ts's memtables and the
+ *   current Version's tables (table_cache.ts), at a snapshot (snapshots.ts);
+ * - background: scheduler.ts decides flushes and compactions (run in
+ *   workers) and holds writes back when they outpace them; manifest_log.ts
+ *   records each result; stats.ts counts.
  *
- * Write path (see ../shared/DESIGN.md): validate and check conditions
- * against every accepted write (including those still waiting for fsync) →
- * assign a seqno and append the WAL record to an in-memory buffer → the
- * commit loop writes everything buffered with one write and one fdatasync →
- * apply to the memtable → resolve. Nothing becomes visible before it is
- * durable in the chosen sync mode.
+ * Everything here runs on the main thread (see ../shared/DESIGN.md).
  *
  * @module
  */
