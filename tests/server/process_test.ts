@@ -564,6 +564,10 @@ Deno.test({
         "none",
       ]);
       match(proc.output(), /max_connections=none/);
+      // Logged right after the listening line.
+      for (let i = 0; i < 100 && !/not enforced/.test(proc.output()); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
       match(proc.output(), /not enforced.*no connection cap/);
       const put = await fetch(`${base}/kv/a`, { method: "PUT", body: "v" });
       deepEqual(put.status, 204);
