@@ -58,6 +58,10 @@ export interface PendingWrite {
   entries: Entry[];
   /** binaryString() of each entry's key, computed once. */
   skeys: string[];
+  /** Its keys are in the in-flight map (see CommitPipeline.inflight). */
+  indexed?: boolean;
+  /** Visible or failed: no longer in flight. */
+  done?: boolean;
   resolve: (seq: number) => void;
   reject: (err: Error) => void;
   /**
@@ -142,9 +146,19 @@ export class CommitPipeline {
    */
   #parts: Uint8Array[] = [];
   #queue: PendingWrite[] = [];
+  /** The group being appended and applied, taken off #queue. */
+  #group: PendingWrite[] = [];
   #committing = false;
   #done: Promise<void> = Promise.resolve();
+  /**
+   * Stored key (binary string) -> its newest in-flight write. Built lazily:
+   * only a question about in-flight writes (a condition, version(),
+   * whenSettled()) indexes the writes of #group and #queue, so plain writes
+   * never pay for one map insert and one delete per key.
+   */
   #inflight = new Map<string, Inflight>();
+  /** Whether some write in #group or #queue is not in #inflight yet. */
+  #unindexed = false;
   #lastSeq: number;
   #visibleSeq: number;
   #logDirty = false;
@@ -267,8 +281,33 @@ export class CommitPipeline {
    * failed), if any.
    */
   inflight(storedKey: Uint8Array): Inflight | undefined {
+    if (this.#unindexed) this.#indexInflight();
     if (this.#inflight.size === 0) return undefined;
     return this.#inflight.get(binaryString(storedKey));
+  }
+
+  /**
+   * Adds the keys of every write still in flight and not yet indexed to
+   * #inflight, in seqno order (#group before #queue), so each key maps to
+   * its newest write. Each write is indexed at most once.
+   */
+  #indexInflight(): void {
+    const now = this.#env.clock();
+    for (const list of [this.#group, this.#queue]) {
+      for (const w of list) {
+        if (w.indexed || w.done) continue;
+        w.indexed = true;
+        for (let i = 0; i < w.entries.length; i++) {
+          const e = w.entries[i];
+          this.#inflight.set(w.skeys[i], {
+            live: e.kind === KIND_PUT &&
+              (e.expiresAt === 0 || e.expiresAt > now),
+            write: w,
+          });
+        }
+      }
+    }
+    this.#unindexed = false;
   }
 
   /**
@@ -362,15 +401,8 @@ export class CommitPipeline {
     }
     return new Promise<number>((resolve, reject) => {
       const write: PendingWrite = { seq, entries, skeys, resolve, reject };
-      for (let i = 0; i < entries.length; i++) {
-        const e = entries[i];
-        this.#inflight.set(skeys[i], {
-          live: e.kind === KIND_PUT &&
-            (e.expiresAt === 0 || e.expiresAt > this.#env.clock()),
-          write,
-        });
-      }
       this.#queue.push(write);
+      this.#unindexed = true;
       if (!this.#committing) this.#startLoop();
     });
   }
@@ -440,6 +472,7 @@ export class CommitPipeline {
           if (this.#failure) break;
         }
         const group = this.#queue;
+        this.#group = group;
         this.#queue = [];
         const parts = this.#parts;
         this.#parts = [];
@@ -502,6 +535,7 @@ export class CommitPipeline {
         this.#buf.reset();
         this.#parts = [];
       }
+      this.#group = [];
       this.#committing = false;
     }
   }
@@ -532,6 +566,8 @@ export class CommitPipeline {
   }
 
   #dropInflight(w: PendingWrite): void {
+    w.done = true;
+    if (!w.indexed) return;
     for (const id of w.skeys) {
       if (this.#inflight.get(id)?.write === w) this.#inflight.delete(id);
     }
