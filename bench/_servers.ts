@@ -10,7 +10,30 @@ export interface Server {
   url: string;
   child: Deno.ChildProcess;
   log: string[];
+  /**
+   * CPU seconds (user + system, every thread) the process has used so far,
+   * from /proc; NaN where there is no /proc. Per-request CPU is the
+   * measure that holds up on a shared machine, where req/s depends on what
+   * else runs.
+   */
+  cpuSeconds(): number;
   stop(): Promise<void>;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+/** utime + stime of process `pid` in seconds, or NaN. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // Fields after the command name (in parentheses, may hold spaces):
+    // state is field 3, utime 14, stime 15.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / USER_HZ;
+  } catch {
+    return NaN;
+  }
 }
 
 /**
@@ -66,6 +89,7 @@ export async function startServer(
     url,
     child,
     log,
+    cpuSeconds: () => processCpuSeconds(child.pid),
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -48,6 +48,8 @@ const { values: args } = parseArgs({
     "reader-connections": { type: "string", default: "8" },
     // Extra `shale serve` flags, e.g. "--compaction-rate 4MiB".
     "shale-args": { type: "string", default: "" },
+    workloads: { type: "string", default: "" },
+    "no-busy": { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
     results: { type: "string", default: "bench/RESULTS_HTTP.md" },
     svg: { type: "string", default: "bench/results_http.svg" },
@@ -90,7 +92,7 @@ for (const [name, text] of Object.entries(wrkScripts(BUSY_VALUE))) {
 // ---------------------------------------------------------------- servers
 
 const deno = Deno.execPath();
-const WORKLOADS: { name: string; script: string; text: string }[] = [
+const ALL_WORKLOADS: { name: string; script: string; text: string }[] = [
   { name: "GET hit", script: "get_hit", text: "GET of a random existing key" },
   { name: "GET miss", script: "get_miss", text: "GET of an absent key (404)" },
   {
@@ -105,23 +107,44 @@ const WORKLOADS: { name: string; script: string; text: string }[] = [
     text: "GET /kv/range?start=K&limit=100 (100 keys with values, JSON)",
   },
 ];
+// --workloads get_hit,put runs a subset (by script name), for quick
+// before/after comparisons of one path.
+const only = args.workloads === "" ? undefined : args.workloads.split(",");
+const WORKLOADS = only === undefined
+  ? ALL_WORKLOADS
+  : ALL_WORKLOADS.filter((w) => only.includes(w.script));
+if (WORKLOADS.length === 0) {
+  console.error(`--workloads: none of ${args.workloads} is a workload`);
+  Deno.exit(2);
+}
+
+/** A wrk result plus the server's CPU time per request during the run. */
+interface Measured extends WrkResult {
+  /** Server CPU (all threads) per request in µs; NaN without /proc. */
+  cpuUs: number;
+}
 
 async function runAll(
   s: Server,
   label: string,
-): Promise<Map<string, WrkResult>> {
-  const res = new Map<string, WrkResult>();
+): Promise<Map<string, Measured>> {
+  const res = new Map<string, Measured>();
   for (const w of WORKLOADS) {
     progress.begin(`${label} ${w.name} (${DURATION}s)`, 0);
-    const r = await wrk(s.url, w.script, DURATION, CONNS);
+    const cpu0 = s.cpuSeconds();
+    const wr = await wrk(s.url, w.script, DURATION, CONNS);
+    const cpuUs = ((s.cpuSeconds() - cpu0) * 1e6) / wr.requests;
     progress.end();
+    const r = { ...wr, cpuUs };
     res.set(w.name, r);
     console.error(
       `${label.padEnd(6)} ${w.name.padEnd(12)} ${
         fmtInt(r.rps).padStart(8)
-      } req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms${
-        r.non2xx ? `  non-2xx ${r.non2xx}` : ""
-      }${r.socketErrors ? `  socket errors: ${r.socketErrors}` : ""}`,
+      } req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  cpu ${
+        r.cpuUs.toFixed(0)
+      } µs/req${r.non2xx ? `  non-2xx ${r.non2xx}` : ""}${
+        r.socketErrors ? `  socket errors: ${r.socketErrors}` : ""
+      }`,
     );
   }
   return res;
@@ -233,8 +256,8 @@ async function compactionRun(s: Server): Promise<Series> {
 
 // ---------------------------------------------------------------- run
 
-let bare: Map<string, WrkResult> | undefined;
-let shale: Map<string, WrkResult> | undefined;
+let bare: Map<string, Measured> | undefined;
+let shale: Map<string, Measured> | undefined;
 let series: Series | undefined;
 let preloadSecs = 0;
 const failures: string[] = [];
@@ -296,7 +319,7 @@ try {
       const settleSecs = await settle(s.url);
       console.error(`background work settled in ${settleSecs.toFixed(1)} s`);
       shale = await runAll(s, "shale");
-      series = await compactionRun(s);
+      if (!args["no-busy"]) series = await compactionRun(s);
     } finally {
       await s.stop();
     }
@@ -312,6 +335,7 @@ try {
 
 const ms = (v: number | undefined) =>
   v === undefined || !Number.isFinite(v) ? "-" : v.toFixed(2);
+const cpu = (v: number) => Number.isFinite(v) ? v.toFixed(0) : "-";
 const rows = WORKLOADS.map((w) => {
   const b = bare?.get(w.name), s = shale?.get(w.name);
   return [
@@ -323,6 +347,11 @@ const rows = WORKLOADS.map((w) => {
     ms(s?.p50),
     ms(s?.p99),
     b && s ? `${((100 * s.rps) / b.rps).toFixed(0)}%` : "-",
+    b ? cpu(b.cpuUs) : "-",
+    s ? cpu(s.cpuUs) : "-",
+    b && s && Number.isFinite(s.cpuUs / b.cpuUs)
+      ? `${((100 * b.cpuUs) / s.cpuUs).toFixed(0)}%`
+      : "-",
     s ? String(s.non2xx) : "-",
   ];
 });
@@ -411,6 +440,9 @@ ${
       "shale p50 ms",
       "shale p99 ms",
       "shale / bare",
+      "bare CPU µs/req",
+      "shale CPU µs/req",
+      "bare / shale CPU",
       "shale non-2xx",
     ],
     rows,
@@ -421,6 +453,9 @@ ${
   Number.isFinite(getHit) ? getHit.toFixed(0) : "-"
 }% of the bare ceiling (target >= 80%)
 - GET miss answers 404 by design (counted as non-2xx)
+- CPU µs/req: the server process's CPU time (user + system, all threads,
+  from /proc) over the run divided by the requests answered; "bare / shale
+  CPU" is the req/s ratio one core would give if nothing else ran on it
 
 ## GET latency while compaction is busy
 
