@@ -121,3 +121,37 @@ Deno.test("a large declared body is read chunk by chunk into one buffer; a lengt
     lease.release();
   }
 });
+
+Deno.test("over a real socket: declared bodies are read exactly, an empty one as empty", async () => {
+  // Deno.serve's requests build their body stream lazily; the declared-length
+  // path reads them without it, which must still give the exact bytes.
+  const got: string[] = [];
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    async (req) => {
+      try {
+        got.push((await read(req)).text);
+        return new Response(null, { status: 204 });
+      } catch (err) {
+        const status = err instanceof HttpError ? err.status : 500;
+        return new Response(null, { status });
+      }
+    },
+  );
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}/`;
+    for (const body of ["12345678", "", "ab"]) {
+      const r = await fetch(url, { method: "PUT", body });
+      equal(r.status, 204);
+      await r.body?.cancel();
+    }
+    const big = await fetch(url, { method: "PUT", body: "123456789" });
+    equal(big.status, 413);
+    await big.body?.cancel();
+    deepEqual(got, ["12345678", "", "ab"]);
+  } finally {
+    ac.abort();
+    await server.finished;
+  }
+});
