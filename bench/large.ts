@@ -136,7 +136,7 @@ const CACHE = db.options.blockCacheBytes;
 const MAX_OPEN = db.options.maxOpenTables;
 engineMemory = () => {
   const m = (db.stats() as { memory: Record<string, number> }).memory;
-  return m.memtables + m.blockCache + m.tableMeta;
+  return m.memtables + m.blockCache + m.tableMeta + m.changeHistory;
 };
 sample(true);
 const values = new ValuePool(7);
@@ -314,7 +314,9 @@ ${machineMarkdown(machine, command)}
 } MiB, external (ArrayBuffers) ${
   mib(peakOf((s) => s.external))
 } MiB, the engine's own accounting (memtables + block cache + table index
-  and filter) ${mib(peakOf((s) => s.engine))} MiB. Heap and external are the
+  and filter + change history) ${
+  mib(peakOf((s) => s.engine))
+} MiB. Heap and external are the
   main thread's; the compaction worker's isolate is only in RSS.
 
 The OS page cache is not limited here (the machine has more RAM than the

@@ -489,6 +489,7 @@ export class DbImpl {
       manifest: this.#manifest.stats(),
       tables: this.#tables,
       blockCache: this.#blockCache,
+      changeHistoryBytes: this.#changes.bytes,
       snapshots: this.#snapshots.count,
       background: this.#scheduler.running,
       writeState: this.#scheduler.writeState(),

@@ -152,6 +152,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     o = {
       ...o,
       memtableBytes: o.memtableBytes ?? Math.floor(budget / 16),
+      changeHistoryBytes: o.changeHistoryBytes ?? Math.floor(budget / 16),
       blockCacheBytes: o.blockCacheBytes ?? Math.floor(budget * 3 / 8),
       maxOpenTables: o.maxOpenTables ??
         Math.max(
