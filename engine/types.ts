@@ -30,10 +30,12 @@ export interface DbOptions {
    * One memory budget for memtables, the block cache, the change history
    * and the index and filter data of open tables. When set, it sizes
    * `memtableBytes` (1/16 each, up to 1 + maxImmutableMemtables of them),
-   * `changeHistoryBytes` (1/16), `blockCacheBytes` (3/8)
-   * and `maxOpenTables` (open tables' index and filter data get the
-   * remaining ~7/16, at an estimated 5% of a table's size, enough to keep
-   * every table of a dataset ~9x the budget open); explicit values win.
+   * `changeHistoryBytes` (1/16) and `blockCacheBytes` (1/2), in which open
+   * tables' index and filter data are reserved, up to half of it (past
+   * that the least recently used idle tables close); `maxOpenTables`
+   * follows from the same 1/4 at an estimated 5% of a table's size. The
+   * last 1/4 is headroom for what the engine cannot count (object
+   * overhead, the compaction worker). Explicit values win.
    */
   memoryBudgetBytes?: number;
   /**
