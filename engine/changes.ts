@@ -118,7 +118,6 @@ export class ChangeHistory {
     return this.#groups.length - this.#start;
   }
 
-  /** The budget; lowering it drops the oldest groups at once. */
   /**
    * Groups the history still references: the retained ones plus dropped
    * ones not yet released (at most as many again). For tests.
@@ -129,6 +128,7 @@ export class ChangeHistory {
     return this.#groups.length;
   }
 
+  /** The budget; lowering it drops the oldest groups at once. */
   get maxBytes(): number {
     return this.#maxBytes;
   }
