@@ -68,25 +68,64 @@ const command = commandLine("bench/large.ts").replace(" --unstable-kv", "");
 const progress = new Progress();
 
 // RSS sampling: a timer for async phases, and an explicit call from the
-// synchronous read/scan loops (which keep timers from firing).
+// synchronous read/scan loops (which keep timers from firing). RSS is split
+// the way /proc/self/status does: RssAnon (heaps, ArrayBuffers, everything
+// that is really the process's) and RssFile (mapped table pages, which are
+// page cache the kernel can take back). V8's heap and external (ArrayBuffer)
+// bytes are the main thread's only; the compaction worker is not in them.
 const t0 = performance.now();
-const rssSamples: { t: number; rss: number; heap: number; phase: string }[] =
-  [];
+interface MemSample {
+  t: number;
+  phase: string;
+  rss: number;
+  anon: number;
+  file: number;
+  heap: number;
+  external: number;
+  /** Engine's own accounting (db.stats().memory), main thread. */
+  engine: number;
+}
+const rssSamples: MemSample[] = [];
 let phase = "open";
 let lastSample = 0;
 const peak: Record<string, number> = {};
+const peakAnon: Record<string, number> = {};
+const procStatus = (() => {
+  try {
+    Deno.readTextFileSync("/proc/self/status");
+    return true;
+  } catch {
+    return false;
+  }
+})();
+/** RssAnon and RssFile+RssShmem in bytes, or NaN off Linux. */
+function rssParts(): { anon: number; file: number } {
+  if (!procStatus) return { anon: NaN, file: NaN };
+  const s = Deno.readTextFileSync("/proc/self/status");
+  const kb = (name: string) =>
+    Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(s)?.[1] ?? NaN) *
+    1024;
+  return { anon: kb("RssAnon"), file: kb("RssFile") + kb("RssShmem") };
+}
+let engineMemory: () => number = () => 0;
 function sample(force = false): void {
   const now = performance.now();
   if (!force && now - lastSample < 250) return;
   lastSample = now;
   const m = Deno.memoryUsage();
+  const { anon, file } = rssParts();
   rssSamples.push({
     t: (now - t0) / 1000,
-    rss: m.rss,
-    heap: m.heapUsed,
     phase,
+    rss: m.rss,
+    anon,
+    file,
+    heap: m.heapUsed,
+    external: m.external,
+    engine: engineMemory(),
   });
   peak[phase] = Math.max(peak[phase] ?? 0, m.rss);
+  peakAnon[phase] = Math.max(peakAnon[phase] ?? 0, anon);
 }
 const timer = setInterval(sample, 250);
 
@@ -95,6 +134,10 @@ const db = await open(root, { sync: "none", memoryBudgetBytes: BUDGET });
 const MEMTABLE = db.options.memtableBytes;
 const CACHE = db.options.blockCacheBytes;
 const MAX_OPEN = db.options.maxOpenTables;
+engineMemory = () => {
+  const m = (db.stats() as { memory: Record<string, number> }).memory;
+  return m.memtables + m.blockCache + m.tableMeta + m.changeHistory;
+};
 sample(true);
 const values = new ValuePool(7);
 let engineStats: {
@@ -144,6 +187,7 @@ try {
     fmtInt(N / secs),
     `${((N * ENTRY) / 1048576 / secs).toFixed(1)} MiB/s`,
     mib(peak.load ?? 0),
+    mib(peakAnon.load ?? 0),
   ]);
   console.error(`load: ${fmtRate(N / secs)} keys/s`);
 
@@ -161,6 +205,7 @@ try {
     "-",
     `${mib(onDisk)} MiB on disk`,
     mib(peak.compact ?? 0),
+    mib(peakAnon.compact ?? 0),
   ]);
   console.error(`compaction settled in ${secs.toFixed(1)} s`);
 
@@ -198,6 +243,7 @@ try {
     fmtInt(reads / secs),
     `p50 ${fmtUs(p50)} us, p99 ${fmtUs(p99)} us`,
     mib(peak.readrandom ?? 0),
+    mib(peakAnon.readrandom ?? 0),
   ]);
   console.error(`readrandom: ${fmtRate(reads / secs)} ops/s`);
 
@@ -221,6 +267,7 @@ try {
     fmtInt(n / secs),
     `${((n * ENTRY) / 1048576 / secs).toFixed(1)} MiB/s`,
     mib(peak.scan ?? 0),
+    mib(peakAnon.scan ?? 0),
   ]);
   console.error(`scan: ${fmtRate(n / secs)} entries/s`);
   engineStats = db.stats() as typeof engineStats;
@@ -234,7 +281,8 @@ try {
   }
 }
 
-const peakAll = Math.max(...rssSamples.map((s) => s.rss));
+const peakOf = (f: (s: MemSample) => number) => Math.max(...rssSamples.map(f));
+const peakAll = peakOf((s) => s.rss);
 const dataBytes = N * ENTRY;
 const md = `# shale larger-than-memory benchmark
 
@@ -253,14 +301,30 @@ ${machineMarkdown(machine, command)}
   mib(CACHE)
 } MiB, \`maxOpenTables\` ${MAX_OPEN}
 - Peak RSS of the whole process (engine, worker, V8 heaps, benchmark's key
-  permutation of ${mib(N * 4)} MiB): **${mib(peakAll)} MiB**
+  permutation of ${mib(N * 4)} MiB): **${mib(peakAll)} MiB** (${
+  (peakAll / BUDGET).toFixed(2)
+}x the budget), of which at most ${mib(peakOf((s) => s.anon))} MiB RssAnon (${
+  (peakOf((s) => s.anon) / BUDGET).toFixed(2)
+}x the budget: heaps, buffers, everything that is the process's own) and
+  ${
+  mib(peakOf((s) => s.file))
+} MiB RssFile (mapped table pages and the binary: page cache the kernel
+  can take back). Peaks of the measured parts: V8 heap used ${
+  mib(peakOf((s) => s.heap))
+} MiB, external (ArrayBuffers) ${
+  mib(peakOf((s) => s.external))
+} MiB, the engine's own accounting (memtables + block cache + table index
+  and filter + change history) ${
+  mib(peakOf((s) => s.engine))
+} MiB. Heap and external are the
+  main thread's; the compaction worker's isolate is only in RSS.
 
 The OS page cache is not limited here (the machine has more RAM than the
 data), so reads past the block cache are page-cache hits, not disk reads.
 The machine is shared with other engineers' test runs: numbers are noisy.
 
-| phase | ops | seconds | ops/s | rate / latency | peak RSS MiB |
-| --- | ---: | ---: | ---: | ---: | ---: |
+| phase | ops | seconds | ops/s | rate / latency | peak RSS MiB | peak RssAnon MiB |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
 ${rows.map((r) => `| ${r.join(" | ")} |`).join("\n")}
 
 ![RSS over time](results_large.svg)
@@ -287,11 +351,29 @@ ${
 
 ${
   mdTable(
-    ["t (s)", "phase", "RSS MiB", "JS heap MiB"],
+    [
+      "t (s)",
+      "phase",
+      "RSS MiB",
+      "RssAnon",
+      "RssFile",
+      "JS heap",
+      "external",
+      "engine",
+    ],
     rssSamples.filter((_, i) =>
       i % Math.max(1, Math.floor(rssSamples.length / 20)) === 0 ||
       i === rssSamples.length - 1
-    ).map((s) => [s.t.toFixed(1), s.phase, mib(s.rss), mib(s.heap)]),
+    ).map((s) => [
+      s.t.toFixed(1),
+      s.phase,
+      mib(s.rss),
+      mib(s.anon),
+      mib(s.file),
+      mib(s.heap),
+      mib(s.external),
+      mib(s.engine),
+    ]),
   )
 }
 `;
@@ -311,6 +393,10 @@ if (!args["no-write"]) {
         {
           name: "RSS",
           points: rssSamples.map((s) => [s.t, s.rss / 1048576]),
+        },
+        {
+          name: "RssAnon",
+          points: rssSamples.map((s) => [s.t, s.anon / 1048576]),
         },
         {
           name: "JS heap used",

@@ -7,6 +7,10 @@
  * are never reused, so an entry can only go stale when its file is deleted;
  * whoever deletes a table calls {@link BlockCache.evictFile}.
  *
+ * Memory held elsewhere can be charged to the cache with {@link
+ * BlockCache.reserve}: open tables' index and filter data are (engine/
+ * table_cache.ts), so blocks and table metadata share one capacity.
+ *
  * Lookup is a Map per file (so evictFile touches only that file's blocks);
  * recency is an intrusive doubly linked list, so a hit moves one node
  * without any Map churn.
@@ -31,6 +35,8 @@ export interface CacheStats {
   blocks: number;
   /** Bytes currently charged (sum of cached block lengths). */
   bytes: number;
+  /** Bytes reserved by memory held outside the cache (table metadata). */
+  reserved: number;
   capacity: number;
 }
 
@@ -49,6 +55,7 @@ export class BlockCache {
   /** Blocks dropped to make room (not counting evictFile or clear). */
   evictions = 0;
   #bytes = 0;
+  #reserved = 0;
   #count = 0;
   #files = new Map<number, Map<number, Node>>();
   // Sentinel of the circular list: head.next is the most recently used node,
@@ -75,6 +82,27 @@ export class BlockCache {
   /** Bytes currently charged. */
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /** Bytes reserved through {@link BlockCache.reserve}. */
+  get reserved(): number {
+    return this.#reserved;
+  }
+
+  /**
+   * Charges `bytes` held outside the cache against its capacity, evicting
+   * blocks until blocks and reservations fit. Reservations are never
+   * refused: whoever holds them bounds them (and gives them back with
+   * {@link BlockCache.release}).
+   */
+  reserve(bytes: number): void {
+    this.#reserved += bytes;
+    this.#evictToFit();
+  }
+
+  /** Gives back bytes charged with {@link BlockCache.reserve}. */
+  release(bytes: number): void {
+    this.#reserved = Math.max(0, this.#reserved - bytes);
   }
 
   /** Number of cached blocks. */
@@ -109,7 +137,7 @@ export class BlockCache {
    */
   insert(file: number, offset: number, block: Uint8Array): void {
     const charge = block.length;
-    if (charge > this.capacity || this.capacity === 0) return;
+    if (charge > this.capacity - this.#reserved || this.capacity === 0) return;
     let perFile = this.#files.get(file);
     if (perFile === undefined) {
       perFile = new Map();
@@ -134,7 +162,13 @@ export class BlockCache {
     perFile.set(offset, node);
     this.#bytes += charge;
     this.#count++;
-    while (this.#bytes > this.capacity) {
+    this.#evictToFit();
+  }
+
+  /** Drops least recently used blocks until blocks + reservations fit. */
+  #evictToFit(): void {
+    const head = this.#head;
+    while (this.#bytes + this.#reserved > this.capacity && head.prev !== head) {
       const lru = head.prev;
       this.#remove(lru, this.#files.get(lru.file)!);
       this.evictions++;
@@ -168,6 +202,7 @@ export class BlockCache {
       evictions: this.evictions,
       blocks: this.#count,
       bytes: this.#bytes,
+      reserved: this.#reserved,
       capacity: this.capacity,
     };
   }

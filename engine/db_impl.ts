@@ -26,7 +26,7 @@ import {
   removeUnreferenced,
 } from "./recovery.ts";
 import type { ResolvedOptions } from "./options.ts";
-import { resolveOptions } from "./options.ts";
+import { resolveOptions, tableMetaLimit } from "./options.ts";
 import { TableCache } from "./table_cache.ts";
 import type {
   BatchOp,
@@ -120,6 +120,7 @@ export class DbImpl {
       this.#blockCache,
       options.maxOpenTables,
       options.readMode,
+      tableMetaLimit(options),
     );
     this.#versions = new VersionSet(versionFromState(state));
     this.#versions.onObsolete = (n) => this.#deleteTable(n);
@@ -489,6 +490,7 @@ export class DbImpl {
       manifest: this.#manifest.stats(),
       tables: this.#tables,
       blockCache: this.#blockCache,
+      changeHistoryBytes: this.#changes.bytes,
       snapshots: this.#snapshots.count,
       background: this.#scheduler.running,
       writeState: this.#scheduler.writeState(),

@@ -152,11 +152,16 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     o = {
       ...o,
       memtableBytes: o.memtableBytes ?? Math.floor(budget / 16),
-      blockCacheBytes: o.blockCacheBytes ?? Math.floor(budget * 3 / 8),
+      changeHistoryBytes: o.changeHistoryBytes ?? Math.floor(budget / 16),
+      // The block cache also carries open tables' index and filter data
+      // (reserved in it, at most half of it: tableMetaLimit), so 1/2 of the
+      // budget covers both; the last 1/4 is left for what the engine's
+      // counts miss (object overhead of memtables and history, the worker).
+      blockCacheBytes: o.blockCacheBytes ?? Math.floor(budget / 2),
       maxOpenTables: o.maxOpenTables ??
         Math.max(
           8,
-          Math.floor(budget * 7 / 16 / (table * TABLE_META_FRACTION)),
+          Math.floor(budget / 4 / (table * TABLE_META_FRACTION)),
         ),
     };
   }
@@ -235,4 +240,16 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     );
   }
   return r;
+}
+
+/**
+ * Bytes of index and filter data open tables may hold before the least
+ * recently used idle ones are closed: half the block cache, in which they
+ * are reserved, when a memory budget is set; unbounded otherwise (then only
+ * `maxOpenTables` limits them, and they are not charged to the cache).
+ */
+export function tableMetaLimit(o: ResolvedOptions): number {
+  return o.memoryBudgetBytes === undefined
+    ? Infinity
+    : Math.floor(o.blockCacheBytes / 2);
 }

@@ -83,6 +83,8 @@ export interface StatsSources {
   manifest: { name: string; bytes: number; snapshotBytes: number };
   tables: TableCache;
   blockCache: BlockCache;
+  /** Bytes the change history (db.changes) holds, as it counts them. */
+  changeHistoryBytes: number;
   /** Live snapshots. */
   snapshots: number;
   background: { flushing: boolean; compacting: boolean };
@@ -131,6 +133,7 @@ export function dbStats(s: StatsSources): Record<string, unknown> {
         s.imm.reduce((s, i) => s + i.mem.bytes, 0),
       blockCache: s.blockCache.stats().bytes,
       tableMeta: s.tables.metaBytes,
+      changeHistory: s.changeHistoryBytes,
     },
     snapshots: s.snapshots,
     background: s.background,

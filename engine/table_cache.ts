@@ -8,6 +8,13 @@
  * its file is deleted, closeAll) unmaps it, which is safe at any time
  * because no view into a map ever leaves the reader (sstable/reader.ts).
  *
+ * With a finite `maxMetaBytes` (a memory budget is set), each open reader's
+ * index and filter bytes are reserved in the block cache (blocks and table
+ * metadata share its capacity), and when they pass `maxMetaBytes` the least
+ * recently used idle tables are closed, as when more than `maxOpen` are
+ * open: the metadata of open tables stays bounded whatever the size of the
+ * dataset (pinned tables excepted).
+ *
  * @module
  */
 import type { BlockCache } from "./cache.ts";
@@ -38,13 +45,14 @@ export class TableCache {
     readonly blockCache: BlockCache,
     readonly maxOpen: number,
     readonly readMode: Exclude<ReadMode, "auto"> = "pread",
+    readonly maxMetaBytes = Infinity,
   ) {}
+
+  #metaBytes = 0;
 
   /** Bytes of index and filter data held by open readers. */
   get metaBytes(): number {
-    let n = 0;
-    for (const slot of this.#open.values()) n += slot.reader.memoryBytes;
-    return n;
+    return this.#metaBytes;
   }
 
   /** Number of open table files. */
@@ -77,6 +85,8 @@ export class TableCache {
       { stats: this.stats, map: this.readMode === "mmap" },
     );
     this.opens++;
+    this.#metaBytes += reader.memoryBytes;
+    if (this.#charged()) this.blockCache.reserve(reader.memoryBytes);
     slot = { reader, pins, used: ++this.#tick };
     this.#open.set(fileNumber, slot);
     this.#trim(fileNumber);
@@ -94,9 +104,14 @@ export class TableCache {
     this.#trim();
   }
 
-  /** Closes idle tables beyond maxOpen, least recently used first, never `keep`. */
+  /**
+   * Closes idle tables beyond maxOpen or maxMetaBytes, least recently used
+   * first, never `keep`.
+   */
   #trim(keep?: number): void {
-    while (this.#open.size > this.maxOpen) {
+    while (
+      this.#open.size > this.maxOpen || this.#metaBytes > this.maxMetaBytes
+    ) {
       let victim: number | undefined;
       let oldest = Infinity;
       for (const [n, slot] of this.#open) {
@@ -106,23 +121,30 @@ export class TableCache {
         }
       }
       if (victim === undefined) return; // everything is pinned by scans
-      this.#open.get(victim)!.reader.close();
-      this.#open.delete(victim);
+      this.#close(victim, this.#open.get(victim)!);
     }
+  }
+
+  /** Whether metadata is charged to the block cache (a finite bound). */
+  #charged(): boolean {
+    return Number.isFinite(this.maxMetaBytes);
+  }
+
+  #close(fileNumber: number, slot: Slot): void {
+    slot.reader.close();
+    this.#open.delete(fileNumber);
+    this.#metaBytes -= slot.reader.memoryBytes;
+    if (this.#charged()) this.blockCache.release(slot.reader.memoryBytes);
   }
 
   /** Closes a table (its file is being deleted) and drops its cached blocks. */
   evict(fileNumber: number): void {
     const slot = this.#open.get(fileNumber);
-    if (slot) {
-      slot.reader.close();
-      this.#open.delete(fileNumber);
-    }
+    if (slot) this.#close(fileNumber, slot);
     this.blockCache.evictFile(fileNumber);
   }
 
   closeAll(): void {
-    for (const slot of this.#open.values()) slot.reader.close();
-    this.#open.clear();
+    for (const [n, slot] of [...this.#open]) this.#close(n, slot);
   }
 }

@@ -27,12 +27,15 @@ export type SyncMode = "always" | "interval" | "none";
 /** Options for opening a database. Every field is optional. */
 export interface DbOptions {
   /**
-   * One memory budget for memtables, the block cache and the index and
-   * filter data of open tables. When set, it sizes `memtableBytes` (1/16
-   * each, up to 1 + maxImmutableMemtables of them), `blockCacheBytes` (3/8)
-   * and `maxOpenTables` (open tables' index and filter data get the
-   * remaining ~7/16, at an estimated 5% of a table's size, enough to keep
-   * every table of a dataset ~9x the budget open); explicit values win.
+   * One memory budget for memtables, the block cache, the change history
+   * and the index and filter data of open tables. When set, it sizes
+   * `memtableBytes` (1/16 each, up to 1 + maxImmutableMemtables of them),
+   * `changeHistoryBytes` (1/16) and `blockCacheBytes` (1/2), in which open
+   * tables' index and filter data are reserved, up to half of it (past
+   * that the least recently used idle tables close); `maxOpenTables`
+   * follows from the same 1/4 at an estimated 5% of a table's size. The
+   * last 1/4 is headroom for what the engine cannot count (object
+   * overhead, the compaction worker). Explicit values win.
    */
   memoryBudgetBytes?: number;
   /**
@@ -78,7 +81,8 @@ export interface DbOptions {
   maxValueBytes?: number;
   /**
    * Memory kept for the change history (`db.changes`, the HTTP change
-   * feed's resume window); the oldest write groups go first. Default 64 MiB.
+   * feed's resume window); the oldest write groups go first. Default 64 MiB,
+   * or 1/16 of `memoryBudgetBytes` when that is set.
    */
   changeHistoryBytes?: number;
   /** Target size of one table file written by compaction. Default 8 MiB. */

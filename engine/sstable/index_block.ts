@@ -1,7 +1,9 @@
 /**
  * The index block of a table: one entry per data block, its last internal
  * key and its handle (layout in engine/FORMAT.md, "Index block"). A reader
- * decodes it once at open and keeps it as parallel arrays.
+ * decodes it once at open and keeps it as parallel typed arrays over the
+ * block's own bytes: no object per data block, so the memory an open table
+ * holds is the index block plus 32 bytes a block, all of it counted.
  *
  * @module
  */
@@ -11,8 +13,12 @@ import { BLOCK_TRAILER_SIZE, TableFormatError } from "./format.ts";
 
 /** A decoded index: slot i describes data block i. */
 export interface BlockIndex {
-  /** Last stored key of each block (views into the index block). */
-  keys: Uint8Array[];
+  /** The index block the keys live in. */
+  bytes: Uint8Array;
+  /** Where the last stored key of each block starts in `bytes`. */
+  keyStarts: Uint32Array;
+  /** Where it ends (exclusive). */
+  keyEnds: Uint32Array;
   /** Seq of that last entry. */
   seqs: Float64Array;
   offsets: Float64Array;
@@ -31,7 +37,9 @@ export function decodeIndexBlock(index: Uint8Array): BlockIndex {
   if (n < 0 || n * 4 > index.length) {
     throw new TableFormatError(`index block has bad entry count ${n}`);
   }
-  const keys = new Array<Uint8Array>(n);
+  const keyStarts = new Uint32Array(n);
+  const keyEnds = new Uint32Array(n);
+  let prevKey: Uint8Array = new Uint8Array(0);
   const seqs = new Float64Array(n);
   const offsets = new Float64Array(n);
   const sizes = new Float64Array(n);
@@ -56,6 +64,8 @@ export function decodeIndexBlock(index: Uint8Array): BlockIndex {
       throw new TableFormatError(`index entry ${i} key runs past block`);
     }
     const key = index.subarray(p, p + klen);
+    keyStarts[i] = p;
+    keyEnds[i] = p + klen;
     p += klen;
     const seq = varint("seq");
     const offset = varint("offset");
@@ -67,12 +77,11 @@ export function decodeIndexBlock(index: Uint8Array): BlockIndex {
     }
     if (
       i > 0 &&
-      compareEntries(keys[i - 1], seqs[i - 1], key, seq) >=
-        0
+      compareEntries(prevKey, seqs[i - 1], key, seq) >= 0
     ) {
       throw new TableFormatError(`index entry ${i} is out of order`);
     }
-    keys[i] = key;
+    prevKey = key;
     seqs[i] = seq;
     offsets[i] = offset;
     sizes[i] = size;
@@ -81,5 +90,31 @@ export function decodeIndexBlock(index: Uint8Array): BlockIndex {
   if (p !== end) {
     throw new TableFormatError(`index block has ${end - p} trailing bytes`);
   }
-  return { keys, seqs, offsets, sizes };
+  return { bytes: index, keyStarts, keyEnds, seqs, offsets, sizes };
+}
+
+/** Bytes a decoded index holds in memory: the block and its typed arrays. */
+export function indexMemoryBytes(idx: BlockIndex): number {
+  return idx.bytes.byteLength +
+    idx.keyStarts.length * (4 + 4 + 8 + 8 + 8);
+}
+
+/**
+ * Compares `key` with the index key of slot `i` in unsigned byte order
+ * (negative when the slot's key sorts first), without making a view.
+ */
+export function compareIndexKey(
+  idx: BlockIndex,
+  i: number,
+  key: Uint8Array,
+): number {
+  const b = idx.bytes;
+  const start = idx.keyStarts[i];
+  const len = idx.keyEnds[i] - start;
+  const n = len < key.length ? len : key.length;
+  for (let j = 0; j < n; j++) {
+    const d = b[start + j] - key[j];
+    if (d !== 0) return d;
+  }
+  return len - key.length;
 }

@@ -26,7 +26,7 @@
  *
  * @module
  */
-import { compareBytes, readU32 } from "../coding.ts";
+import { readU32 } from "../coding.ts";
 import { crc32 } from "../crc.ts";
 import { bloomMayContain } from "../bloom.ts";
 import type { BlockCache } from "../cache.ts";
@@ -36,7 +36,12 @@ import type { FileSystem, ReadableFile } from "../fs.ts";
 import { type FileMap, mapFile } from "../mmap.ts";
 import { blockGet, decodeBlock } from "./block.ts";
 import { CODEC_NONE, codecOf, decompressBlock, typeOf } from "./codec.ts";
-import { type BlockIndex, decodeIndexBlock } from "./index_block.ts";
+import {
+  type BlockIndex,
+  compareIndexKey,
+  decodeIndexBlock,
+  indexMemoryBytes,
+} from "./index_block.ts";
 import { TableIterator } from "./iterator.ts";
 import {
   BLOCK_TRAILER_SIZE,
@@ -100,9 +105,9 @@ export class TableReader {
   readonly #cache: BlockCache;
   // Empty when the table was written without a filter.
   readonly #filter: Uint8Array;
-  // Index, one slot per data block: last internal key (views into the index
+  // Index, one slot per data block: last internal key (a range of the index
   // block) and the block's handle.
-  readonly #idxKeys: Uint8Array[];
+  readonly #idx: BlockIndex;
   readonly #idxSeqs: Float64Array;
   readonly #idxOffsets: Float64Array;
   readonly #idxSizes: Float64Array;
@@ -156,12 +161,12 @@ export class TableReader {
     } catch (err) {
       throw this.#corrupt(footer.index.offset, (err as Error).message);
     }
-    const n = idx.keys.length;
-    this.#idxKeys = idx.keys;
+    const n = idx.keyStarts.length;
+    this.#idx = idx;
     this.#idxSeqs = idx.seqs;
     this.#idxOffsets = idx.offsets;
     this.#idxSizes = idx.sizes;
-    this.#metaBytes = index.byteLength + this.#filter.byteLength + n * 120;
+    this.#metaBytes = indexMemoryBytes(idx) + this.#filter.byteLength;
     const dataEnd = n === 0
       ? 0
       : this.#idxOffsets[n - 1] + this.#idxSizes[n - 1] + BLOCK_TRAILER_SIZE;
@@ -220,7 +225,7 @@ export class TableReader {
       throw wrapIoError(err, `map table ${this.path}`);
     }
     this.#mapped = this.#map.bytes;
-    this.#verified = new Uint8Array(this.#idxKeys.length);
+    this.#verified = new Uint8Array(this.#idxSeqs.length);
   }
 
   /** True when data blocks come from a memory map. */
@@ -230,7 +235,7 @@ export class TableReader {
 
   /** Number of data blocks. */
   get blockCount(): number {
-    return this.#idxKeys.length;
+    return this.#idxSeqs.length;
   }
 
   /** Bytes of memory held for index and filter (for the memory budget). */
@@ -261,7 +266,7 @@ export class TableReader {
     }
     const i = this.findBlock(key, snapshotSeq);
     let e: Entry | undefined;
-    if (i < this.#idxKeys.length) {
+    if (i < this.#idxSeqs.length) {
       const block = this.readDataBlock(i);
       try {
         e = blockGet(block, key, snapshotSeq);
@@ -285,13 +290,13 @@ export class TableReader {
    * in internal order; blockCount when every entry is before it.
    */
   findBlock(key: Uint8Array, seq: number): number {
-    const keys = this.#idxKeys;
+    const idx = this.#idx;
     const seqs = this.#idxSeqs;
     let lo = 0;
-    let hi = keys.length;
+    let hi = seqs.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      let c = compareBytes(keys[mid], key);
+      let c = compareIndexKey(idx, mid, key);
       if (c === 0) c = seq - seqs[mid];
       if (c < 0) lo = mid + 1;
       else hi = mid;

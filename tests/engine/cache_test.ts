@@ -39,8 +39,28 @@ Deno.test("cache counts hits and misses", () => {
     evictions: 0,
     blocks: 1,
     bytes: 10,
+    reserved: 0,
     capacity: 1000,
   });
+});
+
+Deno.test("memory reserved in the cache evicts blocks and shrinks what fits", () => {
+  const c = new BlockCache(100);
+  for (let i = 0; i < 10; i++) c.insert(1, i * 10, block(10, i));
+  assert.equal(c.bytes, 100);
+  c.reserve(35);
+  // The four least recently used blocks went to make room.
+  assert.equal(c.bytes, 60);
+  assert.equal(c.get(1, 30), undefined);
+  assert.equal(c.get(1, 40)?.[0], 4);
+  // A block larger than what the reservation leaves is not cached.
+  c.insert(2, 0, block(70, 1));
+  assert.equal(c.get(2, 0), undefined);
+  assert.ok(c.bytes + c.reserved <= c.capacity);
+  c.release(35);
+  c.insert(2, 0, block(70, 1));
+  assert.equal(c.get(2, 0)?.[0], 1);
+  assert.deepEqual([c.bytes, c.reserved], [100, 0]);
 });
 
 Deno.test("cache with capacity 0 caches nothing", () => {

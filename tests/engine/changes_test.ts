@@ -40,7 +40,11 @@ const summary = (groups: readonly ChangeGroup[] | undefined) =>
   groups?.map((g) => [g.version, g.changes.map((c) => dec(c.key))]);
 
 Deno.test("ChangeHistory: after() reads groups above a version; the budget drops the oldest and raises the floor", () => {
-  const h = new ChangeHistory(10, 1000);
+  // Room for the three groups below and a little more.
+  const h = new ChangeHistory(
+    10,
+    3 * GROUP_OVERHEAD_BYTES + 4 * CHANGE_OVERHEAD_BYTES + 100,
+  );
   deepEqual(h.after(10), []);
   h.publish(11, [entry("a", 11)]);
   h.publish(13, [entry("b", 13), entry("c", 13)]); // seqnos may skip
@@ -80,6 +84,17 @@ Deno.test("ChangeHistory: many groups through a small budget keep exactly the ne
   ok(h.bytes <= h.maxBytes);
   for (let i = 1; i < kept.length; i++) {
     equal(kept[i].version, kept[i - 1].version + 1);
+  }
+});
+
+Deno.test("ChangeHistory: dropped groups are released, not held until a thousand of them pile up", () => {
+  const h = new ChangeHistory(0, 50 * (GROUP_OVERHEAD_BYTES + 50));
+  for (let v = 1; v <= 5000; v++) {
+    h.publish(v, [entry(`k${v % 10}`, v)]);
+    ok(
+      h.heldGroups <= 2 * h.groups + 1,
+      `after version ${v}: ${h.heldGroups} groups held for ${h.groups} retained`,
+    );
   }
 });
 

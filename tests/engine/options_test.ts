@@ -90,3 +90,16 @@ Deno.test("the defaults and sensible edge values are accepted", () => {
   // Explicit undefined means "the default", as the server passes it.
   resolveOptions({ memtableBytes: undefined, sync: undefined });
 });
+
+Deno.test("a memory budget sizes the change history too, unless it is given", () => {
+  const r = resolveOptions({ memoryBudgetBytes: 64 << 20 });
+  assert.equal(r.changeHistoryBytes, 4 << 20);
+  assert.equal(r.memtableBytes, 4 << 20);
+  const given = resolveOptions({
+    memoryBudgetBytes: 64 << 20,
+    changeHistoryBytes: 1 << 20,
+  });
+  assert.equal(given.changeHistoryBytes, 1 << 20);
+  // Without a budget the history keeps its fixed default.
+  assert.equal(resolveOptions({}).changeHistoryBytes, 64 << 20);
+});

@@ -58,3 +58,55 @@ Deno.test("scans and gets work over many more tables than may be open at once", 
     }
   });
 });
+
+Deno.test("with a memory budget, open tables' index and filter data are charged to the block cache and bounded", async () => {
+  await withTempDir(async (dir) => {
+    const db = await open(dir, {
+      fs: new NoSyncFileSystem(),
+      background: "inline",
+      sync: "none",
+      memoryBudgetBytes: 8 << 20,
+      // Tiny tables, tiny cache: many tables' metadata cannot all fit.
+      memtableBytes: 8 * 1024,
+      tableTargetBytes: 2 * 1024,
+      blockCacheBytes: 4 * 1024,
+      baseLevelBytes: 1 << 30,
+      maxOpenTables: 1000,
+    });
+    try {
+      const N = 3000;
+      for (let i = 0; i < N; i += 100) {
+        await db.batch(
+          Array.from({ length: 100 }, (_, j) => ({
+            type: "put" as const,
+            key: key(i + j),
+            value: enc.encode(`v${i + j}`),
+          })),
+        );
+      }
+      await db.compactRange();
+      for (let i = 0; i < N; i += 7) {
+        assert.equal(
+          new TextDecoder().decode(db.get(key(i))!.value),
+          `v${i}`,
+        );
+        const s = db.stats() as {
+          tables: { open: number; metaBytes: number };
+          blockCache: { bytes: number; reserved: number; capacity: number };
+        };
+        assert.ok(
+          s.tables.metaBytes <= 2 * 1024,
+          `${s.tables.metaBytes} B of table metadata over its 2 KiB bound`,
+        );
+        assert.equal(s.blockCache.reserved, s.tables.metaBytes);
+        assert.ok(s.blockCache.bytes + s.blockCache.reserved <= 4 * 1024);
+      }
+      const levels = db.stats().levels as { tables: number }[];
+      const tables = levels.reduce((n, l) => n + l.tables, 0);
+      const t = db.stats().tables as { open: number };
+      assert.ok(t.open < tables, `${t.open} of ${tables} tables open`);
+    } finally {
+      await db.close();
+    }
+  });
+});
