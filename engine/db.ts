@@ -39,7 +39,13 @@ import {
 } from "./compaction.ts";
 import { BlockCache } from "./cache.ts";
 import type { Entry, EntryIterator } from "./entry.ts";
-import { isLive, KIND_DELETE, KIND_PUT, MAX_SEQ } from "./entry.ts";
+import {
+  isLive,
+  KIND_DELETE,
+  KIND_PUT,
+  KIND_RANGE_DELETE,
+  MAX_SEQ,
+} from "./entry.ts";
 import {
   ClosedError,
   InvalidArgumentError,
@@ -62,6 +68,15 @@ import {
 } from "./manifest.ts";
 import { lockPath, logPath, manifestFileName, tablePath } from "./filename.ts";
 import { Memtable } from "./memtable.ts";
+import type { RangeTombstone } from "./range_tombstones.ts";
+import {
+  covers,
+  deleteRangeEntry,
+  dropCoveredOps,
+  obsoleteTombstones,
+  RangeTombstoneIndex,
+  tombstoneFromEntry,
+} from "./range_tombstones.ts";
 import type { Recovered } from "./recovery.ts";
 import {
   accessWarning,
@@ -242,6 +257,18 @@ export class Db implements KeySpace {
   #committing = false;
   #commitDone: Promise<void> = Promise.resolve();
   #inflight = new Map<string, Inflight>();
+  /** Range deletes accepted and not yet visible or failed. */
+  #inflightRanges: { t: RangeTombstone; write: PendingWrite }[] = [];
+  /** The read index of every range tombstone, and what it was built from. */
+  #rangeCache:
+    | {
+      mem: Memtable;
+      len: number;
+      imm: number;
+      gen: number;
+      index: RangeTombstoneIndex | undefined;
+    }
+    | undefined;
   #walDirty = false;
   #intervalTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -493,6 +520,41 @@ export class Db implements KeySpace {
   }
 
   /**
+   * Deletes every key of [start, end) (`end` omitted: every key from
+   * `start` on) with one range tombstone, without reading the keys;
+   * resolves with its version, with the durability of {@link put}. The
+   * space is reclaimed by compaction. Same as a batch of one
+   * `deleteRange` op.
+   *
+   * @example Delete a range
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { open } from "../mod.ts";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const db = await open(dir, { background: "inline" });
+   * const enc = new TextEncoder();
+   * for (const k of ["a", "b", "c", "d"]) {
+   *   await db.put(enc.encode(k), enc.encode("x"));
+   * }
+   * await db.deleteRange(enc.encode("b"), enc.encode("d"));
+   * const keys = [...db.scan()].map((i) => new TextDecoder().decode(i.key));
+   * assert.deepEqual(keys, ["a", "d"]);
+   * await db.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   *
+   * @throws {InvalidArgumentError} when start does not sort before end or a
+   *   bound is too long; nothing is written.
+   * @throws {ReadOnlyError} after an earlier failed write or fsync.
+   * @throws {DiskFullError} when the disk is full; nothing was written.
+   * @throws {ClosedError} once close() was called.
+   */
+  deleteRange(start: Uint8Array, end?: Uint8Array): Promise<number> {
+    return this.#batch(USER_KEY_SPACE, [{ type: "deleteRange", start, end }]);
+  }
+
+  /**
    * The same API as the Db's own, bound to key space `id` (0..255); 0 is the
    * Db itself. The handle is reused and lives as long as the Db.
    */
@@ -516,6 +578,8 @@ export class Db implements KeySpace {
             ifVersion: opts?.ifVersion,
           }]),
         batch: (ops) => this.#batch(id, ops),
+        deleteRange: (start, end) =>
+          this.#batch(id, [{ type: "deleteRange", start, end }]),
         scan: (opts) => this.#scanAt(id, opts),
         snapshot: () => this.snapshot(),
       };
@@ -629,8 +693,19 @@ export class Db implements KeySpace {
     let dropped = 0;
     /** Entries of versioned puts -> their op index. */
     let versioned: Map<Entry, number> | undefined;
+    let ranges = false;
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i];
+      if (op?.type === "deleteRange") {
+        if ((op as { ifVersion?: unknown }).ifVersion !== undefined) {
+          throw new InvalidArgumentError(
+            `op ${i}: a range delete takes no condition`,
+          );
+        }
+        entries.push(deleteRangeEntry(op, i, this.options.maxKeyBytes));
+        ranges = true;
+        continue;
+      }
       this.#checkKey(op.key);
       const build = op.type === "put" ? op.versionedKey : undefined;
       if (build !== undefined) {
@@ -700,7 +775,7 @@ export class Db implements KeySpace {
         });
       } else if (op.type !== "check") {
         throw new InvalidArgumentError(
-          `op ${i}: type must be put, delete or check`,
+          `op ${i}: type must be put, delete, check or deleteRange`,
         );
       }
       const v = op.ifVersion;
@@ -715,11 +790,18 @@ export class Db implements KeySpace {
         throw new InvalidArgumentError(`op ${i}: a check needs ifVersion`);
       }
     }
-    if (dropped === 0) return { entries: entries as Entry[], versioned };
-    return {
-      entries: entries.filter((e): e is Entry => e !== undefined),
-      versioned,
-    };
+    let kept = dropped === 0
+      ? entries as Entry[]
+      : entries.filter((e): e is Entry => e !== undefined);
+    if (ranges) {
+      if (versioned !== undefined) {
+        throw new InvalidArgumentError(
+          "a batch with a range delete cannot hold a versioned-key put",
+        );
+      }
+      kept = dropCoveredOps(kept);
+    }
+    return { entries: kept, versioned };
   }
 
   #checkKey(key: Uint8Array): void {
@@ -753,12 +835,11 @@ export class Db implements KeySpace {
   ): PendingVerdict | undefined {
     let read: PendingWrite[] | undefined;
     for (let i = 0; i < ops.length; i++) {
-      const want = ops[i].ifVersion;
-      if (want === undefined) continue;
-      const key = this.#storedKey(space, ops[i].key);
-      const p = this.#inflight.size > 0
-        ? this.#inflight.get(binaryString(key))
-        : undefined;
+      const op = ops[i];
+      if (op.type === "deleteRange" || op.ifVersion === undefined) continue;
+      const want = op.ifVersion;
+      const key = this.#storedKey(space, op.key);
+      const p = this.#inflightAt(key);
       const have = p
         ? (p.live ? p.write.seq : null)
         : this.#visibleVersion(key);
@@ -801,11 +882,25 @@ export class Db implements KeySpace {
   whenSettled(key: Uint8Array): Promise<boolean> | undefined {
     if (this.#closed) throw new ClosedError();
     this.#checkKey(key);
-    if (this.#inflight.size === 0) return undefined;
-    const p = this.#inflight.get(
-      binaryString(this.#storedKey(USER_KEY_SPACE, key)),
-    );
+    const p = this.#inflightAt(this.#storedKey(USER_KEY_SPACE, key));
     return p ? this.#settled([p.write]) : undefined;
+  }
+
+  /**
+   * The newest accepted, not yet visible write to stored key `key`: a
+   * write of the key itself, or a range delete covering it.
+   */
+  #inflightAt(key: Uint8Array): Inflight | undefined {
+    let p = this.#inflight.size > 0
+      ? this.#inflight.get(binaryString(key))
+      : undefined;
+    for (const r of this.#inflightRanges) {
+      // A write of the key in the same batch (same seqno) comes after it.
+      if (covers(r.t, key) && (!p || r.write.seq > p.write.seq)) {
+        p = { live: false, write: r.write };
+      }
+    }
+    return p;
   }
 
   /** Resolves a write's caller and whoever waits on its outcome. */
@@ -851,6 +946,10 @@ export class Db implements KeySpace {
       const write: PendingWrite = { seq, entries, skeys, resolve, reject };
       for (let i = 0; i < entries.length; i++) {
         const e = entries[i];
+        if (e.kind === KIND_RANGE_DELETE) {
+          this.#inflightRanges.push({ t: tombstoneFromEntry(e), write });
+          continue;
+        }
         this.#inflight.set(skeys[i], {
           live: e.kind === KIND_PUT &&
             (e.expiresAt === 0 || e.expiresAt > this.options.clock()),
@@ -988,6 +1087,9 @@ export class Db implements KeySpace {
   #dropInflight(w: PendingWrite): void {
     for (const id of w.skeys) {
       if (this.#inflight.get(id)?.write === w) this.#inflight.delete(id);
+    }
+    if (this.#inflightRanges.length > 0) {
+      this.#inflightRanges = this.#inflightRanges.filter((r) => r.write !== w);
     }
   }
 
@@ -1163,8 +1265,12 @@ export class Db implements KeySpace {
     });
   }
 
-  /** Runs one compaction and installs its result; failures turn the store read-only. */
-  async #compact(pick: CompactionPick): Promise<void> {
+  /**
+   * Runs one compaction and installs its result; failures turn the store
+   * read-only. `rewrite` merges even a lone table that could just move
+   * down a level (compactRange: so what it holds is purged).
+   */
+  async #compact(pick: CompactionPick, rewrite = false): Promise<void> {
     const started = performance.now();
     const deleted = [...pick.inputs, ...pick.overlapping].map((t) => ({
       level: t.level,
@@ -1177,7 +1283,7 @@ export class Db implements KeySpace {
     const compactPointers = [{ level: pick.level, key: pointer }];
     let edit: VersionEdit;
     if (
-      pick.inputs.length === 1 && pick.overlapping.length === 0 &&
+      !rewrite && pick.inputs.length === 1 && pick.overlapping.length === 0 &&
       pick.outputLevel !== pick.level
     ) {
       // Trivial move: nothing to merge, so relink the file one level down.
@@ -1210,6 +1316,9 @@ export class Db implements KeySpace {
         now: this.options.clock(),
         deeper: pick.deeper,
       };
+      job.rangeTombstones = this.#allRangeTombstones().filter((t) =>
+        t.seq <= job.smallestSnapshot
+      );
       let result: CompactionResult;
       try {
         result = await this.#compactRunner.run(job) as CompactionResult;
@@ -1220,7 +1329,10 @@ export class Db implements KeySpace {
       }
       edit = {
         deleted,
-        added: result.outputs.map((o) => this.#metaFrom(o, pick.outputLevel)),
+        added: result.outputs.map((o) => ({
+          ...this.#metaFrom(o, pick.outputLevel),
+          cleanSeq: job.smallestSnapshot,
+        })),
         compactPointers,
         nextFileNumber: this.#nextFile,
       };
@@ -1233,6 +1345,7 @@ export class Db implements KeySpace {
     }
     try {
       await this.#logAndApply(edit);
+      await this.#dropObsoleteRangeTombstones();
     } catch (err) {
       this.#fail(wrapIoError(err, "manifest write"));
       return;
@@ -1290,7 +1403,7 @@ export class Db implements KeySpace {
       if (level === 0) inputs = [...v.levels[0]];
       const output = level < bottom ? level + 1 : level;
       if (output === bottom && level < bottom) mergedIntoBottom = true;
-      const run = this.#compact(pickFor(v, level, inputs, output));
+      const run = this.#compact(pickFor(v, level, inputs, output), true);
       this.#compacting = run.finally(() => {
         this.#compacting = undefined;
         this.#wakeStalled();
@@ -1343,6 +1456,7 @@ export class Db implements KeySpace {
       nextFileNumber: this.#nextFile,
       lastSeq: this.#lastSeq,
       added: result.table ? [this.#metaFrom(result.table, 0)] : [],
+      rangeTombstonesAdded: imm.mem.rangeDels,
     };
     try {
       await this.#logAndApply(edit);
@@ -1352,6 +1466,12 @@ export class Db implements KeySpace {
     }
     // Rotations during the awaits above added newer memtables at the front.
     this.#imm = this.#imm.filter((x) => x !== imm);
+    try {
+      await this.#dropObsoleteRangeTombstones();
+    } catch (err) {
+      this.#fail(wrapIoError(err, "manifest write"));
+      return;
+    }
     this.#diskFull = undefined;
     this.#counters.flushes++;
     this.#counters.flushBytes += result.table?.fileSize ?? 0;
@@ -1504,11 +1624,11 @@ export class Db implements KeySpace {
     if (this.#closed) throw new ClosedError();
     this.#checkKey(key);
     this.#counters.gets++;
-    const e = this.#find(
-      this.#storedKey(space, key),
-      opts?.snapshot?.seq ?? this.#visibleSeq,
-    );
+    const stored = this.#storedKey(space, key);
+    const seq = opts?.snapshot?.seq ?? this.#visibleSeq;
+    const e = this.#find(stored, seq);
     if (e === undefined || !isLive(e, this.options.clock())) return undefined;
+    if (this.#rangeIndex()?.hides(stored, e.seq, seq)) return undefined;
     return {
       value: e.value,
       version: e.seq,
@@ -1529,17 +1649,66 @@ export class Db implements KeySpace {
     if (this.#closed) throw new ClosedError();
     this.#checkKey(userKey);
     const key = this.#storedKey(space, userKey);
-    if (this.#inflight.size > 0) {
-      const p = this.#inflight.get(binaryString(key));
-      if (p) return p.live ? p.write.seq : null;
-    }
+    const p = this.#inflightAt(key);
+    if (p) return p.live ? p.write.seq : null;
     return this.#visibleVersion(key);
   }
 
   /** The version of `key`'s newest visible write; null when absent. */
   #visibleVersion(key: Uint8Array): number | null {
     const e = this.#find(key, MAX_SEQ);
-    return e !== undefined && isLive(e, this.options.clock()) ? e.seq : null;
+    if (e === undefined || !isLive(e, this.options.clock())) return null;
+    return this.#rangeIndex()?.hides(key, e.seq, MAX_SEQ) ? null : e.seq;
+  }
+
+  /** Every range tombstone: persisted, then in memtables (oldest last). */
+  #allRangeTombstones(): RangeTombstone[] {
+    const all = [...this.#state.rangeTombstones.values()];
+    for (const imm of this.#imm) all.push(...imm.mem.rangeDels);
+    all.push(...this.#mem.rangeDels);
+    return all;
+  }
+
+  /**
+   * The read index of every range tombstone, or undefined when there is
+   * none. Rebuilt when the set changed: tombstones are only appended to the
+   * live memtable, moved by a rotation (a new memtable) or a flush (fewer
+   * frozen ones), and persisted or dropped by a manifest edit (a new
+   * generation); a duplicate seen mid-flush hides nothing more.
+   */
+  #rangeIndex(): RangeTombstoneIndex | undefined {
+    const c = this.#rangeCache;
+    const mem = this.#mem;
+    const gen = this.#state.rangeGeneration;
+    if (
+      c !== undefined && c.mem === mem && c.len === mem.rangeDels.length &&
+      c.imm === this.#imm.length && c.gen === gen
+    ) return c.index;
+    const all = this.#allRangeTombstones();
+    const index = all.length > 0 ? new RangeTombstoneIndex(all) : undefined;
+    this.#rangeCache = {
+      mem,
+      len: mem.rangeDels.length,
+      imm: this.#imm.length,
+      gen,
+      index,
+    };
+    return index;
+  }
+
+  /**
+   * Drops the persisted range tombstones nothing needs any more (no table
+   * can hold an entry they hide), with one manifest edit.
+   */
+  async #dropObsoleteRangeTombstones(): Promise<void> {
+    if (this.#state.rangeTombstones.size === 0) return;
+    const gone = obsoleteTombstones(
+      this.#state.rangeTombstones.values(),
+      this.#versions.current.allTables(),
+    );
+    if (gone.length > 0) {
+      await this.#logAndApply({ rangeTombstonesDeleted: gone });
+    }
   }
 
   /**
@@ -1686,6 +1855,7 @@ export class Db implements KeySpace {
       }
       const merged = new MergingIterator(children, opts.reverse ?? false);
       const now = this.options.clock();
+      const ranges = this.#rangeIndex();
       // The snapshot point: scan() resumes the body up to here at once.
       yield undefined as unknown as ScanItem;
       const items = visibleEntries(merged, {
@@ -1695,6 +1865,7 @@ export class Db implements KeySpace {
         upper,
         reverse: opts.reverse ?? false,
         limit,
+        ranges,
       });
       for (;;) {
         // close() closes the table files under a scan still in progress.
@@ -1756,6 +1927,7 @@ export class Db implements KeySpace {
     version: Version;
     seq: number;
     memtables: Memtable[];
+    rangeTombstones: RangeTombstone[];
     fs: FileSystem;
     release(): void;
   } {
@@ -1766,6 +1938,7 @@ export class Db implements KeySpace {
       version,
       seq: this.#visibleSeq,
       memtables: [this.#mem, ...this.#imm.map((i) => i.mem)],
+      rangeTombstones: [...this.#state.rangeTombstones.values()],
       fs: this.#fs,
       release: () => {
         if (released) return;
@@ -1852,6 +2025,10 @@ export class Db implements KeySpace {
         tableMeta: this.#tables.metaBytes,
       },
       snapshots: [...this.#snapshots.values()].reduce((a, b) => a + b, 0),
+      rangeTombstones: {
+        persisted: this.#state.rangeTombstones.size,
+        total: this.#rangeIndex()?.size ?? 0,
+      },
       background: {
         flushing: this.#flushing !== undefined,
         compacting: this.#compacting !== undefined,
