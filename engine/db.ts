@@ -1329,9 +1329,14 @@ export class Db implements KeySpace {
       }
       edit = {
         deleted,
+        // Only with tombstones to apply: a later one has a higher seqno
+        // than any snapshot now, and a store that never deletes a range
+        // keeps writing the manifest older builds read.
         added: result.outputs.map((o) => ({
           ...this.#metaFrom(o, pick.outputLevel),
-          cleanSeq: job.smallestSnapshot,
+          ...(job.rangeTombstones?.length
+            ? { cleanSeq: job.smallestSnapshot }
+            : {}),
         })),
         compactPointers,
         nextFileNumber: this.#nextFile,
