@@ -54,8 +54,9 @@ function randomRange(rng: Rng, keys: Uint8Array[]): BatchOp {
   let a: Uint8Array | undefined = rng.pick(keys);
   let b: Uint8Array | undefined = rng.pick(keys);
   if (compareBytes(a, b) > 0) [a, b] = [b, a];
-  if (compareBytes(a, b) === 0 || rng.chance(0.1)) b = undefined;
-  else if (rng.chance(0.1)) a = undefined;
+  const open = rng.next();
+  if (compareBytes(a, b) === 0 || open < 0.1) b = undefined;
+  else if (open < 0.2) a = undefined;
   return { type: "deleteRange", start: a, end: b };
 }
 
