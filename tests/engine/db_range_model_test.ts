@@ -54,9 +54,9 @@ function randomRange(rng: Rng, keys: Uint8Array[]): BatchOp {
   let a: Uint8Array | undefined = rng.pick(keys);
   let b: Uint8Array | undefined = rng.pick(keys);
   if (compareBytes(a, b) > 0) [a, b] = [b, a];
-  const open = rng.next();
-  if (compareBytes(a, b) === 0 || open < 0.1) b = undefined;
-  else if (open < 0.2) a = undefined;
+  const roll = rng.next();
+  if (compareBytes(a, b) === 0 || roll < 0.1) b = undefined;
+  else if (roll < 0.2) a = undefined;
   return { type: "deleteRange", start: a, end: b };
 }
 
