@@ -283,13 +283,16 @@ Deno.test("shale batch: a JSON file applied atomically; a failed check exits 3 a
             },
             { op: "put", key: b64(bin), value: b64(bin), ttl: 60 },
             { op: "delete", key: b64(enc.encode("nothing")) },
+            { op: "delete_range", prefix: b64(enc.encode("tmp/")) },
           ],
         }),
       );
+      await s.db.put(enc.encode("tmp/1"), enc.encode("scratch"));
       const r = await shale(["batch", file, ...url]);
       ok0(r, "batch");
       const doc = JSON.parse(r.text);
-      equal(doc.applied, 3);
+      equal(doc.applied, 4);
+      equal(s.db.get(enc.encode("tmp/1")), undefined, "range deleted");
       match(doc.version, /^[0-9]+$/);
       deepEqual(s.db.get(bin)?.value, bin);
       equal(
@@ -521,11 +524,17 @@ Deno.test("parseBatch: the POST /kv/batch format, checked field by field", () =>
       ["[]", /must be an object/],
       [
         '{"ops":[{"op":"zap","key":"YQ=="}]}',
-        /op must be put, delete or check/,
+        /op must be put, delete, check or delete_range/,
       ],
       ['{"ops":[{"op":"put","key":"YQ==","value":"!"}]}', /not valid base64/],
       ['{"ops":[{"op":"delete","key":"YQ==","value":"YQ=="}]}', /only a put/],
       ['{"ops":[{"op":"put","key":"YQ==","value":"","x":1}]}', /unknown field/],
+      [
+        '{"ops":[{"op":"delete_range","prefix":"YQ==","start":"YQ=="}]}',
+        /prefix or start\/end/,
+      ],
+      ['{"ops":[{"op":"delete_range","key":"YQ=="}]}', /unknown field "key"/],
+      ['{"ops":[{"op":"delete_range"}]}', /start must be base64 text/],
     ] as const
   ) {
     try {
