@@ -2032,7 +2032,7 @@ export class Db implements KeySpace {
       snapshots: [...this.#snapshots.values()].reduce((a, b) => a + b, 0),
       rangeTombstones: {
         persisted: this.#state.rangeTombstones.size,
-        total: this.#rangeIndex()?.size ?? 0,
+        live: this.#rangeIndex()?.size ?? 0,
       },
       background: {
         flushing: this.#flushing !== undefined,

@@ -37,7 +37,7 @@ function keys(db: Db, o: Parameters<Db["scan"]>[0] = {}): string[] {
 }
 
 interface RangeStats {
-  rangeTombstones: { persisted: number; total: number };
+  rangeTombstones: { persisted: number; live: number };
   levels: { bytes: number }[];
 }
 
@@ -268,12 +268,12 @@ Deno.test("compaction reclaims the space of a deleted range, once no snapshot ne
       after < full * 0.15,
       `tables hold ${after} bytes after compaction, ${full} before`,
     );
-    assert.deepEqual(stats(db).rangeTombstones, { persisted: 0, total: 0 });
+    assert.deepEqual(stats(db).rangeTombstones, { persisted: 0, live: 0 });
     assert.equal(keys(db).length, 200);
     await db.close();
     const again = await open(dir, { background: "inline" });
     assert.equal(keys(again).length, 200);
-    assert.deepEqual(stats(again).rangeTombstones, { persisted: 0, total: 0 });
+    assert.deepEqual(stats(again).rangeTombstones, { persisted: 0, live: 0 });
     await again.close();
   });
 });
@@ -289,7 +289,7 @@ Deno.test("tombstones survive flush, reopen, backup and restore, and pass verify
     await db.deleteRange(enc("a4"), enc("a5")); // only in the memtable + WAL
     const want = keys(db);
     assert.equal(want.length, 50 - 22 - 11);
-    assert.deepEqual(stats(db).rangeTombstones, { persisted: 1, total: 2 });
+    assert.deepEqual(stats(db).rangeTombstones, { persisted: 1, live: 2 });
     const backup = startBackup(db);
     const restored = `${root}/restored`;
     const summary = await restoreBackup(backup.stream(), restored);
@@ -299,7 +299,7 @@ Deno.test("tombstones survive flush, reopen, backup and restore, and pass verify
     for (const d of [dir, restored]) {
       const r = await open(d, { background: "inline" });
       assert.deepEqual(keys(r), want, d);
-      assert.equal(stats(r).rangeTombstones.total, 2, d);
+      assert.equal(stats(r).rangeTombstones.live, 2, d);
       await r.close();
     }
   });
