@@ -74,6 +74,7 @@ import {
   deleteRangeEntry,
   dropCoveredOps,
   obsoleteTombstones,
+  overlapsBounds,
   RangeTombstoneIndex,
   tombstoneFromEntry,
 } from "./range_tombstones.ts";
@@ -1268,7 +1269,7 @@ export class Db implements KeySpace {
   /**
    * Runs one compaction and installs its result; failures turn the store
    * read-only. `rewrite` merges even a lone table that could just move
-   * down a level (compactRange: so what it holds is purged).
+   * down a level (compactRange: so the range tombstones over it apply).
    */
   async #compact(pick: CompactionPick, rewrite = false): Promise<void> {
     const started = performance.now();
@@ -1408,7 +1409,12 @@ export class Db implements KeySpace {
       if (level === 0) inputs = [...v.levels[0]];
       const output = level < bottom ? level + 1 : level;
       if (output === bottom && level < bottom) mergedIntoBottom = true;
-      const run = this.#compact(pickFor(v, level, inputs, output), true);
+      // A lone table under a range tombstone is merged, not moved, so the
+      // entries the tombstone hides are dropped now.
+      const rewrite = this.#allRangeTombstones().some((t) =>
+        inputs.some((x) => overlapsBounds(t, x.smallest, x.largest))
+      );
+      const run = this.#compact(pickFor(v, level, inputs, output), rewrite);
       this.#compacting = run.finally(() => {
         this.#compacting = undefined;
         this.#wakeStalled();
