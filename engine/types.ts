@@ -200,9 +200,13 @@ export type BatchOp =
  * takes no condition and cannot share a batch with a `versionedKey` put.
  */
 export interface DeleteRangeOp {
+  /** Marks a range delete. */
   type: "deleteRange";
+  /** Inclusive first key; omitted or empty: the key space's first key. */
   start?: Uint8Array;
+  /** Exclusive end; omitted: through the key space's last key. */
   end?: Uint8Array;
+  /** Every key starting with these bytes (instead of start/end). */
   prefix?: Uint8Array;
 }
 
