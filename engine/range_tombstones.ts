@@ -205,24 +205,29 @@ export function dropCoveredOps(entries: readonly Entry[]): Entry[] {
 
 /**
  * An immutable index over a set of tombstones for reads: the key space cut
- * into fragments at every start and end, each with the seqnos of the
- * tombstones covering it (highest first). A lookup is one binary search.
+ * into fragments at every start and end, and a segment tree over the
+ * fragments in which each tombstone's seqno sits in the O(log n) nodes that
+ * make up its span (so nested ranges cost O(n log n) memory, not O(n^2)).
+ * A lookup is a binary search for the key's fragment, then one binary
+ * search per node on the path up from it.
  */
 export class RangeTombstoneIndex {
   /** Fragment i covers [bounds[i], bounds[i + 1]) (binary strings). */
   #bounds: string[];
-  #seqs: number[][];
+  /** Leaves start at #leaves; node n's children are 2n and 2n + 1. */
+  #leaves: number;
+  /** Seqnos per tree node, highest first. */
+  #nodes: number[][];
   /** Number of tombstones indexed. */
   readonly size: number;
 
   constructor(tombstones: Iterable<RangeTombstone>) {
-    const list = [...tombstones];
-    this.size = list.length;
-    const keyOf = (t: RangeTombstone) => ({
+    const keyed = [...tombstones].map((t) => ({
+      seq: t.seq,
       s: binaryString(t.start),
       e: t.end.length === 0 ? INFINITY : binaryString(t.end),
-    });
-    const keyed = list.map((t) => ({ t, ...keyOf(t) }));
+    }));
+    this.size = keyed.length;
     const points = new Set<string>();
     for (const k of keyed) {
       points.add(k.s);
@@ -230,12 +235,20 @@ export class RangeTombstoneIndex {
     }
     this.#bounds = [...points].sort((a, b) => a < b ? -1 : a > b ? 1 : 0);
     const at = new Map(this.#bounds.map((b, i) => [b, i]));
-    this.#seqs = this.#bounds.map(() => []);
+    let leaves = 1;
+    while (leaves < this.#bounds.length) leaves *= 2;
+    this.#leaves = leaves;
+    this.#nodes = Array.from({ length: 2 * leaves }, () => []);
     for (const k of keyed) {
-      const to = at.get(k.e)!;
-      for (let i = at.get(k.s)!; i < to; i++) this.#seqs[i].push(k.t.seq);
+      // Fragments [from, to) are the tombstone's span.
+      let l = at.get(k.s)! + leaves;
+      let r = at.get(k.e)! + leaves;
+      for (; l < r; l >>= 1, r >>= 1) {
+        if (l & 1) this.#nodes[l++].push(k.seq);
+        if (r & 1) this.#nodes[--r].push(k.seq);
+      }
     }
-    for (const s of this.#seqs) s.sort((a, b) => b - a);
+    for (const n of this.#nodes) if (n.length > 1) n.sort((a, b) => b - a);
   }
 
   /**
@@ -254,8 +267,21 @@ export class RangeTombstoneIndex {
       else hi = mid;
     }
     if (lo === 0) return 0; // before the first fragment
-    for (const s of this.#seqs[lo - 1]) if (s <= snapshot) return s;
-    return 0;
+    let best = 0;
+    for (let n = lo - 1 + this.#leaves; n >= 1; n >>= 1) {
+      const seqs = this.#nodes[n];
+      if (seqs.length === 0 || seqs[0] <= best) continue;
+      // The first seqno <= snapshot (the list is highest first).
+      let a = 0;
+      let z = seqs.length;
+      while (a < z) {
+        const mid = (a + z) >>> 1;
+        if (seqs[mid] > snapshot) a = mid + 1;
+        else z = mid;
+      }
+      if (a < seqs.length && seqs[a] > best) best = seqs[a];
+    }
+    return best;
   }
 
   /** True when a tombstone seen at `snapshot` hides entry (key, seq). */

@@ -11,6 +11,7 @@ import type { Db } from "../../mod.ts";
 import { startBackup } from "../../engine/backup.ts";
 import { restoreBackup } from "../../engine/restore.ts";
 import {
+  covers,
   deleteRangeEntry,
   dropCoveredOps,
   obsoleteTombstones,
@@ -19,7 +20,16 @@ import {
   tombstoneFromEntry,
 } from "../../engine/range_tombstones.ts";
 import { KIND_PUT, KIND_RANGE_DELETE } from "../../engine/entry.ts";
-import { bytes, concat, dec, enc, withTempDir } from "../_helpers.ts";
+import { compareBytes } from "../../engine/coding.ts";
+import {
+  bytes,
+  concat,
+  dec,
+  enc,
+  testSeed,
+  withSeed,
+  withTempDir,
+} from "../_helpers.ts";
 
 /** A tombstone in key space 0 over [start, end) (end "" = to the space's end). */
 function tomb(start: string, end: string, seq: number): RangeTombstone {
@@ -76,6 +86,49 @@ Deno.test("the tombstone index answers the highest covering seqno a snapshot see
   const top = new RangeTombstoneIndex([unbounded]);
   assert.equal(top.coverSeq(bytes(255, 0xff, 0xff), 3), 3);
   assert.equal(top.coverSeq(bytes(255, 6), 3), 0);
+});
+
+Deno.test("the tombstone index agrees with a brute-force check on random and deeply nested ranges", async () => {
+  await withSeed(testSeed(0x1d3), (rng) => {
+    const key = () =>
+      sk(String.fromCharCode(0x61 + rng.int(26), 0x61 + rng.int(26)));
+    const ts: RangeTombstone[] = [];
+    for (let i = 0; i < 300; i++) {
+      let [a, b] = [key(), key()].sort(compareBytes);
+      if (compareBytes(a, b) === 0) b = concat(b, bytes(0));
+      ts.push({
+        start: a,
+        end: rng.chance(0.1) ? bytes(1) : b,
+        seq: rng.range(1, 1000),
+      });
+    }
+    const idx = new RangeTombstoneIndex(ts);
+    for (let q = 0; q < 2000; q++) {
+      const k = rng.chance(0.5) ? key() : concat(key(), bytes(rng.int(256)));
+      const snap = rng.range(0, 1100);
+      let want = 0;
+      for (const t of ts) {
+        if (t.seq <= snap && covers(t, k) && t.seq > want) want = t.seq;
+      }
+      assert.equal(idx.coverSeq(k, snap), want);
+    }
+  });
+  // 20000 nested ranges: the index stays O(n log n) (a fragment list per
+  // range would hold 2 * 10^8 seqnos).
+  const nested: RangeTombstone[] = [];
+  const n = 20000;
+  const k4 = (i: number) => concat(bytes(0), Uint8Array.of(i >> 8, i & 255));
+  for (let i = 0; i < n; i++) {
+    nested.push({ start: k4(i), end: k4(2 * n - i), seq: i + 1 });
+  }
+  const started = performance.now();
+  const big = new RangeTombstoneIndex(nested);
+  assert.equal(big.coverSeq(k4(n), Infinity), n);
+  assert.equal(big.coverSeq(k4(10), Infinity), 11);
+  assert.equal(big.coverSeq(k4(n), 500), 500);
+  assert.equal(big.coverSeq(k4(2 * n), Infinity), 0);
+  const ms = performance.now() - started;
+  assert.ok(ms < 5000, `building and querying took ${ms} ms`);
 });
 
 Deno.test("a tombstone is obsolete once no overlapping table can hold what it hides", () => {
