@@ -469,6 +469,11 @@ Deno.test("shale watch: a real process prints the changes made by shale put/del/
                 value: b64(enc.encode("two")),
               },
               { op: "delete", key: b64(enc.encode("w/1")) },
+              {
+                op: "delete_range",
+                start: b64(enc.encode("w/8")),
+                end: b64(enc.encode("w/9")),
+              },
             ],
           }),
         );
@@ -476,13 +481,14 @@ Deno.test("shale watch: a real process prints the changes made by shale put/del/
       });
       const d = await shale(["del", "w/2", ...url]);
       ok0(d, "del");
-      await untilLines(4);
+      await untilLines(5);
       const got = out.trim().split("\n").map((l) => JSON.parse(l));
       const vb = Number(got[1].version);
       deepEqual(got, [
         { version: String(v1), type: "put", key: "w/1", value: "one" },
         { version: String(vb), type: "put", key: "w/2", value: "two" },
         { version: String(vb), type: "delete", key: "w/1" },
+        { version: String(vb), type: "delete_range", start: "w/8", end: "w/9" },
         { version: String(vb + 1), type: "delete", key: "w/2" },
       ]);
     } finally {
@@ -495,7 +501,7 @@ Deno.test("shale watch: a real process prints the changes made by shale put/del/
       out += r.value;
     }
     equal(status.code, 0, await stderr);
-    equal(out.trim().split("\n").length, 4, out);
+    equal(out.trim().split("\n").length, 5, out);
   });
 });
 
