@@ -451,7 +451,8 @@ class WatchStream {
 
 /**
  * A range delete as a feed item, when its range [from, to) (`to` absent:
- * through the last key) meets the watched one; sent whole, not clipped.
+ * through the last key) meets the watched one: cut to the watched range, so
+ * a stream (a scoped token's included) never shows keys outside it.
  */
 function rangeItem(
   from: Uint8Array,
@@ -462,6 +463,10 @@ function rangeItem(
   if (end !== undefined && compareBytes(from, end) >= 0) return undefined;
   if (start !== undefined && to !== undefined && compareBytes(to, start) <= 0) {
     return undefined;
+  }
+  if (start !== undefined && compareBytes(from, start) < 0) from = start;
+  if (end !== undefined && (to === undefined || compareBytes(to, end) > 0)) {
+    to = end;
   }
   const item: Record<string, unknown> = {
     type: "delete_range",

@@ -1,13 +1,15 @@
 /**
  * `delete_range` through real HTTP: the `POST /kv/batch` op (start/end and
  * prefix, atomic with the batch's other ops), its 4xx answers, the change
- * feed's one `delete_range` item in the batch's event, and client.ts
- * (`batch` and `watch`) against a live server.
+ * feed's one `delete_range` item in the batch's event (cut to the watched
+ * range), client.ts (`batch` and `watch`) against a live server, and scoped
+ * tokens (a range must lie inside the token's prefix).
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { ShaleClient } from "../../client.ts";
 import { b, b64, errorCode, withServer } from "./_helpers.ts";
 import { SseReader } from "./_sse.ts";
+import { Scope } from "../../server/scope.ts";
 
 async function post(base: string, ops: unknown[]): Promise<Response> {
   return await fetch(`${base}/kv/batch`, {
@@ -125,7 +127,7 @@ Deno.test("delete_range: bad ops get 400 or 414 with a JSON error, and nothing i
   });
 });
 
-Deno.test("delete_range: the change feed sends one delete_range item in the batch's event, when it meets the range", async () => {
+Deno.test("delete_range: the change feed sends one delete_range item in the batch's event, cut to the watched range", async () => {
   await withServer({}, async ({ base }) => {
     const r = await fetch(`${base}/kv/watch?start=${"m"}&end=${"p"}`);
     equal(r.status, 200);
@@ -149,8 +151,9 @@ Deno.test("delete_range: the change feed sends one delete_range item in the batc
       version,
       changes: [
         { key: b64("n"), type: "put", value: b64("1") },
-        { type: "delete_range", start: b64("a"), end: b64("n") },
-        { type: "delete_range", start: b64("o") },
+        // Cut to the watched range [m, p).
+        { type: "delete_range", start: b64("m"), end: b64("n") },
+        { type: "delete_range", start: b64("o"), end: b64("p") },
       ],
     });
     await s.cancel();
@@ -190,5 +193,88 @@ Deno.test("delete_range: client.ts batch sends it and watch reports it", async (
     );
     stop.abort();
     await events.return(undefined);
+  });
+});
+
+Deno.test("delete_range: a scoped token deletes ranges inside its prefix only, and its feed shows them cut to it", async () => {
+  const ADMIN = "admin-token-0123456789";
+  const RW = "app-rw-token-0123456789";
+  const RO = "app-ro-token-0123456789";
+  const handler = {
+    authToken: ADMIN,
+    scopedTokens: [
+      { token: RW, scope: new Scope(b("app/"), true) },
+      { token: RO, scope: new Scope(b("app/"), false) },
+    ],
+  };
+  await withServer({ handler }, async ({ base, db }) => {
+    for (const k of ["ap", "app/a", "app/b", "app0", "b"]) {
+      await db.put(b(k), b("x"));
+    }
+    const send = (token: string, ops: unknown[]) =>
+      fetch(`${base}/kv/batch`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: `Bearer ${token}`,
+        },
+        body: JSON.stringify({ ops }),
+      });
+    const all = () =>
+      [...db.scan()].map((i) => new TextDecoder().decode(i.key));
+    for (
+      const [token, op, re] of [
+        [
+          RW,
+          { op: "delete_range", start: b64("a"), end: b64("app/z") },
+          /op 0's range reaches outside/,
+        ],
+        [RW, { op: "delete_range", start: b64("app/") }, /outside/],
+        [
+          RW,
+          { op: "delete_range", start: b64("app/"), end: b64("b") },
+          /outside/,
+        ],
+        [RW, { op: "delete_range", prefix: b64("ap") }, /outside/],
+        [RO, { op: "delete_range", prefix: b64("app/") }, /only read/],
+      ] as const
+    ) {
+      const r = await send(token, [op]);
+      const text = await r.text();
+      equal(r.status, 403, text);
+      equal(errorCode(text), "forbidden");
+      match(JSON.parse(text).error.message, re);
+    }
+    deepEqual(all(), ["ap", "app/a", "app/b", "app0", "b"], "nothing deleted");
+
+    const feed = await fetch(
+      `${base}/kv/watch?prefix=${encodeURIComponent("app/")}`,
+      {
+        headers: { authorization: `Bearer ${RW}` },
+      },
+    );
+    equal(feed.status, 200);
+    const s = new SseReader(feed);
+    equal((await s.next())?.event, "ready");
+    const ok1 = await send(RW, [{ op: "delete_range", prefix: b64("app/") }]);
+    equal(ok1.status, 200, await ok1.text());
+    deepEqual(all(), ["ap", "app0", "b"]);
+    // The admin deletes a wider range: the scoped feed sees only its part.
+    const wide = await send(ADMIN, [{
+      op: "delete_range",
+      start: b64("a"),
+      end: b64("c"),
+    }]);
+    equal(wide.status, 200, await wide.text());
+    deepEqual(all(), []);
+    const e1 = JSON.parse((await s.next())!.data);
+    deepEqual(e1.changes, [
+      { type: "delete_range", start: b64("app/"), end: b64("app0") },
+    ]);
+    const e2 = JSON.parse((await s.next())!.data);
+    deepEqual(e2.changes, [
+      { type: "delete_range", start: b64("app/"), end: b64("app0") },
+    ]);
+    await s.cancel();
   });
 });
