@@ -34,7 +34,9 @@
  */
 import { binaryString, ByteWriter } from "./coding.ts";
 import type { Entry } from "./entry.ts";
-import { KIND_PUT } from "./entry.ts";
+import { KIND_PUT, KIND_RANGE_DELETE } from "./entry.ts";
+import type { RangeTombstone } from "./range_tombstones.ts";
+import { covers, tombstoneFromEntry } from "./range_tombstones.ts";
 import {
   ClosedError,
   PreconditionFailedError,
@@ -134,6 +136,8 @@ export class CommitPipeline {
   #committing = false;
   #done: Promise<void> = Promise.resolve();
   #inflight = new Map<string, Inflight>();
+  /** Range deletes accepted and not yet visible or failed. */
+  #inflightRanges: { t: RangeTombstone; write: PendingWrite }[] = [];
   #lastSeq: number;
   #visibleSeq: number;
   #logDirty = false;
@@ -252,12 +256,21 @@ export class CommitPipeline {
   }
 
   /**
-   * The in-flight write to a stored key (accepted, not yet visible or
-   * failed), if any.
+   * The newest in-flight write to a stored key (accepted, not yet visible
+   * or failed), if any: a write of the key itself, or a range delete
+   * covering it.
    */
   inflight(storedKey: Uint8Array): Inflight | undefined {
-    if (this.#inflight.size === 0) return undefined;
-    return this.#inflight.get(binaryString(storedKey));
+    let p = this.#inflight.size > 0
+      ? this.#inflight.get(binaryString(storedKey))
+      : undefined;
+    for (const r of this.#inflightRanges) {
+      // A write of the key in the same batch (same seqno) comes after it.
+      if (covers(r.t, storedKey) && (!p || r.write.seq > p.write.seq)) {
+        p = { live: false, write: r.write };
+      }
+    }
+    return p;
   }
 
   /**
@@ -280,9 +293,10 @@ export class CommitPipeline {
     const env = this.#env;
     let read: PendingWrite[] | undefined;
     for (let i = 0; i < ops.length; i++) {
-      const want = ops[i].ifVersion;
-      if (want === undefined) continue;
-      const key = env.storedKey(space, ops[i].key);
+      const op = ops[i];
+      if (op.type === "deleteRange" || op.ifVersion === undefined) continue;
+      const want = op.ifVersion;
+      const key = env.storedKey(space, op.key);
       const p = this.inflight(key);
       const have = p ? (p.live ? p.write.seq : null) : env.visibleVersion(key);
       if (want === null ? have !== null : have !== want) {
@@ -345,6 +359,10 @@ export class CommitPipeline {
       const write: PendingWrite = { seq, entries, skeys, resolve, reject };
       for (let i = 0; i < entries.length; i++) {
         const e = entries[i];
+        if (e.kind === KIND_RANGE_DELETE) {
+          this.#inflightRanges.push({ t: tombstoneFromEntry(e), write });
+          continue;
+        }
         this.#inflight.set(skeys[i], {
           live: e.kind === KIND_PUT &&
             (e.expiresAt === 0 || e.expiresAt > this.#env.clock()),
@@ -510,6 +528,9 @@ export class CommitPipeline {
   #dropInflight(w: PendingWrite): void {
     for (const id of w.skeys) {
       if (this.#inflight.get(id)?.write === w) this.#inflight.delete(id);
+    }
+    if (this.#inflightRanges.length > 0) {
+      this.#inflightRanges = this.#inflightRanges.filter((r) => r.write !== w);
     }
   }
 }

@@ -85,6 +85,8 @@ export interface StatsSources {
   blockCache: BlockCache;
   /** Live snapshots. */
   snapshots: number;
+  /** Range tombstones in force, and those of them in the manifest. */
+  rangeTombstones: { persisted: number; live: number };
   background: { flushing: boolean; compacting: boolean };
   writeState: ReturnType<typeof writePressure>;
   recovery: RecoveryInfo;
@@ -133,6 +135,7 @@ export function dbStats(s: StatsSources): Record<string, unknown> {
       tableMeta: s.tables.metaBytes,
     },
     snapshots: s.snapshots,
+    rangeTombstones: s.rangeTombstones,
     background: s.background,
     writeState: s.writeState,
     recovery: {
