@@ -47,7 +47,12 @@ import {
 import type { WritableFile } from "./fs.ts";
 import { unrefTimer } from "./runtime.ts";
 import type { BatchOp } from "./types.ts";
-import { closeMarker, frameBatch } from "./wal.ts";
+import {
+  batchRecordHead,
+  closeMarker,
+  frameBatch,
+  LARGE_BATCH_BYTES,
+} from "./wal.ts";
 
 /** A write accepted by {@link CommitPipeline.enqueue}, not yet resolved. */
 export interface PendingWrite {
@@ -132,6 +137,12 @@ export class CommitPipeline {
   #env: CommitEnv;
   #log: WritableFile;
   #buf = new ByteWriter(64 * 1024);
+  /**
+   * The WAL bytes of the next group when it holds a large batch: earlier
+   * records (copied out of `#buf`), then the large record's head and its
+   * ops by reference, in order; `#buf` holds what follows.
+   */
+  #parts: Uint8Array[] = [];
   #queue: PendingWrite[] = [];
   #committing = false;
   #done: Promise<void> = Promise.resolve();
@@ -354,7 +365,15 @@ export class CommitPipeline {
       c.userBytes += e.key.length - 1 + e.value.length;
     }
     if (isBatch) c.batches++;
-    frameBatch(this.#buf, seq, opsPayload);
+    if (opsPayload.length >= LARGE_BATCH_BYTES) {
+      // Not copied: the record is the head and the ops as they are (nothing
+      // writes to the ops any more; the memtable keeps views into them).
+      if (this.#buf.pos > 0) this.#parts.push(this.#buf.finish());
+      this.#buf.reset();
+      this.#parts.push(batchRecordHead(seq, opsPayload), opsPayload);
+    } else {
+      frameBatch(this.#buf, seq, opsPayload);
+    }
     return new Promise<number>((resolve, reject) => {
       const write: PendingWrite = { seq, entries, skeys, resolve, reject };
       for (let i = 0; i < entries.length; i++) {
@@ -440,12 +459,16 @@ export class CommitPipeline {
         }
         const group = this.#queue;
         this.#queue = [];
-        const data = this.#buf.finish();
+        const parts = this.#parts;
+        this.#parts = [];
+        if (this.#buf.pos > 0) parts.push(this.#buf.finish());
         this.#buf.reset();
+        let dataBytes = 0;
+        for (const part of parts) dataBytes += part.length;
         const log = this.#log;
         const logSize = log.size;
         try {
-          log.append(data);
+          for (const part of parts) log.append(part);
         } catch (err) {
           // A failed append (typically ENOSPC) wrote nothing durable: cut
           // the partial record off and reject just this group. Only if the
@@ -462,7 +485,7 @@ export class CommitPipeline {
         }
         if (!env.backgroundBlocked()) this.diskFull = undefined;
         try {
-          c.walBytes += data.length;
+          c.walBytes += dataBytes;
           if (env.sync === "always") {
             await log.sync();
             c.walSyncs++;
@@ -495,6 +518,7 @@ export class CommitPipeline {
         for (const w of this.#queue) this.#reject(w, this.#failure);
         this.#queue = [];
         this.#buf.reset();
+        this.#parts = [];
       }
       this.#committing = false;
     }

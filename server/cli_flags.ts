@@ -258,7 +258,15 @@ export const SERVE_FLAGS: FlagSpec[] = [
     default: "auto",
     valueName: "N",
     help:
-      "client connections open at once; past it new ones get 503 and are closed (auto: the descriptor limit less a quarter, 32-1024, kept for data files; Deno only, see docs/HTTP.md)",
+      "client connections open at once; past it new ones get 503 and are closed (auto: the descriptor limit less a quarter, 32-1024, kept for data files; see docs/HTTP.md)",
+  },
+  {
+    name: "bun-listener",
+    type: "string",
+    default: "hardened",
+    valueName: "KIND",
+    help:
+      "Bun only (ignored on Deno): hardened (node:http; every connection flag here enforced) or fast (Bun.serve: about half the server CPU per request, but no --max-connections and only one idle timer, reset by every byte, for the header, idle and write timeouts)",
   },
   {
     name: "header-timeout",

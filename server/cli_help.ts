@@ -20,10 +20,9 @@ const FIXED_LIMITS = [
   "  KV Connect: values 64 KiB, keys 2048 B, 100 checks and 1000 mutations",
   "    per atomic write, 8 MiB per read answer, 10 keys per watch, 64 watches",
   "    per client and 1024 per server, data tokens valid 1 h",
-  "Connections: Deno enforces every connection flag above; Bun (and the",
-  "  dist/shale binary) has no --max-connections and one idle timer (the",
-  "  shortest of the header, idle and write timeouts) for the three; large",
-  "  responses are bounded on both (docs/HTTP.md, 'Connections')",
+  "Connections: every connection flag above is enforced on Deno and on Bun",
+  "  (the dist/shale binary too) unless --bun-listener fast is given",
+  "  (docs/HTTP.md, 'Connections')",
 ];
 
 /** Top-level help: commands and global flags. */

@@ -30,14 +30,14 @@ export function isOutOfDescriptors(err: unknown): boolean {
  * listener dies of descriptor exhaustion. `finished` rejects only for other
  * errors; `shutdown` stops the current listener and every earlier one.
  */
-export function listenSurvivingEmfile(
+export async function listenSurvivingEmfile(
   rt: Runtime,
   opts: ListenOptions,
   handler: ServeHandler,
   log: LogFn,
   retryMs = 250,
-): Listener {
-  let current = rt.listen(opts, handler);
+): Promise<Listener> {
+  let current = await rt.listen(opts, handler);
   const addr = current.addr;
   const earlier: Listener[] = [];
   const finished = Promise.withResolvers<void>();
@@ -48,7 +48,7 @@ export function listenSurvivingEmfile(
       await new Promise((r) => setTimeout(r, retryMs));
       if (stopped) return;
       try {
-        current = rt.listen(
+        current = await rt.listen(
           { ...opts, port: addr.port, onListen: () => {} },
           handler,
         );

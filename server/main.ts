@@ -194,7 +194,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
 
   let server: Listener;
   try {
-    server = listenSurvivingEmfile(
+    server = await listenSurvivingEmfile(
       runtime,
       {
         hostname: cfg.host,
@@ -215,6 +215,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
           writeTimeoutMs: cfg.writeTimeoutMs,
           maxResponseMemoryBytes: cfg.maxResponseMemoryBytes,
         },
+        listener: cfg.bunListener,
         stats: metrics.connections,
         onListen: (addr) => {
           const scheme = cert === undefined ? "http" : "https";

@@ -35,8 +35,14 @@ export interface ListenOptions {
   maxRequestBodyBytes: number;
   /** Called once the socket is bound. */
   onListen(addr: Addr): void;
-  /** Connection cap and timeouts (each runtime enforces what it can). */
+  /** Connection cap and timeouts. */
   limits: ConnectionLimits;
+  /**
+   * "fast": the runtime's fastest listener even where it cannot enforce
+   * `limits` (Bun.serve; `unenforced` then says what is not). Deno has one
+   * listener and ignores it.
+   */
+  listener: "hardened" | "fast";
   /** Where the listener counts connections (shown in /stats and /metrics). */
   stats: ConnectionStats;
 }
@@ -77,8 +83,8 @@ export interface Runtime {
   stderrIsTerminal(): boolean;
   /** Calls `fn` on `signal`; returns the function that stops it. */
   onSignal(signal: Signal, fn: () => void): () => void;
-  /** Binds and serves; throws when the address cannot be bound. */
-  listen(opts: ListenOptions, handler: ServeHandler): Listener;
+  /** Binds and serves; rejects when the address cannot be bound. */
+  listen(opts: ListenOptions, handler: ServeHandler): Promise<Listener>;
 }
 
 /** The runtime this process runs on. */

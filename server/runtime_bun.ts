@@ -1,7 +1,11 @@
 /**
- * The server's runtime port on Bun: `Bun.serve`, `process` signals, env and
- * exit. Bun has no published types for Deno's checker, so the few members
- * used are declared here.
+ * The server's runtime port on Bun: the listener, `process` signals, env and
+ * exit. The listener is `serve_bun.ts` (node:http, every connection limit
+ * enforced) unless `--bun-listener fast` asks for `Bun.serve`, which costs
+ * about half the CPU per request but can enforce neither the connection
+ * cap nor a deadline for a request head (docs/HTTP.md, "Connections").
+ * Bun has no published types for Deno's checker, so the few members of
+ * `Bun` used are declared here.
  *
  * @module
  */
@@ -9,6 +13,7 @@ import * as fs from "node:fs";
 import process from "node:process";
 import type { Listener, Runtime } from "./runtime.ts";
 import { guardResponses } from "./response_guard.ts";
+import { serveNodeHttp } from "./serve_bun.ts";
 
 interface BunServer {
   readonly hostname: string;
@@ -63,12 +68,14 @@ export function bunRuntime(): Runtime {
       process.on(signal, fn);
       return () => process.off(signal, fn);
     },
-    listen(opts, plainHandler): Listener {
+    // deno-lint-ignore require-await
+    async listen(opts, plainHandler): Promise<Listener> {
       const handler = guardResponses(plainHandler, {
         writeTimeoutMs: opts.limits.writeTimeoutMs,
         maxResponseMemoryBytes: opts.limits.maxResponseMemoryBytes,
         stats: opts.stats,
       });
+      if (opts.listener === "hardened") return serveNodeHttp(opts, handler);
       // Bun.serve has one timer per connection: closed once no byte moved
       // either way for idleTimeout seconds (1-255). It stands in for the
       // header-read, keep-alive and write timeouts, so it takes the
@@ -114,7 +121,7 @@ export function bunRuntime(): Runtime {
         finished: new Promise<void>(() => {}),
         shutdown: () => server.stop(false),
         unenforced:
-          `Bun.serve exposes no connection events: no connection cap and no open-connection count; one ${idleSeconds} s idle timeout stands in for the header, keep-alive and write timeouts (a client trickling bytes resets it), no request timeout`,
+          `Bun.serve exposes no connection events: no connection cap and no open-connection count; one ${idleSeconds} s idle timeout stands in for the header, keep-alive and write timeouts (a client trickling bytes resets it), no request timeout, HTTP/1.1 only (Deno's KV client cannot connect)`,
       };
     },
   };

@@ -37,7 +37,8 @@ export function denoRuntime(): Runtime {
       Deno.addSignalListener(signal, fn);
       return () => Deno.removeSignalListener(signal, fn);
     },
-    listen(opts, plainHandler): Listener {
+    // deno-lint-ignore require-await
+    async listen(opts, plainHandler): Promise<Listener> {
       const handler = guardResponses(plainHandler, {
         writeTimeoutMs: opts.limits.writeTimeoutMs,
         maxResponseMemoryBytes: opts.limits.maxResponseMemoryBytes,

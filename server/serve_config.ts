@@ -55,6 +55,8 @@ export interface ServeConfig {
   logFormat: "text" | "json";
   accessLog: boolean;
   shutdownTimeoutMs: number;
+  /** Bun's listener: node:http with every limit, or Bun.serve. */
+  bunListener: "hardened" | "fast";
   /** Undefined: derived from the descriptor limit ("auto"). */
   maxConnections: number | undefined;
   headerTimeoutMs: number;
@@ -290,6 +292,12 @@ export function parseServeConfig(
       3600,
       fail,
     ) * 1000,
+    bunListener: oneOf(
+      get("bun-listener")!,
+      ["hardened", "fast"],
+      label("bun-listener"),
+      fail,
+    ),
     maxConnections: get("max-connections") === "auto" ? undefined : int(
       get("max-connections")!,
       label("max-connections"),

@@ -15,7 +15,16 @@
  */
 import type { ConnectionLimits } from "./connection_limits.ts";
 import type { ConnectionStats } from "./connection_stats.ts";
-import { CHUNK_TIMED } from "./response_guard.ts";
+import {
+  type ConnClock,
+  newClock,
+  overdue,
+  REFUSED_RESPONSE,
+  requestArrived,
+  requestDone,
+  responseReady,
+  sweepPeriodMs,
+} from "./connection_clock.ts";
 import type { Listener, ListenOptions, ServeHandler } from "./runtime.ts";
 
 type ServeOnConnection = (
@@ -36,32 +45,10 @@ export function serveOnConnection(): ServeOnConnection | undefined {
   return typeof fn === "function" ? fn as ServeOnConnection : undefined;
 }
 
-interface ConnState {
+interface ConnState extends ConnClock {
   conn: Deno.Conn;
   abort: AbortController;
-  /** Requests being handled (hyper handles one at a time per connection). */
-  busy: number;
-  /** Requests answered so far. */
-  served: number;
-  /** performance.now() of the last change: accepted, request in, answered. */
-  since: number;
-  /** The current request's handler returned; its body is being written. */
-  responded: boolean;
-  /** The current response is small and fixed: it must be written in time. */
-  timedWrite: boolean;
-  /** The chunk timer of the current response, when it has one. */
-  chunks: { stalled: boolean } | undefined;
 }
-
-const REFUSED = new TextEncoder().encode(
-  "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 99\r\n\r\n" +
-    JSON.stringify({
-      error: {
-        code: "too_many_connections",
-        message: "the server has too many open connections",
-      },
-    }).padEnd(99),
-);
 
 /**
  * Serves `handler` on `opts` with `limits` enforced, counting into
@@ -99,42 +86,14 @@ export function serveWithLimits(
     abortConnection(s.abort);
   };
 
-  // One timer for all connections: per-request timers would cost more than
-  // the requests on the fast path.
-  const period = Math.max(
-    20,
-    Math.min(
-      1000,
-      Math.floor(
-        Math.min(
-          limits.headerTimeoutMs,
-          limits.idleTimeoutMs,
-          limits.requestTimeoutMs,
-          limits.writeTimeoutMs,
-        ) / 4,
-      ),
-    ),
-  );
   const sweeper = setInterval(() => {
     const now = performance.now();
     for (const s of conns) {
-      const age = now - s.since;
-      if (s.busy === 0) {
-        if (s.served === 0 && age > limits.headerTimeoutMs) {
-          close(s, "header_timeout");
-        } else if (s.served > 0 && age > limits.idleTimeoutMs) {
-          close(s, "idle_timeout");
-        }
-      } else if (!s.responded) {
-        if (age > limits.requestTimeoutMs) close(s, "request_timeout");
-      } else if (s.timedWrite && age > limits.writeTimeoutMs) {
-        close(s, "write_timeout");
-      } else if (s.chunks?.stalled) {
-        // Counted by response_guard.ts when its timer fired.
-        abortConnection(s.abort);
-      }
+      const why = overdue(s, limits, now);
+      if (why === "stalled") abortConnection(s.abort); // counted when it fired
+      else if (why !== undefined) close(s, why);
     }
-  }, period);
+  }, sweepPeriodMs(limits));
 
   const onError = () =>
     Response.json(
@@ -143,29 +102,13 @@ export function serveWithLimits(
     );
 
   const serveConn = (conn: Deno.Conn) => {
-    const s: ConnState = {
-      conn,
-      abort: new AbortController(),
-      busy: 0,
-      served: 0,
-      since: performance.now(),
-      responded: false,
-      timedWrite: false,
-      chunks: undefined,
-    };
+    const s: ConnState = { ...newClock(), conn, abort: new AbortController() };
     conns.add(s);
     stats.open++;
     const remoteAddr = conn.remoteAddr as Deno.NetAddr;
     const perRequest = async (req: Request, info: Deno.ServeHandlerInfo) => {
-      s.busy++;
-      s.responded = false;
-      s.since = performance.now();
-      const done = () => {
-        s.busy--;
-        s.served++;
-        s.responded = false;
-        s.since = performance.now();
-      };
+      requestArrived(s);
+      const done = () => requestDone(s);
       let res: Response;
       try {
         res = await handler(req, { remoteAddr });
@@ -173,12 +116,7 @@ export function serveWithLimits(
         done();
         throw err;
       }
-      s.responded = true;
-      s.since = performance.now();
-      // Streamed and large bodies are timed chunk by chunk
-      // (response_guard.ts); the rest must be written within the timeout.
-      s.chunks = CHUNK_TIMED.get(res);
-      s.timedWrite = s.chunks === undefined;
+      responseReady(s, res);
       info.completed.then(done, done);
       return res;
     };
@@ -295,7 +233,7 @@ async function refuse(conn: Deno.Conn): Promise<void> {
   // TLS would need a handshake first: just close those.
   if (!("handshake" in conn)) {
     await Promise.race([
-      conn.write(REFUSED).catch(() => 0),
+      conn.write(REFUSED_RESPONSE).catch(() => 0),
       new Promise((r) => setTimeout(r, 50)),
     ]);
   }

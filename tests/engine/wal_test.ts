@@ -11,12 +11,16 @@ import {
 import { CorruptionError, FormatVersionError } from "../../engine/errors.ts";
 import { realFs } from "../../engine/fs.ts";
 import {
+  batchRecordHead,
   CLOSE_MARKER_BYTES,
   closeMarker,
   createLog,
   decodeBatch,
   encodeBatch,
+  encodeBatchOps,
+  frameBatch,
   frameRecord,
+  LARGE_BATCH_BYTES,
   LOG_HEADER_SIZE,
   LOG_VERSION,
   logHeader,
@@ -29,7 +33,8 @@ import {
   RECORD_HEADER_SIZE,
   WAL_MAGIC,
 } from "../../engine/wal.ts";
-import { bytes, concat, enc, withTempDir } from "../_helpers.ts";
+import { open } from "../../mod.ts";
+import { bytes, concat, enc, Rng, withTempDir } from "../_helpers.ts";
 
 const FILE = "/data/000007.log";
 
@@ -565,4 +570,57 @@ Deno.test("a bug while decoding a batch surfaces as itself, never as corruption"
   } finally {
     ByteReader.prototype.lengthPrefixed = original;
   }
+});
+
+Deno.test("a large batch's record written as head then ops is the record frameBatch writes", () => {
+  const rng = new Rng(16);
+  for (const size of [0, 1, 1000, LARGE_BATCH_BYTES + 17, 3 << 20]) {
+    const { payload } = encodeBatchOps([{
+      key: rng.bytes(1 + rng.int(40)),
+      value: rng.bytes(size),
+      seq: 0,
+      kind: 1,
+      encoding: 0,
+      expiresAt: 0,
+    }]);
+    const w = new ByteWriter();
+    frameBatch(w, 4242, payload);
+    assert.deepEqual(
+      concat(batchRecordHead(4242, payload), payload),
+      w.finish(),
+      `value of ${size} bytes`,
+    );
+  }
+});
+
+Deno.test("large and small batches committed in one group replay in order after a reopen", async () => {
+  await withTempDir(async (dir) => {
+    const rng = new Rng(61);
+    const values = [
+      rng.bytes(10),
+      rng.bytes(LARGE_BATCH_BYTES + 5),
+      rng.bytes(20),
+      rng.bytes(1 << 20),
+      rng.bytes(30),
+    ];
+    const db = await open(dir, { sync: "none", background: "inline" });
+    // Not awaited one by one: the five form one commit group, the large
+    // ones written by reference between the small ones.
+    await Promise.all(values.map((v, i) => db.put(enc(`k${i}`), v)));
+    await db.put(enc("k1"), values[3]); // a large overwrite, its own group
+    await db.close();
+    const again = await open(dir, { sync: "none", background: "inline" });
+    try {
+      const want = [values[0], values[3], values[2], values[3], values[4]];
+      for (let i = 0; i < want.length; i++) {
+        assert.deepEqual(
+          (await again.get(enc(`k${i}`)))?.value,
+          want[i],
+          `k${i}`,
+        );
+      }
+    } finally {
+      await again.close();
+    }
+  });
 });

@@ -88,3 +88,36 @@ Deno.test("a body over the server's budget waits, then gets 503 overloaded", asy
     hog.release();
   }
 });
+
+Deno.test("a large declared body is read chunk by chunk into one buffer; a length that does not match is 400 body_read_failed", async () => {
+  const big = { bytes: 4 << 20, code: "value_too_large", what: "value" };
+  const chunk = new Uint8Array(64 * 1024);
+  const request = (chunks: number, declared: number) =>
+    new Request("http://127.0.0.1/", {
+      method: "PUT",
+      headers: { "content-length": String(declared) },
+      body: new ReadableStream({
+        start(c) {
+          for (let i = 0; i < chunks; i++) c.enqueue(chunk.map(() => i));
+          c.close();
+        },
+      }),
+    });
+  const budget = new BodyBudget(16 << 20, 10);
+  const lease = budget.lease();
+  try {
+    const body = await readBody(request(32, 2 << 20), lease, big, () => {});
+    deepEqual(body.length, 2 << 20);
+    deepEqual([body[0], body[65536], body[(2 << 20) - 1]], [0, 1, 31]);
+    for (const declared of [(2 << 20) + 1, (2 << 20) - 1]) {
+      const other = budget.lease();
+      await rejects(
+        readBody(request(32, declared), other, big, () => {}),
+        httpError(400, "body_read_failed"),
+      );
+      other.release();
+    }
+  } finally {
+    lease.release();
+  }
+});

@@ -249,3 +249,17 @@ Deno.test("serve --help lists the new limits with their defaults", () => {
     ]
   ) match(help, re);
 });
+
+Deno.test("--bun-listener: hardened by default, fast on request, anything else refused", () => {
+  const c = parseCommandLine(["serve"], noEnv);
+  ok(c.command === "serve");
+  deepEqual(c.bunListener, "hardened");
+  const f = parseCommandLine(["serve", "--bun-listener", "fast"], noEnv);
+  ok(f.command === "serve");
+  deepEqual(f.bunListener, "fast");
+  throws(
+    () => parseCommandLine(["serve", "--bun-listener", "quick"], noEnv),
+    (e: unknown) => e instanceof UsageError && /--bun-listener/.test(e.message),
+  );
+  match(commandHelp("serve"), /--bun-listener KIND .*\(default hardened\)/);
+});

@@ -1,0 +1,461 @@
+/**
+ * Bun's HTTP listener with the connection protections `Bun.serve` cannot
+ * give (it reports no connection opening or closing, and its one timer,
+ * `idleTimeout`, is reset by every byte, so a client trickling a request
+ * head is never cut): Bun's `node:http` server, whose `connection` event
+ * hands over each socket. Connections are counted there, refused past
+ * `maxConnections` (503, then closed), and closed by the same deadlines as
+ * on Deno (`connection_clock.ts`): first request head, keep-alive idle,
+ * request, write. Requests and responses are converted between
+ * `node:http` and the fetch API here, so the handler stays the one
+ * `(Request) => Response` of every runtime.
+ *
+ * @module
+ */
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import type { Socket } from "node:net";
+import {
+  type ConnClock,
+  newClock,
+  overdue,
+  REFUSED_RESPONSE,
+  requestArrived,
+  requestDone,
+  responseReady,
+  sweepPeriodMs,
+} from "./connection_clock.ts";
+import { CHUNK_TIMED } from "./response_guard.ts";
+import type { Listener, ListenOptions, ServeHandler } from "./runtime.ts";
+
+interface ConnState extends ConnClock {
+  socket: Socket;
+}
+
+/** Where a socket's state hangs (the TLS socket and its TCP socket both). */
+const STATE = Symbol("shale.conn");
+type Tagged = Socket & { [STATE]?: ConnState };
+
+const INTERNAL = JSON.stringify({
+  error: { code: "internal", message: "internal server error" },
+});
+
+/** What a request head the HTTP/1 parser cannot read gets, as on Deno. */
+const BAD_REQUEST = new TextEncoder().encode(
+  "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+);
+const HEAD_TOO_LARGE = new TextEncoder().encode(
+  "HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+);
+
+/** Headers HTTP/2 forbids (RFC 9113, 8.2.2): dropped from its responses. */
+const H1_ONLY = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+];
+
+/**
+ * Serves `handler` on `opts` with `opts.limits` enforced, counting into
+ * `opts.stats`. Rejects when the address cannot be bound.
+ */
+export function serveNodeHttp(
+  opts: ListenOptions,
+  handler: ServeHandler,
+): Promise<Listener> {
+  const limits = opts.limits;
+  const stats = opts.stats;
+  // Plain HTTP: node:http, HTTP/2 with prior knowledge handed over to `h2c`
+  // below. TLS: node:http2's secure server, which speaks HTTP/1.1 or HTTP/2
+  // as the client's ALPN asks (Deno's KV client asks for HTTP/2).
+  const server: http.Server = opts.tls === undefined
+    ? http.createServer()
+    : http2.createSecureServer({
+      cert: opts.tls.cert,
+      key: opts.tls.key,
+      allowHTTP1: true,
+    }) as unknown as http.Server;
+  // Node's own timers are off: the sweeper below enforces the limits (and
+  // counts what it closes), and node's keep-alive default of 5 s would cut
+  // idle connections early.
+  server.keepAliveTimeout = 0;
+  server.headersTimeout = 0;
+  server.requestTimeout = 0;
+  // Deno's KV client (Deno.openKv over KV Connect) speaks only HTTP/2, with
+  // prior knowledge on http:. Node's HTTP/1 parser stops at the HTTP/2
+  // preface (HPE_PAUSED_H2_UPGRADE); the socket, preface pushed back, then
+  // goes to this HTTP/2 server, on the same port.
+  const h2c = opts.tls === undefined ? http2.createServer() : undefined;
+  stats.max = limits.maxConnections;
+  const conns = new Set<ConnState>();
+  const scheme = opts.tls === undefined ? "http" : "https";
+  let closing = false;
+
+  const sweeper = setInterval(() => {
+    const now = performance.now();
+    for (const s of conns) {
+      const why = overdue(s, limits, now);
+      if (why === undefined) continue;
+      if (why !== "stalled") stats.closed(why); // stalled: counted when it fired
+      s.socket.destroy();
+    }
+  }, sweepPeriodMs(limits));
+
+  server.on("connection", (socket: Tagged) => {
+    if (closing || stats.open >= limits.maxConnections) {
+      if (!closing) stats.refused("max_connections");
+      socket.on("error", () => {});
+      // TLS would need a handshake first: just close those. The 503 fits
+      // an empty socket buffer; the descriptor is released once it is out
+      // (or after 50 ms), not when the client gets round to closing.
+      if (opts.tls === undefined) {
+        socket.end(REFUSED_RESPONSE, () => socket.destroy());
+        setTimeout(() => socket.destroy(), 50);
+      } else socket.destroy();
+      return;
+    }
+    const s: ConnState = { ...newClock(), socket };
+    socket[STATE] = s;
+    conns.add(s);
+    stats.open++;
+    socket.once("close", () => {
+      conns.delete(s);
+      stats.open--;
+    });
+  });
+  // Bun emits `secureConnection` with the socket counted above; should it
+  // ever be a TLS socket wrapping it, that takes the TCP socket's state.
+  server.on("secureConnection", (tls: Tagged) => {
+    tls[STATE] ??= (tls as unknown as { _parent?: Tagged })._parent?.[STATE];
+  });
+
+  // The compatibility API of node:http2 has the members of node:http's
+  // request and response that serveRequest uses.
+  const onRequest = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ) => {
+    const isH2 = req.httpVersionMajor === 2;
+    const socket = "stream" in req ? req.stream.session?.socket : req.socket;
+    const s = (socket as Tagged | undefined)?.[STATE];
+    serveRequest(
+      req as http.IncomingMessage,
+      res as http.ServerResponse,
+      s,
+      isH2,
+    ).catch(() => "stream" in res ? res.stream.destroy() : res.destroy());
+  };
+  server.on("request", onRequest);
+  h2c?.on("request", onRequest);
+
+  server.on(
+    "clientError",
+    (
+      err: Error & { code?: string; rawPacket?: Uint8Array },
+      socket: Tagged,
+    ) => {
+      const s = socket[STATE];
+      if (
+        h2c !== undefined && s !== undefined &&
+        err.code === "HPE_PAUSED_H2_UPGRADE"
+      ) {
+        if (rawStream(socket)) {
+          if (err.rawPacket !== undefined) socket.unshift(err.rawPacket);
+          h2c.emit("connection", socket);
+        } else socket.destroy();
+        return;
+      }
+      if (socket.writable && err.code !== "ECONNRESET") {
+        socket.end(
+          err.code === "HPE_HEADER_OVERFLOW" ? HEAD_TOO_LARGE : BAD_REQUEST,
+          () => socket.destroy(),
+        );
+      } else socket.destroy();
+    },
+  );
+
+  const serveRequest = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    s: ConnState | undefined,
+    isH2: boolean,
+  ) => {
+    if (s !== undefined) {
+      if (isH2) streamOpened(s);
+      else requestArrived(s);
+      res.once("close", () => {
+        if (isH2) streamClosed(s);
+        else requestDone(s);
+        if (closing && s.busy === 0) s.socket.destroy();
+      });
+    }
+    const body = requestBody(req);
+    let response: Response;
+    try {
+      const request = new Request(requestUrl(req, scheme, server), {
+        method: req.method,
+        headers: requestHeaders(req.rawHeaders),
+        body: body?.stream,
+      });
+      response = await handler(request, {
+        remoteAddr: { hostname: req.socket.remoteAddress ?? "" },
+      });
+    } catch {
+      response = new Response(INTERNAL, {
+        status: 500,
+        headers: { "content-type": "application/json" },
+      });
+    }
+    if (s !== undefined && !isH2) responseReady(s, response);
+    await writeResponse(
+      res,
+      response,
+      body !== undefined && !req.complete,
+      isH2,
+    );
+  };
+
+  return new Promise((resolve, reject) => {
+    const finished = Promise.withResolvers<void>();
+    server.once("error", reject);
+    server.listen(opts.port, opts.hostname, () => {
+      server.off("error", reject);
+      // Out of descriptors Bun's accept loop keeps running (it retries);
+      // any later error ends the listener.
+      server.on("error", (err) => finished.reject(err));
+      server.once("close", () => finished.resolve());
+      const a = server.address();
+      const addr = typeof a === "object" && a !== null
+        ? { hostname: a.address, port: a.port }
+        : { hostname: opts.hostname, port: opts.port };
+      opts.onListen(addr);
+      resolve({
+        addr,
+        finished: finished.promise,
+        async shutdown() {
+          closing = true;
+          server.close();
+          // Idle connections go at once; busy ones when their response is
+          // out (the socket then closes, as node:http does once closing).
+          const waits: Promise<void>[] = [];
+          for (const s of conns) {
+            if (s.busy === 0) s.socket.destroy();
+            else waits.push(closed(s.socket));
+          }
+          await Promise.all(waits);
+          clearInterval(sweeper);
+        },
+      });
+    });
+  });
+}
+
+/**
+ * An HTTP/2 stream opened on `c`. A session carries many streams at once
+ * (watches among them), which one clock cannot time one by one, so a busy
+ * session has no deadline: its streamed and large bodies are timed by
+ * response_guard.ts; the header and idle deadlines apply as on HTTP/1.
+ */
+function streamOpened(c: ConnClock): void {
+  c.busy++;
+  c.responded = true;
+  c.timedWrite = false;
+  c.chunks = undefined;
+  c.since = performance.now();
+}
+
+/** An HTTP/2 stream on `c` closed. */
+function streamClosed(c: ConnClock): void {
+  c.busy--;
+  c.served++;
+  c.since = performance.now();
+}
+
+/**
+ * Turns a socket of Bun's node:http server whose HTTP/1 parser stopped at
+ * the HTTP/2 preface into a plain byte stream, as Bun itself does for
+ * CONNECT and Upgrade: its native handle becomes a tunnel (the native
+ * parser would otherwise swallow what follows the preface) and its bytes
+ * are delivered as `data` events. Bun exposes no API for this, so its
+ * internals are used (Bun 1.4.5, pinned; `tests/server/kv_connect_test.ts`
+ * runs Deno's KV client against it). False when they are not there.
+ */
+function rawStream(socket: Socket): boolean {
+  const symbols = new Map<string | undefined, symbol>();
+  for (
+    let o: object | null = socket;
+    o !== null;
+    o = Object.getPrototypeOf(o)
+  ) {
+    for (const sym of Object.getOwnPropertySymbols(o)) {
+      if (!symbols.has(sym.description)) symbols.set(sym.description, sym);
+    }
+  }
+  const internals = socket as unknown as Record<symbol, unknown>;
+  const handleSym = symbols.get("handle");
+  const streamingSym = symbols.get("kEnableStreaming");
+  const handle = handleSym === undefined
+    ? undefined
+    : internals[handleSym] as { upgradeToTunnel?: unknown } | undefined;
+  const enable = streamingSym === undefined
+    ? undefined
+    : internals[streamingSym];
+  if (
+    typeof handle?.upgradeToTunnel !== "function" ||
+    typeof enable !== "function"
+  ) {
+    return false;
+  }
+  try {
+    handle.upgradeToTunnel(false, undefined);
+    enable.call(socket, true);
+  } catch {
+    return false;
+  }
+  socket.removeAllListeners("data");
+  return true;
+}
+
+/** Resolves once `socket` has closed. */
+function closed(socket: Socket): Promise<void> {
+  if (socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => socket.once("close", () => resolve()));
+}
+
+/**
+ * The request's URL as `Deno.serve` builds it: scheme, the Host header (or
+ * the listener's address when there is none) and the request target. An
+ * absolute-form target is kept whole, so `guard.ts` sees an authority that
+ * does not match Host.
+ */
+function requestUrl(
+  req: http.IncomingMessage,
+  scheme: string,
+  server: http.Server,
+): string {
+  const target = req.url ?? "/";
+  if (!target.startsWith("/")) {
+    if (/^https?:\/\//i.test(target)) return target;
+    return `${scheme}://invalid/${target}`;
+  }
+  let host = req.headers.host ??
+    req.headers[":authority"] as string | undefined;
+  if (host === undefined) {
+    const a = server.address();
+    host = typeof a === "object" && a !== null
+      ? (a.address.includes(":") ? `[${a.address}]` : a.address) + `:${a.port}`
+      : "localhost";
+  }
+  return `${scheme}://${host}${target}`;
+}
+
+/** The headers as sent, repeated names included. */
+function requestHeaders(raw: string[]): Headers {
+  const headers = new Headers();
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    // HTTP/2's pseudo-headers (:method, :path, ...) are not headers.
+    if (raw[i].charCodeAt(0) !== 58) headers.append(raw[i], raw[i + 1]);
+  }
+  return headers;
+}
+
+/**
+ * The request body as a stream read on demand (so a body the handler
+ * refuses is not buffered), or undefined when the request has none.
+ */
+function requestBody(
+  req: http.IncomingMessage,
+): { stream: ReadableStream<Uint8Array> } | undefined {
+  const length = req.headers["content-length"];
+  const framed = (length !== undefined && length !== "0") ||
+    req.headers["transfer-encoding"] !== undefined;
+  if (!framed || req.method === "GET" || req.method === "HEAD") {
+    return undefined;
+  }
+  req.pause();
+  const stream = new ReadableStream<Uint8Array>({
+    start(ctrl) {
+      req.on("data", (chunk: Uint8Array) => {
+        ctrl.enqueue(chunk);
+        if ((ctrl.desiredSize ?? 0) <= 0) req.pause();
+      });
+      req.once("end", () => ctrl.close());
+      req.once("error", (err) => ctrl.error(err));
+      req.once("close", () => {
+        if (!req.complete) {
+          ctrl.error(new Error("the client closed the connection"));
+        }
+      });
+    },
+    pull() {
+      req.resume();
+    },
+    cancel() {
+      // Not read any further: the connection closes after the response.
+      req.pause();
+    },
+  });
+  return { stream };
+}
+
+/**
+ * Writes `response` to `res`. A body `response_guard.ts` marked as streamed
+ * (large values, event streams, backups) is written chunk by chunk as the
+ * client takes it; every other body is in memory already and is written at
+ * once. `closeAfter`: the request body was not read to its end, so the
+ * connection cannot carry another request. `h2`: an HTTP/2 stream, which
+ * takes no connection-level headers.
+ */
+async function writeResponse(
+  res: http.ServerResponse,
+  response: Response,
+  closeAfter: boolean,
+  h2: boolean,
+): Promise<void> {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((v, k) => {
+    headers[k] = v;
+  });
+  if (h2) { for (const name of H1_ONLY) delete headers[name]; }
+  else if (closeAfter) headers["connection"] = "close";
+  if (response.body === null || !CHUNK_TIMED.has(response)) {
+    const bytes = response.body === null ? undefined : await response.bytes();
+    if (bytes !== undefined && headers["content-length"] === undefined) {
+      headers["content-length"] = String(bytes.length);
+    }
+    res.writeHead(response.status, headers);
+    res.end(bytes);
+    return;
+  }
+  res.writeHead(response.status, headers);
+  const reader = response.body.getReader();
+  // The client went away: stop producing (frees a pinned value or snapshot).
+  res.once("close", () => reader.cancel().catch(() => {}));
+  try {
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      if (!res.write(r.value)) await drained(res);
+    }
+    res.end();
+  } catch {
+    // The body failed or its chunk timer fired (the sweeper closes the
+    // connection then too).
+    res.destroy();
+  }
+}
+
+/** Resolves when `res` can take more, or is closed. */
+function drained(res: http.ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}
