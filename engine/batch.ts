@@ -12,6 +12,7 @@ import type { Entry } from "./entry.ts";
 import { KIND_DELETE, KIND_PUT } from "./entry.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { deleteRangeEntry, dropCoveredOps } from "./range_tombstones.ts";
+import { KeySlots } from "./key_slots.ts";
 import type { BatchOp, PutOptions, VersionedKey } from "./types.ts";
 
 /** The size limits a batch is checked against (from the options). */
@@ -69,7 +70,7 @@ export function validateBatch(
     throw new InvalidArgumentError("a batch needs at least one op");
   }
   const entries: (Entry | undefined)[] = [];
-  let slotOf: Map<string, number> | undefined;
+  let slots: KeySlots | undefined;
   let dropped = 0;
   /** Entries of versioned puts -> their op index. */
   let versioned: Map<Entry, number> | undefined;
@@ -101,18 +102,12 @@ export function validateBatch(
       }
     }
     if (ops.length > 1 && op.type !== "check") {
-      slotOf ??= new Map();
-      // Placeholders of versioned keys are no keys: they only meet each
-      // other (0x100 never occurs in a binary string).
-      const id = build !== undefined
-        ? "\u0100" + binaryString(op.key)
-        : binaryString(op.key);
-      const earlier = slotOf.get(id);
-      if (earlier !== undefined) {
+      slots ??= new KeySlots(ops.length);
+      const earlier = slots.claim(op.key, build !== undefined, entries.length);
+      if (earlier >= 0) {
         entries[earlier] = undefined;
         dropped++;
       }
-      slotOf.set(id, entries.length);
     }
     if (op.type === "put") {
       if (!(op.value instanceof Uint8Array)) {

@@ -60,6 +60,10 @@ export interface PendingWrite {
   entries: Entry[];
   /** binaryString() of each entry's key, computed once. */
   skeys: string[];
+  /** Its keys are in the in-flight map (see CommitPipeline.inflight). */
+  indexed?: boolean;
+  /** Visible or failed: no longer in flight. */
+  done?: boolean;
   resolve: (seq: number) => void;
   reject: (err: Error) => void;
   /**
@@ -144,11 +148,21 @@ export class CommitPipeline {
    */
   #parts: Uint8Array[] = [];
   #queue: PendingWrite[] = [];
+  /** The group being appended and applied, taken off #queue. */
+  #group: PendingWrite[] = [];
   #committing = false;
   #done: Promise<void> = Promise.resolve();
+  /**
+   * Stored key (binary string) -> its newest in-flight write. Built lazily:
+   * only a question about in-flight writes (a condition, version(),
+   * whenSettled()) indexes the writes of #group and #queue, so plain writes
+   * never pay for one map insert and one delete per key.
+   */
   #inflight = new Map<string, Inflight>();
   /** Range deletes accepted and not yet visible or failed. */
   #inflightRanges: { t: RangeTombstone; write: PendingWrite }[] = [];
+  /** Whether some write in #group or #queue is not in #inflight yet. */
+  #unindexed = false;
   #lastSeq: number;
   #visibleSeq: number;
   #logDirty = false;
@@ -272,6 +286,7 @@ export class CommitPipeline {
    * covering it.
    */
   inflight(storedKey: Uint8Array): Inflight | undefined {
+    if (this.#unindexed) this.#indexInflight();
     let p = this.#inflight.size > 0
       ? this.#inflight.get(binaryString(storedKey))
       : undefined;
@@ -282,6 +297,31 @@ export class CommitPipeline {
       }
     }
     return p;
+  }
+
+  /**
+   * Adds the keys of every write still in flight and not yet indexed to
+   * #inflight, in seqno order (#group before #queue), so each key maps to
+   * its newest write. Each write is indexed at most once.
+   */
+  #indexInflight(): void {
+    const now = this.#env.clock();
+    for (const list of [this.#group, this.#queue]) {
+      for (const w of list) {
+        if (w.indexed || w.done) continue;
+        w.indexed = true;
+        for (let i = 0; i < w.entries.length; i++) {
+          const e = w.entries[i];
+          if (e.kind === KIND_RANGE_DELETE) continue; // in #inflightRanges
+          this.#inflight.set(w.skeys[i], {
+            live: e.kind === KIND_PUT &&
+              (e.expiresAt === 0 || e.expiresAt > now),
+            write: w,
+          });
+        }
+      }
+    }
+    this.#unindexed = false;
   }
 
   /**
@@ -376,19 +416,13 @@ export class CommitPipeline {
     }
     return new Promise<number>((resolve, reject) => {
       const write: PendingWrite = { seq, entries, skeys, resolve, reject };
-      for (let i = 0; i < entries.length; i++) {
-        const e = entries[i];
+      for (const e of entries) {
         if (e.kind === KIND_RANGE_DELETE) {
           this.#inflightRanges.push({ t: tombstoneFromEntry(e), write });
-          continue;
         }
-        this.#inflight.set(skeys[i], {
-          live: e.kind === KIND_PUT &&
-            (e.expiresAt === 0 || e.expiresAt > this.#env.clock()),
-          write,
-        });
       }
       this.#queue.push(write);
+      this.#unindexed = true;
       if (!this.#committing) this.#startLoop();
     });
   }
@@ -458,6 +492,7 @@ export class CommitPipeline {
           if (this.#failure) break;
         }
         const group = this.#queue;
+        this.#group = group;
         this.#queue = [];
         const parts = this.#parts;
         this.#parts = [];
@@ -520,6 +555,7 @@ export class CommitPipeline {
         this.#buf.reset();
         this.#parts = [];
       }
+      this.#group = [];
       this.#committing = false;
     }
   }
@@ -550,11 +586,13 @@ export class CommitPipeline {
   }
 
   #dropInflight(w: PendingWrite): void {
-    for (const id of w.skeys) {
-      if (this.#inflight.get(id)?.write === w) this.#inflight.delete(id);
-    }
+    w.done = true;
     if (this.#inflightRanges.length > 0) {
       this.#inflightRanges = this.#inflightRanges.filter((r) => r.write !== w);
+    }
+    if (!w.indexed) return;
+    for (const id of w.skeys) {
+      if (this.#inflight.get(id)?.write === w) this.#inflight.delete(id);
     }
   }
 }

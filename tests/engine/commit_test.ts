@@ -196,6 +196,33 @@ Deno.test("a write is acknowledged and visible only after its sync", async () =>
   assert.equal(pipe.inflight(new Uint8Array([0, ...enc("a")])), undefined);
 });
 
+Deno.test("the in-flight index follows the newest write of a key across the group and the queue", async () => {
+  const { log, pipe, write } = setup();
+  const key = (k: string) => new Uint8Array([0, ...enc(k)]);
+  const first = write("a");
+  await waitFor(() => log.syncs.length === 1);
+  assert.equal(pipe.inflight(key("a"))?.write.seq, 1); // indexed while syncing
+  // Queued behind the group in its sync, indexed on the next question.
+  const second = write("a", true);
+  const third = write("b");
+  assert.equal(pipe.inflight(key("a"))?.write.seq, 2);
+  assert.equal(pipe.inflight(key("a"))?.live, false);
+  assert.equal(pipe.inflight(key("b"))?.write.seq, 3);
+  await log.completeSync();
+  assert.equal(await first, 1);
+  // The first write's end does not drop the newer write of its key.
+  assert.equal(pipe.inflight(key("a"))?.write.seq, 2);
+  await log.completeSync();
+  assert.deepEqual(await Promise.all([second, third]), [2, 3]);
+  assert.equal(pipe.inflight(key("a")), undefined);
+  assert.equal(pipe.inflight(key("b")), undefined);
+  // Writes nobody asked about are never indexed, and never linger.
+  const fourth = write("c");
+  await log.completeSync();
+  assert.equal(await fourth, 4);
+  assert.equal(pipe.inflight(key("c")), undefined);
+});
+
 Deno.test("WAL order is seqno order and the visible seqno only moves up (random load)", async () => {
   await withSeed(testSeed(11), async (rng) => {
     const { log, mem, pipe, write } = setup();
