@@ -197,14 +197,27 @@ export interface Page {
  *   { op: "put", key: "a", value: "90" },
  *   { op: "put", key: "b", value: "10", ttl: 3600 },
  *   { op: "delete", key: "pending/1" },
+ *   { op: "delete_range", prefix: "sessions/" },
+ *   { op: "delete_range", start: "log/2024", end: "log/2025" },
  * ];
- * equal(ops.length, 4);
+ * equal(ops.length, 6);
  * ```
  */
 export type BatchOp =
   | ({ op: "put"; key: Bytes; value: Bytes; ttl?: number } & Condition)
   | ({ op: "delete"; key: Bytes } & Condition)
-  | ({ op: "check"; key: Bytes } & Condition);
+  | ({ op: "check"; key: Bytes } & Condition)
+  | DeleteRangeOp;
+
+/**
+ * A range delete in a {@link ShaleClient.batch}: every key starting with
+ * `prefix`, or every key `>= start` and `< end` (`end` left out: through
+ * the last key; `start: ""` is the first key). It takes no condition; ops
+ * of the batch before it on keys in the range are deleted with it.
+ */
+export type DeleteRangeOp =
+  | { op: "delete_range"; prefix: Bytes }
+  | { op: "delete_range"; start: Bytes; end?: Bytes };
 
 /**
  * Options of {@link ShaleClient.watch}. `prefix` cannot be combined with
@@ -241,7 +254,9 @@ export interface WatchOptions {
 /**
  * One change of a {@link ChangeEvent}: a put (with its `value`, or only its
  * `valueSize` when values are off or the value is over the server's
- * `value_limit`) or a delete.
+ * `value_limit`), a delete, or a range delete (`key` is then the range's
+ * inclusive start and `end` its exclusive end, absent when it runs through
+ * the last key).
  *
  * @example The shape of a change
  * ```ts
@@ -253,7 +268,9 @@ export interface WatchOptions {
  */
 export interface Change {
   key: Uint8Array;
-  type: "put" | "delete";
+  type: "put" | "delete" | "delete_range";
+  /** A range delete's exclusive end; absent: through the last key. */
+  end?: Uint8Array;
   value?: Uint8Array;
   valueSize?: number;
   /** ms since the epoch, for a put with a TTL. */
@@ -575,6 +592,15 @@ export class ShaleClient {
   ): Promise<{ applied: number; version: number }> {
     const body = JSON.stringify({
       ops: ops.map((o) => {
+        if (o.op === "delete_range") {
+          const wire: Record<string, unknown> = { op: o.op };
+          if ("prefix" in o) wire.prefix = b64(toBytes(o.prefix));
+          else {
+            wire.start = b64(toBytes(o.start));
+            if (o.end !== undefined) wire.end = b64(toBytes(o.end));
+          }
+          return wire;
+        }
         const wire: Record<string, unknown> = {
           op: o.op,
           key: b64(toBytes(o.key)),
@@ -1048,8 +1074,10 @@ function parseChange(data: string): ChangeEvent {
   const doc = JSON.parse(data) as {
     version: number;
     changes: {
-      key: string;
-      type: "put" | "delete";
+      key?: string;
+      start?: string;
+      end?: string;
+      type: "put" | "delete" | "delete_range";
       value?: string;
       value_size?: number;
       expires_at?: number;
@@ -1058,7 +1086,8 @@ function parseChange(data: string): ChangeEvent {
   return {
     version: Number(doc.version),
     changes: doc.changes.map((c) => {
-      const out: Change = { key: unb64(c.key), type: c.type };
+      const out: Change = { key: unb64(c.key ?? c.start ?? ""), type: c.type };
+      if (c.end !== undefined) out.end = unb64(c.end);
       if (c.value !== undefined) out.value = unb64(c.value);
       if (c.value_size !== undefined) out.valueSize = c.value_size;
       if (c.expires_at !== undefined) out.expiresAt = c.expires_at;

@@ -27,6 +27,7 @@ export type {
   ChangeListener,
   Compression,
   DbOptions,
+  DeleteRangeOp,
   KeySpace,
   PutOptions,
   ReadMode,

@@ -14,6 +14,9 @@
  *   oldest first, so everything not yet in a table has a higher seqno than
  *   everything that is; and a memtable whose flush was just installed is
  *   skipped by the same rule. Writes after S are left out.
+ * - range tombstones of the memtables go into the log tail by the same
+ *   rule, and the persisted ones (taken at the same instant) into the
+ *   manifest;
  * - a fresh manifest lists the pinned tables, names the log tail as the WAL
  *   to replay, and records S as the last seqno.
  *
@@ -43,6 +46,8 @@ import {
   type TableMeta,
 } from "./manifest.ts";
 import { tarHeader, tarPadding } from "./tar.ts";
+import type { RangeTombstone } from "./range_tombstones.ts";
+import { entryFromTombstone, tombstoneId } from "./range_tombstones.ts";
 import {
   closeMarker,
   encodeBatchOps,
@@ -137,6 +142,9 @@ export function startBackup(db: Db, now: () => number = Date.now): Backup {
     });
     const state = emptyState();
     for (const t of tables) state.levels[t.level].set(t.fileNumber, t);
+    for (const t of pin.rangeTombstones) {
+      state.rangeTombstones.set(tombstoneId(t), t);
+    }
     state.logNumber = logNumber;
     state.nextFileNumber = manifestNumber + 1;
     state.lastSeq = pin.seq;
@@ -161,7 +169,10 @@ export function startBackup(db: Db, now: () => number = Date.now): Backup {
  * ended by a clean-close marker: the segment is complete.
  */
 function logTail(
-  memtables: readonly { iterator(): EntryIterator }[],
+  memtables: readonly {
+    iterator(): EntryIterator;
+    rangeDels: readonly RangeTombstone[];
+  }[],
   maxTableSeq: number,
   upTo: number,
 ): Uint8Array {
@@ -175,6 +186,10 @@ function logTail(
       // encodeBatchOps copies the key and value out of the memtable's arena.
       const { payload } = encodeBatchOps([e]);
       frameBatch(w, e.seq, payload);
+    }
+    for (const t of mem.rangeDels) {
+      if (t.seq <= maxTableSeq || t.seq > upTo) continue;
+      frameBatch(w, t.seq, encodeBatchOps([entryFromTombstone(t)]).payload);
     }
   }
   w.bytes(closeMarker(w.pos, upTo));

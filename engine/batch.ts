@@ -11,6 +11,7 @@ import { binaryString } from "./coding.ts";
 import type { Entry } from "./entry.ts";
 import { KIND_DELETE, KIND_PUT } from "./entry.ts";
 import { InvalidArgumentError } from "./errors.ts";
+import { deleteRangeEntry, dropCoveredOps } from "./range_tombstones.ts";
 import { KeySlots } from "./key_slots.ts";
 import type { BatchOp, PutOptions, VersionedKey } from "./types.ts";
 
@@ -73,8 +74,19 @@ export function validateBatch(
   let dropped = 0;
   /** Entries of versioned puts -> their op index. */
   let versioned: Map<Entry, number> | undefined;
+  let ranges = false;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i];
+    if (op?.type === "deleteRange") {
+      if ((op as { ifVersion?: unknown }).ifVersion !== undefined) {
+        throw new InvalidArgumentError(
+          `op ${i}: a range delete takes no condition`,
+        );
+      }
+      entries.push(deleteRangeEntry(op, i, limits.maxKeyBytes));
+      ranges = true;
+      continue;
+    }
     checkKey(limits, op.key);
     const build = op.type === "put" ? op.versionedKey : undefined;
     if (build !== undefined) {
@@ -138,7 +150,7 @@ export function validateBatch(
       });
     } else if (op.type !== "check") {
       throw new InvalidArgumentError(
-        `op ${i}: type must be put, delete or check`,
+        `op ${i}: type must be put, delete, check or deleteRange`,
       );
     }
     const v = op.ifVersion;
@@ -153,11 +165,18 @@ export function validateBatch(
       throw new InvalidArgumentError(`op ${i}: a check needs ifVersion`);
     }
   }
-  if (dropped === 0) return { entries: entries as Entry[], versioned };
-  return {
-    entries: entries.filter((e): e is Entry => e !== undefined),
-    versioned,
-  };
+  let kept = dropped === 0
+    ? entries as Entry[]
+    : entries.filter((e): e is Entry => e !== undefined);
+  if (ranges) {
+    if (versioned !== undefined) {
+      throw new InvalidArgumentError(
+        "a batch with a range delete cannot hold a versioned-key put",
+      );
+    }
+    kept = dropCoveredOps(kept);
+  }
+  return { entries: kept, versioned };
 }
 
 /** Throws InvalidArgumentError unless `key` is 1..maxKeyBytes bytes. */

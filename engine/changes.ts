@@ -31,7 +31,7 @@
  *
  * @module
  */
-import { type Entry, KIND_PUT } from "./entry.ts";
+import { type Entry, KIND_PUT, KIND_RANGE_DELETE } from "./entry.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import type { Change, ChangeGroup, ChangeListener } from "./types.ts";
 
@@ -156,14 +156,24 @@ export class ChangeHistory {
     let bytes = GROUP_OVERHEAD_BYTES;
     for (const e of entries) {
       const put = e.kind === KIND_PUT;
-      changes.push({
+      const change: Change = {
         space: e.key[0],
         key: copy ? e.key.slice(1) : e.key.subarray(1),
         type: put ? "put" : "delete",
         value: copy && put ? e.value.slice() : e.value,
         encoding: e.encoding,
         expiresAt: e.expiresAt,
-      });
+      };
+      if (e.kind === KIND_RANGE_DELETE) {
+        // One change for the whole range: key is its start, the entry's
+        // value its end (empty: to the end of the key space).
+        change.type = "delete_range";
+        change.value = new Uint8Array(0);
+        if (e.value.length > 0) {
+          change.end = copy ? e.value.slice() : e.value;
+        }
+      }
+      changes.push(change);
       bytes += CHANGE_OVERHEAD_BYTES + e.key.length + e.value.length;
     }
     const group: ChangeGroup = { version, changes, bytes };

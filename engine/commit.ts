@@ -34,7 +34,9 @@
  */
 import { binaryString, ByteWriter } from "./coding.ts";
 import type { Entry } from "./entry.ts";
-import { KIND_PUT } from "./entry.ts";
+import { KIND_PUT, KIND_RANGE_DELETE } from "./entry.ts";
+import type { RangeTombstone } from "./range_tombstones.ts";
+import { covers, tombstoneFromEntry } from "./range_tombstones.ts";
 import {
   ClosedError,
   PreconditionFailedError,
@@ -157,6 +159,8 @@ export class CommitPipeline {
    * never pay for one map insert and one delete per key.
    */
   #inflight = new Map<string, Inflight>();
+  /** Range deletes accepted and not yet visible or failed. */
+  #inflightRanges: { t: RangeTombstone; write: PendingWrite }[] = [];
   /** Whether some write in #group or #queue is not in #inflight yet. */
   #unindexed = false;
   #lastSeq: number;
@@ -277,13 +281,22 @@ export class CommitPipeline {
   }
 
   /**
-   * The in-flight write to a stored key (accepted, not yet visible or
-   * failed), if any.
+   * The newest in-flight write to a stored key (accepted, not yet visible
+   * or failed), if any: a write of the key itself, or a range delete
+   * covering it.
    */
   inflight(storedKey: Uint8Array): Inflight | undefined {
     if (this.#unindexed) this.#indexInflight();
-    if (this.#inflight.size === 0) return undefined;
-    return this.#inflight.get(binaryString(storedKey));
+    let p = this.#inflight.size > 0
+      ? this.#inflight.get(binaryString(storedKey))
+      : undefined;
+    for (const r of this.#inflightRanges) {
+      // A write of the key in the same batch (same seqno) comes after it.
+      if (covers(r.t, storedKey) && (!p || r.write.seq > p.write.seq)) {
+        p = { live: false, write: r.write };
+      }
+    }
+    return p;
   }
 
   /**
@@ -299,6 +312,7 @@ export class CommitPipeline {
         w.indexed = true;
         for (let i = 0; i < w.entries.length; i++) {
           const e = w.entries[i];
+          if (e.kind === KIND_RANGE_DELETE) continue; // in #inflightRanges
           this.#inflight.set(w.skeys[i], {
             live: e.kind === KIND_PUT &&
               (e.expiresAt === 0 || e.expiresAt > now),
@@ -330,9 +344,10 @@ export class CommitPipeline {
     const env = this.#env;
     let read: PendingWrite[] | undefined;
     for (let i = 0; i < ops.length; i++) {
-      const want = ops[i].ifVersion;
-      if (want === undefined) continue;
-      const key = env.storedKey(space, ops[i].key);
+      const op = ops[i];
+      if (op.type === "deleteRange" || op.ifVersion === undefined) continue;
+      const want = op.ifVersion;
+      const key = env.storedKey(space, op.key);
       const p = this.inflight(key);
       const have = p ? (p.live ? p.write.seq : null) : env.visibleVersion(key);
       if (want === null ? have !== null : have !== want) {
@@ -401,6 +416,11 @@ export class CommitPipeline {
     }
     return new Promise<number>((resolve, reject) => {
       const write: PendingWrite = { seq, entries, skeys, resolve, reject };
+      for (const e of entries) {
+        if (e.kind === KIND_RANGE_DELETE) {
+          this.#inflightRanges.push({ t: tombstoneFromEntry(e), write });
+        }
+      }
       this.#queue.push(write);
       this.#unindexed = true;
       if (!this.#committing) this.#startLoop();
@@ -567,6 +587,9 @@ export class CommitPipeline {
 
   #dropInflight(w: PendingWrite): void {
     w.done = true;
+    if (this.#inflightRanges.length > 0) {
+      this.#inflightRanges = this.#inflightRanges.filter((r) => r.write !== w);
+    }
     if (!w.indexed) return;
     for (const id of w.skeys) {
       if (this.#inflight.get(id)?.write === w) this.#inflight.delete(id);

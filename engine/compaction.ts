@@ -25,6 +25,8 @@ import { tablePath } from "./filename.ts";
 import { TableWriter } from "./sstable/writer.ts";
 import type { Version } from "./version.ts";
 import { overlaps } from "./version.ts";
+import type { RangeTombstone } from "./range_tombstones.ts";
+import { RangeTombstoneIndex } from "./range_tombstones.ts";
 
 /** Sizes that shape the tree. */
 export interface LevelShape {
@@ -145,6 +147,12 @@ export interface CompactionJob {
   /** Clock reading: puts expired by then become tombstones. */
   now: number;
   deeper: { smallest: Uint8Array; largest: Uint8Array }[];
+  /**
+   * Every range tombstone with a seqno up to `smallestSnapshot`: the
+   * entries they hide are dropped, so each output is clean up to that
+   * seqno (`TableMeta.cleanSeq`). Absent: none.
+   */
+  rangeTombstones?: RangeTombstone[];
 }
 
 /**
@@ -314,6 +322,8 @@ function inDeeperLevel(
  * is already visible to every snapshot. An expired put is written as a
  * tombstone (it must still hide older versions below), and a tombstone is
  * dropped when every snapshot sees it and no deeper level may hold the key.
+ * An entry hidden by a range tombstone that every snapshot sees is dropped
+ * (and so are the older versions of its key, hidden as well).
  * Outputs split at the target size, but only between keys, so each key's
  * versions stay in one table of the level.
  */
@@ -348,6 +358,9 @@ export async function runCompaction(
       false,
     );
     merged.start(undefined);
+    const ranges = job.rangeTombstones?.length
+      ? new RangeTombstoneIndex(job.rangeTombstones)
+      : undefined;
     let curKey: Uint8Array | undefined;
     let lastSeqForKey = Infinity;
     const tomb: Entry = {
@@ -384,7 +397,10 @@ export async function runCompaction(
       // A newer version of this key is visible to every snapshot.
       const shadowed = lastSeqForKey <= job.smallestSnapshot;
       lastSeqForKey = e.seq;
-      if (shadowed) {
+      if (
+        shadowed ||
+        (ranges && ranges.hides(e.key, e.seq, job.smallestSnapshot))
+      ) {
         result.dropped++;
         continue;
       }

@@ -153,6 +153,45 @@ export class Db implements KeySpace {
   }
 
   /**
+   * Deletes every key of [start, end) (`end` omitted: every key from
+   * `start` on) with one range tombstone, without reading the keys;
+   * resolves with its version, with the durability of {@link put}. The
+   * space is reclaimed by compaction. Same as a batch of one
+   * `deleteRange` op.
+   *
+   * @example Delete a range
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { open } from "../mod.ts";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const db = await open(dir, { background: "inline" });
+   * const enc = new TextEncoder();
+   * for (const k of ["a", "b", "c", "d"]) {
+   *   await db.put(enc.encode(k), enc.encode("x"));
+   * }
+   * await db.deleteRange(enc.encode("b"), enc.encode("d"));
+   * const keys = [...db.scan()].map((i) => new TextDecoder().decode(i.key));
+   * assert.deepEqual(keys, ["a", "d"]);
+   * await db.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   *
+   * @throws {InvalidArgumentError} when start does not sort before end or a
+   *   bound is too long; nothing is written.
+   * @throws {ReadOnlyError} after an earlier failed write or fsync.
+   * @throws {DiskFullError} when the disk is full; nothing was written.
+   * @throws {ClosedError} once close() was called.
+   */
+  deleteRange(start: Uint8Array, end?: Uint8Array): Promise<number> {
+    return this.#impl.batch(USER_KEY_SPACE, [{
+      type: "deleteRange",
+      start,
+      end,
+    }]);
+  }
+
+  /**
    * The same API as the Db's own, bound to key space `id` (0..255); 0 is the
    * Db itself. The handle is reused and lives as long as the Db.
    */
@@ -177,6 +216,8 @@ export class Db implements KeySpace {
             ifVersion: opts?.ifVersion,
           }]),
         batch: (ops) => this.#impl.batch(id, ops),
+        deleteRange: (start, end) =>
+          this.#impl.batch(id, [{ type: "deleteRange", start, end }]),
         scan: (opts) => this.#impl.scan(id, opts),
         snapshot: () => this.snapshot(),
       };

@@ -11,6 +11,12 @@ import { compareBytes } from "./coding.ts";
 export const KIND_DELETE = 0;
 /** A put: the entry carries a value. */
 export const KIND_PUT = 1;
+/**
+ * A range delete (engine/range_tombstones.ts): only in WAL batches and on
+ * the write path, never in a memtable's skip list or a table. The key is
+ * the range's start, the value its end.
+ */
+export const KIND_RANGE_DELETE = 2;
 
 /** Value-encoding tags (the entry's encoding byte). 0: raw bytes. */
 export const ENCODING_RAW = 0;

@@ -12,6 +12,7 @@ import { compareEntries, isLive, MAX_SEQ } from "./entry.ts";
 import type { TableMeta } from "./manifest.ts";
 import type { ScanItem } from "./types.ts";
 import { findTableIndex } from "./version.ts";
+import type { RangeTombstoneIndex } from "./range_tombstones.ts";
 
 /**
  * Merges sorted children into one stream, moving in one direction only:
@@ -162,6 +163,8 @@ export interface VisibleScan {
   upper?: Uint8Array;
   reverse: boolean;
   limit: number;
+  /** Range tombstones: a key whose newest visible version they hide is skipped. */
+  ranges?: RangeTombstoneIndex;
 }
 
 function toItem(e: Entry): ScanItem {
@@ -195,6 +198,7 @@ export function* visibleEntries(
       if (lastKey !== undefined && equalBytes(e.key, lastKey)) continue;
       lastKey = e.key;
       if (!isLive(e, s.now)) continue;
+      if (s.ranges?.hides(e.key, e.seq, s.snapshotSeq)) continue;
       yield toItem(e);
       if (++count >= s.limit) return;
     }
@@ -209,7 +213,7 @@ export function* visibleEntries(
     const e = it.entry();
     if (s.lower && compareBytes(e.key, s.lower) < 0) break;
     if (curKey === undefined || !equalBytes(e.key, curKey)) {
-      if (cand && isLive(cand, s.now)) {
+      if (cand && visible(cand, s)) {
         yield toItem(cand);
         if (++count >= s.limit) return;
       }
@@ -218,5 +222,11 @@ export function* visibleEntries(
     }
     if (e.seq <= s.snapshotSeq) cand = { ...e };
   }
-  if (cand && isLive(cand, s.now)) yield toItem(cand);
+  if (cand && visible(cand, s)) yield toItem(cand);
+}
+
+/** A key's newest version at the snapshot is shown: live, not range-deleted. */
+function visible(e: Entry, s: VisibleScan): boolean {
+  return isLive(e, s.now) &&
+    !(s.ranges?.hides(e.key, e.seq, s.snapshotSeq) ?? false);
 }

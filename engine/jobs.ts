@@ -10,6 +10,7 @@ import type { CompactionJob, CompactionResult } from "./compaction.ts";
 import { runCompaction } from "./compaction.ts";
 import { binaryString } from "./coding.ts";
 import type { Entry } from "./entry.ts";
+import { KIND_RANGE_DELETE } from "./entry.ts";
 import type { FileSystem } from "./fs.ts";
 import type { Compression } from "./sstable/codec.ts";
 import type { TableProps } from "./sstable/writer.ts";
@@ -59,7 +60,9 @@ export async function runFlush(
     for (
       const e of readWalEntries(fs, path, { salvage: job.salvage }).entries
     ) {
-      entries.push(e);
+      // Range tombstones go to the manifest with the flush's edit (the
+      // main thread has them in the memtable), never into a table.
+      if (e.kind !== KIND_RANGE_DELETE) entries.push(e);
     }
   }
   if (entries.length === 0) return { type: "flush", table: undefined };

@@ -22,6 +22,8 @@ import {
   tempFileName,
 } from "./filename.ts";
 import type { FileSystem, WritableFile } from "./fs.ts";
+import type { RangeTombstone } from "./range_tombstones.ts";
+import { tombstoneId } from "./range_tombstones.ts";
 import {
   createLog,
   frameRecord,
@@ -43,6 +45,11 @@ export interface TableMeta {
   maxSeq: number;
   smallest: Uint8Array;
   largest: Uint8Array;
+  /**
+   * Written by a compaction that applied every range tombstone with a
+   * seqno up to this one: it holds no entry they hide. 0 or absent: none.
+   */
+  cleanSeq?: number;
 }
 
 /** One change to the LSM state. Absent fields are unchanged. */
@@ -55,6 +62,10 @@ export interface VersionEdit {
   deleted?: { level: number; fileNumber: number }[];
   /** Where the next compaction of a level starts (round robin over keys). */
   compactPointers?: { level: number; key: Uint8Array }[];
+  /** Range tombstones whose memtable was flushed (range_tombstones.ts). */
+  rangeTombstonesAdded?: RangeTombstone[];
+  /** Range tombstones nothing needs any more. */
+  rangeTombstonesDeleted?: RangeTombstone[];
 }
 
 const TAG_LOG_NUMBER = 1;
@@ -63,6 +74,9 @@ const TAG_LAST_SEQ = 3;
 const TAG_ADD = 4;
 const TAG_DELETE = 5;
 const TAG_POINTER = 6;
+const TAG_RANGE_ADD = 7;
+const TAG_RANGE_DELETE = 8;
+const TAG_CLEAN_SEQ = 9;
 
 /** Serialises an edit as tagged fields. */
 export function encodeEdit(e: VersionEdit): Uint8Array {
@@ -94,6 +108,24 @@ export function encodeEdit(e: VersionEdit): Uint8Array {
     w.varint(t.maxSeq);
     w.lengthPrefixed(t.smallest);
     w.lengthPrefixed(t.largest);
+    if (t.cleanSeq) {
+      w.u8(TAG_CLEAN_SEQ);
+      w.varint(t.fileNumber);
+      w.varint(t.cleanSeq);
+    }
+  }
+  for (
+    const [tag, list] of [
+      [TAG_RANGE_ADD, e.rangeTombstonesAdded],
+      [TAG_RANGE_DELETE, e.rangeTombstonesDeleted],
+    ] as const
+  ) {
+    for (const t of list ?? []) {
+      w.u8(tag);
+      w.varint(t.seq);
+      w.lengthPrefixed(t.start);
+      w.lengthPrefixed(t.end);
+    }
   }
   for (const p of e.compactPointers ?? []) {
     w.u8(TAG_POINTER);
@@ -154,6 +186,28 @@ export function decodeEdit(
           });
           break;
         }
+        case TAG_CLEAN_SEQ: {
+          const n = r.varint("file number");
+          const cleanSeq = r.varint("clean seqno");
+          const t = e.added?.find((a) => a.fileNumber === n);
+          if (!t) throw new DecodeError(`clean seqno for table ${n} not added`);
+          t.cleanSeq = cleanSeq;
+          break;
+        }
+        case TAG_RANGE_ADD:
+        case TAG_RANGE_DELETE: {
+          const t: RangeTombstone = {
+            seq: r.varint("range tombstone seqno"),
+            start: r.lengthPrefixed("range tombstone start").slice(),
+            end: r.lengthPrefixed("range tombstone end").slice(),
+          };
+          if (t.start.length === 0) {
+            throw new DecodeError("range tombstone without a key space");
+          }
+          if (tag === TAG_RANGE_ADD) (e.rangeTombstonesAdded ??= []).push(t);
+          else (e.rangeTombstonesDeleted ??= []).push(t);
+          break;
+        }
         default:
           throw new DecodeError(`unknown edit tag ${tag}`);
       }
@@ -185,6 +239,10 @@ export interface ManifestState {
   /** Live tables per level, keyed by file number. */
   levels: Map<number, TableMeta>[];
   compactPointers: (Uint8Array | undefined)[];
+  /** Persisted range tombstones, by {@link tombstoneId}. */
+  rangeTombstones: Map<string, RangeTombstone>;
+  /** Bumped whenever `rangeTombstones` changes (readers cache an index). */
+  rangeGeneration: number;
 }
 
 /** An empty state. */
@@ -195,6 +253,8 @@ export function emptyState(): ManifestState {
     lastSeq: 0,
     levels: Array.from({ length: NUM_LEVELS }, () => new Map()),
     compactPointers: new Array(NUM_LEVELS).fill(undefined),
+    rangeTombstones: new Map(),
+    rangeGeneration: 0,
   };
 }
 
@@ -206,6 +266,14 @@ export function applyEdit(s: ManifestState, e: VersionEdit): void {
   for (const d of e.deleted ?? []) s.levels[d.level].delete(d.fileNumber);
   for (const t of e.added ?? []) s.levels[t.level].set(t.fileNumber, t);
   for (const p of e.compactPointers ?? []) s.compactPointers[p.level] = p.key;
+  for (const t of e.rangeTombstonesAdded ?? []) {
+    s.rangeTombstones.set(tombstoneId(t), t);
+    s.rangeGeneration++;
+  }
+  for (const t of e.rangeTombstonesDeleted ?? []) {
+    s.rangeTombstones.delete(tombstoneId(t));
+    s.rangeGeneration++;
+  }
 }
 
 /** An edit that recreates `s` from nothing: the first record of a new manifest. */
@@ -222,6 +290,7 @@ export function snapshotEdit(s: ManifestState): VersionEdit {
     lastSeq: s.lastSeq,
     added,
     compactPointers,
+    rangeTombstonesAdded: [...s.rangeTombstones.values()],
   };
 }
 

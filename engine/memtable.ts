@@ -18,6 +18,9 @@
  * @module
  */
 import type { Entry, EntryIterator } from "./entry.ts";
+import { KIND_RANGE_DELETE } from "./entry.ts";
+import type { RangeTombstone } from "./range_tombstones.ts";
+import { tombstoneFromEntry } from "./range_tombstones.ts";
 import { MAX_SEQ } from "./entry.ts";
 import { MemtableIterator } from "./memtable_iterator.ts";
 
@@ -83,6 +86,12 @@ export class Memtable {
   #prev = new Uint32Array(MAX_HEIGHT);
   #rand = 0x9e3779b9;
   #bytes = 0;
+  /**
+   * The range tombstones of the writes applied here, in seqno order: kept
+   * beside the skip list, never in it (engine/range_tombstones.ts). A
+   * flush moves them into the manifest.
+   */
+  readonly rangeDels: RangeTombstone[] = [];
   /** Smallest and largest seqno applied (0 when empty). */
   minSeq = 0;
   maxSeq = 0;
@@ -266,6 +275,7 @@ export class Memtable {
    * the former string-keyed list and not needed.
    */
   add(e: Entry, _skey?: string): void {
+    if (e.kind === KIND_RANGE_DELETE) return this.#addRangeDel(e);
     const probe = this.#setProbe(e.key);
     this.#findGreaterOrEqual(probe, 0, e.key.length, e.seq, this.#prev);
     this.#link(e);
@@ -278,7 +288,9 @@ export class Memtable {
    * of independent searches from the head.
    */
   addMany(entries: readonly Entry[], skeys: readonly string[]): void {
-    if (entries.length < 8) {
+    if (
+      entries.length < 8 || entries.some((e) => e.kind === KIND_RANGE_DELETE)
+    ) {
       for (let i = 0; i < entries.length; i++) this.add(entries[i]);
       return;
     }
@@ -295,6 +307,16 @@ export class Memtable {
       this.#findFromFinger(e.key.length, e.seq);
       this.#link(e);
     }
+  }
+
+  /** Keeps a range delete beside the list; it counts as one entry. */
+  #addRangeDel(e: Entry): void {
+    const t = tombstoneFromEntry(e);
+    this.rangeDels.push(t);
+    this.#count++;
+    this.#bytes += t.start.length + t.end.length + ENTRY_OVERHEAD;
+    if (this.minSeq === 0 || e.seq < this.minSeq) this.minSeq = e.seq;
+    if (e.seq > this.maxSeq) this.maxSeq = e.seq;
   }
 
   /** Index in #bufs of `buffer`, added when new. */

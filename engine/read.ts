@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { RangeTombstoneIndex } from "./range_tombstones.ts";
 import { binaryString, compareBytes, prefixEnd } from "./coding.ts";
 import type { Entry, EntryIterator } from "./entry.ts";
 import { isLive, MAX_SEQ } from "./entry.ts";
@@ -35,6 +36,8 @@ export interface ReadSources {
   /** The newest seqno visible to readers: a scan's default snapshot. */
   visibleSeq(): number;
   counters: { scans: number };
+  /** The index of every range tombstone, undefined when there is none. */
+  rangeTombstones(): RangeTombstoneIndex | undefined;
 }
 
 /** Point lookups and scans; one per Db. */
@@ -62,6 +65,7 @@ export class ReadPath {
   get(key: Uint8Array, seq: number): ReadResult | undefined {
     const e = this.find(key, seq);
     if (e === undefined || !isLive(e, this.#src.clock())) return undefined;
+    if (this.#src.rangeTombstones()?.hides(key, e.seq, seq)) return undefined;
     return {
       value: e.value,
       version: e.seq,
@@ -73,7 +77,10 @@ export class ReadPath {
   /** The version of `key`'s newest visible write; null when absent. */
   visibleVersion(key: Uint8Array): number | null {
     const e = this.find(key, MAX_SEQ);
-    return e !== undefined && isLive(e, this.#src.clock()) ? e.seq : null;
+    if (e === undefined || !isLive(e, this.#src.clock())) return null;
+    return this.#src.rangeTombstones()?.hides(key, e.seq, MAX_SEQ)
+      ? null
+      : e.seq;
   }
 
   /**
@@ -181,6 +188,7 @@ export class ReadPath {
       }
       const merged = new MergingIterator(children, opts.reverse ?? false);
       const now = this.#src.clock();
+      const ranges = this.#src.rangeTombstones();
       // The snapshot point: scan() resumes the body up to here at once.
       yield undefined as unknown as ScanItem;
       const items = visibleEntries(merged, {
@@ -190,6 +198,7 @@ export class ReadPath {
         upper,
         reverse: opts.reverse ?? false,
         limit,
+        ranges,
       });
       for (;;) {
         // close() closes the table files under a scan still in progress.

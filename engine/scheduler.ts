@@ -12,6 +12,8 @@
  *
  * @module
  */
+import type { RangeTombstone } from "./range_tombstones.ts";
+import { overlapsBounds } from "./range_tombstones.ts";
 import type { JobRunner } from "./background.ts";
 import { InlineRunner, WorkerRunner } from "./background.ts";
 import type { CommitPipeline } from "./commit.ts";
@@ -123,6 +125,10 @@ export interface SchedulerEnv {
   oldestSnapshotSeq(): number;
   /** Appends an edit to the manifest (durably), then installs the Version. */
   logAndApply(edit: VersionEdit): Promise<void>;
+  /** Every range tombstone: persisted and in memtables. */
+  rangeTombstones(): RangeTombstone[];
+  /** Drops the persisted range tombstones nothing needs (a manifest edit). */
+  dropObsoleteRangeTombstones(): Promise<void>;
   /** Deletes an obsolete file; a failure leaves it for the next open. */
   removeQuietly(path: string): void;
 }
@@ -316,6 +322,7 @@ export class Scheduler {
       nextFileNumber: env.nextFileNumber(),
       lastSeq: env.commit.lastSeq,
       added: result.table ? [tableMetaFrom(result.table, 0)] : [],
+      rangeTombstonesAdded: imm.mem.rangeDels,
     };
     try {
       await env.logAndApply(edit);
@@ -324,6 +331,12 @@ export class Scheduler {
       return;
     }
     env.flushed(imm);
+    try {
+      await env.dropObsoleteRangeTombstones();
+    } catch (err) {
+      env.commit.fail(wrapIoError(err, "manifest write"));
+      return;
+    }
     env.commit.diskFull = undefined;
     env.counters.flushes++;
     env.counters.flushBytes += result.table?.fileSize ?? 0;
@@ -350,14 +363,18 @@ export class Scheduler {
     });
   }
 
-  /** Runs one compaction and installs its result; failures turn the store read-only. */
-  async #compact(pick: CompactionPick): Promise<void> {
+  /**
+   * Runs one compaction and installs its result; failures turn the store
+   * read-only. `rewrite` merges even a lone table that could just move
+   * down a level (compactRange: so the range tombstones over it apply).
+   */
+  async #compact(pick: CompactionPick, rewrite = false): Promise<void> {
     const env = this.#env;
     const o = env.options;
     const c = env.counters;
     const started = performance.now();
     let edit: VersionEdit;
-    if (isTrivialMove(pick)) {
+    if (!rewrite && isTrivialMove(pick)) {
       edit = trivialMoveEdit(pick);
       c.trivialMoves++;
     } else {
@@ -374,6 +391,9 @@ export class Scheduler {
         smallestSnapshot: env.oldestSnapshotSeq(),
         now: o.clock(),
       }, outputNumbers);
+      job.rangeTombstones = env.rangeTombstones().filter((t) =>
+        t.seq <= job.smallestSnapshot
+      );
       let result: CompactionResult;
       try {
         result = await this.#compactRunner.run(job) as CompactionResult;
@@ -383,6 +403,12 @@ export class Scheduler {
         return;
       }
       edit = compactionEdit(pick, result, env.nextFileNumber());
+      // Only with tombstones to apply: a later one has a higher seqno than
+      // any snapshot now, and a store that never deletes a range keeps
+      // writing the manifest older builds read.
+      if (job.rangeTombstones.length > 0) {
+        for (const t of edit.added ?? []) t.cleanSeq = job.smallestSnapshot;
+      }
       c.compactions++;
       c.compactBytesRead += result.bytesRead;
       c.compactDropped += result.dropped;
@@ -390,6 +416,7 @@ export class Scheduler {
     }
     try {
       await env.logAndApply(edit);
+      await env.dropObsoleteRangeTombstones();
     } catch (err) {
       env.commit.fail(wrapIoError(err, "manifest write"));
       return;
@@ -426,7 +453,12 @@ export class Scheduler {
       if (level === 0) inputs = [...v.levels[0]];
       const output = level < bottom ? level + 1 : level;
       if (output === bottom && level < bottom) mergedIntoBottom = true;
-      const run = this.#compact(pickFor(v, level, inputs, output));
+      // A lone table under a range tombstone is merged, not moved, so the
+      // entries the tombstone hides are dropped now.
+      const rewrite = env.rangeTombstones().some((t) =>
+        inputs.some((x) => overlapsBounds(t, x.smallest, x.largest))
+      );
+      const run = this.#compact(pickFor(v, level, inputs, output), rewrite);
       this.#compacting = run.finally(() => {
         this.#compacting = undefined;
         this.wakeStalled();

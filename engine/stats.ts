@@ -87,6 +87,8 @@ export interface StatsSources {
   changeHistoryBytes: number;
   /** Live snapshots. */
   snapshots: number;
+  /** Range tombstones in force, and those of them in the manifest. */
+  rangeTombstones: { persisted: number; live: number };
   background: { flushing: boolean; compacting: boolean };
   writeState: ReturnType<typeof writePressure>;
   recovery: RecoveryInfo;
@@ -136,6 +138,7 @@ export function dbStats(s: StatsSources): Record<string, unknown> {
       changeHistory: s.changeHistoryBytes,
     },
     snapshots: s.snapshots,
+    rangeTombstones: s.rangeTombstones,
     background: s.background,
     writeState: s.writeState,
     recovery: {

@@ -192,7 +192,27 @@ export type BatchOp =
     versionedKey?: VersionedKey;
   }
   | { type: "delete"; key: Uint8Array; ifVersion?: number | null }
-  | { type: "check"; key: Uint8Array; ifVersion: number | null };
+  | { type: "check"; key: Uint8Array; ifVersion: number | null }
+  | DeleteRangeOp;
+
+/**
+ * Deletes every key of [start, end) at once, with one range tombstone (no
+ * key is read): `start` inclusive (omitted or empty: the key space's first
+ * key), `end` exclusive (omitted: to the space's last key); or every key
+ * starting with `prefix` (instead of start/end). Ops of the batch before it
+ * on keys in the range are deleted by it; ops after it apply on top. It
+ * takes no condition and cannot share a batch with a `versionedKey` put.
+ */
+export interface DeleteRangeOp {
+  /** Marks a range delete. */
+  type: "deleteRange";
+  /** Inclusive first key; omitted or empty: the key space's first key. */
+  start?: Uint8Array;
+  /** Exclusive end; omitted: through the key space's last key. */
+  end?: Uint8Array;
+  /** Every key starting with these bytes (instead of start/end). */
+  prefix?: Uint8Array;
+}
 
 /** Options of a single put. */
 export interface PutOptions {
@@ -232,6 +252,11 @@ export interface KeySpace {
   ): Promise<number>;
   /** Applies every op atomically with one version, or none. */
   batch(ops: readonly BatchOp[]): Promise<number>;
+  /**
+   * Deletes every key of [start, end) (end omitted: to the space's end)
+   * with one range tombstone; resolves with its version.
+   */
+  deleteRange(start: Uint8Array, end?: Uint8Array): Promise<number>;
   /** Scans this space's keys in order (or reverse) at one snapshot. */
   scan(opts?: ScanOptions): Generator<ScanItem>;
   /** A snapshot at the newest visible write (of the whole store). */
@@ -284,8 +309,16 @@ export interface Change {
   space: number;
   /** The key within its space, as the writer gave it. Treat as read-only. */
   key: Uint8Array;
-  /** Whether the write stored a value or a tombstone. */
-  type: "put" | "delete";
+  /**
+   * Whether the write stored a value, a tombstone, or a range tombstone
+   * (then `key` is the range's inclusive start, `end` its end).
+   */
+  type: "put" | "delete" | "delete_range";
+  /**
+   * A range delete's exclusive end within the space; absent: to the end
+   * of the space. Treat as read-only.
+   */
+  end?: Uint8Array;
   /** The value written (empty for a delete). Treat as read-only. */
   value: Uint8Array;
   /** The value's encoding tag (0 for plain bytes). */

@@ -34,7 +34,7 @@ import {
 } from "./coding.ts";
 import { crc32 } from "./crc.ts";
 import type { Entry } from "./entry.ts";
-import { KIND_DELETE, KIND_PUT } from "./entry.ts";
+import { KIND_DELETE, KIND_PUT, KIND_RANGE_DELETE } from "./entry.ts";
 import { CorruptionError, FormatVersionError } from "./errors.ts";
 import type { FileSystem, WritableFile } from "./fs.ts";
 
@@ -326,7 +326,7 @@ function findNextRecord(bytes: Uint8Array, from: number): number {
  * ```
  * batch := seq u64le | count varint | op*
  * op    := kind u8 | encoding u8 | expiresAt varint | key (varint len + bytes)
- *          [ value (varint len + bytes) ]   -- puts only
+ *          [ value (varint len + bytes) ]   -- puts, and range deletes (the end)
  * ```
  */
 export function encodeBatch(
@@ -367,7 +367,7 @@ export function encodeBatchOps(
     if (space !== undefined) w.u8(space);
     w.bytes(op.key);
     let value: Uint8Array = EMPTY;
-    if (op.kind === KIND_PUT) {
+    if (op.kind !== KIND_DELETE) {
       w.varint(op.value.length);
       const v = w.pos;
       w.bytes(op.value);
@@ -431,13 +431,19 @@ export function decodeBatch(
     const out: Entry[] = [];
     for (let i = 0; i < count; i++) {
       const kind = r.u8("op kind");
-      if (kind !== KIND_PUT && kind !== KIND_DELETE) {
+      if (
+        kind !== KIND_PUT && kind !== KIND_DELETE && kind !== KIND_RANGE_DELETE
+      ) {
         throw new DecodeError(`unknown op kind ${kind}`);
       }
       const encoding = r.u8("op encoding");
       const expiresAt = r.varint("op expiry");
       const key = r.lengthPrefixed("op key");
-      const value = kind === KIND_PUT ? r.lengthPrefixed("op value") : EMPTY;
+      if (kind === KIND_RANGE_DELETE && key.length === 0) {
+        throw new DecodeError("range delete without a key space");
+      }
+      // A range delete's value is its end key (empty: to the space's end).
+      const value = kind === KIND_DELETE ? EMPTY : r.lengthPrefixed("op value");
       out.push({ key, seq, kind, encoding, expiresAt, value });
     }
     if (r.remaining !== 0) throw new DecodeError("trailing bytes after batch");

@@ -68,7 +68,9 @@ const SPECIFIC: Record<string, string[]> = {
   batch: [
     '  FILE holds {"ops":[{"op":"put","key":B64,"value":B64,"ttl":S,',
     '  "if_match":"V","if_none_match":"*"}, {"op":"delete",...},',
-    '  {"op":"check",...}]} as POST /kv/batch takes; "-" reads stdin.',
+    '  {"op":"check",...}, {"op":"delete_range","start":B64,"end":B64}',
+    '  or {"op":"delete_range","prefix":B64}]} as POST /kv/batch takes;',
+    '  "-" reads stdin.',
     '  Prints {"applied":N,"version":"V"}.',
   ],
   watch: [
@@ -78,7 +80,8 @@ const SPECIFIC: Record<string, string[]> = {
     "  --no-values         print a put's value_size instead of its value",
     "  --hex, --base64     encoding of keys and values (default UTF-8 text)",
     '  Prints {"version":"V","type":"put","key":K,"value":V[,"expires_at":MS]}',
-    '  or {"version":"V","type":"delete","key":K} per change (a batch\'s changes',
+    '  or {"version":"V","type":"delete","key":K} per change, or',
+    '  {"version":"V","type":"delete_range","start":S[,"end":E]} (a batch\'s changes',
     "  share one version), reconnecting by itself without losing or repeating",
     "  one, until Ctrl-C (exit 0) or the server stays unreachable (exit 5).",
   ],

@@ -59,6 +59,7 @@ export function parseBatch(text: string): BatchOp[] {
       throw new Usage(`${at} is not an object`);
     }
     const r = o as Record<string, unknown>;
+    if (r.op === "delete_range") return rangeOp(r, at);
     const known = ["op", "key", "value", "ttl", "if_match", "if_none_match"];
     for (const k of Object.keys(r)) {
       if (!known.includes(k)) throw new Usage(`${at} has unknown field "${k}"`);
@@ -94,8 +95,27 @@ export function parseBatch(text: string): BatchOp[] {
     }
     if (r.op === "delete") return { op: "delete", key, ifVersion, ifAbsent };
     if (r.op === "check") return { op: "check", key, ifVersion, ifAbsent };
-    throw new Usage(`${at}.op must be put, delete or check`);
+    throw new Usage(`${at}.op must be put, delete, check or delete_range`);
   });
+}
+
+/** A batch file's `delete_range` op; the server checks the range itself. */
+function rangeOp(r: Record<string, unknown>, at: string): BatchOp {
+  for (const k of Object.keys(r)) {
+    if (!["op", "start", "end", "prefix"].includes(k)) {
+      throw new Usage(`${at} has unknown field "${k}" for delete_range`);
+    }
+  }
+  if (r.prefix !== undefined) {
+    if (r.start !== undefined || r.end !== undefined) {
+      throw new Usage(`${at}: delete_range takes a prefix or start/end`);
+    }
+    return { op: "delete_range", prefix: b64Field(r.prefix, `${at}.prefix`) };
+  }
+  const start = b64Field(r.start, `${at}.start`);
+  return r.end === undefined
+    ? { op: "delete_range", start }
+    : { op: "delete_range", start, end: b64Field(r.end, `${at}.end`) };
 }
 
 /** Checks the count of positional arguments (none with --key-file). */

@@ -57,6 +57,11 @@ export function changeLine(
 ): string {
   const o: Record<string, string | number> = { version: String(version) };
   o.type = c.type;
+  if (c.type === "delete_range") {
+    o.start = show(c.key, encoding, "key");
+    if (c.end !== undefined) o.end = show(c.end, encoding, "key");
+    return JSON.stringify(o) + "\n";
+  }
   o.key = show(c.key, encoding, "key");
   if (c.value !== undefined) o.value = show(c.value, encoding, "value");
   if (c.valueSize !== undefined) o.value_size = c.valueSize;

@@ -108,7 +108,9 @@ Deno.test("client: random puts, deletes, conditions and batches match a Map mode
                 value: op.value as Uint8Array,
                 version: r.version,
               });
-            } else model.delete(hex(op.key as Uint8Array));
+            } else if (op.op === "delete") {
+              model.delete(hex(op.key as Uint8Array));
+            }
           }
         } else {
           const got = await shale.get(key);

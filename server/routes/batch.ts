@@ -1,12 +1,12 @@
 /**
- * `POST /kv/batch`: a JSON list of puts, deletes and checks applied
- * atomically. {@link parseBatch} is the pure part (a JSON document to engine
+ * `POST /kv/batch`: a JSON list of puts, deletes, checks and range deletes
+ * applied atomically. {@link parseBatch} is the pure part (a JSON document to engine
  * ops, every field validated); {@link batchRoute} reads the body and
  * applies the ops, answering 412 with the failing op's `index`.
  *
  * @module
  */
-import { PreconditionFailedError } from "../../mod.ts";
+import { compareBytes, PreconditionFailedError, prefixEnd } from "../../mod.ts";
 import {
   checkTtl,
   clip,
@@ -21,7 +21,7 @@ import { type Ctx, json, type ServerEnv } from "../context.ts";
 import { renderError } from "../errors.ts";
 import { requireJson } from "../guard.ts";
 import { checkJsonDepth } from "../json_depth.ts";
-import { authorizeKey, type Scope } from "../scope.ts";
+import { authorizeKey, authorizeRange, type Scope } from "../scope.ts";
 import { canonicalVersion } from "../etag.ts";
 import type { IfVersion, StoreOp } from "../store/store.ts";
 
@@ -74,14 +74,20 @@ export function batchRoute(env: ServerEnv): (ctx: Ctx) => Promise<Response> {
 
 /**
  * Throws 403 `forbidden` unless a scoped token may apply op `i`: a check
- * reads its key, a put or delete writes it. An op over a range of keys
- * belongs here too, checking its `[start, end)` with `authorizeRange`.
+ * reads its key, a put or delete writes it, a range delete writes every key
+ * of its `[start, end)` (or its prefix), which must lie within the token's.
  */
 export function authorizeOp(
   scope: Scope | undefined,
   op: StoreOp,
   i: number,
 ): void {
+  if (op.type === "deleteRange") {
+    const start = op.prefix ?? op.start;
+    const end = op.prefix ? prefixEnd(op.prefix) : op.end;
+    authorizeRange(scope, "write", start, end, `op ${i}'s range`);
+    return;
+  }
   const access = op.type === "check" ? "read" : "write";
   authorizeKey(scope, access, op.key, `op ${i} key`);
 }
@@ -113,30 +119,37 @@ export function parseBatch(
       `batch has ${raw.length} ops; the limit is ${maxBatchOps}`,
     );
   }
+  const tooLong = (i: number, what: string, key: Uint8Array) =>
+    new HttpError(
+      414,
+      "key_too_long",
+      `op ${i}: ${what} is ${key.length} bytes; the limit is ${maxKeyBytes}`,
+    );
   return raw.map((op, i): StoreOp => {
     if (!isObject(op)) throw bad(`op ${i} must be an object`);
     const allowed = op.op === "put"
       ? ["op", "key", "value", "ttl", "if_match", "if_none_match"]
       : op.op === "delete" || op.op === "check"
       ? ["op", "key", "if_match", "if_none_match"]
+      : op.op === "delete_range"
+      ? ["op", "start", "end", "prefix"]
       : undefined;
     if (allowed === undefined) {
-      throw bad(`op ${i}: "op" must be "put", "delete" or "check"`);
+      throw bad(
+        `op ${i}: "op" must be "put", "delete", "check" or "delete_range"`,
+      );
     }
     for (const k of Object.keys(op)) {
       if (!allowed.includes(k)) {
         throw bad(`op ${i}: unknown field "${clip(k)}" for ${op.op}`);
       }
     }
+    if (op.op === "delete_range") {
+      return parseDeleteRange(op, i, maxKeyBytes, tooLong);
+    }
     const key = fromBase64(op.key, `op ${i} key`);
     if (key.length === 0) throw bad(`op ${i}: key is empty`);
-    if (key.length > maxKeyBytes) {
-      throw new HttpError(
-        414,
-        "key_too_long",
-        `op ${i}: key is ${key.length} bytes; the limit is ${maxKeyBytes}`,
-      );
-    }
+    if (key.length > maxKeyBytes) throw tooLong(i, "key", key);
     let ifVersion: IfVersion;
     if (op.if_match !== undefined && op.if_none_match !== undefined) {
       throw bad(`op ${i}: give if_match or if_none_match, not both`);
@@ -180,4 +193,46 @@ export function parseBatch(
     }
     return { type: "put", key, value, expiresAt, ifVersion };
   });
+}
+
+/**
+ * A `delete_range` op: `prefix` alone, or `start` (inclusive; "" is the
+ * first key) with an optional `end` (exclusive; absent: through the last
+ * key). Requiring one of `start` and `prefix` keeps a mistyped op from
+ * deleting every key.
+ */
+function parseDeleteRange(
+  op: Record<string, unknown>,
+  i: number,
+  maxKeyBytes: number,
+  tooLong: (i: number, what: string, key: Uint8Array) => HttpError,
+): StoreOp {
+  const bad = (message: string) =>
+    new HttpError(400, "invalid_batch", `op ${i}: ${message}`);
+  const field = (name: string): Uint8Array | undefined => {
+    if (op[name] === undefined) return undefined;
+    const b = fromBase64(op[name], `op ${i} ${name}`);
+    if (b.length > maxKeyBytes) throw tooLong(i, name, b);
+    return b;
+  };
+  const prefix = field("prefix");
+  const start = field("start");
+  const end = field("end");
+  if (prefix !== undefined) {
+    if (start !== undefined || end !== undefined) {
+      throw bad("delete_range takes a prefix or start/end, not both");
+    }
+    if (prefix.length === 0) throw bad("prefix is empty");
+    return { type: "deleteRange", prefix };
+  }
+  if (start === undefined) {
+    throw bad('delete_range needs "start" (and "end") or "prefix"');
+  }
+  if (end !== undefined) {
+    if (end.length === 0) throw bad("end is empty (leave it out: to the end)");
+    if (compareBytes(start, end) >= 0) {
+      throw bad("start must sort before end");
+    }
+  }
+  return { type: "deleteRange", start, end };
 }

@@ -423,6 +423,11 @@ class WatchStream {
       // databases live in another key space and have their own watch).
       if (c.space !== USER_KEY_SPACE) continue;
       const key = c.key;
+      if (c.type === "delete_range") {
+        const item = rangeItem(key, c.end, start, end);
+        if (item) items.push(item);
+        continue;
+      }
       if (start !== undefined && compareBytes(key, start) < 0) continue;
       if (end !== undefined && compareBytes(key, end) >= 0) continue;
       const item: Record<string, unknown> = {
@@ -442,6 +447,33 @@ class WatchStream {
       JSON.stringify({ version: g.version, changes: items })
     }\n\n`;
   }
+}
+
+/**
+ * A range delete as a feed item, when its range [from, to) (`to` absent:
+ * through the last key) meets the watched one: cut to the watched range, so
+ * a stream (a scoped token's included) never shows keys outside it.
+ */
+function rangeItem(
+  from: Uint8Array,
+  to: Uint8Array | undefined,
+  start: Uint8Array | undefined,
+  end: Uint8Array | undefined,
+): Record<string, unknown> | undefined {
+  if (end !== undefined && compareBytes(from, end) >= 0) return undefined;
+  if (start !== undefined && to !== undefined && compareBytes(to, start) <= 0) {
+    return undefined;
+  }
+  if (start !== undefined && compareBytes(from, start) < 0) from = start;
+  if (end !== undefined && (to === undefined || compareBytes(to, end) > 0)) {
+    to = end;
+  }
+  const item: Record<string, unknown> = {
+    type: "delete_range",
+    start: toBase64(from),
+  };
+  if (to !== undefined) item.end = toBase64(to);
+  return item;
 }
 
 function badParam(message: string): HttpError {

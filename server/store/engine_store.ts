@@ -102,6 +102,7 @@ export class EngineStore implements Store {
 
   async batch(ops: StoreOp[]): Promise<string> {
     const engineOps = ops.map((op, i): BatchOp => {
+      if (op.type === "deleteRange") return op;
       const ifVersion = engineVersion(op.ifVersion, i);
       if (op.type === "check") {
         return { type: "check", key: op.key, ifVersion: ifVersion ?? null };

@@ -150,6 +150,15 @@ export class KvConnectStore implements Store {
     let keyBytes = 0;
     let total = 0;
     ops.forEach((op, i) => {
+      if (op.type === "deleteRange") {
+        // KV Connect has no range delete, and emulating it would read every
+        // key of the range first: not atomic with the rest, not bounded.
+        throw new HttpError(
+          501,
+          "not_supported_by_backend",
+          `op ${i}: delete_range needs shale's local engine; this server is a gateway onto a KV Connect backend (docs/HTTP.md, "Gateway mode")`,
+        );
+      }
       const k = this.#key(op.key, `op ${i}: `);
       if (op.ifVersion !== undefined) {
         checks.push({ key: k, versionstamp: stampOf(op.ifVersion) });

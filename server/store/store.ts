@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Snapshot } from "../../mod.ts";
+import type { BatchOp, Snapshot } from "../../mod.ts";
 import type { Tags } from "../etag.ts";
 import type { Sample } from "../metrics.ts";
 
@@ -46,7 +46,8 @@ export type StoreOp =
     ifVersion?: IfVersion;
   }
   | { type: "delete"; key: Uint8Array; ifVersion?: IfVersion }
-  | { type: "check"; key: Uint8Array; ifVersion: string | null };
+  | { type: "check"; key: Uint8Array; ifVersion: string | null }
+  | Extract<BatchOp, { type: "deleteRange" }>;
 
 /** If-Match / If-None-Match of a single-key write, parsed. */
 export interface HeaderConditions {

@@ -283,13 +283,16 @@ Deno.test("shale batch: a JSON file applied atomically; a failed check exits 3 a
             },
             { op: "put", key: b64(bin), value: b64(bin), ttl: 60 },
             { op: "delete", key: b64(enc.encode("nothing")) },
+            { op: "delete_range", prefix: b64(enc.encode("tmp/")) },
           ],
         }),
       );
+      await s.db.put(enc.encode("tmp/1"), enc.encode("scratch"));
       const r = await shale(["batch", file, ...url]);
       ok0(r, "batch");
       const doc = JSON.parse(r.text);
-      equal(doc.applied, 3);
+      equal(doc.applied, 4);
+      equal(s.db.get(enc.encode("tmp/1")), undefined, "range deleted");
       match(doc.version, /^[0-9]+$/);
       deepEqual(s.db.get(bin)?.value, bin);
       equal(
@@ -466,6 +469,11 @@ Deno.test("shale watch: a real process prints the changes made by shale put/del/
                 value: b64(enc.encode("two")),
               },
               { op: "delete", key: b64(enc.encode("w/1")) },
+              {
+                op: "delete_range",
+                start: b64(enc.encode("w/8")),
+                end: b64(enc.encode("w/9")),
+              },
             ],
           }),
         );
@@ -473,13 +481,14 @@ Deno.test("shale watch: a real process prints the changes made by shale put/del/
       });
       const d = await shale(["del", "w/2", ...url]);
       ok0(d, "del");
-      await untilLines(4);
+      await untilLines(5);
       const got = out.trim().split("\n").map((l) => JSON.parse(l));
       const vb = Number(got[1].version);
       deepEqual(got, [
         { version: String(v1), type: "put", key: "w/1", value: "one" },
         { version: String(vb), type: "put", key: "w/2", value: "two" },
         { version: String(vb), type: "delete", key: "w/1" },
+        { version: String(vb), type: "delete_range", start: "w/8", end: "w/9" },
         { version: String(vb + 1), type: "delete", key: "w/2" },
       ]);
     } finally {
@@ -492,7 +501,7 @@ Deno.test("shale watch: a real process prints the changes made by shale put/del/
       out += r.value;
     }
     equal(status.code, 0, await stderr);
-    equal(out.trim().split("\n").length, 4, out);
+    equal(out.trim().split("\n").length, 5, out);
   });
 });
 
@@ -521,11 +530,17 @@ Deno.test("parseBatch: the POST /kv/batch format, checked field by field", () =>
       ["[]", /must be an object/],
       [
         '{"ops":[{"op":"zap","key":"YQ=="}]}',
-        /op must be put, delete or check/,
+        /op must be put, delete, check or delete_range/,
       ],
       ['{"ops":[{"op":"put","key":"YQ==","value":"!"}]}', /not valid base64/],
       ['{"ops":[{"op":"delete","key":"YQ==","value":"YQ=="}]}', /only a put/],
       ['{"ops":[{"op":"put","key":"YQ==","value":"","x":1}]}', /unknown field/],
+      [
+        '{"ops":[{"op":"delete_range","prefix":"YQ==","start":"YQ=="}]}',
+        /prefix or start\/end/,
+      ],
+      ['{"ops":[{"op":"delete_range","key":"YQ=="}]}', /unknown field "key"/],
+      ['{"ops":[{"op":"delete_range"}]}', /start must be base64 text/],
     ] as const
   ) {
     try {

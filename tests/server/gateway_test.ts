@@ -153,6 +153,15 @@ Deno.test("gateway: the backend's limits are 4xx naming them; engine-only routes
       equal(r.status, 501, path);
       equal(errorCode(await r.text()), "not_supported_by_backend");
     }
+    // KV Connect has no range delete: the whole batch is refused, unsent.
+    const range = await batch(base, [
+      { op: "put", key: b64("kept out"), value: b64("1") },
+      { op: "delete_range", prefix: b64("k") },
+    ]);
+    equal(range.status, 501);
+    const rangeError = (await range.json()).error;
+    equal(rangeError.code, "not_supported_by_backend");
+    match(rangeError.message, /op 1: delete_range needs shale's local engine/);
     // Every request above was refused before reaching the backend.
     let stats = await (await fetch(`${base}/stats`)).json();
     equal(stats.backend.calls, 0);

@@ -87,3 +87,37 @@ Deno.test("parseBatch refuses bad documents, naming the op", () => {
   refused({ ops: [{ ...put, ttl: -1 }] }, 400, "invalid_parameter", /op 0 ttl/);
   equal(parseBatch({ ops: [put] }, LIMITS, 0).length, 1);
 });
+
+Deno.test("parseBatch turns delete_range ops into engine range deletes", () => {
+  const e = (s: string) => new TextEncoder().encode(s);
+  deepEqual(
+    parseBatch(
+      {
+        ops: [
+          { op: "delete_range", start: b64("a"), end: b64("c") },
+          { op: "delete_range", start: "" },
+          { op: "delete_range", prefix: b64("p/") },
+        ],
+      },
+      LIMITS,
+      0,
+    ),
+    [
+      { type: "deleteRange", start: e("a"), end: e("c") },
+      { type: "deleteRange", start: new Uint8Array(0), end: undefined },
+      { type: "deleteRange", prefix: e("p/") },
+    ],
+  );
+  refused(
+    { ops: [{ op: "delete_range", start: b64("abcde") }] },
+    414,
+    "key_too_long",
+    /op 0: start is 5 bytes; the limit is 4/,
+  );
+  refused(
+    { ops: [{ op: "delete_range", prefix: b64("a"), end: b64("b") }] },
+    400,
+    "invalid_batch",
+    /op 0: delete_range takes a prefix or start\/end, not both/,
+  );
+});
