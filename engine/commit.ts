@@ -1,7 +1,7 @@
 /**
  * The group-commit pipeline: the write queue, the WAL buffer and its
- * appends, the in-flight map, the visible seqno, interval sync, and the
- * sticky failure state (read-only after a failed sync, disk full after a
+ * appends, the in-flight writes (indexed in engine/inflight.ts), the visible
+ * seqno, interval sync, and the sticky failure state (read-only after a failed sync, disk full after a
  * failed append). The Db hands it a log and a memtable through a
  * {@link CommitEnv}, so it runs (and is tested) without a Db, as Pebble's
  * `commit.go` does with its `commitEnv`.
@@ -34,17 +34,22 @@
  */
 import { binaryString, ByteWriter } from "./coding.ts";
 import type { Entry } from "./entry.ts";
-import { KIND_PUT, KIND_RANGE_DELETE } from "./entry.ts";
-import type { RangeTombstone } from "./range_tombstones.ts";
-import { covers, tombstoneFromEntry } from "./range_tombstones.ts";
+import { KIND_PUT } from "./entry.ts";
 import {
   ClosedError,
-  PreconditionFailedError,
   ReadOnlyError,
   type ShaleError,
   wrapIoError,
 } from "./errors.ts";
 import type { WritableFile } from "./fs.ts";
+import {
+  decideConditions,
+  type Inflight,
+  InflightIndex,
+  type PendingVerdict,
+  type PendingWrite,
+  settled,
+} from "./inflight.ts";
 import { unrefTimer } from "./runtime.ts";
 import type { BatchOp } from "./types.ts";
 import {
@@ -53,42 +58,6 @@ import {
   frameBatch,
   LARGE_BATCH_BYTES,
 } from "./wal.ts";
-
-/** A write accepted by {@link CommitPipeline.enqueue}, not yet resolved. */
-export interface PendingWrite {
-  seq: number;
-  entries: Entry[];
-  /** binaryString() of each entry's key, computed once. */
-  skeys: string[];
-  /** Its keys are in the in-flight map (see CommitPipeline.inflight). */
-  indexed?: boolean;
-  /** Visible or failed: no longer in flight. */
-  done?: boolean;
-  resolve: (seq: number) => void;
-  reject: (err: Error) => void;
-  /**
-   * Callers whose answer depends on this write (see checkConditions), told
-   * once it is visible (true) or has failed (false).
-   */
-  watchers?: ((visible: boolean) => void)[];
-}
-
-/** A write accepted for a key and not yet visible or failed. */
-export interface Inflight {
-  /** Whether the key exists after this write (a live put). */
-  live: boolean;
-  write: PendingWrite;
-}
-
-/**
- * A condition decision that depends on writes still in flight: answer only
- * once they are visible (then `error`, if any, stands), or re-check when one
- * of them failed.
- */
-export interface PendingVerdict {
-  waitFor: PendingWrite[];
-  error?: PreconditionFailedError;
-}
 
 /** Where a group goes once durable: the current memtable. */
 export interface CommitMemtable {
@@ -152,17 +121,11 @@ export class CommitPipeline {
   #group: PendingWrite[] = [];
   #committing = false;
   #done: Promise<void> = Promise.resolve();
-  /**
-   * Stored key (binary string) -> its newest in-flight write. Built lazily:
-   * only a question about in-flight writes (a condition, version(),
-   * whenSettled()) indexes the writes of #group and #queue, so plain writes
-   * never pay for one map insert and one delete per key.
-   */
-  #inflight = new Map<string, Inflight>();
-  /** Range deletes accepted and not yet visible or failed. */
-  #inflightRanges: { t: RangeTombstone; write: PendingWrite }[] = [];
-  /** Whether some write in #group or #queue is not in #inflight yet. */
-  #unindexed = false;
+  /** The newest in-flight write of each key, for conditions (inflight.ts). */
+  #inflight = new InflightIndex(
+    () => this.#env.clock(),
+    () => [this.#group, this.#queue],
+  );
   #lastSeq: number;
   #visibleSeq: number;
   #logDirty = false;
@@ -286,84 +249,21 @@ export class CommitPipeline {
    * covering it.
    */
   inflight(storedKey: Uint8Array): Inflight | undefined {
-    if (this.#unindexed) this.#indexInflight();
-    let p = this.#inflight.size > 0
-      ? this.#inflight.get(binaryString(storedKey))
-      : undefined;
-    for (const r of this.#inflightRanges) {
-      // A write of the key in the same batch (same seqno) comes after it.
-      if (covers(r.t, storedKey) && (!p || r.write.seq > p.write.seq)) {
-        p = { live: false, write: r.write };
-      }
-    }
-    return p;
-  }
-
-  /**
-   * Adds the keys of every write still in flight and not yet indexed to
-   * #inflight, in seqno order (#group before #queue), so each key maps to
-   * its newest write. Each write is indexed at most once.
-   */
-  #indexInflight(): void {
-    const now = this.#env.clock();
-    for (const list of [this.#group, this.#queue]) {
-      for (const w of list) {
-        if (w.indexed || w.done) continue;
-        w.indexed = true;
-        for (let i = 0; i < w.entries.length; i++) {
-          const e = w.entries[i];
-          if (e.kind === KIND_RANGE_DELETE) continue; // in #inflightRanges
-          this.#inflight.set(w.skeys[i], {
-            live: e.kind === KIND_PUT &&
-              (e.expiresAt === 0 || e.expiresAt > now),
-            write: w,
-          });
-        }
-      }
-    }
-    this.#unindexed = false;
+    return this.#inflight.find(storedKey);
   }
 
   /**
    * Decides a batch's conditions against every accepted write, in-flight
-   * ones included, so two racing conditional writes can never both win.
-   * Returns undefined when they hold and the batch may be enqueued now
-   * (its own fsync then covers every write it was checked against). Throws
-   * when one fails against visible state. Otherwise the answer depends on
-   * writes readers cannot see yet, and revealing it now would not be
-   * linearizable: the caller waits for them (see {@link PendingVerdict}).
-   * That is the case for a failed condition whose key has a write in
-   * flight, and for a check-only batch (it writes nothing, so no fsync of
-   * its own orders it) that read any in-flight write.
+   * ones included (see {@link decideConditions}): undefined when they hold,
+   * a {@link PendingVerdict} to wait on when the answer depends on writes in
+   * flight; throws when one fails against visible state.
    */
   checkConditions(
     space: number,
     ops: readonly BatchOp[],
     writes: boolean,
   ): PendingVerdict | undefined {
-    const env = this.#env;
-    let read: PendingWrite[] | undefined;
-    for (let i = 0; i < ops.length; i++) {
-      const op = ops[i];
-      if (op.type === "deleteRange" || op.ifVersion === undefined) continue;
-      const want = op.ifVersion;
-      const key = env.storedKey(space, op.key);
-      const p = this.inflight(key);
-      const have = p ? (p.live ? p.write.seq : null) : env.visibleVersion(key);
-      if (want === null ? have !== null : have !== want) {
-        const error = new PreconditionFailedError(
-          want === null
-            ? `op ${i}: key exists (version ${have})`
-            : `op ${i}: expected version ${want}, found ${have ?? "none"}`,
-          i,
-        );
-        if (p) return { waitFor: [p.write], error };
-        env.counters.preconditionFailures++;
-        throw error;
-      }
-      if (p && !writes) (read ??= []).push(p.write);
-    }
-    return read && { waitFor: read };
+    return decideConditions(this.#inflight, this.#env, space, ops, writes);
   }
 
   /**
@@ -371,11 +271,7 @@ export class CommitPipeline {
    * them failed (false). Never rejects.
    */
   settled(writes: PendingWrite[]): Promise<boolean> {
-    return Promise.all(
-      writes.map((w) =>
-        new Promise<boolean>((r) => (w.watchers ??= []).push(r))
-      ),
-    ).then((all) => all.every((v) => v));
+    return settled(writes);
   }
 
   /**
@@ -416,13 +312,8 @@ export class CommitPipeline {
     }
     return new Promise<number>((resolve, reject) => {
       const write: PendingWrite = { seq, entries, skeys, resolve, reject };
-      for (const e of entries) {
-        if (e.kind === KIND_RANGE_DELETE) {
-          this.#inflightRanges.push({ t: tombstoneFromEntry(e), write });
-        }
-      }
       this.#queue.push(write);
-      this.#unindexed = true;
+      this.#inflight.accepted(write);
       if (!this.#committing) this.#startLoop();
     });
   }
@@ -536,7 +427,7 @@ export class CommitPipeline {
         this.#apply(group);
         for (const w of group) {
           this.#visibleSeq = w.seq;
-          this.#dropInflight(w);
+          this.#inflight.drop(w);
           env.published(w.seq, w.entries); // the change feed's hook
         }
         for (const w of group) {
@@ -580,19 +471,8 @@ export class CommitPipeline {
 
   /** Rejects a write's caller and tells whoever waits on its outcome. */
   #reject(w: PendingWrite, err: Error): void {
-    this.#dropInflight(w);
+    this.#inflight.drop(w);
     w.reject(err);
     if (w.watchers) { for (const f of w.watchers) f(false); }
-  }
-
-  #dropInflight(w: PendingWrite): void {
-    w.done = true;
-    if (this.#inflightRanges.length > 0) {
-      this.#inflightRanges = this.#inflightRanges.filter((r) => r.write !== w);
-    }
-    if (!w.indexed) return;
-    for (const id of w.skeys) {
-      if (this.#inflight.get(id)?.write === w) this.#inflight.delete(id);
-    }
   }
 }
