@@ -172,6 +172,7 @@ async function preload(base: string): Promise<void> {
     }
     const r = await fetch(`${base}/kv/batch`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ ops }),
     });
     await r.body?.cancel();
