@@ -11,6 +11,7 @@ import { open as openFile } from "node:fs/promises";
 import { checkBackup, restoreBackup } from "../engine/restore.ts";
 import type { BackupConfig, RestoreConfig } from "./_cli.ts";
 import { BACKUP_VERSION_HEADER } from "./backup_route.ts";
+import { errorText } from "./error_text.ts";
 
 /**
  * Downloads a backup to `cfg.out`. The archive goes to `OUT.partial` first
@@ -30,7 +31,7 @@ export async function runBackup(cfg: BackupConfig): Promise<number> {
         : { authorization: `Bearer ${cfg.token}` },
     });
   } catch (err) {
-    return fail(`backup: cannot reach ${cfg.url}: ${message(err)}`);
+    return fail(`backup: cannot reach ${cfg.url}: ${errorText(err)}`);
   }
   if (res.status !== 200 || res.body === null) {
     const body = await res.text().catch(() => "");
@@ -76,7 +77,7 @@ export async function runBackup(cfg: BackupConfig): Promise<number> {
     );
     return 0;
   } catch (err) {
-    return fail(`backup failed: ${message(err)}`);
+    return fail(`backup failed: ${errorText(err)}`);
   } finally {
     if (!kept) {
       try {
@@ -94,7 +95,7 @@ export async function runRestore(cfg: RestoreConfig): Promise<number> {
   try {
     source = await fileStream(cfg.from);
   } catch (err) {
-    return fail(`restore: cannot open ${cfg.from}: ${message(err)}`);
+    return fail(`restore: cannot open ${cfg.from}: ${errorText(err)}`);
   }
   try {
     const summary = await restoreBackup(source, cfg.dataDir, {
@@ -105,7 +106,7 @@ export async function runRestore(cfg: RestoreConfig): Promise<number> {
     );
     return 0;
   } catch (err) {
-    return fail(`restore failed: ${message(err)}`);
+    return fail(`restore failed: ${errorText(err)}`);
   }
 }
 
@@ -135,10 +136,6 @@ async function fileStream(path: string): Promise<ReadableStream<Uint8Array>> {
       await file.close();
     },
   });
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function fail(text: string): number {

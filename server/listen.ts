@@ -16,6 +16,7 @@ import type {
   Runtime,
   ServeHandler,
 } from "./runtime.ts";
+import { errorText } from "./error_text.ts";
 
 /** True for "too many open files" (per process or system-wide). */
 export function isOutOfDescriptors(err: unknown): boolean {
@@ -80,7 +81,7 @@ export async function listenSurvivingEmfile(
         log(
           "warn",
           "out of file descriptors: refusing new connections until some close (open connections are still served)",
-          { error: err instanceof Error ? err.message : String(err) },
+          { error: errorText(err) },
         );
         earlier.push(l);
         rebind();

@@ -37,6 +37,7 @@ import { runBackup, runRestore } from "./backup_cli.ts";
 import { runClient } from "./client_cli.ts";
 import { CLIENT_COMMANDS } from "./client_cli_help.ts";
 import { runMigrate } from "./migrate_cli.ts";
+import { errorText } from "./error_text.ts";
 
 /** A logger writing one line per call to `out`, as text or JSON. */
 export function createLogger(
@@ -373,10 +374,6 @@ export function logPath(req: Request): string {
     return "(invalid host)";
   }
   return path.length > 200 ? path.slice(0, 200) + "..." : path;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 if (import.meta.main) {

@@ -17,6 +17,7 @@ import { runtime } from "./runtime.ts";
 import { EngineStore } from "./store/engine_store.ts";
 import { KvConnectStore } from "./store/kv_connect_store.ts";
 import type { Store } from "./store/store.ts";
+import { errorText } from "./error_text.ts";
 
 /** `shale migrate --help`. */
 export const MIGRATE_HELP =
@@ -127,7 +128,7 @@ export async function runMigrate(
     });
   } catch (err) {
     console.error(
-      `shale migrate: ${err instanceof Error ? err.message : String(err)}`,
+      `shale migrate: ${errorText(err)}`,
     );
     console.error(`progress is kept in ${stateFile}; run again to resume`);
     return 1;

@@ -9,6 +9,7 @@ import { type Db, open } from "../mod.ts";
 import type { LogFn } from "./errors.ts";
 import type { ServeConfig } from "./serve_config.ts";
 import { KvConnectStore } from "./store/kv_connect_store.ts";
+import { errorText } from "./error_text.ts";
 
 /**
  * The engine over `cfg.dataDir`, or in gateway mode (`--backend`) the
@@ -78,8 +79,4 @@ export async function openStore(
       recovery_ms: recoveryMs,
     },
   };
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -38,6 +38,7 @@ import { WatchHub } from "./watch.ts";
 import { dataToken, requireDataToken, requireToken } from "./tokens.ts";
 import { atomicWrite, snapshotRead, watch } from "./data_path.ts";
 import { MAX_WATCHES, MAX_WATCHES_PER_CLIENT } from "./limits.ts";
+import { errorText } from "../error_text.ts";
 
 export {
   MAX_READ_ENTRIES,
@@ -404,7 +405,7 @@ async function reserve(
     const status = (err as { status?: number }).status;
     throw new KvConnectError(
       status === 503 ? 503 : 500,
-      err instanceof Error ? err.message : String(err),
+      errorText(err),
       { "retry-after": "1" },
     );
   }

@@ -22,6 +22,8 @@
  * @module
  */
 import { HttpError } from "../_codec.ts";
+import { errorChain } from "../error_text.ts";
+import { badBackend, refused, unavailable } from "./backend_errors.ts";
 import {
   type AtomicWriteOutput,
   decodeAtomicWriteOutput,
@@ -90,7 +92,7 @@ interface Call {
 /** Did a fetch failure happen before any byte could reach the server? */
 function neverSent(err: unknown): boolean {
   return /connection refused|ECONNREFUSED|dns error|failed to lookup/i.test(
-    errorText(err),
+    errorChain(err),
   );
 }
 
@@ -206,7 +208,7 @@ export class KvConnectClient {
       if (signal.aborted) return;
       this.counters.failures++;
       throw unavailable(
-        `the backend did not answer the watch (${errorText(err)})`,
+        `the backend did not answer the watch (${errorChain(err)})`,
       );
     }
     if (!res.ok || res.body === null) {
@@ -252,7 +254,7 @@ export class KvConnectClient {
     } catch (err) {
       if (signal.aborted) return;
       if (err instanceof HttpError) throw err;
-      throw unavailable(`the watch stream was cut (${errorText(err)})`);
+      throw unavailable(`the watch stream was cut (${errorChain(err)})`);
     } finally {
       reader.releaseLock();
       await res.body.cancel().catch(() => {});
@@ -400,7 +402,7 @@ export class KvConnectClient {
           : "; the write's outcome is unknown, read the key to find out";
         throw unavailable(
           `the backend ${this.url} did not answer the ${what} (${
-            errorText(err)
+            errorChain(err)
           })${outcome}`,
         );
       }
@@ -414,7 +416,7 @@ export class KvConnectClient {
           continue;
         }
         throw unavailable(
-          `the backend's answer to the ${what} was cut (${errorText(err)})${
+          `the backend's answer to the ${what} was cut (${errorChain(err)})${
             retry === "always" ? "" : "; the write's outcome is unknown"
           }`,
         );
@@ -459,52 +461,4 @@ function dataHeaders(meta: Metadata): Record<string, string> {
     headers["x-denokv-version"] = String(meta.version);
   }
   return headers;
-}
-
-/** 503 `backend_unavailable`: the client may try again later. */
-function unavailable(message: string): HttpError {
-  return new HttpError(503, "backend_unavailable", message, {
-    "retry-after": "1",
-  });
-}
-
-function badBackend(detail: string): HttpError {
-  return new HttpError(502, "backend_error", `the backend ${detail}`);
-}
-
-/**
- * The backend's 4xx as the gateway's answer: its limits stay 4xx naming
- * the limit (413 value or request too large, 414 key too long, 400 a total
- * of one write); auth and missing databases are the gateway's setup (503).
- */
-function refused(status: number, what: string, reason: string): HttpError {
-  let err: HttpError;
-  if (status === 413) {
-    err = new HttpError(413, "backend_limit", `backend limit: ${reason}`);
-  } else if (status === 414) {
-    err = new HttpError(414, "key_too_long", `backend limit: ${reason}`);
-  } else if (status === 401 || status === 403 || status === 404) {
-    err = unavailable(
-      `the backend refused the ${what} (${status}: ${reason}); check --backend and --backend-token`,
-    );
-  } else {
-    // The gateway checks its requests before sending them: a refusal here
-    // is a protocol or setup mismatch, not the client's fault.
-    err = new HttpError(
-      502,
-      "backend_error",
-      `the backend refused the ${what} (${status}): ${reason}`,
-    );
-  }
-  return Object.assign(err, { backendStatus: status });
-}
-
-/** The error's message and its causes' (fetch's own says only "fetch failed"). */
-function errorText(err: unknown): string {
-  const parts: string[] = [];
-  for (let e = err, depth = 0; e !== undefined && depth < 4; depth++) {
-    parts.push(e instanceof Error ? e.message : String(e));
-    e = e instanceof Error ? e.cause : undefined;
-  }
-  return parts.join(": ");
 }
