@@ -293,3 +293,13 @@ export function writeU64(b: Uint8Array, off: number, v: number): void {
   writeU32(b, off, v % 0x100000000);
   writeU32(b, off + 4, Math.floor(v / 0x100000000));
 }
+
+/**
+ * FNV-1a over the bytes, as a signed 32-bit integer: the hash of the
+ * memtable's key index and of a batch's duplicate-key check.
+ */
+export function fnv1a(b: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  return h | 0;
+}

@@ -9,7 +9,7 @@
  * @module
  */
 import type { RangeTombstone } from "./range_tombstones.ts";
-import { obsoleteTombstones, RangeTombstoneIndex } from "./range_tombstones.ts";
+import { RangeTombstoneSet } from "./range_tombstone_set.ts";
 import { Arena } from "./coding.ts";
 import { BlockCache } from "./cache.ts";
 import { ClosedError } from "./errors.ts";
@@ -90,16 +90,8 @@ export class DbImpl {
   #snapshots = new SnapshotList();
 
   #state: ManifestState;
-  /** The read index of every range tombstone, and what it was built from. */
-  #rangeCache:
-    | {
-      mem: Memtable;
-      len: number;
-      imm: number;
-      gen: number;
-      index: RangeTombstoneIndex | undefined;
-    }
-    | undefined;
+  /** Every range tombstone, persisted or in a memtable. */
+  #rangeDels: RangeTombstoneSet;
   /** The manifest and the edits to it (set by #start). */
   #manifest!: ManifestLog;
   #versions: VersionSet;
@@ -136,6 +128,12 @@ export class DbImpl {
     );
     this.#versions = new VersionSet(versionFromState(state));
     this.#versions.onObsolete = (n) => this.#deleteTable(n);
+    this.#rangeDels = new RangeTombstoneSet({
+      state,
+      memtables: this.#memtables,
+      versions: this.#versions,
+      logAndApply: (edit) => this.#manifest.logAndApply(edit),
+    });
     this.#read = new ReadPath({
       memtable: () => this.#memtables.mem,
       immutables: () => this.#memtables.imm,
@@ -145,7 +143,7 @@ export class DbImpl {
       closed: () => this.#closed,
       visibleSeq: () => this.#commit.visibleSeq,
       counters: this.#counters,
-      rangeTombstones: () => this.#rangeIndex(),
+      rangeTombstones: () => this.#rangeDels.index(),
     }, options.maxKeyBytes);
     this.#lagTimer = startLagMonitor(this.#counters);
   }
@@ -277,54 +275,9 @@ export class DbImpl {
       compactPointers: () => this.#state.compactPointers,
       oldestSnapshotSeq: () => this.oldestSnapshotSeq(),
       logAndApply: (edit) => this.#manifest.logAndApply(edit),
-      rangeTombstones: () => this.#allRangeTombstones(),
-      dropObsoleteRangeTombstones: () => this.#dropObsoleteRangeTombstones(),
+      rangeTombstones: () => this.#rangeDels.all(),
+      dropObsoleteRangeTombstones: () => this.#rangeDels.dropObsolete(),
     };
-  }
-
-  /** Every range tombstone: persisted, then in memtables (oldest last). */
-  #allRangeTombstones(): RangeTombstone[] {
-    const all = [...this.#state.rangeTombstones.values()];
-    for (const imm of this.#memtables.imm) all.push(...imm.mem.rangeDels);
-    all.push(...this.#memtables.mem.rangeDels);
-    return all;
-  }
-
-  /**
-   * The read index of every range tombstone, or undefined when there is
-   * none. Rebuilt when the set changed: tombstones are only appended to the
-   * live memtable, moved by a rotation (a new memtable) or a flush (fewer
-   * frozen ones), and persisted or dropped by a manifest edit (a new
-   * generation); a duplicate seen mid-flush hides nothing more.
-   */
-  #rangeIndex(): RangeTombstoneIndex | undefined {
-    const c = this.#rangeCache;
-    const mem = this.#memtables.mem;
-    const imm = this.#memtables.imm.length;
-    const gen = this.#state.rangeGeneration;
-    if (
-      c !== undefined && c.mem === mem && c.len === mem.rangeDels.length &&
-      c.imm === imm && c.gen === gen
-    ) return c.index;
-    const all = this.#allRangeTombstones();
-    const index = all.length > 0 ? new RangeTombstoneIndex(all) : undefined;
-    this.#rangeCache = { mem, len: mem.rangeDels.length, imm, gen, index };
-    return index;
-  }
-
-  /**
-   * Drops the persisted range tombstones nothing needs any more (no table
-   * can hold an entry they hide), with one manifest edit.
-   */
-  async #dropObsoleteRangeTombstones(): Promise<void> {
-    if (this.#state.rangeTombstones.size === 0) return;
-    const gone = obsoleteTombstones(
-      this.#state.rangeTombstones.values(),
-      this.#versions.current.allTables(),
-    );
-    if (gone.length > 0) {
-      await this.#manifest.logAndApply({ rangeTombstonesDeleted: gone });
-    }
   }
 
   // ---------------------------------------------------------------- writes
@@ -505,7 +458,7 @@ export class DbImpl {
       version,
       seq: this.#commit.visibleSeq,
       memtables: this.#memtables.all(),
-      rangeTombstones: [...this.#state.rangeTombstones.values()],
+      rangeTombstones: this.#rangeDels.persistedList(),
       fs: this.#fs,
       release: () => {
         if (released) return;
@@ -555,8 +508,8 @@ export class DbImpl {
       changeHistoryBytes: this.#changes.bytes,
       snapshots: this.#snapshots.count,
       rangeTombstones: {
-        persisted: this.#state.rangeTombstones.size,
-        live: this.#rangeIndex()?.size ?? 0,
+        persisted: this.#rangeDels.persisted,
+        live: this.#rangeDels.index()?.size ?? 0,
       },
       background: this.#scheduler.running,
       writeState: this.#scheduler.writeState(),

@@ -7,14 +7,7 @@
  *
  * @module
  */
-import { equalBytes } from "./coding.ts";
-
-/** FNV-1a over the bytes. */
-function fnv1a(b: Uint8Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i], 0x01000193);
-  return h;
-}
+import { equalBytes, fnv1a } from "./coding.ts";
 
 /** The keys of one batch, each with the index of the entry that holds it. */
 export class KeySlots {

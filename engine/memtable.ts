@@ -23,6 +23,7 @@ import type { RangeTombstone } from "./range_tombstones.ts";
 import { tombstoneFromEntry } from "./range_tombstones.ts";
 import { MAX_SEQ } from "./entry.ts";
 import { MemtableIterator } from "./memtable_iterator.ts";
+import { fnv1a } from "./coding.ts";
 
 const MAX_HEIGHT = 12;
 /**
@@ -50,13 +51,6 @@ const SEQ = 0, EXPIRES = 1, // float64 indexes (n / 2 + field)
   LINKS = 11;
 
 const EMPTY = new Uint8Array(0);
-
-/** FNV-1a over the bytes: the hash index's key hash. */
-function hashBytes(b: Uint8Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i], 0x01000193);
-  return h | 0;
-}
 
 /** A skip list memtable. */
 export class Memtable {
@@ -401,7 +395,7 @@ export class Memtable {
    * (`key` is also in #probe).
    */
   #indexNewest(n: number, key: Uint8Array): void {
-    const h = hashBytes(key);
+    const h = fnv1a(key);
     const u = this.#u32;
     u[n + HASH] = h;
     const index = this.#index;
@@ -438,7 +432,7 @@ export class Memtable {
 
   /** The newest node of `key` (also in #probe), or 0. */
   #newest(key: Uint8Array): number {
-    const h = hashBytes(key) >>> 0;
+    const h = fnv1a(key) >>> 0;
     const u = this.#u32;
     const index = this.#index;
     const mask = index.length - 1;
