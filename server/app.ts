@@ -21,9 +21,10 @@ import { clip, HttpError } from "./_codec.ts";
 import { BearerAuth } from "./auth.ts";
 import { BodyBudget } from "./body_budget.ts";
 import type { Ctx, ServerEnv } from "./context.ts";
+import type { HandlerOptions } from "./handler_options.ts";
 import { CursorSnapshots } from "./cursors.ts";
 import { errorResponse, type LogFn } from "./errors.ts";
-import { type WatchOptions, WatchRoute } from "./routes/watch.ts";
+import { WatchRoute } from "./routes/watch.ts";
 import { backupResponse } from "./backup_route.ts";
 import { readBody } from "./body.ts";
 import { checkJsonDepth } from "./json_depth.ts";
@@ -56,69 +57,7 @@ import type { Store } from "./store/store.ts";
 
 export { HttpError } from "./_codec.ts";
 export { ERROR_STATUS, type LogFn } from "./errors.ts";
-
-/** Options for {@link createHandler}; every field has a default. */
-export interface HandlerOptions {
-  /** When set, every route but `/health` needs `Authorization: Bearer <token>`. */
-  authToken?: string;
-  /**
-   * Tokens limited to a key prefix and a mode (`--token-file`); they reach
-   * the `/kv/` routes only. Needs `authToken` (the admin token).
-   */
-  scopedTokens?: ScopedToken[];
-  /** Largest key in bytes. Default: the engine's `maxKeyBytes`. */
-  maxKeyBytes?: number;
-  /** Largest value (PUT body) in bytes. Default: the engine's `maxValueBytes`. */
-  maxValueBytes?: number;
-  /** Largest `/kv/batch` body in bytes. Default 8 MiB. */
-  maxBatchBytes?: number;
-  /** Most ops in one batch. Default 10000. */
-  maxBatchOps?: number;
-  /** Largest `limit` of `/kv/range`. Default 10000. */
-  maxScanLimit?: number;
-  /** A range page stops once its keys and values pass this many bytes. Default 4 MiB. */
-  maxPageBytes?: number;
-  /** How long a paging cursor keeps its snapshot after last use. Default 60 s. */
-  cursorTtlMs?: number;
-  /**
-   * Oldest a cursor's snapshot may get, however often it is used; past it
-   * the cursor is refused (410 `cursor_expired`). Default 60 s.
-   */
-  cursorMaxAgeMs?: number;
-  /** Most snapshots held for cursors; the least recently used goes first. Default 1000. */
-  maxCursors?: number;
-  /**
-   * Most cursor snapshots one client (remote address) holds; its own least
-   * recently used goes first. Default 100.
-   */
-  maxCursorsPerClient?: number;
-  /**
-   * Bytes of request bodies read at once over all requests; past it a
-   * request waits up to `bodyWaitMs`, then gets 503 `overloaded`. A batch
-   * is charged three times its size (text and parsed copies). Default 32 MiB.
-   */
-  maxBodyMemoryBytes?: number;
-  /** How long a body waits for room in `maxBodyMemoryBytes`. Default 1000 ms. */
-  bodyWaitMs?: number;
-  /** Host names (no port) served without a token besides loopback ones. */
-  allowHosts?: string[];
-  /** Origins (`https://app.example`) whose browser requests are allowed. */
-  allowOrigins?: string[];
-  /** Base URL clients reach the server at (KV Connect endpoint URLs). */
-  publicUrl?: string;
-  /** Monotonic clock in ms for cursor ages. Default `performance.now`. */
-  monotonic?: () => number;
-  /** Wall clock for `?ttl=` (ms since epoch). Default `Date.now`. */
-  clock?: () => number;
-  /** Where server faults are reported. Default: `console.error`. */
-  log?: LogFn;
-  /** Period of `/stats/stream` events in ms. Default 1000. */
-  statsStreamIntervalMs?: number;
-  /** Counters to update; a fresh {@link Metrics} when omitted. */
-  metrics?: Metrics;
-  /** The change feed's pacing (`GET /kv/watch`, `routes/watch.ts`). */
-  watch?: WatchOptions;
-}
+export type { HandlerOptions } from "./handler_options.ts";
 
 /** What the listener knows about the client (`Deno.ServeHandlerInfo`). */
 export interface ClientInfo {
