@@ -16,18 +16,14 @@
  *
  * @module
  */
-import { Db } from "../mod.ts";
+import type { Db } from "../mod.ts";
 import { clip, HttpError } from "./_codec.ts";
 import { BearerAuth } from "./auth.ts";
-import { BodyBudget } from "./body_budget.ts";
-import type { Ctx, ServerEnv } from "./context.ts";
-import type { HandlerOptions } from "./handler_options.ts";
-import { CursorSnapshots } from "./cursors.ts";
-import { errorResponse, type LogFn } from "./errors.ts";
+import { type Ctx, requireEngine } from "./context.ts";
+import { type HandlerOptions, serverEnv } from "./handler_options.ts";
+import { errorResponse } from "./errors.ts";
 import { WatchRoute } from "./routes/watch.ts";
 import { backupResponse } from "./backup_route.ts";
-import { readBody } from "./body.ts";
-import { checkJsonDepth } from "./json_depth.ts";
 import { checkSite, requestTarget } from "./guard.ts";
 import {
   ANY,
@@ -42,17 +38,16 @@ import {
   closeKvConnectWatches,
   handleKvConnect,
 } from "./kv_connect/handler.ts";
-import { Metrics } from "./metrics.ts";
-import { REFUSAL_REASONS, Refusals } from "./refusals.ts";
+import type { Metrics } from "./metrics.ts";
+import { REFUSAL_REASONS, type Refusals } from "./refusals.ts";
 import { batchRoute } from "./routes/batch.ts";
 import { kvRoutes } from "./routes/kv.ts";
-import { multiGet } from "./routes/multi_get.ts";
+import { multiGetRoute } from "./routes/multi_get.ts";
 import { opsRoutes } from "./routes/ops.ts";
 import { rangeRoute } from "./routes/range.ts";
 import { isUiPath, uiRoute } from "./routes/ui.ts";
-import { authorizeKey, requireAdmin } from "./scope.ts";
+import { requireAdmin } from "./scope.ts";
 import type { ScopedToken } from "./token_file.ts";
-import { EngineStore } from "./store/engine_store.ts";
 import type { Store } from "./store/store.ts";
 
 export { HttpError } from "./_codec.ts";
@@ -149,41 +144,8 @@ export function createHandler(
   source: Db | Store,
   options: HandlerOptions = {},
 ): Handler {
-  const log: LogFn = options.log ??
-    ((level, message, fields) => console.error(level, message, fields ?? ""));
-  const db = source instanceof Db ? source : undefined;
-  const store = db !== undefined ? new EngineStore(db) : source as Store;
-  const env: ServerEnv = {
-    store,
-    db,
-    limits: {
-      maxKeyBytes: options.maxKeyBytes ?? db?.options.maxKeyBytes ??
-        store.maxKeyBytes,
-      maxValueBytes: options.maxValueBytes ?? db?.options.maxValueBytes ??
-        store.maxValueBytes,
-      maxBatchBytes: options.maxBatchBytes ?? 8 << 20,
-      maxBatchOps: options.maxBatchOps ?? 10000,
-      maxScanLimit: options.maxScanLimit ?? 10000,
-      maxPageBytes: options.maxPageBytes ?? 4 << 20,
-    },
-    clock: options.clock ?? Date.now,
-    monotonic: options.monotonic ?? (() => performance.now()),
-    log,
-    metrics: options.metrics ?? new Metrics(),
-    budget: new BodyBudget(
-      options.maxBodyMemoryBytes ?? 32 << 20,
-      options.bodyWaitMs ?? 1000,
-    ),
-    refusals: new Refusals(),
-    cursors: new CursorSnapshots({
-      ttlMs: options.cursorTtlMs ?? 60_000,
-      maxAgeMs: options.cursorMaxAgeMs ?? 60_000,
-      max: options.maxCursors ?? 1000,
-      maxPerClient: options.maxCursorsPerClient ?? 100,
-    }, log),
-    draining: false,
-  };
-  const { metrics, refusals, cursors, budget } = env;
+  const env = serverEnv(source, options);
+  const { store, db, log, metrics, refusals, cursors, budget } = env;
   const auth = new BearerAuth(options.authToken, options.scopedTokens);
   const site = {
     tokenRequired: auth.required,
@@ -220,23 +182,6 @@ export function createHandler(
     });
   };
 
-  // POST /kv/get answers its own 405s (server/routes/multi_get.ts).
-  const multiGetRoute = (ctx: Ctx) =>
-    multiGet(ctx.req, {
-      store,
-      readBody: async (_req, limit, code, what) => {
-        const body = await readBody(
-          ctx.req,
-          ctx.lease,
-          { bytes: limit, code, what },
-          (n) => metrics.addBytesIn(n),
-        );
-        checkJsonDepth(body, what);
-        return body;
-      },
-      checkKey: (key, what) => authorizeKey(ctx.scope, "read", key, what),
-      maxKeyBytes: env.limits.maxKeyBytes,
-    });
   const keyMethods = {
     GET: kv.get,
     HEAD: kv.get,
@@ -251,17 +196,21 @@ export function createHandler(
     route("/health", read(ops.health), PUBLIC),
     route(
       "/deno-kv/*",
-      { [ANY]: (ctx) => kvConnect(ctx, requireEngine("KV Connect serving")) },
+      {
+        [ANY]: (ctx) =>
+          kvConnect(ctx, requireEngine(env, "KV Connect serving")),
+      },
       PUBLIC,
     ),
     // The dashboard's files are public; the API calls it makes are not.
     route("/ui", read(uiRoute), { public: true, match: isUiPath }),
     route("/kv/range", read(rangeRoute(env)), SCOPED),
-    route("/kv/get", { [ANY]: multiGetRoute }, SCOPED),
+    // POST /kv/get answers its own 405s (server/routes/multi_get.ts).
+    route("/kv/get", { [ANY]: multiGetRoute(env) }, SCOPED),
     // GET /kv/watch answers its own 405s (server/routes/watch.ts).
     route("/kv/watch", {
       [ANY]: (ctx) => {
-        requireEngine("the change feed");
+        requireEngine(env, "the change feed");
         return watch!.handle(ctx.req, ctx.query, ctx.scope);
       },
     }, SCOPED),
@@ -271,21 +220,10 @@ export function createHandler(
     route("/stats/stream", read(ops.statsStream)),
     route("/metrics", read(ops.metrics)),
     route("/admin/backup", {
-      GET: (ctx) => backupResponse(requireEngine("/admin/backup"), ctx.query),
+      GET: (ctx) =>
+        backupResponse(requireEngine(env, "/admin/backup"), ctx.query),
     }),
   ];
-
-  /** The engine, or 501 for a route a KV Connect backend cannot serve. */
-  function requireEngine(what: string): Db {
-    if (db === undefined) {
-      throw new HttpError(
-        501,
-        "not_supported_by_backend",
-        `${what} needs shale's local engine; this server is a gateway onto a KV Connect backend (docs/HTTP.md, "Gateway mode")`,
-      );
-    }
-    return db;
-  }
 
   async function dispatch(ctx: Ctx): Promise<Response> {
     const hit = routes.find((r) => r.match(ctx.path));

@@ -8,6 +8,7 @@
  * @module
  */
 import type { Db } from "../mod.ts";
+import { HttpError } from "./_codec.ts";
 import type { BodyBudget, BodyLease } from "./body_budget.ts";
 import type { CursorSnapshots } from "./cursors.ts";
 import type { LogFn } from "./errors.ts";
@@ -69,6 +70,18 @@ export interface ServerEnv {
   cursors: CursorSnapshots;
   /** Set by `drain()`: `/health` answers 503 from then on. */
   draining: boolean;
+}
+
+/** The engine, or 501 for a route a KV Connect backend cannot serve. */
+export function requireEngine(env: ServerEnv, what: string): Db {
+  if (env.db === undefined) {
+    throw new HttpError(
+      501,
+      "not_supported_by_backend",
+      `${what} needs shale's local engine; this server is a gateway onto a KV Connect backend (docs/HTTP.md, "Gateway mode")`,
+    );
+  }
+  return env.db;
 }
 
 const JSON_HEADERS = { "content-type": "application/json" };

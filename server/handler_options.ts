@@ -1,12 +1,20 @@
 /**
  * The options of `createHandler` (`app.ts`): the limits, clocks and
- * collaborators a server is built from, each documented with its default.
+ * collaborators a server is built from, each documented with its default,
+ * and {@link serverEnv}, which applies those defaults.
  *
  * @module
  */
+import { Db } from "../mod.ts";
+import { BodyBudget } from "./body_budget.ts";
+import type { ServerEnv } from "./context.ts";
+import { CursorSnapshots } from "./cursors.ts";
 import type { LogFn } from "./errors.ts";
-import type { Metrics } from "./metrics.ts";
+import { Metrics } from "./metrics.ts";
+import { Refusals } from "./refusals.ts";
 import type { WatchOptions } from "./routes/watch.ts";
+import { EngineStore } from "./store/engine_store.ts";
+import type { Store } from "./store/store.ts";
 import type { ScopedToken } from "./token_file.ts";
 
 /** Options for `createHandler` (`app.ts`); every field has a default. */
@@ -70,4 +78,48 @@ export interface HandlerOptions {
   metrics?: Metrics;
   /** The change feed's pacing (`GET /kv/watch`, `routes/watch.ts`). */
   watch?: WatchOptions;
+}
+
+/**
+ * The server's shared state for `source` (the engine, or any `Store`), with
+ * every option missing from `options` at its default.
+ */
+export function serverEnv(
+  source: Db | Store,
+  options: HandlerOptions,
+): ServerEnv {
+  const log: LogFn = options.log ??
+    ((level, message, fields) => console.error(level, message, fields ?? ""));
+  const db = source instanceof Db ? source : undefined;
+  const store = db !== undefined ? new EngineStore(db) : source as Store;
+  return {
+    store,
+    db,
+    limits: {
+      maxKeyBytes: options.maxKeyBytes ?? db?.options.maxKeyBytes ??
+        store.maxKeyBytes,
+      maxValueBytes: options.maxValueBytes ?? db?.options.maxValueBytes ??
+        store.maxValueBytes,
+      maxBatchBytes: options.maxBatchBytes ?? 8 << 20,
+      maxBatchOps: options.maxBatchOps ?? 10000,
+      maxScanLimit: options.maxScanLimit ?? 10000,
+      maxPageBytes: options.maxPageBytes ?? 4 << 20,
+    },
+    clock: options.clock ?? Date.now,
+    monotonic: options.monotonic ?? (() => performance.now()),
+    log,
+    metrics: options.metrics ?? new Metrics(),
+    budget: new BodyBudget(
+      options.maxBodyMemoryBytes ?? 32 << 20,
+      options.bodyWaitMs ?? 1000,
+    ),
+    refusals: new Refusals(),
+    cursors: new CursorSnapshots({
+      ttlMs: options.cursorTtlMs ?? 60_000,
+      maxAgeMs: options.cursorMaxAgeMs ?? 60_000,
+      max: options.maxCursors ?? 1000,
+      maxPerClient: options.maxCursorsPerClient ?? 100,
+    }, log),
+    draining: false,
+  };
 }

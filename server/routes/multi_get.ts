@@ -12,6 +12,10 @@
  * @module
  */
 import { clip, fromBase64, HttpError, parseJson, toBase64 } from "../_codec.ts";
+import { readBody } from "../body.ts";
+import type { Ctx, RouteHandler, ServerEnv } from "../context.ts";
+import { checkJsonDepth } from "../json_depth.ts";
+import { authorizeKey } from "../scope.ts";
 import type { Store } from "../store/store.ts";
 
 /** Most keys in one multi-get unless the caller sets another limit. */
@@ -169,4 +173,27 @@ function parseKeys(
     deps.checkKey(key, `key ${i}`);
     return key;
   });
+}
+
+/**
+ * The route `app.ts` mounts: {@link multiGet} with the handler's streaming
+ * body reader (plus the JSON depth check) and the scoped token's read check.
+ */
+export function multiGetRoute(env: ServerEnv): RouteHandler {
+  return (ctx: Ctx) =>
+    multiGet(ctx.req, {
+      store: env.store,
+      readBody: async (_req, limit, code, what) => {
+        const body = await readBody(
+          ctx.req,
+          ctx.lease,
+          { bytes: limit, code, what },
+          (n) => env.metrics.addBytesIn(n),
+        );
+        checkJsonDepth(body, what);
+        return body;
+      },
+      checkKey: (key, what) => authorizeKey(ctx.scope, "read", key, what),
+      maxKeyBytes: env.limits.maxKeyBytes,
+    });
 }
