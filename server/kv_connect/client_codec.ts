@@ -27,12 +27,12 @@ import type {
 } from "./protobuf.ts";
 import {
   bytesFieldSize,
+  decodeRepeated,
   EMPTY,
   lenFieldSize,
   Reader,
   uintFieldSize,
   WIRE_LEN,
-  WIRE_VARINT,
   Writer,
 } from "./wire.ts";
 
@@ -122,6 +122,9 @@ export function encodeAtomicWrite(
   return w.buf;
 }
 
+// Each decoder reads its fields in one loop, one line per field; unknown
+// fields are skipped.
+
 function decodeKvEntry(buf: Uint8Array): KvEntry {
   const r = new Reader(buf, "KvEntry");
   const out: KvEntry = {
@@ -132,28 +135,17 @@ function decodeKvEntry(buf: Uint8Array): KvEntry {
   };
   while (!r.done) {
     const [field, wire] = r.tag();
-    switch (field) {
-      case 1:
-        r.expect(wire, WIRE_LEN, "key");
-        out.key = r.bytes();
-        break;
-      case 2:
-        r.expect(wire, WIRE_LEN, "value");
-        out.value = r.bytes();
-        break;
-      case 3:
-        r.expect(wire, WIRE_VARINT, "encoding");
-        out.encoding = r.varint32();
-        break;
-      case 4:
-        r.expect(wire, WIRE_LEN, "versionstamp");
-        out.versionstamp = r.bytes();
-        break;
-      default:
-        r.skip(wire);
-    }
+    if (field === 1) out.key = r.lenField(wire, "key");
+    else if (field === 2) out.value = r.lenField(wire, "value");
+    else if (field === 3) out.encoding = r.int32Field(wire, "encoding");
+    else if (field === 4) out.versionstamp = r.lenField(wire, "versionstamp");
+    else r.skip(wire);
   }
   return out;
+}
+
+function decodeReadRangeOutput(buf: Uint8Array): KvEntry[] {
+  return decodeRepeated(buf, "ReadRangeOutput", 1, "values", decodeKvEntry);
 }
 
 /** Decodes a `SnapshotReadOutput`. */
@@ -170,24 +162,11 @@ export function decodeSnapshotReadOutput(
   while (!r.done) {
     const [field, wire] = r.tag();
     if (field === 1) {
-      r.expect(wire, WIRE_LEN, "ranges");
-      const rr = new Reader(r.bytes(), "ReadRangeOutput");
-      const entries: KvEntry[] = [];
-      while (!rr.done) {
-        const [f, w] = rr.tag();
-        if (f === 1) {
-          rr.expect(w, WIRE_LEN, "values");
-          entries.push(decodeKvEntry(rr.bytes()));
-        } else rr.skip(w);
-      }
-      out.ranges.push(entries);
-    } else if (field === 2 || field === 4 || field === 8) {
-      r.expect(wire, WIRE_VARINT, `field ${field}`);
-      const v = r.varint32();
-      if (field === 2) out.readDisabled = v !== 0;
-      else if (field === 4) out.stronglyConsistent = v !== 0;
-      else out.status = v;
-    } else r.skip(wire);
+      out.ranges.push(decodeReadRangeOutput(r.lenField(wire, "ranges")));
+    } else if (field === 2) out.readDisabled = r.boolField(wire, "field 2");
+    else if (field === 4) out.stronglyConsistent = r.boolField(wire, "field 4");
+    else if (field === 8) out.status = r.int32Field(wire, "field 8");
+    else r.skip(wire);
   }
   return out;
 }
@@ -202,18 +181,13 @@ export function decodeAtomicWriteOutput(buf: Uint8Array): AtomicWriteOutput {
   };
   while (!r.done) {
     const [field, wire] = r.tag();
-    if (field === 1) {
-      r.expect(wire, WIRE_VARINT, "status");
-      out.status = r.varint32();
-    } else if (field === 2) {
-      r.expect(wire, WIRE_LEN, "versionstamp");
-      out.versionstamp = r.bytes();
-    } else if (field === 4 && wire === WIRE_LEN) {
+    if (field === 1) out.status = r.int32Field(wire, "status");
+    else if (field === 2) out.versionstamp = r.lenField(wire, "versionstamp");
+    else if (field === 4 && wire === WIRE_LEN) {
       const p = new Reader(r.bytes(), "failed_checks");
       while (!p.done) out.failedChecks.push(p.varint32() >>> 0);
     } else if (field === 4) {
-      r.expect(wire, WIRE_VARINT, "failed_checks");
-      out.failedChecks.push(r.varint32() >>> 0);
+      out.failedChecks.push(r.int32Field(wire, "failed_checks") >>> 0);
     } else r.skip(wire);
   }
   return out;
@@ -239,30 +213,28 @@ export interface WatchOutput {
   keys: WatchKeyOutput[];
 }
 
+function decodeWatchKeyOutput(buf: Uint8Array): WatchKeyOutput {
+  const r = new Reader(buf, "WatchKeyOutput");
+  const key: WatchKeyOutput = { changed: false };
+  while (!r.done) {
+    const [field, wire] = r.tag();
+    if (field === 1) key.changed = r.boolField(wire, "changed");
+    else if (field === 2) {
+      key.entry = decodeKvEntry(r.lenField(wire, "entry_if_changed"));
+    } else r.skip(wire);
+  }
+  return key;
+}
+
 /** Decodes the message of one watch frame. */
 export function decodeWatchOutput(buf: Uint8Array): WatchOutput {
   const r = new Reader(buf, "WatchOutput");
   const out: WatchOutput = { status: 0, keys: [] };
   while (!r.done) {
     const [field, wire] = r.tag();
-    if (field === 1) {
-      r.expect(wire, WIRE_VARINT, "status");
-      out.status = r.varint32();
-    } else if (field === 2) {
-      r.expect(wire, WIRE_LEN, "keys");
-      const k = new Reader(r.bytes(), "WatchKeyOutput");
-      const key: WatchKeyOutput = { changed: false };
-      while (!k.done) {
-        const [f, w] = k.tag();
-        if (f === 1) {
-          k.expect(w, WIRE_VARINT, "changed");
-          key.changed = k.varint32() !== 0;
-        } else if (f === 2) {
-          k.expect(w, WIRE_LEN, "entry_if_changed");
-          key.entry = decodeKvEntry(k.bytes());
-        } else k.skip(w);
-      }
-      out.keys.push(key);
+    if (field === 1) out.status = r.int32Field(wire, "status");
+    else if (field === 2) {
+      out.keys.push(decodeWatchKeyOutput(r.lenField(wire, "keys")));
     } else r.skip(wire);
   }
   return out;

@@ -30,13 +30,12 @@
 
 import {
   bytesFieldSize,
+  decodeRepeated,
   EMPTY,
   lenFieldSize,
   Reader,
   uintFieldSize,
   varintSize,
-  WIRE_LEN,
-  WIRE_VARINT,
   Writer,
 } from "./wire.ts";
 
@@ -134,47 +133,26 @@ export interface WatchKeyOutput {
   entry?: KvEntry;
 }
 
+// Each decoder reads its fields in one loop, one line per field; unknown
+// fields are skipped.
+
 function decodeReadRange(buf: Uint8Array): ReadRange {
   const r = new Reader(buf, "ReadRange");
   const out: ReadRange = { start: EMPTY, end: EMPTY, limit: 0, reverse: false };
   while (!r.done) {
     const [field, wire] = r.tag();
-    switch (field) {
-      case 1:
-        r.expect(wire, WIRE_LEN, "start");
-        out.start = r.bytes();
-        break;
-      case 2:
-        r.expect(wire, WIRE_LEN, "end");
-        out.end = r.bytes();
-        break;
-      case 3:
-        r.expect(wire, WIRE_VARINT, "limit");
-        out.limit = r.varint32();
-        break;
-      case 4:
-        r.expect(wire, WIRE_VARINT, "reverse");
-        out.reverse = r.varint32() !== 0;
-        break;
-      default:
-        r.skip(wire);
-    }
+    if (field === 1) out.start = r.lenField(wire, "start");
+    else if (field === 2) out.end = r.lenField(wire, "end");
+    else if (field === 3) out.limit = r.int32Field(wire, "limit");
+    else if (field === 4) out.reverse = r.boolField(wire, "reverse");
+    else r.skip(wire);
   }
   return out;
 }
 
 /** Decodes a `SnapshotRead` into its ranges. */
 export function decodeSnapshotRead(buf: Uint8Array): ReadRange[] {
-  const r = new Reader(buf, "SnapshotRead");
-  const ranges: ReadRange[] = [];
-  while (!r.done) {
-    const [field, wire] = r.tag();
-    if (field === 1) {
-      r.expect(wire, WIRE_LEN, "ranges");
-      ranges.push(decodeReadRange(r.bytes()));
-    } else r.skip(wire);
-  }
-  return ranges;
+  return decodeRepeated(buf, "SnapshotRead", 1, "ranges", decodeReadRange);
 }
 
 function decodeCheck(buf: Uint8Array): Check {
@@ -182,13 +160,9 @@ function decodeCheck(buf: Uint8Array): Check {
   const out: Check = { key: EMPTY, versionstamp: EMPTY };
   while (!r.done) {
     const [field, wire] = r.tag();
-    if (field === 1) {
-      r.expect(wire, WIRE_LEN, "key");
-      out.key = r.bytes();
-    } else if (field === 2) {
-      r.expect(wire, WIRE_LEN, "versionstamp");
-      out.versionstamp = r.bytes();
-    } else r.skip(wire);
+    if (field === 1) out.key = r.lenField(wire, "key");
+    else if (field === 2) out.versionstamp = r.lenField(wire, "versionstamp");
+    else r.skip(wire);
   }
   return out;
 }
@@ -198,13 +172,9 @@ function decodeKvValue(buf: Uint8Array): KvValue {
   const out: KvValue = { data: EMPTY, encoding: 0 };
   while (!r.done) {
     const [field, wire] = r.tag();
-    if (field === 1) {
-      r.expect(wire, WIRE_LEN, "data");
-      out.data = r.bytes();
-    } else if (field === 2) {
-      r.expect(wire, WIRE_VARINT, "encoding");
-      out.encoding = r.varint32();
-    } else r.skip(wire);
+    if (field === 1) out.data = r.lenField(wire, "data");
+    else if (field === 2) out.encoding = r.int32Field(wire, "encoding");
+    else r.skip(wire);
   }
   return out;
 }
@@ -222,38 +192,14 @@ function decodeMutation(buf: Uint8Array): Mutation {
   };
   while (!r.done) {
     const [field, wire] = r.tag();
-    switch (field) {
-      case 1:
-        r.expect(wire, WIRE_LEN, "key");
-        out.key = r.bytes();
-        break;
-      case 2:
-        r.expect(wire, WIRE_LEN, "value");
-        out.value = decodeKvValue(r.bytes());
-        break;
-      case 3:
-        r.expect(wire, WIRE_VARINT, "mutation_type");
-        out.type = r.varint32();
-        break;
-      case 4:
-        r.expect(wire, WIRE_VARINT, "expire_at_ms");
-        out.expireAtMs = BigInt.asIntN(64, r.varint64());
-        break;
-      case 5:
-        r.expect(wire, WIRE_LEN, "sum_min");
-        out.sumMin = r.bytes();
-        break;
-      case 6:
-        r.expect(wire, WIRE_LEN, "sum_max");
-        out.sumMax = r.bytes();
-        break;
-      case 7:
-        r.expect(wire, WIRE_VARINT, "sum_clamp");
-        out.sumClamp = r.varint32() !== 0;
-        break;
-      default:
-        r.skip(wire);
-    }
+    if (field === 1) out.key = r.lenField(wire, "key");
+    else if (field === 2) out.value = decodeKvValue(r.lenField(wire, "value"));
+    else if (field === 3) out.type = r.int32Field(wire, "mutation_type");
+    else if (field === 4) out.expireAtMs = r.int64Field(wire, "expire_at_ms");
+    else if (field === 5) out.sumMin = r.lenField(wire, "sum_min");
+    else if (field === 6) out.sumMax = r.lenField(wire, "sum_max");
+    else if (field === 7) out.sumClamp = r.boolField(wire, "sum_clamp");
+    else r.skip(wire);
   }
   return out;
 }
@@ -264,50 +210,31 @@ export function decodeAtomicWrite(buf: Uint8Array): AtomicWrite {
   const out: AtomicWrite = { checks: [], mutations: [], enqueues: 0 };
   while (!r.done) {
     const [field, wire] = r.tag();
-    switch (field) {
-      case 1:
-        r.expect(wire, WIRE_LEN, "checks");
-        out.checks.push(decodeCheck(r.bytes()));
-        break;
-      case 2:
-        r.expect(wire, WIRE_LEN, "mutations");
-        out.mutations.push(decodeMutation(r.bytes()));
-        break;
-      case 3:
-        r.expect(wire, WIRE_LEN, "enqueues");
-        r.bytes();
-        out.enqueues++;
-        break;
-      default:
-        r.skip(wire);
-    }
+    if (field === 1) out.checks.push(decodeCheck(r.lenField(wire, "checks")));
+    else if (field === 2) {
+      out.mutations.push(decodeMutation(r.lenField(wire, "mutations")));
+    } else if (field === 3) {
+      r.lenField(wire, "enqueues");
+      out.enqueues++;
+    } else r.skip(wire);
   }
   return out;
 }
 
-/** Decodes a `Watch` into its keys. */
-export function decodeWatch(buf: Uint8Array): Uint8Array[] {
-  const r = new Reader(buf, "Watch");
-  const keys: Uint8Array[] = [];
+function decodeWatchKey(buf: Uint8Array): Uint8Array {
+  const r = new Reader(buf, "WatchKey");
+  let key: Uint8Array = EMPTY;
   while (!r.done) {
     const [field, wire] = r.tag();
-    if (field !== 1) {
-      r.skip(wire);
-      continue;
-    }
-    r.expect(wire, WIRE_LEN, "keys");
-    const k = new Reader(r.bytes(), "WatchKey");
-    let key: Uint8Array = EMPTY;
-    while (!k.done) {
-      const [f, w] = k.tag();
-      if (f === 1) {
-        k.expect(w, WIRE_LEN, "key");
-        key = k.bytes();
-      } else k.skip(w);
-    }
-    keys.push(key);
+    if (field === 1) key = r.lenField(wire, "key");
+    else r.skip(wire);
   }
-  return keys;
+  return key;
+}
+
+/** Decodes a `Watch` into its keys. */
+export function decodeWatch(buf: Uint8Array): Uint8Array[] {
+  return decodeRepeated(buf, "Watch", 1, "keys", decodeWatchKey);
 }
 
 // ---------------------------------------------------------------- writing

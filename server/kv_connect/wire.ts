@@ -1,10 +1,12 @@
 /**
  * The Protocol Buffers wire format, as far as KV Connect uses it: a
- * {@link Reader} that checks every length and varint, and a pre-sized
- * {@link Writer} with the size helpers that let encoders compute a message's
- * length before writing it. The messages themselves are in `protobuf.ts`
- * (what the server reads and writes) and `client_codec.ts` (what the client
- * side reads and writes).
+ * {@link Reader} that checks every length and varint, with one call per
+ * field for message decoders (`lenField`, `int32Field`...) and
+ * {@link decodeRepeated} for a message that is one repeated field; and a
+ * pre-sized {@link Writer} with the size helpers that let encoders compute a
+ * message's length before writing it. The messages themselves are in
+ * `protobuf.ts` (what the server reads and writes) and `client_codec.ts`
+ * (what the client side reads and writes).
  *
  * @module
  */
@@ -127,6 +129,54 @@ export class Reader {
       this.fail(`field ${field} has wire type ${wire}, expected ${want}`);
     }
   }
+
+  // One call per field of a message decoder: the tag's wire type is checked
+  // against the field's (`name` is the field in errors), then the value read.
+
+  /** A bytes, string or nested-message field (wire type 2), as a view. */
+  lenField(wire: number, name: string): Uint8Array {
+    this.expect(wire, WIRE_LEN, name);
+    return this.bytes();
+  }
+
+  /** An int32, uint32 or enum field: the low 32 bits, signed. */
+  int32Field(wire: number, name: string): number {
+    this.expect(wire, WIRE_VARINT, name);
+    return this.varint32();
+  }
+
+  /** An int64 field, signed. */
+  int64Field(wire: number, name: string): bigint {
+    this.expect(wire, WIRE_VARINT, name);
+    return BigInt.asIntN(64, this.varint64());
+  }
+
+  /** A bool field: any non-zero varint is true. */
+  boolField(wire: number, name: string): boolean {
+    return this.int32Field(wire, name) !== 0;
+  }
+}
+
+/**
+ * Decodes a message (`what`) made of one repeated message field, number
+ * `field` (`name` in errors), each occurrence by `decode`; other fields are
+ * skipped.
+ */
+export function decodeRepeated<T>(
+  buf: Uint8Array,
+  what: string,
+  field: number,
+  name: string,
+  decode: (buf: Uint8Array) => T,
+): T[] {
+  const r = new Reader(buf, what);
+  const out: T[] = [];
+  while (!r.done) {
+    const [f, wire] = r.tag();
+    if (f === field) out.push(decode(r.lenField(wire, name)));
+    else r.skip(wire);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- writing
