@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 import {
   commandLine,
   machineInfo,
@@ -20,17 +20,15 @@ import {
   mdTable,
 } from "./_report.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    duration: { type: "string", default: "5" },
-    starts: { type: "string", default: "5" },
-    keys: { type: "string", default: "10000" },
-    connections: { type: "string", default: "32" },
-    bun: { type: "string", default: ".tools/node_modules/.bin/bun" },
-    binary: { type: "string", default: "dist/shale" },
-    "no-write": { type: "boolean", default: false },
-    results: { type: "string", default: "bench/RESULTS_BINARY.md" },
+const args = benchArgs({
+  results: "bench/RESULTS_BINARY.md",
+  strings: {
+    duration: "5",
+    starts: "5",
+    keys: "10000",
+    connections: "32",
+    bun: ".tools/node_modules/.bin/bun",
+    binary: "dist/shale",
   },
 });
 const DURATION = Number(args.duration);

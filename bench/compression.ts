@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 import { type Db, open } from "../mod.ts";
 import type { Compression } from "../engine/sstable/codec.ts";
 import {
@@ -27,18 +27,13 @@ import {
 import { median } from "./_measure.ts";
 import { keyFor, permutation, prng, ValuePool } from "./_workload.ts";
 
-const args = parseArgs({
-  options: {
-    n: { type: "string", default: "200000" },
-    rounds: { type: "string", default: "3" },
-    reads: { type: "string", default: "200000" },
-    "no-write": { type: "boolean", default: false },
-    results: { type: "string", default: "bench/RESULTS_COMPRESSION.md" },
-  },
+const args = benchArgs({
+  results: "bench/RESULTS_COMPRESSION.md",
+  strings: { n: "200000", rounds: "3", reads: "200000" },
 });
-const N = Number(args.values.n);
-const ROUNDS = Number(args.values.rounds);
-const READS = Number(args.values.reads);
+const N = Number(args.n);
+const ROUNDS = Number(args.rounds);
+const READS = Number(args.reads);
 if (!(N > 0 && ROUNDS > 0 && READS > 0)) {
   throw new RangeError("--n, --rounds and --reads must be positive");
 }
@@ -241,6 +236,6 @@ ${machineMarkdown(info, commandLine("bench/compression.ts"))}
 ${table}
 `;
 console.log(report);
-if (!args.values["no-write"]) {
-  Deno.writeTextFileSync(args.values.results, report);
+if (!args["no-write"]) {
+  Deno.writeTextFileSync(args.results, report);
 }

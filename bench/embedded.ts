@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 import { groupedBarSvg } from "./_chart.ts";
 import { Progress } from "./_measure.ts";
 import {
@@ -48,20 +48,17 @@ import {
 
 // ---------------------------------------------------------------- args
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    n: { type: "string", default: "1000000" },
-    reads: { type: "string" },
-    stores: { type: "string", default: ALL_STORES.join(",") },
-    workloads: { type: "string", default: ALL_WORKLOADS.join(",") },
-    "durable-seconds": { type: "string", default: "3" },
-    dir: { type: "string" },
-    seed: { type: "string", default: "42" },
-    "no-write": { type: "boolean", default: false },
-    results: { type: "string", default: "bench/RESULTS.md" },
-    svg: { type: "string", default: "bench/results.svg" },
+const args = benchArgs({
+  results: "bench/RESULTS.md",
+  strings: {
+    n: "1000000",
+    stores: ALL_STORES.join(","),
+    workloads: ALL_WORKLOADS.join(","),
+    "durable-seconds": "3",
+    seed: "42",
+    svg: "bench/results.svg",
   },
+  optional: ["reads", "dir"],
 });
 
 function positiveInt(name: string, v: string | undefined): number {

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 import { Buffer } from "node:buffer";
 import { lineChartSvg } from "./_chart.ts";
 import { Progress } from "./_measure.ts";
@@ -34,26 +34,24 @@ import {
   mdTable,
 } from "./_report.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    keys: { type: "string", default: "200000" },
-    duration: { type: "string", default: "10" },
-    connections: { type: "string", default: "64" },
-    "server-cpu": { type: "string", default: "0" },
-    "wrk-cpu": { type: "string", default: "1" },
-    "busy-seconds": { type: "string", default: "20" },
-    "busy-value-bytes": { type: "string", default: "16384" },
-    "busy-connections": { type: "string", default: "8" },
-    "reader-connections": { type: "string", default: "8" },
+const args = benchArgs({
+  results: "bench/RESULTS_HTTP.md",
+  strings: {
+    keys: "200000",
+    duration: "10",
+    connections: "64",
+    "server-cpu": "0",
+    "wrk-cpu": "1",
+    "busy-seconds": "20",
+    "busy-value-bytes": "16384",
+    "busy-connections": "8",
+    "reader-connections": "8",
     // Extra `shale serve` flags, e.g. "--compaction-rate 4MiB".
-    "shale-args": { type: "string", default: "" },
-    workloads: { type: "string", default: "" },
-    "no-busy": { type: "boolean", default: false },
-    "no-write": { type: "boolean", default: false },
-    results: { type: "string", default: "bench/RESULTS_HTTP.md" },
-    svg: { type: "string", default: "bench/results_http.svg" },
+    "shale-args": "",
+    workloads: "",
+    svg: "bench/results_http.svg",
   },
+  flags: ["no-busy"],
 });
 const KEYS = Number(args.keys);
 const DURATION = Number(args.duration);

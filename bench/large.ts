@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 import { open } from "../mod.ts";
 import { lineChartSvg } from "./_chart.ts";
 import { dirBytes, Progress, Samples } from "./_measure.ts";
@@ -35,19 +35,17 @@ import {
   ValuePool,
 } from "./_workload.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    gb: { type: "string", default: "1" },
-    "budget-mb": { type: "string", default: "256" },
-    "read-seconds": { type: "string", default: "20" },
-    batch: { type: "string", default: "1000" },
-    dir: { type: "string" },
-    keep: { type: "boolean", default: false },
-    "no-write": { type: "boolean", default: false },
-    results: { type: "string", default: "bench/RESULTS_LARGE.md" },
-    svg: { type: "string", default: "bench/results_large.svg" },
+const args = benchArgs({
+  results: "bench/RESULTS_LARGE.md",
+  strings: {
+    gb: "1",
+    "budget-mb": "256",
+    "read-seconds": "20",
+    batch: "1000",
+    svg: "bench/results_large.svg",
   },
+  optional: ["dir"],
+  flags: ["keep"],
 });
 
 const GB = Number(args.gb);

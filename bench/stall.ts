@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 import { open } from "../mod.ts";
 import { median, Samples } from "./_measure.ts";
 import {
@@ -35,21 +35,16 @@ import {
 } from "./_report.ts";
 import { keyFor, permutation, ValuePool } from "./_workload.ts";
 
-const args = parseArgs({
-  options: {
-    n: { type: "string", default: "1000000" },
-    rounds: { type: "string", default: "1" },
-    rates: { type: "string", default: "0" },
-    "no-write": { type: "boolean", default: false },
-    results: { type: "string", default: "bench/RESULTS_STALL.md" },
-  },
+const args = benchArgs({
+  results: "bench/RESULTS_STALL.md",
+  strings: { n: "1000000", rounds: "1", rates: "0" },
 });
-const N = Number(args.values.n);
+const N = Number(args.n);
 if (!(N > 0)) throw new RangeError("--n must be a positive number");
-const ROUNDS = Number(args.values.rounds);
+const ROUNDS = Number(args.rounds);
 if (!(ROUNDS > 0)) throw new RangeError("--rounds must be a positive number");
 /** Compaction rate limits in MiB/s; 0 is unlimited. */
-const RATES = args.values.rates.split(",").map(Number);
+const RATES = args.rates.split(",").map(Number);
 if (RATES.some((r) => !(r >= 0))) {
   throw new RangeError("--rates must be MiB/s values >= 0, 0 for unlimited");
 }
@@ -281,6 +276,6 @@ ${table}
 ${ratios}
 `;
 console.log(report);
-if (!args.values["no-write"]) {
-  Deno.writeTextFileSync(args.values.results, report);
+if (!args["no-write"]) {
+  Deno.writeTextFileSync(args.results, report);
 }
