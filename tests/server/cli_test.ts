@@ -2,7 +2,6 @@
 import { deepEqual, match, ok, throws } from "node:assert/strict";
 import { parseCommandLine, UsageError } from "../../server/_cli.ts";
 import { commandHelp, mainHelp } from "../../server/cli_help.ts";
-import { parseSize } from "../../server/cli_values.ts";
 import { exposureWarning } from "../../server/serve_config.ts";
 import { labels, Metrics, renderEngine } from "../../server/metrics.ts";
 import { logPath } from "../../server/main.ts";
@@ -153,16 +152,6 @@ Deno.test("help lists commands, flags, env vars and defaults", () => {
   ok(inv.command === "help");
   match(inv.text, /--data-dir/);
   deepEqual(parseCommandLine(["--version"], noEnv).command, "version");
-});
-
-Deno.test("sizes accept K, M, G suffixes and reject nonsense", () => {
-  deepEqual(parseSize("4096"), 4096);
-  deepEqual(parseSize("64MiB"), 64 << 20);
-  deepEqual(parseSize("1.5k"), 1536);
-  deepEqual(parseSize("2G"), 2 * 2 ** 30);
-  for (const bad of ["", "0", "-1", "1X", "MiB", "1e9"]) {
-    deepEqual(parseSize(bad), undefined, bad);
-  }
 });
 
 Deno.test("metrics render histograms cumulatively and escape label values", () => {
