@@ -70,7 +70,9 @@ const progress = new Progress();
 // the way /proc/self/status does: RssAnon (heaps, ArrayBuffers, everything
 // that is really the process's) and RssFile (mapped table pages, which are
 // page cache the kernel can take back). V8's heap and external (ArrayBuffer)
-// bytes are the main thread's only; the compaction worker is not in them.
+// bytes are the main thread's only; the flush and compaction workers' heaps
+// come from the engine's stats (memory.workers: what each reported with its
+// last job).
 const t0 = performance.now();
 interface MemSample {
   t: number;
@@ -79,7 +81,13 @@ interface MemSample {
   anon: number;
   file: number;
   heap: number;
+  /** Main thread's committed heap. */
+  heapTotal: number;
   external: number;
+  /** Committed heaps of the flush and compaction workers (last reports). */
+  workers: number;
+  /** External (ArrayBuffer) bytes of the two workers (last reports). */
+  workersExternal: number;
   /** Engine's own accounting (db.stats().memory), main thread. */
   engine: number;
 }
@@ -106,12 +114,17 @@ function rssParts(): { anon: number; file: number } {
   return { anon: kb("RssAnon"), file: kb("RssFile") + kb("RssShmem") };
 }
 let engineMemory: () => number = () => 0;
+let workerMemory: () => { heap: number; external: number } = () => ({
+  heap: 0,
+  external: 0,
+});
 function sample(force = false): void {
   const now = performance.now();
   if (!force && now - lastSample < 250) return;
   lastSample = now;
   const m = Deno.memoryUsage();
   const { anon, file } = rssParts();
+  const w = workerMemory();
   rssSamples.push({
     t: (now - t0) / 1000,
     phase,
@@ -119,7 +132,10 @@ function sample(force = false): void {
     anon,
     file,
     heap: m.heapUsed,
+    heapTotal: m.heapTotal,
     external: m.external,
+    workers: w.heap,
+    workersExternal: w.external,
     engine: engineMemory(),
   });
   peak[phase] = Math.max(peak[phase] ?? 0, m.rss);
@@ -135,6 +151,19 @@ const MAX_OPEN = db.options.maxOpenTables;
 engineMemory = () => {
   const m = (db.stats() as { memory: Record<string, number> }).memory;
   return m.memtables + m.blockCache + m.tableMeta + m.changeHistory;
+};
+workerMemory = () => {
+  const { workers } = (db.stats() as {
+    memory: {
+      workers: Record<string, { heapTotal: number; external: number } | null>;
+    };
+  }).memory;
+  let heap = 0, external = 0;
+  for (const w of Object.values(workers)) {
+    heap += w?.heapTotal ?? 0;
+    external += w?.external ?? 0;
+  }
+  return { heap, external };
 };
 sample(true);
 const values = new ValuePool(7);
@@ -307,15 +336,24 @@ ${machineMarkdown(machine, command)}
   ${
   mib(peakOf((s) => s.file))
 } MiB RssFile (mapped table pages and the binary: page cache the kernel
-  can take back). Peaks of the measured parts: V8 heap used ${
+  can take back). RssAnon is what the budget target is judged on: the table
+  pages in RssFile are the kernel's page cache, shared with every process
+  reading the files and dropped under memory pressure without writing
+  anything back. Peaks of the measured parts: V8 heap used ${
   mib(peakOf((s) => s.heap))
-} MiB, external (ArrayBuffers) ${
+} MiB (committed ${
+  mib(peakOf((s) => s.heapTotal))
+} MiB), the flush and compaction workers' committed heaps ${
+  mib(peakOf((s) => s.workers))
+} MiB together (as each reported at the end of its last job), external (ArrayBuffers) ${
   mib(peakOf((s) => s.external))
 } MiB, the engine's own accounting (memtables + block cache + table index
   and filter + change history) ${
   mib(peakOf((s) => s.engine))
 } MiB. Heap and external are the
-  main thread's; the compaction worker's isolate is only in RSS.
+  main thread's; the workers' external bytes peaked at ${
+  mib(peakOf((s) => s.workersExternal))
+} MiB.
 
 The OS page cache is not limited here (the machine has more RAM than the
 data), so reads past the block cache are page-cache hits, not disk reads.
@@ -356,6 +394,8 @@ ${
       "RssAnon",
       "RssFile",
       "JS heap",
+      "heap committed",
+      "workers' heaps",
       "external",
       "engine",
     ],
@@ -369,6 +409,8 @@ ${
       mib(s.anon),
       mib(s.file),
       mib(s.heap),
+      mib(s.heapTotal),
+      mib(s.workers),
       mib(s.external),
       mib(s.engine),
     ]),

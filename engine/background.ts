@@ -11,11 +11,15 @@ import { CorruptionError, ShaleError } from "./errors.ts";
 import type { FileSystem } from "./fs.ts";
 import type { Job, JobResult } from "./jobs.ts";
 import { runJob } from "./jobs.ts";
+import type { IsolateMemory, WorkerMemoryReport } from "./worker_memory.ts";
+import { WorkerMemory } from "./worker_memory.ts";
 
 /** Runs jobs one at a time, in order. */
 export interface JobRunner {
   run(job: Job): Promise<JobResult>;
   close(): void;
+  /** The worker's heap as it last reported it; undefined when jobs run inline. */
+  memory(): WorkerMemoryReport | undefined;
 }
 
 /** Runs jobs on the calling thread. */
@@ -25,6 +29,10 @@ export class InlineRunner implements JobRunner {
     return runJob(this.fs, job);
   }
   close(): void {}
+  /** Inline jobs use the caller's heap: nothing separate to report. */
+  memory(): undefined {
+    return undefined;
+  }
 }
 
 /** An error as it crosses the worker boundary. */
@@ -63,6 +71,7 @@ export class WorkerRunner implements JobRunner {
   #worker: Worker;
   #nextId = 1;
   #failed: Error | undefined;
+  #memory = new WorkerMemory();
   #waiting = new Map<
     number,
     { resolve: (r: JobResult) => void; reject: (e: Error) => void }
@@ -76,7 +85,9 @@ export class WorkerRunner implements JobRunner {
         id: number;
         result?: JobResult;
         error?: WireError;
+        memory?: IsolateMemory;
       };
+      if (msg.memory) this.#memory.record(msg.memory);
       const w = this.#waiting.get(msg.id);
       if (!w) return;
       this.#waiting.delete(msg.id);
@@ -101,6 +112,10 @@ export class WorkerRunner implements JobRunner {
       this.#waiting.set(id, { resolve, reject });
       this.#worker.postMessage({ id, job });
     });
+  }
+
+  memory(): WorkerMemoryReport {
+    return this.#memory.report();
   }
 
   close(): void {

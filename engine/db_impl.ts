@@ -512,6 +512,7 @@ export class DbImpl {
         live: this.#rangeDels.index()?.size ?? 0,
       },
       background: this.#scheduler.running,
+      workers: this.#scheduler.workerMemory(),
       writeState: this.#scheduler.writeState(),
       recovery: this.recovery,
     });

@@ -16,6 +16,7 @@ import type { RangeTombstone } from "./range_tombstones.ts";
 import { overlapsBounds } from "./range_tombstones.ts";
 import type { JobRunner } from "./background.ts";
 import { InlineRunner, WorkerRunner } from "./background.ts";
+import type { WorkerMemoryReport } from "./worker_memory.ts";
 import type { CommitPipeline } from "./commit.ts";
 import type { CompactionPick, CompactionResult } from "./compaction.ts";
 import {
@@ -177,6 +178,17 @@ export class Scheduler {
     while (this.#flushing || this.#compacting) {
       await (this.#flushing ?? this.#compacting);
     }
+  }
+
+  /** The background workers' heaps as they last reported them (null: inline). */
+  workerMemory(): {
+    flush: WorkerMemoryReport | null;
+    compaction: WorkerMemoryReport | null;
+  } {
+    return {
+      flush: this.#flushRunner.memory() ?? null,
+      compaction: this.#compactRunner.memory() ?? null,
+    };
   }
 
   /** Stops the retry timer and the workers, waiting for nothing. */

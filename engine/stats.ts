@@ -11,7 +11,7 @@ import type { Memtable } from "./memtable.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { unrefTimer } from "./runtime.ts";
 import type { Immutable } from "./memtables.ts";
-import type { writePressure } from "./scheduler.ts";
+import type { Scheduler, writePressure } from "./scheduler.ts";
 import type { TableCache } from "./table_cache.ts";
 import type { RecoveryInfo } from "./types.ts";
 import type { Version } from "./version.ts";
@@ -90,6 +90,8 @@ export interface StatsSources {
   /** Range tombstones in force, and those of them in the manifest. */
   rangeTombstones: { persisted: number; live: number };
   background: { flushing: boolean; compacting: boolean };
+  /** The background workers' heaps (see engine/worker_memory.ts). */
+  workers: ReturnType<Scheduler["workerMemory"]>;
   writeState: ReturnType<typeof writePressure>;
   recovery: RecoveryInfo;
 }
@@ -136,6 +138,7 @@ export function dbStats(s: StatsSources): Record<string, unknown> {
       blockCache: s.blockCache.stats().bytes,
       tableMeta: s.tables.metaBytes,
       changeHistory: s.changeHistoryBytes,
+      workers: s.workers,
     },
     snapshots: s.snapshots,
     rangeTombstones: s.rangeTombstones,

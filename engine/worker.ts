@@ -1,7 +1,8 @@
 /**
  * Web Worker entry for background jobs (flushes, compactions). It receives
  * `{id, job}` messages, runs each job with the real file system, and answers
- * `{id, result}` or `{id, error}`. Jobs run one at a time, in arrival order.
+ * `{id, result}` or `{id, error}`, each with this isolate's heap figures
+ * (`memory`: the main thread cannot see a worker's heap). Jobs run one at a time, in arrival order.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import { CorruptionError, ShaleError } from "./errors.ts";
 import { realFs } from "./fs.ts";
 import type { Job } from "./jobs.ts";
 import { runJob } from "./jobs.ts";
+import { isolateMemory } from "./worker_memory.ts";
 
 function toWire(err: unknown): WireError {
   if (err instanceof CorruptionError) {
@@ -33,9 +35,9 @@ self.onmessage = (ev: MessageEvent) => {
   chain = chain.then(async () => {
     try {
       const result = await runJob(realFs, job);
-      self.postMessage({ id, result });
+      self.postMessage({ id, result, memory: isolateMemory() });
     } catch (err) {
-      self.postMessage({ id, error: toWire(err) });
+      self.postMessage({ id, error: toWire(err), memory: isolateMemory() });
     }
   });
 };

@@ -267,6 +267,8 @@ const CUMULATIVE = new Set([
   "blockCache.hits",
   "blockCache.misses",
   "blockCache.evictions",
+  "memory.workers.flush.jobs",
+  "memory.workers.compaction.jobs",
 ]);
 
 /** Engine stats in bytes whose name does not say so: exposed with `_bytes`. */
@@ -304,7 +306,9 @@ export function engineMetric(path: string[]): EngineMetric {
     leaf = last === "ms" ? "seconds" : last.slice(0, -2) + "Seconds";
     scale = 1 / 1000;
   }
-  if (IN_BYTES.has(key)) leaf += "Bytes";
+  // The workers' heap figures are all bytes but their job count.
+  const workerBytes = key.startsWith("memory.workers.") && last !== "jobs";
+  if (IN_BYTES.has(key) || workerBytes) leaf += "Bytes";
   const counter = (path[0] === "ops" && !/^max[A-Z]/.test(last)) ||
     CUMULATIVE.has(key) || /total$/i.test(last);
   let name = metricName(["shale", "engine", ...parts, leaf]);

@@ -1,7 +1,8 @@
-/** The background job runner: where its worker lives and what happens when it cannot load. */
+/** The background job runner: where its worker lives, what happens when it cannot load, and what it reports of its heap. */
 import { deepEqual, match, rejects } from "node:assert/strict";
 import { WorkerRunner, workerUrl } from "../../engine/background.ts";
 import type { Job } from "../../engine/jobs.ts";
+import { WorkerMemory } from "../../engine/worker_memory.ts";
 
 const job: Job = {
   type: "flush",
@@ -42,4 +43,26 @@ Deno.test("the worker is found next to this module, or at engine/worker.ts insid
     workerUrl("file:///B:/~BUN/root/shale.exe"),
     /~BUN\/root\/engine\/worker\.ts$/,
   );
+});
+
+Deno.test("a worker's memory report keeps the last figures and the largest", () => {
+  const m = new WorkerMemory();
+  deepEqual(m.report(), {
+    heapUsed: 0,
+    heapTotal: 0,
+    external: 0,
+    jobs: 0,
+    peakHeapTotal: 0,
+    peakExternal: 0,
+  });
+  m.record({ heapUsed: 50, heapTotal: 80, external: 7 });
+  m.record({ heapUsed: 10, heapTotal: 20, external: 9 });
+  deepEqual(m.report(), {
+    heapUsed: 10,
+    heapTotal: 20,
+    external: 9,
+    jobs: 2,
+    peakHeapTotal: 80,
+    peakExternal: 9,
+  });
 });

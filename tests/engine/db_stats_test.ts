@@ -56,3 +56,51 @@ Deno.test("stats: writeState names the slowdown and its cause; background work s
     }
   });
 });
+
+interface WorkerHeap {
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  jobs: number;
+  peakHeapTotal: number;
+  peakExternal: number;
+}
+const workers = (db: Db) =>
+  (db.stats() as unknown as {
+    memory: {
+      workers: {
+        flush: WorkerHeap | null;
+        compaction: WorkerHeap | null;
+      };
+    };
+  }).memory.workers;
+
+Deno.test("stats: memory.workers reports each worker's heap after its jobs, null when jobs run inline", async () => {
+  await withTempDir(async (dir) => {
+    const db = await open(dir, { sync: "none", background: "worker" });
+    try {
+      const before = workers(db);
+      deepEqual(before.flush?.jobs, 0);
+      deepEqual(before.flush?.heapTotal, 0);
+      await db.put(enc("k"), enc("v"));
+      await db.flush();
+      const f = workers(db).flush!;
+      deepEqual(f.jobs, 1);
+      ok(f.heapUsed > 0 && f.heapUsed <= f.heapTotal, JSON.stringify(f));
+      deepEqual(f.peakHeapTotal, f.heapTotal);
+      ok(f.external >= 0 && f.peakExternal === f.external);
+      // The compaction worker has answered nothing yet.
+      deepEqual(workers(db).compaction?.jobs, 0);
+    } finally {
+      await db.close();
+    }
+  });
+  await withTempDir(async (dir) => {
+    const db = await open(dir, { sync: "none", background: "inline" });
+    try {
+      deepEqual(workers(db), { flush: null, compaction: null });
+    } finally {
+      await db.close();
+    }
+  });
+});

@@ -79,6 +79,17 @@ Deno.test("engine stats get base units, and only cumulative ones are counters", 
     "shale_engine_memory_memtables_bytes",
   );
   deepEqual(engineMetric(["levels", "tables"]).type, "gauge");
+  // The background workers' heaps are bytes; their job counts accumulate.
+  deepEqual(engineMetric(["memory", "workers", "flush", "heapUsed"]), {
+    name: "shale_engine_memory_workers_flush_heap_used_bytes",
+    type: "gauge",
+    scale: 1,
+  });
+  deepEqual(engineMetric(["memory", "workers", "compaction", "jobs"]), {
+    name: "shale_engine_memory_workers_compaction_jobs_total",
+    type: "counter",
+    scale: 1,
+  });
 });
 
 Deno.test("the real /metrics output breaks none of the naming rules", async () => {
