@@ -13,6 +13,7 @@
  *
  * @module
  */
+import v8 from "node:v8";
 import { benchArgs } from "./_args.ts";
 import { open } from "../mod.ts";
 import { lineChartSvg } from "./_chart.ts";
@@ -62,7 +63,24 @@ const N = Math.ceil((GB * 1073741824) / ENTRY);
 const root = args.dir ?? await Deno.makeTempDir({ prefix: "shale-large-" });
 await Deno.mkdir(root, { recursive: true });
 const machine = machineInfo(root);
-const command = commandLine("bench/large.ts").replace(" --unstable-kv", "");
+/**
+ * V8 flags the process runs with (`make bench-large` sets the young
+ * generation's size), read from /proc/self/cmdline: Deno does not show them
+ * to the program otherwise. Empty off Linux.
+ */
+function v8Flags(): string[] {
+  try {
+    return Deno.readTextFileSync("/proc/self/cmdline").split("\0").filter((
+      a,
+    ) => a.startsWith("--v8-flags="));
+  } catch {
+    return [];
+  }
+}
+const command = commandLine("bench/large.ts").replace(
+  " --unstable-kv",
+  v8Flags().map((f) => " " + f).join(""),
+);
 const progress = new Progress();
 
 // RSS sampling: a timer for async phases, and an explicit call from the
@@ -83,6 +101,8 @@ interface MemSample {
   heap: number;
   /** Main thread's committed heap. */
   heapTotal: number;
+  /** Of it, the young generation (V8's new space). */
+  newSpace: number;
   external: number;
   /** Committed heaps of the flush and compaction workers (last reports). */
   workers: number;
@@ -133,6 +153,9 @@ function sample(force = false): void {
     file,
     heap: m.heapUsed,
     heapTotal: m.heapTotal,
+    newSpace: v8.getHeapSpaceStatistics().find((sp) =>
+      sp.space_name === "new_space"
+    )?.space_size ?? 0,
     external: m.external,
     workers: w.heap,
     workersExternal: w.external,
@@ -171,6 +194,12 @@ let engineStats: {
   writeAmplification: number;
   levels: { level: number; tables: number; bytes: number }[];
   blockCache: Record<string, number>;
+  memory: {
+    workers: Record<
+      string,
+      { peakHeapTotal: number; peakExternal: number; jobs: number } | null
+    >;
+  };
   tables: Record<string, number>;
   ops: Record<string, number>;
 } | undefined;
@@ -343,6 +372,8 @@ ${machineMarkdown(machine, command)}
   mib(peakOf((s) => s.heap))
 } MiB (committed ${
   mib(peakOf((s) => s.heapTotal))
+} MiB, young generation at most ${
+  mib(peakOf((s) => s.newSpace))
 } MiB), the flush and compaction workers' committed heaps ${
   mib(peakOf((s) => s.workers))
 } MiB together (as each reported at the end of its last job), external (ArrayBuffers) ${
@@ -380,6 +411,15 @@ ${
     } ms), slowdowns ${engineStats.ops.slowdowns}`,
     `- Block cache: ${JSON.stringify(engineStats.blockCache)}`,
     `- Tables: ${JSON.stringify(engineStats.tables)}`,
+    `- Background workers' largest committed heap / external bytes reported: ${
+      Object.entries(engineStats.memory.workers).map(([name, w]) =>
+        w === null
+          ? `${name} inline`
+          : `${name} ${mib(w.peakHeapTotal)} / ${
+            mib(w.peakExternal)
+          } MiB (${w.jobs} jobs)`
+      ).join("; ")
+    }`,
   ].join("\n")
 }
 
