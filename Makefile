@@ -131,11 +131,11 @@ bench-binary: build
 	$(DENO) run -A bench/binary.ts --bun $(BUN) $(ARGS)
 
 # Dataset 4x the memory budget (1 GiB vs 256 MiB; ARGS="--gb 2" for more).
-# V8's young generation is held to 2 MiB semi-spaces in every isolate (main
+# V8's young generation is held to 4 MiB semi-spaces in every isolate (main
 # thread, flush and compaction workers), as README's Memory section advises
 # for a process held to a budget (a flag only the command line can set).
 bench-large: setup
-	$(DENO) run -A --v8-flags=--max-semi-space-size=2 bench/large.ts $(ARGS)
+	$(DENO) run -A --v8-flags=--max-semi-space-size=4 bench/large.ts $(ARGS)
 
 # Event-loop stalls and get latency while a compaction rewrites every table.
 bench-stall: setup
