@@ -38,14 +38,16 @@ import {
   manifestFileName,
   tableFileName,
 } from "./filename.ts";
-import type { ReadableFile } from "./fs.ts";
+import type { FileSystem, ReadableFile } from "./fs.ts";
 import {
   emptyState,
   encodeEdit,
   snapshotEdit,
   type TableMeta,
 } from "./manifest.ts";
+import type { Memtable } from "./memtable.ts";
 import { tarHeader, tarPadding } from "./tar.ts";
+import type { Version } from "./version.ts";
 import type { RangeTombstone } from "./range_tombstones.ts";
 import { entryFromTombstone, tombstoneId } from "./range_tombstones.ts";
 import {
@@ -109,6 +111,23 @@ export interface Backup {
   /** The tar archive, produced as the consumer pulls. */
   stream(): ReadableStream<Uint8Array>;
   /** Unpins the tables; idempotent. */
+  release(): void;
+}
+
+/**
+ * What {@link Db.pinForBackup} hands a backup, taken at one instant: the
+ * pinned Version (its tables are not deleted until release()), the visible
+ * seqno, the memtables newest first (they keep changing and are freed
+ * once flushed: copy what is needed before the next await), the persisted
+ * range tombstones and the file system to read tables through.
+ */
+export interface BackupPin {
+  version: Version;
+  seq: number;
+  memtables: Memtable[];
+  rangeTombstones: RangeTombstone[];
+  fs: FileSystem;
+  /** Unpins the Version; idempotent. */
   release(): void;
 }
 
@@ -204,13 +223,13 @@ export function sha256Hex(bytes: Uint8Array): string {
 class LiveBackup implements Backup {
   readonly version: number;
   readonly members: readonly { name: string; size: number }[];
-  #pin: ReturnType<Db["pinForBackup"]>;
+  #pin: BackupPin;
   #files: Member[];
   #createdAt: number;
   #streamed = false;
 
   constructor(
-    pin: ReturnType<Db["pinForBackup"]>,
+    pin: BackupPin,
     files: Member[],
     createdAt: number,
   ) {

@@ -32,6 +32,7 @@ import type {
 } from "./types.ts";
 import { MAX_KEY_SPACE, USER_KEY_SPACE } from "./types.ts";
 import { putOp } from "./batch.ts";
+import type { BackupPin } from "./backup.ts";
 import { DbImpl } from "./db_impl.ts";
 
 /**
@@ -408,7 +409,7 @@ export class Db implements KeySpace {
    * @internal Not part of the public API: it hands out engine internals.
    * @ignore
    */
-  pinForBackup(): ReturnType<DbImpl["pinForBackup"]> {
+  pinForBackup(): BackupPin {
     return this.#impl.pinForBackup();
   }
 

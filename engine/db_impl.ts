@@ -1,25 +1,23 @@
 /**
  * DbImpl: the engine behind {@link Db} (LevelDB's DBImpl). It owns the
- * parts and wires them together: the commit pipeline (commit.ts), the
- * memtables (memtables.ts), the read path (read.ts), the scheduler of
- * flushes and compactions (scheduler.ts), the manifest log
- * (manifest_log.ts) and the table cache; and it runs open, flush and close
+ * parts and wires them together: the write path (write.ts) and the commit
+ * pipeline behind it (commit.ts), the memtables (memtables.ts), the read
+ * path (read.ts), the scheduler of flushes and compactions (scheduler.ts),
+ * the manifest log (manifest_log.ts), the table cache and the data
+ * directory's files (data_dir.ts); and it runs open, flush and close
  * across them. db.ts is the public, documented surface over it.
  *
  * @module
  */
-import type { RangeTombstone } from "./range_tombstones.ts";
+import type { BackupPin } from "./backup.ts";
 import { RangeTombstoneSet } from "./range_tombstone_set.ts";
-import { Arena } from "./coding.ts";
 import { BlockCache } from "./cache.ts";
 import { ClosedError } from "./errors.ts";
-import type { FileSystem } from "./fs.ts";
-import { realFs } from "./fs.ts";
+import { type FileSystem, realFs } from "./fs.ts";
 import { ChangeHistory } from "./changes.ts";
-import type { ManifestState } from "./manifest.ts";
-import { ManifestWriter } from "./manifest.ts";
-import { lockPath, logPath, tablePath } from "./filename.ts";
-import { Memtable } from "./memtable.ts";
+import { type ManifestState, ManifestWriter } from "./manifest.ts";
+import { DataDir } from "./data_dir.ts";
+import { lockPath, logPath } from "./filename.ts";
 import type { Recovered } from "./recovery.ts";
 import {
   accessWarning,
@@ -27,8 +25,11 @@ import {
   recover,
   removeUnreferenced,
 } from "./recovery.ts";
-import type { ResolvedOptions } from "./options.ts";
-import { resolveOptions, tableMetaLimit } from "./options.ts";
+import {
+  type ResolvedOptions,
+  resolveOptions,
+  tableMetaLimit,
+} from "./options.ts";
 import { TableCache } from "./table_cache.ts";
 import type {
   BatchOp,
@@ -40,25 +41,17 @@ import type {
   Snapshot,
 } from "./types.ts";
 import { USER_KEY_SPACE } from "./types.ts";
-import type { Version } from "./version.ts";
 import { versionFromState, VersionSet } from "./version.ts";
-import { createLog, encodeBatchOps, WAL_MAGIC } from "./wal.ts";
-import type { CommitEnv } from "./commit.ts";
-import { CommitPipeline } from "./commit.ts";
-import type { SchedulerEnv } from "./scheduler.ts";
+import { createLog, WAL_MAGIC } from "./wal.ts";
+import { type CommitEnv, CommitPipeline } from "./commit.ts";
 import { MemtableSet } from "./memtables.ts";
-import { Scheduler } from "./scheduler.ts";
+import { Scheduler, type SchedulerEnv } from "./scheduler.ts";
 import { SnapshotList } from "./snapshots.ts";
 import { dbStats, newCounters, startLagMonitor } from "./stats.ts";
 import { ManifestLog } from "./manifest_log.ts";
 import { ReadPath } from "./read.ts";
-import {
-  checkKey,
-  keyStamps,
-  spaceKey,
-  stampKeys,
-  validateBatch,
-} from "./batch.ts";
+import { checkKey, spaceKey } from "./batch.ts";
+import { WritePath } from "./write.ts";
 
 /** The engine behind a {@link Db}; see the module comment. */
 export class DbImpl {
@@ -66,27 +59,22 @@ export class DbImpl {
   readonly dir: string;
   /** The options in force, every default filled in. */
   readonly options: ResolvedOptions;
-  #fs: FileSystem;
+  /** Its file system, the file numbers, obsolete-file removal. */
+  #dataDir: DataDir;
   #lock: { release(): void };
   #closed = false;
   /** The close() in progress or done. */
   #closing: Promise<void> | undefined;
-  /** Set once close() let go of the directory: no file may be touched after. */
-  #released = false;
 
   /** The live memtable, the frozen ones, the live WAL segment's number. */
   #memtables = new MemtableSet();
   /** The write queue, the WAL and the failure state (set by #start). */
   #commit!: CommitPipeline;
-  /**
-   * Where write batches are copied to. Entries of one memtable come from
-   * neighbouring slabs, so slabs are freed together when it is flushed.
-   */
-  #arena = new Arena();
+  /** Validation, backpressure and conditions before a commit (set by #start). */
+  #write!: WritePath;
   /** Point lookups and scans over the memtables and tables. */
   #read: ReadPath;
   #changes!: ChangeHistory;
-  #nextFile = 1;
   #snapshots = new SnapshotList();
 
   #state: ManifestState;
@@ -114,7 +102,7 @@ export class DbImpl {
   ) {
     this.dir = dir;
     this.options = options;
-    this.#fs = fs;
+    this.#dataDir = new DataDir(fs, dir);
     this.#lock = lock;
     this.#state = state;
     this.#blockCache = new BlockCache(options.blockCacheBytes);
@@ -127,7 +115,10 @@ export class DbImpl {
       tableMetaLimit(options),
     );
     this.#versions = new VersionSet(versionFromState(state));
-    this.#versions.onObsolete = (n) => this.#deleteTable(n);
+    this.#versions.onObsolete = (n) => {
+      this.#tables.evict(n);
+      this.#dataDir.removeTable(n);
+    };
     this.#rangeDels = new RangeTombstoneSet({
       state,
       memtables: this.#memtables,
@@ -179,8 +170,8 @@ export class DbImpl {
    * and any background work due.
    */
   async #start(r: Recovered): Promise<void> {
-    const fs = this.#fs;
-    this.#nextFile = r.nextFile;
+    const fs = this.#dataDir.fs;
+    this.#dataDir.next = r.nextFile;
     this.#changes = ChangeHistory.fromRecovered(
       r.entries,
       r.lastSeq,
@@ -191,7 +182,7 @@ export class DbImpl {
     if (r.replayed.count > 0) {
       this.#memtables.imm.push({ mem: r.replayed, walNumbers: firstLive });
     }
-    this.#memtables.walNumber = this.#nextFile++;
+    this.#memtables.walNumber = this.#dataDir.next++;
     const wal = await createLog(
       fs,
       logPath(this.dir, this.#memtables.walNumber),
@@ -199,15 +190,24 @@ export class DbImpl {
     );
     this.#commit = new CommitPipeline(this.#commitEnv(), wal, r.lastSeq);
     this.#scheduler = new Scheduler(this.#schedulerEnv());
+    this.#write = new WritePath({
+      limits: this.options,
+      commit: this.#commit,
+      waitForRoom: () => this.#scheduler.waitForRoom(),
+      checkWritable: () => this.#checkWritable(),
+      storedKey: (space, key) => this.#read.storedKey(space, key),
+      visibleVersion: (key) => this.#read.visibleVersion(key),
+      counters: this.#counters,
+    });
     this.#state.logNumber = firstLive.length > 0
       ? firstLive[0]
       : this.#memtables.walNumber;
     this.#state.lastSeq = r.lastSeq;
-    const manifestNumber = this.#nextFile++;
-    this.#state.nextFileNumber = this.#nextFile;
+    const manifestNumber = this.#dataDir.next++;
+    this.#state.nextFileNumber = this.#dataDir.next;
     this.#manifest = new ManifestLog(
       {
-        ...this.#files(),
+        ...this.#dataDir.files(),
         versions: this.#versions,
         commit: this.#commit,
         maxManifestBytes: this.options.maxManifestBytes,
@@ -248,21 +248,10 @@ export class DbImpl {
     };
   }
 
-  /** The file system, the directory and the file numbers, for every part. */
-  #files() {
-    return {
-      fs: this.#fs,
-      dir: this.dir,
-      newFileNumber: () => this.#nextFile++,
-      nextFileNumber: () => this.#nextFile,
-      removeQuietly: (path: string) => this.#removeQuietly(path),
-    };
-  }
-
   /** How the scheduler reaches the memtables, the manifest and the commit state. */
   #schedulerEnv(): SchedulerEnv {
     return {
-      ...this.#files(),
+      ...this.#dataDir.files(),
       options: this.options,
       commit: this.#commit,
       versions: this.#versions,
@@ -283,57 +272,19 @@ export class DbImpl {
   // ---------------------------------------------------------------- writes
 
   /** Db.batch (and put, delete) in key space `space`. */
-  async batch(space: number, ops: readonly BatchOp[]): Promise<number> {
-    this.#checkWritable();
-    // Validate and copy synchronously: the caller may reuse its buffers as
-    // soon as this call returns its promise.
-    const { entries, versioned } = validateBatch(ops, this.options);
-    const encoded = encodeBatchOps(entries, this.#arena, space);
-    const stamps = versioned &&
-      keyStamps(ops, entries, encoded.entries, versioned);
-    await this.#scheduler.waitForRoom();
-    for (;;) {
-      this.#checkWritable();
-      // Decided and enqueued in one synchronous stretch: no other write can
-      // be accepted between the check and this write's seqno.
-      const pending = this.#commit.checkConditions(
-        space,
-        ops,
-        entries.length > 0,
-      );
-      if (pending === undefined) break;
-      if (await this.#commit.settled(pending.waitFor)) {
-        if (pending.error) {
-          this.#counters.preconditionFailures++;
-          throw pending.error;
-        }
-        this.#checkWritable();
-        return this.#commit.visibleSeq;
-      }
-      // A write the answer depended on failed: decide again.
-    }
-    if (entries.length === 0) return this.#commit.visibleSeq;
-    const stamp = stamps &&
-      ((seq: number) => stampKeys(encoded.entries, stamps, seq));
-    return this.#commit.enqueue(
-      encoded.entries,
-      encoded.payload,
-      ops.length > 1,
-      stamp,
-    );
+  batch(space: number, ops: readonly BatchOp[]): Promise<number> {
+    return this.#write.batch(space, ops);
   }
 
   /** See {@link Db.whenSettled}. */
   whenSettled(key: Uint8Array): Promise<boolean> | undefined {
     if (this.#closed) throw new ClosedError();
-    checkKey(this.options, key);
-    const p = this.#commit.inflight(this.#read.storedKey(USER_KEY_SPACE, key));
-    return p ? this.#commit.settled([p.write]) : undefined;
+    return this.#write.whenSettled(key);
   }
 
   #rotate(): Promise<void> {
     return this.#memtables.rotate({
-      ...this.#files(),
+      ...this.#dataDir.files(),
       sync: this.options.sync,
       commit: this.#commit,
       failed: (err) => this.#scheduler.backgroundFailed(err, "new WAL segment"),
@@ -362,23 +313,6 @@ export class DbImpl {
   /** See {@link Db.compactUntilIdle}. */
   compactUntilIdle(): Promise<void> {
     return this.#scheduler.untilIdle();
-  }
-
-  #deleteTable(n: number): void {
-    this.#tables.evict(n);
-    // Not #closed: a compaction that close() waits for still makes its
-    // inputs obsolete, and they must go before the lock is released.
-    if (this.#released) return;
-    this.#removeQuietly(tablePath(this.dir, n));
-  }
-
-  /** Deletes an obsolete file; a failure leaves it for the next open to remove. */
-  #removeQuietly(path: string): void {
-    try {
-      this.#fs.remove(path);
-    } catch {
-      // Open removes every file the manifest does not reference.
-    }
   }
 
   /** See {@link Db.flush}. */
@@ -414,11 +348,7 @@ export class DbImpl {
   /** Db.version in key space `space`. */
   version(space: number, userKey: Uint8Array): number | null {
     if (this.#closed) throw new ClosedError();
-    checkKey(this.options, userKey);
-    const key = this.#read.storedKey(space, userKey);
-    const p = this.#commit.inflight(key);
-    if (p) return p.live ? p.write.seq : null;
-    return this.#read.visibleVersion(key);
+    return this.#write.version(space, userKey);
   }
 
   /** Db.scan in key space `space`. */
@@ -443,14 +373,7 @@ export class DbImpl {
   }
 
   /** See {@link Db.pinForBackup}. */
-  pinForBackup(): {
-    version: Version;
-    seq: number;
-    memtables: Memtable[];
-    rangeTombstones: RangeTombstone[];
-    fs: FileSystem;
-    release(): void;
-  } {
+  pinForBackup(): BackupPin {
     if (this.#closed) throw new ClosedError();
     const version = this.#versions.pin();
     let released = false;
@@ -459,11 +382,11 @@ export class DbImpl {
       seq: this.#commit.visibleSeq,
       memtables: this.#memtables.all(),
       rangeTombstones: this.#rangeDels.persistedList(),
-      fs: this.#fs,
+      fs: this.#dataDir.fs,
       release: () => {
         if (released) return;
         released = true;
-        if (!this.#released) this.#versions.unpin(version);
+        if (!this.#dataDir.released) this.#versions.unpin(version);
       },
     };
   }
@@ -541,7 +464,7 @@ export class DbImpl {
   /** Releases every resource without waiting for anything. */
   #abandon(): void {
     this.#closed = true;
-    this.#released = true;
+    this.#dataDir.released = true;
     if (this.#lagTimer !== undefined) clearInterval(this.#lagTimer);
     this.#tables.closeAll();
     this.#scheduler?.close();

@@ -9,23 +9,18 @@
 import type { CommitPipeline } from "./commit.ts";
 import { wrapIoError } from "./errors.ts";
 import { manifestFileName } from "./filename.ts";
-import type { FileSystem } from "./fs.ts";
+import type { DirFiles } from "./data_dir.ts";
 import type { ManifestState, VersionEdit } from "./manifest.ts";
 import { applyEdit, ManifestWriter, setCurrent } from "./manifest.ts";
 import type { VersionSet } from "./version.ts";
 
 /** What the manifest log needs from the Db. */
-export interface ManifestEnv {
-  fs: FileSystem;
-  dir: string;
+export interface ManifestEnv extends DirFiles {
   versions: VersionSet;
   /** Its failure state: a failed switch of CURRENT makes the store read-only. */
   commit: CommitPipeline;
   /** The size past which (and past 4x its snapshot) the manifest rolls. */
   maxManifestBytes: number;
-  newFileNumber(): number;
-  nextFileNumber(): number;
-  removeQuietly(path: string): void;
   counters: { manifestRolls: number };
 }
 

@@ -8,7 +8,8 @@
  */
 import type { CommitPipeline } from "./commit.ts";
 import { logPath } from "./filename.ts";
-import type { FileSystem, WritableFile } from "./fs.ts";
+import type { DirFiles } from "./data_dir.ts";
+import type { WritableFile } from "./fs.ts";
 import { Memtable } from "./memtable.ts";
 import { createLog, WAL_MAGIC } from "./wal.ts";
 
@@ -19,13 +20,9 @@ export interface Immutable {
 }
 
 /** What rotation needs from the Db. */
-export interface RotateEnv {
-  fs: FileSystem;
-  dir: string;
+export interface RotateEnv extends DirFiles {
   sync: "always" | "interval" | "none";
   commit: CommitPipeline;
-  newFileNumber(): number;
-  removeQuietly(path: string): void;
   /** Creating the new segment failed: the caller keeps the current one. */
   failed(err: unknown): void;
   /** A memtable was frozen: schedule its flush. */

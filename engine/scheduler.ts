@@ -31,7 +31,7 @@ import {
 } from "./compaction.ts";
 import { wrapIoError } from "./errors.ts";
 import { logPath } from "./filename.ts";
-import type { FileSystem } from "./fs.ts";
+import type { DirFiles } from "./data_dir.ts";
 import type { FlushResult } from "./jobs.ts";
 import type { VersionEdit } from "./manifest.ts";
 import { NUM_LEVELS } from "./manifest.ts";
@@ -102,9 +102,7 @@ export interface SchedulerCounters {
 }
 
 /** What the scheduler needs from the Db. */
-export interface SchedulerEnv {
-  dir: string;
-  fs: FileSystem;
+export interface SchedulerEnv extends DirFiles {
   options: ResolvedOptions;
   commit: CommitPipeline;
   versions: VersionSet;
@@ -118,10 +116,6 @@ export interface SchedulerEnv {
   flushed(imm: Immutable): void;
   /** The number of the WAL segment being written. */
   walNumber(): number;
-  /** Hands out the next file number. */
-  newFileNumber(): number;
-  /** The next file number to be handed out (for manifest edits). */
-  nextFileNumber(): number;
   compactPointers(): readonly (Uint8Array | undefined)[];
   oldestSnapshotSeq(): number;
   /** Appends an edit to the manifest (durably), then installs the Version. */
@@ -130,8 +124,6 @@ export interface SchedulerEnv {
   rangeTombstones(): RangeTombstone[];
   /** Drops the persisted range tombstones nothing needs (a manifest edit). */
   dropObsoleteRangeTombstones(): Promise<void>;
-  /** Deletes an obsolete file; a failure leaves it for the next open. */
-  removeQuietly(path: string): void;
 }
 
 /** Decides and runs flushes and compactions; holds writes back when behind. */
