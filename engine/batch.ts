@@ -56,6 +56,19 @@ export function putOp(
   };
 }
 
+/** A delete op from delete()'s arguments. */
+export function deleteOp(
+  key: Uint8Array,
+  opts?: { ifVersion?: number | null },
+): BatchOp {
+  return { type: "delete", key, ifVersion: opts?.ifVersion };
+}
+
+/** A range delete op from deleteRange()'s arguments. */
+export function deleteRangeOp(start: Uint8Array, end?: Uint8Array): BatchOp {
+  return { type: "deleteRange", start, end };
+}
+
 /**
  * Checks every op and returns the entries to write (seq still 0), views
  * of the caller's buffers. Ops of a batch share one seqno, so two versions

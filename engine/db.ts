@@ -1,37 +1,33 @@
 /**
  * The database's public surface: {@link open} and the {@link Db} methods,
  * each documented with its guarantees and errors. The engine behind them is
- * `db_impl.ts` (LevelDB's db.h over DBImpl), which wires the parts:
- *
- * - write path: batch.ts validates, commit.ts group-commits (WAL buffer, one
- *   write and one fdatasync per group, then the memtable, then the answer);
- *   nothing becomes visible before it is durable in the chosen sync mode;
- * - read path: read.ts, synchronous, through memtables.ts's memtables and the
- *   current Version's tables (table_cache.ts), at a snapshot (snapshots.ts);
- * - background: scheduler.ts decides flushes and compactions (run in
- *   workers) and holds writes back when they outpace them; manifest_log.ts
- *   records each result; stats.ts counts.
- *
- * Everything here runs on the main thread (see ../shared/DESIGN.md).
+ * db_impl.ts (LevelDB's db.h over DBImpl), which wires the parts: the write
+ * path (write.ts validates and decides conditions, commit.ts group-commits:
+ * one WAL write and fdatasync per group, so nothing is visible before it is
+ * durable), the read path (read.ts, synchronous, over the memtables and the
+ * current Version's tables, at a snapshot), and the background
+ * (scheduler.ts: flushes and compactions in workers, backpressure;
+ * manifest_log.ts records each result). All of it runs on the main thread
+ * (see ../shared/DESIGN.md).
  *
  * @module
  */
 import type { ChangeHistory } from "./changes.ts";
-import { InvalidArgumentError } from "./errors.ts";
 import type { ResolvedOptions } from "./options.ts";
-import type {
-  BatchOp,
-  DbOptions,
-  KeySpace,
-  PutOptions,
-  ReadResult,
-  RecoveryInfo,
-  ScanItem,
-  ScanOptions,
-  Snapshot,
+import {
+  type BatchOp,
+  type DbOptions,
+  type KeySpace,
+  type PutOptions,
+  type ReadResult,
+  type RecoveryInfo,
+  type ScanItem,
+  type ScanOptions,
+  type Snapshot,
+  USER_KEY_SPACE,
 } from "./types.ts";
-import { MAX_KEY_SPACE, USER_KEY_SPACE } from "./types.ts";
-import { putOp } from "./batch.ts";
+import { deleteOp, deleteRangeOp, putOp } from "./batch.ts";
+import { checkKeySpaceId, KeySpaces } from "./key_space.ts";
 import type { BackupPin } from "./backup.ts";
 import { DbImpl } from "./db_impl.ts";
 
@@ -71,10 +67,11 @@ export class Db implements KeySpace {
   /** The options in force, every default filled in. */
   readonly options: ResolvedOptions;
   #impl: DbImpl;
-  #spaces = new Map<number, KeySpace>();
+  #spaces: KeySpaces;
 
   private constructor(impl: DbImpl) {
     this.#impl = impl;
+    this.#spaces = new KeySpaces(impl, () => this.snapshot());
     this.dir = impl.dir;
     this.options = impl.options;
   }
@@ -148,9 +145,7 @@ export class Db implements KeySpace {
     key: Uint8Array,
     opts?: { ifVersion?: number | null },
   ): Promise<number> {
-    return this.#impl.batch(USER_KEY_SPACE, [
-      { type: "delete", key, ifVersion: opts?.ifVersion },
-    ]);
+    return this.#impl.batch(USER_KEY_SPACE, [deleteOp(key, opts)]);
   }
 
   /**
@@ -185,46 +180,18 @@ export class Db implements KeySpace {
    * @throws {ClosedError} once close() was called.
    */
   deleteRange(start: Uint8Array, end?: Uint8Array): Promise<number> {
-    return this.#impl.batch(USER_KEY_SPACE, [{
-      type: "deleteRange",
-      start,
-      end,
-    }]);
+    return this.#impl.batch(USER_KEY_SPACE, [deleteRangeOp(start, end)]);
   }
 
   /**
    * The same API as the Db's own, bound to key space `id` (0..255); 0 is the
    * Db itself. The handle is reused and lives as long as the Db.
+   *
+   * @throws {InvalidArgumentError} when `id` is not an integer 0..255.
    */
   keySpace(id: number): KeySpace {
-    if (!Number.isInteger(id) || id < 0 || id > MAX_KEY_SPACE) {
-      throw new InvalidArgumentError(
-        `a key space is an integer 0..${MAX_KEY_SPACE}, got ${id}`,
-      );
-    }
-    if (id === USER_KEY_SPACE) return this;
-    let space = this.#spaces.get(id);
-    if (space === undefined) {
-      space = {
-        get: (key, opts) => this.#impl.get(id, key, opts),
-        version: (key) => this.#impl.version(id, key),
-        put: (key, value, opts) =>
-          this.#impl.batch(id, [putOp(key, value, opts)]),
-        delete: (key, opts) =>
-          this.#impl.batch(id, [{
-            type: "delete",
-            key,
-            ifVersion: opts?.ifVersion,
-          }]),
-        batch: (ops) => this.#impl.batch(id, ops),
-        deleteRange: (start, end) =>
-          this.#impl.batch(id, [{ type: "deleteRange", start, end }]),
-        scan: (opts) => this.#impl.scan(id, opts),
-        snapshot: () => this.snapshot(),
-      };
-      this.#spaces.set(id, space);
-    }
-    return space;
+    checkKeySpaceId(id);
+    return id === USER_KEY_SPACE ? this : this.#spaces.handle(id);
   }
 
   /**
@@ -401,10 +368,8 @@ export class Db implements KeySpace {
   }
 
   /**
-   * For engine/backup.ts only: at one instant, pins the current Version (its
-   * tables are not deleted until release()) and returns it with the visible
-   * seqno and the memtables, newest first. The memtables keep changing and
-   * are freed once flushed: copy what you need before the next await.
+   * For engine/backup.ts only: pins, at one instant, what a backup copies
+   * (see {@link BackupPin}).
    *
    * @internal Not part of the public API: it hands out engine internals.
    * @ignore
