@@ -303,3 +303,23 @@ export function fnv1a(b: Uint8Array): number {
   for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i], 0x01000193);
   return h | 0;
 }
+
+/**
+ * Writes `b` into `out` as big-endian 32-bit words, the last one padded
+ * with zero bytes, so that word runs compare as unsigned integers in the
+ * bytes' order (how the memtable compares keys). `out` must hold at least
+ * ceil(b.length / 4) words.
+ */
+export function bigEndianWords(b: Uint8Array, out: Uint32Array): void {
+  const full = b.length >>> 2;
+  for (let w = 0, i = 0; w < full; w++, i += 4) {
+    out[w] = (b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3];
+  }
+  if (full * 4 < b.length) {
+    let v = 0;
+    for (let i = full * 4, shift = 24; i < b.length; i++, shift -= 8) {
+      v |= b[i] << shift;
+    }
+    out[full] = v;
+  }
+}

@@ -23,7 +23,9 @@ import type { RangeTombstone } from "./range_tombstones.ts";
 import { tombstoneFromEntry } from "./range_tombstones.ts";
 import { MAX_SEQ } from "./entry.ts";
 import { MemtableIterator } from "./memtable_iterator.ts";
-import { fnv1a } from "./coding.ts";
+import { bigEndianWords, fnv1a } from "./coding.ts";
+import { BufferTable } from "./memtable_buffers.ts";
+import { NewestIndex } from "./memtable_index.ts";
 
 const MAX_HEIGHT = 12;
 /**
@@ -59,21 +61,12 @@ export class Memtable {
   #f64: Float64Array;
   /** First free word of the pool. */
   #top: number;
-  /** The buffers holding key and value bytes; nodes refer to them by index. */
-  #bufs: ArrayBufferLike[] = [];
-  #bufIndex = new Map<ArrayBufferLike, number>();
-  /** The buffer of the last add: a commit group's entries share a few. */
-  #lastBuffer: ArrayBufferLike | null = null;
-  #lastBufIndex = -1;
+  /** The buffers holding key and value bytes, numbered for the nodes. */
+  #buffers = new BufferTable();
   /** The key being inserted or sought, as words (see the record layout). */
   #probe = new Uint32Array(64);
-  /**
-   * Open-addressing hash index (linear probing, at most half full): the
-   * newest node of each key. Point reads start there instead of walking
-   * the skip list, which would touch dozens of scattered nodes.
-   */
-  #index = new Uint32Array(1024);
-  #indexUsed = 0;
+  /** The newest node of each key, where point reads start (memtable_index.ts). */
+  #index: NewestIndex;
   #count = 0;
   #height = 1;
   /** Scratch for add(): the last node before the new one at each level. */
@@ -98,6 +91,10 @@ export class Memtable {
     this.#f64[SEQ] = MAX_SEQ;
     this.#u32[META] = MAX_HEIGHT << 16;
     this.#top = (LINKS + MAX_HEIGHT + 1) & ~1;
+    this.#index = new NewestIndex({
+      isKey: (n, klen) => this.#sameKey(n, klen),
+      seqOf: (n) => this.#f64[(n >>> 1) + SEQ],
+    }, HASH);
   }
 
   /** Approximate memory used, in bytes. */
@@ -131,20 +128,8 @@ export class Memtable {
     if (words > this.#probe.length) {
       this.#probe = new Uint32Array(Math.max(words, 2 * this.#probe.length));
     }
-    const p = this.#probe;
-    const full = key.length >>> 2;
-    for (let w = 0, i = 0; w < full; w++, i += 4) {
-      p[w] = (key[i] << 24) | (key[i + 1] << 16) | (key[i + 2] << 8) |
-        key[i + 3];
-    }
-    if (full < words) {
-      let v = 0;
-      for (let i = full * 4, shift = 24; i < key.length; i++, shift -= 8) {
-        v |= key[i] << shift;
-      }
-      p[full] = v;
-    }
-    return p;
+    bigEndianWords(key, this.#probe);
+    return this.#probe;
   }
 
   /** Word offset of node n's key. */
@@ -191,15 +176,15 @@ export class Memtable {
   }
 
   /**
-   * Sets `prev` (when given) to the last node before (key, seq) at each
-   * level, and returns the first node >= (key, seq) (0 if none).
+   * Returns the last node before (key, seq), 0 (the head) if none, and
+   * sets `prev` (when given) to the last node before it at each level.
    */
-  #findGreaterOrEqual(
+  #findLessThan(
     src: Uint32Array,
     at: number,
     klen: number,
     seq: number,
-    prev: Uint32Array | null,
+    prev: Uint32Array | null = null,
   ): number {
     const u = this.#u32;
     let x = 0;
@@ -212,7 +197,7 @@ export class Memtable {
       }
       if (prev) prev[level] = x;
     }
-    return u[x + LINKS];
+    return x;
   }
 
   #findLast(): number {
@@ -229,10 +214,11 @@ export class Memtable {
   }
 
   /**
-   * Like #findGreaterOrEqual, but starts from `prev` as left by the previous
-   * insert of a smaller (key, seq): a finger search. Each level begins at
-   * the later of where the level above stopped and the previous insert's
-   * predecessor there, so sorted inserts walk only the gap between keys.
+   * Like #findLessThan with `prev`, but starts from `prev` as left by the
+   * previous insert of a smaller (key, seq): a finger search. Each level
+   * begins at the later of where the level above stopped and the previous
+   * insert's predecessor there, so sorted inserts walk only the gap
+   * between keys.
    */
   #findFromFinger(klen: number, seq: number): void {
     const prev = this.#prev;
@@ -271,7 +257,7 @@ export class Memtable {
   add(e: Entry, _skey?: string): void {
     if (e.kind === KIND_RANGE_DELETE) return this.#addRangeDel(e);
     const probe = this.#setProbe(e.key);
-    this.#findGreaterOrEqual(probe, 0, e.key.length, e.seq, this.#prev);
+    this.#findLessThan(probe, 0, e.key.length, e.seq, this.#prev);
     this.#link(e);
   }
 
@@ -313,20 +299,6 @@ export class Memtable {
     if (e.seq > this.maxSeq) this.maxSeq = e.seq;
   }
 
-  /** Index in #bufs of `buffer`, added when new. */
-  #bufferIndex(buffer: ArrayBufferLike): number {
-    if (buffer === this.#lastBuffer) return this.#lastBufIndex;
-    let i = this.#bufIndex.get(buffer);
-    if (i === undefined) {
-      i = this.#bufs.length;
-      this.#bufs.push(buffer);
-      this.#bufIndex.set(buffer, i);
-    }
-    this.#lastBuffer = buffer;
-    this.#lastBufIndex = i;
-    return i;
-  }
-
   /**
    * Links a new node for `e` (its key already in #probe) after the
    * predecessors in #prev.
@@ -361,11 +333,11 @@ export class Memtable {
       const both = new Uint8Array(key.length + value.length);
       both.set(key);
       both.set(value, key.length);
-      u[n + BUF] = this.#bufferIndex(both.buffer);
+      u[n + BUF] = this.#buffers.numberOf(both.buffer);
       u[n + KOFF] = 0;
       u[n + VOFF] = key.length;
     } else {
-      u[n + BUF] = this.#bufferIndex(key.buffer);
+      u[n + BUF] = this.#buffers.numberOf(key.buffer);
       u[n + KOFF] = key.byteOffset;
       u[n + VOFF] = value.length > 0 ? value.byteOffset : 0;
       if (value.length === 0) value = EMPTY;
@@ -382,65 +354,14 @@ export class Memtable {
       u[p] = n;
       prev[i] = n; // the finger for a following, larger insert
     }
-    this.#indexNewest(n, key);
+    const h = fnv1a(key) >>> 0;
+    u[n + HASH] = h;
+    this.#index.offer(u, n, h, key.length);
 
     this.#count++;
     this.#bytes += key.length + value.length + ENTRY_OVERHEAD;
     if (this.minSeq === 0 || e.seq < this.minSeq) this.minSeq = e.seq;
     if (e.seq > this.maxSeq) this.maxSeq = e.seq;
-  }
-
-  /**
-   * Records node n in the hash index if it is its key's newest version
-   * (`key` is also in #probe).
-   */
-  #indexNewest(n: number, key: Uint8Array): void {
-    const h = fnv1a(key);
-    const u = this.#u32;
-    u[n + HASH] = h;
-    const index = this.#index;
-    const mask = index.length - 1;
-    for (let i = h & mask;; i = (i + 1) & mask) {
-      const m = index[i];
-      if (m === 0) {
-        index[i] = n;
-        if (++this.#indexUsed * 2 > index.length) this.#rehash();
-        return;
-      }
-      if (u[m + HASH] === u[n + HASH] && this.#sameKey(m, key.length)) {
-        if (this.#f64[(m >>> 1) + SEQ] < this.#f64[(n >>> 1) + SEQ]) {
-          index[i] = n;
-        }
-        return;
-      }
-    }
-  }
-
-  #rehash(): void {
-    const old = this.#index;
-    const index = new Uint32Array(old.length * 2);
-    const mask = index.length - 1;
-    const u = this.#u32;
-    for (const n of old) {
-      if (n === 0) continue;
-      let i = u[n + HASH] & mask;
-      while (index[i] !== 0) i = (i + 1) & mask;
-      index[i] = n;
-    }
-    this.#index = index;
-  }
-
-  /** The newest node of `key` (also in #probe), or 0. */
-  #newest(key: Uint8Array): number {
-    const h = fnv1a(key) >>> 0;
-    const u = this.#u32;
-    const index = this.#index;
-    const mask = index.length - 1;
-    for (let i = h & mask;; i = (i + 1) & mask) {
-      const m = index[i];
-      if (m === 0) return 0;
-      if (u[m + HASH] === h && this.#sameKey(m, key.length)) return m;
-    }
   }
 
   /**
@@ -456,7 +377,7 @@ export class Memtable {
     // A key's versions are adjacent, newest first, so walk down from the
     // newest to the first one the snapshot may see.
     this.#setProbe(key);
-    let n = this.#newest(key);
+    let n = this.#index.newest(this.#u32, fnv1a(key) >>> 0, key.length);
     while (n !== 0 && this.#f64[(n >>> 1) + SEQ] > snapshotSeq) {
       n = this.#u32[n + LINKS];
       if (n !== 0 && !this.#sameKey(n, key.length)) return undefined;
@@ -467,7 +388,7 @@ export class Memtable {
   /** Node n as an Entry (fresh views); `key` may be supplied by the caller. */
   #toEntry(n: number, key?: Uint8Array): Entry {
     const u = this.#u32;
-    const b = this.#bufs[u[n + BUF]];
+    const b = this.#buffers.buffers[u[n + BUF]];
     const vlen = u[n + VLEN];
     const voff = u[n + VOFF];
     const meta = u[n + META];
@@ -498,7 +419,7 @@ export class Memtable {
   /** @internal the first node >= (key, seq), 0 if none. */
   _seek(key: Uint8Array, seq: number): number {
     const probe = this.#setProbe(key);
-    return this.#findGreaterOrEqual(probe, 0, key.length, seq, null);
+    return this.#u32[this.#findLessThan(probe, 0, key.length, seq) + LINKS];
   }
   /** @internal */
   _first(): number {
@@ -522,25 +443,5 @@ export class Memtable {
       u[n + KLEN],
       this.#f64[(n >>> 1) + SEQ],
     );
-  }
-
-  /** The last node < (key, seq), or 0 (the head). */
-  #findLessThan(
-    src: Uint32Array,
-    at: number,
-    klen: number,
-    seq: number,
-  ): number {
-    const u = this.#u32;
-    let x = 0;
-    for (let level = this.#height - 1; level >= 0; level--) {
-      for (;;) {
-        const next = u[x + LINKS + level];
-        if (next !== 0 && this.#compare(next, src, at, klen, seq) < 0) {
-          x = next;
-        } else break;
-      }
-    }
-    return x;
   }
 }

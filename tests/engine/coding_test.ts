@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   Arena,
+  bigEndianWords,
   ByteReader,
   ByteWriter,
   compareBytes,
@@ -14,7 +15,7 @@ import {
   writeU32,
   writeU64,
 } from "../../engine/coding.ts";
-import { bytes, Rng } from "../_helpers.ts";
+import { bytes, Rng, testSeed } from "../_helpers.ts";
 
 const VARINT_CASES: [number, number[]][] = [
   [0, [0x00]],
@@ -237,4 +238,38 @@ Deno.test("an arena hands out disjoint zeroed arrays, aligned, and big ones apar
     1000,
     "own buffer past an eighth of a slab",
   );
+});
+
+Deno.test("bigEndianWords packs four bytes a word, big-endian, zero-padding the last", () => {
+  const out = new Uint32Array(3).fill(0xdeadbeef);
+  bigEndianWords(bytes(0x01, 0x02, 0x03, 0x04, 0xff, 0x80), out);
+  assert.deepEqual([...out], [0x01020304, 0xff800000, 0xdeadbeef]);
+  bigEndianWords(bytes(), out); // writes nothing
+  assert.equal(out[0], 0x01020304);
+});
+
+Deno.test("word runs from bigEndianWords compare like the bytes (then by length)", () => {
+  // The memtable's comparison: words up to the shorter length, then the
+  // length. Short keys with trailing zeros and 0xFF bytes are the edge.
+  const rng = new Rng(testSeed(31));
+  const words = (b: Uint8Array) => {
+    const w = new Uint32Array((b.length + 3) >>> 2);
+    bigEndianWords(b, w);
+    return w;
+  };
+  const byWords = (a: Uint8Array, b: Uint8Array) => {
+    const [x, y] = [words(a), words(b)];
+    const n = Math.min((a.length + 3) >>> 2, (b.length + 3) >>> 2);
+    for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+    return Math.sign(a.length - b.length);
+  };
+  for (let i = 0; i < 5000; i++) {
+    const a = Uint8Array.from(
+      { length: rng.int(10) },
+      () => rng.pick([0, 1, 0x7f, 0x80, 0xff]),
+    );
+    const b = rng.chance(0.3) ? a.slice(0, rng.int(a.length + 1)) : Uint8Array
+      .from({ length: rng.int(10) }, () => rng.pick([0, 1, 0x7f, 0x80, 0xff]));
+    assert.equal(byWords(a, b), Math.sign(compareBytes(a, b)), `${a} vs ${b}`);
+  }
 });
