@@ -500,8 +500,8 @@ export class Memtable {
    * This memtable's sorted contents for a flush (range tombstones, kept
    * beside the list, are not in it). The list is already in internal order,
    * so the flush needs neither to decode the WAL nor to sort; the main
-   * thread pays one copy of the memtable's buffers here (about 0.4 + 0.8 ms
-   * with the transfer for an 8 MiB memtable, bench/README.md).
+   * thread pays one copy of the memtable's buffers here (about 1 ms for an
+   * 8 MiB memtable: bench/micro/flush_handoff.ts, bench/README.md).
    */
   image(): MemtableImage {
     return {
