@@ -404,6 +404,7 @@ export class Scheduler {
         bytesPerSecond: o.compactionBytesPerSecond,
         smallestSnapshot: env.oldestSnapshotSeq(),
         now: o.clock(),
+        map: o.readMode === "mmap",
       }, outputNumbers);
       job.rangeTombstones = env.rangeTombstones().filter((t) =>
         t.seq <= job.smallestSnapshot

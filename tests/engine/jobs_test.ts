@@ -13,10 +13,12 @@ import {
   KIND_PUT,
   KIND_RANGE_DELETE,
 } from "../../engine/entry.ts";
+import type { CompactionResult } from "../../engine/compaction.ts";
 import { logPath, tablePath } from "../../engine/filename.ts";
 import { realFs } from "../../engine/fs.ts";
-import { runFlush } from "../../engine/jobs.ts";
+import { runFlush, runJob } from "../../engine/jobs.ts";
 import { Memtable } from "../../engine/memtable.ts";
+import { mmapAvailable } from "../../engine/mmap.ts";
 import { TableWriter } from "../../engine/sstable/writer.ts";
 import { FaultyFileSystem } from "../../engine/testing/faulty_fs.ts";
 import {
@@ -288,4 +290,61 @@ Deno.test("a crash after a flush wrote its table but before the manifest edit lo
       await again.close();
     }
   });
+});
+
+// Memory maps need FFI (--allow-ffi); without it the test shows as ignored.
+Deno.test({
+  name:
+    "a compaction reading its inputs through memory maps writes the tables positional reads write",
+  ignore: !mmapAvailable(),
+  fn: () =>
+    withSeed(testSeed(21), (rng) =>
+      withTempDir(async (dir) => {
+        // Three overlapping inputs, newest first, with overwrites and deletes.
+        let seq = 1;
+        const inputs = [3, 2, 1];
+        for (const n of [1, 2, 3]) {
+          const entries: Entry[] = [];
+          for (let i = 0; i < 2000; i++) {
+            if (!rng.chance(0.5)) continue;
+            const del = rng.chance(0.2);
+            entries.push({
+              key: enc(`key-${String(i).padStart(5, "0")}`),
+              seq: seq++,
+              kind: del ? KIND_DELETE : KIND_PUT,
+              encoding: ENCODING_RAW,
+              expiresAt: 0,
+              value: del ? new Uint8Array(0) : rng.bytes(rng.int(200)),
+            });
+          }
+          const w = TableWriter.create(realFs, dir, n, SETTINGS);
+          for (const e of entries) w.add(e);
+          await w.finish();
+        }
+        const job = (map: boolean, first: number) => ({
+          type: "compact" as const,
+          dir,
+          ...SETTINGS,
+          tableTargetBytes: 64 * 1024,
+          bytesPerSecond: 0,
+          inputs,
+          outputLevel: 1,
+          outputNumbers: Array.from({ length: 20 }, (_, i) => first + i),
+          smallestSnapshot: seq,
+          now: 0,
+          deeper: [],
+          map,
+        });
+        const mapped = await runJob(realFs, job(true, 100)) as CompactionResult;
+        const read = await runJob(realFs, job(false, 200)) as CompactionResult;
+        assert.ok(mapped.outputs.length > 1);
+        assert.equal(mapped.outputs.length, read.outputs.length);
+        assert.equal(mapped.entriesOut, read.entriesOut);
+        for (let i = 0; i < read.outputs.length; i++) {
+          assert.deepEqual(
+            realFs.readFile(tablePath(dir, mapped.outputs[i].fileNumber)),
+            realFs.readFile(tablePath(dir, read.outputs[i].fileNumber)),
+          );
+        }
+      })),
 });
