@@ -16,7 +16,11 @@ import { WorkerMemory } from "./worker_memory.ts";
 
 /** Runs jobs one at a time, in order. */
 export interface JobRunner {
-  run(job: Job): Promise<JobResult>;
+  /**
+   * Runs `job`. Buffers in `transfer` move to the worker (the caller must
+   * not use them again); the rest of the job is copied.
+   */
+  run(job: Job, transfer?: Transferable[]): Promise<JobResult>;
   close(): void;
   /** The worker's heap as it last reported it; undefined when jobs run inline. */
   memory(): WorkerMemoryReport | undefined;
@@ -105,12 +109,12 @@ export class WorkerRunner implements JobRunner {
     };
   }
 
-  run(job: Job): Promise<JobResult> {
+  run(job: Job, transfer: Transferable[] = []): Promise<JobResult> {
     if (this.#failed) return Promise.reject(this.#failed);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject });
-      this.#worker.postMessage({ id, job });
+      this.#worker.postMessage({ id, job }, transfer);
     });
   }
 

@@ -301,16 +301,18 @@ export class Scheduler {
     const fileNumber = env.newFileNumber();
     let result: FlushResult;
     try {
+      // The WAL segments stay until the edit installing the table is
+      // durable: recovery replays them if the flush never lands.
+      const image = imm.mem.image();
       result = await this.#flushRunner.run({
         type: "flush",
         dir: env.dir,
         blockSize: o.blockSize,
         bloomBitsPerKey: o.bloomBitsPerKey,
         compression: o.compression,
-        walPaths: imm.walNumbers.map((n) => logPath(env.dir, n)),
-        salvage: o.salvage,
+        image,
         fileNumber,
-      }) as FlushResult;
+      }, [image.pool, ...image.bufs]) as FlushResult;
     } catch (err) {
       if (env.closed()) return;
       this.backgroundFailed(err, "memtable flush");
@@ -394,6 +396,7 @@ export class Scheduler {
         bytesPerSecond: o.compactionBytesPerSecond,
         smallestSnapshot: env.oldestSnapshotSeq(),
         now: o.clock(),
+        map: o.readMode === "mmap",
       }, outputNumbers);
       job.rangeTombstones = env.rangeTombstones().filter((t) =>
         t.seq <= job.smallestSnapshot

@@ -2,6 +2,7 @@
 import { deepEqual, match, rejects } from "node:assert/strict";
 import { WorkerRunner, workerUrl } from "../../engine/background.ts";
 import type { Job } from "../../engine/jobs.ts";
+import { Memtable } from "../../engine/memtable.ts";
 import { WorkerMemory } from "../../engine/worker_memory.ts";
 
 const job: Job = {
@@ -10,8 +11,7 @@ const job: Job = {
   blockSize: 4096,
   bloomBitsPerKey: 10,
   compression: "none",
-  walPaths: [],
-  salvage: false,
+  image: new Memtable().image(),
   fileNumber: 1,
 };
 
