@@ -48,10 +48,14 @@ const args = benchArgs({
     "reader-connections": "8",
     // Extra `shale serve` flags, e.g. "--compaction-rate 4MiB".
     "shale-args": "",
+    // Extra `deno run` flags for the shale server, e.g. "--cpu-prof".
+    "server-deno-args": "",
     workloads: "",
     svg: "bench/results_http.svg",
   },
-  flags: ["no-busy"],
+  // --busy-only: only the GET-latency-under-writes phase (preload, settle,
+  // idle and busy windows): no bare server, no throughput workloads.
+  flags: ["no-busy", "busy-only"],
 });
 const KEYS = Number(args.keys);
 const DURATION = Number(args.duration);
@@ -266,27 +270,34 @@ console.error(
     pin ? "" : " (taskset missing: not pinned)"
   }`,
 );
+const BUSY_ONLY = args["busy-only"];
+if (BUSY_ONLY && args["no-busy"]) {
+  console.error("--busy-only and --no-busy exclude each other");
+  Deno.exit(2);
+}
 try {
-  try {
-    const b = await startServer(
-      pinned(SERVER_CPU, [
-        deno,
-        "run",
-        "-A",
-        "bench/_bare_server.ts",
-        "--keys",
-        String(KEYS),
-      ]),
-      "bare server",
-    );
+  if (!BUSY_ONLY) {
     try {
-      bare = await runAll(b, "bare");
-    } finally {
-      await b.stop();
+      const b = await startServer(
+        pinned(SERVER_CPU, [
+          deno,
+          "run",
+          "-A",
+          "bench/_bare_server.ts",
+          "--keys",
+          String(KEYS),
+        ]),
+        "bare server",
+      );
+      try {
+        bare = await runAll(b, "bare");
+      } finally {
+        await b.stop();
+      }
+    } catch (err) {
+      failures.push(`bare server: ${err instanceof Error ? err.message : err}`);
+      console.error(failures[failures.length - 1]);
     }
-  } catch (err) {
-    failures.push(`bare server: ${err instanceof Error ? err.message : err}`);
-    console.error(failures[failures.length - 1]);
   }
   try {
     const dataDir = `${tmp}/data`;
@@ -295,6 +306,7 @@ try {
         deno,
         "run",
         "-A",
+        ...args["server-deno-args"].split(/\s+/).filter((a) => a !== ""),
         "server/main.ts",
         "serve",
         "--port",
@@ -316,7 +328,7 @@ try {
       );
       const settleSecs = await settle(s.url);
       console.error(`background work settled in ${settleSecs.toFixed(1)} s`);
-      shale = await runAll(s, "shale");
+      if (!BUSY_ONLY) shale = await runAll(s, "shale");
       if (!args["no-busy"]) series = await compactionRun(s);
     } finally {
       await s.stop();
@@ -405,6 +417,16 @@ if (series) {
     } slowdowns; longest event-loop stall since start ${series.after.maxEventLoopStallMs} ms`,
     `- reader: wrk with ${READER_CONNS} connections of GET hit, in 1 s windows`,
   ].join("\n");
+  // One line to grep when comparing builds run after run.
+  console.error(
+    `busy summary: idle p99 ${ms(idleP99)} ms, busy p99 ${ms(busyP99)} ms, ${
+      (busyP99 / idleP99).toFixed(2)
+    }x; ${d("stalls")} stalls (${Math.round(d("stallMs"))} ms), ${
+      d("flushes")
+    } flushes, ${d("compactions")} compactions, writer ${
+      fmtInt(series.writerRps)
+    } req/s; load ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`,
+  );
 }
 const getHit = bare?.get("GET hit") && shale?.get("GET hit")
   ? (100 * shale.get("GET hit")!.rps) / bare.get("GET hit")!.rps
@@ -470,7 +492,9 @@ ${
     : ""
 }`;
 console.log(md);
-if (!args["no-write"]) {
+// --busy-only leaves the results files alone: they would lose the
+// throughput table.
+if (!args["no-write"] && !BUSY_ONLY) {
   await Deno.writeTextFile(args.results, md);
   if (series) {
     await Deno.writeTextFile(
