@@ -511,7 +511,10 @@ export class DbImpl {
         persisted: this.#rangeDels.persisted,
         live: this.#rangeDels.index()?.size ?? 0,
       },
-      background: this.#scheduler.running,
+      background: {
+        ...this.#scheduler.running,
+        compactionNice: this.#scheduler.compactionNice,
+      },
       workers: this.#scheduler.workerMemory(),
       writeState: this.#scheduler.writeState(),
       recovery: this.recovery,
