@@ -50,6 +50,7 @@ import { MemtableSet } from "./memtables.ts";
 import { Scheduler } from "./scheduler.ts";
 import { SnapshotList } from "./snapshots.ts";
 import { dbStats, newCounters, startLagMonitor } from "./stats.ts";
+import { FileDeleter } from "./file_deleter.ts";
 import { ManifestLog } from "./manifest_log.ts";
 import { ReadPath } from "./read.ts";
 import {
@@ -67,6 +68,8 @@ export class DbImpl {
   /** The options in force, every default filled in. */
   readonly options: ResolvedOptions;
   #fs: FileSystem;
+  /** Deletes obsolete files without blocking the event loop. */
+  #deleter: FileDeleter;
   #lock: { release(): void };
   #closed = false;
   /** The close() in progress or done. */
@@ -115,6 +118,7 @@ export class DbImpl {
     this.dir = dir;
     this.options = options;
     this.#fs = fs;
+    this.#deleter = new FileDeleter(fs);
     this.#lock = lock;
     this.#state = state;
     this.#blockCache = new BlockCache(options.blockCacheBytes);
@@ -357,11 +361,13 @@ export class DbImpl {
     const end = userEnd && spaceKey(USER_KEY_SPACE, userEnd);
     await this.flush();
     await this.#scheduler.compactRange(start, end);
+    await this.#deleter.idle();
   }
 
   /** See {@link Db.compactUntilIdle}. */
-  compactUntilIdle(): Promise<void> {
-    return this.#scheduler.untilIdle();
+  async compactUntilIdle(): Promise<void> {
+    await this.#scheduler.untilIdle();
+    await this.#deleter.idle();
   }
 
   #deleteTable(n: number): void {
@@ -372,13 +378,12 @@ export class DbImpl {
     this.#removeQuietly(tablePath(this.dir, n));
   }
 
-  /** Deletes an obsolete file; a failure leaves it for the next open to remove. */
+  /**
+   * Deletes an obsolete file off the main thread (engine/file_deleter.ts);
+   * a failure leaves it for the next open to remove.
+   */
   #removeQuietly(path: string): void {
-    try {
-      this.#fs.remove(path);
-    } catch {
-      // Open removes every file the manifest does not reference.
-    }
+    this.#deleter.remove(path);
   }
 
   /** See {@link Db.flush}. */
@@ -392,6 +397,7 @@ export class DbImpl {
     });
     while (this.#scheduler.flushing) await this.#scheduler.flushing;
     if (this.#commit.failure) throw this.#commit.failure;
+    await this.#deleter.idle();
   }
 
   // ---------------------------------------------------------------- reads
@@ -538,6 +544,9 @@ export class DbImpl {
     if (!this.#commit.failure) await this.#commit.markCleanClose();
     await this.#scheduler.idle();
     await this.#manifest.idle();
+    // Obsolete files go before the lock does (the next owner's open would
+    // race the deletions otherwise).
+    await this.#deleter.idle();
     this.#abandon();
   }
 
