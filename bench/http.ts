@@ -16,7 +16,7 @@
 import { benchArgs } from "./_args.ts";
 import { Buffer } from "node:buffer";
 import { lineChartSvg } from "./_chart.ts";
-import { Progress } from "./_measure.ts";
+import { Progress, threadCpuSeconds } from "./_measure.ts";
 import { type Server, startServer } from "./_servers.ts";
 import {
   have,
@@ -215,10 +215,34 @@ async function engineStats(url: string): Promise<Record<string, number>> {
 interface Series {
   idle: [number, number, number][]; // t, p50, p99 (ms)
   busy: [number, number, number][];
+  /** Server CPU seconds in the busy windows: main thread, each worker, rest. */
+  busyCpu: { main: number; workers: Map<string, number>; other: number };
   writerRps: number;
   writerNon2xx: number;
   before: Record<string, number>;
   after: Record<string, number>;
+}
+
+/**
+ * The CPU seconds each thread of the server used between two readings, as
+ * the main thread (its id is the process id), each worker thread (Deno
+ * names them `worker-N` in creation order: shale's flush worker, then its
+ * compaction worker) and the rest (the runtime's I/O and GC threads).
+ */
+function cpuSplit(
+  pid: number,
+  before: ReturnType<typeof threadCpuSeconds>,
+  after: ReturnType<typeof threadCpuSeconds>,
+): Series["busyCpu"] {
+  const split = { main: 0, workers: new Map<string, number>(), other: 0 };
+  for (const [tid, t] of after) {
+    const used = t.seconds - (before.get(tid)?.seconds ?? 0);
+    if (tid === pid) split.main += used;
+    else if (/^worker-\d+$/.test(t.name)) {
+      split.workers.set(t.name, (split.workers.get(t.name) ?? 0) + used);
+    } else split.other += used;
+  }
+  return split;
 }
 
 /** GET-hit latency in 1 s windows: idle, then while a writer hammers PUTs. */
@@ -236,6 +260,8 @@ async function compactionRun(s: Server): Promise<Series> {
   const writer = wrkCommand(s.url, "writer", windows + 3, BUSY_CONNS).output();
   await new Promise((r) => setTimeout(r, 1500));
   const busy: [number, number, number][] = [];
+  const pid = s.child.pid;
+  const cpu0 = threadCpuSeconds(pid);
   progress.begin("GET p99 busy", windows);
   for (let i = 0; i < windows; i++) {
     const r = await wrk(s.url, "get_hit", 1, READER_CONNS);
@@ -243,12 +269,14 @@ async function compactionRun(s: Server): Promise<Series> {
     progress.tick(i + 1);
   }
   progress.end();
+  const busyCpu = cpuSplit(pid, cpu0, threadCpuSeconds(pid));
   const after = await engineStats(s.url);
   const w = await writer;
   const wr = parseWrk(new TextDecoder().decode(w.stdout));
   return {
     idle,
     busy,
+    busyCpu,
     writerRps: wr.rps,
     writerNon2xx: wr.non2xx,
     before,
@@ -374,6 +402,12 @@ if (series) {
   const idleP99 = median(series.idle.map((x) => x[2]));
   const busyP99 = median(series.busy.map((x) => x[2]));
   const d = (k: string) => (series!.after[k] ?? 0) - (series!.before[k] ?? 0);
+  const c = series.busyCpu;
+  const cpuText = `main thread ${c.main.toFixed(2)} s, ${
+    [...c.workers].map(([n, v]) => `${n} ${v.toFixed(2)} s`).join(", ")
+  }, other threads ${
+    c.other.toFixed(2)
+  } s (worker-1 is the flush worker, worker-2 the compaction worker)`;
   compaction = [
     mdTable(
       [
@@ -415,6 +449,7 @@ if (series) {
     } ms), ${
       d("slowdowns")
     } slowdowns; longest event-loop stall since start ${series.after.maxEventLoopStallMs} ms`,
+    `- server CPU in the busy window: ${cpuText}`,
     `- reader: wrk with ${READER_CONNS} connections of GET hit, in 1 s windows`,
   ].join("\n");
   // One line to grep when comparing builds run after run.
@@ -425,7 +460,9 @@ if (series) {
       d("flushes")
     } flushes, ${d("compactions")} compactions, writer ${
       fmtInt(series.writerRps)
-    } req/s; load ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`,
+    } req/s; cpu ${cpuText}; load ${
+      Deno.loadavg().map((x) => x.toFixed(2)).join(" ")
+    }`,
   );
 }
 const getHit = bare?.get("GET hit") && shale?.get("GET hit")
