@@ -397,7 +397,6 @@ export class DbImpl {
     });
     while (this.#scheduler.flushing) await this.#scheduler.flushing;
     if (this.#commit.failure) throw this.#commit.failure;
-    await this.#deleter.idle();
   }
 
   // ---------------------------------------------------------------- reads

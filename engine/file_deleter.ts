@@ -9,7 +9,7 @@
  * task). Here each deletion runs on the runtime's I/O threads
  * ({@link FileSystem.removeAsync}); the store waits for them before it
  * releases its directory lock, and where a caller expects obsolete files
- * gone (after flush, compactRange, compactUntilIdle).
+ * gone (after compactRange and compactUntilIdle).
  *
  * A failed deletion is not an error: open removes every file the manifest
  * does not reference.
