@@ -113,3 +113,34 @@ export function dirBytes(dir: string): number {
   }
   return total;
 }
+
+/**
+ * CPU seconds (user + system) of each thread of process `pid` so far, by
+ * thread id, with the thread's name (`worker-1` and so on for Deno's Web
+ * Workers); empty where there is no /proc.
+ */
+export function threadCpuSeconds(
+  pid: number,
+): Map<number, { name: string; seconds: number }> {
+  const out = new Map<number, { name: string; seconds: number }>();
+  let tids: string[];
+  try {
+    tids = [...Deno.readDirSync(`/proc/${pid}/task`)].map((e) => e.name);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/task/${tid}/stat`);
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(Number(tid), {
+        name,
+        seconds: (Number(f[11]) + Number(f[12])) / 100, // USER_HZ
+      });
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out;
+}

@@ -16,7 +16,7 @@
 import { benchArgs } from "./_args.ts";
 import { Buffer } from "node:buffer";
 import { lineChartSvg } from "./_chart.ts";
-import { Progress } from "./_measure.ts";
+import { Progress, threadCpuSeconds } from "./_measure.ts";
 import { type Server, startServer } from "./_servers.ts";
 import {
   have,
@@ -48,10 +48,14 @@ const args = benchArgs({
     "reader-connections": "8",
     // Extra `shale serve` flags, e.g. "--compaction-rate 4MiB".
     "shale-args": "",
+    // Extra `deno run` flags for the shale server, e.g. "--cpu-prof".
+    "server-deno-args": "",
     workloads: "",
     svg: "bench/results_http.svg",
   },
-  flags: ["no-busy"],
+  // --busy-only: only the GET-latency-under-writes phase (preload, settle,
+  // idle and busy windows): no bare server, no throughput workloads.
+  flags: ["no-busy", "busy-only"],
 });
 const KEYS = Number(args.keys);
 const DURATION = Number(args.duration);
@@ -211,10 +215,34 @@ async function engineStats(url: string): Promise<Record<string, number>> {
 interface Series {
   idle: [number, number, number][]; // t, p50, p99 (ms)
   busy: [number, number, number][];
+  /** Server CPU seconds in the busy windows: main thread, each worker, rest. */
+  busyCpu: { main: number; workers: Map<string, number>; other: number };
   writerRps: number;
   writerNon2xx: number;
   before: Record<string, number>;
   after: Record<string, number>;
+}
+
+/**
+ * The CPU seconds each thread of the server used between two readings, as
+ * the main thread (its id is the process id), each worker thread (Deno
+ * names them `worker-N` in creation order: shale's flush worker, then its
+ * compaction worker) and the rest (the runtime's I/O and GC threads).
+ */
+function cpuSplit(
+  pid: number,
+  before: ReturnType<typeof threadCpuSeconds>,
+  after: ReturnType<typeof threadCpuSeconds>,
+): Series["busyCpu"] {
+  const split = { main: 0, workers: new Map<string, number>(), other: 0 };
+  for (const [tid, t] of after) {
+    const used = t.seconds - (before.get(tid)?.seconds ?? 0);
+    if (tid === pid) split.main += used;
+    else if (/^worker-\d+$/.test(t.name)) {
+      split.workers.set(t.name, (split.workers.get(t.name) ?? 0) + used);
+    } else split.other += used;
+  }
+  return split;
 }
 
 /** GET-hit latency in 1 s windows: idle, then while a writer hammers PUTs. */
@@ -232,6 +260,8 @@ async function compactionRun(s: Server): Promise<Series> {
   const writer = wrkCommand(s.url, "writer", windows + 3, BUSY_CONNS).output();
   await new Promise((r) => setTimeout(r, 1500));
   const busy: [number, number, number][] = [];
+  const pid = s.child.pid;
+  const cpu0 = threadCpuSeconds(pid);
   progress.begin("GET p99 busy", windows);
   for (let i = 0; i < windows; i++) {
     const r = await wrk(s.url, "get_hit", 1, READER_CONNS);
@@ -239,12 +269,14 @@ async function compactionRun(s: Server): Promise<Series> {
     progress.tick(i + 1);
   }
   progress.end();
+  const busyCpu = cpuSplit(pid, cpu0, threadCpuSeconds(pid));
   const after = await engineStats(s.url);
   const w = await writer;
   const wr = parseWrk(new TextDecoder().decode(w.stdout));
   return {
     idle,
     busy,
+    busyCpu,
     writerRps: wr.rps,
     writerNon2xx: wr.non2xx,
     before,
@@ -266,27 +298,34 @@ console.error(
     pin ? "" : " (taskset missing: not pinned)"
   }`,
 );
+const BUSY_ONLY = args["busy-only"];
+if (BUSY_ONLY && args["no-busy"]) {
+  console.error("--busy-only and --no-busy exclude each other");
+  Deno.exit(2);
+}
 try {
-  try {
-    const b = await startServer(
-      pinned(SERVER_CPU, [
-        deno,
-        "run",
-        "-A",
-        "bench/_bare_server.ts",
-        "--keys",
-        String(KEYS),
-      ]),
-      "bare server",
-    );
+  if (!BUSY_ONLY) {
     try {
-      bare = await runAll(b, "bare");
-    } finally {
-      await b.stop();
+      const b = await startServer(
+        pinned(SERVER_CPU, [
+          deno,
+          "run",
+          "-A",
+          "bench/_bare_server.ts",
+          "--keys",
+          String(KEYS),
+        ]),
+        "bare server",
+      );
+      try {
+        bare = await runAll(b, "bare");
+      } finally {
+        await b.stop();
+      }
+    } catch (err) {
+      failures.push(`bare server: ${err instanceof Error ? err.message : err}`);
+      console.error(failures[failures.length - 1]);
     }
-  } catch (err) {
-    failures.push(`bare server: ${err instanceof Error ? err.message : err}`);
-    console.error(failures[failures.length - 1]);
   }
   try {
     const dataDir = `${tmp}/data`;
@@ -295,6 +334,7 @@ try {
         deno,
         "run",
         "-A",
+        ...args["server-deno-args"].split(/\s+/).filter((a) => a !== ""),
         "server/main.ts",
         "serve",
         "--port",
@@ -316,7 +356,7 @@ try {
       );
       const settleSecs = await settle(s.url);
       console.error(`background work settled in ${settleSecs.toFixed(1)} s`);
-      shale = await runAll(s, "shale");
+      if (!BUSY_ONLY) shale = await runAll(s, "shale");
       if (!args["no-busy"]) series = await compactionRun(s);
     } finally {
       await s.stop();
@@ -362,6 +402,12 @@ if (series) {
   const idleP99 = median(series.idle.map((x) => x[2]));
   const busyP99 = median(series.busy.map((x) => x[2]));
   const d = (k: string) => (series!.after[k] ?? 0) - (series!.before[k] ?? 0);
+  const c = series.busyCpu;
+  const cpuText = `main thread ${c.main.toFixed(2)} s, ${
+    [...c.workers].map(([n, v]) => `${n} ${v.toFixed(2)} s`).join(", ")
+  }, other threads ${
+    c.other.toFixed(2)
+  } s (worker-1 is the flush worker, worker-2 the compaction worker)`;
   compaction = [
     mdTable(
       [
@@ -403,8 +449,21 @@ if (series) {
     } ms), ${
       d("slowdowns")
     } slowdowns; longest event-loop stall since start ${series.after.maxEventLoopStallMs} ms`,
+    `- server CPU in the busy window: ${cpuText}`,
     `- reader: wrk with ${READER_CONNS} connections of GET hit, in 1 s windows`,
   ].join("\n");
+  // One line to grep when comparing builds run after run.
+  console.error(
+    `busy summary: idle p99 ${ms(idleP99)} ms, busy p99 ${ms(busyP99)} ms, ${
+      (busyP99 / idleP99).toFixed(2)
+    }x; ${d("stalls")} stalls (${Math.round(d("stallMs"))} ms), ${
+      d("flushes")
+    } flushes, ${d("compactions")} compactions, writer ${
+      fmtInt(series.writerRps)
+    } req/s; cpu ${cpuText}; load ${
+      Deno.loadavg().map((x) => x.toFixed(2)).join(" ")
+    }`,
+  );
 }
 const getHit = bare?.get("GET hit") && shale?.get("GET hit")
   ? (100 * shale.get("GET hit")!.rps) / bare.get("GET hit")!.rps
@@ -470,7 +529,9 @@ ${
     : ""
 }`;
 console.log(md);
-if (!args["no-write"]) {
+// --busy-only leaves the results files alone: they would lose the
+// throughput table.
+if (!args["no-write"] && !BUSY_ONLY) {
   await Deno.writeTextFile(args.results, md);
   if (series) {
     await Deno.writeTextFile(

@@ -8,12 +8,14 @@
  * latency, and compares them with the same read loop while idle.
  *
  * Each round runs once per compaction rate limit (`--rates`, MiB/s, 0 for
- * unlimited: the option compactionBytesPerSecond), alternating, so the
- * limits are compared under the same machine load; the report gives medians
- * over the rounds.
+ * unlimited: the option compactionBytesPerSecond) and compaction worker
+ * nice value (`--nices`, the option compactionNice; 0 leaves the worker at
+ * the main thread's priority), alternating, so the settings are compared
+ * under the same machine load; the report gives medians over the rounds.
  *
  *     deno run -A bench/stall.ts                 # 1M keys, unlimited, 1 round
  *     deno run -A bench/stall.ts --n 300000 --rounds 3 --rates 0,4
+ *     taskset -c 0 deno run -A bench/stall.ts --rounds 3 --nices 0,10
  *     taskset -c 0 deno run -A bench/stall.ts ...   # worker shares the core
  *     deno run -A bench/stall.ts --n 3000000 --no-write
  *
@@ -23,7 +25,7 @@
  */
 import { benchArgs } from "./_args.ts";
 import { open } from "../mod.ts";
-import { median, Samples } from "./_measure.ts";
+import { median, Samples, threadCpuSeconds } from "./_measure.ts";
 import {
   commandLine,
   fmtInt,
@@ -37,7 +39,7 @@ import { keyFor, permutation, ValuePool } from "./_workload.ts";
 
 const args = benchArgs({
   results: "bench/RESULTS_STALL.md",
-  strings: { n: "1000000", rounds: "1", rates: "0" },
+  strings: { n: "1000000", rounds: "1", rates: "0", nices: "10" },
 });
 const N = Number(args.n);
 if (!(N > 0)) throw new RangeError("--n must be a positive number");
@@ -48,6 +50,19 @@ const RATES = args.rates.split(",").map(Number);
 if (RATES.some((r) => !(r >= 0))) {
   throw new RangeError("--rates must be MiB/s values >= 0, 0 for unlimited");
 }
+/** Nice values of the compaction worker (compactionNice). */
+const NICES = args.nices.split(",").map(Number);
+if (NICES.some((n) => !Number.isInteger(n) || n < 0 || n > 19)) {
+  throw new RangeError("--nices must be integers from 0 to 19");
+}
+/** One setting under test: a rate limit and a nice value. */
+interface Setting {
+  rateMiB: number;
+  nice: number;
+}
+const SETTINGS: Setting[] = RATES.flatMap((rateMiB) =>
+  NICES.map((nice) => ({ rateMiB, nice }))
+);
 
 interface Phase {
   name: string;
@@ -120,10 +135,16 @@ interface Run {
   compactSeconds: number;
   rewrittenBytes: number;
   compactions: number;
+  /**
+   * The main thread's share of the CPU that it and the worker threads used
+   * during compactRange(): how much the compaction worker took from it when
+   * both share a core.
+   */
+  mainShare: number;
 }
 
 /** Loads a fresh store, then measures gets idle and during compactRange(). */
-async function runOnce(rateMiB: number): Promise<Run> {
+async function runOnce({ rateMiB, nice }: Setting): Promise<Run> {
   const dir = await Deno.makeTempDir({ prefix: "shale-stall-" });
   try {
     const db = await open(dir, {
@@ -132,6 +153,7 @@ async function runOnce(rateMiB: number): Promise<Run> {
       tableTargetBytes: 2 << 20,
       baseLevelBytes: 8 << 20,
       compactionBytesPerSecond: Math.round(rateMiB * 1048576),
+      compactionNice: nice,
     });
     const values = new ValuePool(7);
     const order = permutation(N, 42);
@@ -148,6 +170,12 @@ async function runOnce(rateMiB: number): Promise<Run> {
     }
     await db.flush();
     await db.compactUntilIdle();
+    const applied = (db.stats().background as {
+      compactionNice: { applied: boolean; reason: string | null };
+    }).compactionNice;
+    if (nice > 0 && !applied.applied) {
+      console.error(`compaction worker not at nice ${nice}: ${applied.reason}`);
+    }
     const keys = Array.from({ length: N }, (_, i) => keyFor(i));
     const get = (i: number) => {
       if (!db.get(keys[i])) throw new Error(`key ${i} missing`);
@@ -160,6 +188,7 @@ async function runOnce(rateMiB: number): Promise<Run> {
     const before = db.stats().ops as Record<string, number>;
     let compacting = true;
     const t = performance.now();
+    const cpu0 = threadCpuSeconds(Deno.pid);
     const run = db.compactRange().finally(() => compacting = false);
     const busy = await readLoop(
       "during compactRange (all tables rewritten in the worker)",
@@ -167,6 +196,13 @@ async function runOnce(rateMiB: number): Promise<Run> {
       () => !compacting,
     );
     await run;
+    const cpu1 = threadCpuSeconds(Deno.pid);
+    let main = 0, workers = 0;
+    for (const [tid, t] of cpu1) {
+      const used = t.seconds - (cpu0.get(tid)?.seconds ?? 0);
+      if (tid === Deno.pid) main += used;
+      else if (/^worker-\d+$/.test(t.name)) workers += used;
+    }
     const compactSeconds = (performance.now() - t) / 1000;
     const after = db.stats().ops as Record<string, number>;
     await db.close();
@@ -176,6 +212,7 @@ async function runOnce(rateMiB: number): Promise<Run> {
       compactSeconds,
       rewrittenBytes: after.compactBytesWritten - before.compactBytesWritten,
       compactions: after.compactions - before.compactions,
+      mainShare: main / (main + workers),
     };
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -195,35 +232,46 @@ function cpusAllowed(): string {
 }
 
 const rateName = (r: number) => r === 0 ? "unlimited" : `${r} MiB/s`;
+const settingName = (s: Setting) =>
+  NICES.length === 1 && s.nice === 10
+    ? rateName(s.rateMiB)
+    : `${rateName(s.rateMiB)}, nice ${s.nice}`;
 const info = machineInfo(Deno.cwd());
-const runs = new Map<number, Run[]>(RATES.map((r) => [r, []]));
+const runs = new Map<Setting, Run[]>(SETTINGS.map((s) => [s, []]));
 for (let round = 0; round < ROUNDS; round++) {
-  // Alternate the order so that no limit always runs first.
-  const order = round % 2 === 0 ? RATES : [...RATES].reverse();
-  for (const rate of order) {
-    const r = await runOnce(rate);
-    runs.get(rate)!.push(r);
+  // Alternate the order so that no setting always runs first.
+  const order = round % 2 === 0 ? SETTINGS : [...SETTINGS].reverse();
+  for (const setting of order) {
+    const r = await runOnce(setting);
+    runs.get(setting)!.push(r);
     console.error(
-      `round ${round + 1} ${rateName(rate)}: p99 idle ${
+      `round ${round + 1} ${settingName(setting)}: p99 idle ${
         fmtUs(r.idle.p99us)
-      } µs, busy ${fmtUs(r.busy.p99us)} µs, compactRange ${
-        r.compactSeconds.toFixed(1)
-      } s`,
+      } µs, busy ${fmtUs(r.busy.p99us)} µs, longest stall idle ${
+        r.idle.maxStallMs.toFixed(1)
+      } ms, busy ${
+        r.busy.maxStallMs.toFixed(1)
+      } ms, ticks > 5 ms late ${r.busy.stallsOver5ms}, gets/s busy ${
+        fmtInt(r.busy.gets / r.busy.seconds)
+      }, main thread CPU share ${
+        (100 * r.mainShare).toFixed(0)
+      }%, compactRange ${r.compactSeconds.toFixed(1)} s`,
     );
   }
 }
 const loadEnd = loadAverage();
 
 const rows: string[][] = [];
-for (const rate of RATES) {
-  const rs = runs.get(rate)!;
+for (const setting of SETTINGS) {
+  const rs = runs.get(setting)!;
   const med = (f: (r: Run) => number) => median(rs.map(f));
   for (const which of ["idle", "busy"] as const) {
     rows.push([
-      rateName(rate),
+      settingName(setting),
       rs[0][which].name,
       med((r) => r[which].seconds).toFixed(1),
       fmtInt(med((r) => r[which].gets)),
+      fmtInt(med((r) => r[which].gets / r[which].seconds)),
       fmtUs(med((r) => r[which].p50us)),
       fmtUs(med((r) => r[which].p99us)),
       fmtUs(med((r) => r[which].maxGetUs)),
@@ -234,10 +282,13 @@ for (const rate of RATES) {
 }
 const table = mdTable(
   [
-    "compaction rate limit",
+    NICES.length === 1 && NICES[0] === 10
+      ? "compaction rate limit"
+      : "compaction rate limit, worker nice",
     "phase",
     "seconds",
     "gets",
+    "gets/s",
     "get p50 (µs)",
     "get p99 (µs)",
     "get max (µs)",
@@ -246,16 +297,19 @@ const table = mdTable(
   ],
   rows,
 );
-const ratios = RATES.map((rate) => {
-  const rs = runs.get(rate)!;
+const ratios = SETTINGS.map((setting) => {
+  const rs = runs.get(setting)!;
   const ratio = median(rs.map((r) => r.busy.p99us / r.idle.p99us));
   const secs = median(rs.map((r) => r.compactSeconds));
   const mib = median(rs.map((r) => r.rewrittenBytes)) / 1048576;
-  return `- ${rateName(rate)}: get p99 during compaction ${
+  const share = median(rs.map((r) => r.mainShare));
+  return `- ${settingName(setting)}: get p99 during compaction ${
     ratio.toFixed(2)
   }x idle (median of the per-round ratios); \`compactRange()\` rewrote ${
     mib.toFixed(1)
-  } MiB in ${secs.toFixed(1)} s`;
+  } MiB in ${secs.toFixed(1)} s; the main thread had ${
+    (100 * share).toFixed(0)
+  }% of the CPU it and the workers used meanwhile`;
 }).join("\n");
 const report = `# shale: event-loop stalls during compaction
 
@@ -266,8 +320,8 @@ ${machineMarkdown(info, commandLine("bench/stall.ts"))}
 - CPUs this process (main thread and compaction worker) may use: ${cpusAllowed()}
 - Dataset: ${fmtInt(N)} keys x (16 B key, 100 B value), 2 MiB tables, 8 MiB
   base level; then \`compactRange()\` rewrites every table in the background
-  worker. ${ROUNDS} round(s), each running every rate limit once (order
-  alternating); medians over the rounds.
+  worker (at nice ${NICES.join(" / ")}). ${ROUNDS} round(s), each running
+  every setting once (order alternating); medians over the rounds.
 - The main thread only serves point reads (slices of 200, yielding between
   slices) and a 1 ms interval timer whose lateness is the event-loop stall.
 

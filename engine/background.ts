@@ -13,6 +13,7 @@ import type { Job, JobResult } from "./jobs.ts";
 import { runJob } from "./jobs.ts";
 import type { IsolateMemory, WorkerMemoryReport } from "./worker_memory.ts";
 import { WorkerMemory } from "./worker_memory.ts";
+import type { ThreadPriority } from "./thread_priority.ts";
 
 /** Runs jobs one at a time, in order. */
 export interface JobRunner {
@@ -70,19 +71,25 @@ export function workerUrl(base: string = import.meta.url): string {
   return new URL(embedded ? "./engine/worker.ts" : "./worker.ts", base).href;
 }
 
-/** Runs jobs in a dedicated Web Worker, one at a time. */
+/**
+ * Runs jobs in a dedicated Web Worker, one at a time. With `nice` > 0 the
+ * worker first lowers its thread's CPU priority to that nice value, so the
+ * main thread wins when both want the same core; {@link priority} says
+ * whether it did.
+ */
 export class WorkerRunner implements JobRunner {
   #worker: Worker;
   #nextId = 1;
   #failed: Error | undefined;
   #memory = new WorkerMemory();
+  #priority: ThreadPriority | undefined;
   #waiting = new Map<
     number,
     { resolve: (r: JobResult) => void; reject: (e: Error) => void }
   >();
 
   /** `url`: the worker module (tests point it elsewhere). */
-  constructor(url: string = workerUrl()) {
+  constructor(url: string = workerUrl(), nice = 0) {
     this.#worker = new Worker(url, { type: "module" });
     this.#worker.onmessage = (ev: MessageEvent) => {
       const msg = ev.data as {
@@ -90,7 +97,12 @@ export class WorkerRunner implements JobRunner {
         result?: JobResult;
         error?: WireError;
         memory?: IsolateMemory;
+        priority?: ThreadPriority;
       };
+      if (msg.priority) {
+        this.#priority = msg.priority;
+        return;
+      }
       if (msg.memory) this.#memory.record(msg.memory);
       const w = this.#waiting.get(msg.id);
       if (!w) return;
@@ -107,6 +119,16 @@ export class WorkerRunner implements JobRunner {
       for (const w of this.#waiting.values()) w.reject(err);
       this.#waiting.clear();
     };
+    // Before any job: messages are handled in order.
+    if (nice > 0) this.#worker.postMessage({ nice });
+  }
+
+  /**
+   * What lowering the worker's priority did; undefined until the worker has
+   * answered (it does before its first job's result), or when not asked.
+   */
+  get priority(): ThreadPriority | undefined {
+    return this.#priority;
   }
 
   run(job: Job, transfer: Transferable[] = []): Promise<JobResult> {

@@ -2,7 +2,7 @@
  * The data directory as the parts that create and delete files see it: its
  * file system and path, the counter that hands out file numbers (WAL
  * segments, tables and manifests share one sequence, as in LevelDB), and
- * removing files that became obsolete. The memtable rotation, the
+ * removing files that became obsolete (on the runtime's I/O threads). The memtable rotation, the
  * scheduler and the manifest log all take a {@link DirFiles}; one
  * {@link DataDir} per Db serves them, so the numbering lives in one place.
  *
@@ -10,6 +10,7 @@
  */
 import type { FileSystem } from "./fs.ts";
 import { tablePath } from "./filename.ts";
+import { FileDeleter } from "./file_deleter.ts";
 
 /** What a part that creates or deletes files needs of the directory. */
 export interface DirFiles {
@@ -33,7 +34,12 @@ export class DataDir {
    */
   released = false;
 
-  constructor(readonly fs: FileSystem, readonly dir: string) {}
+  /** Deletes obsolete files off the main thread (engine/file_deleter.ts). */
+  #deleter: FileDeleter;
+
+  constructor(readonly fs: FileSystem, readonly dir: string) {
+    this.#deleter = new FileDeleter(fs);
+  }
 
   /** The directory as a {@link DirFiles}, to spread into a part's env. */
   files(): DirFiles {
@@ -48,11 +54,12 @@ export class DataDir {
 
   /** Deletes an obsolete file; a failure leaves it for the next open to remove. */
   removeQuietly(path: string): void {
-    try {
-      this.fs.remove(path);
-    } catch {
-      // Open removes every file the manifest does not reference.
-    }
+    this.#deleter.remove(path);
+  }
+
+  /** Resolves once every deletion started so far has finished. */
+  idle(): Promise<void> {
+    return this.#deleter.idle();
   }
 
   /**

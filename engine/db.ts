@@ -284,8 +284,10 @@ export class Db implements KeySpace {
   }
 
   /**
-   * Waits until no flush or compaction is running or needed. A hook for
-   * tests and benchmarks (a quiet store to measure); users never need it.
+   * Waits until no flush or compaction is running or needed, and the
+   * obsolete files deleted so far (off the main thread) are gone. A hook
+   * for tests and benchmarks (a quiet store to measure); users never need
+   * it.
    */
   compactUntilIdle(): Promise<void> {
     return this.#impl.compactUntilIdle();

@@ -308,11 +308,13 @@ export class DbImpl {
     const end = userEnd && spaceKey(USER_KEY_SPACE, userEnd);
     await this.flush();
     await this.#scheduler.compactRange(start, end);
+    await this.#dataDir.idle();
   }
 
   /** See {@link Db.compactUntilIdle}. */
-  compactUntilIdle(): Promise<void> {
-    return this.#scheduler.untilIdle();
+  async compactUntilIdle(): Promise<void> {
+    await this.#scheduler.untilIdle();
+    await this.#dataDir.idle();
   }
 
   /** See {@link Db.flush}. */
@@ -434,7 +436,10 @@ export class DbImpl {
         persisted: this.#rangeDels.persisted,
         live: this.#rangeDels.index()?.size ?? 0,
       },
-      background: this.#scheduler.running,
+      background: {
+        ...this.#scheduler.running,
+        compactionNice: this.#scheduler.compactionNice,
+      },
       workers: this.#scheduler.workerMemory(),
       writeState: this.#scheduler.writeState(),
       recovery: this.recovery,
@@ -458,6 +463,9 @@ export class DbImpl {
     if (!this.#commit.failure) await this.#commit.markCleanClose();
     await this.#scheduler.idle();
     await this.#manifest.idle();
+    // Obsolete files go before the lock does (the next owner's open would
+    // race the deletions otherwise).
+    await this.#dataDir.idle();
     this.#abandon();
   }
 

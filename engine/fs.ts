@@ -84,6 +84,14 @@ export interface FileSystem {
   rename(from: string, to: string): void;
   /** Removes a file or an empty directory. */
   remove(path: string): void;
+  /**
+   * {@link remove} off the calling thread (the runtime's I/O threads), for
+   * deleting obsolete files without stalling the event loop: unlinking a
+   * table of several MiB takes milliseconds of kernel time. Optional: a file
+   * system without it (the fault-injecting one) is deleted from with
+   * {@link remove}.
+   */
+  removeAsync?(path: string): Promise<void>;
   /** The names (not paths) of the entries of `dir`. */
   readDir(dir: string): string[];
   /** Creates `dir` and missing parents with {@link DIR_MODE}. */

@@ -109,6 +109,13 @@ export class DenoFileSystem implements FileSystem {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     }
   }
+  async removeAsync(path: string): Promise<void> {
+    try {
+      await Deno.remove(path);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
   readDir(dir: string): string[] {
     return [...Deno.readDirSync(dir)].map((e) => e.name);
   }

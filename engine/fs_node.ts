@@ -128,6 +128,17 @@ export class NodeFileSystem implements FileSystem {
       else throw err;
     }
   }
+  async removeAsync(path: string): Promise<void> {
+    try {
+      await fs.promises.unlink(path);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "ENOENT") return;
+      // An empty directory (as Deno.remove removes it too).
+      if (code === "EISDIR" || code === "EPERM") await fs.promises.rmdir(path);
+      else throw err;
+    }
+  }
   readDir(dir: string): string[] {
     return fs.readdirSync(dir);
   }

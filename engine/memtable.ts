@@ -427,7 +427,7 @@ export class Memtable {
   image(): MemtableImage {
     return {
       pool: this.#u32.buffer.slice(0, this.#top * 4) as ArrayBuffer,
-      bufs: this.#bufs.map((b) => b.slice(0) as ArrayBuffer),
+      bufs: this.#buffers.buffers.map((b) => b.slice(0) as ArrayBuffer),
       height: this.#height,
     };
   }
@@ -442,7 +442,7 @@ export class Memtable {
     m.#u32 = new Uint32Array(img.pool);
     m.#f64 = new Float64Array(img.pool);
     m.#top = img.pool.byteLength >>> 2;
-    m.#bufs = img.bufs;
+    for (const b of img.bufs) m.#buffers.numberOf(b);
     m.#height = img.height;
     return m.iterator();
   }

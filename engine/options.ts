@@ -9,6 +9,7 @@ import type { DbOptions } from "./types.ts";
 import { mmapAvailable } from "./mmap.ts";
 import process from "node:process";
 import { isBun } from "./runtime.ts";
+import { MAX_NICE } from "./thread_priority.ts";
 import { type Compression, zstdAvailable } from "./sstable/codec.ts";
 
 /** DbOptions with every default filled in. */
@@ -54,6 +55,7 @@ const KNOWN = new Set([
   "l0StopTrigger",
   "maxManifestBytes",
   "background",
+  "compactionNice",
   "salvage",
   "clock",
   "fs",
@@ -192,6 +194,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     l0StopTrigger: o.l0StopTrigger ?? 12,
     maxManifestBytes: o.maxManifestBytes ?? 4 << 20,
     background: o.background ?? "worker",
+    compactionNice: o.compactionNice ?? 10,
     salvage: o.salvage ?? false,
     clock: o.clock ?? Date.now,
     fs: o.fs,
@@ -220,6 +223,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
   checkInt("maxValueBytes", r.maxValueBytes, 1);
   checkInt("tableTargetBytes", r.tableTargetBytes, 1);
   checkInt("compactionBytesPerSecond", r.compactionBytesPerSecond, 0);
+  checkInt("compactionNice", r.compactionNice, 0, MAX_NICE);
   checkInt("baseLevelBytes", r.baseLevelBytes, 1);
   checkInt("l0CompactionTrigger", r.l0CompactionTrigger, 1);
   checkInt("l0SlowdownTrigger", r.l0SlowdownTrigger, 1);

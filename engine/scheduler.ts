@@ -38,6 +38,7 @@ import { NUM_LEVELS } from "./manifest.ts";
 import type { Immutable } from "./memtables.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { unrefTimer } from "./runtime.ts";
+import type { ThreadPriority } from "./thread_priority.ts";
 import type { VersionSet } from "./version.ts";
 import { overlaps } from "./version.ts";
 
@@ -142,9 +143,31 @@ export class Scheduler {
     this.#env = env;
     const inline = env.options.background === "inline";
     this.#flushRunner = inline ? new InlineRunner(env.fs) : new WorkerRunner();
+    // Only the compaction worker runs at a lower CPU priority (RocksDB
+    // lowers its compaction pool, not its flush pool): it takes most of the
+    // background CPU, and L0 backpressure slows writers when it falls
+    // behind, while a late flush would stall every write at once.
     this.#compactRunner = inline
       ? new InlineRunner(env.fs)
-      : new WorkerRunner();
+      : new WorkerRunner(undefined, env.options.compactionNice);
+  }
+
+  /**
+   * The compaction worker's CPU priority: the nice value asked for, whether
+   * its thread runs at it (false until the worker has answered, and with
+   * inline background work), and why not.
+   */
+  get compactionNice(): ThreadPriority {
+    const requested = this.#env.options.compactionNice;
+    if (requested === 0) {
+      return { requested, applied: false, reason: "compactionNice is 0" };
+    }
+    const r = this.#compactRunner;
+    if (!(r instanceof WorkerRunner)) {
+      return { requested, applied: false, reason: "background is inline" };
+    }
+    return r.priority ??
+      { requested, applied: false, reason: "worker starting" };
   }
 
   /** Whether background work waits for the disk-full retry timer. */

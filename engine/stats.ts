@@ -13,6 +13,7 @@ import { unrefTimer } from "./runtime.ts";
 import type { Immutable } from "./memtables.ts";
 import type { Scheduler, writePressure } from "./scheduler.ts";
 import type { TableCache } from "./table_cache.ts";
+import type { ThreadPriority } from "./thread_priority.ts";
 import type { RecoveryInfo } from "./types.ts";
 import type { Version } from "./version.ts";
 
@@ -89,7 +90,11 @@ export interface StatsSources {
   snapshots: number;
   /** Range tombstones in force, and those of them in the manifest. */
   rangeTombstones: { persisted: number; live: number };
-  background: { flushing: boolean; compacting: boolean };
+  background: {
+    flushing: boolean;
+    compacting: boolean;
+    compactionNice: ThreadPriority;
+  };
   /** The background workers' heaps (see engine/worker_memory.ts). */
   workers: ReturnType<Scheduler["workerMemory"]>;
   writeState: ReturnType<typeof writePressure>;

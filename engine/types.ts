@@ -108,6 +108,16 @@ export interface DbOptions {
    */
   background?: "worker" | "inline";
   /**
+   * Nice value (0-19) the compaction worker lowers its thread to, so the OS
+   * prefers the main thread (reads, writes, the event loop) when they share
+   * a core. The flush worker keeps its priority: a late flush stalls every
+   * write. Linux only, and on Deno only with FFI permission (`--allow-ffi`);
+   * elsewhere the worker keeps the process's priority and
+   * `stats().background.compactionNice.applied` says so. 0 leaves it alone.
+   * Default 10.
+   */
+  compactionNice?: number;
+  /**
    * Manifest size past which it is rolled over to a new manifest that starts
    * with a snapshot of the state (and at least 4x that snapshot, so a large
    * state does not roll on every edit). Bounds the manifest's growth and

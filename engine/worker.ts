@@ -3,6 +3,8 @@
  * `{id, job}` messages, runs each job with the real file system, and answers
  * `{id, result}` or `{id, error}`, each with this isolate's heap figures
  * (`memory`: the main thread cannot see a worker's heap). Jobs run one at a time, in arrival order.
+ * A `{nice}` message (sent first, if at all) lowers this thread's CPU
+ * priority and is answered with `{priority}` (engine/thread_priority.ts).
  *
  * @module
  */
@@ -13,6 +15,7 @@ import { realFs } from "./fs.ts";
 import type { Job } from "./jobs.ts";
 import { runJob } from "./jobs.ts";
 import { isolateMemory } from "./worker_memory.ts";
+import { lowerThreadPriority } from "./thread_priority.ts";
 
 function toWire(err: unknown): WireError {
   if (err instanceof CorruptionError) {
@@ -31,6 +34,10 @@ function toWire(err: unknown): WireError {
 
 let chain = Promise.resolve();
 self.onmessage = (ev: MessageEvent) => {
+  if (typeof ev.data.nice === "number") {
+    self.postMessage({ priority: lowerThreadPriority(ev.data.nice) });
+    return;
+  }
   const { id, job } = ev.data as { id: number; job: Job };
   chain = chain.then(async () => {
     try {

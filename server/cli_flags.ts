@@ -118,6 +118,14 @@ export const SERVE_FLAGS: FlagSpec[] = [
       "most bytes compaction writes per second (a SIZE, e.g. 32MiB), so that it leaves disk and CPU to requests; flushes are not limited",
   },
   {
+    name: "compaction-nice",
+    type: "string",
+    default: "10",
+    valueName: "N",
+    help:
+      "nice value 0-19 of the compaction worker thread, so the OS prefers the request thread when they share a core (Linux, needs --allow-ffi under Deno; 0 leaves it alone)",
+  },
+  {
     name: "base-level-size",
     type: "string",
     default: "64MiB",

@@ -50,6 +50,7 @@ export async function openStore(
       compression: cfg.compression,
       tableTargetBytes: cfg.tableTargetBytes,
       compactionBytesPerSecond: cfg.compactionBytesPerSecond,
+      compactionNice: cfg.compactionNice,
       baseLevelBytes: cfg.baseLevelBytes,
       maxKeyBytes: cfg.maxKeyBytes,
       maxValueBytes: cfg.maxValueBytes,

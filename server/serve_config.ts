@@ -34,6 +34,8 @@ export interface ServeConfig {
   tableTargetBytes: number;
   /** 0: unlimited. */
   compactionBytesPerSecond: number;
+  /** Nice value of the background worker threads; 0 leaves them alone. */
+  compactionNice: number;
   baseLevelBytes: number;
   maxKeyBytes: number;
   maxValueBytes: number;
@@ -233,6 +235,13 @@ export function parseServeConfig(
     compactionBytesPerSecond: get("compaction-rate") === "unlimited"
       ? 0
       : size(get("compaction-rate")!, label("compaction-rate"), fail),
+    compactionNice: int(
+      get("compaction-nice")!,
+      label("compaction-nice"),
+      0,
+      19,
+      fail,
+    ),
     baseLevelBytes: size(
       get("base-level-size")!,
       label("base-level-size"),

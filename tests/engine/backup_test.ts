@@ -119,6 +119,9 @@ Deno.test("pinned tables survive compactions until the backup stream ends, then 
           if (done) break;
           parts.push(value);
         }
+        // Obsolete tables are deleted off the main thread
+        // (engine/file_deleter.ts); compactUntilIdle waits for that.
+        await db.compactUntilIdle();
         const after = tables(`${tmp}/db`);
         ok(
           streamed.every((t) => !after.includes(t)),
@@ -165,6 +168,7 @@ Deno.test("a cancelled backup stream (the client went away) releases its pinned 
       await db.compactRange();
       ok(pinned.every((t) => tables(`${tmp}/db`).includes(t)), "still pinned");
       await reader.cancel();
+      await db.compactUntilIdle(); // the deletions run off the main thread
       const after = tables(`${tmp}/db`);
       ok(pinned.every((t) => !after.includes(t)), "released on cancel");
     } finally {

@@ -607,6 +607,9 @@ Deno.test("an obsolete table is deleted only after the scan that pinned it finis
         let count = 1;
         for (const _ of scan) count++;
         assert.equal(count, 300);
+        // Obsolete tables are deleted off the main thread
+        // (engine/file_deleter.ts); compactUntilIdle waits for that.
+        await db.compactUntilIdle();
         for (const n of first) {
           assert.ok(!exists(tablePath(dir, n)), `table ${n} was not deleted`);
         }
@@ -619,6 +622,7 @@ Deno.test("an obsolete table is deleted only after the scan that pinned it finis
           for (const n of second) assert.ok(exists(tablePath(dir, n)));
           break;
         }
+        await db.compactUntilIdle();
         for (const n of second) assert.ok(!exists(tablePath(dir, n)));
         assertNoOrphans(dir, "end");
       } finally {

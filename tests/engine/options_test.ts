@@ -36,6 +36,8 @@ const BAD: [string, DbOptions][] = [
   ["l0CompactionTrigger", { l0CompactionTrigger: 30, l0StopTrigger: 30 }],
   ["sync", { sync: "sometimes" as "always" }],
   ["background", { background: "thread" as "inline" }],
+  ["compactionNice", { compactionNice: 20 }],
+  ["compactionNice", { compactionNice: -1 }],
   ["salvage", { salvage: "yes" as unknown as boolean }],
   ["clock", { clock: 5 as unknown as () => number }],
   ["memtableBites", { memtableBites: 1 } as DbOptions],

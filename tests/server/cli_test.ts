@@ -18,12 +18,22 @@ Deno.test("serve defaults match the issue: ./data, 127.0.0.1:8080, sync always, 
   deepEqual(c.maxValueBytes, 16 << 20);
   deepEqual(c.maxBatchBytes, 8 << 20);
   deepEqual([c.compression, c.compactionBytesPerSecond], ["none", 0]);
+  deepEqual(c.compactionNice, 10);
   const d = parseCommandLine(
-    ["serve", "--compression", "zstd", "--compaction-rate", "32MiB"],
+    [
+      "serve",
+      "--compression",
+      "zstd",
+      "--compaction-rate",
+      "32MiB",
+      "--compaction-nice",
+      "19",
+    ],
     noEnv,
   );
   ok(d.command === "serve");
   deepEqual([d.compression, d.compactionBytesPerSecond], ["zstd", 32 << 20]);
+  deepEqual(d.compactionNice, 19);
 });
 
 Deno.test("every flag has a SHALE_* env var and flags win over it", () => {
@@ -118,6 +128,8 @@ Deno.test("bad command lines are usage errors", () => {
       ["serve", "--compression", "lz4"],
       ["serve", "--compaction-rate", "fast"],
       ["serve", "--compaction-rate", "0"],
+      ["serve", "--compaction-nice", "20"],
+      ["serve", "--compaction-nice", "-1"],
       ["serve", "--max-key-size", "5000"],
       ["serve", "--auth-token", "has space"],
       ["serve", "--port"],

@@ -78,6 +78,11 @@ Deno.test("stats stream: first event at once, then rates of what happened betwee
     deepEqual(first.stats.engine!.background, {
       flushing: false,
       compacting: false,
+      compactionNice: {
+        requested: 10,
+        applied: false,
+        reason: "background is inline",
+      },
     });
 
     // 5 puts, 3 gets (one a miss: 404 counts as a client error), 1 scan.
