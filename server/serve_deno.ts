@@ -25,6 +25,7 @@ import {
   responseReady,
   sweepPeriodMs,
 } from "./connection_clock.ts";
+import { guardResponse, type ResponseGuardOptions } from "./response_guard.ts";
 import type { Listener, ListenOptions, ServeHandler } from "./runtime.ts";
 
 type ServeOnConnection = (
@@ -51,8 +52,9 @@ interface ConnState extends ConnClock {
 }
 
 /**
- * Serves `handler` on `opts` with `limits` enforced, counting into
- * `stats`. Throws like `Deno.listen` when the address cannot be bound.
+ * Serves `handler` on `opts` with `limits` enforced (large and streamed
+ * response bodies bounded by `guardResponse`), counting into `stats`.
+ * Throws like `Deno.listen` when the address cannot be bound.
  */
 export function serveWithLimits(
   opts: ListenOptions,
@@ -101,17 +103,26 @@ export function serveWithLimits(
       { status: 500 },
     );
 
+  // Large and streamed response bodies are bounded here rather than by a
+  // wrapper around `handler`: one async step less per request.
+  const guard: ResponseGuardOptions = {
+    writeTimeoutMs: limits.writeTimeoutMs,
+    maxResponseMemoryBytes: limits.maxResponseMemoryBytes,
+    stats,
+  };
+
   const serveConn = (conn: Deno.Conn) => {
     const s: ConnState = { ...newClock(), conn, abort: new AbortController() };
     conns.add(s);
     stats.open++;
-    const remoteAddr = conn.remoteAddr as Deno.NetAddr;
+    const client = { remoteAddr: conn.remoteAddr as Deno.NetAddr };
+    // Per connection, not per request: the hot path allocates no closure.
+    const done = () => requestDone(s);
     const perRequest = async (req: Request, info: Deno.ServeHandlerInfo) => {
       requestArrived(s);
-      const done = () => requestDone(s);
       let res: Response;
       try {
-        res = await handler(req, { remoteAddr });
+        res = guardResponse(await handler(req, client), guard);
       } catch (err) {
         done();
         throw err;
