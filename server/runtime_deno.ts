@@ -39,22 +39,15 @@ export function denoRuntime(): Runtime {
     },
     // deno-lint-ignore require-await
     async listen(opts, plainHandler): Promise<Listener> {
-      const serveOn = serveOnConnection();
-      if (serveOn !== undefined) {
-        // It bounds large responses itself.
-        return serveWithLimits(
-          opts,
-          plainHandler,
-          opts.limits,
-          opts.stats,
-          serveOn,
-        );
-      }
       const handler = guardResponses(plainHandler, {
         writeTimeoutMs: opts.limits.writeTimeoutMs,
         maxResponseMemoryBytes: opts.limits.maxResponseMemoryBytes,
         stats: opts.stats,
       });
+      const serveOn = serveOnConnection();
+      if (serveOn !== undefined) {
+        return serveWithLimits(opts, handler, opts.limits, opts.stats, serveOn);
+      }
       const server = Deno.serve({
         hostname: opts.hostname,
         port: opts.port,

@@ -25,7 +25,6 @@ import {
   responseReady,
   sweepPeriodMs,
 } from "./connection_clock.ts";
-import { guardResponse, type ResponseGuardOptions } from "./response_guard.ts";
 import type { Listener, ListenOptions, ServeHandler } from "./runtime.ts";
 
 type ServeOnConnection = (
@@ -52,9 +51,8 @@ interface ConnState extends ConnClock {
 }
 
 /**
- * Serves `handler` on `opts` with `limits` enforced (large and streamed
- * response bodies bounded by `guardResponse`), counting into `stats`.
- * Throws like `Deno.listen` when the address cannot be bound.
+ * Serves `handler` on `opts` with `limits` enforced, counting into
+ * `stats`. Throws like `Deno.listen` when the address cannot be bound.
  */
 export function serveWithLimits(
   opts: ListenOptions,
@@ -103,14 +101,6 @@ export function serveWithLimits(
       { status: 500 },
     );
 
-  // Large and streamed response bodies are bounded here rather than by a
-  // wrapper around `handler`: one async step less per request.
-  const guard: ResponseGuardOptions = {
-    writeTimeoutMs: limits.writeTimeoutMs,
-    maxResponseMemoryBytes: limits.maxResponseMemoryBytes,
-    stats,
-  };
-
   const serveConn = (conn: Deno.Conn) => {
     const s: ConnState = { ...newClock(), conn, abort: new AbortController() };
     conns.add(s);
@@ -122,7 +112,7 @@ export function serveWithLimits(
       requestArrived(s);
       let res: Response;
       try {
-        res = guardResponse(await handler(req, client), guard);
+        res = await handler(req, client);
       } catch (err) {
         done();
         throw err;
