@@ -225,7 +225,8 @@ export function createHandler(
     }),
   ];
 
-  async function dispatch(ctx: Ctx): Promise<Response> {
+  /** Not async: the handler awaits what the route returns, sync or not. */
+  function dispatch(ctx: Ctx): Response | Promise<Response> {
     const hit = routes.find((r) => r.match(ctx.path));
     // Unknown paths need the token too: a 404 would confirm a guess.
     if (hit?.public !== true) ctx.scope = auth.check(ctx.req);
@@ -242,7 +243,7 @@ export function createHandler(
     const fn = Object.hasOwn(hit.methods, method)
       ? hit.methods[method]
       : hit.methods[ANY];
-    if (fn !== undefined) return await fn(ctx);
+    if (fn !== undefined) return fn(ctx);
     return methodNotAllowed(method, Object.keys(hit.methods).join(", "));
   }
 

@@ -18,6 +18,7 @@
  */
 import { type ErrorCode, ShaleError } from "../mod.ts";
 import { HttpError } from "./_codec.ts";
+import { markSmall } from "./response_guard.ts";
 
 export { HttpError } from "./_codec.ts";
 
@@ -98,10 +99,15 @@ export function renderError(
   const body = format === "json"
     ? JSON.stringify({ error: { code, message, ...extra } })
     : message + "\n";
-  return new Response(body, {
-    status,
-    headers: headers === undefined ? base : { ...base, ...headers },
-  });
+  // Error bodies are short (messages are clipped): 3 bytes per UTF-16
+  // unit at most.
+  return markSmall(
+    new Response(body, {
+      status,
+      headers: headers === undefined ? base : { ...base, ...headers },
+    }),
+    body.length * 3,
+  );
 }
 
 /** Turns any thrown value into the Response the client gets. Never throws. */

@@ -105,13 +105,14 @@ export function serveWithLimits(
     const s: ConnState = { ...newClock(), conn, abort: new AbortController() };
     conns.add(s);
     stats.open++;
-    const remoteAddr = conn.remoteAddr as Deno.NetAddr;
+    const client = { remoteAddr: conn.remoteAddr as Deno.NetAddr };
+    // Per connection, not per request: the hot path allocates no closure.
+    const done = () => requestDone(s);
     const perRequest = async (req: Request, info: Deno.ServeHandlerInfo) => {
       requestArrived(s);
-      const done = () => requestDone(s);
       let res: Response;
       try {
-        res = await handler(req, { remoteAddr });
+        res = await handler(req, client);
       } catch (err) {
         done();
         throw err;

@@ -18,6 +18,8 @@ import type { Ctx, RouteHandler, ServerEnv } from "../context.ts";
 import { parseTags, tagsMatch } from "../etag.ts";
 import type { HeaderConditions } from "../store/store.ts";
 import { authorizeKey } from "../scope.ts";
+import { markSmall } from "../response_guard.ts";
+import { LARGE_RESPONSE_BYTES } from "../connection_limits.ts";
 
 /** The handlers of `/kv/{key}`, by method. */
 export interface KvRoutes {
@@ -68,16 +70,25 @@ export function kvRoutes(env: ServerEnv): KvRoutes {
     if (r.expiresAt > 0) {
       headers["expires"] = new Date(r.expiresAt).toUTCString();
     }
-    // Also on GET: the listener bounds large responses by this header
-    // without touching the body (response_guard.ts).
-    headers["content-length"] = String(r.value.length);
+    const length = r.value.length;
     if (ctx.req.method === "HEAD") {
-      return new Response(null, { status: 200, headers });
+      headers["content-length"] = String(length);
+      return markSmall(new Response(null, { status: 200, headers }), 0);
     }
-    return new Response(r.value as Uint8Array<ArrayBuffer>, {
-      status: 200,
-      headers,
-    });
+    // The HTTP layer sets Content-Length from the bytes itself; it is
+    // written here only for large values, which the listener bounds by
+    // this header without touching the body (response_guard.ts). Small
+    // ones are vouched for instead (one header less: about 1 µs).
+    if (length >= LARGE_RESPONSE_BYTES) {
+      headers["content-length"] = String(length);
+    }
+    return markSmall(
+      new Response(r.value as Uint8Array<ArrayBuffer>, {
+        status: 200,
+        headers,
+      }),
+      length,
+    );
   }
 
   async function putKey(ctx: Ctx): Promise<Response> {
@@ -129,6 +140,17 @@ export function decodeKey(raw: string, maxKeyBytes: number): Uint8Array {
   if (raw.length > maxKeyBytes * 3) throw keyTooLong(raw.length, maxKeyBytes);
   // Clients and proxies collapse "." and ".." segments, so such a path
   // would not name the key it seems to; "%2F" keeps slashes literal.
+  // Most keys have no dot at all: the split is skipped for them.
+  const dotted = raw.includes(".") || raw.includes("%2e") ||
+    raw.includes("%2E");
+  if (dotted) checkDotSegments(raw);
+  const key = percentDecode(raw, "key");
+  if (key.length > maxKeyBytes) throw keyTooLong(key.length, maxKeyBytes);
+  return key;
+}
+
+/** Refuses (400) a key path with a `.` or `..` segment, encoded or not. */
+function checkDotSegments(raw: string): void {
   for (const seg of raw.split("/")) {
     const s = seg.toLowerCase().replaceAll("%2e", ".");
     if (s === "." || s === "..") {
@@ -139,9 +161,6 @@ export function decodeKey(raw: string, maxKeyBytes: number): Uint8Array {
       );
     }
   }
-  const key = percentDecode(raw, "key");
-  if (key.length > maxKeyBytes) throw keyTooLong(key.length, maxKeyBytes);
-  return key;
 }
 
 function keyTooLong(n: number, maxKeyBytes: number): HttpError {

@@ -91,12 +91,17 @@ export class EngineStore implements Store {
     expiresAt: number | undefined,
     cond: HeaderConditions,
   ): Promise<string> {
-    const ifVersion = await this.#condition(key, cond);
+    // Most writes are unconditional: no await for a condition then.
+    const ifVersion = unconditional(cond)
+      ? undefined
+      : await this.#condition(key, cond);
     return String(await this.db.put(key, value, { expiresAt, ifVersion }));
   }
 
   async delete(key: Uint8Array, cond: HeaderConditions): Promise<void> {
-    const ifVersion = await this.#condition(key, cond);
+    const ifVersion = unconditional(cond)
+      ? undefined
+      : await this.#condition(key, cond);
     await this.db.delete(key, { ifVersion });
   }
 
@@ -171,9 +176,7 @@ export class EngineStore implements Store {
     key: Uint8Array,
     cond: HeaderConditions,
   ): Promise<number | null | undefined> {
-    if (cond.ifMatch === undefined && cond.ifNone === undefined) {
-      return undefined;
-    }
+    if (unconditional(cond)) return undefined;
     for (;;) {
       const current = this.db.version(key);
       const failure = conditionFailure(cond.ifMatch, cond.ifNone, current);
@@ -182,6 +185,11 @@ export class EngineStore implements Store {
       if (settled === undefined || await settled) throw failure;
     }
   }
+}
+
+/** Neither If-Match nor If-None-Match was sent. */
+function unconditional(cond: HeaderConditions): boolean {
+  return cond.ifMatch === undefined && cond.ifNone === undefined;
 }
 
 /** The 413 of a multi-get whose values pass the response limit. */
