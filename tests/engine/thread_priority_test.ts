@@ -3,6 +3,7 @@ import { deepEqual, equal, ok } from "node:assert/strict";
 import process from "node:process";
 import { WorkerRunner } from "../../engine/background.ts";
 import type { Job } from "../../engine/jobs.ts";
+import { Memtable } from "../../engine/memtable.ts";
 import {
   lowerThreadPriority,
   type PriorityCalls,
@@ -116,15 +117,14 @@ function mainNice(): number {
   return (calls as PriorityCalls).getNice(Deno.pid);
 }
 
-/** A job that does nothing: a round trip through the worker. */
+/** A job that writes nothing (an empty memtable): a round trip through the worker. */
 const emptyFlush: Job = {
   type: "flush",
   dir: "/nonexistent",
   blockSize: 4096,
   bloomBitsPerKey: 10,
   compression: "none",
-  walPaths: [],
-  salvage: false,
+  image: new Memtable().image(),
   fileNumber: 1,
 };
 
