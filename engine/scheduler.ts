@@ -41,51 +41,7 @@ import { unrefTimer } from "./runtime.ts";
 import type { ThreadPriority } from "./thread_priority.ts";
 import type { VersionSet } from "./version.ts";
 import { overlaps } from "./version.ts";
-
-/** The limits backpressure works with. */
-export interface WriteLimits {
-  maxImmutableMemtables: number;
-  l0SlowdownTrigger: number;
-  l0StopTrigger: number;
-}
-
-/** Whether a write must wait: too many frozen memtables, or L0 at its stop trigger. */
-export function mustStall(imm: number, l0: number, o: WriteLimits): boolean {
-  return imm >= o.maxImmutableMemtables || l0 >= o.l0StopTrigger;
-}
-
-/**
- * What backpressure does to a write arriving with `imm` frozen memtables and
- * `l0` tables in L0, and why: the stall and slowdown counters only say it
- * happened before.
- */
-export function writePressure(
-  imm: number,
-  l0: number,
-  o: WriteLimits,
-): { state: "ok" | "slowdown" | "stall"; reason: string | null } {
-  if (imm >= o.maxImmutableMemtables) {
-    return {
-      state: "stall",
-      reason:
-        `${imm} frozen memtables wait for a flush (limit ${o.maxImmutableMemtables})`,
-    };
-  }
-  if (l0 >= o.l0StopTrigger) {
-    return {
-      state: "stall",
-      reason: `L0 has ${l0} tables (writes wait at ${o.l0StopTrigger})`,
-    };
-  }
-  if (l0 >= o.l0SlowdownTrigger) {
-    return {
-      state: "slowdown",
-      reason:
-        `L0 has ${l0} tables (writes slow down at ${o.l0SlowdownTrigger})`,
-    };
-  }
-  return { state: "ok", reason: null };
-}
+import { mustStall, writePressure } from "./backpressure.ts";
 
 /** The counters the scheduler keeps (the Db's stats object has them all). */
 export interface SchedulerCounters {

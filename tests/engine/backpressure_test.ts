@@ -1,12 +1,13 @@
 /**
- * The scheduler's pure decisions: when a write must wait (stall), when it
- * is slowed down, and what the store reports as its write state. The
+ * Backpressure's pure decisions (engine/backpressure.ts): when a write must
+ * wait (stall), when it is slowed down, and what the store reports as its
+ * write state. The
  * scheduling itself runs through a Db in background_test.ts,
  * db_diskfull_test.ts and db_stats_test.ts.
  */
 import assert from "node:assert/strict";
-import type { WriteLimits } from "../../engine/scheduler.ts";
-import { mustStall, writePressure } from "../../engine/scheduler.ts";
+import type { WriteLimits } from "../../engine/backpressure.ts";
+import { mustStall, writePressure } from "../../engine/backpressure.ts";
 
 const LIMITS: WriteLimits = {
   maxImmutableMemtables: 2,
