@@ -77,12 +77,8 @@ export class Db implements KeySpace {
   }
 
   /**
-   * Opens (creating if needed) the database in `dir`; see {@link open}.
-   *
-   * @throws {LockedError} when another process (or another open Db) holds `dir`.
-   * @throws {InvalidArgumentError} when an option is out of range.
-   * @throws {CorruptionError} when stored data fails a check (and `salvage` is off).
-   * @throws {FormatVersionError} when `dir` holds an older on-disk format.
+   * Opens (creating if needed) the database in `dir`: the same as
+   * {@link open}, with the same guarantees and errors.
    */
   static async open(dir: string, options?: DbOptions): Promise<Db> {
     return new Db(await DbImpl.open(dir, options));
