@@ -33,7 +33,11 @@ type ServeOnConnection = (
   handler: (req: Request, info: Deno.ServeHandlerInfo) => Promise<Response>,
   onError: (err: unknown) => Response,
   onListen: (scheme: string) => void,
-) => { finished: Promise<void> };
+) => {
+  finished: Promise<void>;
+  /** Hyper's graceful shutdown: the response in progress is written whole. */
+  shutdown(): Promise<void>;
+};
 
 /** Deno's per-connection HTTP server, when this Deno has it. */
 export function serveOnConnection(): ServeOnConnection | undefined {
@@ -48,6 +52,8 @@ export function serveOnConnection(): ServeOnConnection | undefined {
 interface ConnState extends ConnClock {
   conn: Deno.Conn;
   abort: AbortController;
+  /** The connection's HTTP server, once handed over. */
+  http?: ReturnType<ServeOnConnection>;
 }
 
 /**
@@ -132,6 +138,7 @@ export function serveWithLimits(
       } catch { /* already closed */ }
       return;
     }
+    s.http = served;
     served.finished.catch(() => {}).finally(() => {
       conns.delete(s);
       stats.open--;
@@ -178,28 +185,21 @@ export function serveWithLimits(
       try {
         listener.close();
       } catch { /* already closed */ }
-      // Idle connections go at once; busy ones when their response is out.
+      // Hyper's graceful shutdown closes idle connections at once and busy
+      // ones once their response is written. Not `busy` (which drops when
+      // `info.completed` settles): for a body given whole, Deno settles it
+      // once hyper has the bytes, before they are written, so aborting then
+      // cut the body short (tests/server/serve_deno_test.ts). The sweeper's
+      // timeouts still bound a client that stalls.
       const waits: Promise<void>[] = [];
       for (const s of conns) {
-        if (s.busy === 0) abortConnection(s.abort);
-        else waits.push(drained(s));
+        if (s.http === undefined) abortConnection(s.abort);
+        else waits.push(s.http.shutdown().catch(() => {}));
       }
       await Promise.all(waits);
       clearInterval(sweeper);
     },
   };
-
-  function drained(s: ConnState): Promise<void> {
-    return new Promise((resolve) => {
-      const check = setInterval(() => {
-        if (s.busy === 0 || !conns.has(s)) {
-          clearInterval(check);
-          abortConnection(s.abort);
-          resolve();
-        }
-      }, 20);
-    });
-  }
 }
 
 let aborting = false;
