@@ -8,7 +8,7 @@
  */
 import { BlockCache } from "./cache.ts";
 import { compareEntries } from "./entry.ts";
-import { CorruptionError } from "./errors.ts";
+import { CorruptionError, InvalidArgumentError } from "./errors.ts";
 import type { FileSystem } from "./fs.ts";
 import { realFs } from "./fs.ts";
 import { readManifest } from "./manifest.ts";
@@ -68,12 +68,32 @@ function toVerifyError(err: unknown, file: string): VerifyError {
   };
 }
 
+/** The names in `dir` that a store writes (CURRENT, manifests, WALs, tables). */
+function storeFiles(fs: FileSystem, dir: string): string[] {
+  if (!fs.exists(dir)) return [];
+  return fs.readDir(dir).filter((name) => {
+    const type = parseFileName(name)?.type;
+    return type !== undefined && type !== FileType.Lock &&
+      type !== FileType.Temp;
+  });
+}
+
 /**
  * Checks every checksum in `dir`. Takes the directory lock, so it refuses to
  * run beside a live server (whose files are changing under it).
+ *
+ * @throws {InvalidArgumentError} `dir` holds no store (none of CURRENT, a
+ * manifest, a WAL segment or a table): a mistyped path is an error, not a
+ * clean report, and nothing is written into it.
  */
 export function verify(dir: string, opts: VerifyOptions = {}): VerifyReport {
   const fs = opts.fs ?? realFs;
+  const names = storeFiles(fs, dir);
+  if (names.length === 0) {
+    throw new InvalidArgumentError(
+      `${dir} is not a shale data directory: it holds no CURRENT, manifest, WAL or table file`,
+    );
+  }
   const report: VerifyReport = {
     files: 0,
     tables: 0,
@@ -89,6 +109,19 @@ export function verify(dir: string, opts: VerifyOptions = {}): VerifyReport {
       manifest = readManifest(fs, dir);
     } catch (err) {
       report.errors.push(toVerifyError(err, currentPath(dir)));
+    }
+    const orphanTables = names.filter((n) =>
+      parseFileName(n)?.type === FileType.Table
+    ).length;
+    if (!manifest && !fs.exists(currentPath(dir)) && orphanTables > 0) {
+      // A store writes CURRENT before its first table: tables without it
+      // are data no manifest can find.
+      report.errors.push({
+        file: currentPath(dir),
+        offset: 0,
+        message:
+          `no CURRENT names a manifest, but the directory holds ${orphanTables} table files`,
+      });
     }
     const tables = manifest
       ? manifest.state.levels.flatMap((l) => [...l.values()])

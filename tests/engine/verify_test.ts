@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { open } from "../../engine/db.ts";
-import { LockedError } from "../../engine/errors.ts";
+import { InvalidArgumentError, LockedError } from "../../engine/errors.ts";
 import { currentPath, FileType, parseFileName } from "../../engine/filename.ts";
 import { verify } from "../../engine/verify.ts";
 import { enc, withTempDir } from "../_helpers.ts";
@@ -113,5 +113,29 @@ Deno.test("verify refuses a directory a live store holds", async () => {
       await db.close();
     }
     assert.deepEqual(verify(dir).errors, []);
+  });
+});
+
+Deno.test("verify refuses a directory that holds no store, and leaves nothing in it", async () => {
+  await withTempDir((dir) => {
+    Deno.writeTextFileSync(`${dir}/notes.txt`, "not a store");
+    assert.throws(() => verify(dir), InvalidArgumentError);
+    assert.throws(() => verify(`${dir}/missing`), /not a shale data directory/);
+    assert.deepEqual(
+      [...Deno.readDirSync(dir)].map((e) => e.name),
+      ["notes.txt"],
+      "no LOCK file left behind",
+    );
+  });
+});
+
+Deno.test("tables without a CURRENT to name them are reported", async () => {
+  await withTempDir(async (dir) => {
+    await store(dir);
+    Deno.removeSync(currentPath(dir));
+    const report = verify(dir);
+    assert.equal(report.errors.length, 1, JSON.stringify(report.errors));
+    assert.match(report.errors[0].message, /no CURRENT/);
+    assert.match(report.errors[0].message, /3 table files/);
   });
 });
