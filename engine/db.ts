@@ -1,14 +1,10 @@
 /**
  * The database's public surface: {@link open} and the {@link Db} methods,
- * each documented with its guarantees and errors. The engine behind them is
- * db_impl.ts (LevelDB's db.h over DBImpl), which wires the parts: the write
- * path (write.ts validates and decides conditions, commit.ts group-commits:
- * one WAL write and fdatasync per group, so nothing is visible before it is
- * durable), the read path (read.ts, synchronous, over the memtables and the
- * current Version's tables, at a snapshot), and the background
- * (scheduler.ts: flushes and compactions in workers, backpressure;
- * manifest_log.ts records each result). All of it runs on the main thread
- * (see ../shared/DESIGN.md).
+ * each with its guarantees and errors, over db_impl.ts (LevelDB's db.h over
+ * DBImpl). Writes: write.ts decides conditions, commit.ts group-commits
+ * (nothing is visible before it is durable). Reads: read.ts, synchronous, at
+ * a snapshot. Background: scheduler.ts, flushes and compactions in workers.
+ * See ../shared/DESIGN.md.
  *
  * @module
  */
@@ -76,10 +72,7 @@ export class Db implements KeySpace {
     this.options = impl.options;
   }
 
-  /**
-   * Opens (creating if needed) the database in `dir`: the same as
-   * {@link open}, with the same guarantees and errors.
-   */
+  /** The same as {@link open}, with its guarantees and errors. */
   static async open(dir: string, options?: DbOptions): Promise<Db> {
     return new Db(await DbImpl.open(dir, options));
   }
@@ -88,8 +81,6 @@ export class Db implements KeySpace {
   get recovery(): RecoveryInfo {
     return this.#impl.recovery;
   }
-
-  // ---------------------------------------------------------------- writes
 
   /**
    * Writes `value` under `key`; resolves with the write's version (seqno)
@@ -159,9 +150,7 @@ export class Db implements KeySpace {
    * const dir = await Deno.makeTempDir();
    * const db = await open(dir, { background: "inline" });
    * const enc = new TextEncoder();
-   * for (const k of ["a", "b", "c", "d"]) {
-   *   await db.put(enc.encode(k), enc.encode("x"));
-   * }
+   * for (const k of "abcd") await db.put(enc.encode(k), enc.encode("x"));
    * await db.deleteRange(enc.encode("b"), enc.encode("d"));
    * const keys = [...db.scan()].map((i) => new TextDecoder().decode(i.key));
    * assert.deepEqual(keys, ["a", "d"]);
@@ -272,24 +261,17 @@ export class Db implements KeySpace {
    *   this compaction's writes fail.
    * @throws {ClosedError} once close() was called.
    */
-  compactRange(
-    userStart?: Uint8Array,
-    userEnd?: Uint8Array,
-  ): Promise<void> {
-    return this.#impl.compactRange(userStart, userEnd);
+  compactRange(start?: Uint8Array, end?: Uint8Array): Promise<void> {
+    return this.#impl.compactRange(start, end);
   }
 
   /**
-   * Waits until no flush or compaction is running or needed, and the
-   * obsolete files deleted so far (off the main thread) are gone. A hook
-   * for tests and benchmarks (a quiet store to measure); users never need
-   * it.
+   * Waits until no flush or compaction is running or needed and obsolete
+   * files are deleted: a hook for tests and benchmarks, not for users.
    */
   compactUntilIdle(): Promise<void> {
     return this.#impl.compactUntilIdle();
   }
-
-  // ---------------------------------------------------------------- reads
 
   /**
    * The newest visible value of `key` (at `opts.snapshot` when given), or
@@ -394,8 +376,6 @@ export class Db implements KeySpace {
     return this.#impl.visibleSeq;
   }
 
-  // ---------------------------------------------------------------- status
-
   /** Whether the store takes writes, and why not. */
   health(): { ok: boolean; reason?: string; code?: string } {
     return this.#impl.health();
@@ -405,8 +385,6 @@ export class Db implements KeySpace {
   stats(): Record<string, unknown> {
     return this.#impl.stats();
   }
-
-  // ---------------------------------------------------------------- close
 
   /**
    * Stops taking writes, finishes queued ones (synced), waits for background
