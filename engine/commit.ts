@@ -12,6 +12,23 @@
  * the log with one write and (sync "always") one fdatasync, applies the
  * group to the memtable, makes it visible, and resolves it.
  *
+ * What gathers a group (as in LevelDB's and Pebble's writers, where the
+ * writes arriving while a leader writes go as the next group): with sync
+ * "always", the writes that arrive during the previous group's fdatasync.
+ * With no fsync to wait for (sync "none" or "interval") the loop waits one
+ * event-loop turn (an immediate) after each group instead, still holding
+ * the slot, and the writes that arrived meanwhile go as the next group; an
+ * HTTP request reaches the store from its own I/O callback, so without this
+ * turn every request was a group of its own. A lone write is not delayed:
+ * its group is written and acknowledged before the turn; a write arriving
+ * during the turn waits at most that turn. The first group of a burst also
+ * waits one microtask, for the rest of its own tick. While
+ * {@link CommitPipeline.exclusive} or {@link CommitPipeline.stop} waits for
+ * the slot, the loop skips that turn and ends at the next empty queue, so
+ * steady writes cannot keep a flush or a close waiting. (With sync "always"
+ * they still can: the loop runs until an fdatasync ends with nothing
+ * queued.)
+ *
  * Invariants (the tests in tests/engine/commit_test.ts check them):
  * - The WAL holds records in seqno order: seqnos are handed out and framed
  *   into the one buffer in the same synchronous step, and the buffer is
@@ -32,6 +49,7 @@
  *
  * @module
  */
+import { setImmediate } from "node:timers";
 import { binaryString, ByteWriter } from "./coding.ts";
 import type { Entry } from "./entry.ts";
 import { KIND_PUT } from "./entry.ts";
@@ -58,6 +76,15 @@ import {
   frameBatch,
   LARGE_BATCH_BYTES,
 } from "./wal.ts";
+
+/**
+ * Resolves in the next event-loop turn, after the I/O callbacks that are
+ * ready (new requests, request bodies). Not `setTimeout(0)`: Deno and Bun
+ * wait a millisecond or more for that; an immediate takes a few µs.
+ */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 /** Where a group goes once durable: the current memtable. */
 export interface CommitMemtable {
@@ -120,6 +147,12 @@ export class CommitPipeline {
   /** The group being appended and applied, taken off #queue. */
   #group: PendingWrite[] = [];
   #committing = false;
+  /**
+   * Set while {@link exclusive} or {@link stop} waits for the commit loop:
+   * the loop then ends as soon as the queue is empty, without waiting a
+   * turn for more writes (which, under steady load, would keep it going).
+   */
+  #slotWanted = false;
   #done: Promise<void> = Promise.resolve();
   /** The newest in-flight write of each key, for conditions (inflight.ts). */
   #inflight = new InflightIndex(
@@ -215,7 +248,10 @@ export class CommitPipeline {
    */
   async exclusive(task: () => Promise<void>): Promise<void> {
     // Inline, not idle(): the slot is taken in the same tick as the check.
-    while (this.#committing) await this.#done;
+    while (this.#committing) {
+      this.#slotWanted = true;
+      await this.#done;
+    }
     if (this.#stopped) throw new ClosedError();
     this.#committing = true;
     const run = task().finally(() => {
@@ -231,7 +267,10 @@ export class CommitPipeline {
    * ({@link enqueue} throws ClosedError) and stops the interval timer.
    */
   async stop(): Promise<void> {
-    while (this.#committing) await this.#done;
+    while (this.#committing) {
+      this.#slotWanted = true;
+      await this.#done;
+    }
     this.#stopped = true;
     if (this.#intervalTimer !== undefined) clearInterval(this.#intervalTimer);
   }
@@ -351,6 +390,7 @@ export class CommitPipeline {
 
   #startLoop(): void {
     this.#committing = true;
+    this.#slotWanted = false;
     this.#done = this.#commitLoop();
   }
 
@@ -369,7 +409,9 @@ export class CommitPipeline {
   /**
    * Group commit: while writes are queued, take all of them, write their
    * records with one write and one fdatasync, apply them to the memtable and
-   * resolve them. Writes arriving during the fsync form the next group.
+   * resolve them. Writes arriving during the fsync form the next group; with
+   * no fsync (sync "none" or "interval"), writes arriving during the one
+   * event-loop turn the loop waits after each group do.
    */
   async #commitLoop(): Promise<void> {
     const env = this.#env;
@@ -433,6 +475,16 @@ export class CommitPipeline {
         for (const w of group) {
           w.resolve(w.seq);
           if (w.watchers) { for (const f of w.watchers) f(true); }
+        }
+        if (
+          env.sync !== "always" && this.#queue.length === 0 &&
+          !this.#slotWanted
+        ) {
+          // No fsync to gather the next group during: hold the slot for one
+          // event-loop turn instead, so that writes arriving meanwhile (each
+          // HTTP request comes in its own I/O callback) go as one group
+          // rather than one each. This group is acknowledged already.
+          await nextTurn();
         }
       }
     } catch (err) {

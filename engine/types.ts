@@ -41,7 +41,9 @@ export interface DbOptions {
   /**
    * `always` (default): a write resolves after fdatasync (group commit shares
    * one fsync between all writes waiting for it). `interval`: fdatasync every
-   * `syncIntervalMs`. `none`: left to the OS.
+   * `syncIntervalMs`. `none`: left to the OS. With `interval` and `none` a
+   * write resolves after its group's write to the log; writes arriving within
+   * one event-loop turn share that write.
    */
   sync?: SyncMode;
   /** Period of the `interval` sync mode. Default 100 ms. */

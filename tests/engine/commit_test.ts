@@ -4,6 +4,7 @@
  * given. Checks the invariants in engine/commit.ts's header.
  */
 import assert from "node:assert/strict";
+import { setImmediate } from "node:timers";
 import { binaryString } from "../../engine/coding.ts";
 import {
   ClosedError,
@@ -88,39 +89,43 @@ Deno.test("the in-flight index follows the newest write of a key across the grou
   assert.equal(pipe.inflight(key("c")), undefined);
 });
 
-Deno.test("WAL order is seqno order and the visible seqno only moves up (random load)", async () => {
-  await withSeed(testSeed(11), async (rng) => {
-    const { log, mem, pipe, write } = setup();
-    const acks: number[] = [];
-    const seen: number[] = [];
-    let n = 0;
-    for (let round = 0; round < 60; round++) {
-      const burst = rng.range(0, 6);
-      for (let i = 0; i < burst; i++) {
-        n++;
-        write(`k${rng.int(20)}`, rng.chance(0.2)).then((seq) => {
-          // Acknowledged only once visible.
-          assert.ok(pipe.visibleSeq >= seq);
-          acks.push(seq);
-        });
+for (const sync of ["always", "none"] as const) {
+  Deno.test(`WAL order is seqno order and the visible seqno only moves up (random load, sync ${sync})`, async () => {
+    await withSeed(testSeed(11), async (rng) => {
+      const { log, mem, pipe, write } = setup(sync);
+      const acks: number[] = [];
+      const seen: number[] = [];
+      let n = 0;
+      for (let round = 0; round < 60; round++) {
+        const burst = rng.range(0, 6);
+        for (let i = 0; i < burst; i++) {
+          n++;
+          write(`k${rng.int(20)}`, rng.chance(0.2)).then((seq) => {
+            // Acknowledged only once visible.
+            assert.ok(pipe.visibleSeq >= seq);
+            acks.push(seq);
+          });
+        }
+        if (log.syncs.length > 0 && rng.chance(0.6)) {
+          log.syncs.shift()!.resolve();
+        }
+        await new Promise((r) => setTimeout(r, 0));
+        seen.push(pipe.visibleSeq);
       }
-      if (log.syncs.length > 0 && rng.chance(0.6)) log.syncs.shift()!.resolve();
-      await new Promise((r) => setTimeout(r, 0));
-      seen.push(pipe.visibleSeq);
-    }
-    while (acks.length < n) {
-      log.syncs.shift()?.resolve();
-      await new Promise((r) => setTimeout(r, 0));
-    }
-    await pipe.idle();
-    for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1]);
-    const want = Array.from({ length: n }, (_, i) => i + 1);
-    assert.deepEqual(log.seqs(), want);
-    assert.deepEqual(acks, want, "acknowledged in seqno order");
-    assert.deepEqual(mem.groups.flat().map((e) => e.seq), want);
-    assert.equal(pipe.visibleSeq, n);
+      while (acks.length < n) {
+        log.syncs.shift()?.resolve();
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      await pipe.idle();
+      for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1]);
+      const want = Array.from({ length: n }, (_, i) => i + 1);
+      assert.deepEqual(log.seqs(), want);
+      assert.deepEqual(acks, want, "acknowledged in seqno order");
+      assert.deepEqual(mem.groups.flat().map((e) => e.seq), want);
+      assert.equal(pipe.visibleSeq, n);
+    });
   });
-});
+}
 
 Deno.test("a failed sync rejects its group and every queued write, and sticks", async () => {
   const { log, mem, pipe, write } = setup();
@@ -255,4 +260,107 @@ Deno.test("sync interval: groups are acknowledged after the append, synced by th
   assert.deepEqual(log.seqs(), [1]);
   assert.equal(log.appends.length, 2, "the record, then the close marker");
   pipe.close();
+});
+
+Deno.test("sync none: writes arriving over many microtasks share a group", async () => {
+  // Without an fsync to wait for, the loop used to take the one queued
+  // write and stop, so each write that came after a microtask (as an HTTP
+  // request does after reading its body) was a group of its own.
+  const { log, mem, pipe, write, env } = setup("none");
+  const ps: Promise<number>[] = [];
+  const writer = async (i: number) => {
+    for (let hop = 0; hop < i; hop++) await Promise.resolve();
+    ps.push(write(`k${i}`));
+  };
+  await Promise.all(Array.from({ length: 64 }, (_, i) => writer(i)));
+  await pipe.idle();
+  assert.deepEqual(await Promise.all(ps), ps.map((_, i) => i + 1));
+  assert.deepEqual(mem.groups.map((g) => g.length), [1, 63]);
+  assert.equal(env.counters.writeGroups, 2);
+  assert.equal(log.appends.length, 2);
+  assert.equal(log.syncs.length, 0);
+  assert.deepEqual(log.seqs(), ps.map((_, i) => i + 1));
+  assert.equal(pipe.visibleSeq, 64);
+});
+
+Deno.test("sync none: writes arriving in separate event-loop turns share the next group", async () => {
+  // As HTTP requests arrive: each from its own macrotask. The first goes
+  // alone, at once; the rest arrive while the loop waits one turn, and go
+  // together.
+  const { log, mem, pipe, write, env } = setup("none");
+  const ps: Promise<number>[] = [];
+  await new Promise<void>((done) => {
+    for (let i = 0; i < 64; i++) {
+      setImmediate(() => {
+        ps.push(write(`k${i}`));
+        if (i === 63) done();
+      });
+    }
+  });
+  await pipe.idle();
+  assert.deepEqual(await Promise.all(ps), ps.map((_, i) => i + 1));
+  assert.deepEqual(mem.groups.map((g) => g.length), [1, 63]);
+  assert.equal(env.counters.writeGroups, 2);
+  assert.deepEqual(log.seqs(), ps.map((_, i) => i + 1));
+  assert.equal(pipe.busy, false);
+});
+
+Deno.test("sync none: a lone write is acknowledged within its own tick", async () => {
+  const { pipe, write, mem } = setup("none");
+  let acked = false;
+  const turn = new Promise<void>((r) => setImmediate(r));
+  const p = write("a").then((seq) => (acked = true, seq));
+  await turn; // the next event-loop turn: the write must not have waited for it
+  assert.equal(acked, true);
+  assert.equal(await p, 1);
+  assert.equal(pipe.visibleSeq, 1);
+  assert.equal(mem.groups.length, 1);
+});
+
+Deno.test("sync none: a write arriving while the loop waits its turn goes in the next turn", async () => {
+  const { pipe, write, mem } = setup("none");
+  assert.equal(await write("a"), 1);
+  assert.equal(pipe.busy, true, "the loop waits one turn for more writes");
+  let acked = false;
+  const p = write("b").then((seq) => (acked = true, seq));
+  await Promise.resolve();
+  assert.equal(acked, false);
+  await new Promise<void>((r) => setImmediate(r));
+  assert.equal(acked, true, "acknowledged in the next turn");
+  assert.equal(await p, 2);
+  await pipe.idle();
+  assert.equal(pipe.busy, false);
+  assert.deepEqual(mem.groups.map((g) => g.map((e) => e.seq)), [[1], [2]]);
+});
+
+Deno.test("sync none: exclusive() and stop() get the slot under steady writes", async () => {
+  // A write every event-loop turn, as under steady HTTP load: the loop
+  // would find one after every turn it waits and never end, so a waiter
+  // makes it end at the next empty queue instead.
+  const { pipe, write } = setup("none");
+  let n = 0;
+  let running = true;
+  const writes: Promise<number>[] = [];
+  const tick = () => {
+    if (!running || n >= 200) return;
+    n++;
+    writes.push(write(`k${n}`));
+    setImmediate(tick);
+  };
+  tick();
+  await new Promise<void>((r) => setImmediate(r));
+  assert.equal(pipe.busy, true);
+  let ranAt = 0;
+  await pipe.exclusive(() => {
+    ranAt = n;
+    return Promise.resolve();
+  });
+  // It ran once the group in progress (the write of the turn it asked in)
+  // was done; without the waiter's flag it waited for all 200.
+  assert.equal(ranAt, 2, `exclusive() waited for ${ranAt} writes`);
+  await pipe.stop();
+  const stoppedAt = n;
+  running = false;
+  assert.equal(stoppedAt, 2, `stop() waited for ${stoppedAt} writes`);
+  assert.deepEqual(await Promise.all(writes), writes.map((_, i) => i + 1));
 });
