@@ -22,12 +22,13 @@
  * turn every request was a group of its own. A lone write is not delayed:
  * its group is written and acknowledged before the turn; a write arriving
  * during the turn waits at most that turn. The first group of a burst also
- * waits one microtask, for the rest of its own tick. While
- * {@link CommitPipeline.exclusive} or {@link CommitPipeline.stop} waits for
- * the slot, the loop skips that turn and ends at the next empty queue, so
- * steady writes cannot keep a flush or a close waiting. (With sync "always"
- * they still can: the loop runs until an fdatasync ends with nothing
- * queued.)
+ * waits one microtask, for the rest of its own tick.
+ *
+ * Steady writes never keep a flush or a close waiting: a waiting
+ * {@link CommitPipeline.exclusive} (a flush's rotation) gets the slot after
+ * the group in progress, queued writes following its task; and
+ * {@link CommitPipeline.stop} (close) refuses new writes at its call, so
+ * the queue it waits for only shrinks.
  *
  * Invariants (the tests in tests/engine/commit_test.ts check them):
  * - The WAL holds records in seqno order: seqnos are handed out and framed
@@ -153,6 +154,13 @@ export class CommitPipeline {
    * turn for more writes (which, under steady load, would keep it going).
    */
   #slotWanted = false;
+  /**
+   * Set while {@link exclusive} waits: the loop hands it the slot between
+   * two groups even with writes queued (exclusive restarts the loop after
+   * its task). Under sync "always" with steady writes, a sync may never
+   * end with an empty queue, and a flush's rotation would wait for ever.
+   */
+  #exclusiveWanted = false;
   #done: Promise<void> = Promise.resolve();
   /** The newest in-flight write of each key, for conditions (inflight.ts). */
   #inflight = new InflightIndex(
@@ -164,6 +172,8 @@ export class CommitPipeline {
   #logDirty = false;
   #intervalTimer: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
+  /** {@link stop} was called: no new write is taken, queued ones drain. */
+  #stopping = false;
   #failure: ShaleError | undefined;
   /**
    * Set while the disk is full: the failing write was undone and rejected,
@@ -250,8 +260,10 @@ export class CommitPipeline {
     // Inline, not idle(): the slot is taken in the same tick as the check.
     while (this.#committing) {
       this.#slotWanted = true;
+      this.#exclusiveWanted = true;
       await this.#done;
     }
+    this.#exclusiveWanted = false;
     if (this.#stopped) throw new ClosedError();
     this.#committing = true;
     const run = task().finally(() => {
@@ -263,10 +275,13 @@ export class CommitPipeline {
   }
 
   /**
-   * Waits for the groups in progress, then takes no more writes
-   * ({@link enqueue} throws ClosedError) and stops the interval timer.
+   * Takes no more writes from now on ({@link enqueue} throws ClosedError),
+   * waits until the queued ones are committed, and stops the interval
+   * timer. Refusing first is what bounds the wait: under steady writes the
+   * queue would otherwise never be empty when a group ends.
    */
   async stop(): Promise<void> {
+    this.#stopping = true;
     while (this.#committing) {
       this.#slotWanted = true;
       await this.#done;
@@ -325,7 +340,7 @@ export class CommitPipeline {
     isBatch: boolean,
     stamp?: (seq: number) => void,
   ): Promise<number> {
-    if (this.#stopped) throw new ClosedError();
+    if (this.#stopping) throw new ClosedError();
     const c = this.#env.counters;
     const seq = this.#lastSeq + 1;
     if (stamp !== undefined) stamp(seq);
@@ -418,7 +433,11 @@ export class CommitPipeline {
     const c = env.counters;
     await Promise.resolve(); // let writes of this tick join the first group
     try {
-      while (this.#queue.length > 0 && !this.#failure) {
+      while (
+        this.#queue.length > 0 && !this.#failure &&
+        // A stop drains the queue first (no write joins it any more).
+        (!this.#exclusiveWanted || this.#stopping)
+      ) {
         const room = env.makeRoom();
         if (room !== undefined) {
           await room;

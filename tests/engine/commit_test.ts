@@ -343,8 +343,13 @@ Deno.test("sync none: exclusive() and stop() get the slot under steady writes", 
   const writes: Promise<number>[] = [];
   const tick = () => {
     if (!running || n >= 200) return;
-    n++;
-    writes.push(write(`k${n}`));
+    try {
+      writes.push(write(`k${n + 1}`));
+      n++;
+    } catch (err) {
+      // stop() refuses every write from its call on.
+      assert.ok(err instanceof ClosedError);
+    }
     setImmediate(tick);
   };
   tick();
@@ -362,5 +367,47 @@ Deno.test("sync none: exclusive() and stop() get the slot under steady writes", 
   const stoppedAt = n;
   running = false;
   assert.equal(stoppedAt, 2, `stop() waited for ${stoppedAt} writes`);
+  assert.throws(() => write("late"), ClosedError);
   assert.deepEqual(await Promise.all(writes), writes.map((_, i) => i + 1));
+});
+
+Deno.test("sync always: exclusive() gets the slot under steady writes", async () => {
+  // A new write arrives during every fdatasync, so no sync ever ends with
+  // an empty queue: the loop must still hand the slot to a waiting flush.
+  const { log, pipe, write } = setup("always");
+  const writes = [write("k0")];
+  await waitFor(() => log.syncs.length === 1);
+  let ranAfter = -1;
+  const ex = pipe.exclusive(() => {
+    ranAfter = writes.length;
+    return Promise.resolve();
+  });
+  for (let i = 1; i <= 20 && ranAfter < 0; i++) {
+    writes.push(write(`k${i}`));
+    await log.completeSync();
+    await waitFor(() => ranAfter >= 0 || log.syncs.length === 1);
+  }
+  assert.equal(ranAfter, 2, `exclusive() ran after ${ranAfter} writes`);
+  await ex;
+  while (log.syncs.length > 0 || pipe.busy) {
+    if (log.syncs.length > 0) log.syncs.shift()!.resolve();
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  assert.deepEqual(await Promise.all(writes), writes.map((_, i) => i + 1));
+});
+
+Deno.test("sync always: stop() refuses new writes at once and commits the queued ones", async () => {
+  const { log, pipe, write } = setup("always");
+  const first = write("a");
+  await waitFor(() => log.syncs.length === 1);
+  const queued = write("b");
+  let stopped = false;
+  const stop = pipe.stop().then(() => (stopped = true));
+  assert.throws(() => write("c"), ClosedError);
+  await log.completeSync();
+  await log.completeSync();
+  await stop;
+  assert.ok(stopped);
+  assert.deepEqual(await Promise.all([first, queued]), [1, 2]);
+  assert.deepEqual(log.seqs(), [1, 2]);
 });

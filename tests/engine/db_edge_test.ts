@@ -322,8 +322,11 @@ Deno.test("close settles every pending write and the acknowledged ones survive a
       { length: 20 },
       (_, i) => db.put(bytes(100 + i), bytes(i)),
     );
+    // Handled before close() runs: it refuses the writes that reach the
+    // commit pipeline after its call.
+    const all = Promise.allSettled([...early, ...late]);
     await db.close();
-    const settled = await Promise.allSettled([...early, ...late]);
+    const settled = await all;
     const acked: number[] = [];
     settled.forEach((r, i) => {
       if (r.status === "fulfilled") acked.push(i < 20 ? i : 80 + i);
