@@ -120,8 +120,24 @@ export function machineMarkdown(m: MachineInfo, command: string): string {
   ].join("\n");
 }
 
-/** The command line that started this process, for the results file. */
-export function commandLine(script: string): string {
-  const args = Deno.args.map((a) => /^[\w./=:,-]+$/.test(a) ? a : `'${a}'`);
-  return [`deno run -A --unstable-kv ${script}`, ...args].join(" ");
+/**
+ * The command line that started this process, for the results file: this
+ * process's own argv where /proc has it (so the `deno run` flags a make
+ * target or task passed, such as `--config bench/deno.json`, are the real
+ * ones), otherwise `deno run <runFlags> <script>` and the script's arguments.
+ */
+export function commandLine(
+  script: string,
+  runFlags = "-A --unstable-kv",
+): string {
+  const quote = (a: string) => /^[\w./=:,-]+$/.test(a) ? a : `'${a}'`;
+  try {
+    const argv = Deno.readTextFileSync("/proc/self/cmdline").split("\0");
+    if (argv.at(-1) === "") argv.pop();
+    // argv[0] is wherever the deno binary lives (.tools/, a global path).
+    if (argv.length > 1 && /(^|\/)deno$/.test(argv[0])) {
+      return ["deno", ...argv.slice(1).map(quote)].join(" ");
+    }
+  } catch { /* not Linux, or no read permission */ }
+  return [`deno run ${runFlags} ${script}`, ...Deno.args.map(quote)].join(" ");
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { open as openShale } from "../mod.ts";
+import { type DbOptions, open as openShale } from "../mod.ts";
 
 /** Every store, in report order. */
 export const ALL_STORES = ["shale", "leveldb", "sqlite", "denokv"];
@@ -28,6 +28,11 @@ export interface Store {
   syncs?(): number;
   /** Store state worth reporting after the run. */
   describe?(): Record<string, unknown>;
+  /**
+   * Background-work counters (write stalls, flushes, compactions) so far,
+   * where the store exposes them: the write workloads report their change.
+   */
+  counters?(): Record<string, number>;
 }
 
 /** The part of `classic-level`'s API this benchmark uses. */
@@ -59,58 +64,7 @@ export interface StoreDef {
 
 /** The stores by name. */
 export const STORES: Record<string, StoreDef> = {
-  shale: {
-    name: "shale",
-    setup:
-      "`open(dir, {sync})`, defaults otherwise (8 MiB memtable, 64 MiB block cache, background worker); `db.batch()` for fills, synchronous `db.get()`, `db.scan()` generator",
-    async open(dir, durable) {
-      const db = await openShale(dir, { sync: durable ? "always" : "none" });
-      return {
-        write: (ops) =>
-          db.batch(
-            ops.map((o) =>
-              o.value === null
-                ? { type: "delete" as const, key: o.key }
-                : { type: "put" as const, key: o.key, value: o.value }
-            ),
-          ) as Promise<unknown> as Promise<void>,
-        put: (k, v) => db.put(k, v),
-        getSync: (k) => db.get(k) !== undefined,
-        scan: () => {
-          let n = 0;
-          for (const _ of db.scan()) n++;
-          return n;
-        },
-        close: () => db.close(),
-        syncs: () => (db.stats().ops as { walSyncs: number }).walSyncs,
-        describe: () => {
-          const s = db.stats() as {
-            ops: Record<string, number>;
-            writeAmplification: number;
-            levels: { level: number; tables: number; bytes: number }[];
-            blockCache: Record<string, number>;
-          };
-          return {
-            levels: s.levels.filter((l) => l.tables > 0).map((l) =>
-              `L${l.level}: ${l.tables} tables, ${
-                (l.bytes / 1048576).toFixed(1)
-              } MiB`
-            ).join("; "),
-            writeAmplification: s.writeAmplification,
-            flushes: s.ops.flushes,
-            compactions: s.ops.compactions,
-            trivialMoves: s.ops.trivialMoves,
-            stalls: s.ops.stalls,
-            stallMs: Math.round(s.ops.stallMs),
-            slowdowns: s.ops.slowdowns,
-            "maxEventLoopStallMs (includes this benchmark's own synchronous read loops)":
-              s.ops.maxEventLoopStallMs,
-            blockCache: JSON.stringify(s.blockCache),
-          };
-        },
-      };
-    },
-  },
+  shale: shaleStore(),
   leveldb: {
     name: "leveldb",
     setup:
@@ -235,3 +189,80 @@ export const STORES: Record<string, StoreDef> = {
     },
   },
 };
+
+/**
+ * shale through `mod.ts`, opened with `options` besides `sync` (bench/embedded.ts
+ * `--shale-options` tries engine options without changing their defaults).
+ */
+export function shaleStore(options: DbOptions = {}): StoreDef {
+  return {
+    name: "shale",
+    setup: Object.keys(options).length === 0
+      ? "`open(dir, {sync})`, defaults otherwise (8 MiB memtable, 64 MiB block cache, background worker); `db.batch()` for fills, synchronous `db.get()`, `db.scan()` generator"
+      : `\`open(dir, {sync, ...${
+        JSON.stringify(options)
+      }})\`, defaults otherwise; \`db.batch()\` for fills, synchronous \`db.get()\`, \`db.scan()\` generator`,
+    async open(dir, durable) {
+      const db = await openShale(dir, {
+        ...options,
+        sync: durable ? "always" : "none",
+      });
+      return {
+        write: (ops) =>
+          db.batch(
+            ops.map((o) =>
+              o.value === null
+                ? { type: "delete" as const, key: o.key }
+                : { type: "put" as const, key: o.key, value: o.value }
+            ),
+          ) as Promise<unknown> as Promise<void>,
+        put: (k, v) => db.put(k, v),
+        getSync: (k) => db.get(k) !== undefined,
+        scan: () => {
+          let n = 0;
+          for (const _ of db.scan()) n++;
+          return n;
+        },
+        close: () => db.close(),
+        counters: () => {
+          const o = db.stats().ops as Record<string, number>;
+          return {
+            stalls: o.stalls,
+            stallMs: o.stallMs,
+            slowdowns: o.slowdowns,
+            flushes: o.flushes,
+            compactions: o.compactions,
+            trivialMoves: o.trivialMoves,
+            compactMiB: o.compactBytesWritten / 1048576,
+          };
+        },
+        syncs: () => (db.stats().ops as { walSyncs: number }).walSyncs,
+        describe: () => {
+          const s = db.stats() as {
+            ops: Record<string, number>;
+            writeAmplification: number;
+            levels: { level: number; tables: number; bytes: number }[];
+            blockCache: Record<string, number>;
+          };
+          return {
+            levels: s.levels.filter((l) => l.tables > 0).map((l) =>
+              `L${l.level}: ${l.tables} tables, ${
+                (l.bytes / 1048576).toFixed(1)
+              } MiB`
+            ).join("; "),
+            writeAmplification: s.writeAmplification,
+            flushes: s.ops.flushes,
+            compactions: s.ops.compactions,
+            trivialMoves: s.ops.trivialMoves,
+            stalls: s.ops.stalls,
+            stallMs: Math.round(s.ops.stallMs),
+            slowdowns: s.ops.slowdowns,
+            "maxEventLoopStallMs (includes this benchmark's own synchronous read loops)":
+              s.ops.maxEventLoopStallMs,
+            blockCache: JSON.stringify(s.blockCache),
+          };
+        },
+      };
+    },
+  };
+}

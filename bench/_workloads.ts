@@ -339,9 +339,20 @@ export async function runStore(
       }`,
     );
   };
-  const attempt = async (w: string, fn: () => Promise<Result>) => {
+  const attempt = async (w: string, fn: () => Promise<Result>, s?: Store) => {
+    const before = s?.counters?.();
     try {
       record(w, await fn());
+      if (s?.counters && before) {
+        // What the write held back for, and what the background did meanwhile.
+        const after = s.counters();
+        const delta = Object.entries(after).map(([k, v]) => {
+          const d = v - (before[k] ?? 0);
+          return `${k} ${Number.isInteger(d) ? d : d.toFixed(0)}`;
+        }).join(", ");
+        extra[`${def.name} ${w}`] = delta;
+        console.error(`${def.name.padEnd(8)} ${w.padEnd(15)} ${delta}`);
+      }
     } catch (err) {
       progress.end();
       const msg = err instanceof Error ? err.message : String(err);
@@ -353,7 +364,7 @@ export async function runStore(
   if (want("fillseq")) {
     const dir = await fresh("fillseq");
     const s = await def.open(dir, false);
-    await attempt("fillseq", () => fill(s, "fillseq", (i) => i, N));
+    await attempt("fillseq", () => fill(s, "fillseq", (i) => i, N), s);
     await s.close();
     await Deno.remove(dir, { recursive: true });
   }
@@ -372,11 +383,19 @@ export async function runStore(
     const s = await def.open(dir, false);
     const p1 = permutation(N, SEED + 1);
     // Later phases need the keys present whether or not fillrandom is timed.
-    await attempt("fillrandom", () => fill(s, "fillrandom", (i) => p1[i], N));
+    await attempt(
+      "fillrandom",
+      () => fill(s, "fillrandom", (i) => p1[i], N),
+      s,
+    );
     if (!want("fillrandom")) out.delete("fillrandom");
     if (want("overwrite")) {
       const p2 = permutation(N, SEED + 2);
-      await attempt("overwrite", () => fill(s, "overwrite", (i) => p2[i], N));
+      await attempt(
+        "overwrite",
+        () => fill(s, "overwrite", (i) => p2[i], N),
+        s,
+      );
     }
     const rnd = prng(SEED + 3);
     const pick = () => Math.floor(rnd() * N);
@@ -417,7 +436,7 @@ export async function runStore(
     }
     if (want("deleterandom")) {
       const p3 = permutation(N, SEED + 5);
-      await attempt("deleterandom", () => deleteAll(s, p3));
+      await attempt("deleterandom", () => deleteAll(s, p3), s);
     }
     await s.close();
     await Deno.remove(dir, { recursive: true });

@@ -6,6 +6,7 @@
  *
  *     deno task bench                       # N = 1,000,000
  *     deno task bench --n 100000 --stores shale,leveldb --workloads fillrandom,readrandom
+ *     deno task bench --shale-options '{"baseLevelBytes": 16777216}'
  *
  * Writes bench/RESULTS.md and bench/results.svg (unless --no-write), and
  * prints the same tables on stdout. Progress goes to stderr on a terminal.
@@ -35,7 +36,8 @@ import {
   machineMarkdown,
   mdTable,
 } from "./_report.ts";
-import { ALL_STORES, STORES } from "./_stores.ts";
+import { ALL_STORES, shaleStore, STORES } from "./_stores.ts";
+import type { DbOptions } from "../mod.ts";
 import {
   ALL_WORKLOADS,
   BATCH,
@@ -58,7 +60,7 @@ const args = benchArgs({
     seed: "42",
     svg: "bench/results.svg",
   },
-  optional: ["reads", "dir"],
+  optional: ["reads", "dir", "shale-options"],
 });
 
 function positiveInt(name: string, v: string | undefined): number {
@@ -91,6 +93,21 @@ for (const w of workloads) {
   }
 }
 
+if (args["shale-options"] !== undefined) {
+  let options: DbOptions;
+  try {
+    options = JSON.parse(args["shale-options"]);
+  } catch (err) {
+    console.error(`--shale-options must be a JSON object: ${err}`);
+    Deno.exit(2);
+  }
+  if (typeof options !== "object" || options === null) {
+    console.error("--shale-options must be a JSON object");
+    Deno.exit(2);
+  }
+  STORES.shale = shaleStore(options);
+}
+
 const progress = new Progress();
 const cfg = {
   n: N,
@@ -104,7 +121,10 @@ const cfg = {
 const root = args.dir ?? await Deno.makeTempDir({ prefix: "shale-bench-" });
 await Deno.mkdir(root, { recursive: true });
 const machine = machineInfo(root);
-const command = commandLine("bench/embedded.ts");
+const command = commandLine(
+  "bench/embedded.ts",
+  "--config bench/deno.json --allow-all --unstable-kv",
+);
 const results = new Map<string, Map<string, Result>>();
 const unavailable = new Map<string, string>();
 const extra: Record<string, unknown> = {};

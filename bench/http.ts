@@ -84,7 +84,7 @@ const { wrk, wrkCommand } = wrkRunner({
   pinned,
 });
 const machine = machineInfo(tmp);
-const command = commandLine("bench/http.ts").replace(" --unstable-kv", "");
+const command = commandLine("bench/http.ts", "-A");
 const progress = new Progress();
 
 for (const [name, text] of Object.entries(wrkScripts(BUSY_VALUE))) {

@@ -77,9 +77,9 @@ function v8Flags(): string[] {
     return [];
   }
 }
-const command = commandLine("bench/large.ts").replace(
-  " --unstable-kv",
-  v8Flags().map((f) => " " + f).join(""),
+const command = commandLine(
+  "bench/large.ts",
+  ["-A", ...v8Flags()].join(" "),
 );
 const progress = new Progress();
 

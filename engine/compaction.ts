@@ -406,7 +406,11 @@ export async function runCompaction(
       result.entriesIn++;
       const newKey = curKey === undefined || !equalBytes(e.key, curKey);
       if (newKey) {
-        curKey = e.key.slice();
+        // No copy: a table iterator's keys are views into an arena decoded
+        // per block and never written again, so the view stays valid after
+        // the iterator moves on (a slice() here, a fresh ArrayBuffer per
+        // key, was the merge loop's largest single cost).
+        curKey = e.key;
         lastSeqForKey = Infinity;
         // Split on the bytes actually encoded: an estimate from raw key and
         // value sizes overshoots prefix-compressed keys several times, and

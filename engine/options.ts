@@ -28,6 +28,20 @@ export type ResolvedOptions =
 /** Share of a table file that its index and bloom filter take in memory (estimate). */
 const TABLE_META_FRACTION = 0.05;
 
+/**
+ * Default `tableTargetBytes` and `baseLevelBytes`. With random keys every L0
+ * table spans the whole key space, so each L0 -> L1 compaction rewrites all
+ * of L1: at the former 64 MiB L1 and 8 MiB tables that was 80-100 MiB per
+ * compaction, the worker fell behind and writes spent most of their time
+ * stalled at L0's stop trigger (bench/embedded.ts, 1M keys: overwrite 0.4x
+ * LevelDB). A 16 MiB L1 in 4 MiB tables keeps each L0 compaction small and
+ * L1 -> L2 compactions one table wide; LevelDB uses a 10 MiB L1 and 2 MiB
+ * tables. The measurements are in the commit that set these values.
+ */
+export const DEFAULT_TABLE_TARGET_BYTES = 4 << 20;
+/** See {@link DEFAULT_TABLE_TARGET_BYTES}. */
+export const DEFAULT_BASE_LEVEL_BYTES = 16 << 20;
+
 /** Hard ceiling on key size, whatever the options say. */
 export const MAX_KEY_BYTES = 4096;
 
@@ -150,7 +164,7 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
   const budget = o.memoryBudgetBytes;
   if (budget !== undefined) {
     checkInt("memoryBudgetBytes", budget, 8 << 20);
-    const table = o.tableTargetBytes ?? 8 << 20;
+    const table = o.tableTargetBytes ?? DEFAULT_TABLE_TARGET_BYTES;
     o = {
       ...o,
       memtableBytes: o.memtableBytes ?? Math.floor(budget / 16),
@@ -186,9 +200,9 @@ export function resolveOptions(o: DbOptions = {}): ResolvedOptions {
     maxKeyBytes: o.maxKeyBytes ?? MAX_KEY_BYTES,
     maxValueBytes: o.maxValueBytes ?? 16 << 20,
     changeHistoryBytes: o.changeHistoryBytes ?? 64 << 20,
-    tableTargetBytes: o.tableTargetBytes ?? 8 << 20,
+    tableTargetBytes: o.tableTargetBytes ?? DEFAULT_TABLE_TARGET_BYTES,
     compactionBytesPerSecond: o.compactionBytesPerSecond ?? 0,
-    baseLevelBytes: o.baseLevelBytes ?? 64 << 20,
+    baseLevelBytes: o.baseLevelBytes ?? DEFAULT_BASE_LEVEL_BYTES,
     l0CompactionTrigger: o.l0CompactionTrigger ?? 4,
     l0SlowdownTrigger: o.l0SlowdownTrigger ?? 8,
     l0StopTrigger: o.l0StopTrigger ?? 12,

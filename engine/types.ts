@@ -87,7 +87,7 @@ export interface DbOptions {
    * or 1/16 of `memoryBudgetBytes` when that is set.
    */
   changeHistoryBytes?: number;
-  /** Target size of one table file written by compaction. Default 8 MiB. */
+  /** Target size of one table file written by compaction. Default 4 MiB. */
   tableTargetBytes?: number;
   /**
    * Upper bound on the bytes compaction writes per second, so that it never
@@ -95,7 +95,7 @@ export interface DbOptions {
    * every 100 ms; flushes are not limited). 0, the default, is unlimited.
    */
   compactionBytesPerSecond?: number;
-  /** Target size of level 1; each deeper level is 10x. Default 64 MiB. */
+  /** Target size of level 1; each deeper level is 10x. Default 16 MiB. */
   baseLevelBytes?: number;
   /** L0 table count that triggers compaction. Default 4. */
   l0CompactionTrigger?: number;

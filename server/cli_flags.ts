@@ -105,7 +105,7 @@ export const SERVE_FLAGS: FlagSpec[] = [
   {
     name: "table-size",
     type: "string",
-    default: "8MiB",
+    default: "4MiB",
     valueName: "SIZE",
     help: "target size of a table file written by compaction",
   },
@@ -128,7 +128,7 @@ export const SERVE_FLAGS: FlagSpec[] = [
   {
     name: "base-level-size",
     type: "string",
-    default: "64MiB",
+    default: "16MiB",
     valueName: "SIZE",
     help: "target size of level 1; each deeper level is 10x larger",
   },

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { ByteWriter, compareBytes } from "../coding.ts";
+import { ByteWriter } from "../coding.ts";
 import { BloomFilterBuilder, bloomHash } from "../bloom.ts";
 import { type Entry, KIND_DELETE } from "../entry.ts";
 import { InvalidArgumentError, wrapIoError } from "../errors.ts";
@@ -182,7 +182,7 @@ export class TableWriter {
       this.#smallestKey = e.key.slice();
       this.#bloom?.addHash(bloomHash(e.key));
     } else {
-      const c = compareBytes(e.key, block.lastKey());
+      const c = block.compareLast(e.key);
       if (c < 0 || (c === 0 && e.seq >= block.lastSeq)) {
         throw new InvalidArgumentError(
           `table entries out of order in ${this.path}: seq ${e.seq} after seq ${block.lastSeq}`,
