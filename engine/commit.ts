@@ -1,6 +1,6 @@
 /**
- * The group-commit pipeline: the write queue, the WAL buffer and its
- * appends, the in-flight writes (indexed in engine/inflight.ts), the visible
+ * The group-commit pipeline: the write queue, the appends of each group's
+ * WAL records (framed by wal_group.ts), the in-flight writes (indexed in engine/inflight.ts), the visible
  * seqno, interval sync, and the sticky failure state (read-only after a failed sync, disk full after a
  * failed append). The Db hands it a log and a memtable through a
  * {@link CommitEnv}, so it runs (and is tested) without a Db, as Pebble's
@@ -51,7 +51,7 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import { binaryString, ByteWriter } from "./coding.ts";
+import { binaryString } from "./coding.ts";
 import type { Entry } from "./entry.ts";
 import { KIND_PUT } from "./entry.ts";
 import {
@@ -60,6 +60,7 @@ import {
   type ShaleError,
   wrapIoError,
 } from "./errors.ts";
+import type { CommitEnv } from "./commit_env.ts";
 import type { WritableFile } from "./fs.ts";
 import {
   decideConditions,
@@ -71,12 +72,8 @@ import {
 } from "./inflight.ts";
 import { unrefTimer } from "./runtime.ts";
 import type { BatchOp } from "./types.ts";
-import {
-  batchRecordHead,
-  closeMarker,
-  frameBatch,
-  LARGE_BATCH_BYTES,
-} from "./wal.ts";
+import { closeMarker } from "./wal.ts";
+import { WalGroupBuffer } from "./wal_group.ts";
 
 /**
  * Resolves in the next event-loop turn, after the I/O callbacks that are
@@ -87,78 +84,22 @@ function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-/** Where a group goes once durable: the current memtable. */
-export interface CommitMemtable {
-  addMany(entries: readonly Entry[], skeys: readonly string[]): void;
-}
-
-/** The counters the pipeline keeps (the Db's stats object has them all). */
-export interface CommitCounters {
-  puts: number;
-  deletes: number;
-  batches: number;
-  userBytes: number;
-  writeGroups: number;
-  walSyncs: number;
-  walBytes: number;
-  preconditionFailures: number;
-}
-
-/** What the pipeline needs from its surroundings (the Db, or a test). */
-export interface CommitEnv {
-  /** "always": fdatasync every group; "interval": on a timer; "none": never. */
-  sync: "always" | "interval" | "none";
-  /** The interval timer's period (sync "interval"). */
-  syncIntervalMs: number;
-  /** Milliseconds since the epoch: whether a put with a deadline is live. */
-  clock(): number;
-  /** The memtable groups are applied to (it changes on rotation). */
-  memtable(): CommitMemtable;
-  /**
-   * Called before each group: rotates a full memtable (and the log, through
-   * {@link CommitPipeline.replaceLog}). Returns a promise only when it has
-   * work to do, so a group with nothing to rotate takes no extra tick.
-   */
-  makeRoom(): Promise<void> | undefined;
-  /** A group became visible: the change feed's hook. */
-  published(seq: number, entries: readonly Entry[]): void;
-  /** The state turned disk full (wake stalled writers, arrange retries). */
-  diskFull(err: ShaleError): void;
-  /** Background work is blocked on a full disk: a good append does not clear it. */
-  backgroundBlocked(): boolean;
-  /** The stored form of `key` in key space `space` (valid until the next call). */
-  storedKey(space: number, key: Uint8Array): Uint8Array;
-  /** The version of a stored key's newest visible write; null when absent. */
-  visibleVersion(storedKey: Uint8Array): number | null;
-  counters: CommitCounters;
-}
-
 /** The group-commit pipeline; see the module comment for its invariants. */
 export class CommitPipeline {
   #env: CommitEnv;
   #log: WritableFile;
-  #buf = new ByteWriter(64 * 1024);
-  /**
-   * The WAL bytes of the next group when it holds a large batch: earlier
-   * records (copied out of `#buf`), then the large record's head and its
-   * ops by reference, in order; `#buf` holds what follows.
-   */
-  #parts: Uint8Array[] = [];
+  /** The WAL records of the writes queued for the next group. */
+  #records = new WalGroupBuffer();
   #queue: PendingWrite[] = [];
   /** The group being appended and applied, taken off #queue. */
   #group: PendingWrite[] = [];
   #committing = false;
   /**
-   * Set while {@link exclusive} or {@link stop} waits for the commit loop:
-   * the loop then ends as soon as the queue is empty, without waiting a
-   * turn for more writes (which, under steady load, would keep it going).
-   */
-  #slotWanted = false;
-  /**
    * Set while {@link exclusive} waits: the loop hands it the slot between
    * two groups even with writes queued (exclusive restarts the loop after
-   * its task). Under sync "always" with steady writes, a sync may never
-   * end with an empty queue, and a flush's rotation would wait for ever.
+   * its task), and waits no turn for more writes. Under steady writes the
+   * queue may never be empty when a group ends, and a flush's rotation
+   * would wait for ever.
    */
   #exclusiveWanted = false;
   #done: Promise<void> = Promise.resolve();
@@ -259,7 +200,6 @@ export class CommitPipeline {
   async exclusive(task: () => Promise<void>): Promise<void> {
     // Inline, not idle(): the slot is taken in the same tick as the check.
     while (this.#committing) {
-      this.#slotWanted = true;
       this.#exclusiveWanted = true;
       await this.#done;
     }
@@ -282,10 +222,7 @@ export class CommitPipeline {
    */
   async stop(): Promise<void> {
     this.#stopping = true;
-    while (this.#committing) {
-      this.#slotWanted = true;
-      await this.#done;
-    }
+    while (this.#committing) await this.#done;
     this.#stopped = true;
     if (this.#intervalTimer !== undefined) clearInterval(this.#intervalTimer);
   }
@@ -355,15 +292,7 @@ export class CommitPipeline {
       c.userBytes += e.key.length - 1 + e.value.length;
     }
     if (isBatch) c.batches++;
-    if (opsPayload.length >= LARGE_BATCH_BYTES) {
-      // Not copied: the record is the head and the ops as they are (nothing
-      // writes to the ops any more; the memtable keeps views into them).
-      if (this.#buf.pos > 0) this.#parts.push(this.#buf.finish());
-      this.#buf.reset();
-      this.#parts.push(batchRecordHead(seq, opsPayload), opsPayload);
-    } else {
-      frameBatch(this.#buf, seq, opsPayload);
-    }
+    this.#records.add(seq, opsPayload);
     return new Promise<number>((resolve, reject) => {
       const write: PendingWrite = { seq, entries, skeys, resolve, reject };
       this.#queue.push(write);
@@ -405,7 +334,6 @@ export class CommitPipeline {
 
   #startLoop(): void {
     this.#committing = true;
-    this.#slotWanted = false;
     this.#done = this.#commitLoop();
   }
 
@@ -446,10 +374,7 @@ export class CommitPipeline {
         const group = this.#queue;
         this.#group = group;
         this.#queue = [];
-        const parts = this.#parts;
-        this.#parts = [];
-        if (this.#buf.pos > 0) parts.push(this.#buf.finish());
-        this.#buf.reset();
+        const parts = this.#records.take();
         let dataBytes = 0;
         for (const part of parts) dataBytes += part.length;
         const log = this.#log;
@@ -497,7 +422,7 @@ export class CommitPipeline {
         }
         if (
           env.sync !== "always" && this.#queue.length === 0 &&
-          !this.#slotWanted
+          !this.#exclusiveWanted && !this.#stopping
         ) {
           // No fsync to gather the next group during: hold the slot for one
           // event-loop turn instead, so that writes arriving meanwhile (each
@@ -514,8 +439,7 @@ export class CommitPipeline {
       if (this.#failure) {
         for (const w of this.#queue) this.#reject(w, this.#failure);
         this.#queue = [];
-        this.#buf.reset();
-        this.#parts = [];
+        this.#records.clear();
       }
       this.#group = [];
       this.#committing = false;

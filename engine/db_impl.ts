@@ -43,7 +43,8 @@ import type {
 import { USER_KEY_SPACE } from "./types.ts";
 import { versionFromState, VersionSet } from "./version.ts";
 import { createLog, WAL_MAGIC } from "./wal.ts";
-import { type CommitEnv, CommitPipeline } from "./commit.ts";
+import { CommitPipeline } from "./commit.ts";
+import type { CommitEnv } from "./commit_env.ts";
 import { MemtableSet } from "./memtables.ts";
 import { Scheduler, type SchedulerEnv } from "./scheduler.ts";
 import { SnapshotList } from "./snapshots.ts";

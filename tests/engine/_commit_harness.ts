@@ -11,7 +11,7 @@ import type {
   CommitCounters,
   CommitEnv,
   CommitMemtable,
-} from "../../engine/commit.ts";
+} from "../../engine/commit_env.ts";
 import { CommitPipeline } from "../../engine/commit.ts";
 import { binaryString } from "../../engine/coding.ts";
 import type { Entry } from "../../engine/entry.ts";
