@@ -80,6 +80,20 @@ export function varintLength(v: number): number {
 }
 
 /**
+ * Writes `v` (below 2^53) as a varint at `p` of `buf`, which must have room
+ * (up to 8 bytes); returns the position after it. For loops that write
+ * several fields after one bounds check (sstable/block.ts).
+ */
+export function putVarint(buf: Uint8Array, p: number, v: number): number {
+  while (v >= 0x80) {
+    buf[p++] = (v % 128) | 0x80;
+    v = Math.floor(v / 128);
+  }
+  buf[p++] = v;
+  return p;
+}
+
+/**
  * Hands out small byte arrays carved from shared slabs. In this runtime a
  * `new Uint8Array(n)` costs about 1.3 us whatever its size (each gets its
  * own backing store), while a view into an existing buffer costs about
@@ -150,11 +164,7 @@ export class ByteWriter {
 
   varint(v: number): void {
     this.ensure(10);
-    while (v >= 0x80) {
-      this.buf[this.pos++] = (v % 128) | 0x80;
-      v = Math.floor(v / 128);
-    }
-    this.buf[this.pos++] = v;
+    this.pos = putVarint(this.buf, this.pos, v);
   }
 
   bytes(b: Uint8Array): void {

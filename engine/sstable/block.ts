@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { ByteWriter, readU32 } from "../coding.ts";
+import { ByteWriter, putVarint, readU32 } from "../coding.ts";
 import type { Entry } from "../entry.ts";
 import { RESTART_INTERVAL, TableFormatError } from "./format.ts";
 
@@ -131,16 +131,6 @@ export class BlockBuilder {
     this.#counter = 0;
     this.#entries = 0;
   }
-}
-
-/** Writes `v` (below 2^53) as a varint at `p`; returns the position after it. */
-function putVarint(buf: Uint8Array, p: number, v: number): number {
-  while (v >= 0x80) {
-    buf[p++] = (v % 128) | 0x80;
-    v = Math.floor(v / 128);
-  }
-  buf[p++] = v;
-  return p;
 }
 
 // Position after the last varint read by varintAt. Module state keeps the
