@@ -3,7 +3,8 @@
  * a bare `Deno.serve` Map handler (the ceiling, bench/_bare_server.ts) with
  * wrk over loopback, each server pinned to one core and wrk to another.
  * Writes bench/RESULTS_HTTP.md and bench/results_http.svg (GET latency over
- * time, idle vs while a heavy write load keeps compaction busy).
+ * time, idle vs while a heavy write load keeps compaction busy, for both
+ * servers: bench/_busy.ts).
  *
  *     deno run -A bench/http.ts                        # 10 s per workload
  *     deno run -A bench/http.ts --duration 5 --keys 100000
@@ -16,16 +17,16 @@
 import { benchArgs } from "./_args.ts";
 import { Buffer } from "node:buffer";
 import { lineChartSvg } from "./_chart.ts";
-import { Progress, threadCpuSeconds } from "./_measure.ts";
-import { type Server, startServer } from "./_servers.ts";
+import { Progress } from "./_measure.ts";
 import {
-  have,
-  parseWrk,
-  pinner,
-  type WrkResult,
-  wrkRunner,
-  wrkScripts,
-} from "./_wrk.ts";
+  type BusyOptions,
+  busyRatio,
+  busyRun,
+  type BusySeries,
+  summary,
+} from "./_busy.ts";
+import { type Server, startServer } from "./_servers.ts";
+import { have, pinner, type WrkResult, wrkRunner, wrkScripts } from "./_wrk.ts";
 import {
   commandLine,
   fmtInt,
@@ -53,8 +54,9 @@ const args = benchArgs({
     workloads: "",
     svg: "bench/results_http.svg",
   },
-  // --busy-only: only the GET-latency-under-writes phase (preload, settle,
-  // idle and busy windows): no bare server, no throughput workloads.
+  // --busy-only: only the GET-latency-under-writes phase (idle and busy
+  // windows against the bare handler, then preload, settle, idle and busy
+  // windows against shale): no throughput workloads.
   flags: ["no-busy", "busy-only"],
 });
 const KEYS = Number(args.keys);
@@ -212,75 +214,16 @@ async function engineStats(url: string): Promise<Record<string, number>> {
   return j.engine.ops as Record<string, number>;
 }
 
-interface Series {
-  idle: [number, number, number][]; // t, p50, p99 (ms)
-  busy: [number, number, number][];
-  /** Server CPU seconds in the busy windows: main thread, each worker, rest. */
-  busyCpu: { main: number; workers: Map<string, number>; other: number };
-  writerRps: number;
-  writerNon2xx: number;
-  before: Record<string, number>;
-  after: Record<string, number>;
-}
-
-/**
- * The CPU seconds each thread of the server used between two readings, as
- * the main thread (its id is the process id), each worker thread (Deno
- * names them `worker-N` in creation order: shale's flush worker, then its
- * compaction worker) and the rest (the runtime's I/O and GC threads).
- */
-function cpuSplit(
-  pid: number,
-  before: ReturnType<typeof threadCpuSeconds>,
-  after: ReturnType<typeof threadCpuSeconds>,
-): Series["busyCpu"] {
-  const split = { main: 0, workers: new Map<string, number>(), other: 0 };
-  for (const [tid, t] of after) {
-    const used = t.seconds - (before.get(tid)?.seconds ?? 0);
-    if (tid === pid) split.main += used;
-    else if (/^worker-\d+$/.test(t.name)) {
-      split.workers.set(t.name, (split.workers.get(t.name) ?? 0) + used);
-    } else split.other += used;
-  }
-  return split;
-}
-
-/** GET-hit latency in 1 s windows: idle, then while a writer hammers PUTs. */
-async function compactionRun(s: Server): Promise<Series> {
-  const windows = Math.max(3, Math.floor(BUSY_SECS));
-  const idle: [number, number, number][] = [];
-  progress.begin("GET p99 idle", windows);
-  for (let i = 0; i < windows; i++) {
-    const r = await wrk(s.url, "get_hit", 1, READER_CONNS);
-    idle.push([i + 1, r.p50, r.p99]);
-    progress.tick(i + 1);
-  }
-  progress.end();
-  const before = await engineStats(s.url);
-  const writer = wrkCommand(s.url, "writer", windows + 3, BUSY_CONNS).output();
-  await new Promise((r) => setTimeout(r, 1500));
-  const busy: [number, number, number][] = [];
-  const pid = s.child.pid;
-  const cpu0 = threadCpuSeconds(pid);
-  progress.begin("GET p99 busy", windows);
-  for (let i = 0; i < windows; i++) {
-    const r = await wrk(s.url, "get_hit", 1, READER_CONNS);
-    busy.push([i + 1, r.p50, r.p99]);
-    progress.tick(i + 1);
-  }
-  progress.end();
-  const busyCpu = cpuSplit(pid, cpu0, threadCpuSeconds(pid));
-  const after = await engineStats(s.url);
-  const w = await writer;
-  const wr = parseWrk(new TextDecoder().decode(w.stdout));
+/** The busy phase's options for one server (shale reads its /stats). */
+function busyOptions(withEngine: boolean): BusyOptions {
   return {
-    idle,
-    busy,
-    busyCpu,
-    writerRps: wr.rps,
-    writerNon2xx: wr.non2xx,
-    before,
-    after,
+    wrk,
+    wrkCommand,
+    windows: BUSY_SECS,
+    readerConns: READER_CONNS,
+    writerConns: BUSY_CONNS,
+    progress,
+    engineStats: withEngine ? engineStats : undefined,
   };
 }
 
@@ -288,7 +231,8 @@ async function compactionRun(s: Server): Promise<Series> {
 
 let bare: Map<string, Measured> | undefined;
 let shale: Map<string, Measured> | undefined;
-let series: Series | undefined;
+let series: BusySeries | undefined;
+let bareSeries: BusySeries | undefined;
 let preloadSecs = 0;
 const failures: string[] = [];
 console.error(
@@ -304,7 +248,7 @@ if (BUSY_ONLY && args["no-busy"]) {
   Deno.exit(2);
 }
 try {
-  if (!BUSY_ONLY) {
+  {
     try {
       const b = await startServer(
         pinned(SERVER_CPU, [
@@ -318,7 +262,10 @@ try {
         "bare server",
       );
       try {
-        bare = await runAll(b, "bare");
+        if (!BUSY_ONLY) bare = await runAll(b, "bare");
+        if (!args["no-busy"]) {
+          bareSeries = await busyRun(b, "bare", busyOptions(false));
+        }
       } finally {
         await b.stop();
       }
@@ -357,7 +304,9 @@ try {
       const settleSecs = await settle(s.url);
       console.error(`background work settled in ${settleSecs.toFixed(1)} s`);
       if (!BUSY_ONLY) shale = await runAll(s, "shale");
-      if (!args["no-busy"]) series = await compactionRun(s);
+      if (!args["no-busy"]) {
+        series = await busyRun(s, "shale", busyOptions(true));
+      }
     } finally {
       await s.stop();
     }
@@ -393,74 +342,83 @@ const rows = WORKLOADS.map((w) => {
     s ? String(s.non2xx) : "-",
   ];
 });
-const median = (a: number[]) => {
-  const s = [...a].sort((x, y) => x - y);
-  return s.length ? s[Math.floor(s.length / 2)] : NaN;
-};
+const cpuText = (c: BusySeries["busyCpu"]) =>
+  [
+    `main thread ${c.main.toFixed(2)} s`,
+    ...[...c.workers].map(([n, v]) => `${n} ${v.toFixed(2)} s`),
+    `other threads ${c.other.toFixed(2)} s`,
+  ].join(", ");
+const writerText = (w: BusySeries) =>
+  `${fmtInt(w.writerRps)} req/s (${
+    ((w.writerRps * BUSY_VALUE) / 1048576).toFixed(1)
+  } MiB/s)${w.writerNon2xx ? `, ${w.writerNon2xx} non-2xx` : ""}`;
+const ratioText = (w: BusySeries | undefined) =>
+  w ? `${busyRatio(w).toFixed(2)}x` : "-";
+const windowRows = (name: string, w: BusySeries | undefined) =>
+  [["idle", w?.idle], ["heavy writes", w?.busy]].map(([half, ws]) => {
+    const m = ws ? summary(ws as BusySeries["idle"]) : undefined;
+    return [`${name}, ${half}`, ms(m?.p50), ms(m?.p99), ms(m?.worst)];
+  });
 let compaction = "(not run)";
-if (series) {
-  const idleP99 = median(series.idle.map((x) => x[2]));
-  const busyP99 = median(series.busy.map((x) => x[2]));
-  const d = (k: string) => (series!.after[k] ?? 0) - (series!.before[k] ?? 0);
-  const c = series.busyCpu;
-  const cpuText = `main thread ${c.main.toFixed(2)} s, ${
-    [...c.workers].map(([n, v]) => `${n} ${v.toFixed(2)} s`).join(", ")
-  }, other threads ${
-    c.other.toFixed(2)
-  } s (worker-1 is the flush worker, worker-2 the compaction worker)`;
-  compaction = [
+if (series || bareSeries) {
+  const d = (k: string) =>
+    (series?.after?.[k] ?? 0) - (series?.before?.[k] ?? 0);
+  const lines = [
     mdTable(
       [
-        "window",
+        "server, window",
         "GET p50 ms (median of 1 s windows)",
         "GET p99 ms (median)",
         "GET p99 ms (worst window)",
       ],
-      [
-        [
-          "idle",
-          ms(median(series.idle.map((x) => x[1]))),
-          ms(idleP99),
-          ms(Math.max(...series.idle.map((x) => x[2]))),
-        ],
-        [
-          "heavy writes",
-          ms(median(series.busy.map((x) => x[1]))),
-          ms(busyP99),
-          ms(Math.max(...series.busy.map((x) => x[2]))),
-        ],
-      ],
+      [...windowRows("shale", series), ...windowRows("bare", bareSeries)],
     ),
     "",
-    `- busy p99 / idle p99: **${
-      (busyP99 / idleP99).toFixed(2)
-    }x** (target < 2x)`,
-    `- writer: ${BUSY_CONNS} connections of PUT ${BUSY_VALUE}-byte values to fresh keys: ${
-      fmtInt(series.writerRps)
-    } req/s (${((series.writerRps * BUSY_VALUE) / 1048576).toFixed(1)} MiB/s)${
-      series.writerNon2xx ? `, ${series.writerNon2xx} non-2xx` : ""
+    `- busy p99 / idle p99: shale **${
+      ratioText(series)
+    }** (target < 2x); bare Map handler under the same writer ${
+      ratioText(bareSeries)
     }`,
-    `- during the busy window the engine ran ${d("flushes")} flushes and ${
-      d("compactions")
-    } compactions (${
-      (d("compactBytesWritten") / 1048576).toFixed(0)
-    } MiB written by compaction), ${d("stalls")} write stalls (${
-      Math.round(d("stallMs"))
-    } ms), ${
-      d("slowdowns")
-    } slowdowns; longest event-loop stall since start ${series.after.maxEventLoopStallMs} ms`,
-    `- server CPU in the busy window: ${cpuText}`,
+  ];
+  if (series) {
+    lines.push(
+      `- writer: ${BUSY_CONNS} connections of PUT ${BUSY_VALUE}-byte values to fresh keys: shale ${
+        writerText(series)
+      }${bareSeries ? `; bare ${writerText(bareSeries)}` : ""}`,
+      `- during the busy window the engine ran ${d("flushes")} flushes and ${
+        d("compactions")
+      } compactions (${
+        (d("compactBytesWritten") / 1048576).toFixed(0)
+      } MiB written by compaction), ${d("stalls")} write stalls (${
+        Math.round(d("stallMs"))
+      } ms), ${
+        d("slowdowns")
+      } slowdowns; longest event-loop stall since start ${series.after?.maxEventLoopStallMs} ms`,
+      `- shale's CPU in the busy window: ${
+        cpuText(series.busyCpu)
+      } (worker-1 is the flush worker, worker-2 the compaction worker)`,
+    );
+  }
+  if (bareSeries) {
+    lines.push(
+      `- bare's CPU in the busy window: ${cpuText(bareSeries.busyCpu)}`,
+    );
+  }
+  lines.push(
     `- reader: wrk with ${READER_CONNS} connections of GET hit, in 1 s windows`,
-  ].join("\n");
+  );
+  compaction = lines.join("\n");
   // One line to grep when comparing builds run after run.
   console.error(
-    `busy summary: idle p99 ${ms(idleP99)} ms, busy p99 ${ms(busyP99)} ms, ${
-      (busyP99 / idleP99).toFixed(2)
-    }x; ${d("stalls")} stalls (${Math.round(d("stallMs"))} ms), ${
+    `busy summary: shale ${ratioText(series)} (idle p99 ${
+      ms(series && summary(series.idle).p99)
+    } ms, busy p99 ${ms(series && summary(series.busy).p99)} ms), bare ${
+      ratioText(bareSeries)
+    }; ${d("stalls")} stalls (${Math.round(d("stallMs"))} ms), ${
       d("flushes")
     } flushes, ${d("compactions")} compactions, writer ${
-      fmtInt(series.writerRps)
-    } req/s; cpu ${cpuText}; load ${
+      fmtInt(series?.writerRps ?? NaN)
+    } req/s; cpu ${series ? cpuText(series.busyCpu) : "-"}; load ${
       Deno.loadavg().map((x) => x.toFixed(2)).join(" ")
     }`,
   );
@@ -558,6 +516,24 @@ if (!args["no-write"] && !BUSY_ONLY) {
             name: "p50 heavy writes",
             points: series.busy.map((x) => [x[0], x[1]]),
           },
+          ...(bareSeries
+            ? [
+              {
+                name: "bare p99 idle",
+                points: bareSeries.idle.map((x): [number, number] => [
+                  x[0],
+                  x[2],
+                ]),
+              },
+              {
+                name: "bare p99 heavy writes",
+                points: bareSeries.busy.map((x): [number, number] => [
+                  x[0],
+                  x[2],
+                ]),
+              },
+            ]
+            : []),
         ],
       }),
     );
