@@ -264,25 +264,32 @@ function toChanges(entries: readonly Entry[], copy: boolean): Change[] {
 /**
  * A group that keeps its write's encoded ops (`payload`, the bytes
  * engine/wal.ts's encodeBatchOps wrote and the memtable views anyway) and
- * builds its Change objects on first read. Retaining three small objects
- * per change for the whole budget (16 MiB by default under a 256 MiB
- * memory budget: ~40k changes) moved every change into V8's old
- * generation, where they died as garbage: with eager objects the main
- * thread's committed heap ran at ~100 MiB for ~30 MiB live in
- * `make bench-large` (bench/README.md). A change feed that reads every
- * group builds them all, as before.
+ * builds its Change objects when read. Retaining three small objects per
+ * change for the whole budget (16 MiB by default under a 256 MiB memory
+ * budget: ~40k changes) moved every change into V8's old generation,
+ * where they died as garbage: with eager objects the main thread's
+ * committed heap ran at 115-131 MiB in `make bench-large`, 46-51 MiB
+ * without (bench/README.md). The built array is held weakly: reads while
+ * someone holds it get the same array, and once the reader (a change
+ * feed's event) is done with it, it goes with the young generation
+ * instead of staying for the group's lifetime.
  */
 function lazyGroup(
   version: number,
   bytes: number,
   payload: Uint8Array,
 ): ChangeGroup {
-  let changes: Change[] | undefined;
+  let built: WeakRef<Change[]> | undefined;
   return {
     version,
     bytes,
     get changes(): Change[] {
-      return changes ??= toChanges(decodeBatchOps(payload, version), false);
+      let changes = built?.deref();
+      if (changes === undefined) {
+        changes = toChanges(decodeBatchOps(payload, version), false);
+        built = new WeakRef(changes);
+      }
+      return changes;
     },
   };
 }

@@ -202,7 +202,7 @@ Deno.test("ChangeHistory: each change carries its key space and the key as writt
   );
 });
 
-Deno.test("ChangeHistory: a group published with its encoded ops reads as the eager one, built once, and counts the same bytes", () => {
+Deno.test("ChangeHistory: a group published with its encoded ops reads as the eager one and counts the same bytes", () => {
   const ops = [
     entry("a", 0, "1"),
     { ...entry("b", 0), kind: KIND_DELETE, value: enc("") },
@@ -220,7 +220,7 @@ Deno.test("ChangeHistory: a group published with its encoded ops reads as the ea
   const [l] = lazy.after(0)!;
   equal(l.version, 9);
   deepEqual(l.changes, e.changes);
-  equal(l.changes, l.changes); // decoded once, then kept
+  equal(l.changes, l.changes); // the same array while it is held
   equal(l.changes[0].key.buffer, payload.buffer); // views, no copies
 });
 
