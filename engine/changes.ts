@@ -33,6 +33,7 @@
  */
 import { type Entry, KIND_PUT, KIND_RANGE_DELETE } from "./entry.ts";
 import { InvalidArgumentError } from "./errors.ts";
+import { decodeBatchOps } from "./wal.ts";
 import type { Change, ChangeGroup, ChangeListener } from "./types.ts";
 
 /** Accounting overhead per retained group (object, array, version). */
@@ -147,36 +148,25 @@ export class ChangeHistory {
    * Records the group `version` (its entries share that seqno, their keys
    * are stored keys) and tells every listener. Called by the engine only,
    * in ascending version order. Without `copy` the changes are views of
-   * the entries' bytes, which the engine never reuses.
+   * the entries' bytes, which the engine never reuses; with `payload` too
+   * (the write's encoded ops, which hold those bytes) the group keeps only
+   * the payload and builds its changes when first read.
    *
    * @internal @ignore
    */
-  publish(version: number, entries: readonly Entry[], copy = false): void {
-    const changes: Change[] = [];
+  publish(
+    version: number,
+    entries: readonly Entry[],
+    copy = false,
+    payload?: Uint8Array,
+  ): void {
     let bytes = GROUP_OVERHEAD_BYTES;
     for (const e of entries) {
-      const put = e.kind === KIND_PUT;
-      const change: Change = {
-        space: e.key[0],
-        key: copy ? e.key.slice(1) : e.key.subarray(1),
-        type: put ? "put" : "delete",
-        value: copy && put ? e.value.slice() : e.value,
-        encoding: e.encoding,
-        expiresAt: e.expiresAt,
-      };
-      if (e.kind === KIND_RANGE_DELETE) {
-        // One change for the whole range: key is its start, the entry's
-        // value its end (empty: to the end of the key space).
-        change.type = "delete_range";
-        change.value = new Uint8Array(0);
-        if (e.value.length > 0) {
-          change.end = copy ? e.value.slice() : e.value;
-        }
-      }
-      changes.push(change);
       bytes += CHANGE_OVERHEAD_BYTES + e.key.length + e.value.length;
     }
-    const group: ChangeGroup = { version, changes, bytes };
+    const group = !copy && payload !== undefined
+      ? lazyGroup(version, bytes, payload)
+      : { version, changes: toChanges(entries, copy), bytes };
     this.#groups.push(group);
     this.#published += bytes;
     this.#bytes += bytes;
@@ -242,4 +232,64 @@ export class ChangeHistory {
       this.#start = 0;
     }
   }
+}
+
+/** The changes of a group's entries (views of their bytes unless `copy`). */
+function toChanges(entries: readonly Entry[], copy: boolean): Change[] {
+  const changes: Change[] = [];
+  for (const e of entries) {
+    const put = e.kind === KIND_PUT;
+    const change: Change = {
+      space: e.key[0],
+      key: copy ? e.key.slice(1) : e.key.subarray(1),
+      type: put ? "put" : "delete",
+      value: copy && put ? e.value.slice() : e.value,
+      encoding: e.encoding,
+      expiresAt: e.expiresAt,
+    };
+    if (e.kind === KIND_RANGE_DELETE) {
+      // One change for the whole range: key is its start, the entry's
+      // value its end (empty: to the end of the key space).
+      change.type = "delete_range";
+      change.value = new Uint8Array(0);
+      if (e.value.length > 0) {
+        change.end = copy ? e.value.slice() : e.value;
+      }
+    }
+    changes.push(change);
+  }
+  return changes;
+}
+
+/**
+ * A group that keeps its write's encoded ops (`payload`, the bytes
+ * engine/wal.ts's encodeBatchOps wrote and the memtable views anyway) and
+ * builds its Change objects when read. Retaining three small objects per
+ * change for the whole budget (16 MiB by default under a 256 MiB memory
+ * budget: ~40k changes) moved every change into V8's old generation,
+ * where they died as garbage: with eager objects the main thread's
+ * committed heap ran at 115-131 MiB in `make bench-large`, 46-51 MiB
+ * without (bench/README.md). The built array is held weakly: reads while
+ * someone holds it get the same array, and once the reader (a change
+ * feed's event) is done with it, it goes with the young generation
+ * instead of staying for the group's lifetime.
+ */
+function lazyGroup(
+  version: number,
+  bytes: number,
+  payload: Uint8Array,
+): ChangeGroup {
+  let built: WeakRef<Change[]> | undefined;
+  return {
+    version,
+    bytes,
+    get changes(): Change[] {
+      let changes = built?.deref();
+      if (changes === undefined) {
+        changes = toChanges(decodeBatchOps(payload, version), false);
+        built = new WeakRef(changes);
+      }
+      return changes;
+    },
+  };
 }

@@ -294,7 +294,14 @@ export class CommitPipeline {
     if (isBatch) c.batches++;
     this.#records.add(seq, opsPayload);
     return new Promise<number>((resolve, reject) => {
-      const write: PendingWrite = { seq, entries, skeys, resolve, reject };
+      const write: PendingWrite = {
+        seq,
+        entries,
+        payload: opsPayload,
+        skeys,
+        resolve,
+        reject,
+      };
       this.#queue.push(write);
       this.#inflight.accepted(write);
       if (!this.#committing) this.#startLoop();
@@ -414,7 +421,7 @@ export class CommitPipeline {
         for (const w of group) {
           this.#visibleSeq = w.seq;
           this.#inflight.drop(w);
-          env.published(w.seq, w.entries); // the change feed's hook
+          env.published(w.seq, w.entries, w.payload); // the change feed's hook
         }
         for (const w of group) {
           w.resolve(w.seq);

@@ -43,8 +43,15 @@ export interface CommitEnv {
    * work to do, so a group with nothing to rotate takes no extra tick.
    */
   makeRoom(): Promise<void> | undefined;
-  /** A group became visible: the change feed's hook. */
-  published(seq: number, entries: readonly Entry[]): void;
+  /**
+   * A group became visible: the change feed's hook. `payload` is the
+   * write's encoded ops, which the entries' bytes view.
+   */
+  published(
+    seq: number,
+    entries: readonly Entry[],
+    payload?: Uint8Array,
+  ): void;
   /** The state turned disk full (wake stalled writers, arrange retries). */
   diskFull(err: ShaleError): void;
   /** Background work is blocked on a full disk: a good append does not clear it. */

@@ -240,7 +240,8 @@ export class DbImpl {
         this.#memtables.mem.bytes >= o.memtableBytes
           ? this.#rotate()
           : undefined,
-      published: (seq, entries) => this.#changes.publish(seq, entries),
+      published: (seq, entries, payload) =>
+        this.#changes.publish(seq, entries, false, payload),
       diskFull: () => this.#scheduler.diskFullRetry(),
       backgroundBlocked: () => this.#scheduler.backgroundBlocked,
       storedKey: (space, key) => this.#read.storedKey(space, key),

@@ -32,6 +32,8 @@ import type { BatchOp } from "./types.ts";
 export interface PendingWrite {
   seq: number;
   entries: Entry[];
+  /** The encoded ops the entries view (engine/wal.ts, encodeBatchOps). */
+  payload?: Uint8Array;
   /** binaryString() of each entry's key, computed once. */
   skeys: string[];
   /** Its keys are in the in-flight map (see {@link InflightIndex}). */

@@ -426,34 +426,45 @@ export function decodeBatch(
 ): Entry[] {
   const r = new ByteReader(payload);
   try {
-    const seq = r.u64("batch seqno");
-    const count = r.varint("batch count");
-    const out: Entry[] = [];
-    for (let i = 0; i < count; i++) {
-      const kind = r.u8("op kind");
-      if (
-        kind !== KIND_PUT && kind !== KIND_DELETE && kind !== KIND_RANGE_DELETE
-      ) {
-        throw new DecodeError(`unknown op kind ${kind}`);
-      }
-      const encoding = r.u8("op encoding");
-      const expiresAt = r.varint("op expiry");
-      const key = r.lengthPrefixed("op key");
-      if (kind === KIND_RANGE_DELETE && key.length === 0) {
-        throw new DecodeError("range delete without a key space");
-      }
-      // A range delete's value is its end key (empty: to the space's end).
-      const value = kind === KIND_DELETE ? EMPTY : r.lengthPrefixed("op value");
-      out.push({ key, seq, kind, encoding, expiresAt, value });
-    }
-    if (r.remaining !== 0) throw new DecodeError("trailing bytes after batch");
-    return out;
+    return decodeOps(r, r.u64("batch seqno"));
   } catch (err) {
     if (err instanceof DecodeError) {
       throw new CorruptionError(file, offset, `bad WAL batch: ${err.message}`);
     }
     throw err;
   }
+}
+
+/**
+ * Decodes what {@link encodeBatchOps} wrote (`payload`) back into entries
+ * of seqno `seq` (views into `payload`). Throws DecodeError on bad bytes.
+ */
+export function decodeBatchOps(payload: Uint8Array, seq: number): Entry[] {
+  return decodeOps(new ByteReader(payload), seq);
+}
+
+function decodeOps(r: ByteReader, seq: number): Entry[] {
+  const count = r.varint("batch count");
+  const out: Entry[] = [];
+  for (let i = 0; i < count; i++) {
+    const kind = r.u8("op kind");
+    if (
+      kind !== KIND_PUT && kind !== KIND_DELETE && kind !== KIND_RANGE_DELETE
+    ) {
+      throw new DecodeError(`unknown op kind ${kind}`);
+    }
+    const encoding = r.u8("op encoding");
+    const expiresAt = r.varint("op expiry");
+    const key = r.lengthPrefixed("op key");
+    if (kind === KIND_RANGE_DELETE && key.length === 0) {
+      throw new DecodeError("range delete without a key space");
+    }
+    // A range delete's value is its end key (empty: to the space's end).
+    const value = kind === KIND_DELETE ? EMPTY : r.lengthPrefixed("op value");
+    out.push({ key, seq, kind, encoding, expiresAt, value });
+  }
+  if (r.remaining !== 0) throw new DecodeError("trailing bytes after batch");
+  return out;
 }
 
 /**

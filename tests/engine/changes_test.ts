@@ -16,7 +16,12 @@ import {
   ChangeHistory,
   GROUP_OVERHEAD_BYTES,
 } from "../../engine/changes.ts";
-import { KIND_DELETE, KIND_PUT } from "../../engine/entry.ts";
+import {
+  KIND_DELETE,
+  KIND_PUT,
+  KIND_RANGE_DELETE,
+} from "../../engine/entry.ts";
+import { encodeBatchOps } from "../../engine/wal.ts";
 import { dec, enc, withTempDir } from "../_helpers.ts";
 
 /** A WAL entry as the engine publishes it: its key is a stored key. */
@@ -195,6 +200,28 @@ Deno.test("ChangeHistory: each change carries its key space and the key as writt
     2 * GROUP_OVERHEAD_BYTES + 3 * CHANGE_OVERHEAD_BYTES + (3 + 1) +
       (2 + 1) + (2 + 1),
   );
+});
+
+Deno.test("ChangeHistory: a group published with its encoded ops reads as the eager one and counts the same bytes", () => {
+  const ops = [
+    entry("a", 0, "1"),
+    { ...entry("b", 0), kind: KIND_DELETE, value: enc("") },
+    { ...entry("c", 0), kind: KIND_RANGE_DELETE, value: stored(0, "f") },
+    { ...entry("g", 0), kind: KIND_RANGE_DELETE, value: enc("") },
+    { ...entry("h", 0, "2", 7), encoding: 3, expiresAt: 1234 },
+  ].map((e) => ({ ...e, key: e.key.subarray(1) })); // user keys, space 0
+  const { payload, entries } = encodeBatchOps(ops, undefined, 0);
+  const eager = new ChangeHistory(0, 1 << 20);
+  const lazy = new ChangeHistory(0, 1 << 20);
+  eager.publish(9, entries);
+  lazy.publish(9, entries, false, payload);
+  equal(lazy.bytes, eager.bytes);
+  const [e] = eager.after(0)!;
+  const [l] = lazy.after(0)!;
+  equal(l.version, 9);
+  deepEqual(l.changes, e.changes);
+  equal(l.changes, l.changes); // the same array while it is held
+  equal(l.changes[0].key.buffer, payload.buffer); // views, no copies
 });
 
 Deno.test("Db.changes: writes to every key space are recorded with their space; user keys lose no byte", async () => {

@@ -191,6 +191,43 @@ Deno.test("a memtable image owns copies: the flush sees the memtable as it was w
   });
 });
 
+Deno.test("a flush frees its image's buffers, whether it wrote a table or failed", async () => {
+  await withTempDir(async (dir) => {
+    const mem = new Memtable();
+    mem.add({
+      key: enc("a"),
+      seq: 1,
+      kind: KIND_PUT,
+      encoding: ENCODING_RAW,
+      expiresAt: 0,
+      value: enc("1"),
+    });
+    const image = mem.image();
+    const ok = await runFlush(realFs, {
+      type: "flush",
+      dir,
+      ...SETTINGS,
+      image,
+      fileNumber: 1,
+    });
+    assert.equal(ok.table?.entries, 1);
+    for (const b of [image.pool, ...image.bufs]) assert.equal(b.detached, true);
+    // The memtable it was copied from is untouched.
+    assert.equal(dec(mem.get(enc("a"), 1)!.value), "1");
+    const failing = mem.image();
+    await assert.rejects(runFlush(realFs, {
+      type: "flush",
+      dir: `${dir}/missing`,
+      ...SETTINGS,
+      image: failing,
+      fileNumber: 2,
+    }));
+    for (const b of [failing.pool, ...failing.bufs]) {
+      assert.equal(b.detached, true);
+    }
+  });
+});
+
 Deno.test("a memtable holding nothing but range deletes flushes to no table", async () => {
   await withTempDir(async (dir) => {
     const mem = new Memtable();
