@@ -47,14 +47,16 @@ export class EngineStore implements Store {
   }
 
   get(key: Uint8Array): Promise<StoreEntry | undefined> {
+    return Promise.resolve(this.getSync(key));
+  }
+
+  getSync(key: Uint8Array): StoreEntry | undefined {
     const r = this.db.get(key);
-    return Promise.resolve(
-      r === undefined ? undefined : {
-        value: r.value,
-        version: String(r.version),
-        expiresAt: r.expiresAt,
-      },
-    );
+    return r === undefined ? undefined : {
+      value: r.value,
+      version: String(r.version),
+      expiresAt: r.expiresAt,
+    };
   }
 
   getMany(
