@@ -29,6 +29,9 @@ export interface KvRoutes {
   delete: RouteHandler;
 }
 
+/** The query parameters PUT takes. */
+const PUT_PARAMS = ["ttl"];
+
 /** The key route's handlers over `env`. */
 export function kvRoutes(env: ServerEnv): KvRoutes {
   const { store, limits, metrics } = env;
@@ -44,7 +47,8 @@ export function kvRoutes(env: ServerEnv): KvRoutes {
   function getKey(ctx: Ctx): Response | Promise<Response> {
     const key = decodeKey(ctx.path.slice(4), limits.maxKeyBytes);
     authorizeKey(ctx.scope, "read", key);
-    parseQuery(ctx.query, []);
+    // Most requests have no query: no parameter map for them.
+    if (ctx.query !== "") parseQuery(ctx.query, []);
     if (store.getSync !== undefined) return answer(ctx, store.getSync(key));
     return store.get(key).then((r) => answer(ctx, r));
   }
@@ -52,8 +56,9 @@ export function kvRoutes(env: ServerEnv): KvRoutes {
   async function putKey(ctx: Ctx): Promise<Response> {
     const key = decodeKey(ctx.path.slice(4), limits.maxKeyBytes);
     authorizeKey(ctx.scope, "write", key);
-    const params = parseQuery(ctx.query, ["ttl"]);
-    const ttl = params.get("ttl");
+    const ttl = ctx.query === ""
+      ? undefined
+      : parseQuery(ctx.query, PUT_PARAMS).get("ttl");
     const expiresAt = ttl === undefined ? undefined : Math.round(
       env.clock() +
         parseTtl(ascii(ttl, "ttl"), "query parameter ttl") * 1000,
@@ -69,7 +74,7 @@ export function kvRoutes(env: ServerEnv): KvRoutes {
   async function deleteKey(ctx: Ctx): Promise<Response> {
     const key = decodeKey(ctx.path.slice(4), limits.maxKeyBytes);
     authorizeKey(ctx.scope, "write", key);
-    parseQuery(ctx.query, []);
+    if (ctx.query !== "") parseQuery(ctx.query, []);
     await store.delete(key, conditions(ctx));
     return new Response(null, { status: 204 });
   }
