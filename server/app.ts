@@ -62,6 +62,16 @@ export interface ClientInfo {
 /** The request handler plus the few controls `main.ts` needs. */
 export interface Handler {
   (req: Request, info?: ClientInfo): Promise<Response>;
+  /**
+   * The same answers, synchronously where the route could (a GET served
+   * from the engine), for a listener: Deno and Bun take either. Each async
+   * layer costs a promise per request (deno bench: five nested async
+   * functions 1.6 µs, the same calls synchronously 0.3 µs).
+   */
+  readonly serve: (
+    req: Request,
+    info?: ClientInfo,
+  ) => Response | Promise<Response>;
   /** The counters this handler updates. */
   readonly metrics: Metrics;
   /** Requests refused to protect the server, by reason. */
@@ -227,7 +237,11 @@ export function createHandler(
 
   /** Not async: the handler awaits what the route returns, sync or not. */
   function dispatch(ctx: Ctx): Response | Promise<Response> {
-    const hit = routes.find((r) => r.match(ctx.path));
+    const path = ctx.path;
+    let hit: Route | undefined;
+    for (let i = 0; i < routes.length && hit === undefined; i++) {
+      if (routes[i].match(path)) hit = routes[i];
+    }
     // Unknown paths need the token too: a 404 would confirm a guess.
     if (hit?.public !== true) ctx.scope = auth.check(ctx.req);
     if (hit === undefined) {
@@ -249,10 +263,39 @@ export function createHandler(
 
   // ---- entry point ------------------------------------------------------
 
-  const handler = async (
+  /** Any failure as the client sees it (counting the refusals). */
+  function failed(err: unknown, ctx: Ctx): Response {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code === "string" && REFUSAL_REASONS.has(code)) {
+      refusals.count(code);
+    }
+    return errorResponse(err, {
+      format: "json",
+      log,
+      fields: { method: ctx.req.method, route: ctx.route },
+    });
+  }
+
+  /** The bookkeeping after an answer: the body lease, cursors, metrics. */
+  function finish(ctx: Ctx, res: Response, t0: number): Response {
+    ctx.lease.release();
+    if (cursors.size > 0) cursors.releaseExpired(env.monotonic());
+    const method = ctx.req.method;
+    metrics.observe(
+      ctx.route,
+      KNOWN_METHODS.has(method) ? method : "other",
+      res.status,
+      (performance.now() - t0) / 1000,
+    );
+    return res;
+  }
+
+  // Not async: a route that answers synchronously (a GET served from the
+  // engine) gets its Response back without a promise per layer.
+  const serve = (
     req: Request,
     info?: ClientInfo,
-  ): Promise<Response> => {
+  ): Response | Promise<Response> => {
     const t0 = performance.now();
     metrics.begin();
     const ctx: Ctx = {
@@ -264,7 +307,7 @@ export function createHandler(
       client: info?.remoteAddr?.hostname ?? "local",
       lease: budget.lease(),
     };
-    let res: Response;
+    let out: Response | Promise<Response>;
     try {
       // Route from the request path only: Deno builds req.url from Host.
       const target = requestTarget(req);
@@ -273,31 +316,22 @@ export function createHandler(
       ctx.authority = target.authority;
       // /health stays reachable for probes by any name; it reveals nothing.
       if (target.path !== "/health") checkSite(req, target, site);
-      res = await dispatch(ctx);
+      out = dispatch(ctx);
     } catch (err) {
-      const code = (err as { code?: unknown } | null)?.code;
-      if (typeof code === "string" && REFUSAL_REASONS.has(code)) {
-        refusals.count(code);
-      }
-      res = errorResponse(err, {
-        format: "json",
-        log,
-        fields: { method: req.method, route: ctx.route },
-      });
-    } finally {
-      ctx.lease.release();
+      out = failed(err, ctx);
     }
-    if (cursors.size > 0) cursors.releaseExpired(env.monotonic());
-    const method = KNOWN_METHODS.has(req.method) ? req.method : "other";
-    metrics.observe(
-      ctx.route,
-      method,
-      res.status,
-      (performance.now() - t0) / 1000,
-    );
-    return res;
+    if (out instanceof Promise) {
+      return out.then(
+        (res) => finish(ctx, res, t0),
+        (err) => finish(ctx, failed(err, ctx), t0),
+      );
+    }
+    return finish(ctx, out, t0);
   };
+  const handler = (req: Request, info?: ClientInfo): Promise<Response> =>
+    Promise.resolve(serve(req, info));
   return Object.assign(handler, {
+    serve,
     metrics,
     refusals,
     drain() {

@@ -35,12 +35,6 @@ export async function readBody(
   limit: BodyLimit,
   countBytes: (n: number) => void,
 ): Promise<Uint8Array> {
-  const tooLarge = () =>
-    new HttpError(
-      413,
-      limit.code,
-      `${limit.what} is larger than the limit of ${limit.bytes} bytes`,
-    );
   const lengthHeader = req.headers.get("content-length");
   if (lengthHeader !== null) {
     if (!/^[0-9]+$/.test(lengthHeader.trim())) {
@@ -50,27 +44,13 @@ export async function readBody(
       // Tell the HTTP layer we will not read it, so it can close rather
       // than wait for (or drain) a body we refuse anyway.
       req.body?.cancel().catch(() => {});
-      throw tooLarge();
+      throw tooLarge(limit);
     }
   }
   // In-process Requests (tests) carry no framing headers, so there a
   // non-empty body is accepted.
   const unframed = lengthHeader === null &&
     req.headers.get("transfer-encoding") === null;
-  const lengthRequired = () =>
-    new HttpError(
-      411,
-      "length_required",
-      "send Content-Length or Transfer-Encoding: chunked",
-    );
-  const bodyReadFailed = (err: unknown) =>
-    new HttpError(
-      400,
-      "body_read_failed",
-      `could not read the request body: ${
-        err instanceof Error ? clip(err.message, 120) : String(err)
-      }`,
-    );
   if (lengthHeader !== null) {
     // The length is declared and within the limit, and HTTP framing stops
     // the body there: read it in one call, which skips the stream-reader
@@ -97,7 +77,7 @@ export async function readBody(
     } catch (err) {
       throw bodyReadFailed(err);
     }
-    if (body.length > limit.bytes) throw tooLarge();
+    if (body.length > limit.bytes) throw tooLarge(limit);
     countBytes(body.length);
     return body;
   }
@@ -116,7 +96,7 @@ export async function readBody(
       countBytes(value.length);
       if (total > limit.bytes) {
         reader.cancel().catch(() => {});
-        throw tooLarge();
+        throw tooLarge(limit);
       }
       try {
         await lease.take(value.length);
@@ -134,6 +114,34 @@ export async function readBody(
   }
   if (total === 0 && unframed) throw lengthRequired();
   return concat(chunks, total);
+}
+
+// The refusals, as functions rather than closures: readBody runs per PUT.
+
+function tooLarge(limit: BodyLimit): HttpError {
+  return new HttpError(
+    413,
+    limit.code,
+    `${limit.what} is larger than the limit of ${limit.bytes} bytes`,
+  );
+}
+
+function lengthRequired(): HttpError {
+  return new HttpError(
+    411,
+    "length_required",
+    "send Content-Length or Transfer-Encoding: chunked",
+  );
+}
+
+function bodyReadFailed(err: unknown): HttpError {
+  return new HttpError(
+    400,
+    "body_read_failed",
+    `could not read the request body: ${
+      err instanceof Error ? clip(err.message, 120) : String(err)
+    }`,
+  );
 }
 
 /**

@@ -51,8 +51,11 @@ export class BodyBudget {
     return new BodyLease(this);
   }
 
-  /** @internal Takes `n` bytes, waiting for room; see {@link BodyLease.take}. */
-  acquire(n: number, held: number): Promise<void> {
+  /**
+   * @internal Takes `n` bytes, waiting for room; see {@link BodyLease.take}.
+   * Undefined when they were taken at once (no promise on the fast path).
+   */
+  acquire(n: number, held: number): Promise<void> | undefined {
     // Someone waiting is served first, so a stream of small bodies cannot
     // starve a large one.
     if (
@@ -60,7 +63,7 @@ export class BodyBudget {
       (this.#used + n <= this.maxBytes || this.#used === held)
     ) {
       this.#used += n;
-      return Promise.resolve();
+      return undefined;
     }
     return new Promise<void>((resolve, reject) => {
       const w: Waiter = {
@@ -96,6 +99,9 @@ export class BodyBudget {
   }
 }
 
+/** What {@link BodyLease.take} answers when the bytes were free. */
+const TAKEN: Promise<void> = Promise.resolve();
+
 /** The bytes one request holds in a {@link BodyBudget}. */
 export class BodyLease {
   readonly #budget: BodyBudget;
@@ -105,11 +111,20 @@ export class BodyLease {
     this.#budget = budget;
   }
 
-  /** Takes `n` more bytes, waiting for room; rejects 503 `overloaded`. */
-  async take(n: number): Promise<void> {
-    if (n <= 0) return;
-    await this.#budget.acquire(n, this.#held);
-    this.#held += n;
+  /**
+   * Takes `n` more bytes, waiting for room; rejects 503 `overloaded`. Not
+   * async: with room (the usual case) the bytes are taken at once.
+   */
+  take(n: number): Promise<void> {
+    if (n <= 0) return TAKEN;
+    const wait = this.#budget.acquire(n, this.#held);
+    if (wait === undefined) {
+      this.#held += n;
+      return TAKEN;
+    }
+    return wait.then(() => {
+      this.#held += n;
+    });
   }
 
   /** Gives every byte back; safe to call more than once. */

@@ -52,19 +52,37 @@ export class Drain {
     handler: ServeHandler,
     passes: (req: Request) => boolean = () => false,
   ): ServeHandler {
-    return async (req, info) => {
+    // Not async: a synchronous answer passes through without a promise.
+    return (req, info) => {
       if (this.#closed && !passes(req)) return shuttingDownResponse();
       this.#inFlight++;
+      let out: Response | Promise<Response>;
       try {
-        return await handler(req, info);
-      } finally {
-        this.#inFlight--;
-        if (this.#inFlight === 0) {
-          this.#idle?.resolve();
-          this.#idle = undefined;
-        }
+        out = handler(req, info);
+      } catch (err) {
+        this.#leave();
+        return Promise.reject(err);
       }
+      if (out instanceof Promise) {
+        return out.then((res) => {
+          this.#leave();
+          return res;
+        }, (err) => {
+          this.#leave();
+          throw err;
+        });
+      }
+      this.#leave();
+      return out;
     };
+  }
+
+  #leave(): void {
+    this.#inFlight--;
+    if (this.#inFlight === 0) {
+      this.#idle?.resolve();
+      this.#idle = undefined;
+    }
   }
 
   /** Stops letting new requests in. */

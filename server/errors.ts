@@ -110,6 +110,21 @@ export function renderError(
   );
 }
 
+/**
+ * A factory of one fixed JSON error answer, its body rendered once: for an
+ * answer a hot path gives often (the 404 of a missing key). Each call
+ * makes a new Response, as a body can be sent only once.
+ */
+export function fixedError(
+  status: number,
+  code: string,
+  message: string,
+): () => Response {
+  const body = JSON.stringify({ error: { code, message } });
+  const init = { status, headers: JSON_HEADERS };
+  return () => markSmall(new Response(body, init), body.length * 3);
+}
+
 /** Turns any thrown value into the Response the client gets. Never throws. */
 export function errorResponse(err: unknown, ctx: ErrorContext): Response {
   if (err instanceof HttpError) {

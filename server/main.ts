@@ -154,7 +154,10 @@ async function serve(cfg: ServeConfig): Promise<number> {
   // Counts requests in flight; after the signal it answers new ones 503
   // shutting_down (/health still says why: not_ready).
   const drain = new Drain();
-  const tracked = drain.wrap(handler, (req) => logPath(req) === "/health");
+  const tracked = drain.wrap(
+    handler.serve,
+    (req) => logPath(req) === "/health",
+  );
   const serveHandler: ServeHandler = cfg.accessLog
     ? async (req, info) => {
       const start = performance.now();

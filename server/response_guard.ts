@@ -29,9 +29,17 @@ export function guardResponses(
   handler: ServeHandler,
   opts: ResponseGuardOptions,
 ): ServeHandler {
-  return async (req, info) => {
-    const res = await handler(req, info);
-    return guardResponse(res, opts);
+  // Not async: a synchronous answer passes through without a promise.
+  return (req, info) => {
+    let out: Response | Promise<Response>;
+    try {
+      out = handler(req, info);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return out instanceof Promise
+      ? out.then((res) => guardResponse(res, opts))
+      : guardResponse(out, opts);
   };
 }
 

@@ -30,7 +30,10 @@ import type { Listener, ListenOptions, ServeHandler } from "./runtime.ts";
 type ServeOnConnection = (
   conn: Deno.Conn,
   signal: AbortSignal,
-  handler: (req: Request, info: Deno.ServeHandlerInfo) => Promise<Response>,
+  handler: (
+    req: Request,
+    info: Deno.ServeHandlerInfo,
+  ) => Response | Promise<Response>,
   onError: (err: unknown) => Response,
   onListen: (scheme: string) => void,
 ) => {
@@ -114,18 +117,28 @@ export function serveWithLimits(
     const client = { remoteAddr: conn.remoteAddr as Deno.NetAddr };
     // Per connection, not per request: the hot path allocates no closure.
     const done = () => requestDone(s);
-    const perRequest = async (req: Request, info: Deno.ServeHandlerInfo) => {
+    const ready = (res: Response, info: Deno.ServeHandlerInfo) => {
+      responseReady(s, res);
+      info.completed.then(done, done);
+      return res;
+    };
+    // Not async: a synchronous answer goes back to Deno without a promise.
+    const perRequest = (req: Request, info: Deno.ServeHandlerInfo) => {
       requestArrived(s);
-      let res: Response;
+      let out: Response | Promise<Response>;
       try {
-        res = await handler(req, client);
+        out = handler(req, client);
       } catch (err) {
         done();
         throw err;
       }
-      responseReady(s, res);
-      info.completed.then(done, done);
-      return res;
+      if (out instanceof Promise) {
+        return out.then((res) => ready(res, info), (err) => {
+          done();
+          throw err;
+        });
+      }
+      return ready(out, info);
     };
     let served;
     try {

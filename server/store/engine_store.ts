@@ -47,14 +47,16 @@ export class EngineStore implements Store {
   }
 
   get(key: Uint8Array): Promise<StoreEntry | undefined> {
+    return Promise.resolve(this.getSync(key));
+  }
+
+  getSync(key: Uint8Array): StoreEntry | undefined {
     const r = this.db.get(key);
-    return Promise.resolve(
-      r === undefined ? undefined : {
-        value: r.value,
-        version: String(r.version),
-        expiresAt: r.expiresAt,
-      },
-    );
+    return r === undefined ? undefined : {
+      value: r.value,
+      version: String(r.version),
+      expiresAt: r.expiresAt,
+    };
   }
 
   getMany(
@@ -85,16 +87,27 @@ export class EngineStore implements Store {
     return Promise.resolve({ entries, snapshot: String(snapshot.seq) });
   }
 
-  async put(
+  put(
     key: Uint8Array,
     value: Uint8Array,
     expiresAt: number | undefined,
     cond: HeaderConditions,
   ): Promise<string> {
-    // Most writes are unconditional: no await for a condition then.
-    const ifVersion = unconditional(cond)
-      ? undefined
-      : await this.#condition(key, cond);
+    // Most writes are unconditional: no await for a condition then, and
+    // no async frame of its own.
+    if (unconditional(cond)) {
+      return this.db.put(key, value, { expiresAt }).then(String);
+    }
+    return this.#conditionalPut(key, value, expiresAt, cond);
+  }
+
+  async #conditionalPut(
+    key: Uint8Array,
+    value: Uint8Array,
+    expiresAt: number | undefined,
+    cond: HeaderConditions,
+  ): Promise<string> {
+    const ifVersion = await this.#condition(key, cond);
     return String(await this.db.put(key, value, { expiresAt, ifVersion }));
   }
 

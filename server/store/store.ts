@@ -97,6 +97,12 @@ export interface Store {
   /** The current value of `key`, or undefined. */
   get(key: Uint8Array): Promise<StoreEntry | undefined>;
   /**
+   * The same answer as {@link get}, synchronously, for a store that reads
+   * without waiting (the engine): `GET /kv/{key}` then answers without a
+   * promise. Absent where reads wait for I/O.
+   */
+  getSync?(key: Uint8Array): StoreEntry | undefined;
+  /**
    * Reads `keys` at one snapshot, in order; `snapshot` names it (for a
    * backend: the highest version read, a lower bound). Throws 413
    * `response_too_large` when the values pass `maxResponseBytes`.

@@ -123,3 +123,30 @@ Deno.test("a 412 is answered only once the write it lost to is visible to a GET"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("serve answers a GET from the engine synchronously, hit or miss, with the handler's answers", async () => {
+  await withDb(async (db) => {
+    const h = createHandler(db);
+    await h(new Request("http://localhost/kv/a", { method: "PUT", body: "1" }));
+    // A Response, not a promise: the listener then needs no promise per layer.
+    const hit = h.serve(new Request("http://localhost/kv/a"));
+    ok(hit instanceof Response);
+    deepEqual(hit.status, 200);
+    deepEqual(await hit.text(), "1");
+    const miss = h.serve(new Request("http://localhost/kv/b"));
+    ok(miss instanceof Response);
+    deepEqual(miss.status, 404);
+    deepEqual(miss.headers.get("content-type"), "application/json");
+    const viaHandler = await h(new Request("http://localhost/kv/b"));
+    deepEqual(await miss.json(), {
+      error: { code: "not_found", message: "key not found" },
+    });
+    deepEqual(await viaHandler.json(), {
+      error: { code: "not_found", message: "key not found" },
+    });
+    // Both count in the metrics like any request.
+    const text = h.metrics.render(undefined);
+    ok(text.includes('route="/kv/{key}",method="GET",status="404"} 2'), text);
+    h.close();
+  });
+});
