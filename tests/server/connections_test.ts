@@ -207,9 +207,13 @@ eachRuntime(
       "--write-timeout",
       "1",
       "--max-response-memory",
-      "8MiB",
+      "24MiB",
     ], async (s) => {
-      const value = new Uint8Array(4 << 20).fill(9);
+      // 12 MiB: far more than loopback's socket buffers hold for a client
+      // that never reads (4 MiB here: tcp_wmem's maximum), so a response
+      // really stalls. With 4 MiB the whole body fit in the kernel, the
+      // server finished writing, and nothing was refused or cut off.
+      const value = new Uint8Array(12 << 20).fill(9);
       const put = await fetch(`${s.base}/kv/big`, {
         method: "PUT",
         body: value,
@@ -230,7 +234,7 @@ eachRuntime(
       const busy = heads.filter((h) =>
         h.startsWith("HTTP/1.1 503") && h.includes('"overloaded"')
       ).length;
-      // 8 MiB of budget: two 4 MiB bodies at a time.
+      // 24 MiB of budget: two 12 MiB bodies at a time.
       deepEqual(
         [ok200, busy],
         [2, 6],
