@@ -14,6 +14,8 @@ import { BlockCache } from "./cache.ts";
 import type { Entry, EntryIterator } from "./entry.ts";
 import { KIND_DELETE, KIND_PUT } from "./entry.ts";
 import { CorruptionError } from "./errors.ts";
+import type { KeyRange } from "./deeper_ranges.ts";
+import { DeeperRanges } from "./deeper_ranges.ts";
 import type { FileSystem } from "./fs.ts";
 import { MergingIterator } from "./iterator.ts";
 import type { TableMeta, VersionEdit } from "./manifest.ts";
@@ -54,8 +56,12 @@ export interface CompactionPick {
   /** Overlapping tables of the output level. */
   overlapping: TableMeta[];
   outputLevel: number;
-  /** Key ranges of tables in deeper levels, to decide if a tombstone can go. */
-  deeper: { smallest: Uint8Array; largest: Uint8Array }[];
+  /**
+   * Key ranges of the tables in deeper levels that overlap the compaction,
+   * to decide if a tombstone can go: one list per level that has any,
+   * nearest first, each in its level's order (sorted by smallest key).
+   */
+  deeper: KeyRange[][];
 }
 
 function rangeOf(
@@ -87,13 +93,15 @@ export function pickFor(
     : v.levels[outputLevel].filter((t) => overlaps(t, lo, hi));
   const all = overlapping.length ? [...inputs, ...overlapping] : inputs;
   const r = rangeOf(all);
-  const deeper: CompactionPick["deeper"] = [];
+  const deeper: KeyRange[][] = [];
   for (let l = outputLevel + 1; l < NUM_LEVELS; l++) {
+    const ranges: KeyRange[] = [];
     for (const t of v.levels[l]) {
       if (overlaps(t, r.lo, r.hi)) {
-        deeper.push({ smallest: t.smallest, largest: t.largest });
+        ranges.push({ smallest: t.smallest, largest: t.largest });
       }
     }
+    if (ranges.length) deeper.push(ranges);
   }
   return { level, inputs, overlapping, outputLevel, deeper };
 }
@@ -147,7 +155,8 @@ export interface CompactionJob {
   smallestSnapshot: number;
   /** Clock reading: puts expired by then become tombstones. */
   now: number;
-  deeper: { smallest: Uint8Array; largest: Uint8Array }[];
+  /** Deeper levels' key ranges, per level (see {@link CompactionPick.deeper}). */
+  deeper: KeyRange[][];
   /**
    * Read the inputs through memory maps, as the main thread reads tables
    * (readMode "mmap"); positional reads when mapping fails.
@@ -311,20 +320,6 @@ export interface CompactionResult {
  */
 const RATE_SLICE_BYTES = 64 * 1024;
 
-function inDeeperLevel(
-  key: Uint8Array,
-  deeper: CompactionJob["deeper"],
-): boolean {
-  for (const r of deeper) {
-    if (
-      compareBytes(key, r.smallest) >= 0 && compareBytes(key, r.largest) <= 0
-    ) {
-      return true;
-    }
-  }
-  return false;
-}
-
 /**
  * Opens input table `n`, mapped when the job asks for it: a mapped block
  * costs the merge a copy instead of a positional read (op_node_fs_read_sync
@@ -391,6 +386,7 @@ export async function runCompaction(
     const ranges = job.rangeTombstones?.length
       ? new RangeTombstoneIndex(job.rangeTombstones)
       : undefined;
+    const deeper = new DeeperRanges(job.deeper);
     let curKey: Uint8Array | undefined;
     let lastSeqForKey = Infinity;
     const tomb: Entry = {
@@ -447,7 +443,7 @@ export async function runCompaction(
       }
       if (
         e.kind === KIND_DELETE && e.seq <= job.smallestSnapshot &&
-        !inDeeperLevel(e.key, job.deeper)
+        !deeper.contains(e.key)
       ) {
         result.dropped++;
         continue;

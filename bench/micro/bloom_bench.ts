@@ -55,3 +55,11 @@ Deno.bench({
     if (n > PROBES / 10) throw new Error(`false positives: ${n}`);
   },
 });
+
+Deno.bench({
+  name: `bloom build over ${KEYS} keys (precomputed hashes)`,
+  group: "bloom build",
+  fn() {
+    buildBloomFilter(hashes, 10);
+  },
+});

@@ -7,15 +7,22 @@
  * swings with other runs, the CPU time much less, so compare builds by it,
  * alternating.
  *
+ * `--deletes F` writes that fraction of the L0 entries as tombstones, and
+ * `--deeper T` gives the job T tables' key ranges in the level below,
+ * covering the key space: each tombstone then asks whether a deeper level
+ * may hold its key (deleterandom's compactions).
+ *
  *     deno run -A bench/micro/compaction_merge.ts
  *     deno run -A bench/micro/compaction_merge.ts --l1 300000 --rounds 5
+ *     deno run -A bench/micro/compaction_merge.ts --deletes 0.5 --deeper 300
  *
  * @module
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { runCompaction } from "../../engine/compaction.ts";
-import { KIND_PUT } from "../../engine/entry.ts";
+import type { KeyRange } from "../../engine/deeper_ranges.ts";
+import { KIND_DELETE, KIND_PUT } from "../../engine/entry.ts";
 import { tablePath } from "../../engine/filename.ts";
 import { realFs } from "../../engine/fs.ts";
 import { TableWriter } from "../../engine/sstable/writer.ts";
@@ -26,10 +33,14 @@ const { values: args } = parseArgs({
   options: {
     l1: { type: "string", default: "100000" },
     rounds: { type: "string", default: "4" },
+    deletes: { type: "string", default: "0" },
+    deeper: { type: "string", default: "0" },
   },
 });
 const L1_KEYS = Number(args.l1);
 const ROUNDS = Number(args.rounds);
+const DELETES = Number(args.deletes);
+const DEEPER = Number(args.deeper);
 /** Key space the keys are drawn from (the embedded benchmark's N). */
 const N = 1_000_000;
 
@@ -40,8 +51,15 @@ const values = new ValuePool(7);
 let seq = 1;
 let fileNumber = 1;
 
-/** Writes `keys` (sorted here) as tables of up to `target` bytes; returns their numbers. */
-async function tables(keys: number[], target: number): Promise<number[]> {
+/**
+ * Writes `keys` (sorted here) as tables of up to `target` bytes, a
+ * `deletes` fraction of them tombstones; returns their numbers.
+ */
+async function tables(
+  keys: number[],
+  target: number,
+  deletes = 0,
+): Promise<number[]> {
   keys.sort((a, b) => a - b);
   const out: number[] = [];
   let w: TableWriter | undefined;
@@ -50,13 +68,14 @@ async function tables(keys: number[], target: number): Promise<number[]> {
       w = TableWriter.create(fs, dir, fileNumber, {});
       out.push(fileNumber++);
     }
+    const tomb = deletes > 0 && rnd() < deletes;
     w.add({
       key: keyFor(2 * k),
       seq: seq++,
-      kind: KIND_PUT,
+      kind: tomb ? KIND_DELETE : KIND_PUT,
       encoding: 0,
       expiresAt: 0,
-      value: values.next(),
+      value: tomb ? new Uint8Array(0) : values.next(),
     });
     if (w.estimatedSize >= target) {
       await w.finish();
@@ -73,12 +92,27 @@ function distinct(count: number): number[] {
   return [...s];
 }
 
+/**
+ * `count` key ranges splitting the key space, as the tables of a level
+ * below the output would (odd keys bound them, so no merged key is a bound).
+ */
+function deeperLevel(count: number): KeyRange[] {
+  const out: KeyRange[] = [];
+  for (let i = 0; i < count; i++) {
+    const lo = Math.floor(i * N / count);
+    const hi = Math.floor((i + 1) * N / count) - 1;
+    out.push({ smallest: keyFor(2 * lo + 1), largest: keyFor(2 * hi + 1) });
+  }
+  return out;
+}
+
 try {
+  const deeper = DEEPER > 0 ? [deeperLevel(DEEPER)] : [];
   const l1 = await tables(distinct(L1_KEYS), 2 << 20);
   // Newest first, as the scheduler lists a compaction's inputs.
   const l0: number[] = [];
   for (let t = 0; t < 4; t++) {
-    l0.unshift(...await tables(distinct(32000), Infinity));
+    l0.unshift(...await tables(distinct(32000), Infinity, DELETES));
   }
   const cpu: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
@@ -98,7 +132,7 @@ try {
       outputNumbers,
       smallestSnapshot: Number.MAX_SAFE_INTEGER,
       now: Date.now(),
-      deeper: [],
+      deeper,
       map: true,
     });
     const ms = performance.now() - t0;
@@ -110,7 +144,7 @@ try {
         (r.bytesRead / 1048576).toFixed(1)
       } MiB in ${ms.toFixed(0)} ms (${
         (r.bytesRead / 1048576 / (ms / 1000)).toFixed(1)
-      } MiB/s), CPU ${cpuUs.toFixed(2)} us per entry`,
+      } MiB/s), CPU ${cpuUs.toFixed(2)} us per entry, ${r.dropped} dropped`,
     );
     for (const o of r.outputs) fs.remove(tablePath(dir, o.fileNumber));
   }

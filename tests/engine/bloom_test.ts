@@ -103,3 +103,30 @@ Deno.test("bloom hash is stable (filters on disk depend on it)", () => {
   assert.equal(bloomHash(enc.encode("hello world")), 0xdeb0dc74);
   assert.equal(bloomProbes(10), 7);
 });
+
+Deno.test("bloom filter bits sit where double hashing puts them, hashes above 2^31 included (the format)", () => {
+  // The reference does the arithmetic in BigInt: bit (h + j*delta) mod 2^32
+  // mod m for probe j, delta = h rotated right by 17.
+  const rng = prng(0xb100);
+  for (const count of [1, 7, 100, 3001]) {
+    const hashes = new Uint32Array(count);
+    for (let i = 0; i < count; i++) {
+      hashes[i] = Math.floor(rng() * 2 ** 32);
+    }
+    hashes[0] = 0xffffffff;
+    const f = buildBloomFilter(hashes, 10);
+    const m = BigInt((f.length - 1) * 8);
+    const want = new Uint8Array(f.length);
+    want[f.length - 1] = bloomProbes(10);
+    for (const x of hashes) {
+      const h = BigInt(x);
+      const delta = ((h >> 17n) | (h << 15n)) & 0xffffffffn;
+      for (let j = 0n; j < BigInt(bloomProbes(10)); j++) {
+        const pos = Number(((h + j * delta) & 0xffffffffn) % m);
+        want[pos >>> 3] |= 1 << (pos & 7);
+      }
+    }
+    assert.deepEqual(f, want, `${count} hashes`);
+    for (const x of hashes) assert.ok(bloomMayContainHash(f, x));
+  }
+});

@@ -69,7 +69,7 @@ function files(tables: readonly TableMeta[]): number[] {
 }
 
 function ranges(pick: CompactionPick): string[] {
-  return pick.deeper.map((r) => `${dec(r.smallest)}..${dec(r.largest)}`)
+  return pick.deeper.flat().map((r) => `${dec(r.smallest)}..${dec(r.largest)}`)
     .sort();
 }
 
