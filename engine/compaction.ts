@@ -11,9 +11,9 @@
  */
 import { compareBytes, equalBytes } from "./coding.ts";
 import { BlockCache } from "./cache.ts";
-import type { Entry, EntryIterator } from "./entry.ts";
+import type { Entry } from "./entry.ts";
 import { KIND_DELETE, KIND_PUT } from "./entry.ts";
-import { CorruptionError } from "./errors.ts";
+import { CompactionInputs } from "./compaction_input.ts";
 import type { KeyRange } from "./deeper_ranges.ts";
 import { DeeperRanges } from "./deeper_ranges.ts";
 import type { FileSystem } from "./fs.ts";
@@ -22,7 +22,6 @@ import type { TableMeta, VersionEdit } from "./manifest.ts";
 import { NUM_LEVELS } from "./manifest.ts";
 import type { Compression } from "./sstable/codec.ts";
 import { RateLimiter } from "./rate_limiter.ts";
-import { TableReader } from "./sstable/reader.ts";
 import type { TableProps } from "./sstable/writer.ts";
 import { tablePath } from "./filename.ts";
 import { TableWriter } from "./sstable/writer.ts";
@@ -148,6 +147,12 @@ export interface CompactionJob {
   bytesPerSecond: number;
   /** Input table file numbers, newest source first (L0 newest first, then the level below). */
   inputs: number[];
+  /**
+   * The inputs' manifest entries, in `inputs` order: the tables of a level
+   * >= 1 are merged as one sorted run (engine/compaction_input.ts).
+   * Absent: every input is a merge child of its own.
+   */
+  inputTables?: TableMeta[];
   outputLevel: number;
   /** File numbers reserved for outputs, used in order. */
   outputNumbers: number[];
@@ -264,6 +269,7 @@ export function compactionJob(
     tableTargetBytes: settings.tableTargetBytes,
     bytesPerSecond: settings.bytesPerSecond,
     inputs: compactionInputs(pick).map((d) => d.fileNumber),
+    inputTables: [...pick.inputs, ...pick.overlapping],
     outputLevel: pick.outputLevel,
     outputNumbers,
     smallestSnapshot: settings.smallestSnapshot,
@@ -321,29 +327,6 @@ export interface CompactionResult {
 const RATE_SLICE_BYTES = 64 * 1024;
 
 /**
- * Opens input table `n`, mapped when the job asks for it: a mapped block
- * costs the merge a copy instead of a positional read (op_node_fs_read_sync
- * and readAt were 12% of the compaction worker's time). A table that fails
- * to map is read with pread; corruption is corruption either way.
- */
-function openInput(
-  fs: FileSystem,
-  job: CompactionJob,
-  n: number,
-  cache: BlockCache,
-): TableReader {
-  const path = tablePath(job.dir, n);
-  if (job.map) {
-    try {
-      return TableReader.open(fs, path, n, cache, { map: true });
-    } catch (err) {
-      if (err instanceof CorruptionError) throw err;
-    }
-  }
-  return TableReader.open(fs, path, n, cache);
-}
-
-/**
  * Merges the inputs into new tables of the output level. Per key, versions
  * arrive newest first; a version is dropped when a newer one of the same key
  * is already visible to every snapshot. An expired put is written as a
@@ -358,8 +341,7 @@ export async function runCompaction(
   fs: FileSystem,
   job: CompactionJob,
 ): Promise<CompactionResult> {
-  const cache = new BlockCache(0);
-  const readers = job.inputs.map((n) => openInput(fs, job, n, cache));
+  let inputs: CompactionInputs | undefined;
   const result: CompactionResult = {
     type: "compact",
     outputs: [],
@@ -377,11 +359,8 @@ export async function runCompaction(
   let finishedBytes = 0;
   let paidBytes = 0;
   try {
-    for (const r of readers) result.bytesRead += r.props.fileSize;
-    const merged = new MergingIterator(
-      readers.map((r): EntryIterator => r.iterator()),
-      false,
-    );
+    inputs = new CompactionInputs(fs, job, new BlockCache(0));
+    const merged = new MergingIterator(inputs.children, false);
     merged.start(undefined);
     const ranges = job.rangeTombstones?.length
       ? new RangeTombstoneIndex(job.rangeTombstones)
@@ -478,6 +457,8 @@ export async function runCompaction(
       result.outputs.push(await writer.finish());
       writer = undefined;
     }
+    // Every input was opened once the merge drained them all.
+    result.bytesRead = inputs.bytesRead;
     return result;
   } catch (err) {
     writer?.abandon();
@@ -488,6 +469,6 @@ export async function runCompaction(
     }
     throw err;
   } finally {
-    for (const r of readers) r.close();
+    inputs?.close();
   }
 }

@@ -1,8 +1,9 @@
 /**
  * The compaction merge loop on its own (`runCompaction`, in this thread):
  * four L0-sized tables of random keys (32,000 entries each) merged with an
- * L1 of `--l1` keys in 2 MiB tables, the benchmark's 16-byte keys and
- * 100-byte values, repeated `--rounds` times. Reports wall time and this
+ * L1 of `--l1` keys in `--table-kib` tables (default 2 MiB; each L1 table
+ * is one merge child before they are concatenated, one in all after), the
+ * benchmark's 16-byte keys and 100-byte values, repeated `--rounds` times. Reports wall time and this
  * process's CPU time per input entry: on the shared machine the wall time
  * swings with other runs, the CPU time much less, so compare builds by it,
  * alternating.
@@ -15,12 +16,14 @@
  *     deno run -A bench/micro/compaction_merge.ts
  *     deno run -A bench/micro/compaction_merge.ts --l1 300000 --rounds 5
  *     deno run -A bench/micro/compaction_merge.ts --deletes 0.5 --deeper 300
+ *     deno run -A bench/micro/compaction_merge.ts --l1 300000 --table-kib 512
  *
  * @module
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { runCompaction } from "../../engine/compaction.ts";
+import { runCompaction, tableMetaFrom } from "../../engine/compaction.ts";
+import type { TableMeta } from "../../engine/manifest.ts";
 import type { KeyRange } from "../../engine/deeper_ranges.ts";
 import { KIND_DELETE, KIND_PUT } from "../../engine/entry.ts";
 import { tablePath } from "../../engine/filename.ts";
@@ -35,12 +38,15 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "4" },
     deletes: { type: "string", default: "0" },
     deeper: { type: "string", default: "0" },
+    "table-kib": { type: "string", default: "2048" },
   },
 });
 const L1_KEYS = Number(args.l1);
 const ROUNDS = Number(args.rounds);
 const DELETES = Number(args.deletes);
 const DEEPER = Number(args.deeper);
+/** Target size of the L1 tables (and the outputs). */
+const TABLE_BYTES = Number(args["table-kib"]) * 1024;
 /** Key space the keys are drawn from (the embedded benchmark's N). */
 const N = 1_000_000;
 
@@ -58,15 +64,15 @@ let fileNumber = 1;
 async function tables(
   keys: number[],
   target: number,
+  level: number,
   deletes = 0,
-): Promise<number[]> {
+): Promise<TableMeta[]> {
   keys.sort((a, b) => a - b);
-  const out: number[] = [];
+  const out: TableMeta[] = [];
   let w: TableWriter | undefined;
   for (const k of keys) {
     if (!w) {
-      w = TableWriter.create(fs, dir, fileNumber, {});
-      out.push(fileNumber++);
+      w = TableWriter.create(fs, dir, fileNumber++, {});
     }
     const tomb = deletes > 0 && rnd() < deletes;
     w.add({
@@ -78,11 +84,11 @@ async function tables(
       value: tomb ? new Uint8Array(0) : values.next(),
     });
     if (w.estimatedSize >= target) {
-      await w.finish();
+      out.push(tableMetaFrom(await w.finish(), level));
       w = undefined;
     }
   }
-  if (w) await w.finish();
+  if (w) out.push(tableMetaFrom(await w.finish(), level));
   return out;
 }
 
@@ -108,12 +114,13 @@ function deeperLevel(count: number): KeyRange[] {
 
 try {
   const deeper = DEEPER > 0 ? [deeperLevel(DEEPER)] : [];
-  const l1 = await tables(distinct(L1_KEYS), 2 << 20);
+  const l1 = await tables(distinct(L1_KEYS), TABLE_BYTES, 1);
   // Newest first, as the scheduler lists a compaction's inputs.
-  const l0: number[] = [];
+  const l0: TableMeta[] = [];
   for (let t = 0; t < 4; t++) {
-    l0.unshift(...await tables(distinct(32000), Infinity, DELETES));
+    l0.unshift(...await tables(distinct(32000), Infinity, 0, DELETES));
   }
+  const inputTables = [...l0, ...l1];
   const cpu: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const outputNumbers = Array.from({ length: 200 }, () => fileNumber++);
@@ -125,9 +132,10 @@ try {
       blockSize: 4096,
       bloomBitsPerKey: 10,
       compression: "none",
-      tableTargetBytes: 2 << 20,
+      tableTargetBytes: TABLE_BYTES,
       bytesPerSecond: 0,
-      inputs: [...l0, ...l1],
+      inputs: inputTables.map((t) => t.fileNumber),
+      inputTables,
       outputLevel: 1,
       outputNumbers,
       smallestSnapshot: Number.MAX_SAFE_INTEGER,
