@@ -28,10 +28,14 @@ export const BLOOM_MAX_PROBES = 30;
  * double hashing relies on.
  */
 export function bloomHash(key: Uint8Array): number {
-  const n = key.length;
+  return bloomHashAt(key, 0, key.length);
+}
+
+/** {@link bloomHash} of `key[off..off+n]`, without making a view of it. */
+export function bloomHashAt(key: Uint8Array, off: number, n: number): number {
   let h = BLOOM_HASH_SEED;
-  const end4 = n & ~3;
-  let i = 0;
+  const end4 = off + (n & ~3);
+  let i = off;
   for (; i < end4; i += 4) {
     let k = key[i] | (key[i + 1] << 8) | (key[i + 2] << 16) |
       (key[i + 3] << 24);

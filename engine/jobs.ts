@@ -10,7 +10,8 @@ import type { CompactionJob, CompactionResult } from "./compaction.ts";
 import { runCompaction } from "./compaction.ts";
 import type { FileSystem } from "./fs.ts";
 import type { MemtableImage } from "./memtable.ts";
-import { Memtable } from "./memtable.ts";
+import { LINKS } from "./memtable.ts";
+import { walkImage } from "./memtable_image.ts";
 import { releaseBuffer } from "./release.ts";
 import type { Compression } from "./sstable/codec.ts";
 import type { TableProps } from "./sstable/writer.ts";
@@ -58,16 +59,17 @@ export async function runFlush(
   job: FlushJob,
 ): Promise<FlushResult> {
   try {
-    const it = Memtable.imageIterator(job.image);
-    it.seekToFirst();
-    if (!it.valid()) return { type: "flush", table: undefined };
+    // Node 0 (the head) links to the first entry; 0 means none.
+    if (new Uint32Array(job.image.pool, 0, LINKS + 1)[LINKS] === 0) {
+      return { type: "flush", table: undefined };
+    }
     const w = TableWriter.create(fs, job.dir, job.fileNumber, {
       blockSize: job.blockSize,
       bloomBitsPerKey: job.bloomBitsPerKey,
       compression: job.compression,
     });
     try {
-      for (; it.valid(); it.next()) w.add(it.entry());
+      walkImage(job.image, w);
       return { type: "flush", table: await w.finish() };
     } catch (err) {
       w.abandon();

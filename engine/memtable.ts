@@ -46,9 +46,10 @@ const INITIAL_WORDS = 4096;
 // A node record in the pool, at an even word offset n (so that its two
 // float64 fields are aligned): the fields below, then `height` links, then
 // the key as big-endian words (zero-padded), which compare as unsigned
-// integers in the byte order of the key.
+// integers in the byte order of the key. Exported for the flush's walk of
+// an image (engine/memtable_image.ts).
 // deno-fmt-ignore
-const SEQ = 0, EXPIRES = 1, // float64 indexes (n / 2 + field)
+export const SEQ = 0, EXPIRES = 1, // float64 indexes (n / 2 + field)
   BUF = 4, KOFF = 5, KLEN = 6, VOFF = 7, VLEN = 8, META = 9, HASH = 10,
   LINKS = 11;
 

@@ -52,7 +52,7 @@ export class BlockBuilder {
     return this.#last.subarray(0, this.#lastLen);
   }
 
-  /** Appends an entry; the caller guarantees internal order. */
+  /** Appends an entry; throws RangeError if it is out of internal order. */
   add(
     key: Uint8Array,
     seq: number,
@@ -61,59 +61,94 @@ export class BlockBuilder {
     expiresAt: number,
     value: Uint8Array,
   ): void {
+    const order = this.addAt(
+      key,
+      0,
+      key.length,
+      seq,
+      kind,
+      encoding,
+      expiresAt,
+      value,
+      0,
+      value.length,
+    );
+    if (order < 0) throw new RangeError(`block entry out of order: seq ${seq}`);
+  }
+
+  /**
+   * Appends the entry with key `kb[ko..ko+kl]` and value `vb[vo..vo+vl]`
+   * if it comes after the last one added in internal order; returns 1 (a
+   * new user key), 0 (the same key, an older seq) or -1 (out of order:
+   * nothing added). The flush and compaction paths call this once per
+   * entry, so the order check and the shared-prefix length come from one
+   * pass over the key, and no view of the key or value is made.
+   */
+  addAt(
+    kb: Uint8Array,
+    ko: number,
+    kl: number,
+    seq: number,
+    kind: number,
+    encoding: number,
+    expiresAt: number,
+    vb: Uint8Array,
+    vo: number,
+    vl: number,
+  ): number {
+    const last = this.#last;
+    const lastLen = this.#lastLen;
+    const n = lastLen < kl ? lastLen : kl;
+    let prefix = 0;
+    while (prefix < n && last[prefix] === kb[ko + prefix]) prefix++;
+    let order = 1;
+    if (this.#lastSeq >= 0) {
+      const c = prefix < n ? kb[ko + prefix] - last[prefix] : kl - lastLen;
+      if (c < 0 || (c === 0 && seq >= this.#lastSeq)) return -1;
+      if (c === 0) order = 0;
+    }
     const w = this.#w;
-    let shared = 0;
     if (this.#counter === RESTART_INTERVAL) {
       this.#restarts.push(w.pos);
       this.#counter = 0;
     }
-    const last = this.#last;
-    if (this.#counter > 0) {
-      const n = this.#lastLen < key.length ? this.#lastLen : key.length;
-      while (shared < n && last[shared] === key[shared]) shared++;
-    }
-    const unshared = key.length - shared;
+    const shared = this.#counter > 0 ? prefix : 0;
+    const unshared = kl - shared;
     // One bounds check, then bytes straight into the buffer: this runs once
     // per entry of every flush and compaction, where a subarray() per key
     // and a call per field showed up in the compaction worker's profile.
-    w.ensure(unshared + value.length + 40);
+    w.ensure(unshared + vl + 40);
     const buf = w.buf;
     let p = putVarint(buf, w.pos, shared);
     p = putVarint(buf, p, unshared);
+    const kEnd = ko + kl;
     if (unshared > 32) {
-      buf.set(key.subarray(shared), p);
+      buf.set(kb.subarray(ko + shared, kEnd), p);
       p += unshared;
-    } else for (let i = shared; i < key.length; i++) buf[p++] = key[i];
+    } else for (let i = ko + shared; i < kEnd; i++) buf[p++] = kb[i];
     p = putVarint(buf, p, seq);
     buf[p++] = kind;
     buf[p++] = encoding;
     p = putVarint(buf, p, expiresAt);
-    p = putVarint(buf, p, value.length);
-    buf.set(value, p);
-    w.pos = p + value.length;
+    p = putVarint(buf, p, vl);
+    if (vo === 0 && vl === vb.length) buf.set(vb, p);
+    else if (vl > 0) buf.set(vb.subarray(vo, vo + vl), p);
+    w.pos = p + vl;
     this.#counter++;
     this.#entries++;
-    if (key.length > last.length) {
-      const grown = new Uint8Array(Math.max(key.length, last.length * 2));
-      grown.set(last.subarray(0, shared));
+    if (kl > last.length) {
+      const grown = new Uint8Array(Math.max(kl, last.length * 2));
+      grown.set(last.subarray(0, prefix));
       this.#last = grown;
     }
+    // The last key shares `prefix` bytes with this one whether or not the
+    // block stored them shared.
     const l = this.#last;
-    if (unshared > 32) l.set(key.subarray(shared), shared);
-    else for (let i = shared; i < key.length; i++) l[i] = key[i];
-    this.#lastLen = key.length;
+    if (kl - prefix > 32) l.set(kb.subarray(ko + prefix, kEnd), prefix);
+    else for (let i = prefix; i < kl; i++) l[i] = kb[ko + i];
+    this.#lastLen = kl;
     this.#lastSeq = seq;
-  }
-
-  /** Compares `key` with the last key added, like compareBytes(key, lastKey()). */
-  compareLast(key: Uint8Array): number {
-    const last = this.#last;
-    const n = this.#lastLen < key.length ? this.#lastLen : key.length;
-    for (let i = 0; i < n; i++) {
-      const d = key[i] - last[i];
-      if (d !== 0) return d;
-    }
-    return key.length - this.#lastLen;
+    return order;
   }
 
   /** Appends the restart array; returns a view valid until reset(). */

@@ -18,7 +18,7 @@
  * @module
  */
 import { ByteWriter } from "../coding.ts";
-import { BloomFilterBuilder, bloomHash } from "../bloom.ts";
+import { BloomFilterBuilder, bloomHashAt } from "../bloom.ts";
 import { type Entry, KIND_DELETE } from "../entry.ts";
 import { InvalidArgumentError, wrapIoError } from "../errors.ts";
 import type { FileSystem, WritableFile } from "../fs.ts";
@@ -172,31 +172,74 @@ export class TableWriter {
    * (key ascending, then seq descending); anything else throws.
    */
   add(e: Entry): void {
+    this.addAt(
+      e.key,
+      0,
+      e.key.length,
+      e.seq,
+      e.kind,
+      e.encoding,
+      e.expiresAt,
+      e.value,
+      0,
+      e.value.length,
+    );
+  }
+
+  /**
+   * {@link add} for an entry given as key `kb[ko..ko+kl]` and value
+   * `vb[vo..vo+vl]`: the flush path (engine/jobs.ts) passes offsets into a
+   * memtable image's buffers rather than making an Entry and two views per
+   * key. The bytes are copied; the caller may reuse them afterwards.
+   */
+  addAt(
+    kb: Uint8Array,
+    ko: number,
+    kl: number,
+    seq: number,
+    kind: number,
+    encoding: number,
+    expiresAt: number,
+    vb: Uint8Array,
+    vo: number,
+    vl: number,
+  ): void {
     if (this.#state !== "open") {
       throw new InvalidArgumentError(
         `table writer for ${this.path} is finished`,
       );
     }
     const block = this.#block;
-    if (this.#entries === 0) {
-      this.#smallestKey = e.key.slice();
-      this.#bloom?.addHash(bloomHash(e.key));
-    } else {
-      const c = block.compareLast(e.key);
-      if (c < 0 || (c === 0 && e.seq >= block.lastSeq)) {
-        throw new InvalidArgumentError(
-          `table entries out of order in ${this.path}: seq ${e.seq} after seq ${block.lastSeq}`,
-        );
-      }
-      if (c > 0) this.#bloom?.addHash(bloomHash(e.key));
+    const prevSeq = block.lastSeq;
+    // The block checks the order (against the last key of the table, which
+    // it keeps across blocks) in the same pass that finds the shared prefix.
+    const order = block.addAt(
+      kb,
+      ko,
+      kl,
+      seq,
+      kind,
+      encoding,
+      expiresAt,
+      vb,
+      vo,
+      vl,
+    );
+    if (order < 0) {
+      throw new InvalidArgumentError(
+        `table entries out of order in ${this.path}: seq ${seq} after seq ${prevSeq}`,
+      );
     }
-    block.add(e.key, e.seq, e.kind, e.encoding, e.expiresAt, e.value);
+    if (this.#entries === 0) this.#smallestKey = kb.slice(ko, ko + kl);
+    if (order > 0 && this.#bloom !== undefined) {
+      this.#bloom.addHash(bloomHashAt(kb, ko, kl));
+    }
     this.#entries++;
-    if (e.kind === KIND_DELETE) this.#deletions++;
-    if (e.seq < this.#minSeq) this.#minSeq = e.seq;
-    if (e.seq > this.#maxSeq) this.#maxSeq = e.seq;
-    this.#rawKeyBytes += e.key.length;
-    this.#rawValueBytes += e.value.length;
+    if (kind === KIND_DELETE) this.#deletions++;
+    if (seq < this.#minSeq) this.#minSeq = seq;
+    if (seq > this.#maxSeq) this.#maxSeq = seq;
+    this.#rawKeyBytes += kl;
+    this.#rawValueBytes += vl;
     if (block.estimatedSize >= this.#blockSize) this.#flushDataBlock();
   }
 

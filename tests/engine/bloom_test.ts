@@ -3,6 +3,7 @@ import {
   BLOOM_MAX_PROBES,
   BloomFilterBuilder,
   bloomHash,
+  bloomHashAt,
   bloomMayContain,
   bloomMayContainHash,
   bloomProbes,
@@ -128,5 +129,17 @@ Deno.test("bloom filter bits sit where double hashing puts them, hashes above 2^
     }
     assert.deepEqual(f, want, `${count} hashes`);
     for (const x of hashes) assert.ok(bloomMayContainHash(f, x));
+  }
+});
+
+Deno.test("bloomHashAt hashes a range in place as bloomHash hashes it as a view", () => {
+  const buf = Uint8Array.from({ length: 64 }, (_, i) => (i * 37 + 11) & 0xff);
+  for (let off = 0; off < 8; off++) {
+    for (let n = 0; n <= 40; n++) {
+      assert.equal(
+        bloomHashAt(buf, off, n),
+        bloomHash(buf.subarray(off, off + n)),
+      );
+    }
   }
 });

@@ -512,6 +512,43 @@ Deno.test("sstable writer refuses an empty table and leaves no file behind", asy
   });
 });
 
+Deno.test("sstable writer addAt takes offsets, writes what add writes and checks order across blocks", async () => {
+  await withDir(async (dir) => {
+    // Keys and values at offsets in one buffer, as a flush passes them.
+    const src = enc.encode("xxk01v-one_k02v-two_k03v-three");
+    const a = TableWriter.create(realFs, dir, 10, { blockSize: 16 });
+    const b = TableWriter.create(realFs, dir, 11, { blockSize: 16 });
+    try {
+      a.addAt(src, 2, 3, 9, KIND_PUT, 0, 0, src, 5, 5);
+      a.addAt(src, 11, 3, 8, KIND_PUT, 0, 0, src, 14, 5);
+      // Blocks of 16 bytes hold one entry: the check spans the boundary.
+      assert.throws(
+        () => a.addAt(src, 2, 3, 7, KIND_PUT, 0, 0, src, 5, 5),
+        InvalidArgumentError,
+      );
+      assert.throws(
+        () => a.addAt(src, 11, 3, 8, KIND_PUT, 0, 0, src, 14, 5),
+        InvalidArgumentError,
+      );
+      a.addAt(src, 20, 3, 1, KIND_PUT, 0, 0, src, 23, 7);
+      b.add(entry("k01", 9, "v-one"));
+      b.add(entry("k02", 8, "v-two"));
+      b.add(entry("k03", 1, "v-three"));
+      const pa = await a.finish();
+      const pb = await b.finish();
+      assert.equal(pa.entries, 3);
+      assert.deepEqual(pa.smallestKey, pb.smallestKey);
+      assert.deepEqual(
+        realFs.readFile(tablePath(dir, 10)),
+        realFs.readFile(tablePath(dir, 11)),
+      );
+    } finally {
+      a.abandon();
+      b.abandon();
+    }
+  });
+});
+
 Deno.test("sstable writer rejects entries out of internal order", async () => {
   await withDir(async (dir) => {
     const w = TableWriter.create(realFs, dir, 8);
