@@ -86,28 +86,26 @@ export async function busyRun(
   o: BusyOptions,
 ): Promise<BusySeries> {
   const windows = Math.max(3, Math.floor(o.windows));
-  const idle: Window[] = [];
-  o.progress.begin(`${label} GET p99 idle`, windows);
-  for (let i = 0; i < windows; i++) {
-    const r = await o.wrk(s.url, "get_hit", 1, o.readerConns);
-    idle.push([i + 1, r.p50, r.p99]);
-    o.progress.tick(i + 1);
-  }
-  o.progress.end();
+  /** `windows` 1 s wrk runs of GET hits. */
+  const measure = async (half: string): Promise<Window[]> => {
+    const out: Window[] = [];
+    o.progress.begin(`${label} GET p99 ${half}`, windows);
+    for (let i = 0; i < windows; i++) {
+      const r = await o.wrk(s.url, "get_hit", 1, o.readerConns);
+      out.push([i + 1, r.p50, r.p99]);
+      o.progress.tick(i + 1);
+    }
+    o.progress.end();
+    return out;
+  };
+  const idle = await measure("idle");
   const before = await o.engineStats?.(s.url);
   const writer = o.wrkCommand(s.url, "writer", windows + 3, o.writerConns)
     .output();
   await new Promise((r) => setTimeout(r, 1500));
-  const busy: Window[] = [];
   const pid = s.child.pid;
   const cpu0 = threadCpuSeconds(pid);
-  o.progress.begin(`${label} GET p99 busy`, windows);
-  for (let i = 0; i < windows; i++) {
-    const r = await o.wrk(s.url, "get_hit", 1, o.readerConns);
-    busy.push([i + 1, r.p50, r.p99]);
-    o.progress.tick(i + 1);
-  }
-  o.progress.end();
+  const busy = await measure("busy");
   const busyCpu = cpuSplit(pid, cpu0, threadCpuSeconds(pid));
   const after = await o.engineStats?.(s.url);
   const w = await writer;

@@ -16,6 +16,7 @@
  * @module
  */
 import { compareBytes } from "./coding.ts";
+import { findTableIndex } from "./version.ts";
 
 /** A key range, both ends inclusive. */
 export interface KeyRange {
@@ -29,18 +30,6 @@ function sortedDisjoint(rs: readonly KeyRange[]): boolean {
     if (compareBytes(rs[i - 1].largest, rs[i].smallest) >= 0) return false;
   }
   return true;
-}
-
-/** Index of the first range in sorted, disjoint `rs` whose largest is >= key. */
-function lowerBound(rs: readonly KeyRange[], key: Uint8Array): number {
-  let lo = 0;
-  let hi = rs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compareBytes(rs[mid].largest, key) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 /** Membership of keys in the union of per-level key ranges. */
@@ -85,7 +74,7 @@ export class DeeperRanges {
         i === start && i > 0 && compareBytes(rs[i - 1].largest, key) >= 0
       ) {
         // The key is behind the cursor: asked out of order.
-        i = lowerBound(rs, key);
+        i = findTableIndex(rs, key);
       }
       this.#cursors[l] = i;
       // Every range before i ends below the key; range i ends at or above.

@@ -10,8 +10,7 @@ import type { CompactionJob, CompactionResult } from "./compaction.ts";
 import { runCompaction } from "./compaction.ts";
 import type { FileSystem } from "./fs.ts";
 import type { MemtableImage } from "./memtable.ts";
-import { LINKS } from "./memtable.ts";
-import { walkImage } from "./memtable_image.ts";
+import { imageIsEmpty, walkImage } from "./memtable_image.ts";
 import { releaseBuffer } from "./release.ts";
 import type { Compression } from "./sstable/codec.ts";
 import type { TableProps } from "./sstable/writer.ts";
@@ -59,8 +58,7 @@ export async function runFlush(
   job: FlushJob,
 ): Promise<FlushResult> {
   try {
-    // Node 0 (the head) links to the first entry; 0 means none.
-    if (new Uint32Array(job.image.pool, 0, LINKS + 1)[LINKS] === 0) {
+    if (imageIsEmpty(job.image)) {
       return { type: "flush", table: undefined };
     }
     const w = TableWriter.create(fs, job.dir, job.fileNumber, {

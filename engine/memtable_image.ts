@@ -19,21 +19,14 @@ import {
   VLEN,
   VOFF,
 } from "./memtable.ts";
+import type { TableWriter } from "./sstable/writer.ts";
 
-/** Receives entries by offset (TableWriter.addAt has this shape). */
-export interface ImageSink {
-  addAt(
-    kb: Uint8Array,
-    ko: number,
-    kl: number,
-    seq: number,
-    kind: number,
-    encoding: number,
-    expiresAt: number,
-    vb: Uint8Array,
-    vo: number,
-    vl: number,
-  ): void;
+/** Receives entries by offset: a table writer. */
+export type ImageSink = Pick<TableWriter, "addAt">;
+
+/** Whether `img` holds no entry (the head's level-0 link is 0). */
+export function imageIsEmpty(img: MemtableImage): boolean {
+  return new Uint32Array(img.pool, 0, LINKS + 1)[LINKS] === 0;
 }
 
 /**

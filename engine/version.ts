@@ -72,10 +72,11 @@ export function nextVersion(cur: Version, edit: VersionEdit): Version {
 
 /**
  * Index of the first table in a sorted, non-overlapping level whose largest
- * key is >= key (the only table that may hold key), or level.length.
+ * key is >= key (the only table that may hold key), or level.length. Any
+ * such list of key ranges will do (engine/deeper_ranges.ts).
  */
 export function findTableIndex(
-  level: readonly TableMeta[],
+  level: readonly { largest: Uint8Array }[],
   key: Uint8Array,
 ): number {
   let lo = 0;

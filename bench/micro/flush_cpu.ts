@@ -23,8 +23,6 @@
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { Arena, binaryString } from "../../engine/coding.ts";
-import { type Entry, KIND_PUT } from "../../engine/entry.ts";
 import {
   type FileSystem,
   type OpenWritableOptions,
@@ -33,9 +31,8 @@ import {
 } from "../../engine/fs.ts";
 import { runFlush } from "../../engine/jobs.ts";
 import { Memtable } from "../../engine/memtable.ts";
-import { encodeBatchOps } from "../../engine/wal.ts";
 import { median } from "../_measure.ts";
-import { keyFor, permutation, ValuePool } from "../_workload.ts";
+import { filledMemtable } from "./_data.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -53,26 +50,7 @@ if (args.base !== undefined) {
 
 /** A memtable filled to 16 MiB (its own byte count) by random-key batches. */
 function filled(seed: number): Memtable {
-  const mem = new Memtable();
-  const arena = new Arena();
-  const values = new ValuePool(seed);
-  const order = permutation(1 << 20, seed);
-  for (let i = 0; mem.bytes < 16 << 20;) {
-    const ops: Entry[] = [];
-    for (let j = 0; j < 1000; j++, i++) {
-      ops.push({
-        key: keyFor(order[i]),
-        value: values.next(),
-        seq: i + 1,
-        kind: KIND_PUT,
-        encoding: 0,
-        expiresAt: 0,
-      });
-    }
-    const enc = encodeBatchOps(ops, arena, 1);
-    mem.addMany(enc.entries, enc.entries.map((e) => binaryString(e.key)));
-  }
-  return mem;
+  return filledMemtable(seed, { bytes: 16 << 20, batch: 1000 });
 }
 
 // The real file system minus the syncs.

@@ -13,12 +13,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { Arena, binaryString } from "../../engine/coding.ts";
-import { type Entry, KIND_PUT } from "../../engine/entry.ts";
 import { Memtable } from "../../engine/memtable.ts";
-import { encodeBatchOps } from "../../engine/wal.ts";
 import { median } from "../_measure.ts";
-import { keyFor, permutation, ValuePool } from "../_workload.ts";
+import { filledMemtable } from "./_data.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -31,26 +28,11 @@ const ROUNDS = Number(args.rounds);
 
 /** A memtable filled to 8 MiB (its own byte count) by random-key batches. */
 function filled(seed: number): Memtable {
-  const mem = new Memtable();
-  const arena = new Arena();
-  const values = new ValuePool(seed);
-  const order = permutation(1 << 20, seed);
-  for (let i = 0; mem.bytes < 8 << 20;) {
-    const ops: Entry[] = [];
-    for (let j = 0; j < BATCH; j++, i++) {
-      ops.push({
-        key: keyFor(2 * order[i]),
-        value: values.next(),
-        seq: i + 1,
-        kind: KIND_PUT,
-        encoding: 0,
-        expiresAt: 0,
-      });
-    }
-    const enc = encodeBatchOps(ops, arena, 1);
-    mem.addMany(enc.entries, enc.entries.map((e) => binaryString(e.key)));
-  }
-  return mem;
+  return filledMemtable(seed, {
+    bytes: 8 << 20,
+    batch: BATCH,
+    keyOf: (i) => 2 * i,
+  });
 }
 
 const worker = new Worker(
