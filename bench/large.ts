@@ -450,7 +450,7 @@ ${
       ).join("; ")
     }`,
     `- Write amplification: ${engineStats.writeAmplification}`,
-    `- Compactions: ${engineStats.ops.compactions} (${engineStats.ops.trivialMoves} trivial moves); stalls ${engineStats.ops.stalls} (${
+    `- Compactions: ${engineStats.ops.compactions} merges and ${engineStats.ops.trivialMoves} trivial moves; stalls ${engineStats.ops.stalls} (${
       Math.round(engineStats.ops.stallMs)
     } ms), slowdowns ${engineStats.ops.slowdowns}`,
     `- Block cache: ${JSON.stringify(engineStats.blockCache)}`,

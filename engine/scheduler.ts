@@ -50,7 +50,9 @@ export interface SchedulerCounters {
   stalls: number;
   stallMs: number;
   slowdowns: number;
+  /** Compactions that merged tables and wrote new ones. */
   compactions: number;
+  /** Tables moved down a level by a manifest edit alone (not in `compactions`). */
   trivialMoves: number;
   compactBytesRead: number;
   compactBytesWritten: number;
