@@ -163,7 +163,9 @@ export class ByteWriter {
   }
 
   varint(v: number): void {
-    this.ensure(10);
+    // Exactly its length: an exactly-sized buffer (encodeBatchOps) must
+    // not grow for a varint that fits.
+    this.ensure(v < 0x80 ? 1 : varintLength(v));
     this.pos = putVarint(this.buf, this.pos, v);
   }
 

@@ -29,6 +29,7 @@ import {
   DecodeError,
   readU32,
   readU64,
+  varintLength,
   writeU32,
   writeU64,
 } from "./coding.ts";
@@ -353,8 +354,19 @@ export function encodeBatchOps(
 ): { payload: Uint8Array; entries: Entry[] } {
   // With `space`, each stored key is that key-space byte and the op's key.
   const extra = space === undefined ? 0 : 1;
-  let size = 10;
-  for (const op of ops) size += 23 + op.key.length + op.value.length;
+  // Exactly the bytes written below: a retained payload (the memtable's
+  // and the change history's views) pins no slack.
+  let size = varintLength(ops.length);
+  for (const op of ops) {
+    const k = op.key.length + extra;
+    const t = op.expiresAt;
+    size += 4 + k + (t === 0 ? 0 : varintLength(t) - 1) +
+      (k < 0x80 ? 0 : varintLength(k) - 1);
+    if (op.kind !== KIND_DELETE) {
+      const v = op.value.length;
+      size += v + (v < 0x80 ? 1 : varintLength(v));
+    }
+  }
   const w = new ByteWriter(arena ? arena.alloc(size) : size);
   w.varint(ops.length);
   const entries: Entry[] = [];
