@@ -80,6 +80,9 @@ test: setup node-deps
 	@# pread here, the whole engine suite in `make test-pread`.
 	SHALE_READ_MODE=pread $(DENO) test $(PREAD_PERMS) $(PREAD_SHORT)
 	SHALE_COMPRESSION=zstd $(DENO) test $(PREAD_PERMS) --allow-ffi $(ZSTD_SHORT)
+	@# Reading /proc/self (a thread's nice value) needs --allow-all, which
+	@# `deno task test` does not grant: that file's /proc test runs here.
+	$(DENO) test --allow-all tests/engine/thread_priority_test.ts
 
 # The whole engine suite with positional reads instead of memory maps.
 test-pread: setup
