@@ -17,24 +17,17 @@ import { Arena } from "../../engine/coding.ts";
 import { type Entry, KIND_PUT } from "../../engine/entry.ts";
 import { encodeBatchOps } from "../../engine/wal.ts";
 import { keyFor, VALUE_BYTES } from "../_common.ts";
+import { requireGc, usedMemory } from "./_memory.ts";
 
-const gc = (globalThis as { gc?: () => void }).gc;
-if (!gc) throw new Error("run with --v8-flags=--expose-gc");
+requireGc();
 const batch = Number(Deno.args[0] ?? 1);
 const n = Number(Deno.args[1] ?? 200_000);
-
-function used(): number {
-  gc!();
-  gc!();
-  const m = Deno.memoryUsage();
-  return m.heapUsed + m.external;
-}
 
 const value = new Uint8Array(VALUE_BYTES).fill(7);
 const arena = new Arena();
 const history = new ChangeHistory(0, Number.MAX_SAFE_INTEGER);
 let payloadBytes = 0;
-const before = used();
+const before = usedMemory();
 for (let w = 0; w < n; w++) {
   const ops: Entry[] = [];
   for (let j = 0; j < batch; j++) {
@@ -51,7 +44,7 @@ for (let w = 0; w < n; w++) {
   payloadBytes += (payload.length + 7) & ~7;
   history.publish(w + 1, entries, false, payload);
 }
-const after = used();
+const after = usedMemory();
 const perGroup = (after - before - payloadBytes) / n;
 console.log(
   `batch=${batch} n=${n}: ${((after - before) / 2 ** 20).toFixed(2)} MiB, ` +

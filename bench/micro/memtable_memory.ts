@@ -17,18 +17,11 @@ import { type Entry, KIND_PUT } from "../../engine/entry.ts";
 import { Memtable } from "../../engine/memtable.ts";
 import { encodeBatchOps } from "../../engine/wal.ts";
 import { KEY_BYTES, keyFor, permutation, VALUE_BYTES } from "../_common.ts";
+import { requireGc, usedMemory } from "./_memory.ts";
 
-const gc = (globalThis as { gc?: () => void }).gc;
-if (!gc) throw new Error("run with --v8-flags=--expose-gc");
+requireGc();
 const batch = Number(Deno.args[0] ?? 1000);
 const n = Number(Deno.args[1] ?? 60_000);
-
-function used(): number {
-  gc!();
-  gc!();
-  const m = Deno.memoryUsage();
-  return m.heapUsed + m.external;
-}
 
 function fill(): Memtable {
   const order = permutation(n, 1);
@@ -54,9 +47,9 @@ function fill(): Memtable {
   return mem;
 }
 
-const before = used();
+const before = usedMemory();
 const mem = fill();
-const after = used();
+const after = usedMemory();
 const data = n * (KEY_BYTES + VALUE_BYTES);
 const perEntry = (after - before - data) / n;
 console.log(
