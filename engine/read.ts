@@ -7,7 +7,7 @@
  * @module
  */
 import type { RangeTombstoneIndex } from "./range_tombstones.ts";
-import { binaryString, compareBytes, prefixEnd } from "./coding.ts";
+import { compareBytes, prefixEnd } from "./coding.ts";
 import type { Entry, EntryIterator } from "./entry.ts";
 import { isLive, MAX_SEQ } from "./entry.ts";
 import { ClosedError } from "./errors.ts";
@@ -99,11 +99,10 @@ export class ReadPath {
 
   /** The newest entry (tombstones included) for a stored key at or below seq. */
   find(key: Uint8Array, seq: number): Entry | undefined {
-    const skey = binaryString(key);
-    let e = this.#src.memtable().get(key, seq, skey);
+    let e = this.#src.memtable().get(key, seq);
     if (e) return e;
     for (const imm of this.#src.immutables()) {
-      e = imm.mem.get(key, seq, skey);
+      e = imm.mem.get(key, seq);
       if (e) return e;
     }
     const levels = this.#src.versions.current.levels;

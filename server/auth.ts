@@ -12,6 +12,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { InvalidArgumentError } from "../mod.ts";
 import { HttpError } from "./_codec.ts";
+import { requestHeader } from "./request_headers.ts";
 import type { Scope } from "./scope.ts";
 import type { ScopedToken } from "./token_file.ts";
 
@@ -27,7 +28,7 @@ export function matchesDigest(got: string, want: Uint8Array): boolean {
 
 /** The token of an `Authorization: Bearer <token>` header, if there is one. */
 export function bearerToken(req: Request): string | undefined {
-  const header = req.headers.get("authorization");
+  const header = requestHeader(req, "authorization");
   const m = header === null ? null : /^Bearer +(\S+) *$/i.exec(header);
   return m === null ? undefined : m[1];
 }

@@ -14,6 +14,7 @@
  */
 import { clip, HttpError } from "./_codec.ts";
 import type { BodyLease } from "./body_budget.ts";
+import { requestHeader } from "./request_headers.ts";
 
 /** How large a body may be and what to call it in the 413. */
 export interface BodyLimit {
@@ -35,7 +36,7 @@ export async function readBody(
   limit: BodyLimit,
   countBytes: (n: number) => void,
 ): Promise<Uint8Array> {
-  const lengthHeader = req.headers.get("content-length");
+  const lengthHeader = requestHeader(req, "content-length");
   if (lengthHeader !== null) {
     if (!/^[0-9]+$/.test(lengthHeader.trim())) {
       throw new HttpError(400, "invalid_header", "bad Content-Length");
@@ -50,7 +51,7 @@ export async function readBody(
   // In-process Requests (tests) carry no framing headers, so there a
   // non-empty body is accepted.
   const unframed = lengthHeader === null &&
-    req.headers.get("transfer-encoding") === null;
+    requestHeader(req, "transfer-encoding") === null;
   if (lengthHeader !== null) {
     // The length is declared and within the limit, and HTTP framing stops
     // the body there: read it in one call, which skips the stream-reader

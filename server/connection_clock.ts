@@ -47,10 +47,17 @@ export function requestArrived(c: ConnClock): void {
   c.since = performance.now();
 }
 
-/** The handler returned `res`: its body is being written from now on. */
-export function responseReady(c: ConnClock, res: Response): void {
+/**
+ * The handler returned `res`: its body is being written from now on.
+ * `now` is the time when the caller has it without reading the clock.
+ */
+export function responseReady(
+  c: ConnClock,
+  res: Response,
+  now: number = performance.now(),
+): void {
   c.responded = true;
-  c.since = performance.now();
+  c.since = now;
   // Streamed and large bodies are timed chunk by chunk
   // (response_guard.ts); the rest must be written within the timeout.
   c.chunks = CHUNK_TIMED.get(res);

@@ -19,6 +19,7 @@
  * @module
  */
 import { clip, HttpError } from "./_codec.ts";
+import { requestHeader } from "./request_headers.ts";
 
 /** Where a request points, from its validated authority. */
 export interface Target {
@@ -74,7 +75,7 @@ const AUTHORITY =
 export function requestTarget(req: Request): Target {
   const url = req.url;
   const schemeEnd = url.indexOf("://") + 3;
-  const host = req.headers.get("host");
+  const host = requestHeader(req, "host");
   let info: HostInfo;
   let pathStart: number;
   if (host !== null) {
@@ -156,8 +157,7 @@ export function checkSite(
   target: Target,
   opts: SiteOptions,
 ): void {
-  const headers = req.headers;
-  const origin = headers.get("origin");
+  const origin = requestHeader(req, "origin");
   const allowedOrigin = origin !== null &&
     opts.allowOrigins.has(origin.toLowerCase());
   if (
@@ -172,7 +172,7 @@ export function checkSite(
       } are not allowed (see --allow-origin)`,
     );
   }
-  if (!allowedOrigin && headers.get("sec-fetch-site") === "cross-site") {
+  if (!allowedOrigin && requestHeader(req, "sec-fetch-site") === "cross-site") {
     throw new HttpError(
       403,
       "cross_site",
@@ -211,7 +211,7 @@ function portOf(authority: string, scheme: string): string {
 
 /** Refuses (415) a body that is not declared `application/json`. */
 export function requireJson(req: Request): void {
-  const type = req.headers.get("content-type");
+  const type = requestHeader(req, "content-type");
   if (type === null || !/^application\/json\s*(;|$)/i.test(type)) {
     throw new HttpError(
       415,

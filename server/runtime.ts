@@ -50,7 +50,11 @@ export interface ListenOptions {
 /** The request handler: the request and where it came from. */
 export type ServeHandler = (
   req: Request,
-  info: { readonly remoteAddr: { readonly hostname: string } },
+  info: {
+    readonly remoteAddr: { readonly hostname: string };
+    /** See `ClientInfo.receivedAt` in app.ts. */
+    readonly receivedAt?: number;
+  },
 ) => Response | Promise<Response>;
 
 /** A running HTTP listener. */

@@ -114,17 +114,27 @@ export function serveWithLimits(
     const s: ConnState = { ...newClock(), conn, abort: new AbortController() };
     conns.add(s);
     stats.open++;
-    const client = { remoteAddr: conn.remoteAddr as Deno.NetAddr };
+    // receivedAt is set per request, read by the handler before it
+    // returns or awaits anything: requests on one connection cannot mix it.
+    const client = {
+      remoteAddr: conn.remoteAddr as Deno.NetAddr,
+      receivedAt: 0,
+    };
     // Per connection, not per request: the hot path allocates no closure.
     const done = () => requestDone(s);
-    const ready = (res: Response, info: Deno.ServeHandlerInfo) => {
-      responseReady(s, res);
+    const ready = (
+      res: Response,
+      info: Deno.ServeHandlerInfo,
+      now?: number,
+    ) => {
+      responseReady(s, res, now);
       info.completed.then(done, done);
       return res;
     };
     // Not async: a synchronous answer goes back to Deno without a promise.
     const perRequest = (req: Request, info: Deno.ServeHandlerInfo) => {
       requestArrived(s);
+      client.receivedAt = s.since;
       let out: Response | Promise<Response>;
       try {
         out = handler(req, client);
@@ -138,7 +148,9 @@ export function serveWithLimits(
           throw err;
         });
       }
-      return ready(out, info);
+      // Answered in the same run as its arrival, microseconds ago: the
+      // write deadline starts from the arrival's clock reading.
+      return ready(out, info, s.since);
     };
     let served;
     try {

@@ -20,6 +20,7 @@ import type { HeaderConditions, StoreEntry } from "../store/store.ts";
 import { fixedError } from "../errors.ts";
 import { authorizeKey } from "../scope.ts";
 import { markSmall } from "../response_guard.ts";
+import { requestHeader } from "../request_headers.ts";
 import { LARGE_RESPONSE_BYTES } from "../connection_limits.ts";
 
 /** The handlers of `/kv/{key}`, by method. */
@@ -90,8 +91,7 @@ function answer(ctx: Ctx, r: StoreEntry | undefined): Response {
   const etag = `"${r.version}"`;
   // A plain record: cheaper for Deno to take than a Headers object.
   const headers: Record<string, string> = { etag };
-  const reqHeaders = ctx.req.headers;
-  const ifMatch = parseTags(reqHeaders.get("if-match"), "If-Match");
+  const ifMatch = parseTags(requestHeader(ctx.req, "if-match"), "If-Match");
   if (ifMatch !== undefined && !tagsMatch(ifMatch, r.version, true)) {
     throw new HttpError(
       412,
@@ -101,7 +101,7 @@ function answer(ctx: Ctx, r: StoreEntry | undefined): Response {
     );
   }
   const ifNone = parseTags(
-    reqHeaders.get("if-none-match"),
+    requestHeader(ctx.req, "if-none-match"),
     "If-None-Match",
   );
   if (ifNone !== undefined && tagsMatch(ifNone, r.version, false)) {
@@ -137,10 +137,10 @@ const notFound = fixedError(404, "not_found", "key not found");
 
 /** The request's If-Match / If-None-Match, parsed. */
 function conditions(ctx: Ctx): HeaderConditions {
-  const h = ctx.req.headers;
+  const req = ctx.req;
   return {
-    ifMatch: parseTags(h.get("if-match"), "If-Match"),
-    ifNone: parseTags(h.get("if-none-match"), "If-None-Match"),
+    ifMatch: parseTags(requestHeader(req, "if-match"), "If-Match"),
+    ifNone: parseTags(requestHeader(req, "if-none-match"), "If-None-Match"),
   };
 }
 

@@ -13,6 +13,7 @@
  */
 import { clip, fromBase64, HttpError, parseJson, toBase64 } from "../_codec.ts";
 import { readBody } from "../body.ts";
+import { requestHeader } from "../request_headers.ts";
 import type { Ctx, RouteHandler, ServerEnv } from "../context.ts";
 import { checkJsonDepth } from "../json_depth.ts";
 import { authorizeKey } from "../scope.ts";
@@ -117,7 +118,7 @@ export async function multiGet(
 
 /** JSON routes take only JSON: anything else is refused before reading. */
 function requireJson(req: Request): void {
-  const type = req.headers.get("content-type");
+  const type = requestHeader(req, "content-type");
   const media = type?.split(";")[0].trim().toLowerCase();
   if (media !== "application/json") {
     req.body?.cancel().catch(() => {});

@@ -30,6 +30,7 @@ import {
 } from "../../mod.ts";
 import { clip, HttpError, parseQuery, toBase64 } from "../_codec.ts";
 import { authorizeRange, type Scope } from "../scope.ts";
+import { requestHeader } from "../request_headers.ts";
 import type { LogFn } from "../errors.ts";
 import type { Sample } from "../metrics.ts";
 
@@ -148,7 +149,7 @@ export class WatchRoute {
     }
     // EventSource repeats the original URL when it reconnects, so the
     // header (the last id it received) wins over ?since=.
-    const header = req.headers.get("last-event-id");
+    const header = requestHeader(req, "last-event-id");
     const sinceText = header !== null && header.trim() !== ""
       ? header.trim()
       : text("since");

@@ -150,3 +150,21 @@ Deno.test("serve answers a GET from the engine synchronously, hit or miss, with 
     h.close();
   });
 });
+
+Deno.test("a request is timed from the listener's receivedAt when it gives one", async () => {
+  await withDb(async (db) => {
+    const h = createHandler(db);
+    const res = await h.serve(new Request("http://localhost/kv/a"), {
+      receivedAt: performance.now() - 2000,
+    });
+    deepEqual(res.status, 404);
+    const text = await (await h(new Request("http://localhost/metrics")))
+      .text();
+    const sum =
+      /shale_http_request_duration_seconds_sum\{route="\/kv\/\{key\}",method="GET"\} (\S+)/
+        .exec(text);
+    ok(sum !== null, text);
+    ok(Number(sum[1]) >= 2, sum[1]);
+    h.close();
+  });
+});

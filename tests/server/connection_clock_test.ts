@@ -136,3 +136,11 @@ Deno.test("REFUSED_RESPONSE is a complete HTTP/1.1 503 with a JSON error body", 
     },
   });
 });
+
+Deno.test("responseReady takes the caller's clock reading when given one", () => {
+  const c = newClock();
+  requestArrived(c);
+  responseReady(c, new Response("answered at once"), 1234);
+  assert.equal(c.since, 1234);
+  assert.deepEqual(boundary(c, 400), [undefined, "write_timeout"]);
+});

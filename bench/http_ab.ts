@@ -1,0 +1,159 @@
+/**
+ * Two builds of shale's server side by side (two checkouts, say a worktree
+ * of `main` and one of a branch): both run at once, pinned to the same core
+ * (wrk to the other), and short wrk windows alternate between them (A B B A
+ * ...), so both see the same load from whatever else runs on the machine.
+ * For each window it takes the server's CPU time per request (user +
+ * system, all threads, from /proc); it prints every window, the medians and
+ * the median of the per-round ratios B / A. On the shared machine this
+ * separates changes of a few percent that whole `bench/http.ts` runs, taken
+ * a minute apart, do not. Prints only; writes no results file.
+ *
+ *     deno run -A bench/http_ab.ts --a ../wt-main --b . --rounds 8
+ *     deno run -A bench/http_ab.ts --a ../wt-main --b . --workloads get_hit
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { Buffer } from "node:buffer";
+import { type Server, startServer } from "./_servers.ts";
+import { have, pinner, wrkRunner, wrkScripts } from "./_wrk.ts";
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    a: { type: "string" },
+    b: { type: "string" },
+    rounds: { type: "string", default: "8" },
+    seconds: { type: "string", default: "3" },
+    keys: { type: "string", default: "20000" },
+    connections: { type: "string", default: "64" },
+    workloads: { type: "string", default: "get_hit,get_miss,put" },
+    "server-cpu": { type: "string", default: "0" },
+    "wrk-cpu": { type: "string", default: "1" },
+  },
+});
+if (args.a === undefined || args.b === undefined) {
+  console.error("usage: bench/http_ab.ts --a DIR --b DIR [--rounds N]");
+  Deno.exit(2);
+}
+if (!have("wrk")) {
+  console.error("wrk not found: install it (apt-get install -y wrk)");
+  Deno.exit(1);
+}
+const ROUNDS = Number(args.rounds);
+const SECONDS = Number(args.seconds);
+const KEYS = Number(args.keys);
+const CONNS = Number(args.connections);
+const pinned = pinner();
+const tmp = await Deno.makeTempDir({ prefix: "shale-http-ab-" });
+for (const [name, text] of Object.entries(wrkScripts(100))) {
+  await Deno.writeTextFile(`${tmp}/${name}.lua`, text);
+}
+const { wrk } = wrkRunner({
+  cpu: args["wrk-cpu"],
+  scriptDir: tmp,
+  keys: KEYS,
+  pinned,
+});
+
+/** Starts `shale serve` from checkout `dir` and loads the benchmark's keys. */
+async function start(dir: string, name: string): Promise<Server> {
+  const s = await startServer(
+    pinned(args["server-cpu"], [
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${dir}/server/main.ts`,
+      "serve",
+      "--port",
+      "0",
+      "--data-dir",
+      `${tmp}/${name}`,
+      "--sync",
+      "always",
+    ]),
+    `server ${name}`,
+  );
+  const value = Buffer.from(new Uint8Array(100).fill(120)).toString("base64");
+  for (let i = 0; i < KEYS; i += 1000) {
+    const ops = [];
+    for (let j = i; j < Math.min(KEYS, i + 1000); j++) {
+      const k = `k${String(j).padStart(15, "0")}`;
+      ops.push({ op: "put", key: Buffer.from(k).toString("base64"), value });
+    }
+    const r = await fetch(`${s.url}/kv/batch`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ops }),
+    });
+    await r.body?.cancel();
+    if (!r.ok) throw new Error(`preload of ${name} failed: ${r.status}`);
+  }
+  return s;
+}
+
+interface Window {
+  rps: number;
+  cpuUs: number;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+const servers: Record<"A" | "B", Server | undefined> = {
+  A: undefined,
+  B: undefined,
+};
+try {
+  servers.A = await start(args.a, "A");
+  servers.B = await start(args.b, "B");
+  // Let the preloads' flushes finish before the first window.
+  await new Promise((r) => setTimeout(r, 3000));
+  for (const workload of args.workloads.split(",")) {
+    const got: Record<"A" | "B", Window[]> = { A: [], B: [] };
+    for (const name of ["A", "B"] as const) {
+      await wrk(servers[name]!.url, workload, 1, CONNS); // warm-up
+    }
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = r % 2 === 0 ? ["A", "B"] as const : ["B", "A"] as const;
+      for (const name of order) {
+        const s = servers[name]!;
+        const cpu0 = s.cpuSeconds();
+        const w = await wrk(s.url, workload, SECONDS, CONNS);
+        got[name].push({
+          rps: w.rps,
+          cpuUs: ((s.cpuSeconds() - cpu0) * 1e6) / w.requests,
+        });
+      }
+    }
+    const fmt = (ws: Window[]) =>
+      ws.map((w) => `${w.cpuUs.toFixed(1)}`).join(" ");
+    const cpuRatio = median(got.B.map((w, i) => w.cpuUs / got.A[i].cpuUs));
+    const rpsRatio = median(got.B.map((w, i) => w.rps / got.A[i].rps));
+    console.log(`${workload}: CPU us/request per window`);
+    console.log(`  A ${fmt(got.A)}`);
+    console.log(`  B ${fmt(got.B)}`);
+    console.log(
+      `  median CPU us/request A ${
+        median(got.A.map((w) => w.cpuUs)).toFixed(1)
+      } B ${median(got.B.map((w) => w.cpuUs)).toFixed(1)}, B/A ${
+        cpuRatio.toFixed(3)
+      }; median req/s A ${median(got.A.map((w) => w.rps)).toFixed(0)} B ${
+        median(got.B.map((w) => w.rps)).toFixed(0)
+      }, B/A ${rpsRatio.toFixed(3)}`,
+    );
+  }
+  console.log(
+    `(${ROUNDS} rounds of ${SECONDS} s windows, ${CONNS} connections, load average ${
+      Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
+    } at the end)`,
+  );
+} finally {
+  await servers.A?.stop();
+  await servers.B?.stop();
+  await Deno.remove(tmp, { recursive: true }).catch(() => {});
+}
