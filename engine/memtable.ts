@@ -192,10 +192,9 @@ export class Memtable {
    * Inserts many entries (a commit group): in internal order
    * (memtable_order.ts), each found from the previous one's splice, which
    * takes a fraction of the comparisons of independent searches from the
-   * head. `_skeys` (the keys as binary strings) are accepted for callers
-   * of the former string sort and not needed.
+   * head.
    */
-  addMany(entries: readonly Entry[], _skeys?: readonly string[]): void {
+  addMany(entries: readonly Entry[]): void {
     let ranges = false;
     for (let i = 0; i < entries.length; i++) {
       if (entries[i].kind === KIND_RANGE_DELETE) ranges = true;
