@@ -317,14 +317,14 @@ export function fnv1a(b: Uint8Array): number {
 }
 
 /**
- * Writes `b` into `out` as big-endian 32-bit words, the last one padded
- * with zero bytes, so that word runs compare as unsigned integers in the
- * bytes' order (how the memtable compares keys). `out` must hold at least
- * ceil(b.length / 4) words.
+ * Writes `b` into `out` from word `at` as big-endian 32-bit words, the last
+ * one padded with zero bytes, so that word runs compare as unsigned
+ * integers in the bytes' order (how the memtable compares keys). `out`
+ * must hold at least ceil(b.length / 4) words from `at`.
  */
-export function bigEndianWords(b: Uint8Array, out: Uint32Array): void {
+export function bigEndianWords(b: Uint8Array, out: Uint32Array, at = 0): void {
   const full = b.length >>> 2;
-  for (let w = 0, i = 0; w < full; w++, i += 4) {
+  for (let w = at, i = 0; i < full * 4; w++, i += 4) {
     out[w] = (b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3];
   }
   if (full * 4 < b.length) {
@@ -332,6 +332,6 @@ export function bigEndianWords(b: Uint8Array, out: Uint32Array): void {
     for (let i = full * 4, shift = 24; i < b.length; i++, shift -= 8) {
       v |= b[i] << shift;
     }
-    out[full] = v;
+    out[at + full] = v;
   }
 }

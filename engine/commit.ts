@@ -51,7 +51,6 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import { binaryString } from "./coding.ts";
 import type { Entry } from "./entry.ts";
 import { KIND_PUT } from "./entry.ts";
 import {
@@ -282,11 +281,8 @@ export class CommitPipeline {
     const seq = this.#lastSeq + 1;
     if (stamp !== undefined) stamp(seq);
     this.#lastSeq = seq;
-    const skeys: string[] = [];
     for (const e of entries) {
       e.seq = seq;
-      const skey = binaryString(e.key);
-      skeys.push(skey);
       if (e.kind === KIND_PUT) c.puts++;
       else c.deletes++;
       c.userBytes += e.key.length - 1 + e.value.length;
@@ -298,7 +294,6 @@ export class CommitPipeline {
         seq,
         entries,
         payload: opsPayload,
-        skeys,
         resolve,
         reject,
       };
@@ -457,18 +452,14 @@ export class CommitPipeline {
   #apply(group: PendingWrite[]): void {
     const mem = this.#env.memtable();
     if (group.length === 1) {
-      mem.addMany(group[0].entries, group[0].skeys);
+      mem.addMany(group[0].entries);
       return;
     }
     const entries: Entry[] = [];
-    const skeys: string[] = [];
     for (const w of group) {
-      for (let i = 0; i < w.entries.length; i++) {
-        entries.push(w.entries[i]);
-        skeys.push(w.skeys[i]);
-      }
+      for (let i = 0; i < w.entries.length; i++) entries.push(w.entries[i]);
     }
-    mem.addMany(entries, skeys);
+    mem.addMany(entries);
   }
 
   /** Rejects a write's caller and tells whoever waits on its outcome. */

@@ -12,7 +12,7 @@ import type { ShaleError } from "./errors.ts";
 
 /** Where a group goes once durable: the current memtable. */
 export interface CommitMemtable {
-  addMany(entries: readonly Entry[], skeys: readonly string[]): void;
+  addMany(entries: readonly Entry[]): void;
 }
 
 /** The counters the pipeline keeps (the Db's stats object has them all). */

@@ -34,8 +34,11 @@ export interface PendingWrite {
   entries: Entry[];
   /** The encoded ops the entries view (engine/wal.ts, encodeBatchOps). */
   payload?: Uint8Array;
-  /** binaryString() of each entry's key, computed once. */
-  skeys: string[];
+  /**
+   * binaryString() of each entry's key, computed when the write is first
+   * indexed: plain writes, never asked about, never pay for them.
+   */
+  skeys?: string[];
   /** Its keys are in the in-flight map (see {@link InflightIndex}). */
   indexed?: boolean;
   /** Visible or failed: no longer in flight. */
@@ -125,7 +128,7 @@ export class InflightIndex {
       this.#ranges = this.#ranges.filter((r) => r.write !== w);
     }
     if (!w.indexed) return;
-    for (const id of w.skeys) {
+    for (const id of w.skeys!) {
       if (this.#byKey.get(id)?.write === w) this.#byKey.delete(id);
     }
   }
@@ -140,10 +143,11 @@ export class InflightIndex {
       for (const w of list) {
         if (w.indexed || w.done) continue;
         w.indexed = true;
+        const skeys = w.skeys = w.entries.map((e) => binaryString(e.key));
         for (let i = 0; i < w.entries.length; i++) {
           const e = w.entries[i];
           if (e.kind === KIND_RANGE_DELETE) continue; // in #ranges
-          this.#byKey.set(w.skeys[i], {
+          this.#byKey.set(skeys[i], {
             live: e.kind === KIND_PUT &&
               (e.expiresAt === 0 || e.expiresAt > now),
             write: w,

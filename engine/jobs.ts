@@ -9,7 +9,7 @@
 import type { CompactionJob, CompactionResult } from "./compaction.ts";
 import { runCompaction } from "./compaction.ts";
 import type { FileSystem } from "./fs.ts";
-import type { MemtableImage } from "./memtable.ts";
+import type { MemtableImage } from "./memtable_layout.ts";
 import { imageIsEmpty, walkImage } from "./memtable_image.ts";
 import { releaseBuffer } from "./release.ts";
 import type { Compression } from "./sstable/codec.ts";

@@ -13,7 +13,10 @@
  * write path encoded the batch into (a few large slabs), so an insert
  * allocates nothing but amortised array growth, and the collector has no
  * per-entry objects to trace or move. Node 0 is the head; a link of 0 means
- * "none" (nothing links back to the head).
+ * "none" (nothing links back to the head). The record's layout is in
+ * memtable_layout.ts, the search in memtable_search.ts, and the order a
+ * commit group is inserted in (internal order, each insert starting from
+ * the previous one's splice) in memtable_order.ts.
  *
  * @module
  */
@@ -23,51 +26,43 @@ import type { RangeTombstone } from "./range_tombstones.ts";
 import { tombstoneFromEntry } from "./range_tombstones.ts";
 import { MAX_SEQ } from "./entry.ts";
 import { MemtableIterator } from "./memtable_iterator.ts";
-import { bigEndianWords, fnv1a } from "./coding.ts";
+import { bigEndianWords } from "./coding.ts";
 import { BufferTable } from "./memtable_buffers.ts";
-import { NewestIndex } from "./memtable_index.ts";
+import { hashWords, NewestIndex } from "./memtable_index.ts";
+import { internalOrder } from "./memtable_order.ts";
+import {
+  BUF,
+  EXPIRES,
+  keyAt,
+  KLEN,
+  KOFF,
+  LINKS,
+  MAX_HEIGHT,
+  type MemtableImage,
+  META,
+  SEQ,
+  VLEN,
+  VOFF,
+} from "./memtable_layout.ts";
+import { findFromSplice, findLast, findLessThan } from "./memtable_search.ts";
 
-const MAX_HEIGHT = 12;
 /**
  * Per-entry memory beyond the key and value bytes, counted against the
  * memtable's byte budget so that the budget is real memory: the node record
- * (11 words, 4/3 links on average, the key again as words), the hash-index
- * slots, the slack of arrays that grow by doubling, and the batch framing
- * around the bytes in the write path's buffers. Measured with
- * `bench/micro/memtable_memory.ts` (heap + external memory after a forced
- * GC): 104-174 bytes per entry for 20k-100k db_bench entries, depending on
- * where the last doubling fell, about 147 on average (bench/README.md).
+ * (10 words, 4/3 links on average, the key again as words), the hash
+ * index's slots (node and hash), the slack of arrays that grow by
+ * doubling, and the batch framing around the bytes in the write path's
+ * buffers. Measured with `bench/micro/memtable_memory.ts` (heap +
+ * external memory after a forced GC): 104-174 bytes per entry for 20k-100k db_bench entries, depending on
+ * where the last doubling fell, about 147 on average (bench/README.md);
+ * 113-163 with the hash beside the node in the index's slots (2026-12-01).
  * The skip list of JS objects it replaced measured 273-288.
  */
 const ENTRY_OVERHEAD = 150;
 /** 32-bit words the node pool starts with; it doubles when full. */
 const INITIAL_WORDS = 4096;
 
-// A node record in the pool, at an even word offset n (so that its two
-// float64 fields are aligned): the fields below, then `height` links, then
-// the key as big-endian words (zero-padded), which compare as unsigned
-// integers in the byte order of the key. Exported for the flush's walk of
-// an image (engine/memtable_image.ts).
-// deno-fmt-ignore
-export const SEQ = 0, EXPIRES = 1, // float64 indexes (n / 2 + field)
-  BUF = 4, KOFF = 5, KLEN = 6, VOFF = 7, VLEN = 8, META = 9, HASH = 10,
-  LINKS = 11;
-
 const EMPTY = new Uint8Array(0);
-
-/**
- * A frozen memtable's sorted contents as plain buffers, for a flush in
- * another thread (engine/jobs.ts): copies of the used node pool and of the
- * buffers holding key and value bytes. An image owns its buffers, so they
- * can be transferred to a worker rather than cloned (measured: the clone
- * had the longer tail on the main thread).
- */
-export interface MemtableImage {
-  pool: ArrayBuffer;
-  bufs: ArrayBuffer[];
-  /** The skip list's height (levels in use). */
-  height: number;
-}
 
 /** A skip list memtable. */
 export class Memtable {
@@ -78,14 +73,25 @@ export class Memtable {
   #top: number;
   /** The buffers holding key and value bytes, numbered for the nodes. */
   #buffers = new BufferTable();
-  /** The key being inserted or sought, as words (see the record layout). */
+  /** The key being sought, as words (see the record layout). */
   #probe = new Uint32Array(64);
+  /**
+   * Where the key in hand is as words, for the index's key checks: #probe
+   * (a read) or the new node's own record (an insert).
+   */
+  #hand: Uint32Array = this.#probe;
+  #handAt = 0;
   /** The newest node of each key, where point reads start (memtable_index.ts). */
   #index: NewestIndex;
   #count = 0;
   #height = 1;
-  /** Scratch for add(): the last node before the new one at each level. */
+  /**
+   * The splice: at each level, the last node before the key being inserted
+   * and the node after it (0: none). Within addMany it is kept exact
+   * between inserts: `#next[i]` is `#prev[i]`'s level-i link.
+   */
   #prev = new Uint32Array(MAX_HEIGHT);
+  #next = new Uint32Array(MAX_HEIGHT);
   #rand = 0x9e3779b9;
   #bytes = 0;
   /**
@@ -109,7 +115,7 @@ export class Memtable {
     this.#index = new NewestIndex({
       isKey: (n, klen) => this.#sameKey(n, klen),
       seqOf: (n) => this.#f64[(n >>> 1) + SEQ],
-    }, HASH);
+    });
   }
 
   /** Approximate memory used, in bytes. */
@@ -147,121 +153,17 @@ export class Memtable {
     return this.#probe;
   }
 
-  /** Word offset of node n's key. */
-  #keyAt(n: number): number {
-    return n + LINKS + (this.#u32[n + META] >>> 16);
-  }
-
-  /**
-   * Order of node `n` against the key held as words in `src` from `at`
-   * (`klen` bytes) at `seq`: negative when the node sorts before it in
-   * internal order, 0 when key and seq are equal. The head sorts first.
-   */
-  #compare(
-    n: number,
-    src: Uint32Array,
-    at: number,
-    klen: number,
-    seq: number,
-  ): number {
-    if (n === 0) return -1;
-    const u = this.#u32;
-    const len = u[n + KLEN];
-    const k = n + LINKS + (u[n + META] >>> 16);
-    const words = ((len < klen ? len : klen) + 3) >>> 2;
-    for (let i = 0; i < words; i++) {
-      const a = u[k + i];
-      const b = src[at + i];
-      if (a !== b) return a < b ? -1 : 1;
-    }
-    if (len !== klen) return len - klen;
-    return seq - this.#f64[(n >>> 1) + SEQ];
-  }
-
-  /** Node n's key equals the one in #probe (`klen` bytes). */
+  /** Node n's key equals the key in hand (`klen` bytes; see #hand). */
   #sameKey(n: number, klen: number): boolean {
     const u = this.#u32;
     if (u[n + KLEN] !== klen) return false;
-    const k = this.#keyAt(n);
-    const p = this.#probe;
+    const k = keyAt(this.#u32, n);
+    const p = this.#hand;
+    const at = this.#handAt;
     for (let i = 0, words = (klen + 3) >>> 2; i < words; i++) {
-      if (u[k + i] !== p[i]) return false;
+      if (u[k + i] !== p[at + i]) return false;
     }
     return true;
-  }
-
-  /**
-   * Returns the last node before (key, seq), 0 (the head) if none, and
-   * sets `prev` (when given) to the last node before it at each level.
-   */
-  #findLessThan(
-    src: Uint32Array,
-    at: number,
-    klen: number,
-    seq: number,
-    prev: Uint32Array | null = null,
-  ): number {
-    const u = this.#u32;
-    let x = 0;
-    for (let level = this.#height - 1; level >= 0; level--) {
-      for (;;) {
-        const next = u[x + LINKS + level];
-        if (next !== 0 && this.#compare(next, src, at, klen, seq) < 0) {
-          x = next;
-        } else break;
-      }
-      if (prev) prev[level] = x;
-    }
-    return x;
-  }
-
-  #findLast(): number {
-    const u = this.#u32;
-    let x = 0;
-    for (let level = this.#height - 1; level >= 0; level--) {
-      for (;;) {
-        const next = u[x + LINKS + level];
-        if (next !== 0) x = next;
-        else break;
-      }
-    }
-    return x;
-  }
-
-  /**
-   * Like #findLessThan with `prev`, but starts from `prev` as left by the
-   * previous insert of a smaller (key, seq): a finger search. Each level
-   * begins at the later of where the level above stopped and the previous
-   * insert's predecessor there, so sorted inserts walk only the gap
-   * between keys.
-   */
-  #findFromFinger(klen: number, seq: number): void {
-    const prev = this.#prev;
-    const probe = this.#probe;
-    let x = 0;
-    for (let level = this.#height - 1; level >= 0; level--) {
-      const p = prev[level];
-      if (x === 0 || (p !== 0 && this.#compareNodes(x, p) < 0)) x = p;
-      for (;;) {
-        const next = this.#u32[x + LINKS + level];
-        if (next !== 0 && this.#compare(next, probe, 0, klen, seq) < 0) {
-          x = next;
-        } else break;
-      }
-      prev[level] = x;
-    }
-  }
-
-  /** Order of node a against node b (b is not the head). */
-  #compareNodes(a: number, b: number): number {
-    const u = this.#u32;
-    return this.#compare(
-      a,
-      u,
-      this.#keyAt(b),
-      u[b + KLEN],
-      this.#f64[(b >>> 1) + SEQ],
-    );
   }
 
   /**
@@ -271,36 +173,57 @@ export class Memtable {
    */
   add(e: Entry, _skey?: string): void {
     if (e.kind === KIND_RANGE_DELETE) return this.#addRangeDel(e);
-    const probe = this.#setProbe(e.key);
-    this.#findLessThan(probe, 0, e.key.length, e.seq, this.#prev);
-    this.#link(e);
+    const at = this.#place(e);
+    const u = this.#u32;
+    findLessThan(
+      u,
+      this.#f64,
+      this.#height,
+      u,
+      at,
+      e.key.length,
+      e.seq,
+      this.#prev,
+    );
+    this.#link(e, at);
   }
 
   /**
-   * Inserts many entries (a commit group): sorted first (by `skeys`, the
-   * keys as binary strings, which compare natively), then each found from
-   * the previous one's position, which takes a fraction of the comparisons
-   * of independent searches from the head.
+   * Inserts many entries (a commit group): in internal order
+   * (memtable_order.ts), each found from the previous one's splice, which
+   * takes a fraction of the comparisons of independent searches from the
+   * head.
    */
-  addMany(entries: readonly Entry[], skeys: readonly string[]): void {
-    if (
-      entries.length < 8 || entries.some((e) => e.kind === KIND_RANGE_DELETE)
-    ) {
+  addMany(entries: readonly Entry[]): void {
+    let ranges = false;
+    for (let i = 0; i < entries.length; i++) {
+      if (entries[i].kind === KIND_RANGE_DELETE) ranges = true;
+    }
+    if (entries.length < 8 || ranges) {
       for (let i = 0; i < entries.length; i++) this.add(entries[i]);
       return;
     }
-    const order = Array.from(entries.keys());
-    order.sort((a, b) => {
-      const x = skeys[a];
-      const y = skeys[b];
-      return x < y ? -1 : x > y ? 1 : entries[b].seq - entries[a].seq;
-    });
-    this.#prev.fill(0);
-    for (const i of order) {
-      const e = entries[i];
-      this.#setProbe(e.key);
-      this.#findFromFinger(e.key.length, e.seq);
-      this.#link(e);
+    const order = internalOrder(entries);
+    // The splice before the first key: the head at every level.
+    const u = this.#u32;
+    for (let i = 0; i < this.#height; i++) {
+      this.#prev[i] = 0;
+      this.#next[i] = u[LINKS + i];
+    }
+    for (let i = 0; i < order.length; i++) {
+      const e = entries[order[i]];
+      const at = this.#place(e);
+      findFromSplice(
+        this.#u32,
+        this.#f64,
+        this.#height,
+        this.#prev,
+        this.#next,
+        at,
+        e.key.length,
+        e.seq,
+      );
+      this.#link(e, at);
     }
   }
 
@@ -315,20 +238,25 @@ export class Memtable {
   }
 
   /**
-   * Links a new node for `e` (its key already in #probe) after the
-   * predecessors in #prev.
+   * Makes an unlinked node for `e` at #top with a random height and its
+   * key as words (compared in place by the search that follows: no copy
+   * through #probe), raising the list's height if needed; returns the word
+   * offset of its key. Its other fields are set by #link.
    */
-  #link(e: Entry): void {
-    const prev = this.#prev;
+  #place(e: Entry): number {
     const height = this.#randomHeight();
     if (height > this.#height) {
-      for (let i = this.#height; i < height; i++) prev[i] = 0;
+      // New levels: the splice there is the head and nothing after it.
+      for (let i = this.#height; i < height; i++) {
+        this.#prev[i] = 0;
+        this.#next[i] = 0;
+      }
       this.#height = height;
     }
     const key = e.key;
-    const words = (key.length + 3) >>> 2;
     const n = this.#top;
-    const end = n + LINKS + height + words;
+    const at = n + LINKS + height;
+    const end = at + ((key.length + 3) >>> 2);
     if (end > this.#u32.length) {
       let size = this.#u32.length * 2;
       while (size < end) size *= 2;
@@ -338,8 +266,25 @@ export class Memtable {
       this.#u32 = u32;
       this.#f64 = new Float64Array(pool);
     }
-    this.#top = (end + 1) & ~1;
     const u = this.#u32;
+    u[n + META] = height << 16;
+    bigEndianWords(key, u, at);
+    return at;
+  }
+
+  /**
+   * Links the node #place made for `e` (key words at `at`) after the
+   * predecessors in #prev, leaving the splice around it for a following,
+   * larger insert.
+   */
+  #link(e: Entry, at: number): void {
+    const prev = this.#prev;
+    const next = this.#next;
+    const u = this.#u32;
+    const n = this.#top;
+    const height = u[n + META] >>> 16;
+    const key = e.key;
+    this.#top = (at + ((key.length + 3) >>> 2) + 1) & ~1;
 
     let value = e.value;
     if (value.length > 0 && value.buffer !== key.buffer) {
@@ -362,16 +307,17 @@ export class Memtable {
     u[n + KLEN] = key.length;
     u[n + VLEN] = value.length;
     u[n + META] = e.kind | (e.encoding << 8) | (height << 16);
-    u.set(this.#probe.subarray(0, words), n + LINKS + height);
     for (let i = 0; i < height; i++) {
       const p = prev[i] + LINKS + i;
-      u[n + LINKS + i] = u[p];
+      const nx = u[p];
+      u[n + LINKS + i] = nx;
       u[p] = n;
-      prev[i] = n; // the finger for a following, larger insert
+      prev[i] = n;
+      next[i] = nx;
     }
-    const h = fnv1a(key) >>> 0;
-    u[n + HASH] = h;
-    this.#index.offer(u, n, h, key.length);
+    this.#hand = u;
+    this.#handAt = at;
+    this.#index.offer(n, hashWords(u, at, key.length), key.length);
 
     this.#count++;
     this.#bytes += key.length + value.length + ENTRY_OVERHEAD;
@@ -391,8 +337,11 @@ export class Memtable {
   ): Entry | undefined {
     // A key's versions are adjacent, newest first, so walk down from the
     // newest to the first one the snapshot may see.
-    this.#setProbe(key);
-    let n = this.#index.newest(this.#u32, fnv1a(key) >>> 0, key.length);
+    const probe = this.#setProbe(key);
+    this.#hand = probe;
+    this.#handAt = 0;
+    const h = hashWords(probe, 0, key.length);
+    let n = this.#index.newest(h, key.length);
     while (n !== 0 && this.#f64[(n >>> 1) + SEQ] > snapshotSeq) {
       n = this.#u32[n + LINKS];
       if (n !== 0 && !this.#sameKey(n, key.length)) return undefined;
@@ -464,7 +413,11 @@ export class Memtable {
   /** @internal the first node >= (key, seq), 0 if none. */
   _seek(key: Uint8Array, seq: number): number {
     const probe = this.#setProbe(key);
-    return this.#u32[this.#findLessThan(probe, 0, key.length, seq) + LINKS];
+    const u = this.#u32;
+    const f = this.#f64;
+    return u[
+      findLessThan(u, f, this.#height, probe, 0, key.length, seq) + LINKS
+    ];
   }
   /** @internal */
   _first(): number {
@@ -472,21 +425,33 @@ export class Memtable {
   }
   /** @internal */
   _last(): number {
-    return this.#findLast();
+    return findLast(this.#u32, this.#height);
   }
   /** @internal the last node < (key, seq), 0 if none. */
   _before(key: Uint8Array, seq: number): number {
     const probe = this.#setProbe(key);
-    return this.#findLessThan(probe, 0, key.length, seq);
+    return findLessThan(
+      this.#u32,
+      this.#f64,
+      this.#height,
+      probe,
+      0,
+      key.length,
+      seq,
+    );
   }
   /** @internal the last node before node n, 0 if none. */
   _prev(n: number): number {
     const u = this.#u32;
-    return this.#findLessThan(
+    const f = this.#f64;
+    return findLessThan(
       u,
-      this.#keyAt(n),
+      f,
+      this.#height,
+      u,
+      keyAt(u, n),
       u[n + KLEN],
-      this.#f64[(n >>> 1) + SEQ],
+      f[(n >>> 1) + SEQ],
     );
   }
 }

@@ -18,7 +18,7 @@ import {
   SEQ,
   VLEN,
   VOFF,
-} from "./memtable.ts";
+} from "./memtable_layout.ts";
 import type { TableWriter } from "./sstable/writer.ts";
 
 /** Receives entries by offset: a table writer. */

@@ -5,12 +5,15 @@
  *
  * It lives apart from the skip list because it is a different structure
  * with its own invariants (open addressing, linear probing, at most half
- * full, doubled when it gets there) that a test can check alone. It keeps
- * nothing but node numbers (0 marks an empty slot: node 0 is the skip
- * list's head and is never indexed), so an entry costs one 32-bit slot at
- * least twice over; hashes, keys and seqnos stay in the node records. The
- * hash is read from the node pool directly (every probe compares it), the
- * key and seqno through {@link IndexedNodes} (only when hashes match).
+ * full, doubled when it gets there) that a test can check alone. A slot is
+ * two 32-bit words, a node number (0 marks an empty slot: node 0 is the
+ * skip list's head and is never indexed) and its key's hash, so an entry
+ * costs two words at least twice over. The hash sits in the slot, not in
+ * the node record, so that probing past other keys and doubling read only
+ * the slots, never the scattered nodes (measured: reading the hash from
+ * the node cost an insert a cache miss per occupied slot passed, and each
+ * doubling one per entry). Keys and seqnos stay in the node records, read
+ * through {@link IndexedNodes} only when hashes match.
  *
  * @module
  */
@@ -26,24 +29,43 @@ export interface IndexedNodes {
   seqOf(n: number): number;
 }
 
+/**
+ * The hash the index places a key by, over the key as the memtable holds
+ * it (big-endian words from `at`, zero-padded; `klen` bytes), so that it
+ * costs a multiply per word rather than per byte. The final mix spreads
+ * every word's bits into the low bits, which pick the slot.
+ */
+export function hashWords(
+  words: Uint32Array,
+  at: number,
+  klen: number,
+): number {
+  let h = 0x811c9dc5 ^ klen;
+  for (let i = at, end = at + ((klen + 3) >>> 2); i < end; i++) {
+    h = Math.imul(h ^ words[i], 0x9e3779b1);
+    h = (h << 13) | (h >>> 19);
+  }
+  // murmur3's fmix32
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
 /** Slots a new index starts with (a power of two). */
 const INITIAL_SLOTS = 1024;
 
-/** Key -> newest node, by open addressing over node numbers. */
+/** Key -> newest node, by open addressing over (node, hash) slots. */
 export class NewestIndex {
-  #slots = new Uint32Array(INITIAL_SLOTS);
+  /** Slot i is words 2i (node) and 2i + 1 (hash). */
+  #slots = new Uint32Array(2 * INITIAL_SLOTS);
   #used = 0;
   #nodes: IndexedNodes;
-  #hashAt: number;
 
-  /**
-   * `hashAt`: where in a node's record its key's hash is (the pool holds
-   * node n's hash at `pool[n + hashAt]`); every method that reads hashes
-   * takes the pool, which the memtable reallocates as it grows.
-   */
-  constructor(nodes: IndexedNodes, hashAt: number) {
+  constructor(nodes: IndexedNodes) {
     this.#nodes = nodes;
-    this.#hashAt = hashAt;
   }
 
   /** Number of keys indexed. */
@@ -53,27 +75,26 @@ export class NewestIndex {
 
   /** Number of slots (a power of two, at least twice {@link size}). */
   get capacity(): number {
-    return this.#slots.length;
+    return this.#slots.length >>> 1;
   }
 
   /**
    * Records node n, whose key (the key in hand, `klen` bytes) hashes to
-   * `h` (unsigned, also at `pool[n + hashAt]`), unless its key already
-   * maps to a newer node.
+   * `h` (unsigned), unless its key already maps to a newer node.
    */
-  offer(pool: Uint32Array, n: number, h: number, klen: number): void {
+  offer(n: number, h: number, klen: number): void {
     const slots = this.#slots;
-    const at = this.#hashAt;
-    const mask = slots.length - 1;
+    const mask = (slots.length >>> 1) - 1;
     for (let i = h & mask;; i = (i + 1) & mask) {
-      const m = slots[i];
+      const m = slots[2 * i];
       if (m === 0) {
-        slots[i] = n;
-        if (++this.#used * 2 > slots.length) this.#grow(pool);
+        slots[2 * i] = n;
+        slots[2 * i + 1] = h;
+        if (++this.#used * 2 > mask + 1) this.#grow();
         return;
       }
-      if (pool[m + at] === h && this.#nodes.isKey(m, klen)) {
-        if (this.#nodes.seqOf(m) < this.#nodes.seqOf(n)) slots[i] = n;
+      if (slots[2 * i + 1] === h && this.#nodes.isKey(m, klen)) {
+        if (this.#nodes.seqOf(m) < this.#nodes.seqOf(n)) slots[2 * i] = n;
         return;
       }
     }
@@ -81,29 +102,31 @@ export class NewestIndex {
 
   /**
    * The newest node of the key in hand (`klen` bytes, hashing to `h`,
-   * unsigned), or 0 when it has none. `pool` as for {@link offer}.
+   * unsigned), or 0 when it has none.
    */
-  newest(pool: Uint32Array, h: number, klen: number): number {
+  newest(h: number, klen: number): number {
     const slots = this.#slots;
-    const at = this.#hashAt;
-    const mask = slots.length - 1;
+    const mask = (slots.length >>> 1) - 1;
     for (let i = h & mask;; i = (i + 1) & mask) {
-      const m = slots[i];
+      const m = slots[2 * i];
       if (m === 0) return 0;
-      if (pool[m + at] === h && this.#nodes.isKey(m, klen)) return m;
+      if (slots[2 * i + 1] === h && this.#nodes.isKey(m, klen)) return m;
     }
   }
 
   /** Doubles the slots and places every node again by its hash. */
-  #grow(pool: Uint32Array): void {
-    const slots = new Uint32Array(this.#slots.length * 2);
-    const at = this.#hashAt;
-    const mask = slots.length - 1;
-    for (const n of this.#slots) {
+  #grow(): void {
+    const old = this.#slots;
+    const slots = new Uint32Array(old.length * 2);
+    const mask = (slots.length >>> 1) - 1;
+    for (let j = 0; j < old.length; j += 2) {
+      const n = old[j];
       if (n === 0) continue;
-      let i = pool[n + at] & mask;
-      while (slots[i] !== 0) i = (i + 1) & mask;
-      slots[i] = n;
+      const h = old[j + 1];
+      let i = h & mask;
+      while (slots[2 * i] !== 0) i = (i + 1) & mask;
+      slots[2 * i] = n;
+      slots[2 * i + 1] = h;
     }
     this.#slots = slots;
   }

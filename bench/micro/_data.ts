@@ -1,11 +1,11 @@
 /**
  * Inputs shared by the micro-benchmarks: db_bench-shaped entries (16-byte
  * decimal keys, 100-byte values) whose bytes live in one buffer, as the
- * write path's arena keeps a batch, and their binary-string keys.
+ * write path's arena keeps a batch.
  *
  * @module
  */
-import { Arena, binaryString } from "../../engine/coding.ts";
+import { Arena } from "../../engine/coding.ts";
 import { type Entry, KIND_PUT } from "../../engine/entry.ts";
 import { Memtable } from "../../engine/memtable.ts";
 import { encodeBatchOps } from "../../engine/wal.ts";
@@ -16,11 +16,10 @@ import { ValuePool } from "../_workload.ts";
 export function makeEntries(
   n: number,
   seed: number,
-): { entries: Entry[]; skeys: string[] } {
+): { entries: Entry[] } {
   const order = permutation(n, seed);
   const slab = new Uint8Array(n * (KEY_BYTES + VALUE_BYTES));
   const entries: Entry[] = [];
-  const skeys: string[] = [];
   for (let i = 0; i < n; i++) {
     const off = i * (KEY_BYTES + VALUE_BYTES);
     const key = slab.subarray(off, off + KEY_BYTES);
@@ -35,9 +34,8 @@ export function makeEntries(
       expiresAt: 0,
       value,
     });
-    skeys.push(binaryString(key));
   }
-  return { entries, skeys };
+  return { entries };
 }
 
 /**
@@ -67,7 +65,7 @@ export function filledMemtable(
       });
     }
     const enc = encodeBatchOps(ops, arena, 1);
-    mem.addMany(enc.entries, enc.entries.map((e) => binaryString(e.key)));
+    mem.addMany(enc.entries);
   }
   return mem;
 }

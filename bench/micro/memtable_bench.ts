@@ -13,12 +13,12 @@ import { makeEntries } from "./_data.ts";
 const N = 50_000;
 /** Entries per commit group, as `make bench`'s batched fills. */
 const GROUP = 1000;
-const { entries, skeys } = makeEntries(N, 1);
+const { entries } = makeEntries(N, 1);
 
 function fill(): Memtable {
   const m = new Memtable();
   for (let i = 0; i < N; i += GROUP) {
-    m.addMany(entries.slice(i, i + GROUP), skeys.slice(i, i + GROUP));
+    m.addMany(entries.slice(i, i + GROUP));
   }
   return m;
 }
@@ -37,7 +37,7 @@ Deno.bench({
   group: "memtable insert",
   fn() {
     const m = new Memtable();
-    for (let i = 0; i < N; i++) m.add(entries[i], skeys[i]);
+    for (let i = 0; i < N; i++) m.add(entries[i]);
   },
 });
 

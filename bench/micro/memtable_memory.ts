@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { Arena, binaryString } from "../../engine/coding.ts";
+import { Arena } from "../../engine/coding.ts";
 import { type Entry, KIND_PUT } from "../../engine/entry.ts";
 import { Memtable } from "../../engine/memtable.ts";
 import { encodeBatchOps } from "../../engine/wal.ts";
@@ -42,7 +42,7 @@ function fill(): Memtable {
       });
     }
     const { entries } = encodeBatchOps(ops, arena);
-    mem.addMany(entries, entries.map((e) => binaryString(e.key)));
+    mem.addMany(entries);
   }
   return mem;
 }

@@ -45,7 +45,6 @@ function pending(seq: number, entries: Entry[]): PendingWrite {
   return {
     seq,
     entries,
-    skeys: entries.map((e) => binaryString(e.key)),
     resolve: () => {},
     reject: () => {},
   };
@@ -91,6 +90,25 @@ Deno.test("find() names the newest in-flight write of a key, and whether it leav
   queue.splice(queue.indexOf(w1), 1);
   assert.equal(index.find(sk("a"))?.write, w2);
   assert.equal(index.find(sk("b")), undefined);
+  index.drop(w2);
+  queue.splice(queue.indexOf(w2), 1);
+  assert.equal(index.find(sk("a")), undefined);
+});
+
+Deno.test("writes nobody asks about are never indexed, and are found once someone does", () => {
+  const queue: PendingWrite[] = [];
+  const index = indexOver(queue);
+  const w1 = pending(1, [entry(KIND_PUT, "a", 0)]);
+  accept(index, queue, w1);
+  // Plain writes pay for no key strings: they come with the first question.
+  index.drop(w1);
+  queue.splice(queue.indexOf(w1), 1);
+  assert.equal(w1.indexed, undefined);
+  assert.equal(w1.skeys, undefined);
+  const w2 = pending(2, [entry(KIND_PUT, "a", 0), entry(KIND_DELETE, "b", 0)]);
+  accept(index, queue, w2);
+  assert.equal(index.find(sk("b"))?.write, w2);
+  assert.equal(w2.skeys?.length, 2);
   index.drop(w2);
   queue.splice(queue.indexOf(w2), 1);
   assert.equal(index.find(sk("a")), undefined);

@@ -135,10 +135,7 @@ Deno.test("a flush from the memtable image writes the table the WAL rebuild wrot
           const w = new ByteWriter();
           frameBatch(w, ops[0].seq, encoded.payload);
           log.append(w.finish());
-          mem.addMany(
-            encoded.entries,
-            encoded.entries.map((e) => binaryString(e.key)),
-          );
+          mem.addMany(encoded.entries);
           rangeDels += ops.filter((e) => e.kind === KIND_RANGE_DELETE).length;
         }
         await log.sync();

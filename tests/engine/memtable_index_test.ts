@@ -3,30 +3,19 @@ import type { IndexedNodes } from "../../engine/memtable_index.ts";
 import { NewestIndex } from "../../engine/memtable_index.ts";
 import { Rng, testSeed, withSeed } from "../_helpers.ts";
 
-/** Where a node's hash is in its record, in the fake pool below. */
-const HASH_AT = 1;
-
 /**
  * A node table for the index: node n (from 1; 0 is the head) has a key, a
- * seqno and a hash chosen by the test, so collisions are easy to force;
- * `pool` holds the hashes at n + HASH_AT, as the memtable's node pool does.
- * `hand` is the key in hand, as the memtable's probe is.
+ * seqno and (in the index) a hash chosen by the test, so collisions are
+ * easy to force. `hand` is the key in hand, as the memtable's probe is.
  */
 class Nodes implements IndexedNodes {
   keys: string[] = [""];
   seqs: number[] = [0];
-  pool = new Uint32Array(16);
   hand = "";
-  add(key: string, seq: number, hash: number): number {
+  add(key: string, seq: number): number {
     const n = this.keys.length;
     this.keys.push(key);
     this.seqs.push(seq);
-    if (n + HASH_AT >= this.pool.length) {
-      const grown = new Uint32Array(this.pool.length * 2);
-      grown.set(this.pool);
-      this.pool = grown;
-    }
-    this.pool[n + HASH_AT] = hash;
     return n;
   }
   isKey(n: number, klen: number): boolean {
@@ -45,9 +34,9 @@ function offer(
   seq: number,
   hash: number,
 ): number {
-  const n = nodes.add(key, seq, hash);
+  const n = nodes.add(key, seq);
   nodes.hand = key;
-  index.offer(nodes.pool, n, hash, key.length);
+  index.offer(n, hash, key.length);
   return n;
 }
 
@@ -58,19 +47,19 @@ function newest(
   hash: number,
 ): number {
   nodes.hand = key;
-  return index.newest(nodes.pool, hash, key.length);
+  return index.newest(hash, key.length);
 }
 
 Deno.test("an empty index finds nothing", () => {
   const nodes = new Nodes();
-  const index = new NewestIndex(nodes, HASH_AT);
+  const index = new NewestIndex(nodes);
   assert.equal(newest(index, nodes, "a", 7), 0);
   assert.equal(index.size, 0);
 });
 
 Deno.test("the newest version of a key wins, whatever the order it was offered in", () => {
   const nodes = new Nodes();
-  const index = new NewestIndex(nodes, HASH_AT);
+  const index = new NewestIndex(nodes);
   const v5 = offer(index, nodes, "k", 5, 42);
   assert.equal(newest(index, nodes, "k", 42), v5);
   const v9 = offer(index, nodes, "k", 9, 42);
@@ -84,7 +73,7 @@ Deno.test("the newest version of a key wins, whatever the order it was offered i
 
 Deno.test("keys sharing a hash, or a slot run, stay apart", () => {
   const nodes = new Nodes();
-  const index = new NewestIndex(nodes, HASH_AT);
+  const index = new NewestIndex(nodes);
   const mask = index.capacity - 1;
   // "a" and "b" share a hash; "c" hashes to the next slot, which "b"
   // took by probing; "d" wraps around from the last slot.
@@ -109,7 +98,7 @@ Deno.test("keys sharing a hash, or a slot run, stay apart", () => {
 Deno.test("random offers match a newest-per-key model across growth", async () => {
   await withSeed(testSeed(4242), (rng: Rng) => {
     const nodes = new Nodes();
-    const index = new NewestIndex(nodes, HASH_AT);
+    const index = new NewestIndex(nodes);
     const start = index.capacity;
     const model = new Map<string, { node: number; seq: number }>();
     const hashOf = (key: string) => {
