@@ -52,7 +52,6 @@ import type { RangeTombstone } from "./range_tombstones.ts";
 import { entryFromTombstone, tombstoneId } from "./range_tombstones.ts";
 import {
   closeMarker,
-  encodeBatchOps,
   frameBatch,
   frameRecord,
   logHeader,
@@ -60,6 +59,7 @@ import {
   RECORD_EDIT,
   WAL_MAGIC,
 } from "./wal.ts";
+import { encodeBatchOps } from "./batch_ops.ts";
 
 /** Name of the archive member that summarises the backup. */
 export const BACKUP_SUMMARY = "BACKUP";

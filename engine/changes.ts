@@ -33,7 +33,7 @@
  */
 import { type Entry, KIND_PUT, KIND_RANGE_DELETE } from "./entry.ts";
 import { InvalidArgumentError } from "./errors.ts";
-import { decodeBatchOps } from "./wal.ts";
+import { decodeBatchOps } from "./batch_ops.ts";
 import type { Change, ChangeGroup, ChangeListener } from "./types.ts";
 
 /** Accounting overhead per retained group (object, array, version). */
@@ -290,7 +290,7 @@ function toChanges(entries: readonly Entry[], copy: boolean): Change[] {
 
 /**
  * A group that keeps its write's encoded ops (`payload`, the bytes
- * engine/wal.ts's encodeBatchOps wrote and the memtable views anyway) and
+ * engine/batch_ops.ts's encodeBatchOps wrote and the memtable views anyway) and
  * builds its Change objects when read. Retaining three small objects per
  * change for the whole budget (16 MiB by default under a 256 MiB memory
  * budget: ~40k changes) moved every change into V8's old generation,

@@ -32,7 +32,7 @@ import type { BatchOp } from "./types.ts";
 export interface PendingWrite {
   seq: number;
   entries: Entry[];
-  /** The encoded ops the entries view (engine/wal.ts, encodeBatchOps). */
+  /** The encoded ops the entries view (engine/batch_ops.ts, encodeBatchOps). */
   payload?: Uint8Array;
   /**
    * binaryString() of each entry's key, computed when the write is first

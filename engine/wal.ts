@@ -22,20 +22,18 @@
  *
  * @module
  */
-import type { Arena } from "./coding.ts";
 import {
   ByteReader,
   ByteWriter,
   DecodeError,
   readU32,
   readU64,
-  varintLength,
   writeU32,
   writeU64,
 } from "./coding.ts";
 import { crc32 } from "./crc.ts";
 import type { Entry } from "./entry.ts";
-import { KIND_DELETE, KIND_PUT, KIND_RANGE_DELETE } from "./entry.ts";
+import { decodeBatchOps, encodeBatchOps } from "./batch_ops.ts";
 import { CorruptionError, FormatVersionError } from "./errors.ts";
 import type { FileSystem, WritableFile } from "./fs.ts";
 
@@ -53,7 +51,6 @@ export const LOG_VERSION = 2;
 export const LOG_HEADER_SIZE = 8;
 /** crc + length + type. */
 export const RECORD_HEADER_SIZE = 9;
-const EMPTY = new Uint8Array(0);
 
 /** Record type of a WAL write batch. */
 export const RECORD_BATCH = 1;
@@ -325,9 +322,7 @@ function findNextRecord(bytes: Uint8Array, from: number): number {
  * Encodes a write batch: every op of one write shares one seqno.
  *
  * ```
- * batch := seq u64le | count varint | op*
- * op    := kind u8 | encoding u8 | expiresAt varint | key (varint len + bytes)
- *          [ value (varint len + bytes) ]   -- puts, and range deletes (the end)
+ * batch := seq u64le | ops   -- ops: engine/batch_ops.ts
  * ```
  */
 export function encodeBatch(
@@ -337,64 +332,6 @@ export function encodeBatch(
 ): void {
   w.u64(seq);
   w.bytes(encodeBatchOps(ops).payload);
-}
-
-/**
- * Encodes the part of a batch after its seqno (count and ops) into one
- * exactly-sized buffer, and returns entries whose keys and values are views
- * into it. This is the write path's only copy of the caller's bytes: one
- * allocation per write or batch instead of two per op, and the memtable
- * keeps the views. `space` (the write path always passes it) puts the
- * key-space byte in front of every key.
- */
-export function encodeBatchOps(
-  ops: readonly Entry[],
-  arena?: Arena,
-  space?: number,
-): { payload: Uint8Array; entries: Entry[] } {
-  // With `space`, each stored key is that key-space byte and the op's key.
-  const extra = space === undefined ? 0 : 1;
-  // Exactly the bytes written below: a retained payload (the memtable's
-  // and the change history's views) pins no slack.
-  let size = varintLength(ops.length);
-  for (const op of ops) {
-    const k = op.key.length + extra;
-    const t = op.expiresAt;
-    size += 4 + k + (t === 0 ? 0 : varintLength(t) - 1) +
-      (k < 0x80 ? 0 : varintLength(k) - 1);
-    if (op.kind !== KIND_DELETE) {
-      const v = op.value.length;
-      size += v + (v < 0x80 ? 1 : varintLength(v));
-    }
-  }
-  const w = new ByteWriter(arena ? arena.alloc(size) : size);
-  w.varint(ops.length);
-  const entries: Entry[] = [];
-  for (const op of ops) {
-    w.u8(op.kind);
-    w.u8(op.encoding);
-    w.varint(op.expiresAt);
-    w.varint(op.key.length + extra);
-    const k = w.pos;
-    if (space !== undefined) w.u8(space);
-    w.bytes(op.key);
-    let value: Uint8Array = EMPTY;
-    if (op.kind !== KIND_DELETE) {
-      w.varint(op.value.length);
-      const v = w.pos;
-      w.bytes(op.value);
-      value = w.buf.subarray(v, v + op.value.length);
-    }
-    entries.push({
-      key: w.buf.subarray(k, k + extra + op.key.length),
-      seq: op.seq,
-      kind: op.kind,
-      encoding: op.encoding,
-      expiresAt: op.expiresAt,
-      value,
-    });
-  }
-  return { payload: w.buf.subarray(0, w.pos), entries };
 }
 
 /** Appends a framed batch record (seq + pre-encoded ops) to `w` without an extra copy. */
@@ -436,47 +373,15 @@ export function decodeBatch(
   file: string,
   offset: number,
 ): Entry[] {
-  const r = new ByteReader(payload);
   try {
-    return decodeOps(r, r.u64("batch seqno"));
+    const seq = new ByteReader(payload).u64("batch seqno");
+    return decodeBatchOps(payload.subarray(8), seq);
   } catch (err) {
     if (err instanceof DecodeError) {
       throw new CorruptionError(file, offset, `bad WAL batch: ${err.message}`);
     }
     throw err;
   }
-}
-
-/**
- * Decodes what {@link encodeBatchOps} wrote (`payload`) back into entries
- * of seqno `seq` (views into `payload`). Throws DecodeError on bad bytes.
- */
-export function decodeBatchOps(payload: Uint8Array, seq: number): Entry[] {
-  return decodeOps(new ByteReader(payload), seq);
-}
-
-function decodeOps(r: ByteReader, seq: number): Entry[] {
-  const count = r.varint("batch count");
-  const out: Entry[] = [];
-  for (let i = 0; i < count; i++) {
-    const kind = r.u8("op kind");
-    if (
-      kind !== KIND_PUT && kind !== KIND_DELETE && kind !== KIND_RANGE_DELETE
-    ) {
-      throw new DecodeError(`unknown op kind ${kind}`);
-    }
-    const encoding = r.u8("op encoding");
-    const expiresAt = r.varint("op expiry");
-    const key = r.lengthPrefixed("op key");
-    if (kind === KIND_RANGE_DELETE && key.length === 0) {
-      throw new DecodeError("range delete without a key space");
-    }
-    // A range delete's value is its end key (empty: to the space's end).
-    const value = kind === KIND_DELETE ? EMPTY : r.lengthPrefixed("op value");
-    out.push({ key, seq, kind, encoding, expiresAt, value });
-  }
-  if (r.remaining !== 0) throw new DecodeError("trailing bytes after batch");
-  return out;
 }
 
 /**

@@ -22,7 +22,7 @@ import type { BatchLimits } from "./batch.ts";
 import { checkKey, keyStamps, stampKeys, validateBatch } from "./batch.ts";
 import type { BatchOp } from "./types.ts";
 import { USER_KEY_SPACE } from "./types.ts";
-import { encodeBatchOps } from "./wal.ts";
+import { encodeBatchOps } from "./batch_ops.ts";
 
 /** What the write path reaches: the commit pipeline and the Db's state. */
 export interface WriteSinks {

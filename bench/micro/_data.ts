@@ -8,7 +8,7 @@
 import { Arena } from "../../engine/coding.ts";
 import { type Entry, KIND_PUT } from "../../engine/entry.ts";
 import { Memtable } from "../../engine/memtable.ts";
-import { encodeBatchOps } from "../../engine/wal.ts";
+import { encodeBatchOps } from "../../engine/batch_ops.ts";
 import { KEY_BYTES, keyFor, permutation, VALUE_BYTES } from "../_common.ts";
 import { ValuePool } from "../_workload.ts";
 

@@ -15,7 +15,7 @@
 import { ChangeHistory } from "../../engine/changes.ts";
 import { Arena } from "../../engine/coding.ts";
 import { type Entry, KIND_PUT } from "../../engine/entry.ts";
-import { encodeBatchOps } from "../../engine/wal.ts";
+import { encodeBatchOps } from "../../engine/batch_ops.ts";
 import { keyFor, VALUE_BYTES } from "../_common.ts";
 import { requireGc, usedMemory } from "./_memory.ts";
 

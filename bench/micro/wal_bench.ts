@@ -5,7 +5,8 @@
  * @module
  */
 import { ByteWriter } from "../../engine/coding.ts";
-import { encodeBatchOps, frameBatch } from "../../engine/wal.ts";
+import { frameBatch } from "../../engine/wal.ts";
+import { encodeBatchOps } from "../../engine/batch_ops.ts";
 import { makeEntries } from "./_data.ts";
 
 const { entries } = makeEntries(1000, 5);

@@ -20,12 +20,12 @@ import type { WritableFile } from "../../engine/fs.ts";
 import type { LogReadResult } from "../../engine/wal.ts";
 import {
   decodeBatch,
-  encodeBatchOps,
   logHeader,
   parseLog,
   RECORD_BATCH,
   WAL_MAGIC,
 } from "../../engine/wal.ts";
+import { encodeBatchOps } from "../../engine/batch_ops.ts";
 import { enc } from "../_helpers.ts";
 
 /** A log in memory; each sync waits until the test settles it. */

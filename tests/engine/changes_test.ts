@@ -22,7 +22,7 @@ import {
   KIND_PUT,
   KIND_RANGE_DELETE,
 } from "../../engine/entry.ts";
-import { encodeBatchOps } from "../../engine/wal.ts";
+import { encodeBatchOps } from "../../engine/batch_ops.ts";
 import { dec, enc, withTempDir } from "../_helpers.ts";
 
 /** A WAL entry as the engine publishes it: its key is a stored key. */

@@ -6,13 +6,13 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { ByteWriter } from "../../engine/coding.ts";
 import {
-  encodeBatchOps,
   frameBatch,
   logHeader,
   parseLog,
   RECORD_BATCH,
   WAL_MAGIC,
 } from "../../engine/wal.ts";
+import { encodeBatchOps } from "../../engine/batch_ops.ts";
 import { BlockBuilder, decodeBlock } from "../../engine/sstable/block.ts";
 import { BLOCK_TYPE_DATA, blockTrailer } from "../../engine/sstable/format.ts";
 import { ENCODING_RAW, KIND_DELETE, KIND_PUT } from "../../engine/entry.ts";

@@ -23,11 +23,11 @@ import { TableWriter } from "../../engine/sstable/writer.ts";
 import { FaultyFileSystem } from "../../engine/testing/faulty_fs.ts";
 import {
   createLog,
-  encodeBatchOps,
   frameBatch,
   readWalEntries,
   WAL_MAGIC,
 } from "../../engine/wal.ts";
+import { encodeBatchOps } from "../../engine/batch_ops.ts";
 import { open } from "../../mod.ts";
 import {
   dec,

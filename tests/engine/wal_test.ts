@@ -18,7 +18,6 @@ import {
   createLog,
   decodeBatch,
   encodeBatch,
-  encodeBatchOps,
   frameBatch,
   frameRecord,
   LARGE_BATCH_BYTES,
@@ -34,6 +33,7 @@ import {
   RECORD_HEADER_SIZE,
   WAL_MAGIC,
 } from "../../engine/wal.ts";
+import { encodeBatchOps } from "../../engine/batch_ops.ts";
 import { open } from "../../mod.ts";
 import { bytes, concat, enc, Rng, withTempDir } from "../_helpers.ts";
 
