@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { compareBytes, equalBytes } from "./coding.ts";
+import { compareBytes } from "./coding.ts";
 import { BlockCache } from "./cache.ts";
 import type { Entry } from "./entry.ts";
 import { KIND_DELETE, KIND_PUT } from "./entry.ts";
@@ -326,6 +326,13 @@ export interface CompactionResult {
  */
 const RATE_SLICE_BYTES = 64 * 1024;
 
+/** `key` equals `buf[0..len)`; compared from the end, where sorted keys differ. */
+function sameKey(key: Uint8Array, buf: Uint8Array, len: number): boolean {
+  if (key.length !== len) return false;
+  for (let i = len - 1; i >= 0; i--) if (key[i] !== buf[i]) return false;
+  return true;
+}
+
 /**
  * Merges the inputs into new tables of the output level. Per key, versions
  * arrive newest first; a version is dropped when a newer one of the same key
@@ -366,7 +373,10 @@ export async function runCompaction(
       ? new RangeTombstoneIndex(job.rangeTombstones)
       : undefined;
     const deeper = new DeeperRanges(job.deeper);
-    let curKey: Uint8Array | undefined;
+    // The current user key, copied: an input's key is valid only until its
+    // child moves (engine/sstable/block_cursor.ts).
+    let curKey = new Uint8Array(64);
+    let curLen = -1;
     let lastSeqForKey = Infinity;
     const tomb: Entry = {
       key: new Uint8Array(0),
@@ -379,13 +389,14 @@ export async function runCompaction(
     for (; merged.valid(); merged.step()) {
       let e = merged.entry();
       result.entriesIn++;
-      const newKey = curKey === undefined || !equalBytes(e.key, curKey);
-      if (newKey) {
-        // No copy: a table iterator's keys are views into an arena decoded
-        // per block and never written again, so the view stays valid after
-        // the iterator moves on (a slice() here, a fresh ArrayBuffer per
-        // key, was the merge loop's largest single cost).
-        curKey = e.key;
+      if (!sameKey(e.key, curKey, curLen)) {
+        // Copied into one reused buffer (a slice() here, a fresh
+        // ArrayBuffer per key, was once the merge loop's largest cost).
+        if (e.key.length > curKey.length) {
+          curKey = new Uint8Array(2 * e.key.length);
+        }
+        curKey.set(e.key);
+        curLen = e.key.length;
         lastSeqForKey = Infinity;
         // Split on the bytes actually encoded: an estimate from raw key and
         // value sizes overshoots prefix-compressed keys several times, and

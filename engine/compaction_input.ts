@@ -54,7 +54,9 @@ function openInput(
 }
 
 /**
- * The open input tables of one merge. `close()` closes every table still
+ * The open input tables of one merge. Its children move forward only, and
+ * an entry's key and value are valid only until its child moves
+ * (engine/sstable/block_cursor.ts). `close()` closes every table still
  * open (call it in a `finally`: a lazily opened table may fail to open, or
  * the merge may throw, with tables of several levels open).
  */
@@ -122,7 +124,9 @@ export class CompactionInputs {
     const r = openInput(this.fs, this.job, n, this.cache);
     this.#open.set(n, r);
     this.bytesRead += r.props.fileSize;
-    return r.iterator();
+    // Forward only, decoding in place: the merge never steps back, and
+    // copies the one key it keeps (see runCompaction).
+    return r.forwardIterator();
   }
 
   #closeTable(n: number): void {

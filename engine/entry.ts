@@ -72,6 +72,12 @@ export interface EntryIterator {
   valid(): boolean;
   next(): void;
   prev(): void;
-  /** The current entry; only while valid(). The object may be reused on move. */
+  /**
+   * The current entry; only while valid(). The object may be reused on
+   * move. Its key and value bytes stay valid after a move (scans keep the
+   * previous key), except on a forward-only table iterator
+   * (engine/sstable/iterator.ts TableForwardIterator, the compaction
+   * merge's), which rewrites them: there they hold until the next move.
+   */
   entry(): Entry;
 }

@@ -8,7 +8,7 @@
  */
 import { compareBytes, equalBytes } from "./coding.ts";
 import type { Entry, EntryIterator } from "./entry.ts";
-import { compareEntries, isLive, MAX_SEQ } from "./entry.ts";
+import { isLive, MAX_SEQ } from "./entry.ts";
 import type { TableMeta } from "./manifest.ts";
 import type { ScanItem } from "./types.ts";
 import { findTableIndex } from "./version.ts";
@@ -17,9 +17,17 @@ import type { RangeTombstoneIndex } from "./range_tombstones.ts";
 /**
  * Merges sorted children into one stream, moving in one direction only:
  * ascending internal order, or descending when `reverse`.
+ *
+ * Each heap item keeps its child's current key and seq beside it (as
+ * Pebble's mergingIter keeps its items), read once when the child moves:
+ * a compare reads two items instead of calling entry() through the
+ * child's layers (level, table iterator) twice. What is left of a step is
+ * mostly compareBytes on keys that share long prefixes. A child's key
+ * bytes must stay unchanged until that child moves again, which every
+ * EntryIterator promises (engine/entry.ts).
  */
 export class MergingIterator {
-  #heap: EntryIterator[] = [];
+  #heap: HeapItem[] = [];
   #sign: number;
 
   constructor(readonly children: EntryIterator[], readonly reverse: boolean) {
@@ -28,12 +36,16 @@ export class MergingIterator {
 
   /** Positions every child at `bound`: first >= bound ascending, last < bound descending. */
   start(bound: Uint8Array | undefined): void {
+    const heap: HeapItem[] = [];
     for (const c of this.children) {
       if (!this.reverse) bound ? c.seek(bound, MAX_SEQ) : c.seekToFirst();
       else bound ? c.seekBefore(bound) : c.seekToLast();
+      if (!c.valid()) continue;
+      const e = c.entry();
+      heap.push({ it: c, key: e.key, seq: e.seq });
     }
-    this.#heap = this.children.filter((c) => c.valid());
-    for (let i = (this.#heap.length >> 1) - 1; i >= 0; i--) this.#down(i);
+    this.#heap = heap;
+    for (let i = (heap.length >> 1) - 1; i >= 0; i--) this.#down(i);
   }
 
   valid(): boolean {
@@ -41,40 +53,57 @@ export class MergingIterator {
   }
 
   entry(): Entry {
-    return this.#heap[0].entry();
+    return this.#heap[0].it.entry();
   }
 
   /** Moves one step in the iterator's direction. */
   step(): void {
-    const top = this.#heap[0];
-    if (this.reverse) top.prev();
-    else top.next();
-    if (!top.valid()) {
-      const last = this.#heap.pop()!;
-      if (this.#heap.length === 0) return;
-      this.#heap[0] = last;
+    const h = this.#heap;
+    const top = h[0];
+    const it = top.it;
+    if (this.reverse) it.prev();
+    else it.next();
+    if (it.valid()) {
+      const e = it.entry();
+      top.key = e.key;
+      top.seq = e.seq;
+    } else {
+      const last = h.pop()!;
+      if (h.length === 0) return;
+      h[0] = last;
     }
     this.#down(0);
   }
 
-  #less(a: EntryIterator, b: EntryIterator): boolean {
-    const x = a.entry();
-    const y = b.entry();
-    return this.#sign * compareEntries(x.key, x.seq, y.key, y.seq) < 0;
+  /** `a` sorts before `b` in the merge's direction. */
+  #less(a: HeapItem, b: HeapItem): boolean {
+    let c = compareBytes(a.key, b.key);
+    if (c === 0) c = b.seq - a.seq;
+    return this.#sign * c < 0;
   }
 
   #down(i: number): void {
     const h = this.#heap;
+    const n = h.length;
     for (;;) {
       const l = 2 * i + 1;
-      if (l >= h.length) return;
+      if (l >= n) return;
       let m = l;
-      if (l + 1 < h.length && this.#less(h[l + 1], h[l])) m = l + 1;
+      if (l + 1 < n && this.#less(h[l + 1], h[l])) m = l + 1;
       if (!this.#less(h[m], h[i])) return;
-      [h[i], h[m]] = [h[m], h[i]];
+      const t = h[i];
+      h[i] = h[m];
+      h[m] = t;
       i = m;
     }
   }
+}
+
+/** A merge child with its current key and seq, read once per move. */
+interface HeapItem {
+  it: EntryIterator;
+  key: Uint8Array;
+  seq: number;
 }
 
 /**

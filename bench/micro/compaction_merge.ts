@@ -18,6 +18,15 @@
  *     deno run -A bench/micro/compaction_merge.ts --deletes 0.5 --deeper 300
  *     deno run -A bench/micro/compaction_merge.ts --l1 300000 --table-kib 512
  *
+ * `--against DIR` also loads `runCompaction` from another checkout (a git
+ * worktree of the base commit) and runs both builds on the same tables in
+ * this one process, alternating round by round (A B B A ...): on the
+ * shared machine that compares them far more steadily than two processes
+ * run one after the other. It reports each build's median over all but its
+ * first two rounds (warm-up) and their ratio.
+ *
+ *     deno run -A bench/micro/compaction_merge.ts --against ../base --rounds 40
+ *
  * @module
  */
 import process from "node:process";
@@ -39,6 +48,7 @@ const { values: args } = parseArgs({
     deletes: { type: "string", default: "0" },
     deeper: { type: "string", default: "0" },
     "table-kib": { type: "string", default: "2048" },
+    against: { type: "string" },
   },
 });
 const L1_KEYS = Number(args.l1);
@@ -49,6 +59,21 @@ const DEEPER = Number(args.deeper);
 const TABLE_BYTES = Number(args["table-kib"]) * 1024;
 /** Key space the keys are drawn from (the embedded benchmark's N). */
 const N = 1_000_000;
+
+/** The builds to run, this checkout's first; alternated round by round. */
+const builds: { name: string; run: typeof runCompaction }[] = [
+  { name: "this", run: runCompaction },
+];
+if (args.against) {
+  const url = new URL(
+    "engine/compaction.ts",
+    `file://${Deno.realPathSync(args.against)}/`,
+  );
+  const other = await import(url.href) as {
+    runCompaction: typeof runCompaction;
+  };
+  builds.push({ name: "against", run: other.runCompaction });
+}
 
 const fs = realFs;
 const dir = await Deno.makeTempDir({ prefix: "shale-merge-" });
@@ -121,12 +146,15 @@ try {
     l0.unshift(...await tables(distinct(32000), Infinity, 0, DELETES));
   }
   const inputTables = [...l0, ...l1];
-  const cpu: number[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
+  const cpu: number[][] = builds.map(() => []);
+  for (let i = 0; i < ROUNDS * builds.length; i++) {
+    const round = Math.floor(i / builds.length);
+    // A B B A: each build runs first as often as second.
+    const b = builds.length === 1 ? 0 : (i ^ (round & 1)) & 1;
     const outputNumbers = Array.from({ length: 200 }, () => fileNumber++);
     const t0 = performance.now();
     const c0 = process.cpuUsage();
-    const r = await runCompaction(fs, {
+    const r = await builds[b].run(fs, {
       type: "compact",
       dir,
       blockSize: 4096,
@@ -146,9 +174,11 @@ try {
     const ms = performance.now() - t0;
     const c = process.cpuUsage(c0);
     const cpuUs = (c.user + c.system) / r.entriesIn;
-    cpu.push(cpuUs);
+    cpu[b].push(cpuUs);
     console.log(
-      `round ${round}: ${r.entriesIn} entries, ${
+      `${
+        builds.length > 1 ? builds[b].name + " " : ""
+      }round ${round}: ${r.entriesIn} entries, ${
         (r.bytesRead / 1048576).toFixed(1)
       } MiB in ${ms.toFixed(0)} ms (${
         (r.bytesRead / 1048576 / (ms / 1000)).toFixed(1)
@@ -156,7 +186,16 @@ try {
     );
     for (const o of r.outputs) fs.remove(tablePath(dir, o.fileNumber));
   }
-  console.log(`median CPU per entry: ${median(cpu).toFixed(2)} us`);
+  if (builds.length === 1) {
+    console.log(`median CPU per entry: ${median(cpu[0]).toFixed(2)} us`);
+  } else {
+    const [a, b] = cpu.map((c) => median(c.slice(c.length > 2 ? 2 : 0)));
+    console.log(
+      `median CPU per entry: this ${a.toFixed(3)} us, against ${
+        b.toFixed(3)
+      } us, this/against ${(a / b).toFixed(3)}`,
+    );
+  }
 } finally {
   await Deno.remove(dir, { recursive: true });
 }

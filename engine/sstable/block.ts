@@ -172,7 +172,16 @@ export class BlockBuilder {
 // hot decode loop free of allocations; all decoding is synchronous.
 let vpos = 0;
 
-function varintAt(b: Uint8Array, p: number, limit: number): number {
+/** Where the last {@link varintAt} read ended (for engine/sstable/block_cursor.ts). */
+export function varintEnd(): number {
+  return vpos;
+}
+
+/**
+ * The varint at `b[p]`, which must end before `limit`; sets the position
+ * after it ({@link varintEnd}). Throws TableFormatError when it runs past.
+ */
+export function varintAt(b: Uint8Array, p: number, limit: number): number {
   if (p >= limit) {
     throw new TableFormatError(`varint runs past entry area at ${p}`);
   }
@@ -198,8 +207,11 @@ function varintAt(b: Uint8Array, p: number, limit: number): number {
   throw new TableFormatError(`varint longer than 8 bytes at ${p}`);
 }
 
-/** Reads the restart array trailer; returns the offset where it starts. */
-function restartBase(block: Uint8Array): number {
+/**
+ * Reads the restart array trailer; returns the offset where it starts (the
+ * end of the entries).
+ */
+export function restartBase(block: Uint8Array): number {
   const len = block.length;
   if (len < 4) {
     throw new TableFormatError(`block of ${len} bytes has no restart count`);

@@ -22,7 +22,9 @@
  * file is immutable). Nothing that leaves the reader views the map: get()
  * copies the value it returns and iterators decode a copy of the block, so
  * close() may unmap at once; every method checks `closed` before touching
- * the map.
+ * the map. The one exception is forwardIterator(), for the compaction merge:
+ * its current value views the map until it steps, and the merge writes each
+ * entry before stepping and closes a table only once it has left it.
  *
  * @module
  */
@@ -42,7 +44,7 @@ import {
   decodeIndexBlock,
   indexMemoryBytes,
 } from "./index_block.ts";
-import { TableIterator } from "./iterator.ts";
+import { TableForwardIterator, TableIterator } from "./iterator.ts";
 import {
   BLOCK_TRAILER_SIZE,
   BLOCK_TYPE_DATA,
@@ -346,17 +348,32 @@ export class TableReader {
     try {
       return decodeBlock(block);
     } catch (err) {
-      throw this.#corrupt(
-        this.#idxOffsets[i],
-        `data block malformed: ${(err as Error).message}`,
-      );
+      throw this.dataBlockError(i, err);
     }
+  }
+
+  /** The CorruptionError for data block `i`, which failed to decode with `err`. */
+  dataBlockError(i: number, err: unknown): CorruptionError {
+    return this.#corrupt(
+      this.#idxOffsets[i],
+      `data block malformed: ${(err as Error).message}`,
+    );
   }
 
   /** A bidirectional iterator over every entry, in internal order. */
   iterator(): EntryIterator {
     if (this.#closed) this.#throwClosed();
     return new TableIterator(this);
+  }
+
+  /**
+   * A forward-only iterator over every entry, decoding in place (see
+   * TableForwardIterator): for the compaction merge, which copies what it
+   * keeps.
+   */
+  forwardIterator(): EntryIterator {
+    if (this.#closed) this.#throwClosed();
+    return new TableForwardIterator(this);
   }
 
   /**

@@ -329,6 +329,100 @@ Deno.test("sstable round trip matches a sorted model (many small blocks)", async
   });
 });
 
+Deno.test("sstable forward iterator walks and seeks like the model, refuses to go back, and names a damaged block", async () => {
+  const seed = 20261201;
+  const rng = prng(seed);
+  const model = genEntries(rng, 1500);
+  await withDir(async (dir) => {
+    await writeTable(dir, 8, model, { blockSize: 512 });
+    const t = openTable(dir, 8, new BlockCache(0));
+    try {
+      // The cursor rewrites its entry on every step: copy what is kept.
+      const got: Entry[] = [];
+      const it = t.forwardIterator();
+      for (it.seekToFirst(); it.valid(); it.next()) {
+        const e = it.entry();
+        got.push({ ...e, key: e.key.slice(), value: e.value.slice() });
+      }
+      assert.equal(got.length, model.length);
+      got.forEach((e, i) => assertSameEntry(e, model[i], `fwd ${i}`));
+      for (let q = 0; q < 200; q++) {
+        const pick = model[Math.floor(rng() * model.length)];
+        const key = rng() < 0.5
+          ? pick.key
+          : randomBytes(rng, Math.floor(rng() * 6));
+        const snap = rng() < 0.3 ? MAX_SEQ : Math.floor(rng() * 1100);
+        const i = lowerBound(model, key, snap);
+        it.seek(key, snap);
+        const what = `seek ${hex(key)}@${snap}`;
+        assertSameEntry(it.valid() ? it.entry() : undefined, model[i], what);
+        it.next();
+        assertSameEntry(
+          it.valid() ? it.entry() : undefined,
+          model[i + 1],
+          `${what} + next`,
+        );
+      }
+      assert.throws(() => it.prev(), /forward only/);
+      assert.throws(() => it.seekToLast(), /forward only/);
+      assert.throws(() => it.seekBefore(model[0].key), /forward only/);
+    } finally {
+      t.close();
+    }
+    // A block that passes its CRC but does not decode is corruption, named
+    // with the block's offset: rewrite the second block's restart count and
+    // its CRC, in a table of raw blocks.
+    await writeTable(dir, 9, model, { blockSize: 512, compression: "none" });
+    const src = tablePath(dir, 9);
+    const dst = `${dir}/bad.sst`;
+    const raw = await Deno.readFile(src);
+    const dv = new DataView(raw.buffer);
+    // The first block starts at 0; its trailer is where the CRC matches.
+    let secondStart = -1;
+    for (let end = 8; end < raw.length - BLOCK_TRAILER_SIZE; end++) {
+      if (crc32Of(raw.subarray(0, end + 1)) === dv.getUint32(end + 1, true)) {
+        secondStart = end + BLOCK_TRAILER_SIZE;
+        break;
+      }
+    }
+    assert.ok(secondStart > 0, "found the first block's trailer");
+    let size = -1;
+    for (let end = secondStart + 8; end < raw.length; end++) {
+      if (
+        crc32Of(raw.subarray(secondStart, end + 1)) ===
+          dv.getUint32(end + 1, true)
+      ) {
+        size = end - secondStart;
+        break;
+      }
+    }
+    assert.ok(size > 0, "found the second block's trailer");
+    dv.setUint32(secondStart + size - 4, 100000, true);
+    dv.setUint32(
+      secondStart + size + 1,
+      crc32Of(raw.subarray(secondStart, secondStart + size + 1)),
+      true,
+    );
+    await Deno.writeFile(dst, raw);
+    const bad = TableReader.open(realFs, dst, 9, new BlockCache(0), {
+      map: MAP,
+    });
+    try {
+      const b = bad.forwardIterator();
+      assert.throws(
+        () => {
+          for (b.seekToFirst(); b.valid(); b.next()) { /* walk */ }
+        },
+        (err: unknown) =>
+          err instanceof CorruptionError && err.offset === secondStart &&
+          /data block malformed: bad restart count/.test(err.message),
+      );
+    } finally {
+      bad.close();
+    }
+  });
+});
+
 Deno.test("sstable round trip with default options and no cache", async () => {
   const seed = 77;
   const rng = prng(seed);
