@@ -39,6 +39,7 @@ import { dataToken, requireDataToken, requireToken } from "./tokens.ts";
 import { atomicWrite, snapshotRead, watch } from "./data_path.ts";
 import { MAX_WATCHES, MAX_WATCHES_PER_CLIENT } from "./limits.ts";
 import { errorText } from "../error_text.ts";
+import { requestHeader } from "../request_headers.ts";
 
 export {
   MAX_READ_ENTRIES,
@@ -304,10 +305,10 @@ async function checkDataPath(
   name: string,
 ): Promise<void> {
   requireDataToken(req, ctx, name);
-  const version = req.headers.get("x-denokv-version");
+  const version = requestHeader(req, "x-denokv-version");
   let idHeader: string | null;
   if (version === null) {
-    idHeader = req.headers.get("x-transaction-domain-id");
+    idHeader = requestHeader(req, "x-transaction-domain-id");
   } else {
     if (version !== "2" && version !== "3") {
       throw badRequest(
@@ -316,14 +317,14 @@ async function checkDataPath(
         } (server speaks 1, 2, 3)`,
       );
     }
-    idHeader = req.headers.get("x-denokv-database-id");
+    idHeader = requestHeader(req, "x-denokv-database-id");
   }
   if (idHeader === null) {
     throw badRequest(
       "missing database id header (x-denokv-database-id, or x-transaction-domain-id for version 1)",
     );
   }
-  const contentType = req.headers.get("content-type");
+  const contentType = requestHeader(req, "content-type");
   if (
     contentType !== null && !/^application\/x-protobuf\b/i.test(contentType)
   ) {
@@ -365,7 +366,7 @@ async function readBody(
   max = MAX_BODY_BYTES,
 ): Promise<Uint8Array> {
   if (req.body === null) return new Uint8Array(0);
-  const length = req.headers.get("content-length");
+  const length = requestHeader(req, "content-length");
   if (length !== null) {
     // The HTTP layer holds the body to its declared length, so a declared
     // size within the limit can be read in one go.
