@@ -15,8 +15,8 @@
 import {
   type Arena,
   ByteReader,
-  ByteWriter,
   DecodeError,
+  putVarint,
   varintLength,
 } from "./coding.ts";
 import type { Entry } from "./entry.ts";
@@ -52,26 +52,30 @@ export function encodeBatchOps(
       size += v + (v < 0x80 ? 1 : varintLength(v));
     }
   }
-  const w = new ByteWriter(arena ? arena.alloc(size) : size);
-  w.varint(ops.length);
+  // The buffer is exactly large enough, so the fields go in without the
+  // per-field bounds checks a ByteWriter makes.
+  const buf = arena ? arena.alloc(size) : new Uint8Array(size);
+  let p = putVarint(buf, 0, ops.length);
   const entries: Entry[] = [];
   for (const op of ops) {
-    w.u8(op.kind);
-    w.u8(op.encoding);
-    w.varint(op.expiresAt);
-    w.varint(op.key.length + extra);
-    const k = w.pos;
-    if (space !== undefined) w.u8(space);
-    w.bytes(op.key);
+    buf[p++] = op.kind;
+    buf[p++] = op.encoding;
+    p = putVarint(buf, p, op.expiresAt);
+    p = putVarint(buf, p, op.key.length + extra);
+    const k = p;
+    if (space !== undefined) buf[p++] = space;
+    buf.set(op.key, p);
+    p += op.key.length;
     let value: Uint8Array = EMPTY;
     if (op.kind !== KIND_DELETE) {
-      w.varint(op.value.length);
-      const v = w.pos;
-      w.bytes(op.value);
-      value = w.buf.subarray(v, v + op.value.length);
+      p = putVarint(buf, p, op.value.length);
+      const v = p;
+      buf.set(op.value, p);
+      p += op.value.length;
+      value = buf.subarray(v, p);
     }
     entries.push({
-      key: w.buf.subarray(k, k + extra + op.key.length),
+      key: buf.subarray(k, k + extra + op.key.length),
       seq: op.seq,
       kind: op.kind,
       encoding: op.encoding,
@@ -79,7 +83,10 @@ export function encodeBatchOps(
       value,
     });
   }
-  return { payload: w.buf.subarray(0, w.pos), entries };
+  if (p !== size) {
+    throw new Error(`encodeBatchOps: wrote ${p} of ${size} bytes`);
+  }
+  return { payload: buf, entries };
 }
 
 /**
