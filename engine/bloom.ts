@@ -1,6 +1,6 @@
 /**
  * Bloom filters over user keys, one per table (see engine/FORMAT.md, "Filter
- * block"). A leaf module: imports nothing.
+ * block"). Imports only engine/hash.ts.
  *
  * ```
  * +---------------------------+---------+
@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { fmix32 } from "./hash.ts";
 
 /** Seed of {@link bloomHash}; fixed forever, since filters on disk depend on it. */
 export const BLOOM_HASH_SEED = 0xbc9f1d34;
@@ -56,13 +57,7 @@ export function bloomHashAt(key: Uint8Array, off: number, n: number): number {
     k = Math.imul(k, 0x1b873593);
     h ^= k;
   }
-  h ^= n;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(h ^ n);
 }
 
 /** Number of probes for a bits-per-key budget: round(bits * ln 2), clamped to 1..30. */

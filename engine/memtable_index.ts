@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { fmix32 } from "./hash.ts";
 
 /** What the index asks of the nodes it holds when their hashes match. */
 export interface IndexedNodes {
@@ -45,13 +46,7 @@ export function hashWords(
     h = Math.imul(h ^ words[i], 0x9e3779b1);
     h = (h << 13) | (h >>> 19);
   }
-  // murmur3's fmix32
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(h);
 }
 
 /** Slots a new index starts with (a power of two). */
