@@ -8,7 +8,7 @@
  */
 import { compareBytes, equalBytes } from "./coding.ts";
 import type { Entry, EntryIterator } from "./entry.ts";
-import { isLive, MAX_SEQ } from "./entry.ts";
+import { compareEntries, isLive, MAX_SEQ } from "./entry.ts";
 import type { TableMeta } from "./manifest.ts";
 import type { ScanItem } from "./types.ts";
 import { findTableIndex } from "./version.ts";
@@ -77,9 +77,7 @@ export class MergingIterator {
 
   /** `a` sorts before `b` in the merge's direction. */
   #less(a: HeapItem, b: HeapItem): boolean {
-    let c = compareBytes(a.key, b.key);
-    if (c === 0) c = b.seq - a.seq;
-    return this.#sign * c < 0;
+    return this.#sign * compareEntries(a.key, a.seq, b.key, b.seq) < 0;
   }
 
   #down(i: number): void {
