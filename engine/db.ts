@@ -26,6 +26,7 @@ import { deleteOp, deleteRangeOp, putOp } from "./batch.ts";
 import { checkKeySpaceId, KeySpaces } from "./key_space.ts";
 import type { BackupPin } from "./backup.ts";
 import { DbImpl } from "./db_impl.ts";
+import { getBorrowed } from "./value_view.ts";
 
 /**
  * Opens (creating if needed) the database in `dir`: takes the directory's
@@ -285,6 +286,15 @@ export class Db implements KeySpace {
    */
   get(key: Uint8Array, opts?: { snapshot?: Snapshot }): ReadResult | undefined {
     return this.#impl.get(USER_KEY_SPACE, key, opts);
+  }
+
+  /**
+   * `db.get(key)`, except that the value may be a view into a mapped table,
+   * valid only until the caller returns to the event loop:
+   * engine/value_view.ts.
+   */
+  [getBorrowed](key: Uint8Array): ReadResult | undefined {
+    return this.#impl.get(USER_KEY_SPACE, key, undefined, true);
   }
 
   /**

@@ -334,11 +334,15 @@ export class DbImpl {
 
   // ---------------------------------------------------------------- reads
 
-  /** Db.get in key space `space`. */
+  /**
+   * Db.get in key space `space`; `borrow` as for ReadPath.get (the value may
+   * be a view into a mapped table, valid until the caller yields).
+   */
   get(
     space: number,
     key: Uint8Array,
     opts?: { snapshot?: Snapshot },
+    borrow = false,
   ): ReadResult | undefined {
     if (this.#closed) throw new ClosedError();
     checkKey(this.options, key);
@@ -346,6 +350,7 @@ export class DbImpl {
     return this.#read.get(
       this.#read.storedKey(space, key),
       opts?.snapshot?.seq ?? this.#commit.visibleSeq,
+      borrow,
     );
   }
 

@@ -13,7 +13,9 @@
  * (1) map only files that never change once written (shale's tables; only
  * shale writes its data directory), (2) map exactly the size the file had
  * when it was opened and validated, and (3) never let a view into the
- * mapping escape: what leaves the reader is copied (engine/sstable/reader.ts).
+ * mapping escape: what leaves the reader is copied (engine/sstable/reader.ts),
+ * except for a borrowed read, whose caller copies inside a synchronous
+ * callback (engine/value_view.ts).
  *
  * @module
  */

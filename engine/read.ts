@@ -62,8 +62,8 @@ export class ReadPath {
    * The newest live value of a stored key at `seq` (what Db.get returns),
    * or undefined when it is absent, deleted or expired.
    */
-  get(key: Uint8Array, seq: number): ReadResult | undefined {
-    const e = this.find(key, seq);
+  get(key: Uint8Array, seq: number, borrow = false): ReadResult | undefined {
+    const e = this.find(key, seq, borrow);
     if (e === undefined || !isLive(e, this.#src.clock())) return undefined;
     if (this.#src.rangeTombstones()?.hides(key, e.seq, seq)) return undefined;
     return {
@@ -97,8 +97,11 @@ export class ReadPath {
     return this.#scratchViews[n + 1] ??= s.subarray(0, n + 1);
   }
 
-  /** The newest entry (tombstones included) for a stored key at or below seq. */
-  find(key: Uint8Array, seq: number): Entry | undefined {
+  /**
+   * The newest entry (tombstones included) for a stored key at or below seq;
+   * `borrow` as for TableReader.get.
+   */
+  find(key: Uint8Array, seq: number, borrow = false): Entry | undefined {
     let e = this.#src.memtable().get(key, seq);
     if (e) return e;
     for (const imm of this.#src.immutables()) {
@@ -110,7 +113,7 @@ export class ReadPath {
       if (
         compareBytes(key, t.smallest) < 0 || compareBytes(key, t.largest) > 0
       ) continue;
-      e = this.#src.tables.get(t.fileNumber).get(key, seq);
+      e = this.#src.tables.get(t.fileNumber).get(key, seq, borrow);
       if (e) return e;
     }
     for (let l = 1; l < NUM_LEVELS; l++) {
@@ -120,7 +123,7 @@ export class ReadPath {
       if (i >= level.length || compareBytes(key, level[i].smallest) < 0) {
         continue;
       }
-      e = this.#src.tables.get(level[i].fileNumber).get(key, seq);
+      e = this.#src.tables.get(level[i].fileNumber).get(key, seq, borrow);
       if (e) return e;
     }
     return undefined;

@@ -254,9 +254,11 @@ export class TableReader {
    * The newest entry for `key` with seq <= `snapshotSeq`, tombstones and
    * expired entries included (the caller decides what they mean), or
    * undefined when the table holds no such version. The returned value is a
-   * view into a cached block: read-only.
+   * view into a cached block: read-only. With `borrow`, a mapped table's
+   * value is a view into the map instead of a copy: valid only until the
+   * caller returns to the event loop (engine/value_view.ts).
    */
-  get(key: Uint8Array, snapshotSeq: number): Entry | undefined {
+  get(key: Uint8Array, snapshotSeq: number, borrow = false): Entry | undefined {
     if (this.#closed) this.#throwClosed();
     const stats = this.stats;
     if (this.#filter.length !== 0) {
@@ -278,8 +280,11 @@ export class TableReader {
           `data block malformed: ${(err as Error).message}`,
         );
       }
-      // Never hand out a view into the map: it dies with close().
-      if (e !== undefined && this.#map !== undefined) e.value = e.value.slice();
+      // Never hand out a view into the map unless borrowed: the map dies
+      // with close().
+      if (e !== undefined && this.#map !== undefined && !borrow) {
+        e.value = e.value.slice();
+      }
     }
     if (e === undefined && this.#filter.length !== 0) {
       stats.bloomFalsePositives++;

@@ -50,8 +50,8 @@ export function kvRoutes(env: ServerEnv): KvRoutes {
     authorizeKey(ctx.scope, "read", key);
     // Most requests have no query: no parameter map for them.
     if (ctx.query !== "") parseQuery(ctx.query, []);
-    if (store.getSync !== undefined) return answer(ctx, store.getSync(key));
-    return store.get(key).then((r) => answer(ctx, r));
+    if (store.readSync !== undefined) return store.readSync(key, answer, ctx);
+    return store.get(key).then((r) => answer(r, ctx));
   }
 
   async function putKey(ctx: Ctx): Promise<Response> {
@@ -84,7 +84,7 @@ export function kvRoutes(env: ServerEnv): KvRoutes {
 }
 
 /** The answer to GET or HEAD of a key whose current entry is `r`. */
-function answer(ctx: Ctx, r: StoreEntry | undefined): Response {
+function answer(r: StoreEntry | undefined, ctx: Ctx): Response {
   // Returned, not thrown: a miss is a normal answer, and an Error's stack
   // trace cost more than the rest of the request.
   if (r === undefined) return notFound();

@@ -13,8 +13,10 @@ import {
   type BatchOp,
   type Db,
   PreconditionFailedError,
+  type ReadResult,
   type Snapshot,
 } from "../../mod.ts";
+import { getBorrowed } from "../../engine/value_view.ts";
 import { HttpError } from "../_codec.ts";
 import { conditionFailure } from "../etag.ts";
 import type {
@@ -47,16 +49,15 @@ export class EngineStore implements Store {
   }
 
   get(key: Uint8Array): Promise<StoreEntry | undefined> {
-    return Promise.resolve(this.getSync(key));
+    return Promise.resolve(storeEntry(this.db.get(key)));
   }
 
-  getSync(key: Uint8Array): StoreEntry | undefined {
-    const r = this.db.get(key);
-    return r === undefined ? undefined : {
-      value: r.value,
-      version: String(r.version),
-      expiresAt: r.expiresAt,
-    };
+  readSync<A, R>(
+    key: Uint8Array,
+    use: (r: StoreEntry | undefined, arg: A) => R,
+    arg: A,
+  ): R {
+    return use(storeEntry(this.db[getBorrowed](key)), arg);
   }
 
   getMany(
@@ -228,4 +229,13 @@ function engineVersion(v: IfVersion, i: number): number | null | undefined {
     );
   }
   return n;
+}
+
+/** The store's form of the engine's read result. */
+function storeEntry(r: ReadResult | undefined): StoreEntry | undefined {
+  return r === undefined ? undefined : {
+    value: r.value,
+    version: String(r.version),
+    expiresAt: r.expiresAt,
+  };
 }

@@ -97,11 +97,18 @@ export interface Store {
   /** The current value of `key`, or undefined. */
   get(key: Uint8Array): Promise<StoreEntry | undefined>;
   /**
-   * The same answer as {@link get}, synchronously, for a store that reads
-   * without waiting (the engine): `GET /kv/{key}` then answers without a
-   * promise. Absent where reads wait for I/O.
+   * `use(r, arg)` of the same answer `r` as {@link get}, synchronously, for
+   * a store that reads without waiting (the engine): `GET /kv/{key}` then
+   * answers without a promise. The entry's value may be borrowed (a view
+   * into a mapped table): it is valid only while `use` runs, which copies
+   * what it keeps (a `Response` copies its body). `arg` spares the caller a
+   * closure per request. Absent where reads wait for I/O.
    */
-  getSync?(key: Uint8Array): StoreEntry | undefined;
+  readSync?<A, R>(
+    key: Uint8Array,
+    use: (r: StoreEntry | undefined, arg: A) => R,
+    arg: A,
+  ): R;
   /**
    * Reads `keys` at one snapshot, in order; `snapshot` names it (for a
    * backend: the highest version read, a lower bound). Throws 413

@@ -1,6 +1,7 @@
 /** The handler called directly with `new Request(...)`: no sockets. */
 import { deepEqual, ok } from "node:assert/strict";
 import { type Db, type ErrorCode, open } from "../../mod.ts";
+import { getBorrowed } from "../../engine/value_view.ts";
 import { createHandler, ERROR_STATUS } from "../../server/app.ts";
 import { HeldSyncFs } from "../_held_sync_fs.ts";
 
@@ -51,7 +52,7 @@ Deno.test("an unexpected engine failure is logged and answered 500 with the JSON
     const logs: string[] = [];
     const broken = new Proxy(db, {
       get(target, prop) {
-        if (prop === "get") {
+        if (prop === "get" || prop === getBorrowed) {
           return () => {
             throw new TypeError("boom");
           };
