@@ -5,6 +5,19 @@
  * @module
  */
 
+/**
+ * The `--v8-flags=...` of deno.json's `start` task (how `make run` starts
+ * the server), for benchmarks that run `server/main.ts` the way users do.
+ */
+export function startTaskV8Flags(): string[] {
+  const config = JSON.parse(
+    Deno.readTextFileSync(new URL("../deno.json", import.meta.url)),
+  );
+  return String(config.tasks.start).split(/\s+/).filter((a) =>
+    a.startsWith("--v8-flags=")
+  );
+}
+
 /** A benchmarked server process. */
 export interface Server {
   url: string;

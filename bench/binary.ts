@@ -13,6 +13,7 @@
  * @module
  */
 import { benchArgs } from "./_args.ts";
+import { startTaskV8Flags } from "./_servers.ts";
 import {
   commandLine,
   machineInfo,
@@ -53,7 +54,13 @@ const pinned = (cpu: string, cmd: string[]) =>
 const VARIANTS: { name: string; cmd: string[] }[] = [
   {
     name: "deno run",
-    cmd: [Deno.execPath(), "run", ...PERMS, "server/main.ts"],
+    cmd: [
+      Deno.execPath(),
+      "run",
+      ...startTaskV8Flags(),
+      ...PERMS,
+      "server/main.ts",
+    ],
   },
   { name: "bun (source)", cmd: [args.bun, "server/main.ts"] },
   { name: "binary (bun --compile)", cmd: [args.binary] },

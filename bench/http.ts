@@ -25,7 +25,7 @@ import {
   type BusySeries,
   summary,
 } from "./_busy.ts";
-import { type Server, startServer } from "./_servers.ts";
+import { type Server, startServer, startTaskV8Flags } from "./_servers.ts";
 import { have, pinner, type WrkResult, wrkRunner, wrkScripts } from "./_wrk.ts";
 import {
   commandLine,
@@ -67,6 +67,8 @@ const BUSY_VALUE = Number(args["busy-value-bytes"]);
 const BUSY_CONNS = Number(args["busy-connections"]);
 const READER_CONNS = Number(args["reader-connections"]);
 const SERVER_CPU = args["server-cpu"];
+// Both servers run with the V8 flags `make run` gives shale's.
+const V8_FLAGS = startTaskV8Flags();
 const WRK_CPU = args["wrk-cpu"];
 
 if (!have("wrk")) {
@@ -255,6 +257,7 @@ try {
           deno,
           "run",
           "-A",
+          ...V8_FLAGS,
           "bench/_bare_server.ts",
           "--keys",
           String(KEYS),
@@ -281,6 +284,7 @@ try {
         deno,
         "run",
         "-A",
+        ...V8_FLAGS,
         ...args["server-deno-args"].split(/\s+/).filter((a) => a !== ""),
         "server/main.ts",
         "serve",
@@ -441,6 +445,9 @@ ${machineMarkdown(machine, command)}
   fmtInt(KEYS)
 } keys (16 B, 100 B values) through /kv/batch in ${preloadSecs.toFixed(1)} s
 - bare: \`Deno.serve\` answering the same routes from a Map (bench/_bare_server.ts), no durability
+- both run with deno.json's start-task V8 flags: \`${
+  V8_FLAGS.join(" ") || "(none)"
+}\`
 
 The machine is shared (2 cores, other engineers' tests running): numbers are noisy.
 

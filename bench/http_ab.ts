@@ -7,16 +7,21 @@
  * system, all threads, from /proc); it prints every window, the medians and
  * the median of the per-round ratios B / A. On the shared machine this
  * separates changes of a few percent that whole `bench/http.ts` runs, taken
- * a minute apart, do not. Prints only; writes no results file.
+ * a minute apart, do not. Both run with the V8 flags of deno.json's start
+ * task unless `--a-deno-args` / `--b-deno-args` give a server its `deno run`
+ * flags (compare V8 flags with `--a . --b .`). Prints only; writes no
+ * results file.
  *
  *     deno run -A bench/http_ab.ts --a ../wt-main --b . --rounds 8
  *     deno run -A bench/http_ab.ts --a ../wt-main --b . --workloads get_hit
+ *     deno run -A bench/http_ab.ts --a . --b . \
+ *       --a-deno-args=--v8-flags=--max-semi-space-size=16
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { Buffer } from "node:buffer";
-import { type Server, startServer } from "./_servers.ts";
+import { type Server, startServer, startTaskV8Flags } from "./_servers.ts";
 import { have, pinner, wrkRunner, wrkScripts } from "./_wrk.ts";
 
 const { values: args } = parseArgs({
@@ -31,6 +36,8 @@ const { values: args } = parseArgs({
     workloads: { type: "string", default: "get_hit,get_miss,put" },
     "server-cpu": { type: "string", default: "0" },
     "wrk-cpu": { type: "string", default: "1" },
+    "a-deno-args": { type: "string" },
+    "b-deno-args": { type: "string" },
   },
 });
 if (args.a === undefined || args.b === undefined) {
@@ -58,12 +65,19 @@ const { wrk } = wrkRunner({
 });
 
 /** Starts `shale serve` from checkout `dir` and loads the benchmark's keys. */
-async function start(dir: string, name: string): Promise<Server> {
+async function start(
+  dir: string,
+  name: string,
+  denoArgs: string | undefined,
+): Promise<Server> {
   const s = await startServer(
     pinned(args["server-cpu"], [
       Deno.execPath(),
       "run",
       "-A",
+      ...(denoArgs === undefined
+        ? startTaskV8Flags()
+        : denoArgs.split(/\s+/).filter((a) => a !== "")),
       `${dir}/server/main.ts`,
       "serve",
       "--port",
@@ -96,6 +110,7 @@ async function start(dir: string, name: string): Promise<Server> {
 interface Window {
   rps: number;
   cpuUs: number;
+  p99: number;
 }
 
 const median = (xs: number[]) => {
@@ -109,8 +124,8 @@ const servers: Record<"A" | "B", Server | undefined> = {
   B: undefined,
 };
 try {
-  servers.A = await start(args.a, "A");
-  servers.B = await start(args.b, "B");
+  servers.A = await start(args.a, "A", args["a-deno-args"]);
+  servers.B = await start(args.b, "B", args["b-deno-args"]);
   // Let the preloads' flushes finish before the first window.
   await new Promise((r) => setTimeout(r, 3000));
   for (const workload of args.workloads.split(",")) {
@@ -127,6 +142,7 @@ try {
         got[name].push({
           rps: w.rps,
           cpuUs: ((s.cpuSeconds() - cpu0) * 1e6) / w.requests,
+          p99: w.p99,
         });
       }
     }
@@ -144,7 +160,9 @@ try {
         cpuRatio.toFixed(3)
       }; median req/s A ${median(got.A.map((w) => w.rps)).toFixed(0)} B ${
         median(got.B.map((w) => w.rps)).toFixed(0)
-      }, B/A ${rpsRatio.toFixed(3)}`,
+      }, B/A ${rpsRatio.toFixed(3)}; median p99 ms A ${
+        median(got.A.map((w) => w.p99)).toFixed(2)
+      } B ${median(got.B.map((w) => w.p99)).toFixed(2)}`,
     );
   }
   console.log(
