@@ -94,9 +94,9 @@ function envDefault(variable: string): string | undefined {
 /**
  * Default of the `compression` option. Measured by bench/compression.ts
  * (bench/RESULTS_COMPRESSION.md): zstd stores JSON in about a quarter of the
- * space, but node:zlib's zstd costs a fixed ~0.1-0.3 ms per call, so reads
- * that miss the block cache get several times slower and flushes and
- * compactions spend more CPU; random values do not shrink at all. Raw
+ * space, but each node:zlib zstd call costs tens of µs, so reads that miss
+ * the block cache get about 12x slower and flushes and compactions spend
+ * twice the time; random values do not shrink at all. Raw
  * blocks are the default, zstd a choice for space.
  */
 export const DEFAULT_COMPRESSION: Compression = "none";
