@@ -18,7 +18,7 @@
  * @module
  */
 import type { Entry } from "../entry.ts";
-import { restartBase, varintAt, varintEnd } from "./block.ts";
+import { entryTailInto, restartBase, varintAt, varintEnd } from "./block.ts";
 import { TableFormatError } from "./format.ts";
 
 const EMPTY = new Uint8Array(0);
@@ -87,19 +87,7 @@ export class BlockCursor {
     this.#len = len;
     const e = this.entry;
     e.key = this.#view;
-    e.seq = varintAt(block, p, limit);
-    p = varintEnd();
-    if (p + 2 > limit) throw new TableFormatError(`entry at ${p} truncated`);
-    e.kind = block[p];
-    e.encoding = block[p + 1];
-    e.expiresAt = varintAt(block, p + 2, limit);
-    const vlen = varintAt(block, varintEnd(), limit);
-    p = varintEnd();
-    if (p + vlen > limit) {
-      throw new TableFormatError(`value at ${p} runs past entry area`);
-    }
-    e.value = block.subarray(p, p + vlen);
-    this.#p = p + vlen;
+    this.#p = entryTailInto(block, p, limit, e);
     return true;
   }
 }
