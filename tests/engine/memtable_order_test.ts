@@ -1,19 +1,11 @@
 import assert from "node:assert/strict";
 import type { Entry } from "../../engine/entry.ts";
-import { compareEntries, KIND_PUT } from "../../engine/entry.ts";
+import { compareEntries } from "../../engine/entry.ts";
 import { internalOrder } from "../../engine/memtable_order.ts";
+import { putEntry } from "./_entries.ts";
 import { bytes, enc, hex, Rng, testSeed, withSeed } from "../_helpers.ts";
 
-function put(key: Uint8Array, seq: number): Entry {
-  return {
-    key,
-    seq,
-    kind: KIND_PUT,
-    encoding: 0,
-    expiresAt: 0,
-    value: new Uint8Array(0),
-  };
-}
+const put = putEntry;
 
 /** The model: a stable comparator sort in internal order. */
 function modelOrder(entries: readonly Entry[]): number[] {

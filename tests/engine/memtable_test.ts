@@ -8,22 +8,14 @@ import {
   MAX_SEQ,
 } from "../../engine/entry.ts";
 import { Memtable } from "../../engine/memtable.ts";
+import { deleteEntry, putEntry } from "./_entries.ts";
 import { bytes, enc, hex, Rng, testSeed, withSeed } from "../_helpers.ts";
 
 function put(key: Uint8Array, seq: number, value = enc(`v${seq}`)): Entry {
-  return { key, seq, kind: KIND_PUT, encoding: 0, expiresAt: 0, value };
+  return putEntry(key, seq, value);
 }
 
-function del(key: Uint8Array, seq: number): Entry {
-  return {
-    key,
-    seq,
-    kind: KIND_DELETE,
-    encoding: 0,
-    expiresAt: 0,
-    value: new Uint8Array(0),
-  };
-}
+const del = deleteEntry;
 
 /** "key@seq" for every entry from the iterator's position, forward. */
 function forward(it: EntryIterator): string[] {
