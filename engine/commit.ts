@@ -71,7 +71,7 @@ import {
 } from "./inflight.ts";
 import { unrefTimer } from "./runtime.ts";
 import type { BatchOp } from "./types.ts";
-import { closeMarker } from "./wal.ts";
+import { closeMarker, WAL_PREALLOCATE_BYTES } from "./wal.ts";
 import { WalGroupBuffer } from "./wal_group.ts";
 
 /**
@@ -81,6 +81,27 @@ import { WalGroupBuffer } from "./wal_group.ts";
  */
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Makes sure the log has zeros written up to `end` (the size it reaches
+ * with the group about to be appended), extending it a whole
+ * {@link WAL_PREALLOCATE_BYTES} step past it. Only an optimisation: when
+ * writing the zeros fails (a full disk), they are cut off again and the
+ * group is appended as it would be without them.
+ */
+function reserveLogSpace(log: WritableFile, end: number): void {
+  if (log.preallocate === undefined) return;
+  const step = WAL_PREALLOCATE_BYTES;
+  try {
+    log.preallocate(Math.ceil(end / step) * step);
+  } catch {
+    try {
+      log.truncate(log.size);
+    } catch {
+      // The append that follows meets the same trouble and reports it.
+    }
+  }
 }
 
 /** The group-commit pipeline; see the module comment for its invariants. */
@@ -179,6 +200,18 @@ export class CommitPipeline {
   replaceLog(next: WritableFile): void {
     this.#log.close();
     this.#log = next;
+  }
+
+  /**
+   * Cuts the log's preallocated zeros off and makes it durable, so that it
+   * ends at its last record: before a newer segment takes records
+   * (recovery reads a bad or zero tail in an older segment as corruption).
+   * Only while no group is being appended, as {@link replaceLog}.
+   */
+  async sealLog(): Promise<void> {
+    const log = this.#log;
+    log.truncate(log.size);
+    await log.sync();
   }
 
   /** Whether a group (or an {@link exclusive} task) is in progress. */
@@ -320,6 +353,7 @@ export class CommitPipeline {
     }
     const size = log.size;
     try {
+      log.truncate(size); // the marker ends the file: drop the zero fill
       log.append(closeMarker(size, this.#lastSeq));
       await log.sync();
     } catch {
@@ -381,6 +415,7 @@ export class CommitPipeline {
         for (const part of parts) dataBytes += part.length;
         const log = this.#log;
         const logSize = log.size;
+        reserveLogSpace(log, logSize + dataBytes);
         try {
           for (const part of parts) log.append(part);
         } catch (err) {

@@ -287,7 +287,6 @@ export class DbImpl {
   #rotate(): Promise<void> {
     return this.#memtables.rotate({
       ...this.#dataDir.files(),
-      sync: this.options.sync,
       commit: this.#commit,
       failed: (err) => this.#scheduler.backgroundFailed(err, "new WAL segment"),
       frozen: () => this.#scheduler.maybeScheduleFlush(),

@@ -28,8 +28,21 @@ export interface WritableFile {
   append(data: Uint8Array): void;
   /** fdatasync: durable once this resolves. Runs off the event loop. */
   sync(): Promise<void>;
-  /** Cuts the file back to `len` bytes (drops a failed partial append). */
+  /**
+   * Cuts the file back to `len` bytes (drops a failed partial append, and
+   * any space {@link preallocate} reserved past `len`).
+   */
   truncate(len: number): void;
+  /**
+   * Writes zeros from the file's end up to `end` without moving the append
+   * position, so later appends overwrite blocks that exist already: once
+   * the zeros are synced, an fdatasync after an append has no block
+   * allocation or file size to record, only data (about half the time on
+   * ext4). No-op when the file is `end` bytes long already. Optional, and
+   * only on a file opened fresh (`truncate` or `exclusive`): appends to
+   * any other file go to its end (O_APPEND), past the zeros.
+   */
+  preallocate?(end: number): void;
   /** Closes the file; unsynced bytes may still be lost to a power cut. */
   close(): void;
 }

@@ -14,17 +14,48 @@ import type {
   WritableFile,
 } from "./fs.ts";
 import { DIR_MODE, FILE_MODE } from "./fs_modes.ts";
-import { appendAll, FdReadable, lockDirAndFile } from "./fs_shared.ts";
+import { appendAll, FdReadable, lockDirAndFile, zeros } from "./fs_shared.ts";
 
 class RealWritable implements WritableFile {
   #file: Deno.FsFile;
   size: number;
-  constructor(readonly path: string, file: Deno.FsFile, size: number) {
+  /** The file's length, zeros preallocated past `size` included. */
+  #end: number;
+  /** Opened without O_APPEND: writes go to the position, kept at `size`. */
+  #positional: boolean;
+  constructor(
+    readonly path: string,
+    file: Deno.FsFile,
+    size: number,
+    positional: boolean,
+  ) {
     this.#file = file;
     this.size = size;
+    this.#end = size;
+    this.#positional = positional;
   }
   append(data: Uint8Array): void {
-    appendAll(this, data, (d, off) => this.#file.writeSync(d.subarray(off)));
+    try {
+      appendAll(this, data, (d, off) => this.#file.writeSync(d.subarray(off)));
+    } finally {
+      if (this.size > this.#end) this.#end = this.size;
+    }
+  }
+  preallocate(end: number): void {
+    if (!this.#positional || end <= this.#end) return;
+    // Deno has no positional write: move to the end, write, move back.
+    // All synchronous, so no append can come in between.
+    try {
+      this.#file.seekSync(this.#end, Deno.SeekMode.Start);
+      appendAll(
+        { path: this.path, size: this.#end },
+        zeros(end - this.#end),
+        (d, off) => this.#file.writeSync(d.subarray(off)),
+      );
+      this.#end = end;
+    } finally {
+      this.#file.seekSync(this.size, Deno.SeekMode.Start);
+    }
   }
   async sync(): Promise<void> {
     try {
@@ -43,6 +74,7 @@ class RealWritable implements WritableFile {
       throw wrapIoError(err, `truncate ${this.path}`);
     }
     this.size = len;
+    this.#end = len;
   }
   close(): void {
     try {
@@ -67,7 +99,7 @@ export class DenoFileSystem implements FileSystem {
         mode: FILE_MODE,
       });
       const size = file.statSync().size;
-      return new RealWritable(path, file, size);
+      return new RealWritable(path, file, size, fresh);
     } catch (err) {
       throw wrapIoError(err, `open ${path} for writing`);
     }

@@ -29,22 +29,41 @@ import type {
   WritableFile,
 } from "./fs.ts";
 import { DIR_MODE, FILE_MODE } from "./fs_modes.ts";
-import { appendAll, FdReadable, lockDirAndFile } from "./fs_shared.ts";
+import { appendAll, FdReadable, lockDirAndFile, zeros } from "./fs_shared.ts";
 
 class NodeWritable implements WritableFile {
   #fd: number;
   size: number;
+  /** The file's length, zeros preallocated past `size` included. */
+  #end: number;
   constructor(readonly path: string, fd: number, size: number) {
     this.#fd = fd;
     this.size = size;
+    this.#end = size;
   }
   append(data: Uint8Array): void {
+    try {
+      appendAll(
+        this,
+        data,
+        (d, off) =>
+          fs.writeSync(this.#fd, d, off, d.length - off, this.size + off),
+      );
+    } finally {
+      if (this.size > this.#end) this.#end = this.size;
+    }
+  }
+  preallocate(end: number): void {
+    // Appends here are positional writes at `size`, so zeros written past
+    // it are overwritten in place, whatever the open flags.
+    if (end <= this.#end) return;
+    const start = this.#end;
     appendAll(
-      this,
-      data,
-      (d, off) =>
-        fs.writeSync(this.#fd, d, off, d.length - off, this.size + off),
+      { path: this.path, size: start },
+      zeros(end - start),
+      (d, off) => fs.writeSync(this.#fd, d, off, d.length - off, start + off),
     );
+    this.#end = end;
   }
   sync(): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -61,6 +80,7 @@ class NodeWritable implements WritableFile {
       throw wrapIoError(err, `truncate ${this.path}`);
     }
     this.size = len;
+    this.#end = len;
   }
   close(): void {
     try {

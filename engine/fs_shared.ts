@@ -73,6 +73,14 @@ export function appendAll(
   file.size += data.length;
 }
 
+let zeroBlock = new Uint8Array(0);
+
+/** A buffer of `n` zero bytes, shared: never write into it. */
+export function zeros(n: number): Uint8Array {
+  if (zeroBlock.length < n) zeroBlock = new Uint8Array(n);
+  return zeroBlock.subarray(0, n);
+}
+
 /** How a port opens and locks a handle (an `FsFile`, a descriptor). */
 export interface LockOps<H> {
   /** Opens the data directory itself (read only). */

@@ -21,7 +21,6 @@ export interface Immutable {
 
 /** What rotation needs from the Db. */
 export interface RotateEnv extends DirFiles {
-  sync: "always" | "interval" | "none";
   commit: CommitPipeline;
   /** Creating the new segment failed: the caller keeps the current one. */
   failed(err: unknown): void;
@@ -57,10 +56,11 @@ export class MemtableSet {
     const n = env.newFileNumber();
     let wal: WritableFile;
     try {
-      // The old segment must be complete on disk before the new one gets
-      // a record: recovery treats a bad tail in any but the newest segment
-      // as corruption. With sync "always" every record is already synced.
-      if (env.sync !== "always") await env.commit.log.sync();
+      // The old segment must be complete on disk, and end at its last
+      // record (no preallocated zeros), before the new one gets a record:
+      // recovery treats a bad tail in any but the newest segment as
+      // corruption.
+      await env.commit.sealLog();
       wal = await createLog(env.fs, logPath(env.dir, n), WAL_MAGIC);
       await env.fs.syncDir(env.dir);
     } catch (err) {

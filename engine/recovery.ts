@@ -126,6 +126,10 @@ export async function recover(
       // Never acknowledged: a write is acknowledged only after its
       // record (and everything before it) was fdatasync'd.
       info.tornTails.push({ file: path, ...log.tornTail });
+    }
+    if (log.tornTail || log.zeroFill) {
+      // Cut off before a newer segment starts: an older segment must end
+      // at its last record (a bad or zero tail there is corruption).
       await fs.truncate(path, log.validEnd);
     }
     for (const e of entries) {

@@ -16,6 +16,7 @@ import { realFs } from "../fs.ts";
 /** Kinds of operation a fault can be injected into. */
 export type FaultOp =
   | "append"
+  | "preallocate"
   | "sync"
   | "truncate"
   | "rename"
@@ -51,7 +52,8 @@ function parentOf(path: string): string {
  * and can
  * - throw on chosen operations (`failWhen`), e.g. the 3rd fsync of a WAL;
  * - simulate a power cut (`powerCut()`): every file is cut back to its last
- *   fsync'd length, files never synced lose all their bytes, every create,
+ *   fsync'd length (zeros preallocated and synced past it stay, as zeros),
+ *   files never synced lose all their bytes, every create,
  *   mkdir, rename and remove not followed by an fsync of its directory is
  *   undone, and every later operation throws, as if the process died with
  *   the machine.
@@ -59,6 +61,12 @@ function parentOf(path: string): string {
 export class FaultyFileSystem implements FileSystem {
   #inner: FileSystem;
   #synced = new Map<string, number>();
+  /**
+   * How far each preallocated file holds durable zeros past its synced
+   * length: the file's length at its last fsync. A power cut keeps them,
+   * as a real one does.
+   */
+  #zeroedTo = new Map<string, number>();
   #dirChanges: DirChange[] = [];
   #dead = false;
   /** Return an Error to make that operation fail (it is thrown), or undefined. */
@@ -89,7 +97,11 @@ export class FaultyFileSystem implements FileSystem {
     }
     const check = (op: FaultOp) => this.#check(op, path);
     const synced = this.#synced;
-    return {
+    const zeroedTo = this.#zeroedTo;
+    zeroedTo.delete(path);
+    /** The file's length, preallocated zeros included. */
+    let end = inner.size;
+    const file: WritableFile = {
       path,
       get size() {
         return inner.size;
@@ -97,23 +109,36 @@ export class FaultyFileSystem implements FileSystem {
       append(data: Uint8Array) {
         check("append");
         inner.append(data);
+        end = Math.max(end, inner.size);
       },
       async sync() {
         check("sync");
         const len = inner.size;
+        const zeroed = end;
         await inner.sync();
         check("sync");
         synced.set(path, len);
+        zeroedTo.set(path, zeroed);
       },
       truncate(len: number) {
         check("truncate");
         inner.truncate(len);
+        end = len;
         if ((synced.get(path) ?? 0) > len) synced.set(path, len);
+        if ((zeroedTo.get(path) ?? 0) > len) zeroedTo.set(path, len);
       },
       close() {
         inner.close();
       },
     };
+    if (inner.preallocate !== undefined) {
+      file.preallocate = (to: number) => {
+        check("preallocate");
+        inner.preallocate!(to);
+        end = Math.max(end, to);
+      };
+    }
+    return file;
   }
   openReadable(path: string): ReadableFile {
     if (this.#dead) throw new Error("power is off");
@@ -133,6 +158,7 @@ export class FaultyFileSystem implements FileSystem {
     this.#check("sync", path);
     await this.#inner.truncate(path, len);
     this.#synced.set(path, len);
+    this.#zeroedTo.delete(path);
   }
   rename(from: string, to: string): void {
     this.#check("rename", from);
@@ -149,6 +175,8 @@ export class FaultyFileSystem implements FileSystem {
     });
     const s = this.#synced.get(from);
     this.#synced.delete(from);
+    this.#zeroedTo.delete(from); // only WAL segments are preallocated,
+    this.#zeroedTo.delete(to); // and they are never renamed
     if (s !== undefined) this.#synced.set(to, s);
     else this.#synced.delete(to);
   }
@@ -159,6 +187,7 @@ export class FaultyFileSystem implements FileSystem {
     this.#inner.remove(path);
     this.#dirChanges.push({ kind: "remove", dir: parentOf(path), path, bytes });
     this.#synced.delete(path);
+    this.#zeroedTo.delete(path);
   }
   readDir(dir: string): string[] {
     return this.#inner.readDir(dir);
@@ -215,9 +244,15 @@ export class FaultyFileSystem implements FileSystem {
     for (const [path, len] of this.#synced) {
       if (!this.#inner.exists(path)) continue;
       const size = this.#inner.size(path);
+      const zeroedTo = this.#zeroedTo.get(path) ?? 0;
       if (size > len) {
-        dropped += size - len;
+        dropped += size - Math.max(len, zeroedTo);
         await this.#inner.truncate(path, len);
+        // Synced zeros survive, and so does their length; what was
+        // written over them since reads as zeros again.
+        if (zeroedTo > len) {
+          await this.#inner.truncate(path, Math.min(size, zeroedTo));
+        }
       }
     }
     const changes = this.#dirChanges.reverse();

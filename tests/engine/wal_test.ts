@@ -241,23 +241,44 @@ Deno.test("salvage skips several corrupt records and still detects a torn tail",
   assert.equal(r.tornTail?.offset, offs[5]);
 });
 
-Deno.test("a zero-filled tail after the last record is a torn tail, not corruption", () => {
+Deno.test("zeros after the last record are zero fill (preallocated space), neither torn nor corrupt", () => {
   const full = logOf(THREE);
   const b = concat(full, new Uint8Array(4096));
   const r = parseLog(b, FILE, WAL_MAGIC);
   assert.equal(r.records.length, 3);
   assert.equal(r.validEnd, full.length);
-  assert.equal(r.tornTail?.offset, full.length);
-  assert.equal(r.tornTail?.bytes, 4096);
+  assert.deepEqual(r.zeroFill, { offset: full.length, bytes: 4096 });
+  assert.equal(r.tornTail, undefined);
 });
 
-Deno.test("a last record overwritten with zeros is a torn tail", () => {
+Deno.test("a last record overwritten with zeros reads as zero fill after the one before", () => {
   const b = logOf(THREE);
   const last = offsetsOf(THREE)[2];
   b.fill(0, last);
   const r = parseLog(b, FILE, WAL_MAGIC);
   assert.equal(r.records.length, 2);
+  assert.equal(r.zeroFill?.offset, last);
+  assert.equal(r.tornTail, undefined);
+});
+
+Deno.test("zeros after the last record of a complete log (an older segment) are corruption", () => {
+  const full = logOf(THREE);
+  const b = concat(full, new Uint8Array(4096));
+  assert.throws(
+    () => parseLog(b, FILE, WAL_MAGIC, { mayBeTorn: false }),
+    corruptionAt(FILE, full.length),
+  );
+});
+
+Deno.test("a record torn inside the zero fill is a torn tail", () => {
+  const full = logOf(THREE);
+  const last = offsetsOf(THREE)[2];
+  const b = concat(full, new Uint8Array(4096));
+  b.fill(0, last + RECORD_HEADER_SIZE + 2, full.length); // payload cut short
+  const r = parseLog(b, FILE, WAL_MAGIC);
+  assert.equal(r.records.length, 2);
   assert.equal(r.tornTail?.offset, last);
+  assert.equal(r.zeroFill, undefined);
 });
 
 Deno.test("a zero-filled hole followed by valid records is corruption", () => {
