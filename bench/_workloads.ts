@@ -275,20 +275,43 @@ function workloadsFor(cfg: RunConfig) {
   return { fill, deleteAll, putEach, reads, mixed, scanAll, durable };
 }
 
-/** One fdatasync per 116-byte append on the same disk: the floor group commit beats. */
-export async function rawFsync(dir: string, seconds: number): Promise<Result> {
-  const f = await Deno.open(`${dir}/fsync.probe`, {
+/**
+ * One fdatasync per 116-byte write (synchronous, as shale's WAL appends)
+ * on the same disk: the floor group commit beats. `preallocated`: the writes go into zeros written and synced before
+ * (wrapping around in them), as shale's WAL does, so no fdatasync has a
+ * block allocation or a file size to record; otherwise each appends to a
+ * growing file, as LevelDB's log and SQLite's WAL do.
+ */
+export async function rawFsync(
+  dir: string,
+  seconds: number,
+  preallocated = false,
+): Promise<Result> {
+  const space = 16 << 20;
+  const path = `${dir}/fsync-${preallocated ? "zeroed" : "append"}.probe`;
+  const f = await Deno.open(path, {
     create: true,
     write: true,
-    append: true,
+    truncate: true,
   });
   const rec = new Uint8Array(116).fill(7);
+  if (preallocated) {
+    await f.write(new Uint8Array(space));
+    await f.syncData();
+    await f.seek(0, Deno.SeekMode.Start);
+  }
   let n = 0;
+  let pos = 0;
   const t0 = performance.now();
   const deadline = t0 + seconds * 1000;
   try {
     while (performance.now() < deadline) {
-      await f.write(rec);
+      if (preallocated && pos + rec.length > space) {
+        await f.seek(0, Deno.SeekMode.Start);
+        pos = 0;
+      }
+      f.writeSync(rec);
+      pos += rec.length;
       await f.syncData();
       n++;
     }
