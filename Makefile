@@ -138,7 +138,7 @@ bench-binary: build
 # thread, flush and compaction workers), as README's Memory section advises
 # for a process held to a budget (a flag only the command line can set).
 bench-large: setup
-	$(DENO) run -A --v8-flags=--max-semi-space-size=4 bench/large.ts $(ARGS)
+	$(DENO) run -A --v8-flags=--max-semi-space-size=4,--no-allocation-site-pretenuring bench/large.ts $(ARGS)
 
 # Event-loop stalls and get latency while a compaction rewrites every table.
 bench-stall: setup
