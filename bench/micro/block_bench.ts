@@ -8,24 +8,35 @@ import { BlockBuilder, blockGet } from "../../engine/sstable/block.ts";
 import { KIND_PUT } from "../../engine/entry.ts";
 import { keyFor, prng, ValuePool } from "../_common.ts";
 
-const builder = new BlockBuilder();
 const values = new ValuePool(3);
-let count = 0;
-// Even keys only, so odd keys fall between entries (misses inside the block).
-while (builder.estimatedSize < 4096) {
-  builder.add(keyFor(count * 2), 1, KIND_PUT, 0, 0, values.next());
-  count++;
+/**
+ * A 4 KiB block of even keys only, so odd keys fall between entries (misses
+ * inside the block), every entry with seqno `seq`.
+ */
+function blockOf(seq: number): { block: Uint8Array; count: number } {
+  const builder = new BlockBuilder();
+  let count = 0;
+  while (builder.estimatedSize < 4096) {
+    builder.add(keyFor(count * 2), seq, KIND_PUT, 0, 0, values.next());
+    count++;
+  }
+  return { block: builder.finish().slice(), count };
 }
-const block = builder.finish().slice();
+const { block, count } = blockOf(1);
+// Seqnos of a store that took a few million writes: 4-byte varints.
+const bigSeq = 3_000_000;
+const { block: aged, count: agedCount } = blockOf(bigSeq);
 
 const PROBES = 1000;
 const rnd = prng(11);
 const hits: Uint8Array[] = [];
 const misses: Uint8Array[] = [];
+const agedHits: Uint8Array[] = [];
 for (let i = 0; i < PROBES; i++) {
   const j = Math.floor(rnd() * count);
   hits.push(keyFor(j * 2));
   misses.push(keyFor(j * 2 + 1));
+  agedHits.push(keyFor(Math.floor(rnd() * agedCount) * 2));
 }
 
 Deno.bench({
@@ -45,6 +56,16 @@ Deno.bench({
   fn() {
     for (const k of misses) {
       if (blockGet(block, k, 1) !== undefined) throw new Error("found");
+    }
+  },
+});
+
+Deno.bench({
+  name: `blockGet ${PROBES} present keys, seqnos of ${bigSeq}`,
+  group: "block",
+  fn() {
+    for (const k of agedHits) {
+      if (blockGet(aged, k, bigSeq) === undefined) throw new Error("missing");
     }
   },
 });
