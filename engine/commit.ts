@@ -8,9 +8,13 @@
  *
  * A write goes: {@link CommitPipeline.enqueue} assigns the next seqno,
  * frames the record into the WAL buffer and marks its keys in flight; the
- * commit loop takes every queued write as one group, appends the buffer to
- * the log with one write and (sync "always") one fdatasync, applies the
- * group to the memtable, makes it visible, and resolves it.
+ * commit loop takes every queued write as one group, led by a sync point
+ * that says how far the log is already durable (engine/wal.ts
+ * RECORD_SYNC_POINT: replay tells a group torn by a power cut from damage
+ * with it), appends the buffer to the log with one write and (sync
+ * "always") one fdatasync, applies the group to the memtable, makes it
+ * visible, and resolves it. The log is preallocated ahead of the group
+ * (reserveLogSpace).
  *
  * What gathers a group (as in LevelDB's and Pebble's writers, where the
  * writes arriving while a leader writes go as the next group): with sync
@@ -131,6 +135,11 @@ export class CommitPipeline {
   #lastSeq: number;
   #visibleSeq: number;
   #logDirty = false;
+  /**
+   * How far the log is known durable (fdatasync'd): each group's sync point
+   * says so. A fresh log's header is synced by createLog.
+   */
+  #durable: number;
   #intervalTimer: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
   /** {@link stop} was called: no new write is taken, queued ones drain. */
@@ -148,6 +157,7 @@ export class CommitPipeline {
     this.#log = log;
     this.#lastSeq = lastSeq;
     this.#visibleSeq = lastSeq;
+    this.#durable = log.size;
     if (env.sync === "interval") this.#startIntervalSync();
   }
 
@@ -200,6 +210,7 @@ export class CommitPipeline {
   replaceLog(next: WritableFile): void {
     this.#log.close();
     this.#log = next;
+    this.#durable = next.size;
   }
 
   /**
@@ -210,8 +221,10 @@ export class CommitPipeline {
    */
   async sealLog(): Promise<void> {
     const log = this.#log;
-    log.truncate(log.size);
+    const size = log.size;
+    log.truncate(size);
     await log.sync();
+    this.#durable = size;
   }
 
   /** Whether a group (or an {@link exclusive} task) is in progress. */
@@ -377,8 +390,14 @@ export class CommitPipeline {
     this.#intervalTimer = setInterval(() => {
       if (!this.#logDirty || this.#failure) return;
       this.#logDirty = false;
-      this.#log.sync().then(
-        () => this.#env.counters.walSyncs++,
+      const log = this.#log;
+      const size = log.size;
+      log.sync().then(
+        () => {
+          this.#env.counters.walSyncs++;
+          // Only if that log still takes writes (not replaced meanwhile).
+          if (this.#log === log && size > this.#durable) this.#durable = size;
+        },
         (err) => this.fail(wrapIoError(err, "interval WAL sync")),
       );
     }, this.#env.syncIntervalMs);
@@ -410,7 +429,7 @@ export class CommitPipeline {
         const group = this.#queue;
         this.#group = group;
         this.#queue = [];
-        const parts = this.#records.take();
+        const parts = this.#records.take(this.#durable);
         let dataBytes = 0;
         for (const part of parts) dataBytes += part.length;
         const log = this.#log;
@@ -437,6 +456,7 @@ export class CommitPipeline {
           c.walBytes += dataBytes;
           if (env.sync === "always") {
             await log.sync();
+            this.#durable = logSize + dataBytes;
             c.walSyncs++;
           } else {
             this.#logDirty = true;

@@ -68,6 +68,32 @@ export const LOG_HEADER_SIZE = 8;
 /** crc + length + type. */
 export const RECORD_HEADER_SIZE = 9;
 
+/**
+ * Record type of a WAL sync point: the first record of every commit group.
+ * Its payload (`durable u64le`) is the offset up to which the segment had
+ * been fdatasync'd when the group was appended. Replay needs it because the
+ * segment is preallocated: an fdatasync that writes into existing blocks
+ * journals nothing, so a power cut in the middle of one can leave any of
+ * the group's pages unwritten while later ones made it, and a hole followed
+ * by valid records is then a torn group, not corruption, as long as no
+ * later sync point says the hole had been synced.
+ */
+export const RECORD_SYNC_POINT = 4;
+/** Size of a whole sync-point record (header and payload). */
+export const SYNC_POINT_BYTES = RECORD_HEADER_SIZE + 8;
+
+/** Writes a sync-point record claiming `durable` at `buf[at..at+SYNC_POINT_BYTES)`. */
+export function writeSyncPoint(
+  buf: Uint8Array,
+  at: number,
+  durable: number,
+): void {
+  writeU32(buf, at + 4, 8);
+  buf[at + 8] = RECORD_SYNC_POINT;
+  writeU64(buf, at + RECORD_HEADER_SIZE, durable);
+  writeU32(buf, at, crc32(buf.subarray(at + 4, at + SYNC_POINT_BYTES)));
+}
+
 /** Record type of a WAL write batch. */
 export const RECORD_BATCH = 1;
 /** Record type of a manifest version edit. */
@@ -147,9 +173,13 @@ export async function createLog(
   return f;
 }
 
-/** Records of a log that carry data: every record but a clean-close marker. */
+/** Records of a log that carry data: its write batches (or edits). */
 export function dataRecordCount(log: LogReadResult): number {
-  return log.records.length - (log.closedAt === undefined ? 0 : 1);
+  let n = 0;
+  for (const r of log.records) {
+    if (r.type !== RECORD_SYNC_POINT && r.offset !== log.closedAt) n++;
+  }
+  return n;
 }
 
 /** One record read back from a log. */
@@ -270,11 +300,18 @@ export function parseLog(
     }
     let next = nextRecordAfterBad(bytes, pos);
     const atTail = next === -1 || zeroTail;
-    if (atTail && !complete) {
+    // Valid records after a hole are still a torn write when they belong
+    // to the group being synced at the crash: no later sync point says the
+    // hole had been made durable (see RECORD_SYNC_POINT).
+    const tornGroup = !atTail && !complete &&
+      isTornGroup(bytes, pos, next, result.records);
+    if ((atTail || tornGroup) && !complete) {
       result.tornTail = {
         offset: pos,
         bytes: bytes.length - pos,
-        reason: bad,
+        reason: tornGroup
+          ? `${bad}; the records after it are of the group whose fdatasync the crash cut short`
+          : bad,
       };
       return result;
     }
@@ -298,6 +335,62 @@ export function parseLog(
     pos = next;
   }
   return result;
+}
+
+/** The unit a device may leave unwritten when power fails mid-write. */
+const SECTOR = 512;
+
+/**
+ * Whether the bad record at `pos`, followed by a valid one at `next`, is a
+ * group torn by a power cut during its fdatasync rather than damage. Three
+ * things must hold:
+ * - the log has sync points (a WAL written since they exist; a manifest
+ *   or an older WAL keeps the strict rule);
+ * - no valid sync point after `pos` says the log was durable past `pos`
+ *   (a later group was appended only after this one's fdatasync, so the
+ *   bytes at `pos` were synced: damage);
+ * - an unwritten sector shows: zeros from `pos` (or a sector start after
+ *   it) to a sector boundary at or before `next`. A preallocated log held
+ *   only zeros past its durable end, so a sector of the group that never
+ *   reached the disk reads as zeros; a flipped bit does not.
+ */
+function isTornGroup(
+  bytes: Uint8Array,
+  pos: number,
+  next: number,
+  before: LogRecord[],
+): boolean {
+  let usesSyncPoints = false;
+  for (let i = before.length - 1; i >= 0 && !usesSyncPoints; i--) {
+    usesSyncPoints = before[i].type === RECORD_SYNC_POINT;
+  }
+  let p = next;
+  while (p !== -1 && p < bytes.length) {
+    if (checkRecord(bytes, p) !== undefined) {
+      p = findNextRecord(bytes, p + 1);
+      continue;
+    }
+    const len = readU32(bytes, p + 4);
+    if (bytes[p + 8] === RECORD_SYNC_POINT && len === 8) {
+      usesSyncPoints = true;
+      if (readU64(bytes, p + RECORD_HEADER_SIZE) > pos) return false;
+    }
+    p += RECORD_HEADER_SIZE + len;
+  }
+  if (!usesSyncPoints) return false;
+  for (
+    let end = (Math.floor(pos / SECTOR) + 1) * SECTOR;
+    end <= next;
+    end += SECTOR
+  ) {
+    if (zeroRun(bytes, Math.max(pos, end - SECTOR), end)) return true;
+  }
+  return false;
+}
+
+function zeroRun(b: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (b[i] !== 0) return false;
+  return true;
 }
 
 /**
@@ -425,6 +518,7 @@ export function readWalEntries(
   const entries: Entry[] = [];
   for (const rec of log.records) {
     if (rec.type === RECORD_CLOSED && rec.offset === log.closedAt) continue;
+    if (rec.type === RECORD_SYNC_POINT) continue;
     if (rec.type !== RECORD_BATCH) {
       throw new CorruptionError(
         path,

@@ -1,8 +1,9 @@
 /**
- * The WAL bytes of the commit group being gathered (engine/commit.ts):
- * each accepted write's batch record, framed in seqno order as it is
- * accepted, and taken whole by the commit loop, which appends the parts in
- * order with one write each.
+ * The WAL bytes of the commit group being gathered (engine/commit.ts): a
+ * sync point (engine/wal.ts RECORD_SYNC_POINT, filled in when the group is
+ * taken), then each accepted write's batch record, framed in seqno order as
+ * it is accepted; taken whole by the commit loop, which appends the parts
+ * in order with one write each.
  *
  * Small records are framed into one reusable buffer. A large batch is not
  * copied: its record is its head followed by the ops as they are (nothing
@@ -12,7 +13,13 @@
  * @module
  */
 import { ByteWriter } from "./coding.ts";
-import { batchRecordHead, frameBatch, LARGE_BATCH_BYTES } from "./wal.ts";
+import {
+  batchRecordHead,
+  frameBatch,
+  LARGE_BATCH_BYTES,
+  SYNC_POINT_BYTES,
+  writeSyncPoint,
+} from "./wal.ts";
 
 /** The next group's WAL records; see the module comment. */
 export class WalGroupBuffer {
@@ -24,8 +31,20 @@ export class WalGroupBuffer {
    */
   #parts: Uint8Array[] = [];
 
-  /** Frames the batch record of write `seq` with ops `opsPayload`. */
+  /** Whether a record was framed since the last take() or clear(). */
+  #open = false;
+
+  /**
+   * Frames the batch record of write `seq` with ops `opsPayload`. The
+   * group's first record is its sync point, reserved here and written by
+   * {@link take}.
+   */
   add(seq: number, opsPayload: Uint8Array): void {
+    if (!this.#open) {
+      this.#open = true;
+      this.#buf.ensure(SYNC_POINT_BYTES);
+      this.#buf.pos += SYNC_POINT_BYTES;
+    }
     if (opsPayload.length >= LARGE_BATCH_BYTES) {
       this.#flushBuffer();
       this.#parts.push(batchRecordHead(seq, opsPayload), opsPayload);
@@ -34,11 +53,18 @@ export class WalGroupBuffer {
     }
   }
 
-  /** Every record framed so far, in order; the buffer starts the next group. */
-  take(): Uint8Array[] {
+  /**
+   * Every record framed so far, in order, after the group's sync point
+   * saying the log is durable up to `durable`; the buffer starts the next
+   * group.
+   */
+  take(durable: number): Uint8Array[] {
     this.#flushBuffer();
     const parts = this.#parts;
+    // The reserved bytes lead the first part: a copy out of the buffer.
+    if (this.#open) writeSyncPoint(parts[0], 0, durable);
     this.#parts = [];
+    this.#open = false;
     return parts;
   }
 
@@ -46,6 +72,7 @@ export class WalGroupBuffer {
   clear(): void {
     this.#buf.reset();
     this.#parts = [];
+    this.#open = false;
   }
 
   #flushBuffer(): void {

@@ -6,6 +6,7 @@ import {
   LOG_HEADER_SIZE,
   RECORD_CLOSED,
   RECORD_HEADER_SIZE,
+  RECORD_SYNC_POINT,
 } from "../../engine/wal.ts";
 import { enc, withTempDir } from "../_helpers.ts";
 
@@ -50,12 +51,22 @@ async function writeWalCrashed(dir: string, n: number): Promise<string> {
   return log;
 }
 
-/** Offset of the i-th record in a WAL file. */
+/**
+ * Offset of the i-th record in a WAL file that is not a sync point (the
+ * i-th write, or the close marker after the last), or the file's end.
+ */
 function recordOffset(b: Uint8Array, i: number): number {
   let pos = LOG_HEADER_SIZE;
   const view = new DataView(b.buffer, b.byteOffset);
+  const skip = () => {
+    while (pos < b.length && b[pos + 8] === RECORD_SYNC_POINT) {
+      pos += RECORD_HEADER_SIZE + view.getUint32(pos + 4, true);
+    }
+  };
+  skip();
   for (let r = 0; r < i; r++) {
     pos += RECORD_HEADER_SIZE + view.getUint32(pos + 4, true);
+    skip();
   }
   return pos;
 }

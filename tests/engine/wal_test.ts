@@ -33,6 +33,7 @@ import {
   WAL_MAGIC,
 } from "../../engine/wal.ts";
 import { encodeBatchOps } from "../../engine/batch_ops.ts";
+import { WalGroupBuffer } from "../../engine/wal_group.ts";
 import { open } from "../../mod.ts";
 import { bytes, concat, enc, Rng, withTempDir } from "../_helpers.ts";
 
@@ -644,4 +645,71 @@ Deno.test("large and small batches committed in one group replay in order after 
       await again.close();
     }
   });
+});
+
+/**
+ * A WAL as the commit loop writes it: each group is a sync point claiming
+ * the size the log had when the group was appended (every earlier group
+ * synced), then its batch records; `sizes` are the ops' lengths per group.
+ */
+function groupedLog(sizes: number[][]): Uint8Array {
+  const group = new WalGroupBuffer();
+  const parts = [logHeader(WAL_MAGIC)];
+  let size = LOG_HEADER_SIZE;
+  let seq = 0;
+  for (const g of sizes) {
+    for (const n of g) group.add(++seq, new Uint8Array(n).fill(0x5a));
+    for (const p of group.take(size)) {
+      parts.push(p);
+      size += p.length;
+    }
+  }
+  return concat(...parts);
+}
+
+const SECTOR = 512;
+
+/** The offsets of a log's batch records, and of the one holding `at`. */
+function batchesAround(b: Uint8Array, at: number) {
+  const batches = parseLog(b, FILE, WAL_MAGIC).records
+    .filter((r) => r.type === RECORD_BATCH);
+  const holder = batches.filter((r) => r.offset <= at).at(-1)!;
+  return { batches, holder };
+}
+
+Deno.test("an unwritten sector inside the last group, valid records after it: a torn group, cut at the damaged record", () => {
+  const b = groupedLog([[300, 300], [700, 700, 700, 700]]);
+  const { batches } = batchesAround(b, 0);
+  const s = Math.ceil(batches[3].offset / SECTOR) * SECTOR;
+  const { holder } = batchesAround(b, s);
+  b.fill(0, s, s + SECTOR); // a sector of the group never reached the disk
+  const r = parseLog(b, FILE, WAL_MAGIC);
+  assert.equal(r.tornTail?.offset, holder.offset);
+  assert.match(r.tornTail!.reason, /fdatasync the crash cut short/);
+  assert.deepEqual(
+    r.records.filter((x) => x.type === RECORD_BATCH).map((x) => x.offset),
+    batches.filter((x) => x.offset < holder.offset).map((x) => x.offset),
+  );
+});
+
+Deno.test("the same hole with a later group after it is corruption: that group's sync point says the hole was synced", () => {
+  const b = groupedLog([[300, 300], [700, 700, 700, 700], [100]]);
+  const { batches } = batchesAround(b, 0);
+  const s = Math.ceil(batches[3].offset / SECTOR) * SECTOR;
+  const { holder } = batchesAround(b, s);
+  b.fill(0, s, s + SECTOR);
+  assert.throws(
+    () => parseLog(b, FILE, WAL_MAGIC),
+    corruptionAt(FILE, holder.offset),
+  );
+});
+
+Deno.test("a flipped byte inside the last group, valid records after it, is corruption (no unwritten sector)", () => {
+  const b = groupedLog([[300, 300], [700, 700, 700, 700]]);
+  const { batches } = batchesAround(b, 0);
+  b[batches[3].offset + 100] ^= 0x01;
+  assert.throws(
+    () => parseLog(b, FILE, WAL_MAGIC),
+    corruptionAt(FILE, batches[3].offset),
+  );
 });
