@@ -52,7 +52,8 @@ function parentOf(path: string): string {
  * and can
  * - throw on chosen operations (`failWhen`), e.g. the 3rd fsync of a WAL;
  * - simulate a power cut (`powerCut()`): every file is cut back to its last
- *   fsync'd length (zeros preallocated and synced past it stay, as zeros),
+ *   fsync'd length (zeros preallocated and synced past it stay, as zeros,
+ *   or as what was written over them where `keepsUnsyncedSector` says),
  *   files never synced lose all their bytes, every create,
  *   mkdir, rename and remove not followed by an fsync of its directory is
  *   undone, and every later operation throws, as if the process died with
@@ -71,6 +72,15 @@ export class FaultyFileSystem implements FileSystem {
   #dead = false;
   /** Return an Error to make that operation fail (it is thrown), or undefined. */
   failWhen: ((op: FaultOp, path: string) => Error | undefined) | undefined;
+  /**
+   * Which sectors (512 bytes, by file offset) written since the last fsync
+   * into preallocated, synced zeros a power cut keeps: the device may have
+   * written any subset of them (nothing journals their order). Unset, none
+   * is kept: they all read as zeros again. Space past the zeros (a growing
+   * file) always loses its unsynced bytes, as on ext4, which journals a new
+   * size only after the data.
+   */
+  keepsUnsyncedSector: ((path: string, offset: number) => boolean) | undefined;
 
   constructor(inner: FileSystem = realFs) {
     this.#inner = inner;
@@ -247,11 +257,17 @@ export class FaultyFileSystem implements FileSystem {
       const zeroedTo = this.#zeroedTo.get(path) ?? 0;
       if (size > len) {
         dropped += size - Math.max(len, zeroedTo);
+        const written = zeroedTo > len && this.keepsUnsyncedSector
+          ? this.#inner.readFile(path)
+          : undefined;
         await this.#inner.truncate(path, len);
         // Synced zeros survive, and so does their length; what was
-        // written over them since reads as zeros again.
+        // written over them since reads as zeros again, but for the
+        // sectors the device happened to write.
         if (zeroedTo > len) {
-          await this.#inner.truncate(path, Math.min(size, zeroedTo));
+          const end = Math.min(size, zeroedTo);
+          await this.#inner.truncate(path, end);
+          if (written) this.#keepSectors(path, written, len, end);
         }
       }
     }
@@ -283,6 +299,24 @@ export class FaultyFileSystem implements FileSystem {
       }
     }
     return dropped;
+  }
+
+  /** Writes back the sectors of [from, end) that `keepsUnsyncedSector` picks. */
+  #keepSectors(
+    path: string,
+    written: Uint8Array,
+    from: number,
+    end: number,
+  ): void {
+    const out = this.#inner.readFile(path).slice();
+    let kept = false;
+    for (let s = from - (from % 512); s < end; s += 512) {
+      if (!this.keepsUnsyncedSector!(path, s)) continue;
+      const a = Math.max(s, from);
+      out.set(written.subarray(a, Math.min(s + 512, end)), a);
+      kept = true;
+    }
+    if (kept) this.#restore(path, out);
   }
 
   #restore(path: string, bytes: Uint8Array): void {

@@ -77,6 +77,7 @@ Deno.test("acknowledged range deletes survive power cuts at random file operatio
       let rangesAcked = 0;
       for (let trial = 0; trial < 80; trial++) {
         const fs = new FaultyFileSystem(new NoSyncFileSystem());
+        fs.keepsUnsyncedSector = () => rng.chance(0.5); // torn groups
         const cutAt = rng.range(1, 300);
         let ops = 0;
         let cut: Promise<number> | undefined;
