@@ -221,8 +221,9 @@ export interface ParseLogOptions {
   mayBeTorn?: boolean;
 }
 
-function allZero(b: Uint8Array, from: number): boolean {
-  for (let i = from; i < b.length; i++) if (b[i] !== 0) return false;
+/** Whether `b[from..to)` holds only zero bytes. */
+function allZero(b: Uint8Array, from: number, to = b.length): boolean {
+  for (let i = from; i < to; i++) if (b[i] !== 0) return false;
   return true;
 }
 
@@ -383,14 +384,9 @@ function isTornGroup(
     end <= next;
     end += SECTOR
   ) {
-    if (zeroRun(bytes, Math.max(pos, end - SECTOR), end)) return true;
+    if (allZero(bytes, Math.max(pos, end - SECTOR), end)) return true;
   }
   return false;
-}
-
-function zeroRun(b: Uint8Array, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (b[i] !== 0) return false;
-  return true;
 }
 
 /**
