@@ -14,7 +14,7 @@
  * with it), appends the buffer to the log with one write and (sync
  * "always") one fdatasync, applies the group to the memtable, makes it
  * visible, and resolves it. The log is preallocated ahead of the group
- * (reserveLogSpace).
+ * (engine/wal.ts reserveLogSpace).
  *
  * What gathers a group (as in LevelDB's and Pebble's writers, where the
  * writes arriving while a leader writes go as the next group): with sync
@@ -75,7 +75,7 @@ import {
 } from "./inflight.ts";
 import { unrefTimer } from "./runtime.ts";
 import type { BatchOp } from "./types.ts";
-import { closeMarker, WAL_PREALLOCATE_BYTES } from "./wal.ts";
+import { appendCloseMarker, reserveLogSpace } from "./wal.ts";
 import { WalGroupBuffer } from "./wal_group.ts";
 
 /**
@@ -85,27 +85,6 @@ import { WalGroupBuffer } from "./wal_group.ts";
  */
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
-}
-
-/**
- * Makes sure the log has zeros written up to `end` (the size it reaches
- * with the group about to be appended), extending it a whole
- * {@link WAL_PREALLOCATE_BYTES} step past it. Only an optimisation: when
- * writing the zeros fails (a full disk), they are cut off again and the
- * group is appended as it would be without them.
- */
-function reserveLogSpace(log: WritableFile, end: number): void {
-  if (log.preallocate === undefined) return;
-  const step = WAL_PREALLOCATE_BYTES;
-  try {
-    log.preallocate(Math.ceil(end / step) * step);
-  } catch {
-    try {
-      log.truncate(log.size);
-    } catch {
-      // The append that follows meets the same trouble and reports it.
-    }
-  }
 }
 
 /** The group-commit pipeline; see the module comment for its invariants. */
@@ -364,21 +343,7 @@ export class CommitPipeline {
       this.fail(wrapIoError(err, "WAL sync on close"));
       return;
     }
-    const size = log.size;
-    try {
-      log.truncate(size); // the marker ends the file: drop the zero fill
-      log.append(closeMarker(size, this.#lastSeq));
-      await log.sync();
-    } catch {
-      // Every write is durable already; only the marker is missing, so the
-      // next open just cannot tell a damaged tail from a torn one. Cut the
-      // partial marker off (best effort: a torn marker is a torn tail).
-      try {
-        log.truncate(size);
-      } catch {
-        // left for the next open to truncate as a torn tail
-      }
-    }
+    await appendCloseMarker(log, this.#lastSeq);
   }
 
   #startLoop(): void {

@@ -24,13 +24,8 @@ import {
 import type { FileSystem, WritableFile } from "./fs.ts";
 import type { RangeTombstone } from "./range_tombstones.ts";
 import { tombstoneId } from "./range_tombstones.ts";
-import {
-  createLog,
-  frameRecord,
-  MANIFEST_MAGIC,
-  parseLog,
-  RECORD_EDIT,
-} from "./wal.ts";
+import { createLog, frameRecord, MANIFEST_MAGIC, RECORD_EDIT } from "./wal.ts";
+import { parseLog } from "./log_read.ts";
 
 /** Number of levels, L0..L6. */
 export const NUM_LEVELS = 7;

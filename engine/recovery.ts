@@ -28,7 +28,7 @@ import type { ManifestRead, ManifestState } from "./manifest.ts";
 import { emptyState, readManifest } from "./manifest.ts";
 import { Memtable } from "./memtable.ts";
 import type { RecoveryInfo } from "./types.ts";
-import { dataRecordCount, readWalEntries } from "./wal.ts";
+import { dataRecordCount, readWalEntries } from "./log_read.ts";
 
 /** What {@link recover} found: the state a store starts from. */
 export interface Recovered {

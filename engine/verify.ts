@@ -21,7 +21,7 @@ import {
   parseFileName,
   tablePath,
 } from "./filename.ts";
-import { dataRecordCount, readWalEntries } from "./wal.ts";
+import { dataRecordCount, readWalEntries } from "./log_read.ts";
 
 /** One problem found by verify. */
 export interface VerifyError {

@@ -301,14 +301,19 @@ export class FaultyFileSystem implements FileSystem {
     return dropped;
   }
 
-  /** Writes back the sectors of [from, end) that `keepsUnsyncedSector` picks. */
+  /**
+   * Writes back the sectors of [from, end) that `keepsUnsyncedSector` picks
+   * from `written` (the file before the cut); the rest of [from, end) stays
+   * zero, as the cut left it.
+   */
   #keepSectors(
     path: string,
     written: Uint8Array,
     from: number,
     end: number,
   ): void {
-    const out = this.#inner.readFile(path).slice();
+    const out = new Uint8Array(end);
+    out.set(written.subarray(0, from));
     let kept = false;
     for (let s = from - (from % 512); s < end; s += 512) {
       if (!this.keepsUnsyncedSector!(path, s)) continue;

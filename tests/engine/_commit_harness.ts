@@ -17,14 +17,14 @@ import { binaryString } from "../../engine/coding.ts";
 import type { Entry } from "../../engine/entry.ts";
 import { KIND_DELETE, KIND_PUT } from "../../engine/entry.ts";
 import type { WritableFile } from "../../engine/fs.ts";
-import type { LogReadResult } from "../../engine/wal.ts";
+import type { LogReadResult } from "../../engine/log_read.ts";
 import {
   decodeBatch,
   logHeader,
-  parseLog,
   RECORD_BATCH,
   WAL_MAGIC,
 } from "../../engine/wal.ts";
+import { parseLog } from "../../engine/log_read.ts";
 import { encodeBatchOps } from "../../engine/batch_ops.ts";
 import { enc } from "../_helpers.ts";
 

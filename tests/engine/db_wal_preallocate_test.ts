@@ -7,13 +7,12 @@
 import assert from "node:assert/strict";
 import { open } from "../../mod.ts";
 import { FaultyFileSystem } from "../../engine/testing/faulty_fs.ts";
+import { WAL_MAGIC, WAL_PREALLOCATE_BYTES } from "../../engine/wal.ts";
 import {
   dataRecordCount,
   findCloseMarker,
   parseLog,
-  WAL_MAGIC,
-  WAL_PREALLOCATE_BYTES,
-} from "../../engine/wal.ts";
+} from "../../engine/log_read.ts";
 import { dec, enc, NoSyncFileSystem, withTempDir } from "../_helpers.ts";
 
 const key = (i: number) => enc(`key-${String(i).padStart(5, "0")}`);

@@ -8,10 +8,10 @@ import { ByteWriter } from "../../engine/coding.ts";
 import {
   frameBatch,
   logHeader,
-  parseLog,
   RECORD_BATCH,
   WAL_MAGIC,
 } from "../../engine/wal.ts";
+import { parseLog } from "../../engine/log_read.ts";
 import { encodeBatchOps } from "../../engine/batch_ops.ts";
 import { BlockBuilder, decodeBlock } from "../../engine/sstable/block.ts";
 import { BLOCK_TYPE_DATA, blockTrailer } from "../../engine/sstable/format.ts";

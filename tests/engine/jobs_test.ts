@@ -21,12 +21,8 @@ import { Memtable } from "../../engine/memtable.ts";
 import { mmapAvailable } from "../../engine/mmap.ts";
 import { TableWriter } from "../../engine/sstable/writer.ts";
 import { FaultyFileSystem } from "../../engine/testing/faulty_fs.ts";
-import {
-  createLog,
-  frameBatch,
-  readWalEntries,
-  WAL_MAGIC,
-} from "../../engine/wal.ts";
+import { createLog, frameBatch, WAL_MAGIC } from "../../engine/wal.ts";
+import { readWalEntries } from "../../engine/log_read.ts";
 import { encodeBatchOps } from "../../engine/batch_ops.ts";
 import { open } from "../../mod.ts";
 import {

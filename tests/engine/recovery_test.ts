@@ -9,7 +9,7 @@ import {
   recover,
   removeUnreferenced,
 } from "../../engine/recovery.ts";
-import { findCloseMarker } from "../../engine/wal.ts";
+import { findCloseMarker } from "../../engine/log_read.ts";
 import { enc, withTempDir } from "../_helpers.ts";
 
 const NO_SALVAGE = { salvage: false };

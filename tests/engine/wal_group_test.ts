@@ -9,12 +9,12 @@ import { ByteWriter } from "../../engine/coding.ts";
 import {
   frameBatch,
   LARGE_BATCH_BYTES,
-  parseLog,
   RECORD_SYNC_POINT,
   SYNC_POINT_BYTES,
   WAL_MAGIC,
   writeSyncPoint,
 } from "../../engine/wal.ts";
+import { parseLog } from "../../engine/log_read.ts";
 import { logHeader } from "../../engine/wal.ts";
 import { WalGroupBuffer } from "../../engine/wal_group.ts";
 

@@ -24,14 +24,13 @@ import {
   LOG_VERSION,
   logHeader,
   MANIFEST_MAGIC,
-  parseLog,
-  readWalEntries,
   RECORD_BATCH,
   RECORD_CLOSED,
   RECORD_EDIT,
   RECORD_HEADER_SIZE,
   WAL_MAGIC,
 } from "../../engine/wal.ts";
+import { parseLog, readWalEntries } from "../../engine/log_read.ts";
 import { encodeBatchOps } from "../../engine/batch_ops.ts";
 import { WalGroupBuffer } from "../../engine/wal_group.ts";
 import { open } from "../../mod.ts";

@@ -23,11 +23,11 @@
 import { decodeFooter, FOOTER_SIZE } from "../../engine/sstable/format.ts";
 import {
   MANIFEST_MAGIC,
-  parseLog,
   RECORD_BATCH,
   RECORD_HEADER_SIZE,
   WAL_MAGIC,
 } from "../../engine/wal.ts";
+import { parseLog } from "../../engine/log_read.ts";
 import { Rng, testSeed } from "../_helpers.ts";
 import {
   copyDir,
