@@ -55,6 +55,8 @@ export interface BusyOptions {
   readerConns: number;
   writerConns: number;
   progress: Progress;
+  /** The writer's wrk script (default `writer`). */
+  writerScript?: string;
   /** Reads the engine's op counters (shale's /stats); absent for bare. */
   engineStats?: (url: string) => Promise<Record<string, number>>;
 }
@@ -100,7 +102,12 @@ export async function busyRun(
   };
   const idle = await measure("idle");
   const before = await o.engineStats?.(s.url);
-  const writer = o.wrkCommand(s.url, "writer", windows + 3, o.writerConns)
+  const writer = o.wrkCommand(
+    s.url,
+    o.writerScript ?? "writer",
+    windows + 3,
+    o.writerConns,
+  )
     .output();
   await new Promise((r) => setTimeout(r, 1500));
   const pid = s.child.pid;

@@ -56,14 +56,27 @@ end`,
 function request()
   return wrk.format("GET", string.format("/kv/range?start=k%015d&limit=100", math.random(0, n - 101)))
 end`,
-    writer: `
+    writer: writerScript(busyValueBytes),
+  };
+}
+
+/**
+ * The busy phase's writer: PUTs of `valueBytes`-byte values to fresh keys.
+ * With `delayMs`, each connection waits that long after each answer before
+ * its next request (wrk's `delay()`), which paces the writer: `c`
+ * connections then send at most `c * 1000 / delayMs` requests a second.
+ */
+export function writerScript(valueBytes: number, delayMs?: number): string {
+  const pace = delayMs === undefined
+    ? ""
+    : `\nfunction delay() return ${delayMs.toFixed(3)} end`;
+  return `
 local n = 1000000
-local big = string.rep("w", ${busyValueBytes})
-function init(args) math.randomseed(os.time()) end
+local big = string.rep("w", ${valueBytes})
+function init(args) math.randomseed(os.time()) end${pace}
 function request()
   return wrk.format("PUT", string.format("/kv/w%015d", math.random(0, n - 1)), nil, big)
-end`,
-  };
+end`;
 }
 
 /** What wrk measured. */

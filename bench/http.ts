@@ -4,7 +4,8 @@
  * wrk over loopback, each server pinned to one core and wrk to another.
  * Writes bench/RESULTS_HTTP.md and bench/results_http.svg (GET latency over
  * time, idle vs while a heavy write load keeps compaction busy, for both
- * servers: bench/_busy.ts).
+ * servers, and for the bare handler once more with its writer paced to the
+ * write rate shale sustained: bench/_busy.ts).
  *
  *     deno run -A bench/http.ts                        # 10 s per workload
  *     deno run -A bench/http.ts --duration 5 --keys 100000
@@ -26,7 +27,14 @@ import {
   summary,
 } from "./_busy.ts";
 import { type Server, startServer, startTaskV8Flags } from "./_servers.ts";
-import { have, pinner, type WrkResult, wrkRunner, wrkScripts } from "./_wrk.ts";
+import {
+  have,
+  pinner,
+  writerScript,
+  type WrkResult,
+  wrkRunner,
+  wrkScripts,
+} from "./_wrk.ts";
 import {
   commandLine,
   fmtInt,
@@ -222,7 +230,7 @@ async function engineStats(url: string): Promise<Record<string, number>> {
 }
 
 /** The busy phase's options for one server (shale reads its /stats). */
-function busyOptions(withEngine: boolean): BusyOptions {
+function busyOptions(withEngine: boolean, writerScript?: string): BusyOptions {
   return {
     wrk,
     wrkCommand,
@@ -231,7 +239,22 @@ function busyOptions(withEngine: boolean): BusyOptions {
     writerConns: BUSY_CONNS,
     progress,
     engineStats: withEngine ? engineStats : undefined,
+    writerScript,
   };
+}
+
+/**
+ * Writes the `writer_paced` script: the writer held to about `rps`
+ * requests a second (each connection waits its share of a second after
+ * each answer, so the rate reached is a little lower; the report gives it).
+ */
+async function writePacedWriter(rps: number): Promise<string> {
+  const name = "writer_paced";
+  await Deno.writeTextFile(
+    `${tmp}/${name}.lua`,
+    writerScript(BUSY_VALUE, (BUSY_CONNS * 1000) / rps),
+  );
+  return name;
 }
 
 // ---------------------------------------------------------------- run
@@ -240,6 +263,8 @@ let bare: Map<string, Measured> | undefined;
 let shale: Map<string, Measured> | undefined;
 let series: BusySeries | undefined;
 let bareSeries: BusySeries | undefined;
+/** The bare handler again, its writer paced to shale's writer's rate. */
+let pacedSeries: BusySeries | undefined;
 let preloadSecs = 0;
 const failures: string[] = [];
 console.error(
@@ -327,10 +352,25 @@ try {
     failures.push(`shale server: ${err instanceof Error ? err.message : err}`);
     console.error(failures[failures.length - 1]);
   }
-  // The bare handler's busy phase runs last: its writer leaves GiBs of
-  // values in the handler's Map, and shale's GET hit run, when it came
-  // right after that process exited, had a p99 of 16-20 ms (1.2-1.3 ms
-  // without the bare busy phase before it, 2026-12-01).
+  // shale throttles its writer (write stalls while compaction catches
+  // up), the bare handler takes every write it is sent. A run of the bare
+  // handler with its writer paced to shale's rate shows what write traffic
+  // of that rate does to GET latency on one core without any engine, the
+  // floor for what shale's background work adds.
+  const shaleRps = series?.writerRps ?? NaN;
+  if (!args["no-busy"] && shaleRps > 0) {
+    const script = await writePacedWriter(shaleRps);
+    await withBare(async (b) => {
+      pacedSeries = await busyRun(
+        b,
+        "bare (paced writer)",
+        busyOptions(false, script),
+      );
+    });
+  }
+  // The bare handler's unpaced busy phase runs last: its writer leaves GiBs
+  // of values in the handler's Map, and a GET run right after that process
+  // exited had a p99 of 16-20 ms (1.2-1.3 ms without it, 2026-12-01).
   if (!args["no-busy"]) {
     await withBare(async (b) => {
       bareSeries = await busyRun(b, "bare", busyOptions(false));
@@ -382,7 +422,7 @@ const windowRows = (name: string, w: BusySeries | undefined) =>
     return [`${name}, ${half}`, ms(m?.p50), ms(m?.p99), ms(m?.worst)];
   });
 let compaction = "(not run)";
-if (series || bareSeries) {
+if (series || bareSeries || pacedSeries) {
   const d = (k: string) =>
     (series?.after?.[k] ?? 0) - (series?.before?.[k] ?? 0);
   const lines = [
@@ -393,20 +433,28 @@ if (series || bareSeries) {
         "GET p99 ms (median)",
         "GET p99 ms (worst window)",
       ],
-      [...windowRows("shale", series), ...windowRows("bare", bareSeries)],
+      [
+        ...windowRows("shale", series),
+        ...windowRows("bare", bareSeries),
+        ...windowRows("bare, writer paced to shale's rate", pacedSeries),
+      ],
     ),
     "",
     `- busy p99 / idle p99: shale **${
       ratioText(series)
     }** (target < 2x); bare Map handler under the same writer ${
       ratioText(bareSeries)
+    }; bare with the writer paced to shale's write rate ${
+      ratioText(pacedSeries)
     }`,
   ];
   if (series) {
     lines.push(
       `- writer: ${BUSY_CONNS} connections of PUT ${BUSY_VALUE}-byte values to fresh keys: shale ${
         writerText(series)
-      }${bareSeries ? `; bare ${writerText(bareSeries)}` : ""}`,
+      }${bareSeries ? `; bare ${writerText(bareSeries)}` : ""}${
+        pacedSeries ? `; bare, paced, ${writerText(pacedSeries)}` : ""
+      }`,
       `- during the busy window the engine ran ${d("flushes")} flushes and ${
         d("compactions")
       } compactions (${
@@ -426,6 +474,13 @@ if (series || bareSeries) {
       `- bare's CPU in the busy window: ${cpuText(bareSeries.busyCpu)}`,
     );
   }
+  if (pacedSeries) {
+    lines.push(
+      `- bare's CPU in the busy window, paced writer: ${
+        cpuText(pacedSeries.busyCpu)
+      }`,
+    );
+  }
   lines.push(
     `- reader: wrk with ${READER_CONNS} connections of GET hit, in 1 s windows`,
   );
@@ -436,13 +491,15 @@ if (series || bareSeries) {
       ms(series && summary(series.idle).p99)
     } ms, busy p99 ${ms(series && summary(series.busy).p99)} ms), bare ${
       ratioText(bareSeries)
-    }; ${d("stalls")} stalls (${Math.round(d("stallMs"))} ms), ${
-      d("flushes")
-    } flushes, ${d("compactions")} compactions, writer ${
-      fmtInt(series?.writerRps ?? NaN)
-    } req/s; cpu ${series ? cpuText(series.busyCpu) : "-"}; load ${
-      Deno.loadavg().map((x) => x.toFixed(2)).join(" ")
-    }`,
+    }, bare paced ${ratioText(pacedSeries)} (busy p99 ${
+      ms(pacedSeries && summary(pacedSeries.busy).p99)
+    } ms, writer ${fmtInt(pacedSeries?.writerRps ?? NaN)} req/s); ${
+      d("stalls")
+    } stalls (${Math.round(d("stallMs"))} ms), ${d("flushes")} flushes, ${
+      d("compactions")
+    } compactions, writer ${fmtInt(series?.writerRps ?? NaN)} req/s; cpu ${
+      series ? cpuText(series.busyCpu) : "-"
+    }; load ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`,
   );
 }
 /** shale's req/s as a percentage of the bare handler's for `workload`. */
@@ -558,6 +615,15 @@ if (!args["no-write"] && !BUSY_ONLY) {
                 ]),
               },
             ]
+            : []),
+          ...(pacedSeries
+            ? [{
+              name: "bare p99, writer paced to shale's rate",
+              points: pacedSeries.busy.map((x): [number, number] => [
+                x[0],
+                x[2],
+              ]),
+            }]
             : []),
         ],
       }),
