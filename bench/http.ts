@@ -66,8 +66,8 @@ const args = benchArgs({
     svg: "bench/results_http.svg",
   },
   // --busy-only: only the GET-latency-under-writes phase (preload, settle,
-  // idle and busy windows against shale, then idle and busy windows
-  // against the bare handler): no throughput workloads.
+  // idle and busy windows against shale, then against the bare handler,
+  // its writer paced to shale's rate, then unpaced): no throughput workloads.
   flags: ["no-busy", "busy-only"],
 });
 const KEYS = Number(args.keys);
