@@ -1,34 +1,78 @@
 /**
- * The HTTP benchmark's ceiling: a bare `Deno.serve` handler answering the
- * same routes as shale (`GET/PUT /kv/{key}`, `GET /kv/range?start=&limit=`)
- * from an in-memory Map, with no durability at all. bench/http.ts starts it.
+ * The HTTP benchmark's reference handlers: a bare `Deno.serve` handler
+ * answering the same routes as shale (`GET/PUT /kv/{key}`,
+ * `GET /kv/range?start=&limit=`) from one of two stores. bench/http.ts
+ * starts it.
+ *
+ * - `--store map` (the default): an in-memory Map, no durability at all. The
+ *   ceiling: what the runtime's HTTP server does with no storage engine.
+ * - `--store leveldb --dir D`: LevelDB (bench/_leveldb.ts), every PUT
+ *   `{sync: true}` as shale's `--sync always` is, reads with `getSync()`.
+ *   What an established LSM engine does behind the same bare handler, on
+ *   the same pinned core (its compaction thread shares it, as shale's
+ *   worker does).
  *
  *     deno run -A bench/_bare_server.ts --keys 100000
+ *     deno run -A bench/_bare_server.ts --keys 100000 --store leveldb --dir /tmp/ldb
  *
- * Prints `listening on http://127.0.0.1:PORT` once ready.
+ * Both hold `--keys` keys of 100-byte values before they listen, then print
+ * `listening on http://127.0.0.1:PORT`.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { Buffer } from "node:buffer";
+import { type LevelDb, openLevelDb } from "./_leveldb.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
   options: {
     port: { type: "string", default: "0" },
     keys: { type: "string", default: "100000" },
+    store: { type: "string", default: "map" },
+    dir: { type: "string" },
   },
 });
 
-const map = new Map<string, Uint8Array>();
-const value = new Uint8Array(100).fill(120);
-const n = Number(args.keys);
-for (let i = 0; i < n; i++) map.set(`k${String(i).padStart(15, "0")}`, value);
-// Range scans walk a sorted key list (rebuilt lazily after inserts).
-let sorted: string[] | undefined;
+/** What the handler needs of a store; keys are the URL's path segment. */
+interface BareStore {
+  get(key: string): Uint8Array | undefined;
+  put(key: string, value: Uint8Array): void | Promise<void>;
+  /** Up to `limit` entries from the first key at or after `start`. */
+  range(
+    start: string,
+    limit: number,
+  ): [string, Uint8Array][] | Promise<[string, Uint8Array][]>;
+}
 
-const JSON_HEADERS = { "content-type": "application/json" };
-const b64 = (s: string | Uint8Array) => Buffer.from(s).toString("base64");
+const VALUE = new Uint8Array(100).fill(120);
+const keyName = (i: number) => `k${String(i).padStart(15, "0")}`;
+
+function mapStore(n: number): BareStore {
+  const map = new Map<string, Uint8Array>();
+  for (let i = 0; i < n; i++) map.set(keyName(i), VALUE);
+  // Range scans walk a sorted key list (rebuilt lazily after inserts).
+  let sorted: string[] | undefined;
+  return {
+    get: (key) => map.get(key),
+    put(key, value) {
+      if (!map.has(key)) sorted = undefined;
+      map.set(key, value);
+    },
+    range(start, limit) {
+      sorted ??= [...map.keys()].sort();
+      const out: [string, Uint8Array][] = [];
+      for (
+        let i = lowerBound(sorted, start);
+        i < sorted.length && out.length < limit;
+        i++
+      ) {
+        out.push([sorted[i], map.get(sorted[i])!]);
+      }
+      return out;
+    },
+  };
+}
 
 function lowerBound(a: string[], k: string): number {
   let lo = 0, hi = a.length;
@@ -40,6 +84,62 @@ function lowerBound(a: string[], k: string): number {
   return lo;
 }
 
+/**
+ * LevelDB in `dir`, loaded with `n` keys in batches of 1000 (as shale's
+ * preload is) and then left until its level-0 file count has stayed the same
+ * for a second, so the measured runs find its compactions done.
+ */
+async function levelDbStore(dir: string, n: number): Promise<BareStore> {
+  const db: LevelDb = await openLevelDb(dir);
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  for (let i = 0; i < n; i += 1000) {
+    const ops = [];
+    for (let j = i; j < Math.min(n, i + 1000); j++) {
+      ops.push({
+        type: "put" as const,
+        key: enc.encode(keyName(j)),
+        value: VALUE,
+      });
+    }
+    await db.batch(ops, { sync: false });
+  }
+  let last = "";
+  for (let quiet = 0; quiet < 4;) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = db.getProperty("leveldb.num-files-at-level0");
+    quiet = now === last ? quiet + 1 : 0;
+    last = now;
+  }
+  const sync = { sync: true };
+  return {
+    get: (key) => db.getSync(enc.encode(key)),
+    put: (key, value) => db.put(enc.encode(key), value, sync),
+    async range(start, limit) {
+      const it = db.iterator({ gte: enc.encode(start), limit });
+      try {
+        const items = await it.nextv(limit);
+        return items.map(([k, v]): [string, Uint8Array] => [dec.decode(k), v]);
+      } finally {
+        await it.close();
+      }
+    },
+  };
+}
+
+const n = Number(args.keys);
+let store: BareStore;
+if (args.store === "map") store = mapStore(n);
+else if (args.store === "leveldb" && args.dir !== undefined) {
+  store = await levelDbStore(args.dir, n);
+} else {
+  console.error("--store is map, or leveldb with --dir");
+  Deno.exit(2);
+}
+
+const JSON_HEADERS = { "content-type": "application/json" };
+const b64 = (s: string | Uint8Array) => Buffer.from(s).toString("base64");
+
 Deno.serve({
   hostname: "127.0.0.1",
   port: Number(args.port),
@@ -49,17 +149,13 @@ Deno.serve({
   const path = url.slice(url.indexOf("/", 8));
   if (path.startsWith("/kv/range")) {
     const q = new URL(url).searchParams;
-    sorted ??= [...map.keys()].sort();
-    const limit = Number(q.get("limit") ?? 100);
-    let i = lowerBound(sorted, q.get("start") ?? "");
-    const parts: string[] = [];
-    for (; i < sorted.length && parts.length < limit; i++) {
-      parts.push(
-        `{"key":"${b64(sorted[i])}","value":"${
-          b64(map.get(sorted[i])!)
-        }","version":"1"}`,
-      );
-    }
+    const items = await store.range(
+      q.get("start") ?? "",
+      Number(q.get("limit") ?? 100),
+    );
+    const parts = items.map(([k, v]) =>
+      `{"key":"${b64(k)}","value":"${b64(v)}","version":"1"}`
+    );
     return new Response(`{"items":[${parts.join(",")}],"next":null}`, {
       headers: JSON_HEADERS,
     });
@@ -67,7 +163,7 @@ Deno.serve({
   if (path.startsWith("/kv/")) {
     const key = path.slice(4);
     if (req.method === "GET") {
-      const v = map.get(key);
+      const v = store.get(key);
       if (v === undefined) {
         return new Response(
           '{"error":{"code":"not_found","message":"no such key"}}',
@@ -79,9 +175,7 @@ Deno.serve({
       });
     }
     if (req.method === "PUT") {
-      const v = new Uint8Array(await req.arrayBuffer());
-      if (!map.has(key)) sorted = undefined;
-      map.set(key, v);
+      await store.put(key, new Uint8Array(await req.arrayBuffer()));
       return new Response(null, { status: 204, headers: { etag: '"1"' } });
     }
   }

@@ -154,9 +154,12 @@ export function lineChartSvg(o: LineChartOptions): string {
   const pts = o.series.flatMap((s) => s.points);
   const maxX = niceCeil(Math.max(1e-9, ...pts.map((p) => p[0])));
   const maxY = niceCeil(Math.max(1e-9, ...pts.map((p) => p[1])));
-  const left = 70, right = 20, top = 60, bottom = 70;
+  const left = 70, right = 20, top = 60;
   const plotW = 640, plotH = 300;
-  const width = left + plotW + right, height = top + plotH + bottom;
+  const width = left + plotW + right;
+  const legend = legendRows(o.series.map((s) => s.name), left, width - right);
+  const bottom = 52 + 18 * legend.rows;
+  const height = top + plotH + bottom;
   const x = (v: number) => left + (v / maxX) * plotW;
   const y = (v: number) => top + plotH - (v / maxY) * plotH;
   const out: string[] = [
@@ -203,18 +206,41 @@ export function lineChartSvg(o: LineChartOptions): string {
       }" stroke-width="1.5"/>`,
     );
   });
-  let lx = left;
   o.series.forEach((s, si) => {
+    const [lx, row] = legend.at[si];
+    const ly = top + plotH + 44 + 18 * row;
     out.push(
-      `<rect x="${lx}" y="${height - 22}" width="12" height="12" fill="${
+      `<rect x="${lx}" y="${ly}" width="12" height="12" fill="${
         PALETTE[si % PALETTE.length]
       }"/>`,
-      `<text x="${lx + 16}" y="${height - 12}">${xmlEscape(s.name)}</text>`,
+      `<text x="${lx + 16}" y="${ly + 10}">${xmlEscape(s.name)}</text>`,
     );
-    lx += 30 + s.name.length * 7;
   });
   out.push(`</svg>`);
   return out.join("\n") + "\n";
+}
+
+/**
+ * Where each legend entry goes ([x, row]): left to right from `left`, on a
+ * new row when an entry would pass `right` (about 7 px per character).
+ */
+function legendRows(
+  names: string[],
+  left: number,
+  right: number,
+): { at: [number, number][]; rows: number } {
+  const at: [number, number][] = [];
+  let lx = left, row = 0;
+  for (const name of names) {
+    const w = 30 + name.length * 7;
+    if (lx > left && lx + w > right) {
+      lx = left;
+      row++;
+    }
+    at.push([lx, row]);
+    lx += w;
+  }
+  return { at, rows: row + 1 };
 }
 
 function niceCeil(v: number): number {

@@ -8,6 +8,7 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { type DbOptions, open as openShale } from "../mod.ts";
+import { LEVELDB_SETUP, openLevelDb } from "./_leveldb.ts";
 
 /** Every store, in report order. */
 export const ALL_STORES = ["shale", "leveldb", "sqlite", "denokv"];
@@ -35,26 +36,6 @@ export interface Store {
   counters?(): Record<string, number>;
 }
 
-/** The part of `classic-level`'s API this benchmark uses. */
-interface LevelDb {
-  open(): Promise<void>;
-  batch(
-    ops: (
-      | { type: "del"; key: Uint8Array }
-      | { type: "put"; key: Uint8Array; value: Uint8Array }
-    )[],
-    opts: { sync: boolean },
-  ): Promise<void>;
-  put(k: Uint8Array, v: Uint8Array, opts: { sync: boolean }): Promise<void>;
-  getSync(k: Uint8Array): Uint8Array | undefined;
-  get(k: Uint8Array): Promise<Uint8Array | undefined>;
-  iterator(): {
-    nextv(n: number): Promise<unknown[]>;
-    close(): Promise<void>;
-  };
-  close(): Promise<void>;
-}
-
 /** A store: its name, its setup in words, and how to open it. */
 export interface StoreDef {
   name: string;
@@ -68,22 +49,9 @@ export const STORES: Record<string, StoreDef> = {
   leveldb: {
     name: "leveldb",
     setup:
-      '`npm:classic-level@3.0.0` (LevelDB 1.23), `keyEncoding/valueEncoding: "view"`, 64 MiB cache; `db.batch()` for fills, `getSync()` for reads (its fastest read API; the awaited `get()` rate is in the notes), `iterator().nextv(1000)` for scans, `{sync: true}` puts when durable',
+      `${LEVELDB_SETUP}; \`db.batch()\` for fills, \`getSync()\` for reads (its fastest read API; the awaited \`get()\` rate is in the notes), \`iterator().nextv(1000)\` for scans, \`{sync: true}\` puts when durable`,
     async open(dir, durable) {
-      // A bench-only, optional peer: loaded here so that the engine's own
-      // dependency list stays empty and a missing addon only marks LevelDB
-      // as unavailable. The specifier is not a literal so that type checks
-      // and tests never fetch it; bench/deno.json's lock pins it.
-      const specifier = "npm:classic-level@3.0.0";
-      const { ClassicLevel } = await import(specifier) as {
-        ClassicLevel: new (dir: string, opts: object) => LevelDb;
-      };
-      const db = new ClassicLevel(dir, {
-        keyEncoding: "view",
-        valueEncoding: "view",
-        cacheSize: 64 << 20,
-      });
-      await db.open();
+      const db = await openLevelDb(dir);
       const putOpts = { sync: durable };
       return {
         write: (ops) =>

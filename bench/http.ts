@@ -1,10 +1,11 @@
 /**
- * HTTP benchmark (`make bench-http`): drives shale's server (sync=always) and
- * a bare `Deno.serve` Map handler (the ceiling, bench/_bare_server.ts) with
+ * HTTP benchmark (`make bench-http`): drives shale's server (sync=always), a
+ * bare `Deno.serve` Map handler (the ceiling) and the same bare handler
+ * backed by LevelDB with synced PUTs (the peer: bench/_bare_server.ts) with
  * wrk over loopback, each server pinned to one core and wrk to another.
  * Writes bench/RESULTS_HTTP.md and bench/results_http.svg (GET latency over
- * time, idle vs while a heavy write load keeps compaction busy, for both
- * servers, and for the bare handler once more with its writer paced to the
+ * time, idle vs while a heavy write load keeps compaction busy, for each
+ * server, and for the Map handler once more with its writer paced to the
  * write rate shale sustained: bench/_busy.ts).
  *
  *     deno run -A bench/http.ts                        # 10 s per workload
@@ -27,6 +28,7 @@ import {
   summary,
 } from "./_busy.ts";
 import { type Server, startServer, startTaskV8Flags } from "./_servers.ts";
+import { LEVELDB_SETUP } from "./_leveldb.ts";
 import {
   have,
   pinner,
@@ -67,8 +69,9 @@ const args = benchArgs({
   },
   // --busy-only: only the GET-latency-under-writes phase (preload, settle,
   // idle and busy windows against shale, then against the bare handler,
-  // its writer paced to shale's rate, then unpaced): no throughput workloads.
-  flags: ["no-busy", "busy-only"],
+  // its writer paced to shale's rate, then LevelDB, then the bare handler
+  // unpaced): no throughput workloads. --no-leveldb: no LevelDB runs.
+  flags: ["no-busy", "busy-only", "no-leveldb"],
 });
 const KEYS = Number(args.keys);
 const DURATION = Number(args.duration);
@@ -157,7 +160,7 @@ async function runAll(
     const r = { ...wr, cpuUs };
     res.set(w.name, r);
     console.error(
-      `${label.padEnd(6)} ${w.name.padEnd(12)} ${
+      `${label.padEnd(7)} ${w.name.padEnd(12)} ${
         fmtInt(r.rps).padStart(8)
       } req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  cpu ${
         r.cpuUs.toFixed(0)
@@ -261,8 +264,10 @@ async function writePacedWriter(rps: number): Promise<string> {
 
 let bare: Map<string, Measured> | undefined;
 let shale: Map<string, Measured> | undefined;
+let leveldb: Map<string, Measured> | undefined;
 let series: BusySeries | undefined;
 let bareSeries: BusySeries | undefined;
+let levelSeries: BusySeries | undefined;
 /** The bare handler again, its writer paced to shale's writer's rate. */
 let pacedSeries: BusySeries | undefined;
 let preloadSecs = 0;
@@ -279,8 +284,17 @@ if (BUSY_ONLY && args["no-busy"]) {
   console.error("--busy-only and --no-busy exclude each other");
   Deno.exit(2);
 }
-/** Starts the bare handler, runs `phase` against it, stops it. */
-async function withBare(phase: (b: Server) => Promise<void>): Promise<void> {
+const LEVELDB = !args["no-leveldb"];
+let levelDirs = 0;
+/**
+ * Starts the bare handler (on a Map, or on LevelDB in a fresh directory),
+ * runs `phase` against it, stops it.
+ */
+async function withBare(
+  phase: (b: Server) => Promise<void>,
+  store: "map" | "leveldb" = "map",
+): Promise<void> {
+  const name = store === "map" ? "bare server" : "leveldb server";
   try {
     const b = await startServer(
       pinned(SERVER_CPU, [
@@ -291,8 +305,13 @@ async function withBare(phase: (b: Server) => Promise<void>): Promise<void> {
         "bench/_bare_server.ts",
         "--keys",
         String(KEYS),
+        "--store",
+        store,
+        ...(store === "leveldb"
+          ? ["--dir", `${tmp}/leveldb${levelDirs++}`]
+          : []),
       ]),
-      "bare server",
+      name,
     );
     try {
       await phase(b);
@@ -300,7 +319,7 @@ async function withBare(phase: (b: Server) => Promise<void>): Promise<void> {
       await b.stop();
     }
   } catch (err) {
-    failures.push(`bare server: ${err instanceof Error ? err.message : err}`);
+    failures.push(`${name}: ${err instanceof Error ? err.message : err}`);
     console.error(failures[failures.length - 1]);
   }
 }
@@ -352,6 +371,11 @@ try {
     failures.push(`shale server: ${err instanceof Error ? err.message : err}`);
     console.error(failures[failures.length - 1]);
   }
+  if (LEVELDB && !BUSY_ONLY) {
+    await withBare(async (b) => {
+      leveldb = await runAll(b, "leveldb");
+    }, "leveldb");
+  }
   // shale throttles its writer (write stalls while compaction catches
   // up), the bare handler takes every write it is sent. A run of the bare
   // handler with its writer paced to shale's rate shows what write traffic
@@ -367,6 +391,11 @@ try {
         busyOptions(false, script),
       );
     });
+  }
+  if (!args["no-busy"] && LEVELDB) {
+    await withBare(async (b) => {
+      levelSeries = await busyRun(b, "leveldb", busyOptions(false));
+    }, "leveldb");
   }
   // The bare handler's unpaced busy phase runs last: its writer leaves GiBs
   // of values in the handler's Map, and a GET run right after that process
@@ -404,6 +433,25 @@ const rows = WORKLOADS.map((w) => {
     s ? String(s.non2xx) : "-",
   ];
 });
+// The LevelDB-backed handler: how an established LSM engine fares behind
+// the same bare handler, next to shale.
+const levelRows = WORKLOADS.map((w) => {
+  const b = bare?.get(w.name), l = leveldb?.get(w.name);
+  const s = shale?.get(w.name);
+  return [
+    w.name,
+    l ? fmtInt(l.rps) : "-",
+    ms(l?.p50),
+    ms(l?.p99),
+    l ? cpu(l.cpuUs) : "-",
+    b && l ? `${((100 * l.rps) / b.rps).toFixed(0)}%` : "-",
+    b && l && Number.isFinite(l.cpuUs / b.cpuUs)
+      ? `${((100 * b.cpuUs) / l.cpuUs).toFixed(0)}%`
+      : "-",
+    s && l ? `${(s.rps / l.rps).toFixed(2)}x` : "-",
+    l ? String(l.non2xx) : "-",
+  ];
+});
 const cpuText = (c: BusySeries["busyCpu"]) =>
   [
     `main thread ${c.main.toFixed(2)} s`,
@@ -422,7 +470,7 @@ const windowRows = (name: string, w: BusySeries | undefined) =>
     return [`${name}, ${half}`, ms(m?.p50), ms(m?.p99), ms(m?.worst)];
   });
 let compaction = "(not run)";
-if (series || bareSeries || pacedSeries) {
+if (series || bareSeries || pacedSeries || levelSeries) {
   const d = (k: string) =>
     (series?.after?.[k] ?? 0) - (series?.before?.[k] ?? 0);
   const lines = [
@@ -437,6 +485,7 @@ if (series || bareSeries || pacedSeries) {
         ...windowRows("shale", series),
         ...windowRows("bare", bareSeries),
         ...windowRows("bare, writer paced to shale's rate", pacedSeries),
+        ...windowRows("leveldb", levelSeries),
       ],
     ),
     "",
@@ -446,6 +495,8 @@ if (series || bareSeries || pacedSeries) {
       ratioText(bareSeries)
     }; bare with the writer paced to shale's write rate ${
       ratioText(pacedSeries)
+    }; LevelDB behind the bare handler, under the same writer ${
+      ratioText(levelSeries)
     }`,
   ];
   if (series) {
@@ -454,7 +505,7 @@ if (series || bareSeries || pacedSeries) {
         writerText(series)
       }${bareSeries ? `; bare ${writerText(bareSeries)}` : ""}${
         pacedSeries ? `; bare, paced, ${writerText(pacedSeries)}` : ""
-      }`,
+      }${levelSeries ? `; leveldb ${writerText(levelSeries)}` : ""}`,
       `- during the busy window the engine ran ${d("flushes")} flushes and ${
         d("compactions")
       } compactions (${
@@ -481,6 +532,11 @@ if (series || bareSeries || pacedSeries) {
       }`,
     );
   }
+  if (levelSeries) {
+    lines.push(
+      `- leveldb's CPU in the busy window: ${cpuText(levelSeries.busyCpu)}`,
+    );
+  }
   lines.push(
     `- reader: wrk with ${READER_CONNS} connections of GET hit, in 1 s windows`,
   );
@@ -493,7 +549,9 @@ if (series || bareSeries || pacedSeries) {
       ratioText(bareSeries)
     }, bare paced ${ratioText(pacedSeries)} (busy p99 ${
       ms(pacedSeries && summary(pacedSeries.busy).p99)
-    } ms, writer ${fmtInt(pacedSeries?.writerRps ?? NaN)} req/s); ${
+    } ms, writer ${fmtInt(pacedSeries?.writerRps ?? NaN)} req/s), leveldb ${
+      ratioText(levelSeries)
+    } (busy p99 ${ms(levelSeries && summary(levelSeries.busy).p99)} ms); ${
       d("stalls")
     } stalls (${Math.round(d("stallMs"))} ms), ${d("flushes")} flushes, ${
       d("compactions")
@@ -520,7 +578,8 @@ ${machineMarkdown(machine, command)}
   fmtInt(KEYS)
 } keys (16 B, 100 B values) through /kv/batch in ${preloadSecs.toFixed(1)} s
 - bare: \`Deno.serve\` answering the same routes from a Map (bench/_bare_server.ts), no durability
-- both run with deno.json's start-task V8 flags: \`${
+- leveldb: the same bare handler backed by LevelDB (${LEVELDB_SETUP}; \`getSync()\` reads, \`put(k, v, {sync: true})\` writes, iterator ranges), the same keys loaded in batches of 1000 before it listens; its compaction thread shares the pinned core
+- all run with deno.json's start-task V8 flags: \`${
   V8_FLAGS.join(" ") || "(none)"
 }\`
 
@@ -556,6 +615,32 @@ ${
 - CPU µs/req: the server process's CPU time (user + system, all threads,
   from /proc) over the run divided by the requests answered; "bare / shale
   CPU" is the req/s ratio one core would give if nothing else ran on it
+
+## LevelDB behind the same bare handler (${CONNS} connections)
+
+${
+  leveldb === undefined ? "(not run)" : `${
+    mdTable(
+      [
+        "workload",
+        "leveldb req/s",
+        "leveldb p50 ms",
+        "leveldb p99 ms",
+        "leveldb CPU µs/req",
+        "leveldb / bare",
+        "bare / leveldb CPU",
+        "shale / leveldb",
+        "leveldb non-2xx",
+      ],
+      levelRows,
+    )
+  }
+
+- What an established LSM engine gives behind the bare handler, on the same
+  core and with the same durability as shale (concurrent synced writes share
+  one fdatasync per write group in both):
+  the "/ bare" columns of shale and LevelDB measure the same thing`
+}
 
 ## GET latency while compaction is busy
 
@@ -620,6 +705,15 @@ if (!args["no-write"] && !BUSY_ONLY) {
             ? [{
               name: "bare p99, writer paced to shale's rate",
               points: pacedSeries.busy.map((x): [number, number] => [
+                x[0],
+                x[2],
+              ]),
+            }]
+            : []),
+          ...(levelSeries
+            ? [{
+              name: "leveldb p99 heavy writes",
+              points: levelSeries.busy.map((x): [number, number] => [
                 x[0],
                 x[2],
               ]),
