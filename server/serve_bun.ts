@@ -35,6 +35,10 @@ interface ConnState extends ConnClock {
 /** Where a socket's state hangs (the TLS socket and its TCP socket both). */
 const STATE = Symbol("shale.conn");
 type Tagged = Socket & { [STATE]?: ConnState };
+/** A response and the connection it is counted on. */
+type TaggedResponse = http.ServerResponse & {
+  [STATE]?: { conn: ConnState; h2: boolean };
+};
 
 const INTERNAL = JSON.stringify({
   error: { code: "internal", message: "internal server error" },
@@ -176,6 +180,19 @@ export function serveNodeHttp(
     },
   );
 
+  // One listener function for every response (its state hangs on the
+  // response), added with on(): a response closes once, and once() would
+  // wrap the listener and remove it again, per request.
+  function responseClosed(this: TaggedResponse): void {
+    const state = this[STATE];
+    if (state === undefined) return;
+    this[STATE] = undefined;
+    const s = state.conn;
+    if (state.h2) streamClosed(s);
+    else requestDone(s);
+    if (closing && s.busy === 0) s.socket.destroy();
+  }
+
   const serveRequest = async (
     req: http.IncomingMessage,
     res: http.ServerResponse,
@@ -185,18 +202,16 @@ export function serveNodeHttp(
     if (s !== undefined) {
       if (isH2) streamOpened(s);
       else requestArrived(s);
-      res.once("close", () => {
-        if (isH2) streamClosed(s);
-        else requestDone(s);
-        if (closing && s.busy === 0) s.socket.destroy();
-      });
+      (res as TaggedResponse)[STATE] = { conn: s, h2: isH2 };
+      res.on("close", responseClosed);
     }
-    const body = requestBody(req);
+    const head = readHead(req.rawHeaders);
+    const body = head.framed ? requestBody(req) : undefined;
     let response: Response;
     try {
-      const request = new Request(requestUrl(req, scheme, server), {
+      const request = new Request(requestUrl(req, head.host, scheme, server), {
         method: req.method,
-        headers: requestHeaders(req.rawHeaders),
+        headers: head.headers,
         body: body?.stream,
       });
       response = await handler(request, {
@@ -332,6 +347,7 @@ function closed(socket: Socket): Promise<void> {
  */
 function requestUrl(
   req: http.IncomingMessage,
+  host: string | undefined,
   scheme: string,
   server: http.Server,
 ): string {
@@ -340,8 +356,6 @@ function requestUrl(
     if (/^https?:\/\//i.test(target)) return target;
     return `${scheme}://invalid/${target}`;
   }
-  let host = req.headers.host ??
-    req.headers[":authority"] as string | undefined;
   if (host === undefined) {
     const a = server.address();
     host = typeof a === "object" && a !== null
@@ -351,29 +365,56 @@ function requestUrl(
   return `${scheme}://${host}${target}`;
 }
 
-/** The headers as sent, repeated names included. */
-function requestHeaders(raw: string[]): Headers {
-  const headers = new Headers();
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    // HTTP/2's pseudo-headers (:method, :path, ...) are not headers.
-    if (raw[i].charCodeAt(0) !== 58) headers.append(raw[i], raw[i + 1]);
-  }
-  return headers;
+/** What the listener reads of a request head (readHead). */
+interface Head {
+  /** The headers as sent, repeated names included. */
+  headers: Headers;
+  /** The first Host header, else HTTP/2's `:authority`. */
+  host: string | undefined;
+  /** A body is announced: a Content-Length other than 0, or a Transfer-Encoding. */
+  framed: boolean;
 }
 
 /**
- * The request body as a stream read on demand (so a body the handler
- * refuses is not buffered), or undefined when the request has none.
+ * Reads the raw header list once. `req.headers` is not used: on Bun it is
+ * built on first access, a second copy of every header per request.
+ */
+function readHead(raw: string[]): Head {
+  const headers = new Headers();
+  let host: string | undefined;
+  let authority: string | undefined;
+  let framed = false;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i], value = raw[i + 1];
+    // HTTP/2's pseudo-headers (:method, :path, ...) are not headers.
+    if (name.charCodeAt(0) === 58) {
+      if (authority === undefined && name === ":authority") authority = value;
+      continue;
+    }
+    headers.append(name, value);
+    // Lower-cased only when the length matches: most names are neither.
+    if (name.length === 4) {
+      if (host === undefined && name.toLowerCase() === "host") host = value;
+    } else if (name.length === 14) {
+      if (value !== "0" && name.toLowerCase() === "content-length") {
+        framed = true;
+      }
+    } else if (name.length === 17) {
+      if (name.toLowerCase() === "transfer-encoding") framed = true;
+    }
+  }
+  return { headers, host: host ?? authority, framed };
+}
+
+/**
+ * The body of a request that announced one (Head.framed), as a stream read
+ * on demand (so a body the handler refuses is not buffered); undefined for
+ * GET and HEAD.
  */
 function requestBody(
   req: http.IncomingMessage,
 ): { stream: ReadableStream<Uint8Array> } | undefined {
-  const length = req.headers["content-length"];
-  const framed = (length !== undefined && length !== "0") ||
-    req.headers["transfer-encoding"] !== undefined;
-  if (!framed || req.method === "GET" || req.method === "HEAD") {
-    return undefined;
-  }
+  if (req.method === "GET" || req.method === "HEAD") return undefined;
   req.pause();
   const stream = new ReadableStream<Uint8Array>({
     start(ctrl) {
