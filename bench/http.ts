@@ -561,10 +561,18 @@ if (series || bareSeries || pacedSeries || levelSeries) {
   );
 }
 /** shale's req/s as a percentage of the bare handler's for `workload`. */
-function percentOfBare(workload: string): string {
-  const b = bare?.get(workload), s = shale?.get(workload);
+function percentOfBare(
+  workload: string,
+  runs: Map<string, Measured> | undefined = shale,
+): string {
+  const b = bare?.get(workload), s = runs?.get(workload);
   return b && s ? ((100 * s.rps) / b.rps).toFixed(0) : "-";
 }
+/** ", LevelDB behind the same handler N%" when LevelDB ran. */
+const levelText = (workload: string) =>
+  leveldb === undefined
+    ? ""
+    : `; LevelDB behind the same handler ${percentOfBare(workload, leveldb)}%`;
 
 const md = `# shale HTTP benchmark results
 
@@ -608,9 +616,11 @@ ${
 }
 
 - GET hit: shale at ${percentOfBare("GET hit")}% of the bare ceiling (target
-  >= 90%, issue #12); PUT 100 B at ${
+  >= 90%, issue #12${levelText("GET hit")}); PUT 100 B at ${
   percentOfBare("PUT 100 B")
-}% (target >= 80%, with an fdatasync the bare handler does not do)
+}% (target >= 80%, with an fdatasync the bare handler does not do${
+  levelText("PUT 100 B")
+})
 - GET miss answers 404 by design (counted as non-2xx)
 - CPU µs/req: the server process's CPU time (user + system, all threads,
   from /proc) over the run divided by the requests answered; "bare / shale
@@ -636,10 +646,10 @@ ${
     )
   }
 
-- What an established LSM engine gives behind the bare handler, on the same
-  core and with the same durability as shale (concurrent synced writes share
-  one fdatasync per write group in both):
-  the "/ bare" columns of shale and LevelDB measure the same thing`
+- LevelDB shows what an established LSM engine gives behind the bare
+  handler, on the same core and with the same durability as shale
+  (concurrent synced writes share one fdatasync per write group in both);
+  its "/ bare" columns measure what shale's do in the table above`
 }
 
 ## GET latency while compaction is busy
