@@ -181,6 +181,73 @@ Deno.test("keys are percent-decoded bytes and routing uses the raw path", async 
   });
 });
 
+// The Bun listener reads Host and the body framing from the raw header
+// list itself (serve_bun.ts): header names match in any letter case there
+// as on Deno.
+contract(
+  "Host cannot redirect a request or pass for loopback, whatever its letter case",
+  [],
+  {},
+  async ({ base }) => {
+    const port = Number(new URL(base).port);
+    deepEqual((await put(base, "secret", "SECRET-VALUE")).status, 204);
+    deepEqual((await put(base, "public", "public-value")).status, 204);
+    for (const name of ["Host", "HOST", "host"]) {
+      const trick = await rawRequest(
+        port,
+        `GET /kv/public HTTP/1.1\r\n${name}: 127.0.0.1/kv/secret#`,
+      );
+      ok(!trick.body.includes("SECRET-VALUE"), `${name}: ${trick.body}`);
+      deepEqual([trick.status, errorCode(trick.body)], [400, "invalid_host"]);
+      // No token: only loopback names are served (DNS rebinding).
+      const rebound = await rawRequest(
+        port,
+        `GET /kv/public HTTP/1.1\r\n${name}: attacker.example`,
+      );
+      deepEqual(
+        [rebound.status, errorCode(rebound.body)],
+        [403, "host_not_allowed"],
+      );
+      const local = await rawRequest(
+        port,
+        `GET /kv/public HTTP/1.1\r\n${name}: 127.0.0.1:${port}`,
+      );
+      deepEqual([local.status, local.body], [200, "public-value"], name);
+    }
+  },
+);
+
+contract(
+  "PUT bodies framed by Content-Length (0 included) or chunked, in any letter case, are stored whole",
+  [],
+  {},
+  async ({ base }) => {
+    const port = Number(new URL(base).port);
+    const cases: [string, string, string, string][] = [
+      ["empty", "CONTENT-LENGTH: 0", "", ""],
+      ["five", "content-Length: 5", "hello", "hello"],
+      [
+        "chunked",
+        "Transfer-encoding: chunked",
+        "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        "hello world",
+      ],
+    ];
+    for (const [key, framing, body] of cases) {
+      const r = await rawRequest(
+        port,
+        `PUT /kv/${key} HTTP/1.1\r\nHost: 127.0.0.1\r\n${framing}`,
+        body,
+      );
+      deepEqual(r.status, 204, `${key}: ${r.body}`);
+    }
+    for (const [key, , , stored] of cases) {
+      const g = await fetch(`${base}/kv/${key}`);
+      deepEqual([g.status, await g.text()], [200, stored], key);
+    }
+  },
+);
+
 contract(
   "If-Match and If-None-Match make writes conditional",
   [],
