@@ -60,13 +60,17 @@ $(NODE_DEPS): tests/node/package-lock.json
 	npm ci --prefix tests/node --no-audit --no-fund || echo "npm ci failed: tests/node/deno_kv_test.ts will be ignored"
 
 PREAD_PERMS := --allow-read --allow-write --allow-env --allow-run --allow-sys --allow-net
+# The server processes of tests/fault/crash_load_test.ts (kill -9 under load)
+# inherit SHALE_READ_MODE, and take SHALE_COMPRESSION as their --compression.
 PREAD_SHORT := $(addprefix tests/engine/,sstable_test.ts table_cache_test.ts \
   cache_test.ts db_corruption_test.ts db_model_test.ts db_keyspace_test.ts \
-  db_crash_test.ts options_test.ts) tests/fault/corruption_test.ts
+  db_crash_test.ts options_test.ts) tests/fault/corruption_test.ts \
+  tests/fault/crash_load_test.ts
 # Table-reading tests rerun writing zstd blocks (the default writes them
 # raw); `make test-zstd` reruns the whole engine suite so.
 ZSTD_SHORT := $(addprefix tests/engine/,sstable_test.ts \
-  table_cache_test.ts db_model_test.ts db_crash_test.ts)
+  table_cache_test.ts db_model_test.ts db_crash_test.ts) \
+  tests/fault/crash_load_test.ts
 
 # The README's test command: formatting, lint, types, then every test.
 test: setup node-deps
@@ -86,11 +90,11 @@ test: setup node-deps
 
 # The whole engine suite with positional reads instead of memory maps.
 test-pread: setup
-	SHALE_READ_MODE=pread $(DENO) test $(PREAD_PERMS) tests/engine/ tests/fault/corruption_test.ts
+	SHALE_READ_MODE=pread $(DENO) test $(PREAD_PERMS) tests/engine/ tests/fault/corruption_test.ts tests/fault/crash_load_test.ts
 
 # The whole engine suite writing zstd blocks instead of raw ones.
 test-zstd: setup
-	SHALE_COMPRESSION=zstd $(DENO) test $(PREAD_PERMS) --allow-ffi tests/engine/ tests/fault/corruption_test.ts
+	SHALE_COMPRESSION=zstd $(DENO) test $(PREAD_PERMS) --allow-ffi tests/engine/ tests/fault/corruption_test.ts tests/fault/crash_load_test.ts
 
 ci: browser test
 
