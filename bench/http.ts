@@ -414,6 +414,11 @@ try {
 const ms = (v: number | undefined) =>
   v === undefined || !Number.isFinite(v) ? "-" : v.toFixed(2);
 const cpu = (v: number) => Number.isFinite(v) ? v.toFixed(0) : "-";
+/** `x` as a percentage of `of`; "-" when either is missing. */
+const pct = (x: number | undefined, of: number | undefined) =>
+  x !== undefined && of !== undefined && Number.isFinite(x / of)
+    ? `${((100 * x) / of).toFixed(0)}%`
+    : "-";
 const rows = WORKLOADS.map((w) => {
   const b = bare?.get(w.name), s = shale?.get(w.name);
   return [
@@ -424,12 +429,10 @@ const rows = WORKLOADS.map((w) => {
     s ? fmtInt(s.rps) : "-",
     ms(s?.p50),
     ms(s?.p99),
-    b && s ? `${((100 * s.rps) / b.rps).toFixed(0)}%` : "-",
+    pct(s?.rps, b?.rps),
     b ? cpu(b.cpuUs) : "-",
     s ? cpu(s.cpuUs) : "-",
-    b && s && Number.isFinite(s.cpuUs / b.cpuUs)
-      ? `${((100 * b.cpuUs) / s.cpuUs).toFixed(0)}%`
-      : "-",
+    pct(b?.cpuUs, s?.cpuUs),
     s ? String(s.non2xx) : "-",
   ];
 });
@@ -444,10 +447,8 @@ const levelRows = WORKLOADS.map((w) => {
     ms(l?.p50),
     ms(l?.p99),
     l ? cpu(l.cpuUs) : "-",
-    b && l ? `${((100 * l.rps) / b.rps).toFixed(0)}%` : "-",
-    b && l && Number.isFinite(l.cpuUs / b.cpuUs)
-      ? `${((100 * b.cpuUs) / l.cpuUs).toFixed(0)}%`
-      : "-",
+    pct(l?.rps, b?.rps),
+    pct(b?.cpuUs, l?.cpuUs),
     s && l ? `${(s.rps / l.rps).toFixed(2)}x` : "-",
     l ? String(l.non2xx) : "-",
   ];
@@ -560,19 +561,18 @@ if (series || bareSeries || pacedSeries || levelSeries) {
     }; load ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`,
   );
 }
-/** shale's req/s as a percentage of the bare handler's for `workload`. */
+/** `runs`' req/s (shale's by default) as a percentage of the bare handler's. */
 function percentOfBare(
   workload: string,
   runs: Map<string, Measured> | undefined = shale,
 ): string {
-  const b = bare?.get(workload), s = runs?.get(workload);
-  return b && s ? ((100 * s.rps) / b.rps).toFixed(0) : "-";
+  return pct(runs?.get(workload)?.rps, bare?.get(workload)?.rps);
 }
-/** ", LevelDB behind the same handler N%" when LevelDB ran. */
+/** "; LevelDB behind the same handler N%" when LevelDB ran. */
 const levelText = (workload: string) =>
   leveldb === undefined
     ? ""
-    : `; LevelDB behind the same handler ${percentOfBare(workload, leveldb)}%`;
+    : `; LevelDB behind the same handler ${percentOfBare(workload, leveldb)}`;
 
 const md = `# shale HTTP benchmark results
 
@@ -615,10 +615,10 @@ ${
   )
 }
 
-- GET hit: shale at ${percentOfBare("GET hit")}% of the bare ceiling (target
+- GET hit: shale at ${percentOfBare("GET hit")} of the bare ceiling (target
   >= 90%, issue #12${levelText("GET hit")}); PUT 100 B at ${
   percentOfBare("PUT 100 B")
-}% (target >= 80%, with an fdatasync the bare handler does not do${
+} (target >= 80%, with an fdatasync the bare handler does not do${
   levelText("PUT 100 B")
 })
 - GET miss answers 404 by design (counted as non-2xx)
