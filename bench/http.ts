@@ -60,7 +60,7 @@ const args = benchArgs({
     "busy-value-bytes": "16384",
     "busy-connections": "8",
     "reader-connections": "8",
-    // Extra `shale serve` flags, e.g. "--compaction-rate 4MiB".
+    // Extra `shale serve` flags, e.g. "--shale-args=--compaction-rate 4MiB".
     "shale-args": "",
     // Extra `deno run` flags for the shale server, e.g. "--cpu-prof".
     "server-deno-args": "",
