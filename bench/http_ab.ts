@@ -9,13 +9,15 @@
  * separates changes of a few percent that whole `bench/http.ts` runs, taken
  * a minute apart, do not. Both run with the V8 flags of deno.json's start
  * task unless `--a-deno-args` / `--b-deno-args` give a server its `deno run`
- * flags (compare V8 flags with `--a . --b .`). Prints only; writes no
- * results file.
+ * flags (compare V8 flags with `--a . --b .`). `--runtime bun` runs both
+ * on Bun (`--bun PATH`, default the one `make setup` installs) instead:
+ * the listener of the single binary. Prints only; writes no results file.
  *
  *     deno run -A bench/http_ab.ts --a ../wt-main --b . --rounds 8
  *     deno run -A bench/http_ab.ts --a ../wt-main --b . --workloads get_hit
  *     deno run -A bench/http_ab.ts --a . --b . \
  *       --a-deno-args=--v8-flags=--max-semi-space-size=16
+ *     deno run -A bench/http_ab.ts --a ../wt-main --b . --runtime bun
  *
  * @module
  */
@@ -38,8 +40,14 @@ const { values: args } = parseArgs({
     "wrk-cpu": { type: "string", default: "1" },
     "a-deno-args": { type: "string" },
     "b-deno-args": { type: "string" },
+    runtime: { type: "string", default: "deno" },
+    bun: { type: "string", default: ".tools/node_modules/.bin/bun" },
   },
 });
+if (args.runtime !== "deno" && args.runtime !== "bun") {
+  console.error(`--runtime is deno or bun, not ${args.runtime}`);
+  Deno.exit(2);
+}
 if (args.a === undefined || args.b === undefined) {
   console.error("usage: bench/http_ab.ts --a DIR --b DIR [--rounds N]");
   Deno.exit(2);
@@ -70,14 +78,17 @@ async function start(
   name: string,
   denoArgs: string | undefined,
 ): Promise<Server> {
+  const runtime = args.runtime === "bun" ? [args.bun] : [
+    Deno.execPath(),
+    "run",
+    "-A",
+    ...(denoArgs === undefined
+      ? startTaskV8Flags()
+      : denoArgs.split(/\s+/).filter((a) => a !== "")),
+  ];
   const s = await startServer(
     pinned(args["server-cpu"], [
-      Deno.execPath(),
-      "run",
-      "-A",
-      ...(denoArgs === undefined
-        ? startTaskV8Flags()
-        : denoArgs.split(/\s+/).filter((a) => a !== "")),
+      ...runtime,
       `${dir}/server/main.ts`,
       "serve",
       "--port",
