@@ -414,6 +414,12 @@ try {
 const ms = (v: number | undefined) =>
   v === undefined || !Number.isFinite(v) ? "-" : v.toFixed(2);
 const cpu = (v: number) => Number.isFinite(v) ? v.toFixed(0) : "-";
+/** A server's req/s, p50 and p99 cells for one workload. */
+const runCells = (m: Measured | undefined) => [
+  m ? fmtInt(m.rps) : "-",
+  ms(m?.p50),
+  ms(m?.p99),
+];
 /** `x` as a percentage of `of`; "-" when either is missing. */
 const pct = (x: number | undefined, of: number | undefined) =>
   x !== undefined && of !== undefined && Number.isFinite(x / of)
@@ -423,12 +429,8 @@ const rows = WORKLOADS.map((w) => {
   const b = bare?.get(w.name), s = shale?.get(w.name);
   return [
     w.name,
-    b ? fmtInt(b.rps) : "-",
-    ms(b?.p50),
-    ms(b?.p99),
-    s ? fmtInt(s.rps) : "-",
-    ms(s?.p50),
-    ms(s?.p99),
+    ...runCells(b),
+    ...runCells(s),
     pct(s?.rps, b?.rps),
     b ? cpu(b.cpuUs) : "-",
     s ? cpu(s.cpuUs) : "-",
@@ -443,9 +445,7 @@ const levelRows = WORKLOADS.map((w) => {
   const s = shale?.get(w.name);
   return [
     w.name,
-    l ? fmtInt(l.rps) : "-",
-    ms(l?.p50),
-    ms(l?.p99),
+    ...runCells(l),
     l ? cpu(l.cpuUs) : "-",
     pct(l?.rps, b?.rps),
     pct(b?.cpuUs, l?.cpuUs),
