@@ -35,6 +35,18 @@ export interface Server {
 
 /** Clock ticks per second of /proc/<pid>/stat (USER_HZ, 100 on Linux). */
 const USER_HZ = 100;
+const encoder = new TextEncoder();
+
+/**
+ * Where a server's whole output goes besides the first 200 lines kept in
+ * memory: `$BENCH_SERVER_LOG.<pid>` when that variable is set (for
+ * `--v8-flags=--trace-gc` and the like, which print a line per event).
+ */
+function serverLogFile(pid: number): Deno.FsFile | undefined {
+  const prefix = Deno.env.get("BENCH_SERVER_LOG");
+  if (prefix === undefined || prefix === "") return undefined;
+  return Deno.openSync(`${prefix}.${pid}`, { create: true, append: true });
+}
 
 /** utime + stime of process `pid` in seconds, or NaN. */
 export function processCpuSeconds(pid: number): number {
@@ -66,6 +78,7 @@ export async function startServer(
   const log: string[] = [];
   let resolveUrl: (u: string) => void;
   const urlP = new Promise<string>((r) => (resolveUrl = r));
+  const logFile = serverLogFile(child.pid);
   const drain = async (s: ReadableStream<Uint8Array>) => {
     let buf = "";
     for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
@@ -75,6 +88,7 @@ export async function startServer(
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
         if (log.length < 200) log.push(line);
+        logFile?.writeSync(encoder.encode(line + "\n"));
         const m = /http:\/\/127\.0\.0\.1:(\d+)/.exec(line);
         if (m) resolveUrl(`http://127.0.0.1:${m[1]}`);
       }
