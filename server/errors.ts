@@ -19,6 +19,7 @@
 import { type ErrorCode, ShaleError } from "../mod.ts";
 import { HttpError } from "./_codec.ts";
 import { markSmall } from "./response_guard.ts";
+import { KEEP_PARTS, withParts } from "./response_parts.ts";
 
 export { HttpError } from "./_codec.ts";
 
@@ -122,7 +123,21 @@ export function fixedError(
 ): () => Response {
   const body = JSON.stringify({ error: { code, message } });
   const init = { status, headers: JSON_HEADERS };
-  return () => markSmall(new Response(body, init), body.length * 3);
+  if (!KEEP_PARTS) {
+    return () => markSmall(new Response(body, init), body.length * 3);
+  }
+  // On Bun the listener writes these instead of reading each Response back.
+  const bytes = new TextEncoder().encode(body);
+  const headers = {
+    ...JSON_HEADERS,
+    "content-length": String(bytes.length),
+  };
+  return () =>
+    withParts(
+      markSmall(new Response(body, init), bytes.length),
+      headers,
+      bytes,
+    );
 }
 
 /** Turns any thrown value into the Response the client gets. Never throws. */

@@ -10,6 +10,7 @@
  */
 import type * as http from "node:http";
 import { CHUNK_TIMED } from "./response_guard.ts";
+import { responseParts } from "./response_parts.ts";
 
 /** Headers HTTP/2 forbids (RFC 9113, 8.2.2): dropped from its responses. */
 const H1_ONLY = [
@@ -136,6 +137,14 @@ export async function writeResponse(
   closeAfter: boolean,
   h2: boolean,
 ): Promise<void> {
+  // A hot route's answer, kept as written (response_parts.ts); the rare
+  // cases that change its headers take the general path.
+  const parts = closeAfter || h2 ? undefined : responseParts(response);
+  if (parts !== undefined) {
+    res.writeHead(response.status, parts.headers);
+    res.end(parts.body);
+    return;
+  }
   const headers: Record<string, string> = {};
   response.headers.forEach((v, k) => {
     headers[k] = v;
