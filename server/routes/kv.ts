@@ -123,13 +123,14 @@ function answer(r: StoreEntry | undefined, ctx: Ctx): Response {
   // for instead (one header less on Deno: about 1 µs).
   const small = length < LARGE_RESPONSE_BYTES;
   if (!small || KEEP_PARTS) headers["content-length"] = String(length);
-  const res = new Response(r.value as Uint8Array<ArrayBuffer>, {
+  // The value may be borrowed (valid only until this returns): kept as
+  // parts, it is copied first, and the Response is built on the copy.
+  const body = small && KEEP_PARTS ? r.value.slice() : r.value;
+  const res = new Response(body as Uint8Array<ArrayBuffer>, {
     status: 200,
     headers,
   });
-  // The value may be borrowed (valid only until this returns): the parts
-  // keep a copy, as the Response did.
-  if (small && KEEP_PARTS) withParts(res, headers, r.value.slice());
+  if (body !== r.value) withParts(res, headers, body);
   return markSmall(res, length);
 }
 
