@@ -13,7 +13,9 @@
  * @module
  */
 import { benchArgs } from "./_args.ts";
+import { median } from "./_measure.ts";
 import { startTaskV8Flags } from "./_servers.ts";
+import { pinner, wrkRunner, wrkScripts } from "./_wrk.ts";
 import {
   commandLine,
   machineInfo,
@@ -49,12 +51,7 @@ const PERMS = [
   "--allow-ffi",
 ];
 
-const hasTaskset = (await new Deno.Command("sh", {
-  args: ["-c", "command -v taskset"],
-  stdout: "null",
-}).output()).success;
-const pinned = (cpu: string, cmd: string[]) =>
-  hasTaskset ? ["taskset", "-c", cpu, ...cmd] : cmd;
+const pinned = pinner();
 
 const VARIANTS: { name: string; cmd: string[] }[] = [
   {
@@ -129,50 +126,26 @@ async function stop(s: Running): Promise<void> {
   await s.child.status;
 }
 
-const LUA = `
-local n = 10000
-local method = "GET"
-function init(args)
-  n = tonumber(args[1]) or n
-  method = args[2] or method
-end
-local body = string.rep("v", 100)
-function request()
-  local k = string.format("/kv/k%015d", math.random(0, n - 1))
-  if method == "PUT" then return wrk.format("PUT", k, nil, body) end
-  return wrk.format("GET", k)
-end`;
-const lua = await Deno.makeTempFile({ suffix: ".lua" });
-await Deno.writeTextFile(lua, LUA);
+// The HTTP benchmark's scripts (bench/_wrk.ts): `get_hit` and `put` send
+// 100-byte values over KEYS keys.
+const scriptDir = await Deno.makeTempDir({ prefix: "shale-bench-bin-wrk-" });
+for (const [name, text] of Object.entries(wrkScripts(100))) {
+  await Deno.writeTextFile(`${scriptDir}/${name}.lua`, text);
+}
+const runner = wrkRunner({ cpu: "1", scriptDir, keys: KEYS, pinned });
 
+/** req/s of `script` against `base`; any error answer fails the run. */
 async function wrk(
   base: string,
-  method: string,
+  script: "get_hit" | "put",
   seconds = DURATION,
 ): Promise<number> {
-  const cmd = pinned("1", [
-    "wrk",
-    "-t1",
-    `-c${CONNS}`,
-    `-d${seconds}s`,
-    "-s",
-    lua,
-    base,
-    "--",
-    String(KEYS),
-    method,
-  ]);
-  const out = await new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  const m = text.match(/Requests\/sec:\s+([\d.]+)/);
-  if (!out.success || m === null) throw new Error(`wrk failed: ${text}`);
-  const non2xx = text.match(/Non-2xx or 3xx responses: (\d+)/);
-  if (non2xx) throw new Error(`${non2xx[1]} error answers during ${method}`);
-  return Number(m[1]);
+  const r = await runner.wrk(base, script, seconds, CONNS);
+  if (r.non2xx > 0) {
+    throw new Error(`${r.non2xx} error answers during ${script}`);
+  }
+  if (!(r.rps > 0)) throw new Error(`wrk reported no rate for ${script}`);
+  return r.rps;
 }
 
 /** Writes every key once (batches of 1000) so GETs all hit. */
@@ -194,11 +167,6 @@ async function preload(base: string): Promise<void> {
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
 const rows: string[][] = [];
 for (const v of VARIANTS) {
   const tmp = await Deno.makeTempDir({ prefix: "shale-bench-bin-" });
@@ -211,10 +179,10 @@ for (const v of VARIANTS) {
     }
     const { s } = await start(v.cmd, `${tmp}/data`);
     await preload(s.base);
-    if (WARMUP > 0) await wrk(s.base, "PUT", WARMUP);
-    const put = await wrk(s.base, "PUT");
-    if (WARMUP > 0) await wrk(s.base, "GET", WARMUP);
-    const get = await wrk(s.base, "GET");
+    if (WARMUP > 0) await wrk(s.base, "put", WARMUP);
+    const put = await wrk(s.base, "put");
+    if (WARMUP > 0) await wrk(s.base, "get_hit", WARMUP);
+    const get = await wrk(s.base, "get_hit");
     await stop(s);
     const size = v.cmd.length === 1
       ? `${((await Deno.stat(v.cmd[0])).size / 2 ** 20).toFixed(1)} MiB`
@@ -233,7 +201,7 @@ for (const v of VARIANTS) {
     await Deno.remove(tmp, { recursive: true });
   }
 }
-await Deno.remove(lua);
+await Deno.remove(scriptDir, { recursive: true });
 
 const bunVersion = new TextDecoder().decode(
   (await new Deno.Command(args.bun, { args: ["--version"], stdout: "piped" })
