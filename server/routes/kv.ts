@@ -122,15 +122,16 @@ function answer(r: StoreEntry | undefined, ctx: Ctx): Response {
   // the Bun listener writes the parts kept below. Small ones are vouched
   // for instead (one header less on Deno: about 1 µs).
   const small = length < LARGE_RESPONSE_BYTES;
-  if (!small || KEEP_PARTS) headers["content-length"] = String(length);
+  const keepParts = small && KEEP_PARTS;
+  if (!small || keepParts) headers["content-length"] = String(length);
   // The value may be borrowed (valid only until this returns): kept as
   // parts, it is copied first, and the Response is built on the copy.
-  const body = small && KEEP_PARTS ? r.value.slice() : r.value;
+  const body = keepParts ? r.value.slice() : r.value;
   const res = new Response(body as Uint8Array<ArrayBuffer>, {
     status: 200,
     headers,
   });
-  if (body !== r.value) withParts(res, headers, body);
+  if (keepParts) withParts(res, headers, body);
   return markSmall(res, length);
 }
 
