@@ -126,6 +126,14 @@ export const SERVE_FLAGS: FlagSpec[] = [
       "nice value 0-19 of the compaction worker thread, so the OS prefers the request thread when they share a core (Linux, needs --allow-ffi under Deno; 0 leaves it alone)",
   },
   {
+    name: "gc-thread-nice",
+    type: "string",
+    default: "5",
+    valueName: "N",
+    help:
+      "nice value 0-19 of the JavaScript runtime's garbage-collector helper threads, so the OS prefers the request thread when they share a core (Linux under Deno, needs --allow-ffi; 0 leaves them alone)",
+  },
+  {
     name: "base-level-size",
     type: "string",
     default: "16MiB",

@@ -38,6 +38,7 @@ import { runClient } from "./client_cli.ts";
 import { CLIENT_COMMANDS } from "./client_cli_help.ts";
 import { runMigrate } from "./migrate_cli.ts";
 import { errorText } from "./error_text.ts";
+import { lowerGcThreads } from "./gc_threads.ts";
 
 /** A logger writing one line per call to `out`, as text or JSON. */
 export function createLogger(
@@ -127,6 +128,12 @@ async function serve(cfg: ServeConfig): Promise<number> {
   const opened = await openStore(cfg, log);
   if (opened === undefined) return 1;
   const { db, store, listenFields } = opened;
+  const gcThreads = lowerGcThreads(cfg.gcThreadNice);
+  if (gcThreads.requested > 0 && gcThreads.reason !== null) {
+    log("info", "garbage-collector threads keep their priority", {
+      why: gcThreads.reason,
+    });
+  }
 
   const metrics = new Metrics();
   const handler = createHandler(db ?? store!, {
@@ -233,6 +240,7 @@ async function serve(cfg: ServeConfig): Promise<number> {
             version: VERSION,
             runtime: `${runtime.name} ${runtime.version}`,
             max_connections: metrics.connections.max || "none",
+            gc_threads_reniced: gcThreads.threads,
           });
         },
       },

@@ -36,6 +36,8 @@ export interface ServeConfig {
   compactionBytesPerSecond: number;
   /** Nice value of the background worker threads; 0 leaves them alone. */
   compactionNice: number;
+  /** Nice value of V8's garbage-collector helper threads; 0 leaves them alone. */
+  gcThreadNice: number;
   baseLevelBytes: number;
   maxKeyBytes: number;
   maxValueBytes: number;
@@ -238,6 +240,13 @@ export function parseServeConfig(
     compactionNice: int(
       get("compaction-nice")!,
       label("compaction-nice"),
+      0,
+      19,
+      fail,
+    ),
+    gcThreadNice: int(
+      get("gc-thread-nice")!,
+      label("gc-thread-nice"),
       0,
       19,
       fail,

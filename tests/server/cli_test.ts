@@ -19,6 +19,7 @@ Deno.test("serve defaults match the issue: ./data, 127.0.0.1:8080, sync always, 
   deepEqual(c.maxBatchBytes, 8 << 20);
   deepEqual([c.compression, c.compactionBytesPerSecond], ["none", 0]);
   deepEqual(c.compactionNice, 10);
+  deepEqual(c.gcThreadNice, 5);
   const d = parseCommandLine(
     [
       "serve",
@@ -28,12 +29,15 @@ Deno.test("serve defaults match the issue: ./data, 127.0.0.1:8080, sync always, 
       "32MiB",
       "--compaction-nice",
       "19",
+      "--gc-thread-nice",
+      "0",
     ],
     noEnv,
   );
   ok(d.command === "serve");
   deepEqual([d.compression, d.compactionBytesPerSecond], ["zstd", 32 << 20]);
   deepEqual(d.compactionNice, 19);
+  deepEqual(d.gcThreadNice, 0);
 });
 
 Deno.test("every flag has a SHALE_* env var and flags win over it", () => {
@@ -130,6 +134,8 @@ Deno.test("bad command lines are usage errors", () => {
       ["serve", "--compaction-rate", "0"],
       ["serve", "--compaction-nice", "20"],
       ["serve", "--compaction-nice", "-1"],
+      ["serve", "--gc-thread-nice", "20"],
+      ["serve", "--gc-thread-nice", "ten"],
       ["serve", "--max-key-size", "5000"],
       ["serve", "--auth-token", "has space"],
       ["serve", "--port"],

@@ -583,3 +583,32 @@ Deno.test({
     }
   },
 });
+
+eachRuntime(
+  "the start-up line says how many garbage-collector threads were reniced, and why none when none",
+  async (rt) => {
+    const dir = await Deno.makeTempDir({ prefix: "shale-proc-" });
+    try {
+      const a = await startServe(rt, dir, ["--sync", "none"]);
+      const n = Number(a.proc.output().match(/gc_threads_reniced=(\d+)/)?.[1]);
+      if (rt === "deno" && Deno.build.os === "linux") {
+        // `deno task start`'s permissions include --allow-ffi.
+        ok(n >= 1, a.proc.output());
+        ok(!/keep their priority/.test(a.proc.output()), a.proc.output());
+      } else {
+        deepEqual(n, 0, a.proc.output());
+        match(a.proc.output(), /keep their priority why=/);
+      }
+      a.proc.child.kill("SIGTERM");
+      deepEqual(await a.proc.finished, 0, a.proc.output());
+
+      const b = await startServe(rt, dir, ["--gc-thread-nice", "0"]);
+      match(b.proc.output(), /gc_threads_reniced=0/);
+      ok(!/keep their priority/.test(b.proc.output()), b.proc.output());
+      b.proc.child.kill("SIGTERM");
+      deepEqual(await b.proc.finished, 0, b.proc.output());
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
