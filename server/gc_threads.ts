@@ -11,13 +11,13 @@
  * higher nice value the marking still gets done (the main thread does more
  * of it in its own short steps, and the helpers run when the core is free)
  * but preempts requests less. Not too high, though: a full collection's
- * final pause waits for the helpers' last marking, and a helper at nice 10
- * then loses the core to every normal thread (the flush worker, the WAL's
- * fsync) while the event loop waits for it. Measured with `bench/http.ts
+ * final pause waits for the helpers' last marking, and a starved helper
+ * finishes it late while the event loop waits. Measured with `bench/http.ts
  * --busy-only --no-leveldb` (GET p99 while 8 connections PUT 16 KiB values,
  * the server pinned to one core; bench/README.md has the runs): nice 10 cut
- * the busy p99 most but doubled the longest event-loop stall; nice 5, the
- * default, cut it by about a fifth with the stall unchanged.
+ * the busy p99 most, but its final pauses grew and the longest event-loop
+ * stall doubled; nice 5, the default, cut the p99 by about a fifth with the
+ * longest stall unchanged.
  *
  * The pool is the process's, shared by every isolate, so only the server
  * does this: an embedding application keeps its threads as they are. Linux
@@ -75,7 +75,9 @@ export function procThreads(taskDir = "/proc/self/task"): Map<number, string> {
   const buf = new Uint8Array(64 * 1024);
   const out = new Map<number, string>();
   try {
-    const dir = c.open(cPath(taskDir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    // (No O_DIRECTORY: its value differs between architectures, and
+    // getdents64 fails on anything else anyway.)
+    const dir = c.open(cPath(taskDir), O_RDONLY | O_CLOEXEC);
     if (dir < 0) throw new Error(`cannot open ${taskDir}`);
     const tids: number[] = [];
     try {
@@ -116,7 +118,6 @@ export function procThreads(taskDir = "/proc/self/task"): Map<number, string> {
 
 const LIBC = "libc.so.6";
 const O_RDONLY = 0;
-const O_DIRECTORY = 0o200000;
 const O_CLOEXEC = 0o2000000;
 
 /**
