@@ -128,12 +128,8 @@ async function serve(cfg: ServeConfig): Promise<number> {
   const opened = await openStore(cfg, log);
   if (opened === undefined) return 1;
   const { db, store, listenFields } = opened;
+  // Reported in the listening line; why not, on a line after it.
   const gcThreads = lowerGcThreads(cfg.gcThreadNice);
-  if (gcThreads.requested > 0 && gcThreads.reason !== null) {
-    log("info", "garbage-collector threads keep their priority", {
-      why: gcThreads.reason,
-    });
-  }
 
   const metrics = new Metrics();
   const handler = createHandler(db ?? store!, {
@@ -259,6 +255,11 @@ async function serve(cfg: ServeConfig): Promise<number> {
     return 1;
   }
 
+  if (gcThreads.requested > 0 && gcThreads.reason !== null) {
+    log("info", "garbage-collector threads keep their priority", {
+      why: gcThreads.reason,
+    });
+  }
   if (server.unenforced !== undefined) {
     log("info", "some connection limits are not enforced on this runtime", {
       why: server.unenforced,

@@ -597,7 +597,8 @@ eachRuntime(
         ok(!/keep their priority/.test(a.proc.output()), a.proc.output());
       } else {
         deepEqual(n, 0, a.proc.output());
-        match(a.proc.output(), /keep their priority why=/);
+        // Logged right after the listening line.
+        await a.proc.waitFor(/keep their priority why=/);
       }
       a.proc.child.kill("SIGTERM");
       deepEqual(await a.proc.finished, 0, a.proc.output());
