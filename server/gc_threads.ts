@@ -16,8 +16,8 @@
  * --busy-only --no-leveldb` (GET p99 while 8 connections PUT 16 KiB values,
  * the server pinned to one core; bench/README.md has the runs): nice 10 cut
  * the busy p99 most, but its final pauses grew and the longest event-loop
- * stall doubled; nice 5, the default, cut the p99 by about a fifth with the
- * longest stall unchanged.
+ * stall doubled; nice 5, the default, cut the p99 by about a sixth (0.83x)
+ * with the longest stall unchanged.
  *
  * The pool is the process's, shared by every isolate, so only the server
  * does this: an embedding application keeps its threads as they are. Linux
