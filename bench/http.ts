@@ -463,6 +463,21 @@ const writerText = (w: BusySeries) =>
   `${fmtInt(w.writerRps)} req/s (${
     ((w.writerRps * BUSY_VALUE) / 1048576).toFixed(1)
   } MiB/s)${w.writerNon2xx ? `, ${w.writerNon2xx} non-2xx` : ""}`;
+/**
+ * The engine's longest event-loop stall (a maximum since start) before the
+ * writer started and after the busy window: a larger value after means the
+ * longest stall fell within the busy window.
+ */
+const stallText = (w: BusySeries) => {
+  const before = w.before?.maxEventLoopStallMs;
+  const after = w.after?.maxEventLoopStallMs;
+  if (before === undefined || after === undefined) return "";
+  return `longest event-loop stall ${before} ms from start to the busy window (preload included)${
+    after > before
+      ? `, ${after} ms within the busy window`
+      : ", none as long within it"
+  }`;
+};
 const ratioText = (w: BusySeries | undefined) =>
   w ? `${busyRatio(w).toFixed(2)}x` : "-";
 const windowRows = (name: string, w: BusySeries | undefined) =>
@@ -513,9 +528,7 @@ if (series || bareSeries || pacedSeries || levelSeries) {
         (d("compactBytesWritten") / 1048576).toFixed(0)
       } MiB written by compaction), ${d("stalls")} write stalls (${
         Math.round(d("stallMs"))
-      } ms), ${
-        d("slowdowns")
-      } slowdowns; longest event-loop stall since start ${series.after?.maxEventLoopStallMs} ms`,
+      } ms), ${d("slowdowns")} slowdowns; ${stallText(series)}`,
       `- shale's CPU in the busy window: ${
         cpuText(series.busyCpu)
       } (worker-1 is the flush worker, worker-2 the compaction worker)`,
