@@ -151,16 +151,34 @@ export function lowerThreadPriority(
   }
   if (typeof calls === "string") return result(false, calls);
   try {
-    const tid = calls.gettid();
-    if (calls.setNice(tid, nice) !== 0) {
-      return result(false, "setpriority failed");
-    }
-    // Read it back: the call's success is not proof enough across FFIs.
+    const why = setThreadNice(calls, calls.gettid(), nice);
+    return result(why === null, why);
+  } catch (err) {
+    return result(false, errorMessage(err));
+  }
+}
+
+/**
+ * Sets thread `tid`'s nice value through `calls` and reads it back (the
+ * call's success is not proof enough across FFIs). Returns null when it
+ * took effect, else why not; never throws.
+ */
+export function setThreadNice(
+  calls: PriorityCalls,
+  tid: number,
+  nice: number,
+): string | null {
+  try {
+    if (calls.setNice(tid, nice) !== 0) return "setpriority failed";
     const now = calls.getNice(tid);
     return now === nice
-      ? result(true, null)
-      : result(false, `the thread's nice value is ${now}, not ${nice}`);
+      ? null
+      : `the thread's nice value is ${now}, not ${nice}`;
   } catch (err) {
-    return result(false, err instanceof Error ? err.message : String(err));
+    return errorMessage(err);
   }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -31,6 +31,7 @@ import {
   MAX_NICE,
   type PriorityCalls,
   priorityCalls,
+  setThreadNice,
 } from "../engine/thread_priority.ts";
 import { isBun } from "../engine/runtime.ts";
 import { errorText } from "./error_text.ts";
@@ -71,7 +72,9 @@ export function procThreads(taskDir = "/proc/self/task"): Map<number, string> {
     getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   });
   const c = lib.symbols;
-  const cPath = (s: string) => new TextEncoder().encode(`${s}\0`);
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  const cPath = (s: string) => encoder.encode(`${s}\0`);
   const buf = new Uint8Array(64 * 1024);
   const out = new Map<number, string>();
   try {
@@ -88,9 +91,7 @@ export function procThreads(taskDir = "/proc/self/task"): Map<number, string> {
         const view = new DataView(buf.buffer, 0, n);
         for (let p = 0; p < n; p += view.getUint16(p + 16, true)) {
           const end = buf.indexOf(0, p + 19);
-          const tid = Number(
-            new TextDecoder().decode(buf.subarray(p + 19, end)),
-          );
+          const tid = Number(decoder.decode(buf.subarray(p + 19, end)));
           if (Number.isInteger(tid) && tid > 0) tids.push(tid);
         }
       }
@@ -104,7 +105,7 @@ export function procThreads(taskDir = "/proc/self/task"): Map<number, string> {
       try {
         const n = Number(c.read(fd, buf, BigInt(buf.length)));
         if (n <= 0) continue;
-        const name = new TextDecoder().decode(buf.subarray(0, n));
+        const name = decoder.decode(buf.subarray(0, n));
         out.set(tid, name.replace(/\n$/, ""));
       } finally {
         c.close(fd);
@@ -157,16 +158,8 @@ export function lowerGcThreads(
   let failed = 0;
   for (const [tid, name] of threads) {
     if (name !== V8_HELPER_THREAD) continue;
-    try {
-      // Read back: the call's success is not proof enough across FFIs.
-      if (calls.setNice(tid, nice) === 0 && calls.getNice(tid) === nice) {
-        done++;
-        continue;
-      }
-    } catch {
-      // counted below
-    }
-    failed++;
+    if (setThreadNice(calls, tid, nice) === null) done++;
+    else failed++;
   }
   if (done + failed === 0) {
     return result(0, `no thread named "${V8_HELPER_THREAD}"`);
