@@ -10,12 +10,12 @@ import { compareBytes, PreconditionFailedError, prefixEnd } from "../../mod.ts";
 import {
   checkTtl,
   clip,
-  fromBase64,
   HttpError,
   isObject,
   parseJson,
   parseQuery,
 } from "../_codec.ts";
+import { Base64Slab } from "../base64_slab.ts";
 import { readBody } from "../body.ts";
 import { type Ctx, json, type ServerEnv } from "../context.ts";
 import { renderError } from "../errors.ts";
@@ -125,6 +125,9 @@ export function parseBatch(
       "key_too_long",
       `op ${i}: ${what} is ${key.length} bytes; the limit is ${maxKeyBytes}`,
     );
+  // One slab for the batch's fields: the engine copies them when it
+  // encodes the write, so the views live no longer than the request.
+  const slab = new Base64Slab();
   return raw.map((op, i): StoreOp => {
     if (!isObject(op)) throw bad(`op ${i} must be an object`);
     const allowed = op.op === "put"
@@ -145,9 +148,9 @@ export function parseBatch(
       }
     }
     if (op.op === "delete_range") {
-      return parseDeleteRange(op, i, maxKeyBytes, tooLong);
+      return parseDeleteRange(op, i, maxKeyBytes, tooLong, slab);
     }
-    const key = fromBase64(op.key, `op ${i} key`);
+    const key = slab.decode(op.key, `op ${i} key`);
     if (key.length === 0) throw bad(`op ${i}: key is empty`);
     if (key.length > maxKeyBytes) throw tooLong(i, "key", key);
     let ifVersion: IfVersion;
@@ -176,7 +179,7 @@ export function parseBatch(
       return { type: "check", key, ifVersion };
     }
     if (op.value === undefined) throw bad(`op ${i}: put needs a value`);
-    const value = fromBase64(op.value, `op ${i} value`);
+    const value = slab.decode(op.value, `op ${i} value`);
     if (value.length > maxValueBytes) {
       throw new HttpError(
         413,
@@ -206,12 +209,13 @@ function parseDeleteRange(
   i: number,
   maxKeyBytes: number,
   tooLong: (i: number, what: string, key: Uint8Array) => HttpError,
+  slab: Base64Slab,
 ): StoreOp {
   const bad = (message: string) =>
     new HttpError(400, "invalid_batch", `op ${i}: ${message}`);
   const field = (name: string): Uint8Array | undefined => {
     if (op[name] === undefined) return undefined;
-    const b = fromBase64(op[name], `op ${i} ${name}`);
+    const b = slab.decode(op[name], `op ${i} ${name}`);
     if (b.length > maxKeyBytes) throw tooLong(i, name, b);
     return b;
   };

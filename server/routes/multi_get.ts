@@ -11,7 +11,8 @@
  *
  * @module
  */
-import { clip, fromBase64, HttpError, parseJson, toBase64 } from "../_codec.ts";
+import { clip, HttpError, parseJson, toBase64 } from "../_codec.ts";
+import { Base64Slab } from "../base64_slab.ts";
 import { readBody } from "../body.ts";
 import { requestHeader } from "../request_headers.ts";
 import type { Ctx, RouteHandler, ServerEnv } from "../context.ts";
@@ -159,8 +160,10 @@ function parseKeys(
       `multi-get has ${raw.length} keys; the limit is ${maxKeys}`,
     );
   }
+  // The keys only live as long as the request: views of shared slabs.
+  const slab = new Base64Slab();
   return raw.map((text, i) => {
-    const key = fromBase64(text, `key ${i}`);
+    const key = slab.decode(text, `key ${i}`);
     if (key.length === 0) {
       throw new HttpError(400, "invalid_key", `key ${i} is empty`);
     }
