@@ -49,8 +49,6 @@ export function requestUrl(
 
 /** What the listener reads of a request head (readHead). */
 export interface Head {
-  /** The headers as sent, repeated names included. */
-  headers: Headers;
   /** The first Host header, else HTTP/2's `:authority`. */
   host: string | undefined;
   /** A body is announced: a Content-Length other than 0, or a Transfer-Encoding. */
@@ -58,11 +56,12 @@ export interface Head {
 }
 
 /**
- * Reads the raw header list once. `req.headers` is not used: on Bun it is
- * built on first access, a second copy of every header per request.
+ * Reads the raw header list once for what the listener needs; the handler's
+ * headers are read from the same list (`node_request.ts`). `req.headers` is
+ * not used: on Bun it is built on first access, a second copy of every
+ * header per request.
  */
 export function readHead(raw: string[]): Head {
-  const headers = new Headers();
   let host: string | undefined;
   let authority: string | undefined;
   let framed = false;
@@ -73,7 +72,6 @@ export function readHead(raw: string[]): Head {
       if (authority === undefined && name === ":authority") authority = value;
       continue;
     }
-    headers.append(name, value);
     // Lower-cased only when the length matches: most names are neither.
     if (name.length === 4) {
       if (host === undefined && name.toLowerCase() === "host") host = value;
@@ -85,7 +83,7 @@ export function readHead(raw: string[]): Head {
       if (name.toLowerCase() === "transfer-encoding") framed = true;
     }
   }
-  return { headers, host: host ?? authority, framed };
+  return { host: host ?? authority, framed };
 }
 
 /**
@@ -95,12 +93,12 @@ export function readHead(raw: string[]): Head {
  */
 export function requestBody(
   req: http.IncomingMessage,
-): { stream: ReadableStream<Uint8Array> } | undefined {
+): { stream: ReadableStream<Uint8Array<ArrayBuffer>> } | undefined {
   if (req.method === "GET" || req.method === "HEAD") return undefined;
   req.pause();
-  const stream = new ReadableStream<Uint8Array>({
+  const stream = new ReadableStream<Uint8Array<ArrayBuffer>>({
     start(ctrl) {
-      req.on("data", (chunk: Uint8Array) => {
+      req.on("data", (chunk: Uint8Array<ArrayBuffer>) => {
         ctrl.enqueue(chunk);
         if ((ctrl.desiredSize ?? 0) <= 0) req.pause();
       });

@@ -11,14 +11,17 @@
  * header; {@link requestHeader} makes the same call directly, so the answer
  * is the same (for repeated headers too) and nothing is exposed.
  *
- * Everywhere else (Bun, a `new Request(...)` in tests, a Deno whose request
- * has no such record) it is `req.headers.get(name)`.
+ * On Bun the listener's requests read the header from the raw header list
+ * (`node_request.ts`), for the same reason: no `Headers` is built. Everywhere
+ * else (a `new Request(...)` in tests, a Deno whose request has no such
+ * record) it is `req.headers.get(name)`.
  *
  * Call it only while the request is being handled, before its answer is
  * returned: the internal record is closed once the answer is sent.
  *
  * @module
  */
+import { NodeRequest } from "./node_request.ts";
 
 /** Deno's internal request record of a served request. */
 interface InnerRequest {
@@ -44,6 +47,7 @@ function findInnerKey(req: Request): symbol | null {
  * `req.headers.get(name)` answers.
  */
 export function requestHeader(req: Request, name: string): string | null {
+  if (req instanceof NodeRequest) return req.header(name);
   if (innerKey === undefined) innerKey = findInnerKey(req);
   if (innerKey !== null) {
     const inner = (req as unknown as Record<symbol, InnerRequest | undefined>)[

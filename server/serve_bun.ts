@@ -24,12 +24,8 @@ import {
   responseReady,
   sweepPeriodMs,
 } from "./connection_clock.ts";
-import {
-  readHead,
-  requestBody,
-  requestUrl,
-  writeResponse,
-} from "./node_http_fetch.ts";
+import { readHead, requestUrl, writeResponse } from "./node_http_fetch.ts";
+import { NodeRequest } from "./node_request.ts";
 import type { Listener, ListenOptions, ServeHandler } from "./runtime.ts";
 
 interface ConnState extends ConnClock {
@@ -200,15 +196,17 @@ export function serveNodeHttp(
       (res as TaggedResponse)[STATE] = { conn: s, h2: isH2 };
       res.on("close", responseClosed);
     }
-    const head = readHead(req.rawHeaders);
-    const body = head.framed ? requestBody(req) : undefined;
+    const raw = req.rawHeaders;
+    const head = readHead(raw);
     let response: Response;
+    let request: NodeRequest | undefined;
     try {
-      const request = new Request(requestUrl(req, head.host, scheme, server), {
-        method: req.method,
-        headers: head.headers,
-        body: body?.stream,
-      });
+      request = new NodeRequest(
+        req,
+        requestUrl(req, head.host, scheme, server),
+        raw,
+        head.framed,
+      );
       response = await handler(request, {
         remoteAddr: { hostname: req.socket.remoteAddress ?? "" },
       });
@@ -222,7 +220,7 @@ export function serveNodeHttp(
     await writeResponse(
       res,
       response,
-      body !== undefined && !req.complete,
+      request !== undefined && request.hasBody && !req.complete,
       isH2,
     );
   };
