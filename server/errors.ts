@@ -19,7 +19,7 @@
 import { type ErrorCode, ShaleError } from "../mod.ts";
 import { HttpError } from "./_codec.ts";
 import { markSmall } from "./response_guard.ts";
-import { KEEP_PARTS, withParts } from "./response_parts.ts";
+import { KEEP_PARTS, PartsResponse } from "./response_parts.ts";
 
 export { HttpError } from "./_codec.ts";
 
@@ -133,11 +133,7 @@ export function fixedError(
     "content-length": String(bytes.length),
   };
   return () =>
-    withParts(
-      markSmall(new Response(body, init), bytes.length),
-      headers,
-      bytes,
-    );
+    markSmall(new PartsResponse(status, headers, bytes), bytes.length);
 }
 
 /** Turns any thrown value into the Response the client gets. Never throws. */

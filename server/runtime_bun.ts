@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import process from "node:process";
 import type { Listener, Runtime } from "./runtime.ts";
 import { guardResponses } from "./response_guard.ts";
+import { realResponse } from "./response_parts.ts";
 import { serveNodeHttp } from "./serve_bun.ts";
 
 interface BunServer {
@@ -100,12 +101,17 @@ export function bunRuntime(): Runtime {
         maxRequestBodySize: opts.maxRequestBodyBytes,
         idleTimeout: idleSeconds,
         ...(opts.tls ? { tls: opts.tls } : {}),
-        fetch: (req, srv) =>
-          handler(req, {
+        fetch: (req, srv) => {
+          const out = handler(req, {
             get remoteAddr() {
               return { hostname: srv.requestIP(req)?.address ?? "" };
             },
-          }),
+          });
+          // Bun.serve writes only its own Response objects.
+          return out instanceof Promise
+            ? out.then(realResponse)
+            : realResponse(out);
+        },
         // The handler answers its own errors; this is the last resort.
         error: () =>
           Response.json(

@@ -20,7 +20,7 @@ import type { HeaderConditions, StoreEntry } from "../store/store.ts";
 import { fixedError } from "../errors.ts";
 import { authorizeKey } from "../scope.ts";
 import { markSmall } from "../response_guard.ts";
-import { KEEP_PARTS, withParts } from "../response_parts.ts";
+import { KEEP_PARTS, PartsResponse } from "../response_parts.ts";
 import { requestHeader } from "../request_headers.ts";
 import { LARGE_RESPONSE_BYTES } from "../connection_limits.ts";
 
@@ -68,8 +68,9 @@ export function kvRoutes(env: ServerEnv): KvRoutes {
     const value = await readBody(ctx.req, ctx.lease, valueLimit, countBytes);
     const version = await store.put(key, value, expiresAt, conditions(ctx));
     const headers = { etag: `"${version}"` };
-    const res = new Response(null, { status: 204, headers });
-    return KEEP_PARTS ? withParts(res, headers, undefined) : res;
+    return KEEP_PARTS
+      ? new PartsResponse(204, headers, undefined)
+      : new Response(null, { status: 204, headers });
   }
 
   async function deleteKey(ctx: Ctx): Promise<Response> {
@@ -119,19 +120,20 @@ function answer(r: StoreEntry | undefined, ctx: Ctx): Response {
   // The HTTP layer sets Content-Length from the bytes itself; it is
   // written here only for large values, which the listener bounds by
   // this header without touching the body (response_guard.ts), and where
-  // the Bun listener writes the parts kept below. Small ones are vouched
+  // the Bun listener writes the parts given below. Small ones are vouched
   // for instead (one header less on Deno: about 1 µs).
   const small = length < LARGE_RESPONSE_BYTES;
   const keepParts = small && KEEP_PARTS;
   if (!small || keepParts) headers["content-length"] = String(length);
   // The value may be borrowed (valid only until this returns): kept as
-  // parts, it is copied first, and the Response is built on the copy.
-  const body = keepParts ? r.value.slice() : r.value;
-  const res = new Response(body as Uint8Array<ArrayBuffer>, {
-    status: 200,
-    headers,
-  });
-  if (keepParts) withParts(res, headers, body);
+  // parts it is copied, since the Bun listener writes it after the return
+  // (a Response copies it in its constructor).
+  const res = keepParts
+    ? new PartsResponse(200, headers, r.value.slice())
+    : new Response(r.value as Uint8Array<ArrayBuffer>, {
+      status: 200,
+      headers,
+    });
   return markSmall(res, length);
 }
 

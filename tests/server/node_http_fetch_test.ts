@@ -1,7 +1,7 @@
-import { deepEqual, equal } from "node:assert/strict";
+import { deepEqual, equal, ok } from "node:assert/strict";
 import type * as http from "node:http";
 import { writeResponse } from "../../server/node_http_fetch.ts";
-import { withParts } from "../../server/response_parts.ts";
+import { PartsResponse } from "../../server/response_parts.ts";
 
 /** What writeResponse did to a node:http response, recorded. */
 interface Written {
@@ -27,22 +27,16 @@ function recorder(): { res: http.ServerResponse; out: Written } {
   return { res, out };
 }
 
-/**
- * A Response whose parts differ from its own headers and body, so the
- * recording shows which of the two was written.
- */
-function marked(): Response {
-  const own = new Response("from the Response", {
-    headers: { "content-type": "text/plain" },
-  });
+/** A PartsResponse, and what each of its parts holds. */
+function marked(): PartsResponse {
   const body = new TextEncoder().encode("from the parts");
-  return withParts(own, {
+  return new PartsResponse(200, {
     "content-type": "text/x-parts",
     "content-length": String(body.length),
   }, body);
 }
 
-Deno.test("writeResponse: a response with parts is written from them, its body left unread", async () => {
+Deno.test("writeResponse: a PartsResponse is written from its parts, never built as a Response", async () => {
   const { res, out } = recorder();
   const response = marked();
   await writeResponse(res, response, false, false);
@@ -52,18 +46,32 @@ Deno.test("writeResponse: a response with parts is written from them, its body l
     "content-length": "14",
   });
   deepEqual(new TextDecoder().decode(out.body), "from the parts");
+  // Still unread: the writer took the parts, not the Response.
+  ok(response.parts !== undefined);
   equal(response.bodyUsed, false);
 });
 
 Deno.test("writeResponse: a connection that must close, or an HTTP/2 stream, takes the general path", async () => {
   for (const [closeAfter, h2] of [[true, false], [false, true]]) {
     const { res, out } = recorder();
-    await writeResponse(res, marked(), closeAfter, h2);
-    deepEqual(new TextDecoder().decode(out.body), "from the Response");
-    equal(out.headers!["content-type"], "text/plain");
-    equal(out.headers!["content-length"], "17");
+    const response = marked();
+    await writeResponse(res, response, closeAfter, h2);
+    equal(response.parts, undefined);
+    deepEqual(new TextDecoder().decode(out.body), "from the parts");
+    equal(out.headers!["content-type"], "text/x-parts");
+    equal(out.headers!["content-length"], "14");
     equal(out.headers!["connection"], closeAfter ? "close" : undefined);
   }
+});
+
+Deno.test("writeResponse: a PartsResponse whose headers were edited is written as edited", async () => {
+  const { res, out } = recorder();
+  const response = marked();
+  response.headers.set("x-edited", "1");
+  await writeResponse(res, response, false, false);
+  equal(out.headers!["x-edited"], "1");
+  equal(out.headers!["content-type"], "text/x-parts");
+  deepEqual(new TextDecoder().decode(out.body), "from the parts");
 });
 
 Deno.test("writeResponse: a response without parts is read back (headers, then the body)", async () => {
