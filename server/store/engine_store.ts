@@ -119,7 +119,7 @@ export class EngineStore implements Store {
     await this.db.delete(key, { ifVersion });
   }
 
-  async batch(ops: StoreOp[]): Promise<string> {
+  batch(ops: StoreOp[]): Promise<string> {
     const engineOps = ops.map((op, i): BatchOp => {
       if (op.type === "deleteRange") return op;
       const ifVersion = engineVersion(op.ifVersion, i);
@@ -130,7 +130,8 @@ export class EngineStore implements Store {
         ? { ...op, ifVersion }
         : { type: "delete", key: op.key, ifVersion };
     });
-    return String(await this.db.batch(engineOps));
+    // Not awaited here: this frame (and `ops`) need not outlive the call.
+    return this.db.batch(engineOps).then(String);
   }
 
   snapshot(): Snapshot {
