@@ -18,6 +18,11 @@
  *     deno run -A bench/http_ab.ts --a . --b . \
  *       --a-deno-args=--v8-flags=--max-semi-space-size=16
  *     deno run -A bench/http_ab.ts --a ../wt-main --b . --runtime bun
+ *     deno run -A bench/http_ab.ts --a ../wt-main --b . \
+ *       --auth-token bench-token-0123456789 --workloads get_hit
+ *
+ * `--auth-token T` starts both servers with `--auth-token T`, and every
+ * request (preload, wrk) sends `Authorization: Bearer T`.
  *
  * @module
  */
@@ -42,6 +47,7 @@ const { values: args } = parseArgs({
     "b-deno-args": { type: "string" },
     runtime: { type: "string", default: "deno" },
     bun: { type: "string", default: ".tools/node_modules/.bin/bun" },
+    "auth-token": { type: "string" },
   },
 });
 if (args.runtime !== "deno" && args.runtime !== "bun") {
@@ -62,8 +68,15 @@ const KEYS = Number(args.keys);
 const CONNS = Number(args.connections);
 const pinned = pinner();
 const tmp = await Deno.makeTempDir({ prefix: "shale-http-ab-" });
+const TOKEN = args["auth-token"];
+const authHeaders: Record<string, string> = TOKEN === undefined
+  ? {}
+  : { authorization: `Bearer ${TOKEN}` };
 for (const [name, text] of Object.entries(wrkScripts(100))) {
-  await Deno.writeTextFile(`${tmp}/${name}.lua`, text);
+  const auth = TOKEN === undefined
+    ? ""
+    : `wrk.headers["Authorization"] = "Bearer ${TOKEN}"\n`;
+  await Deno.writeTextFile(`${tmp}/${name}.lua`, auth + text);
 }
 const { wrk } = wrkRunner({
   cpu: args["wrk-cpu"],
@@ -97,6 +110,7 @@ async function start(
       `${tmp}/${name}`,
       "--sync",
       "always",
+      ...(TOKEN === undefined ? [] : ["--auth-token", TOKEN]),
     ]),
     `server ${name}`,
   );
@@ -109,7 +123,7 @@ async function start(
     }
     const r = await fetch(`${s.url}/kv/batch`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...authHeaders },
       body: JSON.stringify({ ops }),
     });
     await r.body?.cancel();

@@ -3,27 +3,27 @@
  * token with {@link BearerAuth}; KV Connect (`server/kv_connect/`) uses the
  * same parsing and the same constant-time comparison for its own tokens.
  *
- * Tokens are compared as SHA-256 digests with `timingSafeEqual`: both sides
- * have the same fixed length, so the time taken reveals neither the token's
- * bytes nor its length.
+ * Tokens are compared as SHA-256 digests in constant time
+ * (`token_digest.ts`): both sides have the same fixed length, so the time
+ * taken reveals neither the token's bytes nor its length.
  *
  * @module
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import { InvalidArgumentError } from "../mod.ts";
 import { HttpError } from "./_codec.ts";
 import { requestHeader } from "./request_headers.ts";
+import {
+  digestsEqual,
+  matchesDigestOf,
+  sha256,
+  sha256Into,
+} from "./token_digest.ts";
 import type { Scope } from "./scope.ts";
 import type { ScopedToken } from "./token_file.ts";
 
-/** SHA-256 of `text` (UTF-8). */
-export function sha256(text: string): Uint8Array {
-  return createHash("sha256").update(text).digest();
-}
-
 /** True when `got` hashes to `want`, compared in constant time. */
 export function matchesDigest(got: string, want: Uint8Array): boolean {
-  return timingSafeEqual(sha256(got), want);
+  return matchesDigestOf(got, want);
 }
 
 /** The token of an `Authorization: Bearer <token>` header, if there is one. */
@@ -46,6 +46,8 @@ const CHALLENGE = { "www-authenticate": 'Bearer realm="shale"' };
  */
 export class BearerAuth {
   readonly #digest: Uint8Array | undefined;
+  /** The presented token's digest, per check (checks are synchronous). */
+  readonly #got = new Uint8Array(32);
   #scoped: { digest: Uint8Array; scope: Scope }[] = [];
 
   /**
@@ -95,11 +97,12 @@ export class BearerAuth {
         CHALLENGE,
       );
     }
-    const got = sha256(token);
-    let admin = timingSafeEqual(got, this.#digest);
+    const got = this.#got;
+    sha256Into(token, got);
+    let admin = digestsEqual(got, this.#digest);
     let scope: Scope | undefined;
     for (const t of this.#scoped) {
-      if (timingSafeEqual(got, t.digest)) scope = t.scope;
+      if (digestsEqual(got, t.digest)) scope = t.scope;
     }
     // Parsing refuses a scoped token equal to the admin token; were one
     // there anyway, the narrower power wins.

@@ -6,7 +6,8 @@
  * @module
  */
 import { createHmac } from "node:crypto";
-import { bearerToken, matchesDigest, sha256 } from "../auth.ts";
+import { bearerToken, matchesDigest } from "../auth.ts";
+import { sha256 } from "../token_digest.ts";
 import { KvConnectError } from "./errors.ts";
 
 /** The challenge of every 401 on KV Connect routes. */

@@ -1,12 +1,8 @@
 /** server/auth.ts: bearer tokens for REST and KV Connect. */
 import { equal, throws } from "node:assert/strict";
 import { HttpError } from "../../server/_codec.ts";
-import {
-  BearerAuth,
-  bearerToken,
-  matchesDigest,
-  sha256,
-} from "../../server/auth.ts";
+import { BearerAuth, bearerToken, matchesDigest } from "../../server/auth.ts";
+import { sha256 } from "../../server/token_digest.ts";
 import { Scope } from "../../server/scope.ts";
 
 const req = (authorization?: string) =>
