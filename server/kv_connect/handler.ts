@@ -365,15 +365,17 @@ async function readBody(
   ctx: KvConnectContext,
   max = MAX_BODY_BYTES,
 ): Promise<Uint8Array> {
-  if (req.body === null) return new Uint8Array(0);
   const length = requestHeader(req, "content-length");
   if (length !== null) {
     // The HTTP layer holds the body to its declared length, so a declared
-    // size within the limit can be read in one go.
+    // size within the limit can be read in one go. `req.body` is not
+    // touched first: on Deno that getter builds a stream, and
+    // `arrayBuffer()` then collects through it (as in ../body.ts).
     if (Number(length) > max) throw tooLarge(max);
     await reserve(req, ctx, Number(length));
     return new Uint8Array(await req.arrayBuffer());
   }
+  if (req.body === null) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let size = 0;
   const reader = req.body.getReader();
