@@ -12,10 +12,10 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import type { Snapshot } from "../mod.ts";
 import { HttpError } from "./_codec.ts";
 import type { LogFn } from "./errors.ts";
+import { sha256 } from "./token_digest.ts";
 
 const CURSOR_VERSION = 2;
 const SNAPSHOT_ID_BYTES = 16;
@@ -31,25 +31,34 @@ export interface Cursor {
   lastKey: Uint8Array;
 }
 
-/** The first bytes of SHA-256 over start, end and prefix (each absent or length-prefixed). */
+/**
+ * The first bytes of SHA-256 over start, end and prefix, each framed as
+ * [0] when absent or empty, else [1][length u32 BE][bytes]. Hashed in
+ * JavaScript (`token_digest.ts`): every range request computes it, and
+ * `node:crypto`'s hash object cost several runtime calls per update.
+ */
 export function cursorBinding(
   start: Uint8Array | undefined,
   end: Uint8Array | undefined,
   prefix: Uint8Array | undefined,
 ): Uint8Array {
-  const h = createHash("sha256");
-  for (const part of [start, end, prefix]) {
+  const parts = [start, end, prefix];
+  let size = 0;
+  for (const part of parts) size += part?.length ? 5 + part.length : 1;
+  const framed = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
     // An empty bound is no bound (as in the scan itself).
     if (part === undefined || part.length === 0) {
-      h.update(new Uint8Array([0]));
+      framed[at++] = 0;
     } else {
-      const len = new Uint8Array(5);
-      len[0] = 1;
-      new DataView(len.buffer).setUint32(1, part.length);
-      h.update(len).update(part);
+      framed[at] = 1;
+      new DataView(framed.buffer).setUint32(at + 1, part.length);
+      framed.set(part, at + 5);
+      at += 5 + part.length;
     }
   }
-  return new Uint8Array(h.digest().subarray(0, CURSOR_BINDING_BYTES));
+  return sha256(framed).subarray(0, CURSOR_BINDING_BYTES);
 }
 
 /** The cursor's text form (base64url, no padding). */

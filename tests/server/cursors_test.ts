@@ -1,5 +1,6 @@
 /** server/cursors.ts: the cursor codec and the snapshot cache. */
 import { deepEqual, equal, notDeepEqual, ok, throws } from "node:assert/strict";
+import { createHash } from "node:crypto";
 import type { Snapshot } from "../../mod.ts";
 import { HttpError } from "../../server/_codec.ts";
 import {
@@ -39,6 +40,34 @@ Deno.test("the binding tells ranges apart; an empty bound is no bound", () => {
     cursorBinding(b("ab"), undefined, undefined),
     cursorBinding(b("a"), b("b"), undefined),
   );
+});
+
+Deno.test("the binding is the first 8 bytes of SHA-256 over the framed bounds, as node:crypto computes it", () => {
+  // The framing: [0] for an absent or empty bound, else [1][u32 BE length][bytes].
+  const frame = (part?: Uint8Array) =>
+    part === undefined || part.length === 0
+      ? [0]
+      : [1, 0, 0, part.length >> 8, part.length & 255, ...part];
+  const cases: [Uint8Array?, Uint8Array?, Uint8Array?][] = [
+    [],
+    [b("a")],
+    [undefined, b("zz"), undefined],
+    [b("k000"), b("k999"), undefined],
+    [undefined, undefined, b("users/")],
+    [new Uint8Array(300).fill(7), new Uint8Array(0), b("p")],
+  ];
+  for (const [start, end, prefix] of cases) {
+    const framed = new Uint8Array([
+      ...frame(start),
+      ...frame(end),
+      ...frame(prefix),
+    ]);
+    const want = createHash("sha256").update(framed).digest().subarray(0, 8);
+    deepEqual(
+      cursorBinding(start, end, prefix),
+      new Uint8Array(want),
+    );
+  }
 });
 
 Deno.test("text that is not our cursor is 400 invalid_cursor", () => {
