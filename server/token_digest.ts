@@ -1,7 +1,7 @@
 /**
  * SHA-256 in plain JavaScript, and a constant-time comparison of two
  * digests: what every authenticated request runs to check its bearer token
- * (`auth.ts`).
+ * (`auth.ts`), and every range request to bind its cursor (`cursors.ts`).
  *
  * Why not `node:crypto`: on Deno its `createHash(...).update().digest()`
  * (and the one-shot `hash()`, built on it) is three runtime calls and a few
