@@ -7,17 +7,7 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import { fromBase64, HttpError } from "../../server/_codec.ts";
 import { Base64Slab, SLAB_BYTES } from "../../server/base64_slab.ts";
-
-/** A deterministic xorshift generator (the tests must not be flaky). */
-function prng(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x1_0000_0000;
-  };
-}
+import { prng } from "../_rng.ts";
 
 /** `bytes` in one of the four spellings a client may send. */
 function spell(bytes: Uint8Array, variant: number): string {

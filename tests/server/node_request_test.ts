@@ -7,6 +7,7 @@ import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import type * as http from "node:http";
 import { PassThrough } from "node:stream";
 import { NodeRequest } from "../../server/node_request.ts";
+import { prng } from "../_rng.ts";
 
 const enc = new TextEncoder();
 
@@ -40,17 +41,6 @@ function request(method: string, raw: string[], hasBody = true) {
   return {
     r: new NodeRequest(req, "http://h/kv/a", raw, hasBody),
     send,
-  };
-}
-
-/** A deterministic xorshift generator (the tests must not be flaky). */
-function prng(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x1_0000_0000;
   };
 }
 

@@ -12,17 +12,7 @@ import {
   sha256,
   sha256Into,
 } from "../../server/token_digest.ts";
-
-/** A deterministic xorshift generator (the tests must not be flaky). */
-function prng(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x1_0000_0000;
-  };
-}
+import { prng } from "../_rng.ts";
 
 const model = (data: Uint8Array | string) =>
   new Uint8Array(createHash("sha256").update(data).digest());
