@@ -120,15 +120,48 @@ export function guardResponse(
   const reader = res.body.getReader();
   let piece: Uint8Array | undefined;
   let offset = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
   const state = { stalled: false };
+  // The write timeout: the chunk handed out last must be taken (the next
+  // pull) within writeTimeoutMs, else the body is aborted (and with it the
+  // connection). One timer per body, re-armed when it fires early, not one
+  // per chunk: a change feed hands out a chunk per event, and a timer set
+  // and cleared costs microseconds (Deno's are Node's Timeout objects).
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the chunk handed out must have been taken by; 0: it was. */
+  let due = 0;
+  const stop = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    due = 0;
+  };
+  let ctrlRef: ReadableStreamDefaultController<Uint8Array>;
+  const fire = () => {
+    timer = undefined;
+    if (due === 0) return;
+    const left = due - performance.now();
+    if (left > 0) {
+      timer = setTimeout(fire, left);
+      return;
+    }
+    due = 0;
+    stats.closed("write_timeout");
+    state.stalled = true;
+    release();
+    piece = undefined;
+    reader.cancel().catch(() => {});
+    ctrlRef.error(new Error("write timeout: the client stopped reading"));
+  };
   const body = new ReadableStream<Uint8Array>({
+    start(ctrl) {
+      ctrlRef = ctrl;
+    },
     async pull(ctrl) {
-      clearTimeout(timer);
+      due = 0; // the client took the last chunk
       try {
         while (piece === undefined || offset >= piece.length) {
           const r = await reader.read();
           if (r.done) {
+            stop();
             release();
             ctrl.close();
             return;
@@ -137,6 +170,7 @@ export function guardResponse(
           offset = 0;
         }
       } catch (err) {
+        stop();
         release();
         ctrl.error(err);
         return;
@@ -145,19 +179,11 @@ export function guardResponse(
       ctrl.enqueue(piece.subarray(offset, end));
       offset = end;
       if (offset >= piece.length) piece = undefined;
-      // The client must take this chunk within the write timeout; if it
-      // does not, the body is aborted (and with it the connection).
-      timer = setTimeout(() => {
-        stats.closed("write_timeout");
-        state.stalled = true;
-        release();
-        piece = undefined;
-        reader.cancel().catch(() => {});
-        ctrl.error(new Error("write timeout: the client stopped reading"));
-      }, opts.writeTimeoutMs);
+      due = performance.now() + opts.writeTimeoutMs;
+      timer ??= setTimeout(fire, opts.writeTimeoutMs);
     },
     cancel(reason) {
-      clearTimeout(timer);
+      stop();
       release();
       piece = undefined;
       return reader.cancel(reason).catch(() => {});
