@@ -81,6 +81,8 @@ export class WatchRoute {
   readonly #valueLimit: number;
   readonly #log: LogFn;
   readonly #streams = new Set<WatchStream>();
+  /** The open streams' specs, by spec key (see {@link specKey}). */
+  readonly #specs = new Map<string, SharedSpec>();
   #unsubscribe: (() => void) | undefined;
   /** Counters for `/metrics`. */
   eventsSent = 0;
@@ -180,12 +182,14 @@ export class WatchRoute {
       }
       this.resumes++;
     }
-    const stream = new WatchStream(this, since, {
-      start,
-      end,
-      values,
-      valueLimit,
-    });
+    const spec = { start, end, values, valueLimit };
+    const key = specKey(spec);
+    let shared = this.#specs.get(key);
+    if (shared === undefined) {
+      this.#specs.set(key, shared = new SharedSpec(key));
+    }
+    shared.streams++;
+    const stream = new WatchStream(this, since, spec, shared);
     this.#streams.add(stream);
     this.#unsubscribe ??= history.subscribe((g) => this.#onCommit(g));
     // A client that goes away cancels the body (both runtimes), which ends
@@ -260,7 +264,8 @@ export class WatchRoute {
 
   /** @internal A stream ended: forget it, and stop listening when none is left. */
   forget(s: WatchStream): void {
-    this.#streams.delete(s);
+    if (!this.#streams.delete(s)) return;
+    if (--s.shared.streams === 0) this.#specs.delete(s.shared.key);
     if (this.#streams.size === 0) {
       this.#unsubscribe?.();
       this.#unsubscribe = undefined;
@@ -282,6 +287,49 @@ export class WatchRoute {
   }
 }
 
+/** Bytes of encoded events one spec keeps for its streams (then emptied). */
+const SHARED_EVENT_BYTES = 1 << 20;
+
+/**
+ * The open streams of one spec and the events already encoded for them:
+ * every commit wakes every stream, and each would otherwise encode the same
+ * group the same way (base64, JSON) again. Only recent groups are asked
+ * for (streams read near the head), so the map is emptied when it passes
+ * {@link SHARED_EVENT_BYTES} rather than trimmed.
+ */
+class SharedSpec {
+  streams = 0;
+  #events = new Map<number, string | null>();
+  #bytes = 0;
+
+  constructor(readonly key: string) {}
+
+  /** The event of `g` for this spec: `encode(g)`, once if streams share it. */
+  event(
+    g: ChangeGroup,
+    encode: (g: ChangeGroup) => string | undefined,
+  ): string | undefined {
+    if (this.streams < 2) return encode(g);
+    const known = this.#events.get(g.version);
+    if (known !== undefined) return known ?? undefined;
+    const event = encode(g);
+    if (this.#bytes > SHARED_EVENT_BYTES) {
+      this.#events = new Map();
+      this.#bytes = 0;
+    }
+    this.#events.set(g.version, event ?? null);
+    this.#bytes += 16 + (event?.length ?? 0);
+    return event;
+  }
+}
+
+/** What makes two streams' events the same: range and value options. */
+function specKey(spec: StreamSpec): string {
+  return `${spec.values ? 1 : 0} ${spec.valueLimit} ${
+    spec.start?.toHex() ?? "-"
+  } ${spec.end?.toHex() ?? "-"}`;
+}
+
 /** One open `/kv/watch` response body. */
 class WatchStream {
   /** Every group up to this version was sent or skipped. */
@@ -293,12 +341,30 @@ class WatchStream {
   readonly body: ReadableStream<Uint8Array>;
   readonly #route: WatchRoute;
   readonly #spec: StreamSpec;
+  /** What this stream shares with the open streams of the same spec. */
+  readonly shared: SharedSpec;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #waiter: (() => void) | undefined;
+  /** Ends a wait with a heartbeat. */
+  #beat: (() => void) | undefined;
+  /** When the current wait began (performance.now()). */
+  #waitingSince = 0;
+  /**
+   * The heartbeat timer: armed by a wait, left running when a commit ends
+   * the wait (a timer per event costs microseconds), re-armed when it fires
+   * before the wait it finds is heartbeatMs old.
+   */
+  #beatTimer: ReturnType<typeof setTimeout> | undefined;
   #ended = false;
 
-  constructor(route: WatchRoute, since: number, spec: StreamSpec) {
+  constructor(
+    route: WatchRoute,
+    since: number,
+    spec: StreamSpec,
+    shared: SharedSpec,
+  ) {
     this.#route = route;
+    this.shared = shared;
     this.cursor = since;
     this.#lastId = since;
     this.publishedAtPull = route.settings.history.published;
@@ -352,6 +418,8 @@ class WatchStream {
   end(close = false): void {
     if (this.#ended) return;
     this.#ended = true;
+    clearTimeout(this.#beatTimer);
+    this.#beatTimer = undefined;
     this.#route.forget(this);
     this.wake();
     if (close) {
@@ -383,7 +451,7 @@ class WatchStream {
       }
       let out = "";
       for (const g of groups) {
-        const event = this.#encode(g);
+        const event = this.shared.event(g, this.#encode);
         this.cursor = g.version;
         if (event === undefined) continue;
         out += event;
@@ -397,13 +465,14 @@ class WatchStream {
       }
       if (groups.length > 0) continue; // all out of range: read on
       // Nothing new: wait for a commit or the heartbeat.
-      let timer: ReturnType<typeof setTimeout> | undefined;
       const beat = await new Promise<boolean>((resolve) => {
         this.#waiter = () => resolve(false);
-        timer = setTimeout(() => resolve(true), heartbeatMs);
+        this.#beat = () => resolve(true);
+        this.#waitingSince = performance.now();
+        this.#beatTimer ??= setTimeout(this.#onBeatTimer, heartbeatMs);
       });
-      clearTimeout(timer);
       this.#waiter = undefined;
+      this.#beat = undefined;
       if (beat && !this.#ended) {
         // Carry the cursor as the id, so a client watching a quiet range
         // resumes from here, not from before every skipped group.
@@ -415,8 +484,20 @@ class WatchStream {
     }
   }
 
+  /** The heartbeat timer fired: beat if the wait is old enough, else re-arm. */
+  #onBeatTimer = (): void => {
+    this.#beatTimer = undefined;
+    const beat = this.#beat;
+    // Not waiting (events are flowing): the next wait arms a new timer.
+    if (beat === undefined || this.#ended) return;
+    const { heartbeatMs } = this.#route.settings;
+    const left = this.#waitingSince + heartbeatMs - performance.now();
+    if (left > 0) this.#beatTimer = setTimeout(this.#onBeatTimer, left);
+    else beat();
+  };
+
   /** One SSE event for the group's changes in range, or undefined. */
-  #encode(g: ChangeGroup): string | undefined {
+  #encode = (g: ChangeGroup): string | undefined => {
     const { start, end, values, valueLimit } = this.#spec;
     const items: Record<string, unknown>[] = [];
     for (const c of g.changes) {
@@ -447,7 +528,7 @@ class WatchStream {
     return `id: ${g.version}\nevent: change\ndata: ${
       JSON.stringify({ version: g.version, changes: items })
     }\n\n`;
-  }
+  };
 }
 
 /**

@@ -151,6 +151,51 @@ Deno.test("watch: values=false and value_limit send sizes; start/end bound the r
   });
 });
 
+Deno.test("watch: streams with the same range and options get the same events; others get their own", async () => {
+  await withServer({}, async ({ base }) => {
+    // Two pairs of streams that share a spec (events encoded once per pair),
+    // and one stream alone; every stream must see exactly its own view.
+    const users = [
+      await watch(base, "?prefix=u%2F"),
+      await watch(base, "?prefix=u%2F"),
+    ];
+    const sizes = [
+      await watch(base, "?prefix=u%2F&values=false"),
+      await watch(base, "?prefix=u%2F&values=false"),
+    ];
+    const other = await watch(base, "?prefix=o%2F");
+    for (const s of [...users, ...sizes, other]) await ready(s);
+    for (let i = 0; i < 20; i++) {
+      await put(base, i % 2 === 0 ? `u%2F${i}` : `o%2F${i}`, `v${i}`);
+    }
+    for (let i = 0; i < 20; i += 2) {
+      const key = b64(`u/${i}`);
+      for (const s of users) {
+        deepEqual((await change(s)).changes, [
+          { key, type: "put", value: b64(`v${i}`) },
+        ]);
+      }
+      for (const s of sizes) {
+        deepEqual((await change(s)).changes, [
+          { key, type: "put", value_size: `v${i}`.length },
+        ]);
+      }
+    }
+    for (let i = 1; i < 20; i += 2) {
+      deepEqual((await change(other)).changes, [
+        { key: b64(`o/${i}`), type: "put", value: b64(`v${i}`) },
+      ]);
+    }
+    // One of a pair closes; the other goes on alone.
+    await users[0].cancel();
+    await put(base, "u%2Flast", "x");
+    deepEqual((await change(users[1])).changes, [
+      { key: b64("u/last"), type: "put", value: b64("x") },
+    ]);
+    for (const s of [users[1], ...sizes, other]) await s.cancel();
+  });
+});
+
 Deno.test("watch: a consumer killed mid-stream resumes with Last-Event-ID (or since) and sees each change exactly once", async () => {
   const rng = new Rng(testSeed(14));
   await withServer({}, async ({ base }) => {
