@@ -22,7 +22,9 @@
  *       --auth-token bench-token-0123456789 --workloads get_hit
  *
  * `--auth-token T` starts both servers with `--auth-token T`, and every
- * request (preload, wrk) sends `Authorization: Bearer T`.
+ * request (preload, wrk) sends `Authorization: Bearer T`. `--a-shale-args`
+ * / `--b-shale-args` add `shale serve` flags to one server (compare a
+ * flag's cost with `--a . --b . --b-shale-args=--access-log`).
  *
  * @module
  */
@@ -48,6 +50,8 @@ const { values: args } = parseArgs({
     runtime: { type: "string", default: "deno" },
     bun: { type: "string", default: ".tools/node_modules/.bin/bun" },
     "auth-token": { type: "string" },
+    "a-shale-args": { type: "string" },
+    "b-shale-args": { type: "string" },
   },
 });
 if (args.runtime !== "deno" && args.runtime !== "bun") {
@@ -90,6 +94,7 @@ async function start(
   dir: string,
   name: string,
   denoArgs: string | undefined,
+  shaleArgs: string | undefined,
 ): Promise<Server> {
   const runtime = args.runtime === "bun" ? [args.bun] : [
     Deno.execPath(),
@@ -111,6 +116,7 @@ async function start(
       "--sync",
       "always",
       ...(TOKEN === undefined ? [] : ["--auth-token", TOKEN]),
+      ...(shaleArgs ?? "").split(/\s+/).filter((a) => a !== ""),
     ]),
     `server ${name}`,
   );
@@ -149,8 +155,18 @@ const servers: Record<"A" | "B", Server | undefined> = {
   B: undefined,
 };
 try {
-  servers.A = await start(args.a, "A", args["a-deno-args"]);
-  servers.B = await start(args.b, "B", args["b-deno-args"]);
+  servers.A = await start(
+    args.a,
+    "A",
+    args["a-deno-args"],
+    args["a-shale-args"],
+  );
+  servers.B = await start(
+    args.b,
+    "B",
+    args["b-deno-args"],
+    args["b-shale-args"],
+  );
   // Let the preloads' flushes finish before the first window.
   await new Promise((r) => setTimeout(r, 3000));
   for (const workload of args.workloads.split(",")) {
