@@ -39,26 +39,44 @@ import { CLIENT_COMMANDS } from "./client_cli_help.ts";
 import { runMigrate } from "./migrate_cli.ts";
 import { errorText } from "./error_text.ts";
 import { lowerGcThreads } from "./gc_threads.ts";
+import { LineWriter } from "./log_writer.ts";
 
 /** A logger writing one line per call to `out`, as text or JSON. */
 export function createLogger(
   format: "text" | "json",
   out: (line: string) => void = (line) => runtime.writeStdout(line + "\n"),
 ): LogFn {
+  // With --access-log this runs for every request: the timestamp is made
+  // once per millisecond, and plain numbers skip JSON.stringify.
+  let lastMs = -1;
+  let lastTime = "";
   return (level, message, fields = {}) => {
-    const time = new Date().toISOString();
+    const ms = Date.now();
+    if (ms !== lastMs) {
+      lastMs = ms;
+      lastTime = new Date(ms).toISOString();
+    }
+    const time = lastTime;
     if (format === "json") {
       out(JSON.stringify({ time, level, msg: message, ...fields }));
       return;
     }
     let line = `${time} ${level.padEnd(5)} ${message}`;
-    for (const [k, v] of Object.entries(fields)) {
-      const s = typeof v === "string" ? v : JSON.stringify(v);
-      line += ` ${k}=${/^[^\s"=]+$/.test(s) ? s : JSON.stringify(s)}`;
+    for (const k in fields) {
+      const v = fields[k];
+      const s = typeof v === "string"
+        ? v
+        : typeof v === "number" && Number.isFinite(v)
+        ? String(v)
+        : JSON.stringify(v);
+      line += ` ${k}=${PLAIN_VALUE.test(s) ? s : JSON.stringify(s)}`;
     }
     out(line);
   };
 }
+
+/** A text-log value written without quotes. */
+const PLAIN_VALUE = /^[^\s"=]+$/;
 
 /** Runs the command line `args`; resolves with the process exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -98,7 +116,10 @@ export async function main(args: string[]): Promise<number> {
 }
 
 async function serve(cfg: ServeConfig): Promise<number> {
-  const log = createLogger(cfg.logFormat);
+  // Access-log lines are written once per event-loop turn (log_writer.ts);
+  // every other line at once, after them.
+  const out = new LineWriter((text) => runtime.writeStdout(text));
+  const log = createLogger(cfg.logFormat, (line) => out.line(line));
   const exposed = exposureWarning(cfg.host, cfg.authToken);
   if (exposed !== undefined) log("warn", exposed, { host: cfg.host });
   let cert: string | undefined;
@@ -161,21 +182,35 @@ async function serve(cfg: ServeConfig): Promise<number> {
     handler.serve,
     (req) => logPath(req) === "/health",
   );
+  const accessLog = createLogger(
+    cfg.logFormat,
+    (line) => out.deferred(line),
+  );
+  const logRequest = (
+    req: Request,
+    info: Parameters<ServeHandler>[1],
+    start: number,
+    res: Response,
+  ): Response => {
+    // The path only: query strings may carry secrets, and Host is not
+    // trusted to say where the path starts (see guard.ts).
+    accessLog("info", "request", {
+      method: req.method,
+      path: logPath(req),
+      status: res.status,
+      ms: Math.round((performance.now() - start) * 1000) / 1000,
+      remote: info.remoteAddr.hostname,
+    });
+    return res;
+  };
+  // Not async: a synchronous answer passes through without a promise.
   const serveHandler: ServeHandler = cfg.accessLog
-    ? async (req, info) => {
+    ? (req, info) => {
       const start = performance.now();
-      const res = await tracked(req, info);
-      // The path only: query strings may carry secrets, and Host is not
-      // trusted to say where the path starts (see guard.ts).
-      const path = logPath(req);
-      log("info", "request", {
-        method: req.method,
-        path,
-        status: res.status,
-        ms: Math.round((performance.now() - start) * 1000) / 1000,
-        remote: info.remoteAddr.hostname,
-      });
-      return res;
+      const res = tracked(req, info);
+      return res instanceof Promise
+        ? res.then((r) => logRequest(req, info, start, r))
+        : logRequest(req, info, start, res);
     }
     : tracked;
 
