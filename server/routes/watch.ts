@@ -7,32 +7,26 @@
  * (`engine/changes.ts`); this module only filters, encodes and paces it.
  * Contract and wire format: `docs/HTTP.md`, "Change feed".
  *
- * Pacing: a stream is pulled, never pushed. Each stream keeps a cursor
- * (every group up to it was sent or skipped as out of range) and reads the
- * shared history from there when the runtime asks for more, so the memory
- * of one stream is its queue of encoded events (at most `queueBytes` plus
- * one read of {@link PULL_BYTES}). A consumer that stops reading stops the
+ * Streams (`watch_stream.ts`) are pulled, never pushed, each from its own
+ * cursor in the shared history. A consumer that stops reading stops the
  * pulls; once more than `maxLagBytes` of changes were committed since its
  * last pull (or its cursor fell below the history's floor, so the next
  * change it needs is gone) the stream gets an `error` event,
  * `consumer_too_slow`, and is closed: the client resumes from the last id
  * it received. A consumer catching up on a long backlog keeps pulling, so
- * it is not dropped for the backlog alone.
+ * it is not dropped for the backlog alone. Streams of one spec share their
+ * encoded events (`watch_shared.ts`).
  *
  * @module
  */
-import {
-  type ChangeGroup,
-  compareBytes,
-  type Db,
-  prefixEnd,
-  USER_KEY_SPACE,
-} from "../../mod.ts";
-import { clip, HttpError, parseQuery, toBase64 } from "../_codec.ts";
+import { type ChangeGroup, type Db, prefixEnd } from "../../mod.ts";
+import { clip, HttpError, parseQuery } from "../_codec.ts";
 import { authorizeRange, type Scope } from "../scope.ts";
 import { requestHeader } from "../request_headers.ts";
 import type { LogFn } from "../errors.ts";
 import type { Sample } from "../metrics.ts";
+import { SharedSpecs } from "./watch_shared.ts";
+import { type StreamSettings, WatchStream } from "./watch_stream.ts";
 
 /** Options of {@link WatchRoute}; every field has a default. */
 export interface WatchOptions {
@@ -51,10 +45,6 @@ export interface WatchOptions {
   log?: LogFn;
 }
 
-/** Encoded bytes one pull reads from the history before it yields. */
-export const PULL_BYTES = 64 * 1024;
-/** History groups one pull looks at before it yields. */
-const PULL_GROUPS = 256;
 const PARAMS = [
   "start",
   "end",
@@ -63,26 +53,16 @@ const PARAMS = [
   "values",
   "value_limit",
 ] as const;
-const encoder = new TextEncoder();
-
-interface StreamSpec {
-  start: Uint8Array | undefined;
-  end: Uint8Array | undefined;
-  values: boolean;
-  valueLimit: number;
-}
 
 /** The change feed route: open streams, their counters, shutdown. */
 export class WatchRoute {
   readonly #db: Db;
-  readonly #heartbeatMs: number;
   readonly #maxLagBytes: number;
-  readonly #queueBytes: number;
   readonly #valueLimit: number;
-  readonly #log: LogFn;
   readonly #streams = new Set<WatchStream>();
-  /** The open streams' specs, by spec key (see {@link specKey}). */
-  readonly #specs = new Map<string, SharedSpec>();
+  readonly #specs = new SharedSpecs();
+  /** Stream bookkeeping, for {@link WatchStream}. */
+  readonly settings: StreamSettings;
   #unsubscribe: (() => void) | undefined;
   /** Counters for `/metrics`. */
   eventsSent = 0;
@@ -91,12 +71,16 @@ export class WatchRoute {
 
   constructor(db: Db, options: WatchOptions = {}) {
     this.#db = db;
-    this.#heartbeatMs = options.heartbeatMs ?? 5_000;
     this.#maxLagBytes = options.maxLagBytes ?? 16 << 20;
-    this.#queueBytes = options.queueBytes ?? 256 * 1024;
     this.#valueLimit = options.valueLimit ?? 64 * 1024;
-    this.#log = options.log ??
-      ((level, message, fields) => console.error(level, message, fields ?? ""));
+    this.settings = {
+      heartbeatMs: options.heartbeatMs ?? 5_000,
+      queueBytes: options.queueBytes ?? 256 * 1024,
+      history: db.changes,
+      log: options.log ??
+        ((level, message, fields) =>
+          console.error(level, message, fields ?? "")),
+    };
   }
 
   /** Streams open now. */
@@ -183,13 +167,7 @@ export class WatchRoute {
       this.resumes++;
     }
     const spec = { start, end, values, valueLimit };
-    const key = specKey(spec);
-    let shared = this.#specs.get(key);
-    if (shared === undefined) {
-      this.#specs.set(key, shared = new SharedSpec(key));
-    }
-    shared.streams++;
-    const stream = new WatchStream(this, since, spec, shared);
+    const stream = new WatchStream(this, since, spec, this.#specs.join(spec));
     this.#streams.add(stream);
     this.#unsubscribe ??= history.subscribe((g) => this.#onCommit(g));
     // A client that goes away cancels the body (both runtimes), which ends
@@ -252,20 +230,10 @@ export class WatchRoute {
     ];
   }
 
-  /** Stream bookkeeping, for {@link WatchStream}. */
-  get settings() {
-    return {
-      heartbeatMs: this.#heartbeatMs,
-      queueBytes: this.#queueBytes,
-      history: this.#db.changes,
-      log: this.#log,
-    };
-  }
-
   /** @internal A stream ended: forget it, and stop listening when none is left. */
   forget(s: WatchStream): void {
     if (!this.#streams.delete(s)) return;
-    if (--s.shared.streams === 0) this.#specs.delete(s.shared.key);
+    this.#specs.leave(s.shared);
     if (this.#streams.size === 0) {
       this.#unsubscribe?.();
       this.#unsubscribe = undefined;
@@ -285,277 +253,6 @@ export class WatchRoute {
       } else s.wake();
     }
   }
-}
-
-/** Bytes of encoded events one spec keeps for its streams (then emptied). */
-const SHARED_EVENT_BYTES = 1 << 20;
-
-/**
- * The open streams of one spec and the events already encoded for them:
- * every commit wakes every stream, and each would otherwise encode the same
- * group the same way (base64, JSON) again. Only recent groups are asked
- * for (streams read near the head), so the map is emptied when it passes
- * {@link SHARED_EVENT_BYTES} rather than trimmed.
- */
-class SharedSpec {
-  streams = 0;
-  #events = new Map<number, string | null>();
-  #bytes = 0;
-
-  constructor(readonly key: string) {}
-
-  /** The event of `g` for this spec: `encode(g)`, once if streams share it. */
-  event(
-    g: ChangeGroup,
-    encode: (g: ChangeGroup) => string | undefined,
-  ): string | undefined {
-    if (this.streams < 2) return encode(g);
-    const known = this.#events.get(g.version);
-    if (known !== undefined) return known ?? undefined;
-    const event = encode(g);
-    if (this.#bytes > SHARED_EVENT_BYTES) {
-      this.#events = new Map();
-      this.#bytes = 0;
-    }
-    this.#events.set(g.version, event ?? null);
-    this.#bytes += 16 + (event?.length ?? 0);
-    return event;
-  }
-}
-
-/** What makes two streams' events the same: range and value options. */
-function specKey(spec: StreamSpec): string {
-  return `${spec.values ? 1 : 0} ${spec.valueLimit} ${
-    spec.start?.toHex() ?? "-"
-  } ${spec.end?.toHex() ?? "-"}`;
-}
-
-/** One open `/kv/watch` response body. */
-class WatchStream {
-  /** Every group up to this version was sent or skipped. */
-  cursor: number;
-  /** The history's published byte count when the runtime last pulled. */
-  publishedAtPull: number;
-  /** The last `id:` written to the stream. */
-  #lastId: number;
-  readonly body: ReadableStream<Uint8Array>;
-  readonly #route: WatchRoute;
-  readonly #spec: StreamSpec;
-  /** What this stream shares with the open streams of the same spec. */
-  readonly shared: SharedSpec;
-  #controller!: ReadableStreamDefaultController<Uint8Array>;
-  #waiter: (() => void) | undefined;
-  /** Ends a wait with a heartbeat. */
-  #beat: (() => void) | undefined;
-  /** When the current wait began (performance.now()). */
-  #waitingSince = 0;
-  /**
-   * The heartbeat timer: armed by a wait, left running when a commit ends
-   * the wait (a timer per event costs microseconds), re-armed when it fires
-   * before the wait it finds is heartbeatMs old.
-   */
-  #beatTimer: ReturnType<typeof setTimeout> | undefined;
-  #ended = false;
-
-  constructor(
-    route: WatchRoute,
-    since: number,
-    spec: StreamSpec,
-    shared: SharedSpec,
-  ) {
-    this.#route = route;
-    this.shared = shared;
-    this.cursor = since;
-    this.#lastId = since;
-    this.publishedAtPull = route.settings.history.published;
-    this.#spec = spec;
-    const { queueBytes, history } = route.settings;
-    this.body = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#controller = controller;
-        // The first event names the position, so a client that sees no
-        // change before it disconnects still resumes from here.
-        controller.enqueue(encoder.encode(
-          `retry: 1000\nid: ${since}\nevent: ready\ndata: ${
-            JSON.stringify({ version: since, floor: history.floor })
-          }\n\n`,
-        ));
-      },
-      pull: () => this.#pull(),
-      cancel: () => this.end(),
-    }, { highWaterMark: queueBytes, size: (c) => c.byteLength });
-  }
-
-  /** True while a pull waits for a commit (the consumer is caught up). */
-  get waiting(): boolean {
-    return this.#waiter !== undefined;
-  }
-
-  /** Lets a waiting pull look at the history again. */
-  wake(): void {
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.();
-  }
-
-  /** The consumer fell behind: tell it where to resume, then close. */
-  drop(): void {
-    if (this.#ended) return;
-    const message =
-      `the consumer fell behind the change feed; reconnect with Last-Event-ID set to the last id received (${this.#lastId} on this stream)`;
-    this.#send(
-      `event: error\ndata: ${
-        JSON.stringify({
-          error: { code: "consumer_too_slow", message },
-          resume_from: this.#lastId,
-        })
-      }\n\n`,
-    );
-    this.end(true);
-  }
-
-  /** Ends the stream; `close` also closes the body (else it was cancelled). */
-  end(close = false): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    clearTimeout(this.#beatTimer);
-    this.#beatTimer = undefined;
-    this.#route.forget(this);
-    this.wake();
-    if (close) {
-      try {
-        this.#controller.close();
-      } catch {
-        // already closed or errored by the runtime
-      }
-    }
-  }
-
-  #send(text: string): void {
-    try {
-      this.#controller.enqueue(encoder.encode(text));
-    } catch {
-      this.end();
-    }
-  }
-
-  async #pull(): Promise<void> {
-    const { history, heartbeatMs } = this.#route.settings;
-    this.publishedAtPull = history.published;
-    while (!this.#ended) {
-      const groups = history.after(this.cursor, PULL_GROUPS);
-      if (groups === undefined) {
-        this.#route.drops++;
-        this.drop();
-        return;
-      }
-      let out = "";
-      for (const g of groups) {
-        const event = this.shared.event(g, this.#encode);
-        this.cursor = g.version;
-        if (event === undefined) continue;
-        out += event;
-        this.#lastId = g.version;
-        this.#route.eventsSent++;
-        if (out.length >= PULL_BYTES) break;
-      }
-      if (out !== "") {
-        this.#send(out);
-        return;
-      }
-      if (groups.length > 0) continue; // all out of range: read on
-      // Nothing new: wait for a commit or the heartbeat.
-      const beat = await new Promise<boolean>((resolve) => {
-        this.#waiter = () => resolve(false);
-        this.#beat = () => resolve(true);
-        this.#waitingSince = performance.now();
-        this.#beatTimer ??= setTimeout(this.#onBeatTimer, heartbeatMs);
-      });
-      this.#waiter = undefined;
-      this.#beat = undefined;
-      if (beat && !this.#ended) {
-        // Carry the cursor as the id, so a client watching a quiet range
-        // resumes from here, not from before every skipped group.
-        const id = this.cursor > this.#lastId ? `id: ${this.cursor}\n` : "";
-        this.#lastId = this.cursor;
-        this.#send(`: heartbeat\n${id}\n`);
-        return;
-      }
-    }
-  }
-
-  /** The heartbeat timer fired: beat if the wait is old enough, else re-arm. */
-  #onBeatTimer = (): void => {
-    this.#beatTimer = undefined;
-    const beat = this.#beat;
-    // Not waiting (events are flowing): the next wait arms a new timer.
-    if (beat === undefined || this.#ended) return;
-    const { heartbeatMs } = this.#route.settings;
-    const left = this.#waitingSince + heartbeatMs - performance.now();
-    if (left > 0) this.#beatTimer = setTimeout(this.#onBeatTimer, left);
-    else beat();
-  };
-
-  /** One SSE event for the group's changes in range, or undefined. */
-  #encode = (g: ChangeGroup): string | undefined => {
-    const { start, end, values, valueLimit } = this.#spec;
-    const items: Record<string, unknown>[] = [];
-    for (const c of g.changes) {
-      // The feed is the /kv/ routes' view: user keys only (KV Connect
-      // databases live in another key space and have their own watch).
-      if (c.space !== USER_KEY_SPACE) continue;
-      const key = c.key;
-      if (c.type === "delete_range") {
-        const item = rangeItem(key, c.end, start, end);
-        if (item) items.push(item);
-        continue;
-      }
-      if (start !== undefined && compareBytes(key, start) < 0) continue;
-      if (end !== undefined && compareBytes(key, end) >= 0) continue;
-      const item: Record<string, unknown> = {
-        key: toBase64(key),
-        type: c.type,
-      };
-      if (c.type === "put") {
-        if (values && c.value.length <= valueLimit) {
-          item.value = toBase64(c.value);
-        } else item.value_size = c.value.length;
-        if (c.expiresAt !== 0) item.expires_at = c.expiresAt;
-      }
-      items.push(item);
-    }
-    if (items.length === 0) return undefined;
-    return `id: ${g.version}\nevent: change\ndata: ${
-      JSON.stringify({ version: g.version, changes: items })
-    }\n\n`;
-  };
-}
-
-/**
- * A range delete as a feed item, when its range [from, to) (`to` absent:
- * through the last key) meets the watched one: cut to the watched range, so
- * a stream (a scoped token's included) never shows keys outside it.
- */
-function rangeItem(
-  from: Uint8Array,
-  to: Uint8Array | undefined,
-  start: Uint8Array | undefined,
-  end: Uint8Array | undefined,
-): Record<string, unknown> | undefined {
-  if (end !== undefined && compareBytes(from, end) >= 0) return undefined;
-  if (start !== undefined && to !== undefined && compareBytes(to, start) <= 0) {
-    return undefined;
-  }
-  if (start !== undefined && compareBytes(from, start) < 0) from = start;
-  if (end !== undefined && (to === undefined || compareBytes(to, end) > 0)) {
-    to = end;
-  }
-  const item: Record<string, unknown> = {
-    type: "delete_range",
-    start: toBase64(from),
-  };
-  if (to !== undefined) item.end = toBase64(to);
-  return item;
 }
 
 function badParam(message: string): HttpError {
