@@ -180,13 +180,20 @@ export function fromBase64(text: unknown, what: string): Uint8Array {
     throw new HttpError(400, "invalid_base64", `${what} must be a string`);
   }
   try {
-    const urlSafe = text.includes("-") || text.includes("_");
-    return Uint8Array.fromBase64(text, {
-      alphabet: urlSafe ? "base64url" : "base64",
-    });
+    return Uint8Array.fromBase64(text, { alphabet: base64Alphabet(text) });
   } catch {
-    throw new HttpError(400, "invalid_base64", `${what} is not valid base64`);
+    throw invalidBase64(what);
   }
+}
+
+/** The alphabet `text` is written in: URL-safe if it has `-` or `_`. */
+export function base64Alphabet(text: string): "base64" | "base64url" {
+  return text.includes("-") || text.includes("_") ? "base64url" : "base64";
+}
+
+/** The 400 of a field that is not base64. */
+export function invalidBase64(what: string): HttpError {
+  return new HttpError(400, "invalid_base64", `${what} is not valid base64`);
 }
 
 /** The smallest key strictly greater than `key`: `key` followed by 0x00. */

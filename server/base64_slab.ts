@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { HttpError } from "./_codec.ts";
+import { base64Alphabet, fromBase64, invalidBase64 } from "./_codec.ts";
 
 /** Bytes per slab: a batch of 1000 100-byte puts fills about two. */
 export const SLAB_BYTES = 64 << 10;
@@ -36,34 +36,30 @@ export class Base64Slab {
    * `invalid_base64` naming `what`.
    */
   decode(text: unknown, what: string): Uint8Array {
-    if (typeof text !== "string") {
-      throw new HttpError(400, "invalid_base64", `${what} must be a string`);
-    }
-    const alphabet = text.includes("-") || text.includes("_")
-      ? "base64url"
-      : "base64";
-    // At most 3 bytes per 4 characters, rounded up for an unpadded tail.
+    // Not a string: fromBase64's 400. At most 3 bytes per 4 characters,
+    // rounded up for an unpadded tail; too large to share a slab, the
+    // field is decoded on its own.
+    if (typeof text !== "string") return fromBase64(text, what);
     const most = Math.ceil(text.length / 4) * 3;
-    try {
-      if (most > OWN_BUFFER_BYTES) {
-        return Uint8Array.fromBase64(text, { alphabet });
-      }
-      if (this.#slab.length - this.#used < most) {
-        this.#slab = new Uint8Array(SLAB_BYTES);
-        this.#used = 0;
-      }
-      const at = this.#used;
-      const { read, written } = this.#slab.subarray(at).setFromBase64(text, {
-        alphabet,
-      });
-      // setFromBase64 stops early (without throwing) only when the target
-      // is full; `most` bytes of room rule that out, but a short read would
-      // silently truncate the field, so it is checked anyway.
-      if (read !== text.length) throw new SyntaxError("not fully decoded");
-      this.#used = at + written;
-      return this.#slab.subarray(at, at + written);
-    } catch {
-      throw new HttpError(400, "invalid_base64", `${what} is not valid base64`);
+    if (most > OWN_BUFFER_BYTES) return fromBase64(text, what);
+    if (this.#slab.length - this.#used < most) {
+      this.#slab = new Uint8Array(SLAB_BYTES);
+      this.#used = 0;
     }
+    const at = this.#used;
+    let read: number, written: number;
+    try {
+      ({ read, written } = this.#slab.subarray(at).setFromBase64(text, {
+        alphabet: base64Alphabet(text),
+      }));
+    } catch {
+      throw invalidBase64(what);
+    }
+    // setFromBase64 stops early (without throwing) only when the target is
+    // full; `most` bytes of room rule that out, but a short read would
+    // silently truncate the field, so it is checked anyway.
+    if (read !== text.length) throw invalidBase64(what);
+    this.#used = at + written;
+    return this.#slab.subarray(at, at + written);
   }
 }

@@ -122,8 +122,8 @@ export function fixedError(
   message: string,
 ): () => Response {
   const body = JSON.stringify({ error: { code, message } });
-  const init = { status, headers: JSON_HEADERS };
   if (!KEEP_PARTS) {
+    const init = { status, headers: JSON_HEADERS };
     return () => markSmall(new Response(body, init), body.length * 3);
   }
   // On Bun the listener writes these instead of reading each Response back.
