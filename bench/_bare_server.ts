@@ -11,9 +11,15 @@
  *   What an established LSM engine does behind the same bare handler, on
  *   the same pinned core (its compaction thread shares it, as shale's
  *   worker does).
+ * - `--store shale --dir D`: shale's own engine (mod.ts) with its defaults,
+ *   as `shale serve` opens it (`sync: "always"`, memory-mapped tables), reads
+ *   with `get()`. What this engine gives behind a handler that adds nothing
+ *   of its own: the gap between this and the shale server is the server's
+ *   cost, the gap between this and the Map is the engine's.
  *
  *     deno run -A bench/_bare_server.ts --keys 100000
  *     deno run -A bench/_bare_server.ts --keys 100000 --store leveldb --dir /tmp/ldb
+ *     deno run -A bench/_bare_server.ts --keys 100000 --store shale --dir /tmp/sh
  *
  * Both hold `--keys` keys of 100-byte values before they listen, then print
  * `listening on http://127.0.0.1:PORT`.
@@ -23,6 +29,7 @@
 import { parseArgs } from "node:util";
 import { Buffer } from "node:buffer";
 import { type LevelDb, openLevelDb } from "./_leveldb.ts";
+import { open } from "../mod.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -127,13 +134,56 @@ async function levelDbStore(dir: string, n: number): Promise<BareStore> {
   };
 }
 
+/**
+ * shale's engine in `dir`, loaded with `n` keys in batches of 1000 and left
+ * until no flush or compaction has run for a second (as bench/http.ts
+ * settles the shale server).
+ */
+async function shaleStore(dir: string, n: number): Promise<BareStore> {
+  const db = await open(dir);
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  for (let i = 0; i < n; i += 1000) {
+    const ops = [];
+    for (let j = i; j < Math.min(n, i + 1000); j++) {
+      ops.push({
+        type: "put" as const,
+        key: enc.encode(keyName(j)),
+        value: VALUE,
+      });
+    }
+    await db.batch(ops);
+  }
+  let last = -1;
+  for (let quiet = 0; quiet < 4;) {
+    await new Promise((r) => setTimeout(r, 250));
+    const ops = db.stats().ops as { flushes: number; compactions: number };
+    const now = ops.flushes + ops.compactions;
+    quiet = now === last ? quiet + 1 : 0;
+    last = now;
+  }
+  return {
+    get: (key) => db.get(enc.encode(key))?.value,
+    put: async (key, value) => void await db.put(enc.encode(key), value),
+    range(start, limit) {
+      const out: [string, Uint8Array][] = [];
+      for (const e of db.scan({ start: enc.encode(start), limit })) {
+        out.push([dec.decode(e.key), e.value]);
+      }
+      return out;
+    },
+  };
+}
+
 const n = Number(args.keys);
 let store: BareStore;
 if (args.store === "map") store = mapStore(n);
 else if (args.store === "leveldb" && args.dir !== undefined) {
   store = await levelDbStore(args.dir, n);
+} else if (args.store === "shale" && args.dir !== undefined) {
+  store = await shaleStore(args.dir, n);
 } else {
-  console.error("--store is map, or leveldb with --dir");
+  console.error("--store is map, or leveldb or shale with --dir");
   Deno.exit(2);
 }
 

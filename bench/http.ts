@@ -71,7 +71,8 @@ const args = benchArgs({
   // idle and busy windows against shale, then against the bare handler,
   // its writer paced to shale's rate, then LevelDB, then the bare handler
   // unpaced): no throughput workloads. --no-leveldb: no LevelDB runs.
-  flags: ["no-busy", "busy-only", "no-leveldb"],
+  // --no-engine: no run of shale's engine behind the bare handler.
+  flags: ["no-busy", "busy-only", "no-leveldb", "no-engine"],
 });
 const KEYS = Number(args.keys);
 const DURATION = Number(args.duration);
@@ -265,6 +266,8 @@ async function writePacedWriter(rps: number): Promise<string> {
 let bare: Map<string, Measured> | undefined;
 let shale: Map<string, Measured> | undefined;
 let leveldb: Map<string, Measured> | undefined;
+/** shale's engine (mod.ts) behind the bare handler. */
+let engine: Map<string, Measured> | undefined;
 let series: BusySeries | undefined;
 let bareSeries: BusySeries | undefined;
 let levelSeries: BusySeries | undefined;
@@ -285,16 +288,17 @@ if (BUSY_ONLY && args["no-busy"]) {
   Deno.exit(2);
 }
 const LEVELDB = !args["no-leveldb"];
-let levelDirs = 0;
+const ENGINE = !args["no-engine"];
+let storeDirs = 0;
 /**
- * Starts the bare handler (on a Map, or on LevelDB in a fresh directory),
- * runs `phase` against it, stops it.
+ * Starts the bare handler (on a Map, or on LevelDB or shale's engine in a
+ * fresh directory), runs `phase` against it, stops it.
  */
 async function withBare(
   phase: (b: Server) => Promise<void>,
-  store: "map" | "leveldb" = "map",
+  store: "map" | "leveldb" | "shale" = "map",
 ): Promise<void> {
-  const name = store === "map" ? "bare server" : "leveldb server";
+  const name = store === "map" ? "bare server" : `${store} behind bare server`;
   try {
     const b = await startServer(
       pinned(SERVER_CPU, [
@@ -307,9 +311,7 @@ async function withBare(
         String(KEYS),
         "--store",
         store,
-        ...(store === "leveldb"
-          ? ["--dir", `${tmp}/leveldb${levelDirs++}`]
-          : []),
+        ...(store === "map" ? [] : ["--dir", `${tmp}/${store}${storeDirs++}`]),
       ]),
       name,
     );
@@ -375,6 +377,11 @@ try {
     await withBare(async (b) => {
       leveldb = await runAll(b, "leveldb");
     }, "leveldb");
+  }
+  if (ENGINE && !BUSY_ONLY) {
+    await withBare(async (b) => {
+      engine = await runAll(b, "engine");
+    }, "shale");
   }
   // shale throttles its writer (write stalls while compaction catches
   // up), the bare handler takes every write it is sent. A run of the bare
@@ -451,6 +458,22 @@ const levelRows = WORKLOADS.map((w) => {
     pct(b?.cpuUs, l?.cpuUs),
     s && l ? `${(s.rps / l.rps).toFixed(2)}x` : "-",
     l ? String(l.non2xx) : "-",
+  ];
+});
+// shale's engine behind the same bare handler: splits the gap between the
+// Map and the shale server into the engine's part and the server's.
+const engineRows = WORKLOADS.map((w) => {
+  const b = bare?.get(w.name), e = engine?.get(w.name);
+  const s = shale?.get(w.name);
+  return [
+    w.name,
+    ...runCells(e),
+    e ? cpu(e.cpuUs) : "-",
+    pct(e?.rps, b?.rps),
+    pct(b?.cpuUs, e?.cpuUs),
+    pct(s?.rps, e?.rps),
+    pct(e?.cpuUs, s?.cpuUs),
+    e ? String(e.non2xx) : "-",
   ];
 });
 const cpuText = (c: BusySeries["busyCpu"]) =>
@@ -581,11 +604,17 @@ function percentOfBare(
 ): string {
   return pct(runs?.get(workload)?.rps, bare?.get(workload)?.rps);
 }
-/** "; LevelDB behind the same handler N%" when LevelDB ran. */
+/**
+ * "; LevelDB behind the same handler N%; shale's engine behind it M%" for
+ * the peers that ran.
+ */
 const levelText = (workload: string) =>
-  leveldb === undefined
+  (leveldb === undefined
     ? ""
-    : `; LevelDB behind the same handler ${percentOfBare(workload, leveldb)}`;
+    : `; LevelDB behind the same handler ${percentOfBare(workload, leveldb)}`) +
+  (engine === undefined
+    ? ""
+    : `; shale's engine behind it ${percentOfBare(workload, engine)}`);
 
 const md = `# shale HTTP benchmark results
 
@@ -600,6 +629,7 @@ ${machineMarkdown(machine, command)}
 } keys (16 B, 100 B values) through /kv/batch in ${preloadSecs.toFixed(1)} s
 - bare: \`Deno.serve\` answering the same routes from a Map (bench/_bare_server.ts), no durability
 - leveldb: the same bare handler backed by LevelDB (${LEVELDB_SETUP}; \`getSync()\` reads, \`put(k, v, {sync: true})\` writes, iterator ranges), the same keys loaded in batches of 1000 before it listens; its compaction thread shares the pinned core
+- engine: the same bare handler backed by shale's engine through mod.ts (\`open(dir)\` with its defaults, as \`shale serve\` opens it: \`sync: "always"\`, memory-mapped tables; \`get()\` reads, awaited \`put()\` writes, \`scan()\` ranges), the same keys loaded in batches of 1000 before it listens; its workers share the pinned core
 - all run with deno.json's start-task V8 flags: \`${
   V8_FLAGS.join(" ") || "(none)"
 }\`
@@ -663,6 +693,34 @@ ${
   handler, on the same core and with the same durability as shale
   (concurrent synced writes share one fdatasync per write group in both);
   its "/ bare" columns measure what shale's do in the table above`
+}
+
+## shale's engine behind the same bare handler (${CONNS} connections)
+
+${
+  engine === undefined ? "(not run)" : `${
+    mdTable(
+      [
+        "workload",
+        "engine req/s",
+        "engine p50 ms",
+        "engine p99 ms",
+        "engine CPU µs/req",
+        "engine / bare",
+        "bare / engine CPU",
+        "shale / engine",
+        "engine / shale CPU",
+        "engine non-2xx",
+      ],
+      engineRows,
+    )
+  }
+
+- The bare handler with shale's engine and nothing of the server (no
+  routing, validation, conditions, metrics or headers beyond the bare
+  handler's): "engine / bare" is the most any server on this engine can
+  reach on this runtime, and "shale / engine" is what the server itself
+  costs`
 }
 
 ## GET latency while compaction is busy
