@@ -21,6 +21,9 @@
  *     deno run -A bench/_bare_server.ts --keys 100000 --store leveldb --dir /tmp/ldb
  *     deno run -A bench/_bare_server.ts --keys 100000 --store shale --dir /tmp/sh
  *
+ * `--sync none` opens shale's engine without its fdatasync, to see what the
+ * engine's write path costs apart from it.
+ *
  * Both hold `--keys` keys of 100-byte values before they listen, then print
  * `listening on http://127.0.0.1:PORT`.
  *
@@ -38,6 +41,9 @@ const { values: args } = parseArgs({
     keys: { type: "string", default: "100000" },
     store: { type: "string", default: "map" },
     dir: { type: "string" },
+    // shale's engine only: "none" shows what the engine costs without its
+    // fdatasync.
+    sync: { type: "string", default: "always" },
   },
 });
 
@@ -139,8 +145,12 @@ async function levelDbStore(dir: string, n: number): Promise<BareStore> {
  * until no flush or compaction has run for a second (as bench/http.ts
  * settles the shale server).
  */
-async function shaleStore(dir: string, n: number): Promise<BareStore> {
-  const db = await open(dir);
+async function shaleStore(
+  dir: string,
+  n: number,
+  sync: "always" | "none",
+): Promise<BareStore> {
+  const db = await open(dir, { sync });
   const enc = new TextEncoder();
   const dec = new TextDecoder();
   for (let i = 0; i < n; i += 1000) {
@@ -180,15 +190,23 @@ let store: BareStore;
 if (args.store === "map") store = mapStore(n);
 else if (args.store === "leveldb" && args.dir !== undefined) {
   store = await levelDbStore(args.dir, n);
-} else if (args.store === "shale" && args.dir !== undefined) {
-  store = await shaleStore(args.dir, n);
+} else if (
+  args.store === "shale" && args.dir !== undefined &&
+  (args.sync === "always" || args.sync === "none")
+) {
+  store = await shaleStore(args.dir, n, args.sync);
 } else {
-  console.error("--store is map, or leveldb or shale with --dir");
+  console.error(
+    "--store is map, or leveldb or shale with --dir (shale: --sync always or none)",
+  );
   Deno.exit(2);
 }
 
 const JSON_HEADERS = { "content-type": "application/json" };
 const b64 = (s: string | Uint8Array) => Buffer.from(s).toString("base64");
+
+// Exit through Deno.exit on SIGTERM so that `--cpu-prof` writes its profile.
+Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
 
 Deno.serve({
   hostname: "127.0.0.1",
