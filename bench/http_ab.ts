@@ -26,6 +26,15 @@
  * / `--b-shale-args` add `shale serve` flags to one server (compare a
  * flag's cost with `--a . --b . --b-shale-args=--access-log`).
  *
+ * `--a` or `--b` may also name a reference handler instead of a checkout:
+ * `bare:map`, `bare:leveldb` or `bare:shale` runs bench/_bare_server.ts
+ * with that store (it loads the same keys itself), so that the Map handler,
+ * shale's engine behind it and the shale server are measured in the same
+ * alternating windows (Deno only):
+ *
+ *     deno run -A bench/http_ab.ts --a bare:map --b bare:shale
+ *     deno run -A bench/http_ab.ts --a bare:shale --b .
+ *
  * @module
  */
 import { parseArgs } from "node:util";
@@ -89,13 +98,45 @@ const { wrk } = wrkRunner({
   pinned,
 });
 
-/** Starts `shale serve` from checkout `dir` and loads the benchmark's keys. */
+/** Starts bench/_bare_server.ts on `store`; it loads the keys itself. */
+function startBare(
+  store: string,
+  name: string,
+  denoArgs: string | undefined,
+): Promise<Server> {
+  if (args.runtime !== "deno") {
+    throw new Error("the bare handler runs on Deno only (--runtime deno)");
+  }
+  return startServer(
+    pinned(args["server-cpu"], [
+      Deno.execPath(),
+      "run",
+      "-A",
+      ...(denoArgs === undefined
+        ? startTaskV8Flags()
+        : denoArgs.split(/\s+/).filter((a) => a !== "")),
+      new URL("./_bare_server.ts", import.meta.url).pathname,
+      "--keys",
+      String(KEYS),
+      "--store",
+      store,
+      ...(store === "map" ? [] : ["--dir", `${tmp}/${name}`]),
+    ]),
+    `bare ${store} ${name}`,
+  );
+}
+
+/**
+ * Starts `shale serve` from checkout `dir` and loads the benchmark's keys,
+ * or the bare handler for `bare:STORE`.
+ */
 async function start(
   dir: string,
   name: string,
   denoArgs: string | undefined,
   shaleArgs: string | undefined,
 ): Promise<Server> {
+  if (dir.startsWith("bare:")) return startBare(dir.slice(5), name, denoArgs);
   const runtime = args.runtime === "bun" ? [args.bun] : [
     Deno.execPath(),
     "run",
