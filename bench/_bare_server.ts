@@ -97,15 +97,11 @@ function lowerBound(a: string[], k: string): number {
   return lo;
 }
 
-/**
- * LevelDB in `dir`, loaded with `n` keys in batches of 1000 (as shale's
- * preload is) and then left until its level-0 file count has stayed the same
- * for a second, so the measured runs find its compactions done.
- */
-async function levelDbStore(dir: string, n: number): Promise<BareStore> {
-  const db: LevelDb = await openLevelDb(dir);
+/** The preload: `n` keys in batches of 1000, as shale's preload sends them. */
+function* preloadBatches(
+  n: number,
+): Generator<{ type: "put"; key: Uint8Array; value: Uint8Array }[]> {
   const enc = new TextEncoder();
-  const dec = new TextDecoder();
   for (let i = 0; i < n; i += 1000) {
     const ops = [];
     for (let j = i; j < Math.min(n, i + 1000); j++) {
@@ -115,15 +111,32 @@ async function levelDbStore(dir: string, n: number): Promise<BareStore> {
         value: VALUE,
       });
     }
-    await db.batch(ops, { sync: false });
+    yield ops;
   }
-  let last = "";
+}
+
+/** Resolves once `probe()` has returned the same value for a second. */
+async function untilQuiet(probe: () => unknown): Promise<void> {
+  let last: unknown = undefined;
   for (let quiet = 0; quiet < 4;) {
     await new Promise((r) => setTimeout(r, 250));
-    const now = db.getProperty("leveldb.num-files-at-level0");
+    const now = probe();
     quiet = now === last ? quiet + 1 : 0;
     last = now;
   }
+}
+
+/**
+ * LevelDB in `dir`, loaded by {@link preloadBatches} and then left until its
+ * level-0 file count has stayed the same for a second, so the measured runs
+ * find its compactions done.
+ */
+async function levelDbStore(dir: string, n: number): Promise<BareStore> {
+  const db: LevelDb = await openLevelDb(dir);
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  for (const ops of preloadBatches(n)) await db.batch(ops, { sync: false });
+  await untilQuiet(() => db.getProperty("leveldb.num-files-at-level0"));
   const sync = { sync: true };
   return {
     get: (key) => db.getSync(enc.encode(key)),
@@ -141,9 +154,9 @@ async function levelDbStore(dir: string, n: number): Promise<BareStore> {
 }
 
 /**
- * shale's engine in `dir`, loaded with `n` keys in batches of 1000 and left
- * until no flush or compaction has run for a second (as bench/http.ts
- * settles the shale server).
+ * shale's engine in `dir`, loaded by {@link preloadBatches} and left until
+ * no flush or compaction has run for a second (as bench/http.ts settles the
+ * shale server).
  */
 async function shaleStore(
   dir: string,
@@ -153,25 +166,11 @@ async function shaleStore(
   const db = await open(dir, { sync });
   const enc = new TextEncoder();
   const dec = new TextDecoder();
-  for (let i = 0; i < n; i += 1000) {
-    const ops = [];
-    for (let j = i; j < Math.min(n, i + 1000); j++) {
-      ops.push({
-        type: "put" as const,
-        key: enc.encode(keyName(j)),
-        value: VALUE,
-      });
-    }
-    await db.batch(ops);
-  }
-  let last = -1;
-  for (let quiet = 0; quiet < 4;) {
-    await new Promise((r) => setTimeout(r, 250));
+  for (const ops of preloadBatches(n)) await db.batch(ops);
+  await untilQuiet(() => {
     const ops = db.stats().ops as { flushes: number; compactions: number };
-    const now = ops.flushes + ops.compactions;
-    quiet = now === last ? quiet + 1 : 0;
-    last = now;
-  }
+    return ops.flushes + ops.compactions;
+  });
   return {
     get: (key) => db.get(enc.encode(key))?.value,
     put: async (key, value) => void await db.put(enc.encode(key), value),

@@ -98,6 +98,18 @@ const { wrk } = wrkRunner({
   pinned,
 });
 
+/** `deno run -A` with `denoArgs`, or with the start task's V8 flags. */
+function denoRun(denoArgs: string | undefined): string[] {
+  return [
+    Deno.execPath(),
+    "run",
+    "-A",
+    ...(denoArgs === undefined
+      ? startTaskV8Flags()
+      : denoArgs.split(/\s+/).filter((a) => a !== "")),
+  ];
+}
+
 /** Starts bench/_bare_server.ts on `store`; it loads the keys itself. */
 function startBare(
   store: string,
@@ -109,12 +121,7 @@ function startBare(
   }
   return startServer(
     pinned(args["server-cpu"], [
-      Deno.execPath(),
-      "run",
-      "-A",
-      ...(denoArgs === undefined
-        ? startTaskV8Flags()
-        : denoArgs.split(/\s+/).filter((a) => a !== "")),
+      ...denoRun(denoArgs),
       new URL("./_bare_server.ts", import.meta.url).pathname,
       "--keys",
       String(KEYS),
@@ -137,14 +144,7 @@ async function start(
   shaleArgs: string | undefined,
 ): Promise<Server> {
   if (dir.startsWith("bare:")) return startBare(dir.slice(5), name, denoArgs);
-  const runtime = args.runtime === "bun" ? [args.bun] : [
-    Deno.execPath(),
-    "run",
-    "-A",
-    ...(denoArgs === undefined
-      ? startTaskV8Flags()
-      : denoArgs.split(/\s+/).filter((a) => a !== "")),
-  ];
+  const runtime = args.runtime === "bun" ? [args.bun] : denoRun(denoArgs);
   const s = await startServer(
     pinned(args["server-cpu"], [
       ...runtime,
