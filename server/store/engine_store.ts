@@ -120,16 +120,14 @@ export class EngineStore implements Store {
   }
 
   batch(ops: StoreOp[]): Promise<string> {
-    const engineOps = ops.map((op, i): BatchOp => {
-      if (op.type === "deleteRange") return op;
-      const ifVersion = engineVersion(op.ifVersion, i);
-      if (op.type === "check") {
-        return { type: "check", key: op.key, ifVersion: ifVersion ?? null };
-      }
-      return op.type === "put"
-        ? { ...op, ifVersion }
-        : { type: "delete", key: op.key, ifVersion };
-    });
+    let engineOps: BatchOp[];
+    try {
+      engineOps = toEngineOps(ops);
+    } catch (err) {
+      // A promise's failure, as from the async method this was: callers
+      // await it in their own try (the route's 412 with the op's index).
+      return Promise.reject(err);
+    }
     // Not awaited here: this frame (and `ops`) need not outlive the call.
     return this.db.batch(engineOps).then(String);
   }
@@ -214,6 +212,23 @@ export function responseTooLarge(max: number): HttpError {
     "response_too_large",
     `the values of these keys pass ${max} bytes; ask for fewer keys per request`,
   );
+}
+
+/**
+ * The store's ops as the engine's: versions as numbers. Throws
+ * PreconditionFailedError (naming the op) for a version never written.
+ */
+function toEngineOps(ops: StoreOp[]): BatchOp[] {
+  return ops.map((op, i): BatchOp => {
+    if (op.type === "deleteRange") return op;
+    const ifVersion = engineVersion(op.ifVersion, i);
+    if (op.type === "check") {
+      return { type: "check", key: op.key, ifVersion: ifVersion ?? null };
+    }
+    return op.type === "put"
+      ? { ...op, ifVersion }
+      : { type: "delete", key: op.key, ifVersion };
+  });
 }
 
 /**

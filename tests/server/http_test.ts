@@ -651,6 +651,20 @@ Deno.test("batch applies all ops atomically or none", async () => {
     deepEqual(db.get(b("x"))?.value, b("1"));
     deepEqual(db.get(b("z")), undefined);
 
+    // A version too large to have been written fails its condition the same
+    // way, with the op's index.
+    const never = await post({
+      ops: [
+        { op: "put", key: b64("x"), value: b64("2") },
+        { op: "check", key: b64("y"), if_match: "9".repeat(20) },
+      ],
+    });
+    deepEqual(never.status, 412);
+    const neverErr = await never.json();
+    deepEqual(neverErr.error.code, "precondition_failed");
+    deepEqual(neverErr.error.index, 1);
+    deepEqual(db.get(b("x"))?.value, b("1"));
+
     const cas = await post({
       ops: [
         { op: "check", key: b64("y"), if_match: doc.version },
