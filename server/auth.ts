@@ -12,19 +12,12 @@
 import { InvalidArgumentError } from "../mod.ts";
 import { HttpError } from "./_codec.ts";
 import { requestHeader } from "./request_headers.ts";
-import {
-  digestsEqual,
-  matchesDigestOf,
-  sha256,
-  sha256Into,
-} from "./token_digest.ts";
+import { digestsEqual, sha256, sha256Into } from "./token_digest.ts";
 import type { Scope } from "./scope.ts";
 import type { ScopedToken } from "./token_file.ts";
 
 /** True when `got` hashes to `want`, compared in constant time. */
-export function matchesDigest(got: string, want: Uint8Array): boolean {
-  return matchesDigestOf(got, want);
-}
+export { matchesDigestOf as matchesDigest } from "./token_digest.ts";
 
 /** The token of an `Authorization: Bearer <token>` header, if there is one. */
 export function bearerToken(req: Request): string | undefined {

@@ -21,11 +21,9 @@ export interface StreamSpec {
 const SHARED_EVENT_BYTES = 1 << 20;
 
 /**
- * The open streams of one spec and the events already encoded for them:
- * every commit wakes every stream, and each would otherwise encode the same
- * group the same way (base64, JSON) again. Only recent groups are asked
- * for (streams read near the head), so the map is emptied when it passes
- * {@link SHARED_EVENT_BYTES} rather than trimmed.
+ * The open streams of one spec and the events already encoded for them.
+ * Only recent groups are asked for (streams read near the head), so the map
+ * is emptied when it passes {@link SHARED_EVENT_BYTES} rather than trimmed.
  */
 export class SharedSpec {
   streams = 0;
